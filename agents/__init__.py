@@ -1,0 +1,1 @@
+"""Training and evaluation: imitation (BC, DAgger), PPO, experts, evaluation loops."""

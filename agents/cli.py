@@ -1,0 +1,44 @@
+"""The ``ncp-control`` command line.
+
+Each subcommand lives in its own module that defines its arguments cheaply and keeps heavy imports (torch,
+MuJoCo) inside ``run`` so that ``--help`` stays fast. A subcommand module defines ``add_arguments(parser)`` and
+``run(args) -> int``; its module docstring's first line is the subcommand's help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> module implementing it
+COMMANDS: dict[str, str] = {
+}
+
+
+def _load(name: str):
+    return importlib.import_module(COMMANDS[name])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ncp-control", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        module = _load(name)
+        doc = (module.__doc__ or name).strip().splitlines()[0]
+        p = sub.add_parser(name, help=doc, description=module.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args._module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

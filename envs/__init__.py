@@ -1,0 +1,29 @@
+"""Gymnasium environments for ncp-control (no torch import here).
+
+Importing this package registers the environment ids with Gymnasium:
+
+- ``LaneKeeping-v0``: forward camera image -> steering (MuJoCo, headless EGL rendering).
+- ``LaneKeepingState-v0``: the same road and car, low-dimensional observation, no rendering.
+- ``PendulumNoVel-v1``, ``InvertedPendulumNoVel-v5``, ``HalfCheetahNoVel-v5``, ``HopperNoVel-v5``:
+  velocity-masked (positions only) memory tasks.
+"""
+
+import os
+
+# Headless rendering on machines without a display: MuJoCo reads MUJOCO_GL at import time.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from gymnasium.envs.registration import register, registry  # noqa: E402
+
+
+def _register(id: str, **kwargs) -> None:
+    if id not in registry:  # idempotent under reloads
+        register(id=id, **kwargs)
+
+
+_register(id="LaneKeeping-v0", entry_point="envs.lane_keeping:LaneKeepingEnv", max_episode_steps=1000)
+_register(id="LaneKeepingState-v0", entry_point="envs.lane_keeping_state:LaneKeepingStateEnv", max_episode_steps=1000)
+_register(id="PendulumNoVel-v1", entry_point="envs.memory:make_pendulum_novel", max_episode_steps=200)
+_register(id="InvertedPendulumNoVel-v5", entry_point="envs.memory:make_inverted_pendulum_novel", max_episode_steps=1000)
+_register(id="HalfCheetahNoVel-v5", entry_point="envs.memory:make_half_cheetah_novel", max_episode_steps=1000)
+_register(id="HopperNoVel-v5", entry_point="envs.memory:make_hopper_novel", max_episode_steps=1000)

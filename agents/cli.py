@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-# name -> module implementing it
+# name -> module implementing it (modules live in agents/commands/)
 COMMANDS: dict[str, str] = {
 }
 

@@ -1,0 +1,1 @@
+"""Adapters from cells to Gymnasium spaces and stable-baselines3 policies."""

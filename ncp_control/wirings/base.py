@@ -61,6 +61,10 @@ class Wiring:
         w.add_synapse(1, 0, -1)
         w.build(4)                   # four sensory inputs, no sensory synapses yet
         w.add_sensory_synapse(0, 2, +1)
+
+    Subclassing: generate internal synapses in ``__init__`` (write ``self._adjacency``), sensory ones (and any that
+    need ``input_dim``) in ``_connect_on_build``, and return the constructor arguments from ``_init_kwargs`` so that
+    ``get_config``/``from_config`` round-trip; subclasses register themselves for ``Wiring.from_config`` by class name.
     """
 
     # Every subclass is registered by its class name so that Wiring.from_config can find it.
@@ -142,7 +146,10 @@ class Wiring:
 
     @property
     def sensory_adjacency_matrix(self) -> np.ndarray | None:
-        """Sensory synapses, int32 ``(input_dim, units)`` ``[src, dest]``, -1/0/+1 (read-only), ``None`` before build."""
+        """Sensory synapses, int32 ``(input_dim, units)`` ``[src, dest]``, -1/0/+1 (read-only view).
+
+        ``None`` before ``build``.
+        """
         return None if self._sensory_adjacency is None else _read_only(self._sensory_adjacency)
 
     @property
@@ -181,7 +188,10 @@ class Wiring:
         return _initial_values("erev_initializer", self._adjacency, shape, dtype)
 
     def sensory_erev_initializer(self, shape=None, dtype=None) -> np.ndarray:
-        """Initial reversal potentials of the sensory synapses: a writable ``(input_dim, units)`` copy. Needs ``build``."""
+        """Initial reversal potentials of the sensory synapses: a writable ``(input_dim, units)`` copy.
+
+        Same arguments as ``erev_initializer``; needs ``build``.
+        """
         self._require_built("sensory_erev_initializer")
         return _initial_values("sensory_erev_initializer", self._sensory_adjacency, shape, dtype)
 
@@ -193,7 +203,8 @@ class Wiring:
 
     def get_neurons_of_layer(self, layer_id: int) -> list[int]:
         """Neuron ids of layer ``layer_id`` (0 .. num_layers-1), as a list of ints (ncps's format)."""
-        check_int("layer_id", layer_id, 0, self.num_layers - 1, f"{type(self).__name__} has {self.num_layers} layer(s)")
+        n_layers = self.num_layers
+        check_int("layer_id", layer_id, 0, n_layers - 1, f"{type(self).__name__} has {n_layers} layer(s)")
         return list(range(self._units))
 
     def get_type_of_neuron(self, neuron_id: int) -> str:

@@ -563,3 +563,13 @@ def test_import_is_numpy_only():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1]
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_autoncp_accepts_the_dense_end_ncps_refuses():
+    # ncps's docstring allows sparsity 0.0 but its check refuses values below 0.1; ours accepts [0, 1].
+    with pytest.raises(ValueError):
+        ref.AutoNCP(10, 2, sparsity_level=0.0)
+    wiring = AutoNCP(10, 2, sparsity_level=0.0)
+    assert (wiring.sensory_fanout, wiring.inter_fanout, wiring.motor_fanin) == (5, 3, 3)  # full fan-outs
+    wiring.build(4)
+    assert wiring.sensory_synapse_count == 4 * 5

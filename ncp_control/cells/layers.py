@@ -64,12 +64,15 @@ class _SequenceLayer(nn.Module):
         """Run over a sequence.
 
         Args:
-            input: (B, T, I) if ``batch_first`` else (T, B, I); or (T, I) unbatched.
+            input: (B, T, I) if ``batch_first`` else (T, B, I); or (T, I) unbatched. Values are not checked
+                (a NaN propagates, as in any torch layer).
             hx: initial state (B, N) (or (N,) unbatched); with ``mixed_memory`` a pair ``(h, c)`` of such
                 tensors. None starts from zeros.
             timespans: elapsed time of each step: None (1.0), a number, or per sample and step with shape
                 (B, T) / (B, T, 1) if ``batch_first`` else (T, B) / (T, B, 1); (T,) / (T, 1) unbatched.
-                Must be >= 0; LTC raises values below ``MIN_ELAPSED_TIME`` to it.
+                Must be >= 0 and not NaN (``ValueError`` otherwise, checked once per call); LTC raises values
+                below ``MIN_ELAPSED_TIME`` to it, so zero-length padded steps carry the state over instead of
+                giving NaN.
         Returns:
             ``(output, hx)``: output (B, T, O) / (T, B, O) / (T, O) if ``return_sequences`` else (B, O) / (O,);
             hx the final state in the form it was given.

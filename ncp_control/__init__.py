@@ -1,3 +1,24 @@
-"""ncp-control: Neural Circuit Policies (LTC / CfC on NCP wirings) as recurrent actors."""
+"""ncp-control: Neural Circuit Policies (LTC / CfC on NCP wirings) as recurrent actors.
+
+The cells are exported here (``from ncp_control import LTC, CfC``) but imported lazily, so that numpy-only
+users of ``ncp_control.wirings`` do not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_CELL_EXPORTS = ("CfC", "CfCCell", "LTC", "LTCCell", "WiredCfCCell")
+__all__ = list(_CELL_EXPORTS)
+
+if TYPE_CHECKING:
+    from .cells import CfC, CfCCell, LTC, LTCCell, WiredCfCCell
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CELL_EXPORTS:
+        return getattr(importlib.import_module(".cells", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,11 +6,14 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs  # noqa: F401  (registers the ids)
 from envs.memory import KeepObservationIndices, MaskVelocity, position_indices
+
+torch.set_num_threads(1)  # SB3's checker imports torch; the machine is shared
 
 NOVEL = {
     # NoVel id: (base id, number of kept position entries)
@@ -53,7 +56,8 @@ def test_observation_is_the_base_envs_position_entries_exactly(env_id):
     obs_novel, _ = novel.reset(seed=3)
     obs_base, _ = base.reset(seed=3)
     np.testing.assert_array_equal(obs_novel, obs_base[:n_kept])
-    actions = np.random.default_rng(0).uniform(base.action_space.low, base.action_space.high, (30, *base.action_space.shape))
+    space = base.action_space
+    actions = np.random.default_rng(0).uniform(space.low, space.high, (30, *space.shape))
     for action in actions.astype(base.action_space.dtype):
         obs_novel, reward_novel, term_novel, trunc_novel, _ = novel.step(action)
         obs_base, reward_base, term_base, trunc_base, _ = base.step(action)

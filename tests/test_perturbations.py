@@ -6,6 +6,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 import scipy.ndimage
 from gymnasium.spaces import Box
 from gymnasium.utils.env_checker import check_env as gym_check_env
@@ -30,6 +31,8 @@ from envs.perturbations import (
     parse_spec,
     parse_sweep,
 )
+
+torch.set_num_threads(1)  # SB3's checker imports torch; the machine is shared
 
 
 class ImageEnv(gym.Env):

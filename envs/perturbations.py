@@ -3,7 +3,7 @@
 Every wrapper is a ``gymnasium.Wrapper`` usable on any env whose spaces it supports (vector or image ``Box``
 observations, ``Box`` actions), and they compose by nesting. Evaluation code names them with short specs::
 
-    env = apply_perturbations(gym.make("LaneKeeping-v0"), ["pixel_noise:0.3", "action_delay:2"], seed=0)
+    env = apply_perturbations(gym.make("LaneKeeping-v0"), ["pixel_noise:0.316", "action_delay:2"], seed=0)
     levels = parse_sweep("pixel_noise:0,0.1,0.2")   # -> ("pixel_noise", (0.0, 0.1, 0.2))
 
 =================  ===============  ========  ==========================================================

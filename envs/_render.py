@@ -23,6 +23,21 @@ import numpy as np  # noqa: E402
 __all__ = ["OffscreenRenderer"]
 
 
+def _gl_context_class():
+    """The GL context class for ``MUJOCO_GL`` as it is now (default ``egl``).
+
+    ``mujoco.GLContext`` is chosen when ``mujoco`` is first imported; a program that imported ``mujoco`` before
+    ``envs`` (so before ``MUJOCO_GL=egl`` was set) would otherwise get GLFW, which needs a display."""
+    backend = os.environ.get("MUJOCO_GL", "egl").lower()
+    if backend == "egl":
+        from mujoco.egl import GLContext
+    elif backend == "osmesa":
+        from mujoco.osmesa import GLContext
+    else:
+        GLContext = mujoco.GLContext
+    return GLContext
+
+
 class OffscreenRenderer:
     """Renders fixed cameras of one model offscreen (no shadows, no reflections, no multisampling).
 
@@ -35,7 +50,7 @@ class OffscreenRenderer:
         self._model = model
         self._width = int(model.vis.global_.offwidth)
         self._height = int(model.vis.global_.offheight)
-        self._gl = mujoco.GLContext(self._width, self._height)
+        self._gl = _gl_context_class()(self._width, self._height)
         self._gl.make_current()
         self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)

@@ -26,15 +26,19 @@ class LaneKeepingStateEnv(LaneKeepingBase):
     =====  ==========================================================================  =======  ==============
     index  quantity                                                                    unit     bounds
     =====  ==========================================================================  =======  ==============
-    0      lateral offset of the rear-axle midpoint from the lane centre (left +)       m        +-inf
+    0      lateral offset of the rear-axle midpoint from the lane centre (left +)       m        +-b (1)
     1      heading error: car yaw minus road heading, wrapped                           rad      [-pi, pi]
-    2      speed                                                                        m/s      [0, inf)
+    2      speed                                                                        m/s      [0, speed]
     3      last steering command (the previous action after clipping; 0 after reset)    1        [-1, 1]
-    4      current front-wheel angle as normalised curvature (lags the commands)        1        +-inf
-    5...   road curvature ``preview_distances[i]`` metres ahead along the road          1/m      +-inf
+    4      current front-wheel angle as normalised curvature (lags the commands)        1        [-1.5, 1.5]
+    5...   road curvature ``preview_distances[i]`` metres ahead along the road          1/m      +-max_curvature
     =====  ==========================================================================  =======  ==============
 
     Index 4 is the state of the steering actuator (after rate limit and lag), so the observation is Markov.
+    (1) ``b = lateral_offset_bound``: the termination margin plus one step of travel (``speed / control_frequency``),
+    the largest offset an observation can show (``lane_width / 2 + 0.5 = 2.25`` m with the defaults; 2.5 m with
+    domain randomisation, whose lanes are up to 4 m wide). Values are raw physical units: normalise them
+    (e.g. SB3's ``VecNormalize``) before feeding a network.
 
     **Arguments** (besides the shared ones below): ``preview_distances=(0.0, 5.0, 10.0, 20.0, 30.0)``, metres
     ahead of the car's projection on the centre line (each finite and >= 0).
@@ -51,9 +55,13 @@ class LaneKeepingStateEnv(LaneKeepingBase):
         super().__init__(**kwargs)
         self._preview = np.asarray(preview, dtype=np.float64)
         n = 5 + len(preview)
-        high = np.full(n, np.inf, dtype=np.float32)
+        high = np.empty(n, dtype=np.float32)
+        high[0] = self.lateral_offset_bound
         high[1] = math.pi
+        high[2] = self._speed
         high[3] = 1.0
+        high[4] = 1.5  # the servo follows the (bounded) set-point without overshoot; margin for integration error
+        high[5:] = self._max_curvature
         low = -high
         low[2] = 0.0
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)

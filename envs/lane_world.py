@@ -124,6 +124,8 @@ class Appearance:
     Colours are RGBA in [0, 1]; ``sky_tint`` multiplies the sky texture; ``sun_dir`` is the light direction (world
     frame); ``camera_height``/``camera_pitch`` are offsets of the dash camera (m, rad, pitch down positive)."""
 
+    LANE_WIDTH_RANGE = (3.0, 4.0)  # m, drawn under domain randomisation (a class constant, not a field)
+
     lane_width: float = 3.5
     curvature_scale: float = 1.0
     line_width: float = 0.2
@@ -157,7 +159,7 @@ class Appearance:
         sun_dir = (-math.cos(elevation) * math.cos(azimuth), -math.cos(elevation) * math.sin(azimuth),
                    -math.sin(elevation))
         return cls(
-            lane_width=rng.uniform(3.0, 4.0),
+            lane_width=rng.uniform(*cls.LANE_WIDTH_RANGE),
             curvature_scale=rng.uniform(0.6, 1.0),
             line_width=rng.uniform(0.12, 0.25),
             asphalt=asphalt, edge_line=edge, centre_line=centre, ground=ground,
@@ -480,6 +482,16 @@ class LaneKeepingBase(gym.Env, EzPickle):
     def max_steering_curvature(self) -> float:
         """Path curvature (1/m) commanded by action 1."""
         return self._max_steering_curvature
+
+    @property
+    def lateral_offset_bound(self) -> float:
+        """Largest |lateral offset| (m) an observation can show: the termination margin (for the widest lane the
+        env can draw) plus one step of travel."""
+        if self._max_lateral_offset is not None:
+            margin = self._max_lateral_offset
+        else:
+            margin = 0.5 * (Appearance.LANE_WIDTH_RANGE[1] if self._domain_randomization else self._lane_width)
+        return margin + self._speed * self.dt
 
     @property
     def lane_center_offset(self) -> float:

@@ -320,6 +320,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
         self.road: Road = Road(np.zeros(self._road_config.num_samples), self._road_config.ds,
                                self._road_config.length, self._lane_width)
         self._appearance = Appearance(lane_width=self._lane_width)
+        self._scene_stale = True
         self._s = _START_OFFSET
         self._d = self.road.lane_center_offset
         self._road_heading = 0.0
@@ -388,7 +389,8 @@ class LaneKeepingBase(gym.Env, EzPickle):
                                 min_curvature=min(config.min_curvature, config.max_curvature * look.curvature_scale))
         self.road = Road.generate(np.random.default_rng(road_seed), config, lane_width=look.lane_width)
         self._appearance = look
-        self._apply_appearance()
+        self._apply_look()
+        self._scene_stale = True  # road meshes: written before the next frame is drawn (never, if none is)
 
         start_rng = np.random.default_rng(start_seed)
         offset = start_rng.uniform(-0.25, 0.25)
@@ -551,16 +553,10 @@ class LaneKeepingBase(gym.Env, EzPickle):
             "steering": self.steering(),
         }
 
-    def _apply_appearance(self) -> None:
-        """Write this episode's road meshes, ground, colours, light and camera pose into the model."""
+    def _apply_look(self) -> None:
+        """Write this episode's ground, colours, sky, light and camera pose into the model. Must run before
+        ``mj_forward`` (the kinematics place the ground, light and camera in ``data``)."""
         m, look = self.model, self._appearance
-        for name, mesh in _road_meshes(self.road, look.line_width).items():
-            mesh_id = self._mesh_ids[name]
-            adr, num = m.mesh_vertadr[mesh_id], m.mesh_vertnum[mesh_id]
-            m.mesh_vert[adr:adr + num] = mesh.vertices
-            m.mesh_normal[m.mesh_normaladr[mesh_id]:m.mesh_normaladr[mesh_id] + m.mesh_normalnum[mesh_id]] = (0, 0, 1)
-            if self._renderer is not None:
-                self._renderer.upload_mesh(mesh_id)
         xmin, ymin, xmax, ymax = self.road.bounds(margin=250.0)
         m.geom_pos[self._ground_geom] = (0.5 * (xmin + xmax), 0.5 * (ymin + ymax), -0.05)
         m.geom_size[self._ground_geom] = (0.5 * (xmax - xmin), 0.5 * (ymax - ymin), 0.05)
@@ -569,8 +565,6 @@ class LaneKeepingBase(gym.Env, EzPickle):
         channels = self._sky_base.shape[1]
         sky = np.clip(self._sky_base * np.asarray(look.sky_tint)[:channels], 0, 255)
         m.tex_data[self._sky_slice] = sky.astype(np.uint8).ravel()
-        if self._renderer is not None:
-            self._renderer.upload_texture(self._sky_texture)
         m.light_diffuse[self._sun] = look.sun_diffuse
         m.light_dir[self._sun] = np.asarray(look.sun_dir) / np.linalg.norm(look.sun_dir)
         m.vis.headlight.ambient[:] = look.ambient
@@ -581,9 +575,24 @@ class LaneKeepingBase(gym.Env, EzPickle):
         mujoco.mju_mulQuat(out, pitch, self._dashcam_quat)
         m.cam_quat[self._dashcam] = out
 
+    def _write_road_meshes(self) -> None:
+        """Write this episode's road meshes into the model and upload them and the sky texture to the render
+        context. Deferred from ``reset`` to the first frame, so envs that never render skip it (about 2 ms)."""
+        self._scene_stale = False
+        m = self.model
+        for name, mesh in _road_meshes(self.road, self._appearance.line_width).items():
+            mesh_id = self._mesh_ids[name]
+            adr, num = m.mesh_vertadr[mesh_id], m.mesh_vertnum[mesh_id]
+            m.mesh_vert[adr:adr + num] = mesh.vertices
+            m.mesh_normal[m.mesh_normaladr[mesh_id]:m.mesh_normaladr[mesh_id] + m.mesh_normalnum[mesh_id]] = (0, 0, 1)
+            self._renderer.upload_mesh(mesh_id)
+        self._renderer.upload_texture(self._sky_texture)
+
     def _render_camera_image(self, camera_id: int, height: int, width: int, hidden: tuple[int, ...]) -> np.ndarray:
         if self._renderer is None:
             from envs._render import OffscreenRenderer
 
             self._renderer = OffscreenRenderer(self.model)
+        if self._scene_stale:
+            self._write_road_meshes()
         return self._renderer.render(self.data, camera_id, height, width, hidden)

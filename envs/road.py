@@ -43,9 +43,9 @@ class RoadConfig:
         min_curvature: smallest ``|kappa|`` of a curve (so curves are not mistaken for straights).
         start_straight: length of the straight at the start.
         straight_length: (low, high) range of the other straights' lengths.
-        curve_length: (low, high) range of arc lengths (the constant-curvature part).
+        curve_turn: (low, high) range of one curve's total heading change in radians (ramps included); the upper
+            bound also keeps roads from looping onto themselves.
         transition_length: length of each clothoid transition (curvature ramps linearly over it).
-        max_turn: largest heading change of one curve in radians (keeps roads from looping onto themselves).
         ds: sampling step of the centre line.
     """
 
@@ -55,13 +55,12 @@ class RoadConfig:
     min_curvature: float = 0.01
     start_straight: float = 20.0
     straight_length: tuple[float, float] = (10.0, 50.0)
-    curve_length: tuple[float, float] = (20.0, 60.0)
+    curve_turn: tuple[float, float] = (math.pi / 12, math.pi / 2)
     transition_length: float = 10.0
-    max_turn: float = math.pi / 2
     ds: float = 0.5
 
     def __post_init__(self) -> None:
-        positive = ("length", "extra_length", "max_curvature", "transition_length", "max_turn", "ds")
+        positive = ("length", "extra_length", "max_curvature", "transition_length", "ds")
         for name in positive:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -71,7 +70,7 @@ class RoadConfig:
                              f"{self.max_curvature!r}")
         if self.start_straight < 0:
             raise ValueError(f"RoadConfig.start_straight must be >= 0, got {self.start_straight!r}")
-        for name in ("straight_length", "curve_length"):
+        for name in ("straight_length", "curve_turn"):
             low, high = getattr(self, name)
             if not 0 <= low <= high:
                 raise ValueError(f"RoadConfig.{name} must be a (low, high) range with 0 <= low <= high, got "
@@ -154,8 +153,9 @@ class Road:
         """Draw a random road: a start straight, then alternating curves and straights until the end.
 
         Each curve has a random sign (forced to turn back when the heading has drifted beyond 45 degrees from the
-        start direction), ``|kappa|`` uniform in ``[min_curvature, max_curvature]``, and an arc length cut so that
-        the whole curve turns at most ``max_turn``. Consecutive pieces are joined by clothoid transitions.
+        start direction), ``|kappa|`` uniform in ``[min_curvature, max_curvature]`` and a total turn uniform in
+        ``curve_turn`` (a curve too sharp for a small turn keeps only its two clothoid ramps and turns
+        ``|kappa| * transition_length``). Consecutive pieces are joined by clothoid transitions.
         """
         n = config.num_samples
         total = (n - 1) * config.ds
@@ -174,9 +174,9 @@ class Road:
                 sign = 1.0
             else:
                 sign = 1.0 if rng.random() < 0.5 else -1.0
-            arc = rng.uniform(*config.curve_length)
-            # heading change of the curve = mag * (arc + trans): cap it at max_turn
-            arc = max(0.0, min(arc, config.max_turn / mag - trans))
+            turn = rng.uniform(*config.curve_turn)
+            # heading change of the curve = mag * (arc + trans) (two ramps of half the arc's rate each)
+            arc = max(0.0, turn / mag - trans)
             kappa = sign * mag
             knots_s += [pos + trans, pos + trans + arc, pos + 2 * trans + arc]
             knots_k += [kappa, kappa, 0.0]

@@ -86,7 +86,7 @@ def test_curvature_lookup_scalar_and_array_agree():
 
 
 @pytest.mark.parametrize("kwargs", [dict(length=-1.0), dict(max_curvature=0.0), dict(min_curvature=0.1),
-                                    dict(curve_length=(5.0, 1.0)), dict(ds=20.0), dict(length=float("nan"))])
+                                    dict(curve_turn=(1.0, 0.5)), dict(ds=20.0), dict(length=float("nan"))])
 def test_bad_road_config_raises(kwargs):
     with pytest.raises(ValueError):
         RoadConfig(**kwargs)

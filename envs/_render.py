@@ -39,7 +39,7 @@ def _gl_context_class():
 
 
 class OffscreenRenderer:
-    """Renders fixed cameras of one model offscreen (no shadows, no reflections, no multisampling).
+    """Renders fixed cameras of one model offscreen (no shadows, reflections, skybox or multisampling).
 
     Args:
         model: the model; its ``<visual><global offwidth offheight>`` bound the image size.
@@ -55,7 +55,7 @@ class OffscreenRenderer:
         self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
         self._scene = mujoco.MjvScene(model, maxgeom=max_geom)
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION):
+        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX):
             self._scene.flags[flag] = 0
         self._option = mujoco.MjvOption()
         self._perturb = mujoco.MjvPerturb()
@@ -68,12 +68,6 @@ class OffscreenRenderer:
         self._require_open()
         self._gl.make_current()
         mujoco.mjr_uploadMesh(self._model, self._context, mesh_id)
-
-    def upload_texture(self, texture_id: int) -> None:
-        """Copy texture ``texture_id``'s current data from the model to the render context."""
-        self._require_open()
-        self._gl.make_current()
-        mujoco.mjr_uploadTexture(self._model, self._context, texture_id)
 
     def render(self, data: mujoco.MjData, camera_id: int, height: int, width: int,
                hidden_groups: tuple[int, ...] = ()) -> np.ndarray:

@@ -38,17 +38,22 @@ _PHYSICS_SUBSTEPS = 5  # MuJoCo steps per control step
 _START_OFFSET = 10.0  # m of road behind the start position (seen by the chase camera)
 _SHOULDER = 0.5  # m of asphalt outside each edge line
 _DASH, _GAP = 3.0, 6.0  # m, centre-line dash pattern
+_SKY_DISTANCE = 380.0  # m, the sky backdrop's distance ahead of the car (lane_vehicle.xml)
+_MESH_STRIDE = 4  # road strips use every 4th centre-line sample (2 m chords): 4x fewer triangles to draw
 _HEADING_SCALE = math.pi / 8  # rad, heading error that costs the full heading weight
 
 
 WORLD_MANUAL = """
     Shared by LaneKeeping-v0 and LaneKeepingState-v0 (``envs.lane_world.LaneKeepingBase``)
     ------------------------------------------------------------------------------------------
-    **World.** A two-lane road drawn per episode from the episode seed: a straight start, then curves (clothoid
-    ramp, constant-curvature arc, clothoid ramp, ``|curvature| <= max_curvature``) separated by straights; asphalt
-    with solid edge lines and a dashed centre line on a grass ground under a sky. The car drives in the right lane.
-    Same seed, same road, bit for bit. The semantic geometry is ``env.unwrapped.road`` (an ``envs.road.Road``:
-    ``curvature_at(s)``, ``point_at(s, d)``, ``project(x, y)``); lateral coordinates are positive to the left.
+    **World.** A two-lane road drawn per episode from the episode seed: a 20 m straight start, then curves (clothoid
+    ramp, constant-curvature arc, clothoid ramp; ``|curvature|`` uniform in [0.01, ``max_curvature``], each curve
+    turning 15-90 degrees, turning back once the road heads more than 45 degrees off its start direction) separated
+    by 10-50 m straights; asphalt with solid edge lines and a dashed centre line on a grass ground under a sky. The
+    car drives in the right lane. Same seed, same road, bit for bit. The semantic geometry is
+    ``env.unwrapped.road`` (an ``envs.road.Road``: ``curvature_at(s)``, ``point_at(s, d)``,
+    ``project(x, y) -> (s, d, heading)``); ``s`` is arc length along the centre line and ``d`` the lateral
+    coordinate, positive to the left.
 
     **Vehicle model.** A kinematic bicycle about the rear axle, simulated by MuJoCo: the car body has world slide
     joints x, y and a yaw hinge driven by velocity actuators (``kv = 1e5``, implicit integration) whose targets are
@@ -95,9 +100,10 @@ WORLD_MANUAL = """
     **Semantic accessors** (on ``env.unwrapped``, used by ``agents.experts``): ``road``, ``arc_length()`` (m),
     ``lateral_offset()`` (m), ``heading_error()`` (rad), ``car_pose()`` ((x, y, yaw) of the rear-axle midpoint),
     ``steering()``, ``lane_center_offset`` (m), and the car parameters ``speed``, ``wheelbase``,
-    ``max_steering_curvature``, ``dt``. ``model`` and ``data`` are the MuJoCo model and data.
+    ``max_steering_curvature``, ``dt``, ``lateral_offset_bound``. ``model`` and ``data`` are the MuJoCo model and
+    data (``data.warning`` counts MuJoCo warnings).
 
-    **Shared arguments** (keyword only, validated; a bad value raises ``ValueError``):
+    **Shared arguments** (keyword only, validated: a bad value raises ``ValueError``, a wrong type ``TypeError``):
 
     - ``road_length=250.0`` m to drive for success; ``max_curvature=0.04`` 1/m, largest road curvature (radius 25 m);
       ``lane_width=3.5`` m.
@@ -121,7 +127,7 @@ WORLD_MANUAL = """
 class Appearance:
     """What domain randomisation changes; the defaults are the fixed look without it.
 
-    Colours are RGBA in [0, 1]; ``sky_tint`` multiplies the sky texture; ``sun_dir`` is the light direction (world
+    Colours are RGBA in [0, 1]; ``sun_dir`` is the light direction (world
     frame); ``camera_height``/``camera_pitch`` are offsets of the dash camera (m, rad, pitch down positive)."""
 
     LANE_WIDTH_RANGE = (3.0, 4.0)  # m, drawn under domain randomisation (a class constant, not a field)
@@ -133,7 +139,7 @@ class Appearance:
     edge_line: tuple[float, ...] = (0.95, 0.95, 0.95, 1.0)
     centre_line: tuple[float, ...] = (0.95, 0.95, 0.95, 1.0)
     ground: tuple[float, ...] = (0.30, 0.45, 0.22, 1.0)
-    sky_tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    sky: tuple[float, ...] = (0.60, 0.72, 0.88, 1.0)
     sun_diffuse: float = 0.6
     sun_dir: tuple[float, float, float] = (0.3, 0.2, -1.0)
     ambient: float = 0.35
@@ -163,7 +169,8 @@ class Appearance:
             curvature_scale=rng.uniform(0.6, 1.0),
             line_width=rng.uniform(0.12, 0.25),
             asphalt=asphalt, edge_line=edge, centre_line=centre, ground=ground,
-            sky_tint=tuple(rng.uniform(0.75, 1.1, 3)),
+            sky=tuple(np.clip(np.array([0.60, 0.72, 0.88]) * rng.uniform(0.8, 1.1, 3)
+                              + rng.uniform(-0.15, 0.1), 0, 1)) + (1.0,),
             sun_diffuse=rng.uniform(0.3, 0.8), sun_dir=sun_dir, ambient=rng.uniform(0.2, 0.5),
             camera_height=rng.uniform(-0.1, 0.1), camera_pitch=math.radians(rng.uniform(-2.0, 2.0)),
         )
@@ -173,9 +180,9 @@ def _road_meshes(road: Road, line_width: float) -> dict[str, Mesh]:
     """The four road meshes: asphalt, both edge lines, dashed centre line (fixed sizes for a road config)."""
     w = road.lane_width
     return {
-        "road_surface": road.strip_mesh(w + _SHOULDER, -w - _SHOULDER, 0.01),
-        "left_edge": road.strip_mesh(w + 0.5 * line_width, w - 0.5 * line_width, 0.02),
-        "right_edge": road.strip_mesh(-w + 0.5 * line_width, -w - 0.5 * line_width, 0.02),
+        "road_surface": road.strip_mesh(w + _SHOULDER, -w - _SHOULDER, 0.01, _MESH_STRIDE),
+        "left_edge": road.strip_mesh(w + 0.5 * line_width, w - 0.5 * line_width, 0.02, _MESH_STRIDE),
+        "right_edge": road.strip_mesh(-w + 0.5 * line_width, -w - 0.5 * line_width, 0.02, _MESH_STRIDE),
         "centre_dashes": road.dashed_mesh(0.0, line_width, _DASH, _GAP, 0.02),
     }
 
@@ -206,9 +213,9 @@ def _build_model(config: RoadConfig, *, timestep: float, wheelbase: float, steer
     scene.find(".//body[@name='front_axle']").set("pos", f"{wheelbase!r} 0 0.33")
     scene.find(".//position[@name='steer']").set("timeconst", repr(steering_time_constant))
     # placeholder road: a straight one of the right size (vertices are rewritten every episode)
-    placeholder = Road(np.zeros(config.num_samples), config.ds, config.length)
+    placeholder = _road_meshes(Road(np.zeros(config.num_samples), config.ds, config.length), 0.2)
     for mesh_el in scene.findall("asset/mesh"):
-        mesh = _road_meshes(placeholder, 0.2)[mesh_el.get("name")]
+        mesh = placeholder[mesh_el.get("name")]
         mesh_el.set("vertex", " ".join(f"{v:.3f}" for v in mesh.vertices.ravel()))
         mesh_el.set("face", " ".join(str(i) for i in mesh.faces.ravel()))
     return mujoco.MjModel.from_xml_string(ET.tostring(scene, encoding="unicode"))
@@ -356,12 +363,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
             m.geom_quat[geom] = (1.0, 0.0, 0.0, 0.0)
         self._ground_geom = mujoco.mj_name2id(m, obj.mjOBJ_GEOM, "ground")
         self._materials = {n: mujoco.mj_name2id(m, obj.mjOBJ_MATERIAL, n)
-                           for n in ("asphalt", "edge_line", "centre_line", "ground")}
-        self._sky_texture = mujoco.mj_name2id(m, obj.mjOBJ_TEXTURE, "sky")
-        adr = m.tex_adr[self._sky_texture]
-        size = m.tex_width[self._sky_texture] * m.tex_height[self._sky_texture] * m.tex_nchannel[self._sky_texture]
-        self._sky_slice = slice(int(adr), int(adr + size))
-        self._sky_base = m.tex_data[self._sky_slice].astype(np.float64).reshape(-1, m.tex_nchannel[self._sky_texture])
+                           for n in ("asphalt", "edge_line", "centre_line", "ground", "sky")}
         self._sun = mujoco.mj_name2id(m, obj.mjOBJ_LIGHT, "sun")
         self._dashcam = mujoco.mj_name2id(m, obj.mjOBJ_CAMERA, "dashcam")
         self._chase = mujoco.mj_name2id(m, obj.mjOBJ_CAMERA, "chase")
@@ -557,14 +559,14 @@ class LaneKeepingBase(gym.Env, EzPickle):
         """Write this episode's ground, colours, sky, light and camera pose into the model. Must run before
         ``mj_forward`` (the kinematics place the ground, light and camera in ``data``)."""
         m, look = self.model, self._appearance
-        xmin, ymin, xmax, ymax = self.road.bounds(margin=250.0)
+        xmin, ymin, xmax, ymax = self.road.bounds(margin=_SKY_DISTANCE + 50.0)  # ground reaches the backdrop
         m.geom_pos[self._ground_geom] = (0.5 * (xmin + xmax), 0.5 * (ymin + ymax), -0.05)
         m.geom_size[self._ground_geom] = (0.5 * (xmax - xmin), 0.5 * (ymax - ymin), 0.05)
         for name in ("asphalt", "edge_line", "centre_line", "ground"):
             m.mat_rgba[self._materials[name]] = getattr(look, name)
-        channels = self._sky_base.shape[1]
-        sky = np.clip(self._sky_base * np.asarray(look.sky_tint)[:channels], 0, 255)
-        m.tex_data[self._sky_slice] = sky.astype(np.uint8).ravel()
+        # the sky's emission is 20 times its rgba and the lights add about one more unit (lane_scene.xml)
+        sky = self._materials["sky"]
+        m.mat_rgba[sky, :3] = np.asarray(look.sky[:3]) / (m.mat_emission[sky] + 1.0)
         m.light_diffuse[self._sun] = look.sun_diffuse
         m.light_dir[self._sun] = np.asarray(look.sun_dir) / np.linalg.norm(look.sun_dir)
         m.vis.headlight.ambient[:] = look.ambient
@@ -576,8 +578,8 @@ class LaneKeepingBase(gym.Env, EzPickle):
         m.cam_quat[self._dashcam] = out
 
     def _write_road_meshes(self) -> None:
-        """Write this episode's road meshes into the model and upload them and the sky texture to the render
-        context. Deferred from ``reset`` to the first frame, so envs that never render skip it (about 2 ms)."""
+        """Write this episode's road meshes into the model and upload them to the render context. Deferred from
+        ``reset`` to the first frame, so envs that never render skip it (about 2 ms)."""
         self._scene_stale = False
         m = self.model
         for name, mesh in _road_meshes(self.road, self._appearance.line_width).items():
@@ -586,7 +588,6 @@ class LaneKeepingBase(gym.Env, EzPickle):
             m.mesh_vert[adr:adr + num] = mesh.vertices
             m.mesh_normal[m.mesh_normaladr[mesh_id]:m.mesh_normaladr[mesh_id] + m.mesh_normalnum[mesh_id]] = (0, 0, 1)
             self._renderer.upload_mesh(mesh_id)
-        self._renderer.upload_texture(self._sky_texture)
 
     def _render_camera_image(self, camera_id: int, height: int, width: int, hidden: tuple[int, ...]) -> np.ndarray:
         if self._renderer is None:

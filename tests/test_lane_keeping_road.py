@@ -110,3 +110,19 @@ def test_projection_is_continuous_off_the_centre_line():
         assert s == pytest.approx(p / kappa, abs=2e-3)
         assert d == pytest.approx(-3.0, abs=1.5e-3)  # polyline chords sag by ds^2 kappa / 8 = 1.25 mm
         s_prev = s
+
+
+def test_coarse_strip_keeps_both_ends_and_stays_on_the_band():
+    road = Road.generate(np.random.default_rng(1))
+    fine, coarse = road.strip_mesh(0.1, -0.1, 0.0), road.strip_mesh(0.1, -0.1, 0.0, stride=4)
+    n = road.num_samples
+    assert len(coarse.vertices) == 2 * (len(range(0, n, 4)) + (0 if (n - 1) % 4 == 0 else 1))
+    np.testing.assert_array_equal(coarse.vertices[:2], fine.vertices[:2])
+    np.testing.assert_array_equal(coarse.vertices[-2:], fine.vertices[-2:])
+    # chord midpoints of the coarse centre stay within the sagitta (2 m chords: (2 m)^2 * 0.04 / 8 = 2 cm)
+    centre = 0.5 * (coarse.vertices[0::2, :2] + coarse.vertices[1::2, :2])
+    mid = 0.5 * (centre[1:] + centre[:-1])
+    lateral = [road.project(x, y, s_hint=4 * road.ds * (i + 0.5))[1] for i, (x, y) in enumerate(mid)]
+    assert np.abs(lateral).max() <= 0.021
+    with pytest.raises(ValueError):
+        road.strip_mesh(0.1, -0.1, 0.0, stride=0)

@@ -17,7 +17,9 @@ class LaneKeepingEnv(LaneKeepingBase):
     **Description.** A car drives at constant speed along a procedurally generated two-lane road; the policy steers
     it from the image of a camera mounted on the roof (1.45 m high, pitched 12 degrees down, 45 degree vertical
     field of view) and must stay in the right lane to the end of the road. The car's own body is not drawn in the
-    observation. Rendering is software EGL without shadows or multisampling (about 1.3 ms per 64x128 frame).
+    observation. Rendering is headless EGL (Mesa software rendering on machines without a GPU) without shadows,
+    skybox or multisampling: about 0.4-0.6 ms per 64x128 step on one core (``scripts/bench_envs.py``). The env
+    sets ``MUJOCO_GL=egl`` and ``LP_NUM_THREADS=0`` (render in the calling thread) unless they are already set.
 
     **Observation space.** ``Box(0, 255, (image_height, image_width, 3), uint8)``: RGB, row 0 at the top, channels
     last (SB3's ``CnnPolicy`` transposes it itself).

@@ -40,8 +40,8 @@ class PurePursuitExpert:
             |lateral offset| over seeds 0-99 was 0.6 cm with ``lag=0`` and 1.2 cm with ``lag=None`` (both 100/100).
 
     Measured (2026-11-23, ``tests/test_expert.py``): completes 100 of 100 default roads of ``LaneKeepingState-v0``
-    (seeds 0-99; max |lateral offset| 0.35 m in the first 2 s after the random start pose, 0.023 m after), also 100/100 with
-    ``domain_randomization=True`` and with ``speed=15, max_curvature=0.06``.
+    (seeds 0-99; max |lateral offset| 0.35 m in the first 2 s after the random start pose, 0.023 m after), also
+    100/100 with ``domain_randomization=True`` and with ``speed=15, max_curvature=0.06``.
 
     Example::
 

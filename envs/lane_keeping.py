@@ -33,7 +33,8 @@ class LaneKeepingEnv(LaneKeepingBase):
     =========  =======================================  ===============
 
     **Arguments** (besides the shared ones below): ``image_height=64``, ``image_width=128`` (pixels, 8-2048).
-    At 64x128 the lane lines stay visible to about 40 m ahead (the NCP paper used 78x200).
+    At 64x128 the lane lines are visible up to the horizon (``docs/img/lane_keeping_dashcam.png``); the NCP paper
+    used 78x200.
 
     Example::
 

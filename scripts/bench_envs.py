@@ -2,9 +2,9 @@
 
 Each measurement runs in its own process pinned to one core (``os.sched_setaffinity``), so the software renderer
 cannot spread over other cores and one case cannot warm up another. Every env is made with ``gym.make`` (with its
-standard wrappers) and driven by seeded random actions (short episodes, many resets) or by the pure-pursuit expert (full episodes)
-for ``--seconds`` of wall time after a warm-up; episodes that
-end are reset and the reset time counts. Rates are reported as the median over short windows (other processes on a
+standard wrappers) and driven by seeded random actions (short episodes, many resets) or by the pure-pursuit
+expert (full episodes) for ``--seconds`` of wall time after a warm-up; episodes that end are reset and the reset
+time counts. Rates are reported as the median over short windows (other processes on a
 shared machine only slow some windows) and as the plain mean.
 
 Goals (issue 4): camera env >= 500 steps/s at the default resolution, state env >= 5,000 steps/s.

@@ -160,3 +160,26 @@ def test_render_without_mode_warns_and_returns_none():
 def test_bad_image_size_raises(kwargs):
     with pytest.raises(ValueError):
         gym.make(ID, **kwargs)
+
+
+def test_several_envs_in_one_process_render_independently():
+    """Each env owns a GL context (as in SB3's DummyVecEnv): interleaved steps give the same frames as alone."""
+    alone = rollout(gym.make(ID), seed=7, n=15)
+    others = [gym.make(ID, domain_randomization=True) for _ in range(2)]
+    env = gym.make(ID)
+    obs, _ = env.reset(seed=7)
+    env.action_space.seed(7)
+    for k, other in enumerate(others):
+        other.reset(seed=k)
+    trace = [obs]
+    for _ in range(15):
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        trace += [obs, np.float64(reward)]
+        for other in others:
+            other.step(other.action_space.sample())
+        if terminated or truncated:
+            trace.append(env.reset()[0])
+    others[0].close()  # closing one env leaves the others working
+    for x, y in zip(alone, trace):
+        np.testing.assert_array_equal(x, y)
+    assert others[1].step(np.zeros(1, np.float32))[0].shape == (64, 128, 3)

@@ -76,7 +76,7 @@ class PurePursuitExpert:
         road = env.road
         x, y, yaw = env.car_pose()
         speed = env.speed
-        lag = env._steering_time_constant if self._lag is None else self._lag
+        lag = env.steering_time_constant if self._lag is None else self._lag
         # 1. predicted pose after the lag, driving on the wheels' current curvature (no-op for lag = 0)
         kappa_now = env.steering() * env.max_steering_curvature
         travel = speed * lag

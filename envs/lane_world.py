@@ -100,7 +100,7 @@ WORLD_MANUAL = """
     **Semantic accessors** (on ``env.unwrapped``, used by ``agents.experts``): ``road``, ``arc_length()`` (m),
     ``lateral_offset()`` (m), ``heading_error()`` (rad), ``car_pose()`` ((x, y, yaw) of the rear-axle midpoint),
     ``steering()``, ``lane_center_offset`` (m), and the car parameters ``speed``, ``wheelbase``,
-    ``max_steering_curvature``, ``dt``, ``lateral_offset_bound``. ``model`` and ``data`` are the MuJoCo model and
+    ``max_steering_curvature``, ``steering_time_constant``, ``dt``, ``lateral_offset_bound``. ``model`` and ``data`` are the MuJoCo model and
     data (``data.warning`` counts MuJoCo warnings).
 
     **Shared arguments** (keyword only, validated: a bad value raises ``ValueError``, a wrong type ``TypeError``):
@@ -481,6 +481,11 @@ class LaneKeepingBase(gym.Env, EzPickle):
     def wheelbase(self) -> float:
         """Distance between the axles (m)."""
         return self._wheelbase
+
+    @property
+    def steering_time_constant(self) -> float:
+        """Lag (s) of the steering actuator's first-order filter."""
+        return self._steering_time_constant
 
     @property
     def max_steering_curvature(self) -> float:

@@ -100,8 +100,8 @@ WORLD_MANUAL = """
     **Semantic accessors** (on ``env.unwrapped``, used by ``agents.experts``): ``road``, ``arc_length()`` (m),
     ``lateral_offset()`` (m), ``heading_error()`` (rad), ``car_pose()`` ((x, y, yaw) of the rear-axle midpoint),
     ``steering()``, ``lane_center_offset`` (m), and the car parameters ``speed``, ``wheelbase``,
-    ``max_steering_curvature``, ``steering_time_constant``, ``dt``, ``lateral_offset_bound``. ``model`` and ``data`` are the MuJoCo model and
-    data (``data.warning`` counts MuJoCo warnings).
+    ``max_steering_curvature``, ``steering_time_constant``, ``dt``, ``lateral_offset_bound``. ``model`` and
+    ``data`` are the MuJoCo model and data (``data.warning`` counts MuJoCo warnings).
 
     **Shared arguments** (keyword only, validated: a bad value raises ``ValueError``, a wrong type ``TypeError``):
 

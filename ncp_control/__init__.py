@@ -12,13 +12,16 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _CELL_EXPORTS = ("CfC", "CfCCell", "LTC", "LTCCell", "WiredCfCCell")
-__all__ = list(_CELL_EXPORTS)
+__all__ = [*_CELL_EXPORTS, "wirings"]
 
 if TYPE_CHECKING:
+    from . import wirings
     from .cells import CfC, CfCCell, LTC, LTCCell, WiredCfCCell
 
 
 def __getattr__(name: str) -> Any:
+    if name == "wirings":
+        return importlib.import_module(".wirings", __name__)
     if name in _CELL_EXPORTS:
         return getattr(importlib.import_module(".cells", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

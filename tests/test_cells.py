@@ -9,25 +9,25 @@ import torch
 from torch.autograd import gradcheck
 
 from ncp_control import CfC, CfCCell, LTC, LTCCell, WiredCfCCell
+from ncp_control import wirings
 from ncp_control.cells import MIN_ELAPSED_TIME
 
-ncps_wirings = pytest.importorskip("ncps.wirings")  # TODO(cells): use ncp_control.wirings once on main
 
 torch.set_num_threads(1)
 
 
 def small_ncp():
-    return ncps_wirings.NCP(4, 3, 2, sensory_fanout=2, inter_fanout=2, recurrent_command_synapses=3,
+    return wirings.NCP(4, 3, 2, sensory_fanout=2, inter_fanout=2, recurrent_command_synapses=3,
                             motor_fanin=2, seed=1)
 
 
 def random_wiring(units=5, output_dim=2, seed=3):
-    return ncps_wirings.Random(units, output_dim=output_dim, sparsity_level=0.4, random_seed=seed)
+    return wirings.Random(units, output_dim=output_dim, sparsity_level=0.4, random_seed=seed)
 
 
 def empty_wiring(units, output_dim, input_dim):
     """A wiring without any synapse (neurons only leak)."""
-    w = ncps_wirings.Wiring(units)
+    w = wirings.Wiring(units)
     w.set_output_dim(output_dim)
     w.build(input_dim)
     return w
@@ -165,7 +165,7 @@ def test_wired_cfc_recurrence_dense_by_default_and_follows_the_wiring_on_request
     dense = WiredCfCCell(3, wiring)
     follow = WiredCfCCell(3, wiring, recurrent_connections="wiring")
     command = wiring.get_neurons_of_layer(1)
-    adjacency = torch.as_tensor(wiring.adjacency_matrix)[command][:, command].abs()  # [src, dest]
+    adjacency = torch.tensor(wiring.adjacency_matrix)[command][:, command].abs()  # [src, dest]
     assert 0 < adjacency.sum() < adjacency.numel()
     assert torch.all(_layer_jacobian(dense, 1) != 0)  # ncps: all-to-all (#53)
     jac = _layer_jacobian(follow, 1)
@@ -264,16 +264,16 @@ def test_return_last_output_only():
 
 def test_state_dict_round_trip_and_mismatched_masks_raise():
     torch.manual_seed(13)
-    a = LTC(3, ncps_wirings.AutoNCP(10, 2, seed=1))
-    b = LTC(3, ncps_wirings.AutoNCP(10, 2, seed=1))
+    a = LTC(3, wirings.AutoNCP(10, 2, seed=1))
+    b = LTC(3, wirings.AutoNCP(10, 2, seed=1))
     b.load_state_dict(a.state_dict())
     x = torch.randn(2, 4, 3)
     torch.testing.assert_close(a(x)[0], b(x)[0], atol=0, rtol=0)
-    other = LTC(3, ncps_wirings.AutoNCP(10, 2, seed=2))
+    other = LTC(3, wirings.AutoNCP(10, 2, seed=2))
     with pytest.raises(ValueError, match="different wiring"):
         other.load_state_dict(a.state_dict())
     with pytest.raises(ValueError, match="different wiring"):
-        CfC(3, ncps_wirings.AutoNCP(10, 2, seed=2)).load_state_dict(CfC(3, ncps_wirings.AutoNCP(10, 2, seed=1))
+        CfC(3, wirings.AutoNCP(10, 2, seed=2)).load_state_dict(CfC(3, wirings.AutoNCP(10, 2, seed=1))
                                                                      .state_dict())
     # the wiring-following recurrence is another architecture than ncps's dense one
     with pytest.raises(ValueError, match="different wiring"):
@@ -282,9 +282,10 @@ def test_state_dict_round_trip_and_mismatched_masks_raise():
 
 def test_mismatched_masks_from_ncps_raise():
     ncps_torch = pytest.importorskip("ncps.torch")
+    ncps_wirings = pytest.importorskip("ncps.wirings")
     ref = ncps_torch.LTC(3, ncps_wirings.AutoNCP(10, 2, seed=1))
     with pytest.raises(ValueError, match="sparsity_mask.*different wiring"):
-        LTC(3, ncps_wirings.AutoNCP(10, 2, seed=3)).load_state_dict(ref.state_dict())
+        LTC(3, wirings.AutoNCP(10, 2, seed=3)).load_state_dict(ref.state_dict())
 
 
 def test_explicit_constraints_clip_at_zero():

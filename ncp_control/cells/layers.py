@@ -18,8 +18,7 @@ State = Union[Tensor, tuple[Tensor, Tensor]]
 
 def _fully_connected(units: int) -> Any:
     """The all-to-all wiring used when a layer is given a number of units."""
-    # TODO(cells): switch to ncp_control.wirings.FullyConnected once ncp_control.wirings is on main.
-    from ncps.wirings import FullyConnected
+    from ..wirings import FullyConnected
 
     return FullyConnected(units)
 

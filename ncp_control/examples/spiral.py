@@ -87,8 +87,7 @@ def windows(points: np.ndarray, seq_len: int, stride: int = 1) -> tuple[torch.Te
 
 def make_wiring(cfg: SpiralConfig) -> Any:
     """An AutoNCP or Random wiring with ``cfg.units`` neurons and 2 motor neurons."""
-    # TODO(cells): switch to ncp_control.wirings once it is on main.
-    from ncps.wirings import AutoNCP, Random
+    from ..wirings import AutoNCP, Random
 
     if cfg.wiring == "ncp":
         return AutoNCP(cfg.units, 2, sparsity_level=cfg.sparsity, seed=cfg.seed)

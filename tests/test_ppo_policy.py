@@ -121,6 +121,12 @@ def test_save_load_round_trip_gives_identical_actions(cell, tmp_path):
     for p, q in zip(model.policy.state_dict().values(), loaded.policy.state_dict().values()):
         assert torch.equal(p, q)
     assert loaded.policy.wiring_spec == SMALL and loaded.policy.dt == 0.1
+    # the policy alone round-trips too (policy.save / NCPActorCriticPolicy.load)
+    model.policy.save(tmp_path / "policy.pt")
+    policy = NCPActorCriticPolicy.load(tmp_path / "policy.pt")
+    a, _ = model.policy.predict(obs[0], episode_start=np.ones(2, bool), deterministic=True)
+    b, _ = policy.predict(obs[0], episode_start=np.ones(2, bool), deterministic=True)
+    assert np.array_equal(a, b)
 
 
 def test_elapsed_time_from_the_observation_reaches_the_cell():

@@ -30,7 +30,8 @@ def _fast(policy, env_id="Counter-v0", timesteps=128, **extra):
 
 def test_run_folder_holds_config_model_checkpoints_logs_and_evaluation(tmp_path):
     run = tmp_path / "run"
-    ppo.train(_fast("cfc"), run)
+    ppo.train(_fast("cfc", eval_freq=64), run)
+    assert (run / "eval" / "evaluations.npz").is_file() and (run / "eval" / "best_model.zip").is_file()
     config = json.loads((run / "config.json").read_text())
     assert (config["kind"], config["env_id"], config["policy"], config["seed"]) == ("ppo", "Counter-v0", "cfc", 0)
     assert config["policy_kwargs"]["dt"] == 0.05  # from env.unwrapped.dt

@@ -6,6 +6,7 @@ import torch
 from ncps import torch as ncps_torch
 from ncps import wirings as ncps_wirings
 
+from ncp_control.policies._backend import wirings
 from ncp_control.policies.core import CfCCore, LSTMCore, LTCCore, RecurrentCore, make_core
 
 torch.set_num_threads(1)
@@ -15,7 +16,7 @@ def _core(kind: str, input_size: int = 5, seed: int = 0) -> RecurrentCore:
     torch.manual_seed(seed)
     if kind == "lstm":
         return make_core("lstm", input_size, 7)
-    return make_core(kind, input_size, ncps_wirings.AutoNCP(12, 3, seed=seed))
+    return make_core(kind, input_size, wirings.AutoNCP(12, 3, seed=seed))
 
 
 KINDS = ["ltc", "cfc", "lstm"]
@@ -149,6 +150,12 @@ def test_zero_elapsed_time_is_clamped_so_ltc_gradients_stay_finite():
     assert torch.equal(a, b)
 
 
+def test_reference_wirings_are_accepted_too():
+    """Users coming from ncps can pass an ncps wiring object."""
+    core = make_core("cfc", 5, ncps_wirings.AutoNCP(12, 3, seed=0))
+    assert (core.state_size, core.output_size) == (12, 3)
+
+
 def test_int_units_build_dense_cells():
     ltc = make_core("ltc", 4, 6)
     assert isinstance(ltc, LTCCore) and (ltc.state_size, ltc.output_size) == (6, 6)
@@ -162,9 +169,9 @@ def test_int_units_build_dense_cells():
 
 def test_ode_unfolds_changes_the_ltc_solution():
     torch.manual_seed(1)
-    a = make_core("ltc", 4, ncps_wirings.AutoNCP(10, 2, seed=1), ode_unfolds=1)
+    a = make_core("ltc", 4, wirings.AutoNCP(10, 2, seed=1), ode_unfolds=1)
     torch.manual_seed(1)
-    b = make_core("ltc", 4, ncps_wirings.AutoNCP(10, 2, seed=1), ode_unfolds=6)
+    b = make_core("ltc", 4, wirings.AutoNCP(10, 2, seed=1), ode_unfolds=6)
     x = torch.randn(2, 4)
     oa, _ = a.step(x, a.initial_state(2), 1.0)
     ob, _ = b.step(x, b.initial_state(2), 1.0)
@@ -183,7 +190,7 @@ def test_ode_unfolds_changes_the_ltc_solution():
         (("cfc", 4, 8), {"mode": "fast"}, ValueError, "mode must be one of"),
         (("ltc", 4, 8), {"ode_unfolds": 0}, ValueError, "ode_unfolds"),
         (("ltc", 4, 8), {"min_elapsed_time": 0.0}, ValueError, "min_elapsed_time"),
-        (("lstm", 4, ncps_wirings.AutoNCP(10, 2)), {}, TypeError, "hidden size"),
+        (("lstm", 4, wirings.AutoNCP(10, 2)), {}, TypeError, "hidden size"),
     ],
 )
 def test_make_core_rejects_bad_arguments(args, kwargs, error, match):

@@ -195,7 +195,7 @@ class CfCCore(RecurrentCore):
     def __init__(self, input_size: int, wiring_or_units, *, mode: CfCMode = "default",
                  min_elapsed_time: float = DEFAULT_MIN_ELAPSED_TIME):
         _check_choice("mode", mode, CfCMode)
-        if isinstance(wiring_or_units, wirings.Wiring):
+        if _is_wiring(wiring_or_units):
             wiring = wiring_or_units
             cell = cells.WiredCfCCell(input_size, wiring, mode=mode)
             state_size, output_size = wiring.units, wiring.output_dim
@@ -255,7 +255,7 @@ def make_core(
     """
     _check_choice("kind", kind, CoreKind)
     _check_positive_int("input_size", input_size)
-    is_wiring = isinstance(wiring_or_units, wirings.Wiring)
+    is_wiring = _is_wiring(wiring_or_units)
     if not is_wiring:
         if isinstance(wiring_or_units, bool) or not isinstance(wiring_or_units, numbers.Integral):
             raise TypeError(
@@ -276,6 +276,12 @@ def make_core(
     if is_wiring:
         raise TypeError("kind='lstm' takes a hidden size (int), not a wiring")
     return LSTMCore(input_size, wiring_or_units, min_elapsed_time=min_elapsed_time)
+
+
+def _is_wiring(obj) -> bool:
+    """A wiring object: ours or ncps's (both have the same interface; the cells validate the rest)."""
+    return isinstance(obj, wirings.Wiring) or all(
+        hasattr(obj, a) for a in ("units", "output_dim", "build", "adjacency_matrix", "sensory_adjacency_matrix"))
 
 
 def _check_positive_int(name: str, value) -> None:

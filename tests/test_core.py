@@ -92,11 +92,12 @@ def test_sequence_equals_repeated_step(kind):
     core = _core(kind)
     x = torch.randn(2, 5, 5)
     dt = torch.rand(2, 5) + 0.01
-    out, final = core.sequence(x, core.initial_state(2), dt, torch.zeros(2, 5))
+    out, final, states = core.sequence(x, core.initial_state(2), dt, torch.zeros(2, 5), return_states=True)
     state = core.initial_state(2)
     for t in range(5):
         o, state = core.step(x[:, t], state, dt[:, t])
         torch.testing.assert_close(out[:, t], o)
+        torch.testing.assert_close(states[:, t], state)
     torch.testing.assert_close(final, state)
 
 

@@ -230,3 +230,22 @@ def test_build_wiring_sets_the_motor_count():
                       "inter_fanout": 2, "recurrent_command_synapses": 2, "motor_fanin": 2, "seed": 3}, 3)
     assert w.output_dim == 3 and w.units == 13
     assert build_wiring({"type": "FullyConnected", "units": 5}, 2).output_dim == 2
+
+
+def test_gsde_uses_the_whole_actor_state_as_exploration_features():
+    venv = make_vec_env(Counter, n_envs=2, seed=0)
+    venv.envs[0].unwrapped.length = 3
+    model = RecurrentPPO(NCPActorCriticPolicy, venv, n_steps=16, batch_size=12, n_epochs=1, seed=0, use_sde=True,
+                         sde_sample_freq=4, policy_kwargs={"cell": "cfc", "wiring": SMALL, "dt": 0.05},
+                         device="cpu")
+    assert tuple(model.policy.log_std.shape) == (8, 1)  # (state size, actions)
+    _, callback = model._setup_learn(16, None)
+    model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=16)
+    for batch in model.rollout_buffer.get(12):
+        with torch.no_grad():
+            _, log_prob, _ = model.policy.evaluate_actions(batch.observations, batch.actions, batch.lstm_states,
+                                                           batch.episode_starts)
+        mask = batch.mask > 0
+        torch.testing.assert_close(log_prob[mask], batch.old_log_prob[mask], rtol=1e-5, atol=1e-5)
+    model.learn(32)
+    assert all(torch.isfinite(p).all() for p in model.policy.parameters())

@@ -106,7 +106,9 @@ class RecurrentCore(nn.Module):
         state: torch.Tensor,
         dt: torch.Tensor | float,
         episode_starts: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        *,
+        return_states: bool = False,
+    ) -> tuple[torch.Tensor, ...]:
         """Run over sequences, zeroing the state before every step that starts an episode.
 
         Args:
@@ -114,9 +116,11 @@ class RecurrentCore(nn.Module):
             state: states before the first step, (B, S).
             dt: elapsed time in seconds per sample and step, (B, T), or a scalar.
             episode_starts: (B, T) bool or 0/1 floats; where true the state is set to zero *before* that step.
+            return_states: also return the state after every step.
 
         Returns:
-            ``(outputs, final_state)`` with outputs (B, T, O) and final_state (B, S).
+            ``(outputs, final_state)`` with outputs (B, T, O) and final_state (B, S); with ``return_states``
+            a third item, the states after each step (B, T, S).
         """
         if x.dim() != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"x must have shape (B, T, {self.input_size}), got {tuple(x.shape)}")
@@ -127,11 +131,14 @@ class RecurrentCore(nn.Module):
             raise ValueError(f"episode_starts must have shape (B, T) = {(batch, steps)}, got {tuple(episode_starts.shape)}")
         starts = episode_starts.to(device=x.device).bool()
         zeros = torch.zeros_like(state)
-        outputs = []
+        outputs, states = [], []
         for t in range(steps):
             state = torch.where(starts[:, t, None], zeros, state)  # exact reset, broadcast over the state axis
             out, state = self._cell_step(x[:, t], state, dt[:, t, None])
             outputs.append(out)
+            states.append(state)
+        if return_states:
+            return torch.stack(outputs, dim=1), state, torch.stack(states, dim=1)
         return torch.stack(outputs, dim=1), state
 
     # -- helpers ------------------------------------------------------------------------------------------------

@@ -186,7 +186,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         activation_fn, ortho_init, use_sde, log_std_init, full_std, use_expln, squash_output,
         features_extractor_class, features_extractor_kwargs, normalize_images, optimizer_class, optimizer_kwargs:
             as in SB3's ``ActorCriticPolicy``; orthogonal init applies to the MLPs and heads, never to the cell.
-            With gSDE the exploration features are the motor neurons.
+            With gSDE the exploration features are the actor's whole state (every neuron).
     """
 
     def __init__(
@@ -290,8 +290,9 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
 
         dist = self.action_dist
         if isinstance(dist, StateDependentNoiseDistribution):
+            # exploration features: the whole actor state (all neurons), not just the motor neurons
             _, self.log_std = dist.proba_distribution_net(
-                latent_dim=n_motor, latent_sde_dim=n_motor, log_std_init=self.log_std_init
+                latent_dim=n_motor, latent_sde_dim=self.actor_core.state_size, log_std_init=self.log_std_init
             )
         elif isinstance(dist, DiagGaussianDistribution):
             self.log_std = nn.Parameter(th.full((n_motor,), float(self.log_std_init)))
@@ -342,7 +343,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         dt: th.Tensor | float,
         states: tuple[th.Tensor, th.Tensor],
         episode_starts: th.Tensor,
-    ) -> tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]:
+        return_states: bool = False,
+    ) -> tuple:
         """Run ``core`` over RecurrentPPO's flattened batch.
 
         Args:
@@ -352,7 +354,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             episode_starts: (n_seq * T,) 0/1.
 
         Returns:
-            outputs (n_seq * T, O) and the new ``(h, c)``.
+            outputs (n_seq * T, O) and the new ``(h, c)``; with ``return_states`` also the core's state after
+            every step (n_seq * T, S).
         """
         h, c = states
         n_seq = h.shape[1]
@@ -361,14 +364,21 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         starts = episode_starts.reshape(n_seq, steps)
         if isinstance(dt, th.Tensor):
             dt = dt.reshape(n_seq, steps)
-        out, final = core.sequence(x, h[0, :, : core.state_size], dt, starts)
+        out, final, every = core.sequence(x, h[0, :, : core.state_size], dt, starts, return_states=True)
         new_h = th.zeros_like(h)
         new_h[0, :, : core.state_size] = final
+        if return_states:
+            return out.reshape(n_seq * steps, -1), (new_h, c), every.reshape(n_seq * steps, -1)
         return out.reshape(n_seq * steps, -1), (new_h, c)
 
-    def _actor(self, features, dt, states, episode_starts):
-        motor, states = self._run_core(self.actor_core, self.actor_mlp(features), dt, states, episode_starts)
-        return motor, states
+    def _actor(self, features, dt, states, episode_starts) -> tuple[Distribution, tuple[th.Tensor, th.Tensor]]:
+        """The action distribution for every step and the new actor state."""
+        inputs = self.actor_mlp(features)
+        if isinstance(self.action_dist, StateDependentNoiseDistribution):
+            motor, states, every = self._run_core(self.actor_core, inputs, dt, states, episode_starts, True)
+            return self.action_dist.proba_distribution(self.action_net(motor), self.log_std, every), states
+        motor, states = self._run_core(self.actor_core, inputs, dt, states, episode_starts)
+        return self._get_action_dist_from_latent(motor), states
 
     def _critic(self, features, dt, states, episode_starts):
         if self.critic_core is None:
@@ -380,9 +390,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
     # -- SB3 interface ------------------------------------------------------------------------------------------
     def forward(self, obs, lstm_states: RNNStates, episode_starts: th.Tensor, deterministic: bool = False):
         features, dt = self._features_and_dt(obs)
-        motor, pi_states = self._actor(features, dt, lstm_states.pi, episode_starts)
+        distribution, pi_states = self._actor(features, dt, lstm_states.pi, episode_starts)
         values, vf_states = self._critic(features, dt, lstm_states.vf, episode_starts)
-        distribution = self._get_action_dist_from_latent(motor)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         actions = actions.reshape((-1, *self.action_space.shape))
@@ -391,8 +400,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
     def get_distribution(self, obs, lstm_states: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor
                          ) -> tuple[Distribution, tuple[th.Tensor, ...]]:
         features, dt = self._features_and_dt(obs)
-        motor, states = self._actor(features, dt, lstm_states, episode_starts)
-        return self._get_action_dist_from_latent(motor), states
+        return self._actor(features, dt, lstm_states, episode_starts)
 
     def predict_values(self, obs, lstm_states: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor) -> th.Tensor:
         features, dt = self._features_and_dt(obs)
@@ -401,9 +409,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
 
     def evaluate_actions(self, obs, actions: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor):
         features, dt = self._features_and_dt(obs)
-        motor, _ = self._actor(features, dt, lstm_states.pi, episode_starts)
+        distribution, _ = self._actor(features, dt, lstm_states.pi, episode_starts)
         values, _ = self._critic(features, dt, lstm_states.vf, episode_starts)
-        distribution = self._get_action_dist_from_latent(motor)
         return values, distribution.log_prob(actions), distribution.entropy()
 
 

@@ -136,7 +136,7 @@ def test_elapsed_time_from_the_observation_reaches_the_cell():
     assert obs["elapsed_time"].tolist() == [np.float32(0.05)]
     model = RecurrentPPO(NCPActorCriticPolicy, make_vec_env(lambda: ElapsedTimeObservation(Counter()), n_envs=2),
                          n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu",
-                         policy_kwargs={"cell": "ltc", "wiring": SMALL, "dt": 123.0})  # dt ignored for timed obs
+                         policy_kwargs={"cell": "ltc", "wiring": SMALL, "dt": 0.05})
     model.learn(32)  # padded steps carry elapsed_time 0: must not produce NaN
     assert all(torch.isfinite(p).all() for p in model.policy.parameters())
     x = np.array([[0.3, -0.2]], np.float32)
@@ -145,10 +145,22 @@ def test_elapsed_time_from_the_observation_reaches_the_cell():
     _, long = model.predict({"observation": x, "elapsed_time": np.array([[2.0]], np.float32)},
                             episode_start=np.ones(1, bool))
     assert not np.allclose(short[0], long[0])
-    # the constant dt is used for plain observations and it matters too
-    plain = _model(Counter, "ltc", dt=0.05)
+    # time in the observation counts in units of dt: 0.1 s at dt = 0.05 s is the same as 2 units
+    _, a = model.predict({"observation": x, "elapsed_time": np.array([[0.1]], np.float32)},
+                         episode_start=np.ones(1, bool))
+    model.policy.time_unit = 1.0  # seconds; now 2 units of cell time need 2 s
+    _, b = model.predict({"observation": x, "elapsed_time": np.array([[2.0]], np.float32)},
+                         episode_start=np.ones(1, bool))
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-6)
+
+
+def test_plain_observations_step_the_cell_by_dt_in_time_units():
+    x = np.array([[0.3, -0.2]], np.float32)
+    plain = _model(Counter, "ltc", dt=0.05)  # time_unit None: every step is 1 unit
     s1 = plain.predict(x, episode_start=np.ones(1, bool))[1][0]
     plain.policy.dt = 2.0
+    assert np.array_equal(s1, plain.predict(x, episode_start=np.ones(1, bool))[1][0])
+    plain.policy.time_unit = 1.0  # seconds: now a 2 s step differs from a 1 unit step
     s2 = plain.predict(x, episode_start=np.ones(1, bool))[1][0]
     assert not np.allclose(s1, s2)
 
@@ -207,6 +219,7 @@ def test_lstm_and_mlp_baselines_do_not_solve_what_they_cannot_see():
         ({"cell": "gru"}, "cell must be one of"),
         ({"critic": "lstm"}, "critic must be one of"),
         ({"dt": 0.0}, "dt must be a positive"),
+        ({"time_unit": -1.0}, "time_unit must be a positive"),
         ({"wiring": {"type": "Random", "units": 8}}, "wiring type must be one of"),
         ({"wiring": {"type": "AutoNCP", "units": 8, "output_size": 2}}, "motor count comes from the action space"),
         ({"wiring": {"type": "AutoNCP", "unit": 8}}, "does not take"),

@@ -28,11 +28,15 @@ tensors of shape ``(1, n_envs, H)``. This policy packs a cell's flat state into 
 ``H = max(actor state, critic state)``) and leaves ``c`` at zero. ``predict`` therefore returns the usual 2-tuple
 ``(h, c)`` of arrays of shape ``(1, n_envs, H)``; pass it back unchanged with ``episode_start``.
 
-Elapsed time. A liquid cell integrates over the seconds between observations. With a constant step duration pass
+Elapsed time. A liquid cell integrates over the time between observations. With a constant step duration pass
 ``dt`` (seconds; the training code reads ``env.unwrapped.dt``). With varying durations wrap the env in
 :class:`~ncp_control.policies.elapsed_time.ElapsedTimeObservation`; the policy then reads the per-step
-``elapsed_time`` from the observation dictionary and ignores ``dt``. Either way the core clamps ``dt`` below at
-``min_elapsed_time`` so the zero-padded steps of the rollout buffer cannot produce NaN gradients.
+``elapsed_time`` (seconds) from the observation dictionary instead of ``dt``. The cell's clock runs in units of
+``time_unit`` seconds, by default ``dt``: a regular step lasts exactly 1 time unit, which is the convention the
+cells' initialisation ranges were chosen for (ncps's default elapsed time), and an irregular step lasts
+``elapsed_time / dt`` units. (Physical seconds, ``time_unit=1``, make a 50 ms step 20 times shorter than that and
+the initial circuit correspondingly sluggish.) The core clamps the cell time below at ``min_elapsed_time`` units so
+the zero-padded steps of the rollout buffer cannot produce NaN gradients.
 
 Reset: the state of an environment is zeroed exactly before every step whose ``episode_start`` is true, in
 rollouts (per environment of a vector env) and in training sequences.
@@ -175,9 +179,10 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             motor count is the action count (``motor_count``).
         ode_unfolds: LTC solver steps per environment step (LTC only; default 6).
         cfc_mode: ``"default"``, ``"pure"`` or ``"no_gate"`` (CfC only).
-        dt: seconds between observations for Box observations (default 1.0, the ncps convention); ignored when the
+        dt: nominal seconds between observations (default 1.0); the elapsed time of every step unless the
             observation carries ``elapsed_time``.
-        min_elapsed_time: lower clamp of dt in seconds (default 1e-3).
+        time_unit: seconds per unit of cell time (default ``None``: ``dt``, so a regular step is 1 unit).
+        min_elapsed_time: lower clamp of the cell time per step, in time units (default 1e-3).
         critic: ``"mlp"`` (default; a feed-forward value network on the features) or ``"recurrent"`` (a dense cell
             of the same kind with ``critic_units`` neurons before the value MLP).
         critic_units: neurons of the recurrent critic (default 32).
@@ -212,6 +217,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         ode_unfolds: int | None = None,
         cfc_mode: CfCMode | None = None,
         dt: float = 1.0,
+        time_unit: float | None = None,
         min_elapsed_time: float = 1e-3,
         critic: CriticKind = "mlp",
         critic_units: int = 32,
@@ -221,6 +227,9 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         _check_positive_int("critic_units", critic_units)
         if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
+        if time_unit is not None and not (isinstance(time_unit, (int, float)) and np.isfinite(time_unit)
+                                          and time_unit > 0):
+            raise ValueError(f"time_unit must be a positive number of seconds or None (= dt), got {time_unit!r}")
         net_arch = _resolve_net_arch(net_arch)
         self._timed = is_timed_space(observation_space)
         inner = observation_space[OBSERVATION_KEY] if self._timed else observation_space
@@ -236,6 +245,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         self.ode_unfolds = ode_unfolds
         self.cfc_mode = cfc_mode
         self.dt = float(dt)
+        self.time_unit = None if time_unit is None else float(time_unit)
         self.min_elapsed_time = float(min_elapsed_time)
         self.critic_kind = critic
         self.critic_units = int(critic_units)
@@ -319,22 +329,23 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         data.pop("share_features_extractor", None)
         data.update(
             cell=self.cell_kind, wiring=self.wiring_spec, ode_unfolds=self.ode_unfolds, cfc_mode=self.cfc_mode,
-            dt=self.dt, min_elapsed_time=self.min_elapsed_time, critic=self.critic_kind,
+            dt=self.dt, time_unit=self.time_unit, min_elapsed_time=self.min_elapsed_time, critic=self.critic_kind,
             critic_units=self.critic_units, normalize_images=self.normalize_images,
         )
         return data
 
     # -- the recurrent pieces -----------------------------------------------------------------------------------
     def _features_and_dt(self, obs) -> tuple[th.Tensor, th.Tensor | float]:
-        """Features (N, F) and elapsed time ((N,) seconds, or the constant ``dt``) for flattened observations."""
+        """Features (N, F) and elapsed cell time ((N,) in time units, or a float) for flattened observations."""
         if self._timed:
             x = preprocess_obs(obs[OBSERVATION_KEY], self.observation_space[OBSERVATION_KEY],
                                normalize_images=self.normalize_images)
-            dt = obs[ELAPSED_TIME_KEY].reshape(-1).float()
+            seconds = obs[ELAPSED_TIME_KEY].reshape(-1).float()
         else:
             x = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
-            dt = self.dt
-        return self.features_extractor(x), dt
+            seconds = self.dt
+        unit = self.dt if self.time_unit is None else self.time_unit
+        return self.features_extractor(x), seconds / unit
 
     def _run_core(
         self,
@@ -349,7 +360,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
 
         Args:
             inputs: (n_seq * T, F) in RecurrentPPO's order (sequence-major: all steps of sequence 0 first).
-            dt: (n_seq * T,) seconds, or a float.
+            dt: (n_seq * T,) cell time units, or a float.
             states: ``(h, c)``, each (1, n_seq, H); the core's state is ``h[0, :, :core.state_size]``.
             episode_starts: (n_seq * T,) 0/1.
 

@@ -99,8 +99,12 @@ def test_loaded_predictor_normalises_raw_observations(tmp_path):
 
 def test_resolve_config_layers_and_validation(tmp_path):
     config = ppo.resolve_config("Pendulum-v1", "lstm", timesteps=1000)
-    assert config["algo"]["gamma"] == 0.9 and config["algo"]["use_sde"] is True  # env preset, per-policy preset
-    assert ppo.resolve_config("Pendulum-v1", "cfc", timesteps=1000)["algo"].get("use_sde") is None
+    assert config["algo"]["gamma"] == 0.9 and config["algo"]["use_sde"] is True  # env preset
+    assert config["policy_kwargs"]["lstm_hidden_size"] == 64  # policy preset
+    presets = {"defaults": ppo.load_presets()["defaults"],
+               "envs": {"E-v0": {"algo": {"gamma": 0.5}, "policies": {"cfc": {"algo": {"gamma": 0.7}}}}}}
+    assert ppo.resolve_config("E-v0", "cfc", timesteps=1, presets=presets)["algo"]["gamma"] == 0.7
+    assert ppo.resolve_config("E-v0", "ltc", timesteps=1, presets=presets)["algo"]["gamma"] == 0.5
     user = tmp_path / "user.json"
     user.write_text(json.dumps({"algo": {"learning_rate": 0.01}, "n_envs": 3}))
     config = ppo.resolve_config("Pendulum-v1", "cfc", timesteps=1000, config_file=user, overrides={"n_envs": 5})

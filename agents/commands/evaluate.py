@@ -1,0 +1,45 @@
+"""Evaluate a trained run (PPO or imitation) on seeded episodes and print/write the metrics as JSON.
+
+Episode i is reset with seed S + i, so every model sees the same episodes. Lane-keeping envs add
+completion_rate, mean_abs_lateral_m, departures_per_km and steering_smoothness.
+
+Example:
+    ncp-control evaluate runs/pnv_cfc_s0 --env PendulumNoVel-v1 --episodes 20 --seed 1000 --json eval.json
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="run folder written by train-ppo or train-bc")
+    parser.add_argument("--env", help="Gymnasium id (default: the run's own env)")
+    parser.add_argument("--episodes", type=int, default=10, help="number of episodes (default 10)")
+    parser.add_argument("--seed", type=int, default=1000, help="seed of the first episode (default 1000)")
+    parser.add_argument("--n-envs", type=int, default=1, help="environments stepped in parallel (default 1)")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic ones")
+    parser.add_argument("--json", help="write the metrics to this file")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from agents.evaluation import evaluate
+    from agents.runs import load_run
+
+    torch.set_num_threads(1)
+    loaded = load_run(args.run_dir)
+    env_id = args.env or loaded.env_id
+    result = evaluate(loaded.predictor, env_id, args.episodes, args.seed,
+                      env_kwargs=loaded.config.get("env_kwargs") if env_id == loaded.env_id else None,
+                      n_envs=args.n_envs, deterministic=not args.stochastic)
+    result = {"run_dir": str(args.run_dir), "env_id": env_id, **result}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    return 0

@@ -1,0 +1,199 @@
+"""Closed-loop evaluation of any recurrent or feed-forward policy on a Gymnasium environment.
+
+A *Predictor* is anything with stable-baselines3's recurrent ``predict`` semantics::
+
+    predict(observation (n_envs, *obs_shape), state=None, episode_start=(n_envs,) bool | None, deterministic=True)
+        -> (actions (n_envs, *act_shape), state)
+
+SB3 models are Predictors; so are :class:`agents.ppo.PPOPredictor` and the imitation models. A Predictor may also
+declare ``env_wrappers`` (callables ``env -> env`` that its observations need, e.g. the elapsed-time observation)
+and ``observation_space`` / ``action_space`` (checked against the environment).
+
+Episodes and seeds: episode ``i`` (0-based) is reset with seed ``seed + i``, whatever ``n_envs`` is, so every
+model sees the same episodes (the same roads in lane keeping). With ``n_envs > 1`` the episodes are spread over
+parallel copies of the environment and the predictor is called on the batch; the recurrent state of a copy is
+reset (``episode_start=True``) whenever that copy starts a new episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+#: info keys that identify a lane-keeping environment (all three must be present).
+LANE_KEYS = ("is_success", "lateral_offset_m", "distance_m")
+
+
+def make_eval_env(env_id: str, env_kwargs: dict[str, Any] | None = None,
+                  wrappers: Sequence[Callable[[gym.Env], gym.Env]] = ()) -> gym.Env:
+    """``gym.make(env_id, **env_kwargs)`` with ``wrappers`` applied in order (first = innermost).
+
+    Raises:
+        ValueError: the id is not registered (the message lists how to find registered ids).
+    """
+    import envs  # noqa: F401  registers this project's ids
+
+    if env_id not in gym.registry:
+        raise ValueError(
+            f"unknown environment id {env_id!r}; registered ids are listed by gymnasium.pprint_registry() "
+            "(this project's: LaneKeeping-v0, LaneKeepingState-v0, PendulumNoVel-v1, ...)"
+        )
+    env = gym.make(env_id, **(env_kwargs or {}))
+    for wrap in wrappers:
+        env = wrap(env)
+    return env
+
+
+def check_spaces_fit(predictor, env: gym.Env) -> None:
+    """Raise ``ValueError`` when the predictor's declared spaces do not fit the environment's."""
+    for name in ("observation_space", "action_space"):
+        expected = getattr(predictor, name, None)
+        actual = getattr(env, name)
+        if expected is not None and not _spaces_equal(expected, actual):
+            raise ValueError(
+                f"the model does not fit this environment: its {name} is {expected}, the environment's is {actual}. "
+                "Evaluate on the environment (and env_kwargs) the model was trained on."
+            )
+
+
+def evaluate(
+    predictor,
+    env_id: str,
+    episodes: int,
+    seed: int,
+    *,
+    env_kwargs: dict[str, Any] | None = None,
+    wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
+    n_envs: int = 1,
+    deterministic: bool = True,
+) -> dict[str, Any]:
+    """Run ``episodes`` episodes and summarise them.
+
+    Args:
+        predictor: a Predictor (see the module docstring).
+        env_id: a registered Gymnasium id.
+        episodes: number of episodes (>= 1); episode i is reset with seed ``seed + i``.
+        seed: seed of the first episode.
+        env_kwargs: keyword arguments for ``gym.make``.
+        wrappers: callables ``env -> env`` applied in order (e.g. perturbations), before the predictor's own
+            ``env_wrappers``.
+        n_envs: environments run in parallel in one process (>= 1).
+        deterministic: use the policy's deterministic action.
+
+    Returns:
+        ``mean_return``, ``std_return`` (population std over episodes), ``episodes``, ``returns`` and
+        ``lengths`` (per episode, in episode order), ``seeds``; and when the env's info has the lane-keeping keys
+        (``is_success``, ``lateral_offset_m``, ``distance_m``): ``completion_rate`` (fraction of episodes ending
+        with ``is_success``), ``mean_abs_lateral_m`` (mean |lateral offset| over all steps of all episodes),
+        ``departures_per_km`` (episodes terminated without success per kilometre driven in total),
+        ``steering_smoothness`` (mean |a_t - a_{t-1}| over consecutive steps within episodes, all action
+        dimensions), ``distances_m`` and ``successes`` per episode.
+
+    Raises:
+        ValueError: bad ``episodes``/``n_envs``, unknown env id, or a model whose spaces do not fit the env.
+    """
+    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
+        raise ValueError(f"episodes must be a positive int, got {episodes!r}")
+    if isinstance(n_envs, bool) or not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
+        raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
+    all_wrappers = [*wrappers, *getattr(predictor, "env_wrappers", ())]
+    n_envs = min(int(n_envs), int(episodes))
+    envs_ = [make_eval_env(env_id, env_kwargs, all_wrappers) for _ in range(n_envs)]
+    try:
+        check_spaces_fit(predictor, envs_[0])
+        return _run(predictor, envs_, int(episodes), int(seed), deterministic)
+    finally:
+        for env in envs_:
+            env.close()
+
+
+def _run(predictor, envs_: list[gym.Env], episodes: int, seed: int, deterministic: bool) -> dict[str, Any]:
+    n = len(envs_)
+    returns = np.zeros(episodes)
+    lengths = np.zeros(episodes, dtype=int)
+    lane: dict[str, list] = {"success": [None] * episodes, "distance": [0.0] * episodes, "departed": [False] * episodes,
+                             "abs_lateral": [], "action_deltas": []}
+    lane_seen = True
+    next_episode = 0
+    episode_of = [-1] * n  # which episode each copy runs; -1 = idle
+    observations: list[Any] = [None] * n
+    last_action: list[np.ndarray | None] = [None] * n
+    starts = np.ones(n, dtype=bool)
+    for i in range(n):
+        observations[i], _ = envs_[i].reset(seed=seed + next_episode)
+        episode_of[i] = next_episode
+        next_episode += 1
+    state = None
+    while any(e >= 0 for e in episode_of):
+        batch = _stack([observations[i] for i in range(n)])
+        actions, state = predictor.predict(batch, state=state, episode_start=starts.copy(), deterministic=deterministic)
+        actions = np.asarray(actions)
+        starts[:] = False
+        for i, env in enumerate(envs_):
+            ep = episode_of[i]
+            if ep < 0:
+                continue
+            action = actions[i]
+            observations[i], reward, terminated, truncated, info = env.step(action)
+            returns[ep] += float(reward)
+            lengths[ep] += 1
+            flat_action = np.asarray(action, dtype=np.float64).reshape(-1)
+            if last_action[i] is not None:
+                lane["action_deltas"].append(np.abs(flat_action - last_action[i]).mean())  # mean over action dims
+            last_action[i] = flat_action
+            if all(k in info for k in LANE_KEYS):
+                lane["abs_lateral"].append(abs(float(info["lateral_offset_m"])))
+                lane["distance"][ep] = float(info["distance_m"])
+                lane["success"][ep] = bool(info["is_success"])
+            else:
+                lane_seen = False
+            if terminated or truncated:
+                lane["departed"][ep] = bool(terminated) and not bool(info.get("is_success", False))
+                last_action[i] = None
+                if next_episode < episodes:
+                    observations[i], _ = env.reset(seed=seed + next_episode)
+                    episode_of[i] = next_episode
+                    next_episode += 1
+                    starts[i] = True
+                else:
+                    episode_of[i] = -1
+    result: dict[str, Any] = {
+        "mean_return": float(returns.mean()),
+        "std_return": float(returns.std()),
+        "episodes": episodes,
+        "returns": returns.tolist(),
+        "lengths": lengths.tolist(),
+        "seeds": [seed + i for i in range(episodes)],
+    }
+    if lane_seen:
+        km = sum(lane["distance"]) / 1000.0
+        departures = sum(lane["departed"])
+        result.update(
+            completion_rate=float(np.mean([bool(s) for s in lane["success"]])),
+            mean_abs_lateral_m=float(np.mean(lane["abs_lateral"])),
+            departures_per_km=float(departures / km) if km > 0 else float("inf") if departures else 0.0,
+            steering_smoothness=float(np.mean(lane["action_deltas"])) if lane["action_deltas"] else 0.0,
+            distances_m=list(lane["distance"]),
+            successes=[bool(s) for s in lane["success"]],
+        )
+    return result
+
+
+def _stack(observations: list[Any]):
+    if isinstance(observations[0], dict):
+        return {k: np.stack([o[k] for o in observations]) for k in observations[0]}
+    return np.stack(observations)
+
+
+def _spaces_equal(a: spaces.Space, b: spaces.Space) -> bool:
+    if isinstance(a, spaces.Dict) and isinstance(b, spaces.Dict):
+        return set(a.spaces) == set(b.spaces) and all(_spaces_equal(a[k], b[k]) for k in a.spaces)
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, spaces.Box):
+        return a.shape == b.shape
+    return a == b

@@ -1,0 +1,481 @@
+"""PPO training with NCP (LTC / CfC) actors and the LSTM / MLP baselines, behind one ``policy`` switch.
+
+=========  ==========================================================================
+policy     algorithm and policy
+=========  ==========================================================================
+``ltc``    sb3-contrib ``RecurrentPPO`` + :class:`NCPActorCriticPolicy` (cell="ltc")
+``cfc``    sb3-contrib ``RecurrentPPO`` + :class:`NCPActorCriticPolicy` (cell="cfc")
+``lstm``   sb3-contrib ``RecurrentPPO`` + ``MlpLstmPolicy`` (``CnnLstmPolicy`` for images)
+``mlp``    stable-baselines3 ``PPO`` + ``MlpPolicy`` (``CnnPolicy`` for images)
+=========  ==========================================================================
+
+A run folder (``run_dir``) holds::
+
+    config.json              the resolved configuration: kind="ppo", env_id, policy, seed, timesteps, algo, ...
+    tensorboard/ppo_1/       TensorBoard logs (continued, not restarted, on resume)
+    checkpoints/model_<N>_steps.zip, checkpoints/model_vecnormalize_<N>_steps.pkl
+    model.zip, vecnormalize.pkl   the final model and its observation/reward normalisation statistics
+    evaluation.json          the final evaluation (agents.evaluation.evaluate) on eval_episodes seeded episodes
+
+Configuration: :func:`resolve_config` merges the presets in ``agents/configs/ppo.json`` (see its ``_doc``), an
+optional user file with the same keys as a resolved config, and explicit overrides. Every key is validated.
+
+Elapsed time for NCP cells (``elapsed_time``): ``"constant"`` passes the env's step duration
+(``env.unwrapped.dt``) to the policy as ``policy_kwargs["dt"]`` (unless the config sets it); ``"observation"``
+wraps the env in :class:`ElapsedTimeObservation` so that ``info["elapsed_time"]`` reaches the cell step by step
+(for irregular time), and normalises only the ``"observation"`` key.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+import re
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import gymnasium as gym
+import numpy as np
+
+PolicyName = Literal["ltc", "cfc", "lstm", "mlp"]
+VecEnvName = Literal["dummy", "subproc"]
+ElapsedTimeMode = Literal["constant", "observation"]
+
+PRESETS_PATH = Path(__file__).parent / "configs" / "ppo.json"
+MODEL_FILE = "model.zip"
+VECNORMALIZE_FILE = "vecnormalize.pkl"
+CONFIG_FILE = "config.json"
+EVALUATION_FILE = "evaluation.json"
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_PREFIX = "model"
+_CHECKPOINT_RE = re.compile(rf"^{CHECKPOINT_PREFIX}_(\d+)_steps\.zip$")
+
+# Keys of a resolved config and their types (the file-level schema; "algo" and "policy_kwargs" are checked
+# against the algorithm's and policy's constructors when the model is built).
+_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "kind": str, "env_id": str, "policy": str, "seed": int, "timesteps": int,
+    "n_envs": int, "vec_env": str, "normalize_obs": bool, "normalize_reward": bool, "elapsed_time": str,
+    "env_kwargs": dict, "checkpoint_freq": int, "eval_freq": int, "eval_episodes": int, "eval_seed": int,
+    "progress_bar": bool, "algo": dict, "policy_kwargs": dict,
+}
+_ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "silu")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------------------------------------------
+def load_presets(path: str | Path = PRESETS_PATH) -> dict[str, Any]:
+    """The presets file as a dict (``defaults``, ``policies``, ``envs``)."""
+    return _read_json(Path(path), "presets file")
+
+
+def resolve_config(
+    env_id: str,
+    policy: PolicyName,
+    *,
+    timesteps: int,
+    seed: int = 0,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    presets: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The full training configuration for ``env_id`` and ``policy``.
+
+    Layers (later wins, dicts merged key by key): presets ``defaults``, ``policies[policy]``, ``envs[env_id]``,
+    ``envs[env_id].policies[policy]``, the JSON ``config_file``, ``overrides`` (e.g. ``{"n_envs": 8}``), then
+    ``env_id``/``policy``/``seed``/``timesteps``.
+
+    Raises:
+        ValueError: unknown policy, unknown or mistyped keys, non-positive sizes, bad choices.
+    """
+    _check_choice("policy", policy, PolicyName)
+    presets = load_presets() if presets is None else presets
+    config = copy.deepcopy(presets.get("defaults", {}))
+    _merge(config, presets.get("policies", {}).get(policy, {}))
+    env_preset = copy.deepcopy(presets.get("envs", {}).get(env_id, {}))
+    per_policy = env_preset.pop("policies", {})
+    _merge(config, env_preset)
+    _merge(config, per_policy.get(policy, {}))
+    if config_file is not None:
+        _merge(config, _read_json(Path(config_file), "config file"))
+    _merge(config, overrides or {})
+    config.update(kind="ppo", env_id=env_id, policy=policy, seed=int(seed), timesteps=int(timesteps))
+    validate_config(config)
+    return config
+
+
+def validate_config(config: dict[str, Any]) -> None:
+    """Check keys, types and choices of a resolved config (raises ``ValueError``)."""
+    unknown = set(config) - set(_SCHEMA) - {"_doc"}
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}; allowed: {sorted(_SCHEMA)}")
+    missing = set(_SCHEMA) - set(config)
+    if missing:
+        raise ValueError(f"config is missing keys {sorted(missing)}")
+    for key, typ in _SCHEMA.items():
+        value = config[key]
+        if (typ is int and (isinstance(value, bool) or not isinstance(value, int))) or not isinstance(value, typ):
+            raise ValueError(f"config[{key!r}] must be {typ.__name__}, got {value!r}")
+    if config["kind"] != "ppo":
+        raise ValueError(f"config kind must be 'ppo', got {config['kind']!r}")
+    _check_choice("policy", config["policy"], PolicyName)
+    _check_choice("vec_env", config["vec_env"], VecEnvName)
+    _check_choice("elapsed_time", config["elapsed_time"], ElapsedTimeMode)
+    for key in ("timesteps", "n_envs", "eval_episodes"):
+        if config[key] < 1:
+            raise ValueError(f"config[{key!r}] must be >= 1, got {config[key]}")
+    for key in ("checkpoint_freq", "eval_freq"):
+        if config[key] < 0:
+            raise ValueError(f"config[{key!r}] must be >= 0 (0 turns it off), got {config[key]}")
+    if config["elapsed_time"] == "observation" and config["policy"] not in ("ltc", "cfc"):
+        raise ValueError("elapsed_time='observation' is for the ltc/cfc policies; the lstm/mlp baselines take no time")
+    act = config["policy_kwargs"].get("activation_fn")
+    if act is not None and act not in _ACTIVATIONS:
+        raise ValueError(f"policy_kwargs.activation_fn must be one of {_ACTIVATIONS}, got {act!r}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# environments
+# ---------------------------------------------------------------------------------------------------------------
+def _make_single_env(env_id: str, env_kwargs: dict[str, Any], timed: bool, dt: float | None) -> gym.Env:
+    """Top-level (picklable) env factory for SubprocVecEnv workers; imports ``envs`` to register our ids."""
+    from .evaluation import make_eval_env
+
+    return make_eval_env(env_id, env_kwargs, policy_env_wrappers(timed, dt))
+
+
+def policy_env_wrappers(timed: bool, dt: float | None) -> tuple:
+    """The wrappers a policy needs around the raw env: the elapsed-time observation when ``timed``."""
+    if not timed:
+        return ()
+    from ncp_control.policies.elapsed_time import ElapsedTimeObservation
+
+    return (partial(ElapsedTimeObservation, dt=dt),)
+
+
+def env_step_duration(env_id: str, env_kwargs: dict[str, Any] | None = None) -> float:
+    """``env.unwrapped.dt`` of a freshly made env, in seconds.
+
+    Raises:
+        ValueError: the env has no positive ``dt`` (then set ``policy_kwargs.dt`` in the config).
+    """
+    from .evaluation import make_eval_env
+
+    env = make_eval_env(env_id, env_kwargs)
+    try:
+        dt = getattr(env.unwrapped, "dt", None)
+    finally:
+        env.close()
+    if dt is None or not np.isfinite(dt) or dt <= 0:
+        raise ValueError(f"{env_id} has no positive step duration env.unwrapped.dt; set policy_kwargs.dt in the config")
+    return float(dt)
+
+
+def make_training_env(config: dict[str, Any], *, seed: int | None = None, n_envs: int | None = None):
+    """The (unnormalised) VecEnv for ``config``: Monitor-wrapped copies, Dummy or Subproc, seeded."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    timed = config["elapsed_time"] == "observation"
+    factory = partial(_make_single_env, config["env_id"], config["env_kwargs"], timed,
+                      config["policy_kwargs"].get("dt"))
+    vec_cls = SubprocVecEnv if config["vec_env"] == "subproc" else DummyVecEnv
+    return make_vec_env(factory, n_envs=n_envs or config["n_envs"], seed=config["seed"] if seed is None else seed,
+                        vec_env_cls=vec_cls)
+
+
+def _normalize(venv, config: dict[str, Any], *, training: bool = True):
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    if not (config["normalize_obs"] or config["normalize_reward"]):
+        return venv
+    keys = ["observation"] if config["elapsed_time"] == "observation" else None
+    return VecNormalize(venv, training=training, norm_obs=config["normalize_obs"],
+                        norm_reward=config["normalize_reward"] and training, norm_obs_keys=keys,
+                        gamma=config["algo"].get("gamma", 0.99))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# models
+# ---------------------------------------------------------------------------------------------------------------
+def algorithm_class(policy: PolicyName):
+    """``RecurrentPPO`` for ltc/cfc/lstm, ``PPO`` for mlp."""
+    _check_choice("policy", policy, PolicyName)
+    if policy == "mlp":
+        from stable_baselines3 import PPO
+
+        return PPO
+    from sb3_contrib import RecurrentPPO
+
+    return RecurrentPPO
+
+
+def _policy_spec(config: dict[str, Any], observation_space) -> tuple[Any, dict[str, Any]]:
+    from stable_baselines3.common.preprocessing import is_image_space
+    from torch import nn
+
+    kwargs = dict(config["policy_kwargs"])
+    if "activation_fn" in kwargs:
+        kwargs["activation_fn"] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU,
+                                   "silu": nn.SiLU}[kwargs["activation_fn"]]
+    policy = config["policy"]
+    if policy in ("ltc", "cfc"):
+        from ncp_control.policies.recurrent_ppo import NCPActorCriticPolicy
+
+        kwargs.setdefault("cell", policy)
+        if kwargs["cell"] != policy:
+            raise ValueError(f"policy {policy!r} but policy_kwargs.cell is {kwargs['cell']!r}")
+        return NCPActorCriticPolicy, kwargs
+    image = is_image_space(observation_space)
+    if policy == "lstm":
+        return ("CnnLstmPolicy" if image else "MlpLstmPolicy"), kwargs
+    return ("CnnPolicy" if image else "MlpPolicy"), kwargs
+
+
+def build_model(config: dict[str, Any], venv, *, tensorboard_log: str | None = None):
+    """A fresh, seeded model for ``config`` on ``venv``.
+
+    Raises:
+        ValueError: an ``algo`` key the algorithm does not take.
+    """
+    import inspect
+
+    cls = algorithm_class(config["policy"])
+    allowed = set(inspect.signature(cls.__init__).parameters) - {"self", "policy", "env", "policy_kwargs", "seed",
+                                                                   "tensorboard_log", "device", "_init_setup_model"}
+    unknown = set(config["algo"]) - allowed
+    if unknown:
+        raise ValueError(f"unknown algo keys {sorted(unknown)} for {cls.__name__}; allowed: {sorted(allowed)}")
+    policy, policy_kwargs = _policy_spec(config, venv.observation_space)
+    return cls(policy, venv, policy_kwargs=policy_kwargs, seed=config["seed"], tensorboard_log=tensorboard_log,
+               device="cpu", verbose=0, **config["algo"])
+
+
+def finalize_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Fill what depends on the env: ``policy_kwargs.dt`` for NCP policies (from ``env.unwrapped.dt``)."""
+    config = copy.deepcopy(config)
+    if config["policy"] in ("ltc", "cfc") and "dt" not in config["policy_kwargs"]:
+        config["policy_kwargs"]["dt"] = env_step_duration(config["env_id"], config["env_kwargs"])
+    validate_config(config)
+    return config
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------------------------
+def checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """``(steps, path)`` of every checkpoint in ``run_dir``, by increasing steps."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    found = []
+    for path in folder.glob(f"{CHECKPOINT_PREFIX}_*_steps.zip") if folder.is_dir() else ():
+        match = _CHECKPOINT_RE.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def _vecnormalize_for(checkpoint: Path) -> Path:
+    steps = _CHECKPOINT_RE.match(checkpoint.name).group(1)
+    return checkpoint.with_name(f"{CHECKPOINT_PREFIX}_vecnormalize_{steps}_steps.pkl")
+
+
+def train(
+    config: dict[str, Any],
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    callbacks: Sequence = (),
+    evaluate_at_end: bool = True,
+):
+    """Train (or resume) a run; returns the trained model.
+
+    Args:
+        config: a resolved config (:func:`resolve_config`). On resume, the run's own ``config.json`` is used and
+            only ``timesteps`` (the new total) is taken from ``config``.
+        run_dir: the run folder (created when new; must not hold a run unless ``resume``).
+        resume: continue from the run's last checkpoint; the step count continues from the checkpoint's.
+        callbacks: extra SB3 callbacks.
+        evaluate_at_end: write ``evaluation.json`` (``eval_episodes`` episodes from ``eval_seed``).
+
+    Raises:
+        ValueError: a new run in a folder that already has a config, or resume without a run or checkpoint.
+    """
+    from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    run_dir = Path(run_dir)
+    config_path = run_dir / CONFIG_FILE
+    if resume:
+        if not config_path.is_file():
+            raise ValueError(f"cannot resume: {run_dir} has no {CONFIG_FILE} (not a run folder)")
+        saved = _read_json(config_path, "run config")
+        saved["timesteps"] = int(config["timesteps"]) if config else saved["timesteps"]
+        config = saved
+        validate_config(config)
+        found = checkpoints(run_dir)
+        if not found:
+            raise ValueError(f"cannot resume: no checkpoints in {run_dir / CHECKPOINT_DIR}")
+    else:
+        if config_path.exists():
+            raise ValueError(f"{run_dir} already holds a run; pass resume=True (--resume) or choose a new folder")
+        config = finalize_config(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(config_path, config)
+
+    venv = make_training_env(config)
+    cls = algorithm_class(config["policy"])
+    if resume:
+        steps, checkpoint = found[-1]
+        stats = _vecnormalize_for(checkpoint)
+        if stats.is_file():
+            venv = VecNormalize.load(str(stats), venv)
+            venv.training = True
+        elif config["normalize_obs"] or config["normalize_reward"]:
+            raise ValueError(f"cannot resume: {stats.name} is missing next to {checkpoint.name}")
+        model = cls.load(str(checkpoint), env=venv, device="cpu")
+        model.tensorboard_log = str(run_dir / "tensorboard")
+    else:
+        venv = _normalize(venv, config)
+        model = build_model(config, venv, tensorboard_log=str(run_dir / "tensorboard"))
+
+    all_callbacks = list(callbacks)
+    if config["checkpoint_freq"] > 0:
+        all_callbacks.append(CheckpointCallback(
+            save_freq=max(config["checkpoint_freq"] // config["n_envs"], 1), save_path=str(run_dir / CHECKPOINT_DIR),
+            name_prefix=CHECKPOINT_PREFIX, save_vecnormalize=True))
+    eval_env = None
+    if config["eval_freq"] > 0:
+        eval_env = _normalize(make_training_env(config, seed=config["eval_seed"], n_envs=1), config, training=False)
+        all_callbacks.append(EvalCallback(
+            eval_env, n_eval_episodes=config["eval_episodes"], eval_freq=max(config["eval_freq"] // config["n_envs"], 1),
+            best_model_save_path=str(run_dir / "eval"), log_path=str(run_dir / "eval"), deterministic=True))
+
+    remaining = config["timesteps"] - model.num_timesteps
+    try:
+        if remaining > 0:
+            model.learn(total_timesteps=remaining, callback=all_callbacks, tb_log_name="ppo",
+                        reset_num_timesteps=not resume, progress_bar=config["progress_bar"])
+        _save(model, run_dir)
+    finally:
+        venv.close()
+        if eval_env is not None:
+            eval_env.close()
+    if evaluate_at_end:
+        from .evaluation import evaluate
+
+        summary = evaluate(load_policy(run_dir, config), config["env_id"], config["eval_episodes"],
+                           config["eval_seed"], env_kwargs=config["env_kwargs"])
+        summary["timesteps"] = int(model.num_timesteps)
+        _write_json(run_dir / EVALUATION_FILE, summary)
+    return model
+
+
+def _save(model, run_dir: Path) -> None:
+    """Final model + normalisation stats, and the same as the last checkpoint (so resume finds it)."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    model.save(str(run_dir / MODEL_FILE))
+    ckpt_dir = run_dir / CHECKPOINT_DIR
+    ckpt_dir.mkdir(exist_ok=True)
+    checkpoint = ckpt_dir / f"{CHECKPOINT_PREFIX}_{model.num_timesteps}_steps.zip"
+    model.save(str(checkpoint))
+    venv = model.get_env()
+    if isinstance(venv, VecNormalize):
+        venv.save(str(run_dir / VECNORMALIZE_FILE))
+        venv.save(str(_vecnormalize_for(checkpoint)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------------------------------
+class PPOPredictor:
+    """A trained PPO model as a Predictor for raw (unnormalised) observations.
+
+    ``predict`` normalises observations with the run's saved ``VecNormalize`` statistics (if any), then calls the
+    model's ``predict``. For ``mlp`` models the returned state is ``None``. ``env_wrappers`` lists what the
+    observations need around the raw env (the elapsed-time observation for ``elapsed_time="observation"`` runs).
+
+    Attributes:
+        model: the SB3 model. normalizer: the unpickled ``VecNormalize`` (no env attached) or ``None``.
+        observation_space, action_space: the model's spaces.
+    """
+
+    def __init__(self, model, normalizer=None, env_wrappers: Sequence = ()):
+        self.model = model
+        self.normalizer = normalizer
+        self.env_wrappers = tuple(env_wrappers)
+        self.observation_space = model.observation_space
+        self.action_space = model.action_space
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+        """observation: (n_envs, *obs_shape) (or a dict of such arrays); episode_start: (n_envs,) bool.
+        Returns ``(actions (n_envs, *act_shape), state)``."""
+        if self.normalizer is not None:
+            observation = self.normalizer.normalize_obs(observation)
+        return self.model.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic)
+
+
+def load_policy(run_dir: str | Path, config: dict[str, Any]) -> PPOPredictor:
+    """Load a PPO run's final model (or, if training did not finish, its last checkpoint) as a Predictor.
+
+    Raises:
+        ValueError: no model in the run folder.
+    """
+    run_dir = Path(run_dir)
+    validate_config(config)
+    model_path, stats_path = run_dir / MODEL_FILE, run_dir / VECNORMALIZE_FILE
+    if not model_path.is_file():
+        found = checkpoints(run_dir)
+        if not found:
+            raise ValueError(f"{run_dir} has no {MODEL_FILE} and no checkpoints: nothing to load")
+        model_path = found[-1][1]
+        stats_path = _vecnormalize_for(model_path)
+    try:
+        model = algorithm_class(config["policy"]).load(str(model_path), device="cpu")
+    except Exception as error:  # corrupt zip, wrong algorithm
+        raise ValueError(f"cannot load {model_path}: {error}") from error
+    normalizer = None
+    if stats_path.is_file():
+        with open(stats_path, "rb") as f:
+            normalizer = pickle.load(f)
+    elif config["normalize_obs"]:
+        raise ValueError(f"{stats_path} is missing: the model was trained on normalised observations")
+    timed = config["elapsed_time"] == "observation"
+    return PPOPredictor(model, normalizer, policy_env_wrappers(timed, config["policy_kwargs"].get("dt")))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------------------------
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> None:
+    """Recursive in-place merge: nested dicts merged key by key, everything else replaced."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise ValueError(f"{what} {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{what} {path} is not valid JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} {path} must hold a JSON object")
+    return data
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _check_choice(name: str, value, literal) -> None:
+    allowed = get_args(literal)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")

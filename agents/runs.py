@@ -1,0 +1,77 @@
+"""Run folders: load any trained run (PPO or imitation) as a Predictor.
+
+Every training command writes ``RUN_DIR/config.json`` with at least ``kind`` (``"ppo"`` or ``"bc"``),
+``env_id``, ``policy`` and ``seed``. :func:`load_run` reads it and dispatches on ``kind`` to the loader registered
+in :data:`LOADERS` (``"module:function"``, called as ``function(run_dir, config) -> Predictor``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: kind -> "module:function" loading a run of that kind; the function takes (run_dir, config).
+LOADERS: dict[str, str] = {
+    "ppo": "agents.ppo:load_policy",
+    "bc": "agents.imitation:load_policy",
+}
+
+_REQUIRED_KEYS = ("kind", "env_id", "policy", "seed")
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A loaded run: its folder, its ``config.json`` and the model as a Predictor (see ``agents.evaluation``)."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    predictor: Any
+
+    @property
+    def env_id(self) -> str:
+        return self.config["env_id"]
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """``RUN_DIR/config.json`` as a dict.
+
+    Raises:
+        ValueError: the folder does not exist, has no config, or the config is not valid JSON / lacks the
+            required keys (``kind``, ``env_id``, ``policy``, ``seed``).
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ValueError(f"run folder {run_dir} does not exist")
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise ValueError(f"{run_dir} is not a run folder: it has no config.json")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is corrupt (not valid JSON): {error}") from error
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} is corrupt: it must hold a JSON object")
+    missing = [k for k in _REQUIRED_KEYS if k not in config]
+    if missing:
+        raise ValueError(f"{path} lacks required keys {missing}")
+    return config
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """Load a run folder's model as a Predictor.
+
+    Raises:
+        ValueError: bad folder or config (see :func:`read_config`), or an unknown ``kind`` (allowed: the keys of
+            :data:`LOADERS`).
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    kind = config["kind"]
+    if kind not in LOADERS:
+        raise ValueError(f"unknown run kind {kind!r} in {run_dir / 'config.json'}; known kinds: {sorted(LOADERS)}")
+    module_name, function_name = LOADERS[kind].split(":")
+    loader = getattr(importlib.import_module(module_name), function_name)
+    return LoadedRun(run_dir=run_dir, config=config, predictor=loader(run_dir, config))

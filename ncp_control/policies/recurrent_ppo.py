@@ -1,0 +1,433 @@
+"""NCP actors for sb3-contrib's RecurrentPPO: LTC or CfC cells on NCP wirings whose motor neurons are the actions.
+
+Usage::
+
+    from sb3_contrib import RecurrentPPO
+    from ncp_control.policies.recurrent_ppo import NCPActorCriticPolicy
+
+    model = RecurrentPPO(NCPActorCriticPolicy, "Pendulum-v1",
+                         policy_kwargs=dict(cell="cfc", wiring={"type": "AutoNCP", "units": 19}, dt=0.05))
+    model.learn(10_000)
+    obs = model.get_env().reset()
+    action, state = model.predict(obs, state=None, episode_start=np.ones(1, bool), deterministic=True)
+
+Everything RecurrentPPO offers keeps working: VecEnvs (also ``SubprocVecEnv``), ``VecNormalize``, callbacks,
+``save``/``load``, ``evaluate_policy``.
+
+Architecture (``F`` = features, ``A`` = motor neurons)::
+
+    obs -> features extractor (Flatten for vectors, NatureCNN for images) -> features (B, F)
+        actor:  [optional MLP net_arch["pi"]] -> cell (LTC/CfC on the wiring) -> motor neurons (B, A)
+                -> Box: Gaussian mean = centre + half_width * motor (fixed map to the action bounds), learned log-std
+                -> Discrete / MultiDiscrete / MultiBinary: motor neurons are the logits
+        critic: MLP net_arch["vf"] on the features (default), or a dense recurrent cell of the same kind first
+                (critic="recurrent") -> value (B, 1)
+
+How the recurrent state travels. RecurrentPPO stores LSTM states as ``RNNStates(pi=(h, c), vf=(h, c))`` with
+tensors of shape ``(1, n_envs, H)``. This policy packs a cell's flat state into ``h`` (zero-padded to
+``H = max(actor state, critic state)``) and leaves ``c`` at zero. ``predict`` therefore returns the usual 2-tuple
+``(h, c)`` of arrays of shape ``(1, n_envs, H)``; pass it back unchanged with ``episode_start``.
+
+Elapsed time. A liquid cell integrates over the time between observations. With a constant step duration pass
+``dt`` (seconds; the training code reads ``env.unwrapped.dt``). With varying durations wrap the env in
+:class:`~ncp_control.policies.elapsed_time.ElapsedTimeObservation`; the policy then reads the per-step
+``elapsed_time`` (seconds) from the observation dictionary instead of ``dt``. The cell's clock runs in units of
+``time_unit`` seconds, by default ``dt``: a regular step lasts exactly 1 time unit, which is the convention the
+cells' initialisation ranges were chosen for (ncps's default elapsed time), and an irregular step lasts
+``elapsed_time / dt`` units. (Physical seconds, ``time_unit=1``, make a 50 ms step 20 times shorter than that and
+the initial circuit correspondingly sluggish.) The core clamps the cell time below at ``min_elapsed_time`` units so
+the zero-padded steps of the rollout buffer cannot produce NaN gradients.
+
+Reset: the state of an environment is zeroed exactly before every step whose ``episode_start`` is true, in
+rollouts (per environment of a vector env) and in training sequences.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from sb3_contrib.common.recurrent.type_aliases import RNNStates
+from stable_baselines3.common.distributions import (
+    BernoulliDistribution,
+    CategoricalDistribution,
+    DiagGaussianDistribution,
+    Distribution,
+    MultiCategoricalDistribution,
+    StateDependentNoiseDistribution,
+)
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor, NatureCNN
+from stable_baselines3.common.type_aliases import Schedule
+from torch import nn
+
+from ._backend import wirings
+from .core import CfCMode, RecurrentCore, make_core, _check_choice, _check_positive_int
+from .elapsed_time import ELAPSED_TIME_KEY, OBSERVATION_KEY, is_timed_space
+
+CellKind = Literal["ltc", "cfc"]
+CriticKind = Literal["mlp", "recurrent"]
+WiringType = Literal["AutoNCP", "NCP", "FullyConnected"]
+
+#: Default wiring: 19 neurons as in the NCP paper's lane-keeping network; the motor count comes from the actions.
+DEFAULT_WIRING: dict[str, Any] = {"type": "AutoNCP", "units": 19, "seed": 22222}
+
+# The argument naming the motor-neuron count, set from the action space (users must not pass it).
+_MOTOR_ARGUMENT = {"AutoNCP": "output_size", "NCP": "motor_neurons", "FullyConnected": "output_dim"}
+
+
+def motor_count(action_space: spaces.Space) -> int:
+    """Motor neurons needed for an action space: one per Box dimension, one logit per discrete choice."""
+    if isinstance(action_space, spaces.Box):
+        return int(np.prod(action_space.shape))
+    if isinstance(action_space, spaces.Discrete):
+        return int(action_space.n)
+    if isinstance(action_space, spaces.MultiDiscrete):
+        return int(np.sum(action_space.nvec))
+    if isinstance(action_space, spaces.MultiBinary):
+        return int(np.prod(action_space.shape))
+    raise TypeError(
+        f"unsupported action space {type(action_space).__name__}: use Box, Discrete, MultiDiscrete or MultiBinary"
+    )
+
+
+def build_wiring(spec: dict[str, Any], motor_neurons: int):
+    """Build a wiring from a JSON-friendly spec, with ``motor_neurons`` outputs.
+
+    Args:
+        spec: ``{"type": "AutoNCP" | "NCP" | "FullyConnected", **constructor arguments}``, e.g.
+            ``{"type": "AutoNCP", "units": 19, "seed": 22222}`` or
+            ``{"type": "NCP", "inter_neurons": 12, "command_neurons": 6, "sensory_fanout": 6, "inter_fanout": 4,
+            "recurrent_command_synapses": 6, "motor_fanin": 6, "seed": 22222}``. The motor-neuron count is not part
+            of the spec: it is ``motor_neurons``.
+        motor_neurons: number of output (motor) neurons.
+
+    Raises:
+        ValueError: unknown type, an argument the constructor does not take, or a motor count inside the spec.
+    """
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ValueError(f"wiring must be a dict with a 'type' key (one of {list(_MOTOR_ARGUMENT)}), got {spec!r}")
+    kind = spec["type"]
+    _check_choice("wiring type", kind, WiringType)
+    cls = getattr(wirings, kind)
+    kwargs = {k: v for k, v in spec.items() if k != "type"}
+    motor_arg = _MOTOR_ARGUMENT[kind]
+    if motor_arg in kwargs:
+        raise ValueError(f"wiring {kind}: do not pass {motor_arg!r}; the motor count comes from the action space")
+    allowed = set(inspect.signature(cls.__init__).parameters) - {"self", motor_arg}
+    unknown = set(kwargs) - allowed
+    if unknown:
+        raise ValueError(f"wiring {kind} does not take {sorted(unknown)}; allowed: {sorted(allowed)}")
+    kwargs[motor_arg] = motor_neurons
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class PackedStateShape:
+    """What RecurrentPPO reads from ``policy.lstm_actor`` to allocate states: one layer of ``hidden_size``."""
+
+    hidden_size: int
+    num_layers: int = 1
+
+
+class _ActionScale(nn.Module):
+    """Fixed affine map from motor activity (about [-1, 1]) to action means: ``centre + half_width * motor``.
+
+    Buffers ``centre`` and ``half_width`` have shape (A,); for unbounded dimensions they are 0 and 1.
+    """
+
+    def __init__(self, low: np.ndarray | None, high: np.ndarray | None, size: int):
+        super().__init__()
+        centre, half = np.zeros(size, np.float32), np.ones(size, np.float32)
+        if low is not None:
+            low, high = np.asarray(low, np.float64).reshape(-1), np.asarray(high, np.float64).reshape(-1)
+            bounded = np.isfinite(low) & np.isfinite(high)
+            centre[bounded] = ((high + low) / 2)[bounded]
+            half[bounded] = ((high - low) / 2)[bounded]
+        self.register_buffer("centre", th.as_tensor(centre))
+        self.register_buffer("half_width", th.as_tensor(half))
+
+    def forward(self, motor: th.Tensor) -> th.Tensor:  # (B, A) -> (B, A)
+        return self.centre + self.half_width * motor
+
+
+def _mlp(in_dim: int, layers: list[int], activation: type[nn.Module]) -> tuple[nn.Module, int]:
+    modules: list[nn.Module] = []
+    for width in layers:
+        _check_positive_int("net_arch layer width", width)
+        modules += [nn.Linear(in_dim, width), activation()]
+        in_dim = width
+    return nn.Sequential(*modules), in_dim
+
+
+class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
+    """Recurrent actor-critic policy whose actor is an LTC or CfC cell on an NCP wiring (for ``RecurrentPPO``).
+
+    Args:
+        observation_space: a Box (vector or image), or the Dict made by ``ElapsedTimeObservation``.
+        action_space: Box, Discrete, MultiDiscrete or MultiBinary.
+        lr_schedule: learning-rate schedule (RecurrentPPO passes it).
+        cell: ``"ltc"`` or ``"cfc"``.
+        wiring: wiring spec for :func:`build_wiring` (default ``DEFAULT_WIRING``: AutoNCP with 19 neurons); the
+            motor count is the action count (``motor_count``).
+        ode_unfolds: LTC solver steps per environment step (LTC only; default 6).
+        cfc_mode: ``"default"``, ``"pure"`` or ``"no_gate"`` (CfC only).
+        dt: nominal seconds between observations (default 1.0); the elapsed time of every step unless the
+            observation carries ``elapsed_time``.
+        time_unit: seconds per unit of cell time (default ``None``: ``dt``, so a regular step is 1 unit).
+        min_elapsed_time: lower clamp of the cell time per step, in time units (default 1e-3).
+        critic: ``"mlp"`` (default; a feed-forward value network on the features) or ``"recurrent"`` (a dense cell
+            of the same kind with ``critic_units`` neurons before the value MLP).
+        critic_units: neurons of the recurrent critic (default 32).
+        net_arch: ``dict(pi=[...], vf=[...])``: ``pi`` = MLP layers between features and the actor cell (default
+            none: observations are the sensory neurons, as in the NCP paper), ``vf`` = critic MLP (default [64, 64]).
+        activation_fn, ortho_init, use_sde, log_std_init, full_std, use_expln, squash_output,
+        features_extractor_class, features_extractor_kwargs, normalize_images, optimizer_class, optimizer_kwargs:
+            as in SB3's ``ActorCriticPolicy``; orthogonal init applies to the MLPs and heads, never to the cell.
+            With gSDE the exploration features are the actor's whole state (every neuron).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        net_arch: dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.Tanh,
+        ortho_init: bool = True,
+        use_sde: bool = False,
+        log_std_init: float = 0.0,
+        full_std: bool = True,
+        use_expln: bool = False,
+        squash_output: bool = False,
+        features_extractor_class: type[BaseFeaturesExtractor] | None = None,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        cell: CellKind = "cfc",
+        wiring: dict[str, Any] | None = None,
+        ode_unfolds: int | None = None,
+        cfc_mode: CfCMode | None = None,
+        dt: float = 1.0,
+        time_unit: float | None = None,
+        min_elapsed_time: float = 1e-3,
+        critic: CriticKind = "mlp",
+        critic_units: int = 32,
+    ):
+        _check_choice("cell", cell, CellKind)
+        _check_choice("critic", critic, CriticKind)
+        _check_positive_int("critic_units", critic_units)
+        if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
+            raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
+        if time_unit is not None and not (isinstance(time_unit, (int, float)) and np.isfinite(time_unit)
+                                          and time_unit > 0):
+            raise ValueError(f"time_unit must be a positive number of seconds or None (= dt), got {time_unit!r}")
+        net_arch = _resolve_net_arch(net_arch)
+        self._timed = is_timed_space(observation_space)
+        inner = observation_space[OBSERVATION_KEY] if self._timed else observation_space
+        if isinstance(observation_space, spaces.Dict) and not self._timed:
+            raise ValueError(
+                "Dict observations are supported only as made by ElapsedTimeObservation "
+                f"(keys {OBSERVATION_KEY!r}, {ELAPSED_TIME_KEY!r}); got keys {list(observation_space.spaces)}"
+            )
+        if features_extractor_class is None:
+            features_extractor_class = NatureCNN if is_image_space(inner) else FlattenExtractor
+        self.cell_kind = cell
+        self.wiring_spec = dict(DEFAULT_WIRING if wiring is None else wiring)
+        self.ode_unfolds = ode_unfolds
+        self.cfc_mode = cfc_mode
+        self.dt = float(dt)
+        self.time_unit = None if time_unit is None else float(time_unit)
+        self.min_elapsed_time = float(min_elapsed_time)
+        self.critic_kind = critic
+        self.critic_units = int(critic_units)
+        # ActorCriticPolicy.__init__ (not RecurrentActorCriticPolicy's, which would build an nn.LSTM) calls _build.
+        ActorCriticPolicy.__init__(
+            self,
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=net_arch,
+            activation_fn=activation_fn,
+            ortho_init=ortho_init,
+            use_sde=use_sde,
+            log_std_init=log_std_init,
+            full_std=full_std,
+            use_expln=use_expln,
+            squash_output=squash_output,
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
+            share_features_extractor=True,
+            normalize_images=normalize_images,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+        )
+
+    # -- construction -------------------------------------------------------------------------------------------
+    def make_features_extractor(self) -> BaseFeaturesExtractor:
+        space = self.observation_space[OBSERVATION_KEY] if self._timed else self.observation_space
+        return self.features_extractor_class(space, **self.features_extractor_kwargs)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        n_motor = motor_count(self.action_space)
+        self.actor_mlp, actor_in = _mlp(self.features_dim, self.net_arch["pi"], self.activation_fn)
+        self.wiring = build_wiring(self.wiring_spec, n_motor)
+        self.actor_core: RecurrentCore = make_core(
+            self.cell_kind, actor_in, self.wiring, ode_unfolds=self.ode_unfolds, mode=self.cfc_mode,
+            min_elapsed_time=self.min_elapsed_time,
+        )
+        if self.critic_kind == "recurrent":
+            self.critic_core: RecurrentCore | None = make_core(
+                self.cell_kind, self.features_dim, self.critic_units,
+                ode_unfolds=self.ode_unfolds, mode=self.cfc_mode, min_elapsed_time=self.min_elapsed_time,
+            )
+            critic_in = self.critic_core.output_size
+        else:
+            self.critic_core = None
+            critic_in = self.features_dim
+        self.critic_mlp, critic_out = _mlp(critic_in, self.net_arch["vf"], self.activation_fn)
+        self.value_net = nn.Linear(critic_out, 1)
+        self.state_size = max(self.actor_core.state_size, self.critic_core.state_size if self.critic_core else 1)
+        self.lstm_hidden_state_shape = (1, 1, self.state_size)  # read by RecurrentActorCriticPolicy.predict
+
+        dist = self.action_dist
+        if isinstance(dist, StateDependentNoiseDistribution):
+            # exploration features: the whole actor state (all neurons), not just the motor neurons
+            _, self.log_std = dist.proba_distribution_net(
+                latent_dim=n_motor, latent_sde_dim=self.actor_core.state_size, log_std_init=self.log_std_init
+            )
+        elif isinstance(dist, DiagGaussianDistribution):
+            self.log_std = nn.Parameter(th.full((n_motor,), float(self.log_std_init)))
+        if isinstance(self.action_space, spaces.Box) and not self.squash_output:
+            self.action_net = _ActionScale(self.action_space.low, self.action_space.high, n_motor)
+        elif isinstance(self.action_space, spaces.Box):  # squashed gSDE: SB3 rescales [-1, 1] itself
+            self.action_net = _ActionScale(None, None, n_motor)
+        else:
+            self.action_net = nn.Identity()  # motor neurons are logits
+
+        if self.ortho_init:
+            for module, gain in ((self.features_extractor, np.sqrt(2)), (self.actor_mlp, np.sqrt(2)),
+                                 (self.critic_mlp, np.sqrt(2)), (self.value_net, 1.0)):
+                module.apply(partial(self.init_weights, gain=gain))
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    @property
+    def lstm_actor(self) -> PackedStateShape:
+        """The state layout RecurrentPPO allocates buffers from (it reads ``num_layers`` and ``hidden_size``)."""
+        return PackedStateShape(hidden_size=self.state_size)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.pop("share_features_extractor", None)
+        data.update(
+            cell=self.cell_kind, wiring=self.wiring_spec, ode_unfolds=self.ode_unfolds, cfc_mode=self.cfc_mode,
+            dt=self.dt, time_unit=self.time_unit, min_elapsed_time=self.min_elapsed_time, critic=self.critic_kind,
+            critic_units=self.critic_units, normalize_images=self.normalize_images,
+        )
+        return data
+
+    # -- the recurrent pieces -----------------------------------------------------------------------------------
+    def _features_and_dt(self, obs) -> tuple[th.Tensor, th.Tensor | float]:
+        """Features (N, F) and elapsed cell time ((N,) in time units, or a float) for flattened observations."""
+        if self._timed:
+            x = preprocess_obs(obs[OBSERVATION_KEY], self.observation_space[OBSERVATION_KEY],
+                               normalize_images=self.normalize_images)
+            seconds = obs[ELAPSED_TIME_KEY].reshape(-1).float()
+        else:
+            x = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
+            seconds = self.dt
+        unit = self.dt if self.time_unit is None else self.time_unit
+        return self.features_extractor(x), seconds / unit
+
+    def _run_core(
+        self,
+        core: RecurrentCore,
+        inputs: th.Tensor,
+        dt: th.Tensor | float,
+        states: tuple[th.Tensor, th.Tensor],
+        episode_starts: th.Tensor,
+        return_states: bool = False,
+    ) -> tuple:
+        """Run ``core`` over RecurrentPPO's flattened batch.
+
+        Args:
+            inputs: (n_seq * T, F) in RecurrentPPO's order (sequence-major: all steps of sequence 0 first).
+            dt: (n_seq * T,) cell time units, or a float.
+            states: ``(h, c)``, each (1, n_seq, H); the core's state is ``h[0, :, :core.state_size]``.
+            episode_starts: (n_seq * T,) 0/1.
+
+        Returns:
+            outputs (n_seq * T, O) and the new ``(h, c)``; with ``return_states`` also the core's state after
+            every step (n_seq * T, S).
+        """
+        h, c = states
+        n_seq = h.shape[1]
+        x = inputs.reshape(n_seq, -1, inputs.shape[-1])  # (n_seq, T, F)
+        steps = x.shape[1]
+        starts = episode_starts.reshape(n_seq, steps)
+        if isinstance(dt, th.Tensor):
+            dt = dt.reshape(n_seq, steps)
+        out, final, every = core.sequence(x, h[0, :, : core.state_size], dt, starts, return_states=True)
+        new_h = th.zeros_like(h)
+        new_h[0, :, : core.state_size] = final
+        if return_states:
+            return out.reshape(n_seq * steps, -1), (new_h, c), every.reshape(n_seq * steps, -1)
+        return out.reshape(n_seq * steps, -1), (new_h, c)
+
+    def _actor(self, features, dt, states, episode_starts) -> tuple[Distribution, tuple[th.Tensor, th.Tensor]]:
+        """The action distribution for every step and the new actor state."""
+        inputs = self.actor_mlp(features)
+        if isinstance(self.action_dist, StateDependentNoiseDistribution):
+            motor, states, every = self._run_core(self.actor_core, inputs, dt, states, episode_starts, True)
+            return self.action_dist.proba_distribution(self.action_net(motor), self.log_std, every), states
+        motor, states = self._run_core(self.actor_core, inputs, dt, states, episode_starts)
+        return self._get_action_dist_from_latent(motor), states
+
+    def _critic(self, features, dt, states, episode_starts):
+        if self.critic_core is None:
+            latent = features
+        else:
+            latent, states = self._run_core(self.critic_core, features, dt, states, episode_starts)
+        return self.value_net(self.critic_mlp(latent)), states
+
+    # -- SB3 interface ------------------------------------------------------------------------------------------
+    def forward(self, obs, lstm_states: RNNStates, episode_starts: th.Tensor, deterministic: bool = False):
+        features, dt = self._features_and_dt(obs)
+        distribution, pi_states = self._actor(features, dt, lstm_states.pi, episode_starts)
+        values, vf_states = self._critic(features, dt, lstm_states.vf, episode_starts)
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        actions = actions.reshape((-1, *self.action_space.shape))
+        return actions, values, log_prob, RNNStates(pi_states, vf_states)
+
+    def get_distribution(self, obs, lstm_states: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor
+                         ) -> tuple[Distribution, tuple[th.Tensor, ...]]:
+        features, dt = self._features_and_dt(obs)
+        return self._actor(features, dt, lstm_states, episode_starts)
+
+    def predict_values(self, obs, lstm_states: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor) -> th.Tensor:
+        features, dt = self._features_and_dt(obs)
+        values, _ = self._critic(features, dt, lstm_states, episode_starts)
+        return values
+
+    def evaluate_actions(self, obs, actions: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor):
+        features, dt = self._features_and_dt(obs)
+        distribution, _ = self._actor(features, dt, lstm_states.pi, episode_starts)
+        values, _ = self._critic(features, dt, lstm_states.vf, episode_starts)
+        return values, distribution.log_prob(actions), distribution.entropy()
+
+
+def _resolve_net_arch(net_arch) -> dict[str, list[int]]:
+    if net_arch is None:
+        return {"pi": [], "vf": [64, 64]}
+    if not isinstance(net_arch, dict) or set(net_arch) - {"pi", "vf"}:
+        raise ValueError(f"net_arch must be a dict with keys 'pi' and/or 'vf' (lists of layer widths), got {net_arch!r}")
+    return {"pi": list(net_arch.get("pi", [])), "vf": list(net_arch.get("vf", [64, 64]))}

@@ -24,18 +24,17 @@ def test_uint8_and_scaled_float_give_the_same_features():
 
 def test_output_depends_on_the_image():
     head = _head()
-    black = torch.zeros(1, 24, 48, 3, dtype=torch.uint8)
-    white = torch.full((1, 24, 48, 3), 255, dtype=torch.uint8)
-    assert (head(black) - head(white)).abs().max() > 1e-3
+    images = torch.randint(0, 256, (2, 24, 48, 3), dtype=torch.uint8)
+    features = head(images)
+    assert (features[0] - features[1]).abs().max() > 1e-2
 
 
 def test_each_feature_group_reads_only_its_own_channel():
     """Feature group c (4 numbers) is a dense map of final channel c alone: its gradient w.r.t. other channels is 0."""
     head = _head()
     images = torch.randint(0, 256, (2, 24, 48, 3), dtype=torch.uint8)
-    maps = head.convs(images.float().permute(0, 3, 1, 2) / 255.0 - 0.5).detach().requires_grad_(True)
-    flat = maps.flatten(2)
-    out = (torch.einsum("bcp,cpk->bck", flat, head.dense_weight) + head.dense_bias).flatten(1)
+    maps = head.feature_maps(images).detach().requires_grad_(True)
+    out = head.dense(maps)
     torch.testing.assert_close(out, head(images))  # the same computation as forward
     group = 3
     out[:, group * 4 : (group + 1) * 4].sum().backward()
@@ -90,6 +89,28 @@ def test_bad_inputs_raise():
         head(torch.zeros(2, 48, 24, 3))
     with pytest.raises(TypeError, match="uint8 or floating"):
         head(torch.zeros(2, 24, 48, 3, dtype=torch.int64))
+
+
+def test_standardize_ignores_brightness_and_contrast_but_center_does_not():
+    images = torch.rand(3, 24, 48, 3) * 0.5 + 0.2
+    shifted = images * 1.5 + 0.1  # contrast and brightness change, still inside [0, 1]
+    standardize, center = _head(), _head(normalize="center")
+    # equal up to the 1e-3 epsilon added to the standard deviation (about 1% of it here)
+    assert (standardize(images) - standardize(shifted)).abs().max() < 1e-2
+    assert (center(images) - center(shifted)).abs().max() > 1e-1
+
+
+def test_features_vary_with_the_image_at_initialisation():
+    """He init + standardisation: features of different images differ by much more than float noise."""
+    head = _head()
+    images = torch.randint(0, 256, (16, 24, 48, 3), dtype=torch.uint8)
+    spread = head(images).std(dim=0).mean()  # std over the batch, mean over features
+    assert spread > 0.05
+
+
+def test_unknown_normalization_raises():
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        ConvHead((24, 48, 3), normalize="scale")
 
 
 def test_paper_channels_constant():

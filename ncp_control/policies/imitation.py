@@ -42,10 +42,10 @@ try:  # the shared recurrent core; an interim copy of its contract is used until
 except ImportError:  # pragma: no cover - removed once core.py lands
     from ncp_control.policies._interim_core import make_core
 
-try:  # our wiring once it is on main; ncps's has the same signature
-    from ncp_control.wirings import NCP
-except ImportError:  # pragma: no cover
-    from ncps.wirings import NCP
+try:  # the wiring library the core's cells accept (one private switch point, shared with core.py)
+    from ncp_control.policies._backend import wirings as _wirings
+except ImportError:  # pragma: no cover - removed once core.py lands
+    import ncps.wirings as _wirings
 
 __all__ = [
     "MODEL_KINDS",
@@ -78,7 +78,7 @@ class NCPShape:
 
     def build(self) -> Any:
         """A fresh (unbuilt) NCP wiring with these arguments."""
-        return NCP(
+        return _wirings.NCP(
             self.inter_neurons,
             self.command_neurons,
             self.motor_neurons,
@@ -172,8 +172,10 @@ class SequencePolicy(nn.Module):
                 self.readout = nn.Linear(self.core.output_size, config.action_size)
             else:
                 wiring = config.ncp.build()
-                cell = "ltc" if config.kind == "ncp-ltc" else "cfc"
-                self.core = make_core(cell, config.features, wiring, ode_unfolds=config.ode_unfolds)
+                if config.kind == "ncp-ltc":
+                    self.core = make_core("ltc", config.features, wiring, ode_unfolds=config.ode_unfolds)
+                else:
+                    self.core = make_core("cfc", config.features, wiring)
                 self.readout = nn.Identity()  # motor neurons are the actions
 
     @property

@@ -72,6 +72,7 @@ __all__ = [
     "HELDOUT_SEED_START",
     "EXPERTS",
     "PRESETS",
+    "PRESET_ENV_KWARGS",
     "DatasetError",
     "Episode",
     "Demonstrations",
@@ -95,7 +96,7 @@ HELDOUT_SEED_START = TRAIN_SEED_LIMIT
 
 #: env id -> ``"module:factory"``; ``factory(env)`` returns a zero-argument callable giving the expert's action
 #: (shape of the action space) for the env's current state, read from privileged simulator state.
-EXPERTS: dict[str, str] = {}
+EXPERTS: dict[str, str] = {"LaneKeeping-v0": "agents.experts:PurePursuitExpert"}
 
 LANE_INFO_KEYS: tuple[str, ...] = ("lateral_offset_m", "heading_error_rad", "road_curvature", "distance_m")
 
@@ -640,11 +641,24 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Env keyword arguments a preset uses for a given env id (unless ``env_kwargs`` is overridden).
+PRESET_ENV_KWARGS: dict[str, dict[str, dict[str, Any]]] = {
+    "demo": {"LaneKeeping-v0": {"image_height": 32, "image_width": 64}},
+    "paper": {"LaneKeeping-v0": {}},
+}
+
+
 def preset_config(name: str, **overrides: Any) -> BCConfig:
-    """The :data:`PRESETS` entry ``name`` with ``overrides`` (any :class:`BCConfig` field) applied."""
+    """The :data:`PRESETS` entry ``name`` with ``overrides`` (any :class:`BCConfig` field) applied.
+
+    Unless ``env_kwargs`` is given, the preset's env arguments for ``env_id`` (:data:`PRESET_ENV_KWARGS`) are used.
+    """
     if name not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
-    return BCConfig(**{**PRESETS[name], **overrides})
+    settings = {**PRESETS[name], **overrides}
+    env_id = settings.get("env_id", BCConfig.env_id)
+    settings.setdefault("env_kwargs", dict(PRESET_ENV_KWARGS[name].get(env_id, {})))
+    return BCConfig.from_dict(settings)
 
 
 def beta_schedule(config: BCConfig, round_index: int) -> float:

@@ -31,7 +31,7 @@ from tests.imitation_synthetic import ENV_ID, make_expert
 
 torch.set_num_threads(1)
 
-ENV = "tests.imitation_synthetic:" + ENV_ID
+ENV = ENV_ID  # registered by importing tests.imitation_synthetic
 EXPERT = "tests.imitation_synthetic:make_expert"
 SHAPE = (16, 32, 3)
 

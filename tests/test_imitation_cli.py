@@ -7,10 +7,11 @@ import torch
 
 from agents.cli import main
 from agents.commands.train_bc import parse_overrides
+from tests.imitation_synthetic import ENV_ID
 
 torch.set_num_threads(1)
 
-ENV = "tests.imitation_synthetic:TinyLane-v0"
+ENV = ENV_ID  # registered by importing tests.imitation_synthetic
 TINY = [
     "--env", ENV, "--expert", "tests.imitation_synthetic:make_expert",
     "--set", "conv_channels=[4,4,4,4,4]", "--set", "features=8", "--set", "demo_episodes=3",

@@ -6,10 +6,11 @@ import torch
 
 from agents.imitation import BCConfig, evaluate_heldout, load_policy, train
 from ncp_control.policies.imitation import ModelConfig, build_model
+from tests.imitation_synthetic import ENV_ID
 
 torch.set_num_threads(1)
 
-ENV = "tests.imitation_synthetic:TinyLane-v0"
+ENV = ENV_ID  # registered by importing tests.imitation_synthetic
 
 
 def test_ncp_ltc_trained_by_bc_and_dagger_beats_the_untrained_policy(tmp_path):

@@ -163,6 +163,12 @@ def test_predict_rejects_wrong_shapes():
         model.predict(np.zeros((2, *SHAPE), np.uint8), None, np.array([True]))
 
 
+def test_declared_spaces_match_the_config():
+    model = _model("ncp-cfc")
+    assert model.observation_space.shape == SHAPE and model.observation_space.dtype == np.uint8
+    assert model.action_space.shape == (1,) and float(model.action_space.low[0]) == -1.0
+
+
 def test_every_kind_builds_and_runs():
     for kind in MODEL_KINDS:
         model = _model(kind)

@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -177,6 +178,16 @@ class SequencePolicy(nn.Module):
                 else:
                     self.core = make_core("cfc", config.features, wiring)
                 self.readout = nn.Identity()  # motor neurons are the actions
+
+    @property
+    def observation_space(self) -> gym.spaces.Box:
+        """The camera images this model takes: ``Box(0, 255, (H, W, 3), uint8)``."""
+        return gym.spaces.Box(0, 255, self.config.observation_shape, np.uint8)
+
+    @property
+    def action_space(self) -> gym.spaces.Box:
+        """The actions it outputs: ``Box(-1, 1, (action_size,), float32)``."""
+        return gym.spaces.Box(-1.0, 1.0, (self.config.action_size,), np.float32)
 
     @property
     def state_size(self) -> int:

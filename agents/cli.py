@@ -13,6 +13,8 @@ import sys
 
 # name -> module implementing it (modules live in agents/commands/)
 COMMANDS: dict[str, str] = {
+    "train-bc": "agents.commands.train_bc",
+    "demo": "agents.commands.demo",
     "train-ppo": "agents.commands.train_ppo",
     "evaluate": "agents.commands.evaluate",
 }

@@ -181,11 +181,13 @@ class LTCCore(RecurrentCore):
 
     kind = "ltc"
 
-    def __init__(self, input_size: int, wiring, *, ode_unfolds: int = 6, min_elapsed_time: float = DEFAULT_MIN_ELAPSED_TIME):
+    def __init__(self, input_size: int, wiring, *, ode_unfolds: int = 6, input_mapping: str = "affine",
+                 min_elapsed_time: float = DEFAULT_MIN_ELAPSED_TIME):
         _check_positive_int("ode_unfolds", ode_unfolds)
         super().__init__(input_size, wiring.units, wiring.output_dim, min_elapsed_time)
         self.wiring = wiring
-        self.cell = cells.LTCCell(wiring, in_features=input_size, ode_unfolds=ode_unfolds, implicit_param_constraints=True)
+        self.cell = cells.LTCCell(wiring, in_features=input_size, input_mapping=input_mapping, ode_unfolds=ode_unfolds,
+                                  implicit_param_constraints=True)
 
     def _cell_step(self, x, state, dt):
         return self.cell(x, state, dt)
@@ -240,6 +242,7 @@ def make_core(
     wiring_or_units,
     *,
     ode_unfolds: int | None = None,
+    input_mapping: str | None = None,
     mode: CfCMode | None = None,
     min_elapsed_time: float = DEFAULT_MIN_ELAPSED_TIME,
 ) -> RecurrentCore:
@@ -253,6 +256,9 @@ def make_core(
             fully connected wiring of n neurons, all of them outputs; for ``"cfc"`` a dense ``CfCCell`` of n units;
             for ``"lstm"`` the hidden size (an LSTM takes no wiring).
         ode_unfolds: LTC solver steps per call (default 6). Only for ``"ltc"``.
+        input_mapping: LTC per-input map before the synapses, ``"affine"`` (default), ``"linear"`` or ``"none"``
+            (use ``"none"`` behind a layer that is already affine, such as a conv head's dense output). Only for
+            ``"ltc"``.
         mode: CfC variant, ``"default"``, ``"pure"`` or ``"no_gate"`` (default ``"default"``). Only for ``"cfc"``.
         min_elapsed_time: lower clamp of dt in seconds (default 1e-3).
 
@@ -271,11 +277,14 @@ def make_core(
         _check_positive_int("wiring_or_units", wiring_or_units)
     if ode_unfolds is not None and kind != "ltc":
         raise ValueError(f"ode_unfolds applies only to kind='ltc', not {kind!r}")
+    if input_mapping is not None and kind != "ltc":
+        raise ValueError(f"input_mapping applies only to kind='ltc', not {kind!r}")
     if mode is not None and kind != "cfc":
         raise ValueError(f"mode applies only to kind='cfc', not {kind!r}")
     if kind == "ltc":
         wiring = wiring_or_units if is_wiring else wirings.FullyConnected(wiring_or_units)
         return LTCCore(input_size, wiring, ode_unfolds=6 if ode_unfolds is None else ode_unfolds,
+                       input_mapping="affine" if input_mapping is None else input_mapping,
                        min_elapsed_time=min_elapsed_time)
     if kind == "cfc":
         return CfCCore(input_size, wiring_or_units, mode="default" if mode is None else mode,

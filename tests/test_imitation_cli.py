@@ -1,0 +1,55 @@
+"""The train-bc and demo commands on the synthetic camera env (tiny settings)."""
+
+import json
+
+import pytest
+import torch
+
+from agents.cli import main
+from agents.commands.train_bc import parse_overrides
+from tests.imitation_synthetic import ENV_ID
+
+torch.set_num_threads(1)
+
+ENV = ENV_ID  # registered by importing tests.imitation_synthetic
+TINY = [
+    "--env", ENV, "--expert", "tests.imitation_synthetic:make_expert",
+    "--set", "conv_channels=[4,4,4,4,4]", "--set", "features=8", "--set", "demo_episodes=3",
+    "--set", "dagger_rounds=1", "--set", "dagger_episodes=2", "--set", "epochs=1", "--set", "dagger_epochs=1",
+    "--set", "batch_size=4", "--threads", "1",
+]
+
+
+def test_train_bc_then_resume_a_finished_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train-bc", "--model", "ncp-cfc", "--seed", "3", "--out", str(out), *TINY]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["kind"] == "bc" and config["policy"] == "ncp-cfc" and config["seed"] == 3
+    assert config["training"]["demo_episodes"] == 3 and config["training"]["conv_channels"] == [4, 4, 4, 4, 4]
+    assert "round 1 epoch 1: loss" in capsys.readouterr().out
+    before = (out / "model.pt").read_bytes()
+    assert main(["train-bc", "--out", str(out), "--resume"]) == 0  # stored settings; nothing left to train
+    assert (out / "model.pt").read_bytes() == before
+
+
+def test_demo_writes_metrics_trace_and_parameter_table(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--episodes", "3", *TINY]) == 0
+    summary = json.loads((out / "demo.json").read_text())
+    metrics = json.loads((out / "eval_heldout.json").read_text())
+    assert summary["heldout_roads"] == 3 and metrics["episodes"] == 3
+    assert summary["completion_rate"] == metrics["completion_rate"]
+    assert (out / "trace.png").stat().st_size > 10_000
+    table = (out / "parameters.md").read_text()
+    for kind in ("ncp-ltc", "ncp-cfc", "lstm", "cnn"):
+        assert f"| {kind} |" in table
+    assert "held-out roads" in capsys.readouterr().out
+
+
+def test_bad_overrides_raise():
+    assert parse_overrides(["epochs=3", "expert=a.b:c", "conv_channels=[1,2]"]) == {
+        "epochs": 3, "expert": "a.b:c", "conv_channels": [1, 2]}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_overrides(["epochs"])
+    with pytest.raises(ValueError, match="unknown training settings"):
+        main(["train-bc", "--out", "/nonexistent/x", "--env", ENV, "--set", "epochz=3"])

@@ -46,6 +46,12 @@ class Settings:
     """Where to write all results."""
     runs: str | None
     """Folder to keep the run folders in (default: a temporary folder, deleted)."""
+    overrides: dict
+    """Config overrides from ``--set KEY=VALUE`` (dotted keys, JSON values), applied to every run."""
+    jobs: int
+    """Runs trained at once in separate processes (each with ``threads`` torch threads)."""
+    tag: str
+    """Label of this configuration in the table and the JSON (e.g. the overrides' name)."""
 
 
 def parse() -> Settings:
@@ -59,19 +65,57 @@ def parse() -> Settings:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None)
     p.add_argument("--runs", default=None)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for every run, dotted keys and JSON values, e.g. algo.learning_rate=3e-4")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once, one process each (a many-core machine)")
+    p.add_argument("--tag", default="", help="label of this configuration in the output")
     a = p.parse_args()
+    if a.jobs < 1:
+        p.error("--jobs must be >= 1")
+    try:
+        overrides = parse_overrides(a.overrides)
+    except ValueError as e:
+        p.error(str(e))
     return Settings(tuple(a.envs), tuple(a.policies), tuple(a.seeds), a.timesteps, a.eval_episodes, a.n_envs,
-                    a.threads, a.json, a.runs)
+                    a.threads, a.json, a.runs, overrides, a.jobs, a.tag)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["algo.learning_rate=3e-4", "n_envs=8"]`` -> ``{"algo": {"learning_rate": 0.0003}, "n_envs": 8}``.
+
+    Values are parsed as JSON when they are JSON, else kept as strings.
+    """
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ValueError(f"--set expects KEY=VALUE with a (dotted) key, got {item!r}")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {item!r} conflicts with an earlier --set of {part!r}")
+        node[leaf] = parsed
+    return out
 
 
 def bench_one(env_id: str, policy: str, seed: int, s: Settings, root: Path) -> dict:
     from agents import ppo
 
+    import torch
+
+    torch.set_num_threads(s.threads)
     overrides = {"progress_bar": False, "checkpoint_freq": 0, "eval_episodes": s.eval_episodes}
     if s.n_envs is not None:
         overrides["n_envs"] = s.n_envs
+    ppo._merge(overrides, s.overrides)
     config = ppo.resolve_config(env_id, policy, timesteps=s.timesteps, seed=seed, overrides=overrides)
-    run_dir = root / f"{env_id}_{policy}_s{seed}"
+    run_dir = root / f"{env_id}_{policy}{'_' + s.tag if s.tag else ''}_s{seed}"
     start = time.perf_counter()
     ppo.train(config, run_dir, evaluate_at_end=False)
     wall = time.perf_counter() - start
@@ -79,12 +123,12 @@ def bench_one(env_id: str, policy: str, seed: int, s: Settings, root: Path) -> d
 
     result = evaluate(ppo.load_policy(run_dir, ppo.finalize_config(config)), env_id, s.eval_episodes,
                       config["eval_seed"], env_kwargs=config["env_kwargs"])
-    row = {"env_id": env_id, "policy": policy, "seed": seed, "timesteps": s.timesteps, "wall_s": wall,
+    row = {"env_id": env_id, "policy": policy, "tag": s.tag, "overrides": s.overrides, "seed": seed, "timesteps": s.timesteps, "wall_s": wall,
            "steps_per_s": s.timesteps / wall, "mean_return": result["mean_return"],
            "std_return": result["std_return"]}
     if "completion_rate" in result:
         row["completion_rate"] = result["completion_rate"]
-    print(f"  {env_id:22s} {policy:5s} seed {seed}: return {row['mean_return']:9.1f} ± {row['std_return']:6.1f}"
+    print(f"  {env_id:22s} {policy:5s} {s.tag} seed {seed}: return {row['mean_return']:9.1f} ± {row['std_return']:6.1f}"
           f"  {wall:7.1f} s  {row['steps_per_s']:7.1f} steps/s", flush=True)
     return row
 
@@ -94,7 +138,8 @@ def summarise(rows: list[dict], s: Settings) -> str:
 
     lines = []
     for env_id in s.envs:
-        lines.append(f"\n{env_id}  ({s.timesteps} steps, {len(s.seeds)} seeds, {s.eval_episodes} eval episodes)")
+        lines.append(f"\n{env_id}  ({s.timesteps} steps, {len(s.seeds)} seeds, {s.eval_episodes} eval episodes"
+                     f"{', ' + s.tag if s.tag else ''}{', overrides ' + json.dumps(s.overrides) if s.overrides else ''})")
         lines.append(f"{'policy':7s} {'return mean ± std over seeds':>30s} {'per seed':>30s} {'steps/s':>9s} {'vs LSTM':>8s}")
         lstm = [r["steps_per_s"] for r in rows if r["env_id"] == env_id and r["policy"] == "lstm"]
         for policy in s.policies:
@@ -116,13 +161,19 @@ def main() -> None:
     torch.set_num_threads(s.threads)
     print(f"bench_ppo {time.strftime('%Y-%m-%d %H:%M')} on {platform.processor() or platform.machine()}, "
           f"torch {torch.__version__}, {s.threads} thread(s)")
-    rows = []
+    # interleave policies so machine load drifts affect all alike
+    jobs = [(env_id, policy, seed) for env_id in s.envs for seed in s.seeds for policy in s.policies]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(s.runs) if s.runs else Path(tmp)
-        for env_id in s.envs:
-            for seed in s.seeds:
-                for policy in s.policies:  # interleave policies so machine load drifts affect all alike
-                    rows.append(bench_one(env_id, policy, seed, s, root))
+        if s.jobs == 1:
+            rows = [bench_one(env_id, policy, seed, s, root) for env_id, policy, seed in jobs]
+        else:  # one process per run; spawn: no torch/MuJoCo state inherited from this process
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(s.jobs, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(bench_one, env_id, policy, seed, s, root) for env_id, policy, seed in jobs]
+                rows = [f.result() for f in futures]
     table = summarise(rows, s)
     print(table)
     if s.json:

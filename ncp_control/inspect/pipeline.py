@@ -29,7 +29,10 @@ from .circuit import Circuit
 from .recorder import Recording, closed_loop_ablation, record
 from .report import Section, write_report
 
-__all__ = ["inspect_circuit"]
+__all__ = ["inspect_circuit", "FIGURES"]
+
+#: Figures :func:`inspect_circuit` can draw (``currents`` only for LTC, ``saliency`` only for camera policies).
+FIGURES = ("traces", "wiring", "heatmap", "currents", "pca", "saliency")
 
 
 def inspect_circuit(
@@ -44,6 +47,7 @@ def inspect_circuit(
     ig_steps: int = 32,
     saliency_frames: int = 4,
     gif_steps: int = 200,
+    figures: tuple[str, ...] = FIGURES,
     title: str | None = None,
     meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -61,11 +65,15 @@ def inspect_circuit(
         ig_steps: points on the integrated-gradients path.
         saliency_frames: saliency PNGs written (evenly spaced over episode 0); camera policies only.
         gif_steps: steps of episode 0 in the saliency GIF (every second step is a GIF frame); 0: no GIF.
+        figures: which of :data:`FIGURES` to draw (all by default; fewer is faster).
         title: report title. meta: JSON-ready description saved with the recording and the summary.
     Returns:
         The summary (also written to ``summary.json``): episode outcomes, top driver per motor neuron and view,
         PCA explained variance, timings in seconds, and the files written.
     """
+    unknown = set(figures) - set(FIGURES)
+    if unknown:
+        raise ValueError(f"unknown figures {sorted(unknown)}; choose from {FIGURES}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -108,18 +116,25 @@ def inspect_circuit(
     attr.write_table(rows, out / "attribution.csv", out / "attribution.json", notes=notes)
     lap("table")
 
+    wanted = set(figures)
     figures: dict[str, Path] = {}
-    figures["traces"] = plots.plot_traces(recording, out / "traces.png")
-    figures["wiring"] = plots.plot_wiring(circuit, out / "wiring.png")
-    figures["heatmap"] = plots.plot_attribution_heatmap(rows, out / "attribution_heatmap.png")
-    if currents is not None:
+    if "traces" in wanted:
+        figures["traces"] = plots.plot_traces(recording, out / "traces.png")
+    if "wiring" in wanted:
+        figures["wiring"] = plots.plot_wiring(circuit, out / "wiring.png")
+    if "heatmap" in wanted:
+        figures["heatmap"] = plots.plot_attribution_heatmap(rows, out / "attribution_heatmap.png")
+    if currents is not None and "currents" in wanted:
         figures["currents"] = plots.plot_currents(currents, recording, out / "currents.png")
-    figures["pca"], ratio = plots.plot_pca(recording, out / "pca.png")
+    if "pca" in wanted:
+        figures["pca"], ratio = plots.plot_pca(recording, out / "pca.png")
+    else:
+        ratio = plots.pca(recording.states.astype(np.float64))[1]
     lap("plots")
 
     saliency_files: list[Path] = []
     gif = None
-    if camera:
+    if camera and "saliency" in wanted:
         from .saliency import save_frames, save_gif, saliency_maps
 
         rows0 = recording.episode_slice(0)
@@ -183,20 +198,19 @@ def _write_report(out: Path, title: str, circuit: Circuit, recording: Recording,
                 links=[("recording/manifest.json", "recording manifest"), ("summary.json", "summary.json")]),
         Section("Neuron activity", text=["States of every layer over episode 0; bottom: the action and, when the "
                                          "environment reports it, the road curvature."],
-                images=[(figures["traces"].name, "neuron traces by layer")]),
-        Section("Wiring (trained)", images=[(figures["wiring"].name, "wiring with trained polarity")]),
+                images=_images(figures, ("traces", "neuron traces by layer"))),
+        Section("Wiring (trained)", images=_images(figures, ("wiring", "wiring with trained polarity"))),
         Section("Which neurons drive each motor output",
                 text=[f"Currents: {notes['currents']}", f"Ablation: {notes['ablation']}",
                       f"Gradients: {notes['gradients']}"]
                 + ([f"Closed loop: {notes['closed_loop']}"] if notes["closed_loop"] else []),
-                images=[(figures["heatmap"].name, "attribution heatmap")]
-                + ([(figures["currents"].name, "synaptic currents over time")] if "currents" in figures else []),
+                images=_images(figures, ("heatmap", "attribution heatmap"), ("currents", "synaptic currents over time")),
                 tables=[("ranked drivers per motor neuron", rows)],
                 links=[("attribution.csv", "attribution.csv"), ("attribution.json", "attribution.json")]),
         Section("Principal components",
                 text=[f"Explained variance of the first components: "
                       f"{', '.join(f'{x:.1%}' for x in summary['pca_explained_variance'])}."],
-                images=[(figures["pca"].name, "PCA of the neuron states")]),
+                images=_images(figures, ("pca", "PCA of the neuron states"))),
     ]
     if saliency_files:
         images = [(str(p.relative_to(out)), f"VisualBackProp, {p.stem.replace('_', ' ')}: frame | saliency")
@@ -205,3 +219,8 @@ def _write_report(out: Path, title: str, circuit: Circuit, recording: Recording,
             images.append((gif.name, "VisualBackProp animation (episode 0)"))
         sections.append(Section("Camera saliency (VisualBackProp)", images=images))
     return write_report(out, title, sections)
+
+
+def _images(figures: dict[str, Path], *wanted: tuple[str, str]) -> list[tuple[str, str]]:
+    """(file name, caption) of the figures that were drawn."""
+    return [(figures[key].name, caption) for key, caption in wanted if key in figures]

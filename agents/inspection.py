@@ -46,17 +46,20 @@ def circuit_for_run(loaded: LoadedRun):
 
 def inspect_run(run_dir: str | Path, out: str | Path, *, env_id: str | None = None, episodes: int = 1,
                 seed: int = 1_000_000, closed_loop_episodes: int | None = None, max_steps: int | None = None,
-                ig_steps: int = 32, saliency_frames: int = 4, gif_steps: int = 200) -> dict[str, Any]:
+                ig_steps: int = 32, saliency_frames: int = 4, gif_steps: int = 200,
+                figures: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Inspect the run in ``run_dir`` and write everything into ``out`` (see ``ncp_control.inspect.pipeline``).
 
     Args:
         env_id: environment (default: the run's own; its ``env_kwargs`` are used only for the run's own env).
         seed: reset seed of the first episode (default 1,000,000: the first held-out road of lane keeping).
+        figures: subset of ``ncp_control.inspect.pipeline.FIGURES`` to draw (default: all).
         Other arguments: see :func:`ncp_control.inspect.inspect_circuit`.
     Returns:
         The inspection summary.
     """
     from ncp_control.inspect import inspect_circuit
+    from ncp_control.inspect.pipeline import FIGURES
 
     loaded = load_run(run_dir)
     circuit = circuit_for_run(loaded)
@@ -69,6 +72,6 @@ def inspect_run(run_dir: str | Path, out: str | Path, *, env_id: str | None = No
                 "policy": loaded.config["policy"]}
         return inspect_circuit(circuit, env, out, episodes=episodes, seed=seed, closed_loop_episodes=closed_loop_episodes,
                                max_steps=max_steps, ig_steps=ig_steps, saliency_frames=saliency_frames,
-                               gif_steps=gif_steps, title=f"Inspection of {run_dir} on {env_id}", meta=meta)
+                               gif_steps=gif_steps, figures=FIGURES if figures is None else tuple(figures), title=f"Inspection of {run_dir} on {env_id}", meta=meta)
     finally:
         env.close()

@@ -70,8 +70,10 @@ def inspect_run(run_dir: str | Path, out: str | Path, *, env_id: str | None = No
         check_spaces_fit(loaded.predictor, env)
         meta = {"run_dir": str(run_dir), "env_id": env_id, "env_kwargs": env_kwargs, "run_kind": loaded.config["kind"],
                 "policy": loaded.config["policy"]}
-        return inspect_circuit(circuit, env, out, episodes=episodes, seed=seed, closed_loop_episodes=closed_loop_episodes,
-                               max_steps=max_steps, ig_steps=ig_steps, saliency_frames=saliency_frames,
-                               gif_steps=gif_steps, figures=FIGURES if figures is None else tuple(figures), title=f"Inspection of {run_dir} on {env_id}", meta=meta)
+        return inspect_circuit(circuit, env, out, episodes=episodes, seed=seed,
+                               closed_loop_episodes=closed_loop_episodes, max_steps=max_steps, ig_steps=ig_steps,
+                               saliency_frames=saliency_frames, gif_steps=gif_steps,
+                               figures=FIGURES if figures is None else tuple(figures),
+                               title=f"Inspection of {run_dir} on {env_id}", meta=meta)
     finally:
         env.close()

@@ -56,7 +56,7 @@ def plot_traces(recording: Recording, path, *, episode: int = 0, max_lines: int 
             label = None if ids is None or name == "inter" else f"{name} {ids[j]}"
             ax.plot(steps, values[:, j], lw=0.9, alpha=0.85 if label else 0.5, label=label,
                     color=None if label else color)
-        what = "inputs" if name == "sensory" else "neurons"
+        what = "inputs" if name == "sensory" else ("neuron" if n == 1 else "neurons")
         ax.set_ylabel(f"{name}\n({len(shown)} of {n} {what})" if len(shown) < n else f"{name}\n({n} {what})",
                       fontsize=8)
         if name in ("command", "motor"):
@@ -118,8 +118,8 @@ def plot_attribution_heatmap(rows: list[dict[str, Any]], path) -> Path:
              ("ig_abs_mean", "int. gradients\n(mean |IG|)")]
     views = [(key, label) for key, label in views if any(r.get(key) is not None for r in rows)]
     motors = sorted({r["motor"] for r in rows})
-    fig, axes = plt.subplots(len(motors), 1, figsize=(1.2 + 0.9 * len({r['neuron'] for r in rows}), 1.6 + 1.1 * len(views) * len(motors)),
-                             squeeze=False)
+    width = 1.2 + 0.9 * len({r["neuron"] for r in rows})
+    fig, axes = plt.subplots(len(motors), 1, figsize=(width, 1.6 + 1.1 * len(views) * len(motors)), squeeze=False)
     for ax, motor in zip(axes[:, 0], motors):
         mine = sorted((r for r in rows if r["motor"] == motor), key=lambda r: r["neuron"])
         raw = np.array([[r[key] for r in mine] for key, _ in views], dtype=np.float64)

@@ -44,6 +44,13 @@ def test_demo_writes_metrics_trace_and_parameter_table(tmp_path, capsys):
     for kind in ("ncp-ltc", "ncp-cfc", "lstm", "cnn"):
         assert f"| {kind} |" in table
     assert "held-out roads" in capsys.readouterr().out
+    from ncp_control.inspect import referenced_files
+
+    report = out / "inspect" / "report.html"
+    refs = referenced_files(report)
+    assert {"wiring.png", "traces.png", "attribution_heatmap.png", "saliency.gif"} <= set(refs)
+    assert all((report.parent / ref).is_file() for ref in refs)
+    assert summary["top_command_neuron"]["overall"] in (1, 2, 3, 4, 5, 6)  # the paper wiring's command ids
 
 
 def test_bad_overrides_raise():

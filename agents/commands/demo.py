@@ -8,7 +8,11 @@ This is the project's main demonstration: about five minutes on two CPU cores. I
 3. writes into the run folder: eval_heldout.json (completion rate, mean |lateral offset|, departures per km,
    steering smoothness), trace.png (steering of the policy and of the expert, and the lateral offset, along one
    held-out road), parameters.md (conv / recurrent / total parameters and synapses of the four models), demo.json
-   (timings and the summary).
+   (timings and the summary);
+4. inspects the trained circuit on the first 300 steps of a held-out road (`ncp-control inspect`, reduced):
+   inspect/report.html with the neuron traces, the wiring with trained polarity, which command neurons drive the
+   motor neuron (synaptic currents, ablation, integrated gradients; attribution.csv) and VisualBackProp saliency
+   frames and GIF. Run `ncp-control inspect RUN_DIR --out DIR` for the full set (closed-loop ablation, PCA, ...).
 
 Example:
   ncp-control demo --out runs/demo
@@ -71,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from agents import imitation as im
+    from agents.inspection import inspect_run
     from ncp_control.policies.imitation import ModelConfig, build_model, format_parameter_table, parameter_counts
 
     torch.set_num_threads(args.threads)
@@ -107,6 +112,12 @@ def run(args: argparse.Namespace) -> int:
         "the recurrent core that can receive a gradient (masked-out synapses excluded); recurrent_stored: the dense "
         "tensors as stored.\n\n" + table + "\n"
     )
+    t_inspect = time.perf_counter()
+    inspection = inspect_run(out, out / "inspect", episodes=1, seed=road, closed_loop_episodes=0, max_steps=300,
+                             ig_steps=16, saliency_frames=2, gif_steps=120,
+                             figures=("traces", "wiring", "heatmap", "saliency"))
+    t_inspect = time.perf_counter() - t_inspect
+    first_top = next(iter(inspection["top_driver"].values()))  # the first motor neuron's strongest drivers
     total = time.perf_counter() - t0
     summary = {
         "model": config.model,
@@ -118,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         "steering_smoothness": metrics["steering_smoothness"],
         "seconds_train": t_train,
         "seconds_eval": t_eval,
+        "seconds_inspect": t_inspect,
+        "top_command_neuron": first_top,
         "seconds_total": total,
         "torch_threads": torch.get_num_threads(),
     }
@@ -128,5 +141,8 @@ def run(args: argparse.Namespace) -> int:
         f"mean |lateral offset| {metrics['mean_abs_lateral_m']:.3f} m, "
         f"{metrics['departures_per_km']:.2f} departures/km, steering smoothness {metrics['steering_smoothness']:.4f}"
     )
-    print(f"train {t_train:.0f} s, evaluate {t_eval:.0f} s, total {total:.0f} s; files in {out}")
+    print(f"command neuron driving the motor neuron most (mean rank of three views): "
+          f"{first_top['overall']}; report: {out / 'inspect' / 'report.html'}")
+    print(f"train {t_train:.0f} s, evaluate {t_eval:.0f} s, inspect {t_inspect:.0f} s, total {total:.0f} s; "
+          f"files in {out}")
     return 0

@@ -144,6 +144,11 @@ class LTCCell(nn.Module):
         return self._ode_unfolds
 
     @property
+    def epsilon(self) -> float:
+        """The constant added to the solver's denominator."""
+        return self._epsilon
+
+    @property
     def synapse_count(self) -> int:
         """Number of synapses between neurons."""
         return int(self.sparsity_mask.sum())

@@ -66,6 +66,22 @@ def ltc_constants(
     )
 
 
+def ltc_synapse_activation(pre: Tensor, mu: Tensor, sigma: Tensor) -> Tensor:
+    """Sigmoidal opening of every synapse, ``sigmoid(sigma * (pre_src - mu))``.
+
+    The conductance of synapse ``src -> dest`` is ``w[src, dest]`` times this activation, and its current into
+    ``dest`` is ``w * act * (erev - v_dest)``; the solver and the inspection tools (``ncp_control.inspect``) both
+    call this function so that they cannot disagree.
+
+    Args:
+        pre: (..., S) presynaptic values (mapped inputs or neuron potentials).
+        mu, sigma: (S, N) midpoints and slopes, [src, dest].
+    Returns:
+        (..., S, N) activations in (0, 1).
+    """
+    return (sigma * (pre.unsqueeze(-1) - mu)).sigmoid()
+
+
 def ltc_sensory_drive(inputs: Tensor, c: LTCConstants) -> tuple[Tensor, Tensor]:
     """Numerator and denominator contributions of the sensory synapses.
 
@@ -74,7 +90,7 @@ def ltc_sensory_drive(inputs: Tensor, c: LTCConstants) -> tuple[Tensor, Tensor]:
     Returns:
         ``(numerator, denominator)``, each (..., N).
     """
-    act = (c.sensory_sigma * (inputs.unsqueeze(-1) - c.sensory_mu)).sigmoid()  # (..., I, N)
+    act = ltc_synapse_activation(inputs, c.sensory_mu, c.sensory_sigma)  # (..., I, N)
     # sum over source inputs, dim=-2
     return (act * c.sensory_w_erev).sum(dim=-2), (act * c.sensory_w).sum(dim=-2)
 
@@ -103,7 +119,7 @@ def ltc_unfold(
     """
     cm_t = c.cm / (elapsed_time / ode_unfolds)  # (B, N): capacitance over sub-step length
     for _ in range(ode_unfolds):
-        act = (c.sigma * (v.unsqueeze(-1) - c.mu)).sigmoid()  # (B, N_src, N_dest)
+        act = ltc_synapse_activation(v, c.mu, c.sigma)  # (B, N_src, N_dest)
         # sum over source neurons, dim=1
         numerator = cm_t * v + c.gleak_vleak + ((act * c.w_erev).sum(dim=1) + sensory_numerator)
         denominator = cm_t + c.gleak + ((act * c.w).sum(dim=1) + sensory_denominator)

@@ -13,16 +13,7 @@ from typing import Any
 from agents.evaluation import check_spaces_fit, make_eval_env
 from agents.runs import LoadedRun, load_run
 
-__all__ = ["circuit_for_run", "run_env_kwargs", "inspect_run"]
-
-
-def run_env_kwargs(config: dict[str, Any]) -> dict[str, Any]:
-    """The env arguments a run was trained with: ``config["env_kwargs"]`` (PPO) or ``config["training"]
-    ["env_kwargs"]`` (imitation), else none."""
-    kwargs = config.get("env_kwargs")
-    if kwargs is None:
-        kwargs = config.get("training", {}).get("env_kwargs")
-    return dict(kwargs or {})
+__all__ = ["circuit_for_run", "inspect_run"]
 
 
 def circuit_for_run(loaded: LoadedRun):
@@ -64,7 +55,7 @@ def inspect_run(run_dir: str | Path, out: str | Path, *, env_id: str | None = No
     loaded = load_run(run_dir)
     circuit = circuit_for_run(loaded)
     env_id = env_id or loaded.env_id
-    env_kwargs = run_env_kwargs(loaded.config) if env_id == loaded.env_id else {}
+    env_kwargs = loaded.env_kwargs if env_id == loaded.env_id else {}
     env = make_eval_env(env_id, env_kwargs, getattr(loaded.predictor, "env_wrappers", ()))
     try:
         check_spaces_fit(loaded.predictor, env)

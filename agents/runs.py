@@ -34,6 +34,15 @@ class LoadedRun:
     def env_id(self) -> str:
         return self.config["env_id"]
 
+    @property
+    def env_kwargs(self) -> dict[str, Any]:
+        """The ``gym.make`` arguments the run was trained with: ``config["env_kwargs"]`` (PPO runs) or
+        ``config["training"]["env_kwargs"]`` (imitation runs); empty when there are none."""
+        kwargs = self.config.get("env_kwargs")
+        if kwargs is None:
+            kwargs = self.config.get("training", {}).get("env_kwargs")
+        return dict(kwargs or {})
+
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
     """``RUN_DIR/config.json`` as a dict.

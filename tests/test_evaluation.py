@@ -1,6 +1,7 @@
 """agents.evaluation.evaluate and agents.runs.load_run: metrics on known tiny envs, seeds, errors."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +120,13 @@ def test_load_run_without_model(tmp_path):
     (tmp_path / "model.zip").write_text("not a zip")
     with pytest.raises(ValueError, match="cannot load"):
         load_run(tmp_path)
+
+
+def test_loaded_run_env_kwargs_for_both_kinds_of_run():
+    from agents.runs import LoadedRun
+
+    bc = {"kind": "bc", "env_id": "LaneKeeping-v0", "training": {"env_kwargs": {"image_height": 32, "image_width": 64}}}
+    assert LoadedRun(Path("x"), bc, None).env_kwargs == {"image_height": 32, "image_width": 64}
+    ppo = {"kind": "ppo", "env_id": "Pendulum-v1", "env_kwargs": {"g": 9.0}}
+    assert LoadedRun(Path("x"), ppo, None).env_kwargs == {"g": 9.0}
+    assert LoadedRun(Path("x"), {"kind": "ppo", "env_id": "Pendulum-v1"}, None).env_kwargs == {}

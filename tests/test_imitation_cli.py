@@ -30,6 +30,13 @@ def test_train_bc_then_resume_a_finished_run(tmp_path, capsys):
     before = (out / "model.pt").read_bytes()
     assert main(["train-bc", "--out", str(out), "--resume"]) == 0  # stored settings; nothing left to train
     assert (out / "model.pt").read_bytes() == before
+    # the shared evaluator rebuilds the env with the run's own env arguments (stored under "training")
+    from agents.runs import load_run
+
+    assert load_run(out).env_kwargs == config["training"]["env_kwargs"]
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--episodes", "2", "--seed", "1000000", "--json", str(out / "e.json")]) == 0
+    assert json.loads((out / "e.json").read_text())["episodes"] == 2
 
 
 def test_demo_writes_metrics_trace_and_parameter_table(tmp_path, capsys):

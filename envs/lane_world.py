@@ -110,7 +110,8 @@ WORLD_MANUAL = """
     **Semantic accessors** (on ``env.unwrapped``, used by ``agents.experts``): ``road``, ``arc_length()`` (m),
     ``lateral_offset()`` (m), ``heading_error()`` (rad), ``car_pose()`` ((x, y, yaw) of the rear-axle midpoint),
     ``steering()``, ``lane_center_offset`` (m), and the car parameters ``speed``, ``wheelbase``,
-    ``max_steering_curvature``, ``steering_time_constant``, ``dt``, ``lateral_offset_bound``. ``model`` and
+    ``max_steering_curvature``, ``steering_time_constant``, ``dt``, ``lateral_offset_bound``,
+    ``roadside_objects()`` (an ``envs.roadside.RoadsideLayout`` or None). ``model`` and
     ``data`` are the MuJoCo model and data (``data.warning`` counts MuJoCo warnings).
 
     **Shared arguments** (keyword only, validated: a bad value raises ``ValueError``, a wrong type ``TypeError``):
@@ -121,15 +122,29 @@ WORLD_MANUAL = """
       (action 1 = radius 10 m); ``steering_time_constant=0.1`` s; ``max_steering_rate=0.5`` rad/s (wheel angle).
     - ``max_lateral_offset=None`` m (None: ``lane_width / 2``).
     - ``progress_weight=1.0``, ``lateral_weight=0.5``, ``heading_weight=0.5``.
-    - ``domain_randomization=False``: when True each episode also draws lane width in [3.0, 4.0] m, the road's
-      largest curvature in [0.6, 1.0] x ``max_curvature``, line width in [0.12, 0.25] m, colours of asphalt, lines
-      (white or yellow centre line), ground and sky, sun direction and brightness, ambient light, and the dash
-      camera's height (+-0.1 m) and pitch (+-2 deg). Without it the look is fixed (grey asphalt, white 0.2 m lines).
+    - ``domain_randomization=False``: ``True`` randomises every element below per episode, from the episode seed
+      (a look stream of its own, so the road and start pose of a seed do not change; only ``"geometry"`` changes
+      the road, by design); a tuple/list/set of element names randomises only those (an unknown name raises
+      ``ValueError``). Without it the look is fixed (grey asphalt, white 0.2 m lines, no textures, no objects):
+
+      - ``"geometry"``: lane width in [3.0, 4.0] m, the road's largest curvature in [0.6, 1.0] x
+        ``max_curvature``, line width in [0.12, 0.25] m;
+      - ``"colours"``: asphalt, edge and centre lines (white, or a yellow centre line), ground and sky;
+      - ``"lighting"``: sun direction and brightness, ambient light;
+      - ``"camera"``: dash-camera height (+-0.1 m) and pitch (+-2 deg);
+      - ``"textures"``: asphalt texture (none, ``grain``, ``patches``, ``speckle`` or ``streaks``: worn tracks
+        along the road), ground texture (none, ``meadow``, ``fields``, ``furrows``), each equally likely
+        (``envs.textures``; textures multiply the colours);
+      - ``"objects"``: roadside posts, trees and buildings (``envs.roadside``): about one every 9 m on random
+        sides, each kept at least 1 m off the asphalt (``lane_width + 0.5 + 1.0`` m from the centre line,
+        also where the road comes back near itself); 20 are drawn at a time, from 15 m behind the car onwards.
+        ``roadside_objects()`` returns the episode's layout.
     - ``render_mode=None | "rgb_array"``; ``render_camera="chase" | "dashcam"``; ``render_height=240``,
       ``render_width=320``: ``render()`` returns a (render_height, render_width, 3) uint8 frame from that camera
       (the chase camera follows 7 m behind the car).
 
-    **Version history.** v0: initial version.
+    **Version history.** v0: initial version; textures, roadside objects and element subsets of
+    ``domain_randomization`` added later within v0 (the default look and every road are unchanged, bit for bit).
 """
 
 

@@ -216,6 +216,20 @@ def pool_faces() -> np.ndarray:
     return np.array(faces, dtype=np.int32)
 
 
+def _pool_offsets() -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """For each prism side count K: the pool solids with K sides and their first vertex in the pool mesh."""
+    starts = np.cumsum([0] + [5 * _SIDES[kind] for kind in POOL_KINDS])[:-1]
+    groups = {}
+    for k in sorted(set(_SIDES.values())):
+        solids = np.array([i for i, kind in enumerate(POOL_KINDS) if _SIDES[kind] == k])
+        groups[k] = (solids, starts[solids])
+    return groups
+
+
+_POOL_GROUPS = _pool_offsets()
+_POOL_VERTICES = sum(5 * _SIDES[kind] for kind in POOL_KINDS)
+
+
 def pool_mesh(layout: RoadsideLayout | None, first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vertices, normals and texture coordinates of the pool mesh showing slots ``first .. first + POOL_SIZE - 1``.
 
@@ -225,37 +239,51 @@ def pool_mesh(layout: RoadsideLayout | None, first: int) -> tuple[np.ndarray, np
 
     Returns:
         vertices (V, 3) world m, normals (V, 3) unit, texcoords (V, 2) into the palette texture; V is fixed
-        (5 K per solid, vertex order as in :func:`pool_faces`).
+        (5 K per solid of K sides, vertex order as in :func:`pool_faces`).
     """
-    vertices, normals, texcoords = [], [], []
-    for pool_index, kind in enumerate(POOL_KINDS):
-        k = _SIDES[kind]
-        j = first + (pool_index - first) % POOL_SIZE  # the slot in the window that lands on this solid
-        if layout is None or j >= len(layout) or not layout.visible[j]:
-            vertices.append(np.tile([0.0, 0.0, -100.0], (5 * k, 1)))
-            normals.append(np.tile([0.0, 0.0, 1.0], (5 * k, 1)))
-            texcoords.append(np.full((5 * k, 2), 0.5 / PALETTE_SIDE))
+    vertices = np.tile([0.0, 0.0, -100.0], (_POOL_VERTICES, 1))
+    normals = np.tile([0.0, 0.0, 1.0], (_POOL_VERTICES, 1))
+    texcoords = np.full((_POOL_VERTICES, 2), 0.5 / PALETTE_SIDE)
+    if layout is None:
+        return vertices, normals, texcoords
+    for k, (solids, starts) in _POOL_GROUPS.items():
+        slots = first + (solids - first) % POOL_SIZE  # the slot of the window that lands on each solid
+        shown = slots < len(layout)
+        shown[shown] = layout.visible[slots[shown]]
+        if not shown.any():
             continue
-        size, yaw = layout.size[j], layout.yaw[j]
-        if kind == "building":
-            half = np.array([[size[0], -size[1]], [size[0], size[1]], [-size[0], size[1]], [-size[0], -size[1]]])
-            height = 2.0 * size[2]
-        else:
+        slots, starts = slots[shown], starts[shown]
+        n = slots.size
+        size, yaw = layout.size[slots], layout.yaw[slots]  # (n, 3), (n,)
+        if k == 4:  # boxes: the footprint rectangle, counter-clockwise from (+a, -b)
+            sign = np.array([[1.0, -1.0], [1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0]])
+            local = sign[None] * size[:, None, :2]  # (n, 4, 2)
+            height = 2.0 * size[:, 2]
+        else:  # prisms inscribed in the disc
             angle = 2 * np.pi * np.arange(k) / k
-            half = size[0] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
-            height = 2.0 * size[1]
-        c, s = math.cos(yaw), math.sin(yaw)
-        ring = half @ np.array([[c, s], [-s, c]]) + layout.xy[j]  # (K, 2) counter-clockwise corners
-        nxt = np.roll(ring, -1, axis=0)
+            local = size[:, None, :1] * np.stack([np.cos(angle), np.sin(angle)], axis=1)[None]  # (n, k, 2)
+            height = 2.0 * size[:, 1]
+        c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
+        ring = np.stack([c * local[..., 0] - s * local[..., 1], s * local[..., 0] + c * local[..., 1]], axis=2)
+        ring += layout.xy[slots][:, None, :]  # (n, k, 2) world corners, counter-clockwise
+        nxt = np.roll(ring, -1, axis=1)
         edge = nxt - ring
-        outward = np.stack([edge[:, 1], -edge[:, 0]], axis=1) / np.linalg.norm(edge, axis=1, keepdims=True)
-        side = np.empty((k, 4, 3))
-        side[:, 0, :2], side[:, 1, :2], side[:, 2, :2], side[:, 3, :2] = ring, nxt, nxt, ring
-        side[:, :, 2] = (0.0, 0.0, height, height)
-        top = np.concatenate([ring, np.full((k, 1), height)], axis=1)
-        vertices.append(np.concatenate([side.reshape(-1, 3), top]))
-        side_normal = np.concatenate([np.repeat(outward, 4, axis=0), np.zeros((4 * k, 1))], axis=1)
-        normals.append(np.concatenate([side_normal, np.tile([0.0, 0.0, 1.0], (k, 1))]))
-        row, col = divmod(int(layout.colour[j]), PALETTE_SIDE)
-        texcoords.append(np.tile([(col + 0.5) / PALETTE_SIDE, (row + 0.5) / PALETTE_SIDE], (5 * k, 1)))
-    return np.concatenate(vertices), np.concatenate(normals), np.concatenate(texcoords)
+        outward = np.stack([edge[..., 1], -edge[..., 0]], axis=2)
+        outward /= np.linalg.norm(outward, axis=2, keepdims=True)  # (n, k, 2) side normals
+        solid = np.empty((n, 5 * k, 3))
+        sides = solid[:, :4 * k].reshape(n, k, 4, 3)  # view: 4 vertices per side
+        sides[:, :, 0, :2], sides[:, :, 1, :2], sides[:, :, 2, :2], sides[:, :, 3, :2] = ring, nxt, nxt, ring
+        sides[:, :, :2, 2] = 0.0
+        sides[:, :, 2:, 2] = height[:, None, None]
+        solid[:, 4 * k:, :2] = ring
+        solid[:, 4 * k:, 2] = height[:, None]
+        solid_normals = np.zeros((n, 5 * k, 3))
+        solid_normals[:, :4 * k].reshape(n, k, 4, 3)[..., :2] = outward[:, :, None, :]
+        solid_normals[:, 4 * k:, 2] = 1.0
+        row, col = np.divmod(layout.colour[slots], PALETTE_SIDE)
+        index = (starts[:, None] + np.arange(5 * k)[None]).ravel()  # (n * 5k,) rows of the pool mesh
+        vertices[index] = solid.reshape(-1, 3)
+        normals[index] = solid_normals.reshape(-1, 3)
+        texcoords[index] = np.repeat(np.stack([(col + 0.5) / PALETTE_SIDE, (row + 0.5) / PALETTE_SIDE], axis=1),
+                                     5 * k, axis=0)
+    return vertices, normals, texcoords

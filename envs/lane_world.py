@@ -9,6 +9,9 @@ How the MuJoCo model is built: ``assets/lane_scene.xml`` (ground, sky, light, ro
 configured road length. Every road drawn from the same :class:`~envs.road.RoadConfig` has the same number of
 vertices, so a new episode rewrites the vertices in place (``model.mesh_vert``) and re-uploads them to the render
 context (~1 ms) instead of recompiling the model and rebuilding the render context (~130 ms measured).
+Domain randomisation swaps materials (textured variants of asphalt and ground, ``envs.textures``) and rewrites one
+roadside mesh (``envs.roadside``) the same way; without it the extra materials are unused and the roadside geom sits
+in a hidden geom group, so the plain frames are unchanged bit for bit.
 """
 
 from __future__ import annotations

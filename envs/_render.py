@@ -42,6 +42,11 @@ def _gl_context_class():
 class OffscreenRenderer:
     """Renders fixed cameras of one model offscreen (no shadows, reflections, skybox or multisampling).
 
+    Textures are sampled nearest-neighbour without mipmaps (MuJoCo uploads them for trilinear filtering): in
+    software rendering that made textured asphalt and ground about 3 times cheaper per frame (+0.06 instead of
+    +0.18 ms at 64x128, measured); the lane-keeping textures are low-contrast noise, so the aliasing it allows
+    at a distance only adds noise.
+
     Args:
         model: the model; its ``<visual><global offwidth offheight>`` bound the image size.
         max_geom: capacity of the abstract scene.
@@ -55,6 +60,16 @@ class OffscreenRenderer:
         self._gl.make_current()
         self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
+        if self._context.ntexture:
+            from OpenGL import GL  # PyOpenGL: a dependency of mujoco's own EGL/OSMesa contexts
+
+            for name, kind in zip(self._context.texture[:self._context.ntexture],
+                                  self._context.textureType[:self._context.ntexture]):
+                if kind == mujoco.mjtTexture.mjTEXTURE_2D:
+                    GL.glBindTexture(GL.GL_TEXTURE_2D, int(name))
+                    GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MIN_FILTER, GL.GL_NEAREST)
+                    GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MAG_FILTER, GL.GL_NEAREST)
+            GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
         self._scene = mujoco.MjvScene(model, maxgeom=max_geom)
         flags = mujoco.mjtRndFlag
         for flag in (flags.mjRND_SHADOW, flags.mjRND_REFLECTION, flags.mjRND_SKYBOX):

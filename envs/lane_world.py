@@ -9,6 +9,9 @@ How the MuJoCo model is built: ``assets/lane_scene.xml`` (ground, sky, light, ro
 configured road length. Every road drawn from the same :class:`~envs.road.RoadConfig` has the same number of
 vertices, so a new episode rewrites the vertices in place (``model.mesh_vert``) and re-uploads them to the render
 context (~1 ms) instead of recompiling the model and rebuilding the render context (~130 ms measured).
+Domain randomisation swaps materials (textured variants of asphalt and ground, ``envs.textures``) and rewrites one
+roadside mesh (``envs.roadside``) the same way; without it the extra materials are unused and the roadside geom sits
+in a hidden geom group, so the plain frames are unchanged bit for bit.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import xml.etree.ElementTree as ET
+import dataclasses
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -29,8 +33,10 @@ import numpy as np  # noqa: E402
 from gymnasium.utils import EzPickle  # noqa: E402
 
 from envs.road import Mesh, Road, RoadConfig, wrap_angle  # noqa: E402
+from envs.roadside import PALETTE, PALETTE_SIDE, RoadsideLayout, place_roadside, pool_faces, pool_mesh  # noqa: E402
+from envs.textures import ASPHALT_TEXTURES, GROUND_TEXTURES, TEXTURE_SIZE, make_texture  # noqa: E402
 
-__all__ = ["LaneKeepingBase", "WORLD_MANUAL", "Appearance"]
+__all__ = ["LaneKeepingBase", "WORLD_MANUAL", "Appearance", "DR_ELEMENTS"]
 
 _ROAD_MESHES = ("road_surface", "left_edge", "right_edge", "centre_dashes")
 _CAR_GROUP = 1  # geom group of the car's own body (hidden from the dash camera)
@@ -41,6 +47,13 @@ _DASH, _GAP = 3.0, 6.0  # m, centre-line dash pattern
 _SKY_DISTANCE = 380.0  # m, the sky backdrop's distance ahead of the car (lane_vehicle.xml)
 _MESH_STRIDE = 4  # road strips use every 4th centre-line sample (2 m chords): 4x fewer triangles to draw
 _HEADING_SCALE = math.pi / 8  # rad, heading error that costs the full heading weight
+_ROADSIDE_GROUP = 2  # geom group of the roadside objects (not drawn unless they are randomised)
+_ROADSIDE_MARGIN = 1.0  # m of free ground between the asphalt's edge and any roadside object
+_ROADSIDE_BEHIND = 15.0  # m, roadside slots this far behind the car are recycled for slots ahead
+_ASPHALT_TILE = 4.0  # m, one asphalt texture tile (across and along the road)
+# ground textures are mapped in world x/y: texture repeats per metre (MuJoCo texuniform)
+_GROUND_REPEAT = {"meadow": 0.25, "fields": 0.02, "furrows": 0.1}
+DR_ELEMENTS = ("geometry", "colours", "lighting", "camera", "textures", "objects")
 
 
 WORLD_MANUAL = """
@@ -100,7 +113,8 @@ WORLD_MANUAL = """
     **Semantic accessors** (on ``env.unwrapped``, used by ``agents.experts``): ``road``, ``arc_length()`` (m),
     ``lateral_offset()`` (m), ``heading_error()`` (rad), ``car_pose()`` ((x, y, yaw) of the rear-axle midpoint),
     ``steering()``, ``lane_center_offset`` (m), and the car parameters ``speed``, ``wheelbase``,
-    ``max_steering_curvature``, ``steering_time_constant``, ``dt``, ``lateral_offset_bound``. ``model`` and
+    ``max_steering_curvature``, ``steering_time_constant``, ``dt``, ``lateral_offset_bound``,
+    ``roadside_objects()`` (an ``envs.roadside.RoadsideLayout`` or None). ``model`` and
     ``data`` are the MuJoCo model and data (``data.warning`` counts MuJoCo warnings).
 
     **Shared arguments** (keyword only, validated: a bad value raises ``ValueError``, a wrong type ``TypeError``):
@@ -111,15 +125,29 @@ WORLD_MANUAL = """
       (action 1 = radius 10 m); ``steering_time_constant=0.1`` s; ``max_steering_rate=0.5`` rad/s (wheel angle).
     - ``max_lateral_offset=None`` m (None: ``lane_width / 2``).
     - ``progress_weight=1.0``, ``lateral_weight=0.5``, ``heading_weight=0.5``.
-    - ``domain_randomization=False``: when True each episode also draws lane width in [3.0, 4.0] m, the road's
-      largest curvature in [0.6, 1.0] x ``max_curvature``, line width in [0.12, 0.25] m, colours of asphalt, lines
-      (white or yellow centre line), ground and sky, sun direction and brightness, ambient light, and the dash
-      camera's height (+-0.1 m) and pitch (+-2 deg). Without it the look is fixed (grey asphalt, white 0.2 m lines).
+    - ``domain_randomization=False``: ``True`` randomises every element below per episode, from the episode seed
+      (a look stream of its own, so the road and start pose of a seed do not change; only ``"geometry"`` changes
+      the road, by design); a tuple/list/set of element names randomises only those (an unknown name raises
+      ``ValueError``). Without it the look is fixed (grey asphalt, white 0.2 m lines, no textures, no objects):
+
+      - ``"geometry"``: lane width in [3.0, 4.0] m, the road's largest curvature in [0.6, 1.0] x
+        ``max_curvature``, line width in [0.12, 0.25] m;
+      - ``"colours"``: asphalt, edge and centre lines (white, or a yellow centre line), ground and sky;
+      - ``"lighting"``: sun direction and brightness, ambient light;
+      - ``"camera"``: dash-camera height (+-0.1 m) and pitch (+-2 deg);
+      - ``"textures"``: asphalt texture (none, ``grain``, ``patches``, ``speckle`` or ``streaks``: worn tracks
+        along the road), ground texture (none, ``meadow``, ``fields``, ``furrows``), each equally likely
+        (``envs.textures``; textures multiply the colours);
+      - ``"objects"``: roadside posts, trees and buildings (``envs.roadside``): about one every 9 m on random
+        sides, each kept at least 1 m off the asphalt (``lane_width + 0.5 + 1.0`` m from the centre line,
+        also where the road comes back near itself); 20 are drawn at a time, from 15 m behind the car onwards.
+        ``roadside_objects()`` returns the episode's layout.
     - ``render_mode=None | "rgb_array"``; ``render_camera="chase" | "dashcam"``; ``render_height=240``,
       ``render_width=320``: ``render()`` returns a (render_height, render_width, 3) uint8 frame from that camera
       (the chase camera follows 7 m behind the car).
 
-    **Version history.** v0: initial version.
+    **Version history.** v0: initial version; textures, roadside objects and element subsets of
+    ``domain_randomization`` added later within v0 (the default look and every road are unchanged, bit for bit).
 """
 
 
@@ -128,7 +156,10 @@ class Appearance:
     """What domain randomisation changes; the defaults are the fixed look without it.
 
     Colours are RGBA in [0, 1]; ``sun_dir`` is the light direction (world
-    frame); ``camera_height``/``camera_pitch`` are offsets of the dash camera (m, rad, pitch down positive)."""
+    frame); ``camera_height``/``camera_pitch`` are offsets of the dash camera (m, rad, pitch down positive);
+    ``asphalt_texture``/``ground_texture`` name a texture of ``envs.textures`` (None: plain colour).
+    :data:`ELEMENTS` says which fields each element of :data:`DR_ELEMENTS` randomises (``"objects"`` is not a
+    field: roadside objects are an ``envs.roadside.RoadsideLayout`` drawn after the road)."""
 
     LANE_WIDTH_RANGE = (3.0, 4.0)  # m, drawn under domain randomisation (a class constant, not a field)
 
@@ -145,6 +176,17 @@ class Appearance:
     ambient: float = 0.35
     camera_height: float = 0.0
     camera_pitch: float = 0.0
+    asphalt_texture: str | None = None
+    ground_texture: str | None = None
+
+    ELEMENTS = {  # fields randomised by each element of DR_ELEMENTS (a class constant, not a field)
+        "geometry": ("lane_width", "curvature_scale", "line_width"),
+        "colours": ("asphalt", "edge_line", "centre_line", "ground", "sky"),
+        "lighting": ("sun_diffuse", "sun_dir", "ambient"),
+        "camera": ("camera_height", "camera_pitch"),
+        "textures": ("asphalt_texture", "ground_texture"),
+        "objects": (),
+    }
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> "Appearance":
@@ -173,7 +215,16 @@ class Appearance:
                               + rng.uniform(-0.15, 0.1), 0, 1)) + (1.0,),
             sun_diffuse=rng.uniform(0.3, 0.8), sun_dir=sun_dir, ambient=rng.uniform(0.2, 0.5),
             camera_height=rng.uniform(-0.1, 0.1), camera_pitch=math.radians(rng.uniform(-2.0, 2.0)),
+            # drawn last so that adding textures did not change the earlier draws of a seed
+            asphalt_texture=(None, *ASPHALT_TEXTURES)[rng.integers(len(ASPHALT_TEXTURES) + 1)],
+            ground_texture=(None, *GROUND_TEXTURES)[rng.integers(len(GROUND_TEXTURES) + 1)],
         )
+
+    def restricted(self, elements: frozenset[str], default: "Appearance") -> "Appearance":
+        """This look with the fields of the elements not in ``elements`` taken from ``default``."""
+        fixed = {name: getattr(default, name) for element, names in self.ELEMENTS.items()
+                 if element not in elements for name in names}
+        return dataclasses.replace(self, **fixed)
 
 
 def _road_meshes(road: Road, line_width: float) -> dict[str, Mesh]:
@@ -213,12 +264,58 @@ def _build_model(config: RoadConfig, *, timestep: float, wheelbase: float, steer
     scene.find(".//body[@name='front_axle']").set("pos", f"{wheelbase!r} 0 0.33")
     scene.find(".//position[@name='steer']").set("timeconst", repr(steering_time_constant))
     # placeholder road: a straight one of the right size (vertices are rewritten every episode)
-    placeholder = _road_meshes(Road(np.zeros(config.num_samples), config.ds, config.length), 0.2)
+    placeholder_road = Road(np.zeros(config.num_samples), config.ds, config.length)
+    placeholder = _road_meshes(placeholder_road, 0.2)
     for mesh_el in scene.findall("asset/mesh"):
         mesh = placeholder[mesh_el.get("name")]
         mesh_el.set("vertex", " ".join(f"{v:.3f}" for v in mesh.vertices.ravel()))
         mesh_el.set("face", " ".join(str(i) for i in mesh.faces.ravel()))
+        if mesh_el.get("name") == "road_surface":  # texture coordinates for the asphalt textures
+            uv = _asphalt_texcoords(placeholder_road)
+            mesh_el.set("texcoord", " ".join(f"{v:.3f}" for v in uv.ravel()))
+    # domain randomisation: textured variants of the asphalt and ground materials (texels written after compiling,
+    # see _write_textures) and the pool of roadside geoms (hidden in their own group unless randomised)
+    asset, worldbody = scene.find("asset"), scene.find("worldbody")
+    plain = {m.get("name"): m for m in asset.findall("material")}
+    for surface, names in (("asphalt", ASPHALT_TEXTURES), ("ground", GROUND_TEXTURES)):
+        for name in names:
+            ET.SubElement(asset, "texture", name=f"tex_{name}", type="2d", builtin="flat", width=str(TEXTURE_SIZE),
+                          height=str(TEXTURE_SIZE), rgb1="1 1 1")
+            material = ET.SubElement(asset, "material", dict(plain[surface].attrib), name=f"{surface}_{name}",
+                                     texture=f"tex_{name}")
+            if surface == "ground":
+                repeat = _GROUND_REPEAT[name]
+                material.set("texuniform", "true")
+                material.set("texrepeat", f"{repeat!r} {repeat!r}")
+    faces = pool_faces()
+    _, normals, texcoords = pool_mesh(None, 0)
+    count = len(normals)
+    # distinct placeholder vertices (MuJoCo merges repeated ones); the real ones are written per episode
+    placeholder_vertices = np.stack([np.arange(count), np.arange(count) ** 2 % 97, np.arange(count) % 7], axis=1)
+    ET.SubElement(asset, "mesh", name="roadside", inertia="shell",
+                  vertex=" ".join(str(v) for v in placeholder_vertices.ravel()),
+                  normal=" ".join(f"{v:.3f}" for v in normals.ravel()),
+                  texcoord=" ".join(f"{v:.4f}" for v in texcoords.ravel()),
+                  face=" ".join(str(i) for i in faces.ravel()))
+    ET.SubElement(asset, "texture", name="tex_roadside", type="2d", builtin="flat", width=str(PALETTE_SIDE),
+                  height=str(PALETTE_SIDE), rgb1="1 1 1")
+    ET.SubElement(asset, "material", name="roadside", texture="tex_roadside", specular="0", shininess="0")
+    ET.SubElement(worldbody, "geom", name="roadside", type="mesh", mesh="roadside", material="roadside",
+                  group=str(_ROADSIDE_GROUP), contype="0", conaffinity="0")
     return mujoco.MjModel.from_xml_string(ET.tostring(scene, encoding="unicode"))
+
+
+def _asphalt_texcoords(road: Road) -> np.ndarray:
+    """(V, 2) texture coordinates of the ``road_surface`` strip's vertices: (lateral, arc-length) coordinate over
+    the tile size, so asphalt textures run along the road. Vertex order as in ``Road.strip_mesh``."""
+    w = road.lane_width
+    index = np.arange(0, road.num_samples, _MESH_STRIDE)
+    if index[-1] != road.num_samples - 1:
+        index = np.append(index, road.num_samples - 1)
+    uv = np.empty((2 * index.size, 2))
+    uv[0::2, 0], uv[1::2, 0] = -w - _SHOULDER, w + _SHOULDER  # right then left vertex of each pair
+    uv[0::2, 1] = uv[1::2, 1] = road.s[index]
+    return uv / _ASPHALT_TILE
 
 
 def _check_positive(name: str, value: Any) -> float:
@@ -235,6 +332,19 @@ def _check_nonnegative(name: str, value: Any) -> float:
     if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def _check_dr_elements(value: Any) -> frozenset[str]:
+    """``domain_randomization`` as the set of randomised elements (True: all of DR_ELEMENTS, False: none)."""
+    if isinstance(value, bool):
+        return frozenset(DR_ELEMENTS) if value else frozenset()
+    if not isinstance(value, (tuple, list, set, frozenset)) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"domain_randomization must be a bool or a collection of names from {DR_ELEMENTS}, "
+                        f"got {value!r}")
+    unknown = sorted(set(value) - set(DR_ELEMENTS))
+    if unknown:
+        raise ValueError(f"unknown domain_randomization element(s) {unknown}; choose from {DR_ELEMENTS}")
+    return frozenset(value)
 
 
 def _check_size(name: str, value: Any) -> int:
@@ -268,7 +378,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
         progress_weight: float = 1.0,
         lateral_weight: float = 0.5,
         heading_weight: float = 0.5,
-        domain_randomization: bool = False,
+        domain_randomization: bool | tuple[str, ...] | list[str] | frozenset[str] = False,
         render_mode: str | None = None,
         render_camera: str = "chase",
         render_height: int = 240,
@@ -289,9 +399,8 @@ class LaneKeepingBase(gym.Env, EzPickle):
         self._progress_weight = _check_nonnegative("progress_weight", progress_weight)
         self._lateral_weight = _check_nonnegative("lateral_weight", lateral_weight)
         self._heading_weight = _check_nonnegative("heading_weight", heading_weight)
-        if not isinstance(domain_randomization, bool):
-            raise TypeError(f"domain_randomization must be a bool, got {domain_randomization!r}")
-        self._domain_randomization = domain_randomization
+        self._dr_elements = _check_dr_elements(domain_randomization)
+        self._domain_randomization = bool(self._dr_elements)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
@@ -328,6 +437,9 @@ class LaneKeepingBase(gym.Env, EzPickle):
                                self._road_config.length, self._lane_width)
         self._appearance = Appearance(lane_width=self._lane_width)
         self._scene_stale = True
+        self._roadside_seed: int | None = None
+        self._roadside: RoadsideLayout | None = None
+        self._roadside_window = -1
         self._s = _START_OFFSET
         self._d = self.road.lane_center_offset
         self._road_heading = 0.0
@@ -358,12 +470,37 @@ class LaneKeepingBase(gym.Env, EzPickle):
                     or m.mesh_facenum[mesh_id] != len(placeholder[name].faces)):
                 raise RuntimeError(f"MuJoCo changed the size of mesh {name!r} when compiling; in-place road "
                                    "updates need the sizes to stay fixed")
+            if name == "road_surface":  # texture coordinates are written per vertex, in vertex order
+                face = slice(m.mesh_faceadr[mesh_id], m.mesh_faceadr[mesh_id] + m.mesh_facenum[mesh_id])
+                if (m.mesh_texcoordnum[mesh_id] != m.mesh_vertnum[mesh_id]
+                        or not np.array_equal(m.mesh_facetexcoord[face], m.mesh_face[face])):
+                    raise RuntimeError("MuJoCo reordered the road's texture coordinates when compiling")
             geom = self._road_geom_ids[name]
             m.geom_pos[geom] = 0.0  # vertices are written in world coordinates
             m.geom_quat[geom] = (1.0, 0.0, 0.0, 0.0)
         self._ground_geom = mujoco.mj_name2id(m, obj.mjOBJ_GEOM, "ground")
         self._materials = {n: mujoco.mj_name2id(m, obj.mjOBJ_MATERIAL, n)
                            for n in ("asphalt", "edge_line", "centre_line", "ground", "sky")}
+        for surface, names in (("asphalt", ASPHALT_TEXTURES), ("ground", GROUND_TEXTURES)):
+            for name in names:
+                self._materials[f"{surface}_{name}"] = mujoco.mj_name2id(m, obj.mjOBJ_MATERIAL, f"{surface}_{name}")
+                tex = mujoco.mj_name2id(m, obj.mjOBJ_TEXTURE, f"tex_{name}")
+                size = int(m.tex_height[tex]) * int(m.tex_width[tex]) * int(m.tex_nchannel[tex])
+                m.tex_data[m.tex_adr[tex]:m.tex_adr[tex] + size] = make_texture(name, TEXTURE_SIZE).ravel()
+        tex = mujoco.mj_name2id(m, obj.mjOBJ_TEXTURE, "tex_roadside")
+        palette = np.round(255 * PALETTE).astype(np.uint8)  # (64, 3): texel i at row i // 8, column i % 8
+        m.tex_data[m.tex_adr[tex]:m.tex_adr[tex] + palette.size] = palette.ravel()
+        self._roadside_mesh = mujoco.mj_name2id(m, obj.mjOBJ_MESH, "roadside")
+        mesh_id, faces = self._roadside_mesh, pool_faces()
+        face = slice(m.mesh_faceadr[mesh_id], m.mesh_faceadr[mesh_id] + m.mesh_facenum[mesh_id])
+        if not (m.mesh_vertnum[mesh_id] == m.mesh_normalnum[mesh_id] == m.mesh_texcoordnum[mesh_id]
+                == faces.max() + 1 and np.array_equal(m.mesh_face[face], faces)
+                and np.array_equal(m.mesh_facenormal[face], faces)
+                and np.array_equal(m.mesh_facetexcoord[face], faces)):
+            raise RuntimeError("MuJoCo changed the roadside mesh when compiling; in-place updates need it unchanged")
+        geom = mujoco.mj_name2id(m, obj.mjOBJ_GEOM, "roadside")
+        m.geom_pos[geom] = 0.0  # vertices are written in world coordinates
+        m.geom_quat[geom] = (1.0, 0.0, 0.0, 0.0)
         self._sun = mujoco.mj_name2id(m, obj.mjOBJ_LIGHT, "sun")
         self._dashcam = mujoco.mj_name2id(m, obj.mjOBJ_CAMERA, "dashcam")
         self._chase = mujoco.mj_name2id(m, obj.mjOBJ_CAMERA, "chase")
@@ -381,10 +518,15 @@ class LaneKeepingBase(gym.Env, EzPickle):
         # independent streams: the appearance draws (domain randomisation on or off) do not shift the road's or the
         # start pose's random numbers
         road_seed, look_seed, start_seed = (int(x) for x in self.np_random.integers(0, 2**63 - 1, size=3))
-        if self._domain_randomization:
-            look = Appearance.random(np.random.default_rng(look_seed))
+        default_look = Appearance(lane_width=self._lane_width)
+        self._roadside_seed = None
+        if self._dr_elements:
+            look_rng = np.random.default_rng(look_seed)
+            look = Appearance.random(look_rng).restricted(self._dr_elements, default_look)
+            if "objects" in self._dr_elements:
+                self._roadside_seed = int(look_rng.integers(0, 2**63 - 1))  # after the appearance's draws
         else:
-            look = Appearance(lane_width=self._lane_width)
+            look = default_look
         config = self._road_config
         if look.curvature_scale != 1.0:
             config = RoadConfig(length=config.length, max_curvature=config.max_curvature * look.curvature_scale,
@@ -393,6 +535,8 @@ class LaneKeepingBase(gym.Env, EzPickle):
         self._appearance = look
         self._apply_look()
         self._scene_stale = True  # road meshes: written before the next frame is drawn (never, if none is)
+        self._roadside = None  # drawn on first use (roadside_objects(); envs that never render skip it)
+        self._roadside_window = -1  # first roadside slot on the pool geoms (-1: not placed yet)
 
         start_rng = np.random.default_rng(start_seed)
         offset = start_rng.uniform(-0.25, 0.25)
@@ -499,7 +643,8 @@ class LaneKeepingBase(gym.Env, EzPickle):
         if self._max_lateral_offset is not None:
             margin = self._max_lateral_offset
         else:
-            margin = 0.5 * (Appearance.LANE_WIDTH_RANGE[1] if self._domain_randomization else self._lane_width)
+            margin = 0.5 * (Appearance.LANE_WIDTH_RANGE[1] if "geometry" in self._dr_elements
+                            else self._lane_width)
         return margin + self._speed * self.dt
 
     @property
@@ -567,8 +712,12 @@ class LaneKeepingBase(gym.Env, EzPickle):
         xmin, ymin, xmax, ymax = self.road.bounds(margin=_SKY_DISTANCE + 50.0)  # ground reaches the backdrop
         m.geom_pos[self._ground_geom] = (0.5 * (xmin + xmax), 0.5 * (ymin + ymax), -0.05)
         m.geom_size[self._ground_geom] = (0.5 * (xmax - xmin), 0.5 * (ymax - ymin), 0.05)
-        for name in ("asphalt", "edge_line", "centre_line", "ground"):
+        for name in ("edge_line", "centre_line"):
             m.mat_rgba[self._materials[name]] = getattr(look, name)
+        for surface, texture in (("asphalt", look.asphalt_texture), ("ground", look.ground_texture)):
+            material = self._materials[surface if texture is None else f"{surface}_{texture}"]
+            m.geom_matid[self._ground_geom if surface == "ground" else self._road_geom_ids["road_surface"]] = material
+            m.mat_rgba[material] = getattr(look, surface)
         # the sky's emission is 20 times its rgba and the lights add about one more unit (lane_scene.xml)
         sky = self._materials["sky"]
         m.mat_rgba[sky, :3] = np.asarray(look.sky[:3]) / (m.mat_emission[sky] + 1.0)
@@ -592,6 +741,10 @@ class LaneKeepingBase(gym.Env, EzPickle):
             adr, num = m.mesh_vertadr[mesh_id], m.mesh_vertnum[mesh_id]
             m.mesh_vert[adr:adr + num] = mesh.vertices
             m.mesh_normal[m.mesh_normaladr[mesh_id]:m.mesh_normaladr[mesh_id] + m.mesh_normalnum[mesh_id]] = (0, 0, 1)
+            if name == "road_surface":
+                adr = m.mesh_texcoordadr[mesh_id]
+                uv = _asphalt_texcoords(self.road)
+                m.mesh_texcoord[adr:adr + len(uv)] = uv
             self._renderer.upload_mesh(mesh_id)
 
     def _render_camera_image(self, camera_id: int, height: int, width: int, hidden: tuple[int, ...]) -> np.ndarray:
@@ -601,4 +754,31 @@ class LaneKeepingBase(gym.Env, EzPickle):
             self._renderer = OffscreenRenderer(self.model)
         if self._scene_stale:
             self._write_road_meshes()
+        if self._roadside_seed is None:
+            hidden = (*hidden, _ROADSIDE_GROUP)
+        else:
+            self._place_roadside_geoms()
         return self._renderer.render(self.data, camera_id, height, width, hidden)
+
+    def roadside_objects(self) -> RoadsideLayout | None:
+        """This episode's roadside objects (``envs.roadside.RoadsideLayout``: every slot along the road, in world
+        coordinates), or None when they are not randomised. Drawn on first use from the episode's look stream."""
+        if self._roadside is None and self._roadside_seed is not None:
+            clearance = self.road.lane_width + _SHOULDER + _ROADSIDE_MARGIN
+            self._roadside = place_roadside(np.random.default_rng(self._roadside_seed), self.road, clearance)
+        return self._roadside
+
+    def _place_roadside_geoms(self) -> None:
+        """Show the pool's worth of roadside slots from just behind the car onwards (``envs.roadside.pool_mesh``):
+        rewrite the roadside mesh and upload it, only when the first slot shown changes."""
+        layout = self.roadside_objects()
+        first = int(np.searchsorted(layout.s, self._s - _ROADSIDE_BEHIND))
+        if first == self._roadside_window:
+            return
+        self._roadside_window = first
+        m, mesh_id = self.model, self._roadside_mesh
+        vertices, normals, texcoords = pool_mesh(layout, first)
+        m.mesh_vert[m.mesh_vertadr[mesh_id]:m.mesh_vertadr[mesh_id] + len(vertices)] = vertices
+        m.mesh_normal[m.mesh_normaladr[mesh_id]:m.mesh_normaladr[mesh_id] + len(normals)] = normals
+        m.mesh_texcoord[m.mesh_texcoordadr[mesh_id]:m.mesh_texcoordadr[mesh_id] + len(texcoords)] = texcoords
+        self._renderer.upload_mesh(mesh_id)

@@ -7,10 +7,12 @@ expert (full episodes) for ``--seconds`` of wall time after a warm-up; episodes 
 time counts. Rates are reported as the median over short windows (other processes on a
 shared machine only slow some windows) and as the plain mean.
 
-Goals (issue 4): camera env >= 500 steps/s at the default resolution, state env >= 5,000 steps/s.
+Goals (issue 4): camera env >= 500 steps/s at the default resolution, state env >= 5,000 steps/s; with domain
+randomisation (textures and roadside objects included) the camera env should keep >= 1,000 steps/s.
 
     python scripts/bench_envs.py                 # full table (about a minute)
     python scripts/bench_envs.py --seconds 2     # quicker, noisier
+    python scripts/bench_envs.py --only 64x128   # the cases whose name contains "64x128"
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ CASES = {
     "LaneKeeping-v0 64x128, expert driving": ("LaneKeeping-v0", {}, "expert", 500),
     "LaneKeeping-v0 48x96": ("LaneKeeping-v0", {"image_height": 48, "image_width": 96}, "random", None),
     "LaneKeeping-v0 78x200 (paper size)": ("LaneKeeping-v0", {"image_height": 78, "image_width": 200}, "random", None),
-    "LaneKeeping-v0 64x128 + domain rand.": ("LaneKeeping-v0", {"domain_randomization": True}, "random", None),
+    "LaneKeeping-v0 64x128 + domain rand.": ("LaneKeeping-v0", {"domain_randomization": True}, "random", 1000),
+    "LaneKeeping-v0 64x128 + domain rand., expert": ("LaneKeeping-v0", {"domain_randomization": True}, "expert",
+                                                     1000),
     "LaneKeepingState-v0": ("LaneKeepingState-v0", {}, "random", 5000),
     "LaneKeepingState-v0, expert driving": ("LaneKeepingState-v0", {}, "expert", 5000),
     "CarRacing-v3 (Box2D, 96x96 top-down)": ("CarRacing-v3", {}, "random", None),
@@ -108,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="timed wall seconds per case")
     parser.add_argument("--core", type=int, default=0, help="CPU core to pin each measurement to")
+    parser.add_argument("--only", default="", help="run only the cases whose name contains this text")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -119,12 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {machine()}")
     print(f"# one core (#{args.core}) per case, {args.seconds:g} s each; resets included; 'median' is the median"
           f" rate over {WINDOW:g} s windows (robust to other processes), 'mean' is steps / total time\n")
-    header = f"| {'env':40s} | {'steps/s median':>14s} | {'steps/s mean':>12s} | " \
+    header = f"| {'env':46s} | {'steps/s median':>14s} | {'steps/s mean':>12s} | " \
              f"{'mean episode':>12s} | {'goal':>13s} |"
     print(header)
     print("|" + "|".join("-" * (len(cell) + 0) for cell in header.split("|")[1:-1]) + "|")
     results = {}
     for name, (_, _, _, goal) in CASES.items():
+        if args.only not in name:
+            continue
         out = subprocess.run([sys.executable, __file__, "--worker", name, "--seconds", str(args.seconds),
                               "--core", str(args.core)], capture_output=True, text=True,
                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -134,14 +141,14 @@ def main(argv: list[str] | None = None) -> int:
             result = {"error": (out.stderr.strip().splitlines() or ["no output"])[-1][:120]}
         results[name] = result
         if "error" in result:
-            print(f"| {name:40s} | not run: {result['error']} |")
+            print(f"| {name:46s} | not run: {result['error']} |")
             continue
         verdict = "" if goal is None else (f">= {goal} " + ("ok" if result["median_window"] >= goal else "MISSED"))
-        print(f"| {name:40s} | {result['median_window']:14,.0f} | {result['mean']:12,.0f} | "
+        print(f"| {name:46s} | {result['median_window']:14,.0f} | {result['mean']:12,.0f} | "
               f"{result['mean_episode']:12.0f} | {verdict:>13s} |", flush=True)
     camera = results.get("LaneKeeping-v0 64x128 (default)", {})
     racing = results.get("CarRacing-v3 (Box2D, 96x96 top-down)", {})
-    if "error" not in camera and "error" not in racing:
+    if "median_window" in camera and "median_window" in racing:
         print(f"\nLaneKeeping-v0 (64x128) / CarRacing-v3, median steps/s: "
               f"{camera['median_window'] / racing['median_window']:.1f}x")
     return 0

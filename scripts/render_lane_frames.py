@@ -5,7 +5,9 @@ Drives a few seeded roads with the pure-pursuit expert and writes
 - ``lane_keeping_dashcam.png``: observations (64x128, shown 4x enlarged without smoothing) after 1, 4 and 8 s on
   three roads, plain look (top row) and with domain randomisation (bottom row);
 - ``lane_keeping_chase.png``: the human-readable chase view (``render_mode="rgb_array"``) of the same moments;
-- ``lane_keeping_roads.png``: top view of the roads of seeds 0-5 (matplotlib).
+- ``lane_keeping_roads.png``: top view of the roads of seeds 0-5 (matplotlib);
+- ``lane_keeping_randomized.png``: domain randomisation (textures, roadside objects, colours, light, camera) on
+  seeds 0-3 after 3 s: dash-camera observation (64x128, 2x enlarged) beside the chase view.
 
     python scripts/render_lane_frames.py [--out docs/img]
 """
@@ -76,6 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     picks = [plain_chase[0], plain_chase[n // 2], random_chase[1], random_chase[-1]]
     plt.imsave(os.path.join(args.out, "lane_keeping_chase.png"), grid(picks, columns=2))
 
+    tiles = []
+    env = gym.make("LaneKeeping-v0", domain_randomization=True, render_mode="rgb_array")
+    expert = PurePursuitExpert(env)
+    for seed in range(4):
+        obs, _ = env.reset(seed=seed)
+        for _ in range(60):
+            obs, *_ = env.step(expert())
+        chase = env.render()  # (240, 320, 3)
+        dash = np.full((chase.shape[0], 2 * obs.shape[1], 3), 255, dtype=np.uint8)
+        dash[:2 * obs.shape[0]] = obs.repeat(2, axis=0).repeat(2, axis=1)
+        tiles.append(np.concatenate([dash, chase], axis=1))
+    env.close()
+    plt.imsave(os.path.join(args.out, "lane_keeping_randomized.png"), grid(tiles, columns=2))
+
     env = gym.make("LaneKeepingState-v0").unwrapped
     fig, ax = plt.subplots(figsize=(7, 5))
     for seed in range(6):
@@ -90,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, "lane_keeping_roads.png"), dpi=80)
-    print(f"wrote 3 PNG files to {args.out}")
+    print(f"wrote 4 PNG files to {args.out}")
     return 0
 
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._common import abs_mask, build_wiring, cell_elapsed_time, check_choice, check_loaded_masks, check_positive_int
+from . import ltc_fast
 from .ltc_functional import LTCConstants, ltc_constants, ltc_sensory_drive, ltc_unfold
 
 Mapping = Literal["affine", "linear", "none"]
@@ -224,10 +225,16 @@ class LTCCell(nn.Module):
             raise ValueError(f"states must have shape {expected}, got {tuple(states.shape)}")
         if not batched:
             inputs, states = inputs.unsqueeze(0), states.unsqueeze(0)
-        dt = cell_elapsed_time(elapsed_time, inputs.shape[0], inputs, "elapsed_time")
-        consts = self.constants()
-        next_states = self.solve(states, self.sensory_drive(self.map_inputs(inputs), consts), dt, consts)
-        outputs = self.map_outputs(next_states)
+        if ltc_fast.fast_path_available(self, inputs, states):
+            dt = ltc_fast.as_step_times(elapsed_time, inputs.shape[0], inputs)  # checked by the kernel
+            seq_states, seq_outputs = ltc_fast.ltc_sequence(
+                self, inputs.unsqueeze(0), states, dt, min_dt=MIN_ELAPSED_TIME)
+            next_states, outputs = seq_states[0], seq_outputs[0]
+        else:
+            dt = cell_elapsed_time(elapsed_time, inputs.shape[0], inputs, "elapsed_time")
+            consts = self.constants()
+            next_states = self.solve(states, self.sensory_drive(self.map_inputs(inputs), consts), dt, consts)
+            outputs = self.map_outputs(next_states)
         if not batched:
             return outputs[0], next_states[0]
         return outputs, next_states

@@ -8,6 +8,7 @@ implementation, which gives the same numbers more slowly, and ONE warning says w
 Environment variables:
 
 - ``NCP_CONTROL_PURE_TORCH=1``: never compile or load a kernel; always use the pure-torch path (no warning).
+  Read once per process, when the first fast cell runs.
 - ``NCP_CONTROL_CACHE_DIR``: where compiled libraries are kept (default ``$XDG_CACHE_HOME/ncp_control`` or
   ``~/.cache/ncp_control``). A library is named by a hash of its source, compiler and flags, so editing a source
   or changing the compiler recompiles; stale files can be deleted at any time.
@@ -132,8 +133,6 @@ def load(name: str) -> ctypes.CDLL | None:
     Thread-safe; compiles at most once per process (and once per machine thanks to the cache). The first failure
     emits one ``RuntimeWarning`` for the whole package.
     """
-    if pure_torch_forced():
-        return None
     lib = _libraries.get(name, False)
     if lib is not False:
         return lib
@@ -141,6 +140,10 @@ def load(name: str) -> ctypes.CDLL | None:
     with _lock:
         if name in _libraries:
             return _libraries[name]
+        if pure_torch_forced():  # read once per process, when the first cell runs
+            _libraries[name] = None
+            _failures[name] = f"{_PURE_TORCH_ENV} is set"
+            return None
         try:
             lib = _build(name)
         except RuntimeError as exc:
@@ -159,8 +162,6 @@ def load(name: str) -> ctypes.CDLL | None:
 
 def status() -> dict[str, str]:
     """For each kernel tried in this process: ``"native"`` or the reason it fell back to pure torch."""
-    if pure_torch_forced():
-        return {"all": f"pure torch ({_PURE_TORCH_ENV} is set)"}
     return {name: ("native" if lib is not None else f"pure torch: {_failures.get(name, '?')}")
             for name, lib in _libraries.items()}
 

@@ -222,7 +222,8 @@ class LTC(_SequenceLayer):
         """``_unroll`` with the native kernel: the whole sequence in one call (one call per step with an LSTM)."""
         cell, times = self.rnn_cell, dt[..., 0]  # (T, B)
         if not self.use_mixed:
-            states, outputs = ltc_fast.ltc_sequence(cell, x, h, times, min_dt=MIN_ELAPSED_TIME)
+            states, outputs = ltc_fast.ltc_sequence(cell, x, h, times, min_dt=MIN_ELAPSED_TIME,
+                                                    batch_major=self.batch_first)
             return (outputs if self.return_sequences else outputs[-1]), states[-1], c
         outs = []
         for t in range(x.shape[0]):

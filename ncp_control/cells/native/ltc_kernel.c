@@ -15,9 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* exp in double without a libm call, so that the loops calling it vectorise: Cephes' exp (Pade form, about
- * 1 ulp), 2^n assembled from bits. Inputs are clamped to [-708, 709], where 2^n stays a normal number. */
-static inline double ncp_exp(double x) {
+/* The logistic sigmoid 1 / (1 + exp(-z)) in double without a libm call, so that the loops calling it vectorise.
+ * exp(x) = 2^n * exp(r) with |r| <= ln(2)/2 and Cephes' Pade form exp(r) = (q + p) / (q - p) (about 1 ulp);
+ * writing the sigmoid as (q - p) / ((q - p) + 2^n (q + p)) needs a single division. x = -z is clamped to
+ * [-708, 709], where 2^n stays a normal number (the sigmoid is then 1 or below 1e-307 anyway). */
+static inline double ncp_sigmoid(double z) {
+    double x = -z;
     x = x < -708.0 ? -708.0 : x;
     x = x > 709.0 ? 709.0 : x;
     const double magic = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer held in the low bits */
@@ -29,14 +32,14 @@ static inline double ncp_exp(double x) {
     double px = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr + 9.99999999999999999910e-1);
     double qx = ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr + 2.27265548208155028766e-1) * rr
                 + 2.00000000000000000009e0;
-    double y = 1.0 + 2.0 * (px / (qx - px));
     int64_t ti, mi;
     memcpy(&ti, &t, sizeof ti);
     memcpy(&mi, &magic, sizeof mi);
     int64_t bits = (ti - mi + 1023) << 52; /* 2^n */
     double scale;
     memcpy(&scale, &bits, sizeof scale);
-    return y * scale;
+    double den = qx - px;
+    return den / (den + scale * (qx + px));
 }
 
 /* Layout of the integer argument array (int64). */
@@ -53,7 +56,9 @@ enum {
     /* backward only */
     P_GSTATES, P_GOUT, P_GX, P_GH0, P_GDT,
     P_GGLEAK, P_GVLEAK, P_GCM, P_GW, P_GEREV, P_GMU, P_GSIGMA,
-    P_GSW, P_GSEREV, P_GSMU, P_GSSIGMA, P_GIN_W, P_GIN_B, P_GOUT_W, P_GOUT_B, P_COUNT
+    P_GSW, P_GSEREV, P_GSMU, P_GSSIGMA, P_GIN_W, P_GIN_B, P_GOUT_W, P_GOUT_B,
+    /* optional: sequence-invariant terms computed by ltc_consts (5E + 5ES + 3N doubles) */
+    P_CONSTS, P_COUNT
 };
 
 #define NCP_OK 0
@@ -62,19 +67,15 @@ enum {
 
 #define NCP_REAL float
 #define NCP_FN(name) name##_f32
-#define NCP_EXP ncp_exp
 #include __FILE__
 #undef NCP_REAL
 #undef NCP_FN
-#undef NCP_EXP
 
 #define NCP_REAL double
 #define NCP_FN(name) name##_f64
-#define NCP_EXP ncp_exp
 #include __FILE__
 #undef NCP_REAL
 #undef NCP_FN
-#undef NCP_EXP
 
 #else /* ------------------------------------------------------------------ body, once per type */
 
@@ -89,7 +90,7 @@ static inline work NCP_FN(softplus_grad)(work x) {
     return z / (z + 1);
 }
 
-static inline work NCP_FN(sigmoid)(work z) { return 1 / (1 + NCP_EXP(-z)); }
+static inline work NCP_FN(sigmoid)(work z) { return ncp_sigmoid(z); }
 
 /* Sequence-invariant terms gathered on the edges. */
 typedef struct {
@@ -99,15 +100,20 @@ typedef struct {
     void *block;
 } NCP_FN(consts);
 
-static int NCP_FN(make_consts)(const int64_t *d, void **p, NCP_FN(consts) *c) {
+static int NCP_FN(make_consts)(const int64_t *d, void **p, NCP_FN(consts) *c, int fill) {
     const int64_t N = d[D_N], E = d[D_E], ES = d[D_ES];
     const int implicit = (int)d[D_IMPLICIT];
-    work *b = (work *)malloc(sizeof(work) * (size_t)(5 * E + 5 * ES + 3 * N + 1));
-    if (!b) return NCP_ENOMEM;
-    c->block = b;
+    work *b = (work *)p[P_CONSTS];
+    c->block = NULL;
+    if (!b) {
+        b = (work *)malloc(sizeof(work) * (size_t)(5 * E + 5 * ES + 3 * N + 1));
+        if (!b) return NCP_ENOMEM;
+        c->block = b;
+    }
     c->we = b; c->wer = b + E; c->mu = b + 2 * E; c->sig = b + 3 * E; c->erev = b + 4 * E; b += 5 * E;
     c->swe = b; c->swer = b + ES; c->smu = b + 2 * ES; c->ssig = b + 3 * ES; c->serev = b + 4 * ES; b += 5 * ES;
     c->gl = b; c->glvl = b + N; c->cm = b + 2 * N;
+    if (p[P_CONSTS] && !fill) return NCP_OK; /* precomputed by the caller */
     const int32_t *src = (const int32_t *)p[P_SRC], *dst = (const int32_t *)p[P_DST];
     const real *w = (const real *)p[P_W], *erev = (const real *)p[P_EREV], *mu = (const real *)p[P_MU];
     const real *sig = (const real *)p[P_SIGMA], *mask = (const real *)p[P_MASK];
@@ -157,35 +163,39 @@ static void NCP_FN(map_inputs)(const int64_t *d, void **p, int64_t t, work *u) {
     }
 }
 
-/* Sensory numerator/denominator sums of step t (sn, sd: [N][B]); activations kept in sact[ES][B] if given. */
-static void NCP_FN(sensory)(const int64_t *d, void **p, const NCP_FN(consts) *c, const work *u, work *sn, work *sd,
-                            work *sact) {
-    const int64_t B = d[D_B], N = d[D_N], ES = d[D_ES];
-    const int32_t *ssrc = (const int32_t *)p[P_SSRC], *sdst = (const int32_t *)p[P_SDST];
-    memset(sn, 0, sizeof(work) * (size_t)(N * B));
-    memset(sd, 0, sizeof(work) * (size_t)(N * B));
-    for (int64_t e = 0; e < ES; e++) {
-        const work *ui = u + (int64_t)ssrc[e] * B;
-        work *n = sn + (int64_t)sdst[e] * B, *dd = sd + (int64_t)sdst[e] * B;
-        const work s = c->ssig[e], m = c->smu[e], wer = c->swer[e], we = c->swe[e];
-        if (sact) {
-            work *a_out = sact + e * B;
+/* Synapse sums sum_e w_e erev_e a_e and sum_e w_e a_e, a_e = sigmoid(sigma_e (x_src - mu_e)), into num[dst][b]
+ * and den[dst][b] (zeroed first); activations left in act[e][b]. Three passes, so that the costly one (the
+ * sigmoids) is a single long vector loop over E*B values even when the batch is small. */
+static void NCP_FN(edge_sums)(int64_t E, int64_t N, int64_t B, const int32_t *src, const int32_t *dst,
+                              const work *sig, const work *mu, const work *wer, const work *we, const work *x,
+                              work *num, work *den, work *act) {
+    for (int64_t e = 0; e < E; e++) {
+        const work *xs = x + (int64_t)src[e] * B;
+        const work s = sig[e], m = mu[e];
+        work *z = act + e * B;
+        for (int64_t b = 0; b < B; b++) z[b] = s * (xs[b] - m);
+    }
+    const int64_t n = E * B;
 #pragma omp simd
-            for (int64_t b = 0; b < B; b++) {
-                work a = NCP_FN(sigmoid)(s * (ui[b] - m));
-                n[b] += a * wer;
-                dd[b] += a * we;
-                a_out[b] = a;
-            }
-        } else {
-#pragma omp simd
-            for (int64_t b = 0; b < B; b++) {
-                work a = NCP_FN(sigmoid)(s * (ui[b] - m));
-                n[b] += a * wer;
-                dd[b] += a * we;
-            }
+    for (int64_t i = 0; i < n; i++) act[i] = ncp_sigmoid(act[i]);
+    memset(num, 0, sizeof(work) * (size_t)(N * B));
+    memset(den, 0, sizeof(work) * (size_t)(N * B));
+    for (int64_t e = 0; e < E; e++) {
+        work *nj = num + (int64_t)dst[e] * B, *dj = den + (int64_t)dst[e] * B;
+        const work *a = act + e * B;
+        const work w1 = wer[e], w0 = we[e];
+        for (int64_t b = 0; b < B; b++) {
+            nj[b] += a[b] * w1;
+            dj[b] += a[b] * w0;
         }
     }
+}
+
+/* Sensory numerator/denominator sums of step t (sn, sd: [N][B]) from mapped inputs u; activations in sact. */
+static void NCP_FN(sensory)(const int64_t *d, void **p, const NCP_FN(consts) *c, const work *u, work *sn, work *sd,
+                            work *sact) {
+    NCP_FN(edge_sums)(d[D_ES], d[D_N], d[D_B], (const int32_t *)p[P_SSRC], (const int32_t *)p[P_SDST], c->ssig,
+                      c->smu, c->swer, c->swe, u, sn, sd, sact);
 }
 
 /* Capacitance over sub-step length, cmt[j*B + b] = cm_j / (dt'_b / K), and sub[b] = dt'_b / K. */
@@ -207,32 +217,16 @@ static int NCP_FN(capacitance)(const int64_t *d, void **p, const NCP_FN(consts) 
 /* Synaptic sums of one unfold from potentials v: an[j][b] = sum w*erev*act, ad[j][b] = sum w*act. */
 static void NCP_FN(synapses)(const int64_t *d, void **p, const NCP_FN(consts) *c, const work *v, work *an, work *ad,
                              work *act) {
-    const int64_t B = d[D_B], N = d[D_N], E = d[D_E];
-    const int32_t *src = (const int32_t *)p[P_SRC], *dst = (const int32_t *)p[P_DST];
-    memset(an, 0, sizeof(work) * (size_t)(N * B));
-    memset(ad, 0, sizeof(work) * (size_t)(N * B));
-    for (int64_t e = 0; e < E; e++) {
-        const work *vs = v + (int64_t)src[e] * B;
-        work *n = an + (int64_t)dst[e] * B, *dd = ad + (int64_t)dst[e] * B;
-        const work s = c->sig[e], m = c->mu[e], wer = c->wer[e], we = c->we[e];
-        if (act) {
-            work *a_out = act + e * B;
-#pragma omp simd
-            for (int64_t b = 0; b < B; b++) {
-                work a = NCP_FN(sigmoid)(s * (vs[b] - m));
-                n[b] += a * wer;
-                dd[b] += a * we;
-                a_out[b] = a;
-            }
-        } else {
-#pragma omp simd
-            for (int64_t b = 0; b < B; b++) {
-                work a = NCP_FN(sigmoid)(s * (vs[b] - m));
-                n[b] += a * wer;
-                dd[b] += a * we;
-            }
-        }
-    }
+    NCP_FN(edge_sums)(d[D_E], d[D_N], d[D_B], (const int32_t *)p[P_SRC], (const int32_t *)p[P_DST], c->sig, c->mu,
+                      c->wer, c->we, v, an, ad, act);
+}
+
+/* Fill p[P_CONSTS] (5E + 5ES + 3N doubles) with the sequence-invariant terms, for reuse by later calls that
+ * pass the same buffer (the caller recomputes it whenever a parameter changes). */
+int NCP_FN(ltc_consts)(const int64_t *d, void **p) {
+    NCP_FN(consts) c;
+    if (!p[P_CONSTS]) return NCP_ENOMEM;
+    return NCP_FN(make_consts)(d, p, &c, 1);
 }
 
 /* Forward over T steps. Writes states (T,B,N) and, if given, outputs (T,B,M) and the potentials at the start
@@ -240,9 +234,10 @@ static void NCP_FN(synapses)(const int64_t *d, void **p, const NCP_FN(consts) *c
 int NCP_FN(ltc_forward)(const int64_t *d, void **p, double epsilon, double min_dt) {
     const int64_t T = d[D_T], B = d[D_B], N = d[D_N], I = d[D_I], M = d[D_M], K = d[D_K];
     NCP_FN(consts) c;
-    if (NCP_FN(make_consts)(d, p, &c) != NCP_OK) return NCP_ENOMEM;
-    work *ws = (work *)malloc(sizeof(work) * (size_t)(7 * N * B + I * B + B));
+    if (NCP_FN(make_consts)(d, p, &c, 0) != NCP_OK) return NCP_ENOMEM;
+    work *ws = (work *)malloc(sizeof(work) * (size_t)(7 * N * B + I * B + B + (d[D_E] + d[D_ES]) * B));
     if (!ws) { free(c.block); return NCP_ENOMEM; }
+    work *act = ws + 7 * N * B + I * B + B, *sact = act + d[D_E] * B;
     work *v = ws, *an = ws + N * B, *ad = ws + 2 * N * B, *sn = ws + 3 * N * B, *sd = ws + 4 * N * B;
     work *cmt = ws + 5 * N * B, *u = ws + 7 * N * B, *sub = ws + 7 * N * B + I * B;
     const real *h0 = (const real *)p[P_H0];
@@ -263,10 +258,10 @@ int NCP_FN(ltc_forward)(const int64_t *d, void **p, double epsilon, double min_d
         status = NCP_FN(capacitance)(d, p, &c, t, min_dt, cmt, sub);
         if (status != NCP_OK) break;
         NCP_FN(map_inputs)(d, p, t, u);
-        NCP_FN(sensory)(d, p, &c, u, sn, sd, NULL);
+        NCP_FN(sensory)(d, p, &c, u, sn, sd, sact);
         for (int64_t k = 0; k < K; k++) {
             if (saved) memcpy(saved + (t * K + k) * N * B, v, sizeof(work) * (size_t)(N * B));
-            NCP_FN(synapses)(d, p, &c, v, an, ad, NULL);
+            NCP_FN(synapses)(d, p, &c, v, an, ad, act);
             for (int64_t j = 0; j < N; j++) {
                 const work glvl = c.glvl[j], gl = c.gl[j];
                 work *vj = v + j * B;
@@ -279,9 +274,11 @@ int NCP_FN(ltc_forward)(const int64_t *d, void **p, double epsilon, double min_d
                 }
             }
         }
+        /* the state between steps has the caller's precision, so that a sequence equals its steps run one by one */
+        for (int64_t i = 0; i < N * B; i++) v[i] = (work)(real)v[i];
         for (int64_t b = 0; b < B; b++) {
             real *s = states + t * d[D_S_ST] + b * d[D_S_SB];
-            for (int64_t j = 0; j < N; j++) s[j] = v[j * B + b];
+            for (int64_t j = 0; j < N; j++) s[j] = (real)v[j * B + b];
             if (out) {
                 real *o = out + t * d[D_O_ST] + b * d[D_O_SB];
                 for (int64_t m = 0; m < M; m++) {
@@ -306,7 +303,7 @@ int NCP_FN(ltc_backward)(const int64_t *d, void **p, double epsilon, double min_
                   ES = d[D_ES];
     const int implicit = (int)d[D_IMPLICIT], in_map = (int)d[D_IN_MAP], out_map = (int)d[D_OUT_MAP];
     NCP_FN(consts) c;
-    if (NCP_FN(make_consts)(d, p, &c) != NCP_OK) return NCP_ENOMEM;
+    if (NCP_FN(make_consts)(d, p, &c, 0) != NCP_OK) return NCP_ENOMEM;
     const size_t nb = (size_t)(N * B);
     work *ws = (work *)malloc(sizeof(work) * (11 * nb + (size_t)(E * B + ES * B + 2 * I * B + B)));
     /* double accumulators: per edge 4 (internal) + 4 (sensory), per neuron 4, per input 2, per motor 2 */

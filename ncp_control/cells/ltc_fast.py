@@ -168,19 +168,19 @@ class _LTCSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spec, x, h0, dt, reset, *params):
         states, out, saved, cparams = _run_forward(spec, x, h0, dt, reset, params, save=True)
-        ctx.spec, ctx.saved, ctx.reset, ctx.cparams = spec, saved, reset, cparams
-        ctx.save_for_backward(x, h0, dt, states)
+        ctx.spec, ctx.reset, ctx.cparams = spec, reset, cparams
+        ctx.save_for_backward(x, h0, dt, states, saved)
         return states, out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_states, g_out):
-        x, h0, dt, states = ctx.saved_tensors
+        x, h0, dt, states, saved = ctx.saved_tensors
         spec, params = ctx.spec, ctx.cparams
         T, B, N, I = spec.dims[0], spec.dims[1], spec.dims[2], spec.dims[3]
         needs = ctx.needs_input_grad
         d = spec.dims
-        ptrs = spec.pointers(x, h0, dt, ctx.reset, params, states, None, ctx.saved)
+        ptrs = spec.pointers(x, h0, dt, ctx.reset, params, states, None, saved)
         if g_states is not None:
             g_states = g_states if g_states.stride(-1) == 1 else g_states.contiguous()
             d[22], d[23] = g_states.stride(0), g_states.stride(1)

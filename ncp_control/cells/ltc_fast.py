@@ -59,19 +59,26 @@ def _library() -> ctypes.CDLL | None:
     return lib
 
 
+_FAST_DTYPES = (torch.float32, torch.float64)
+
+
 def fast_path_available(cell: LTCCell, *tensors: Tensor) -> bool:
     """True if the native kernel can run ``cell`` on ``tensors`` (all on the CPU, one float32/float64 dtype)."""
     if not getattr(cell, "_has_fast_path", False):  # e.g. an ncps cell swapped in by policies/_backend.py
         return False
-    dtype = cell.w.dtype
-    if dtype not in (torch.float32, torch.float64) or cell.w.device.type != "cpu":
+    w = cell._parameters["w"]
+    dtype = w.dtype
+    if dtype not in _FAST_DTYPES or not w.is_cpu:
         return False
     for t in tensors:
-        if t.dtype != dtype or t.device.type != "cpu":
+        if t.dtype != dtype or not t.is_cpu:
             return False
     if torch._C._are_functorch_transforms_active():  # vmap/grad from torch.func: autograd.Function lacks rules
         return False
-    return _library() is not None
+    lib = _native._libraries.get("ltc_kernel", False)  # fast check once loaded
+    if lib is False:
+        lib = _library()
+    return lib is not None
 
 
 def _mask_key(cell: LTCCell) -> tuple:

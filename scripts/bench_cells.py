@@ -152,7 +152,7 @@ def main(argv=None) -> None:
     s = Settings(**vars(parser.parse_args(argv)))
     torch.set_num_threads(1)
 
-    kernels = {"ltc_kernel": _native.load("ltc_kernel")}
+    kernels = {name: _native.load(name) for name in ("ltc_kernel", "cfc_kernel")}
     print(f"# bench_cells  {date.today()}  python {platform.python_version()}  torch {torch.__version__}  "
           f"{platform.processor() or platform.machine()}  threads=1")
     print(f"# native kernels: { {k: ('compiled' if v is not None else 'unavailable') for k, v in kernels.items()} }")

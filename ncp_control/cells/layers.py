@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ._common import check_positive_int, is_wiring, sequence_timespans
 from .cfc import CfCCell, Mode
 from .lstm import LSTMCell
-from . import ltc_fast
+from . import cfc_fast, ltc_fast
 from .ltc import MIN_ELAPSED_TIME, LTCCell, Mapping
 from .wired_cfc import RecurrentConnections, WiredCfCCell
 
@@ -310,6 +310,8 @@ class CfC(_SequenceLayer):
 
     def _unroll(self, x, h, c, dt):
         cell = self.rnn_cell
+        if isinstance(cell, WiredCfCCell) and cfc_fast.fast_path_available(cell, x, h, dt):
+            return self._unroll_fast(x, h, c, dt)
         states = []
         for t in range(x.shape[0]):
             if self.use_mixed:
@@ -320,4 +322,20 @@ class CfC(_SequenceLayer):
         out = torch.stack(states) if self.return_sequences else h
         if isinstance(cell, WiredCfCCell):
             out = cell.motor_outputs(out)
+        return self.fc(out), h, c
+
+    def _unroll_fast(self, x, h, c, dt):
+        """``_unroll`` for a wired cell with the native kernel: one call per sequence (per step with an LSTM)."""
+        cell, times = self.rnn_cell, dt[..., 0]  # (T, B)
+        if not self.use_mixed:
+            states = cfc_fast.cfc_sequence(cell, x, h, times, batch_major=self.batch_first)
+            h = states[-1]
+        else:
+            steps = []
+            for t in range(x.shape[0]):
+                h, c = self.lstm(x[t], (h, c))
+                h = cfc_fast.cfc_sequence(cell, x[t:t + 1], h, times[t:t + 1])[0]
+                steps.append(h)
+            states = torch.stack(steps)
+        out = cell.motor_outputs(states if self.return_sequences else h)
         return self.fc(out), h, c

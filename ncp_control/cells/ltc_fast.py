@@ -18,6 +18,7 @@ no ``torch.func`` transform active. Everything else (CUDA, half precision, doubl
 
 from __future__ import annotations
 
+import array
 import ctypes
 import threading
 import weakref
@@ -144,9 +145,10 @@ class _Spec:
 
     def call(self, kind: str, ptrs: list) -> None:
         fn = getattr(_library(), f"ltc_{kind}_{self.suffix}")
-        ptrs = ptrs + [None] * (_N_PTRS - len(ptrs))
-        status = fn((ctypes.c_int64 * _N_DIMS)(*self.dims), (ctypes.c_void_p * _N_PTRS)(*ptrs),
-                    self.epsilon, self.min_dt)
+        ptrs = [0 if p is None else p for p in ptrs] + [0] * (_N_PTRS - len(ptrs))
+        # array.array builds the tables ~10x faster than ctypes arrays; they live until the call returns
+        d, q = array.array("q", self.dims), array.array("Q", ptrs)
+        status = fn(d.buffer_info()[0], q.buffer_info()[0], self.epsilon, self.min_dt)
         if status == _BAD_TIME:
             raise ValueError("elapsed_time must be >= 0 and not NaN everywhere (elapsed time between steps)")
         if status == _NO_MEMORY:

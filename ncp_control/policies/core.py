@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ._backend import cells, wirings
-from ..cells import ltc_fast
+from ..cells import cfc_fast, ltc_fast
 
 CoreKind = Literal["ltc", "cfc", "lstm"]
 CfCMode = Literal["default", "pure", "no_gate"]
@@ -236,6 +236,14 @@ class CfCCore(RecurrentCore):
 
     def _cell_step(self, x, state, dt):
         return self.cell(x, state, dt)
+
+    def _cell_sequence(self, x, state, dt, starts):
+        """The whole sequence in one native call for a wired cell (see ``cells/cfc_fast.py``)."""
+        if self.wiring is None or not cfc_fast.fast_path_available(self.cell, x, state, dt):
+            return super()._cell_sequence(x, state, dt, starts)
+        states = cfc_fast.cfc_sequence(self.cell, x.transpose(0, 1), state, dt.t(), starts.t(), batch_major=True)
+        states = states.transpose(0, 1)  # (B, T, N), contiguous
+        return self.cell.motor_outputs(states), states
 
 
 class LSTMCore(RecurrentCore):

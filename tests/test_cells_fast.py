@@ -15,13 +15,13 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from ncp_control import LTC, LTCCell, wirings
-from ncp_control.cells import MIN_ELAPSED_TIME, _native, ltc_fast
+from ncp_control import CfC, LTC, LTCCell, WiredCfCCell, wirings
+from ncp_control.cells import MIN_ELAPSED_TIME, _native, cfc_fast, ltc_fast
 from ncp_control.policies.core import make_core
 
 torch.set_num_threads(1)
 
-needs_kernel = pytest.mark.skipif(_native.load("ltc_kernel") is None,
+needs_kernel = pytest.mark.skipif(_native.load("ltc_kernel") is None or _native.load("cfc_kernel") is None,
                                   reason="no C compiler: the fast path cannot be built here")
 pytestmark = needs_kernel
 
@@ -45,6 +45,7 @@ def pure(monkeypatch):
     class _Pure:
         def __enter__(self):
             monkeypatch.setattr(ltc_fast, "fast_path_available", lambda *a, **k: False)
+            monkeypatch.setattr(cfc_fast, "fast_path_available", lambda *a, **k: False)
 
         def __exit__(self, *exc):
             monkeypatch.undo()
@@ -343,3 +344,63 @@ def test_compiled_library_is_cached_and_reused(fresh_native, monkeypatch):
 
     monkeypatch.setattr(_native.subprocess, "run", no_compiler)
     assert _native.load("ltc_kernel") is not None
+
+
+# ---------------------------------------------------------------------------- wired CfC
+@pytest.mark.parametrize("mode", ["default", "no_gate", "pure"])
+@pytest.mark.parametrize("recurrent", ["dense", "wiring"])
+def test_wired_cfc_layer_matches_torch_equations_float64(mode, recurrent, pure):
+    torch.manual_seed(12)
+    layer = CfC(5, wirings.AutoNCP(12, 2, seed=1), mode=mode, recurrent_connections=recurrent).double()
+    x, h0 = torch.randn(3, 6, 5).double(), torch.randn(3, 12).double()
+    ts = (0.2 + torch.rand(3, 6)).double()
+    _compare_runs(layer, lambda m, x, h0, ts: m(x, h0, ts), (x, h0, ts), pure, 1e-10)
+
+
+@pytest.mark.parametrize("form", ["number", "(B,)", "(B,1)"])
+def test_wired_cfc_cell_step_float32_and_no_grad(form, pure):
+    torch.manual_seed(13)
+    cell = WiredCfCCell(32, wirings.AutoNCP(19, 1, seed=2))
+    x, h = torch.randn(8, 32), torch.randn(8, 19)
+    ts = {"number": 0.7, "(B,)": 0.1 + torch.rand(8), "(B,1)": 0.1 + torch.rand(8, 1)}[form]
+    _compare_runs(cell, lambda m, x, h: m(x, h, ts), (x, h), pure, 1e-5)
+    with torch.no_grad():
+        fast = cell(x, h, ts)
+        with pure:
+            ref = cell(x, h, ts)
+    for a, b in zip(fast, ref):
+        _assert_same(a, b, 1e-6)
+
+
+def test_wired_cfc_mixed_memory_and_batch_layouts(pure):
+    torch.manual_seed(14)
+    for kwargs in ({"mixed_memory": True}, {"batch_first": False, "return_sequences": False}):
+        layer = CfC(4, _ncp(), **kwargs).double()
+        x = torch.randn(2, 5, 4).double()
+        run = lambda m, x: tuple(  # noqa: E731
+            t for o in m(x) for t in (o if isinstance(o, tuple) else (o,)))
+        _compare_runs(layer, run, (x,), pure, 1e-10)
+
+
+def test_wired_cfc_core_sequence_with_resets_matches_step_loop(pure):
+    torch.manual_seed(15)
+    core = make_core("cfc", 5, wirings.AutoNCP(12, 2, seed=2)).double()
+    x, dt = torch.randn(3, 8, 5).double(), torch.rand(3, 8).double()
+    starts = torch.rand(3, 8) < 0.3
+    state = torch.randn(3, 12).double()
+    run = lambda m, x, state, dt: m.sequence(x, state, dt, starts, return_states=True)  # noqa: E731
+    _compare_runs(core, run, (x, state, dt), pure, 1e-10)
+
+
+def test_wired_cfc_masked_weights_get_zero_gradient_and_negative_time_raises():
+    torch.manual_seed(16)
+    cell = WiredCfCCell(4, _ncp(), recurrent_connections="wiring")
+    out, h = cell(torch.randn(3, 4), torch.randn(3, 9), 0.5)
+    (out.sum() + h.square().sum()).backward()
+    for layer in cell._layers:
+        off = layer.sparsity_mask == 0
+        for head in (layer.ff1, layer.ff2, layer.time_a, layer.time_b):
+            assert torch.all(head.weight.grad[off] == 0)
+            assert head.weight.grad[~off].abs().sum() > 0
+    with pytest.raises(ValueError, match=">= 0"):
+        cell(torch.randn(3, 4), torch.randn(3, 9), -1.0)

@@ -203,8 +203,8 @@ class LTCCore(RecurrentCore):
 
     def _cell_sequence(self, x, state, dt, starts):
         """The whole sequence in one native call when the fast LTC kernel applies (see ``cells/ltc_fast.py``)."""
-        if not ltc_fast.fast_path_available(self.cell, x, state, dt):
-            return super()._cell_sequence(x, state, dt, starts)
+        if x.shape[1] == 1 or not ltc_fast.fast_path_available(self.cell, x, state, dt):
+            return super()._cell_sequence(x, state, dt, starts)  # one step: the cell call is the fast path
         # time-major views; the kernel takes strides, so nothing is copied
         states, outputs = ltc_fast.ltc_sequence(self.cell, x.transpose(0, 1), state, dt.t(), starts.t(),
                                                 min_dt=cells.MIN_ELAPSED_TIME, batch_major=True)
@@ -239,8 +239,8 @@ class CfCCore(RecurrentCore):
 
     def _cell_sequence(self, x, state, dt, starts):
         """The whole sequence in one native call for a wired cell (see ``cells/cfc_fast.py``)."""
-        if self.wiring is None or not cfc_fast.fast_path_available(self.cell, x, state, dt):
-            return super()._cell_sequence(x, state, dt, starts)
+        if self.wiring is None or x.shape[1] == 1 or not cfc_fast.fast_path_available(self.cell, x, state, dt):
+            return super()._cell_sequence(x, state, dt, starts)  # one step: the cell call is the fast path
         states = cfc_fast.cfc_sequence(self.cell, x.transpose(0, 1), state, dt.t(), starts.t(), batch_major=True)
         states = states.transpose(0, 1)  # (B, T, N), contiguous
         return self.cell.motor_outputs(states), states

@@ -404,3 +404,12 @@ def test_wired_cfc_masked_weights_get_zero_gradient_and_negative_time_raises():
             assert head.weight.grad[~off].abs().sum() > 0
     with pytest.raises(ValueError, match=">= 0"):
         cell(torch.randn(3, 4), torch.randn(3, 9), -1.0)
+
+
+def test_large_wired_cfc_goes_to_torch_where_blas_is_faster():
+    small, large = WiredCfCCell(32, wirings.AutoNCP(19, 1, seed=1)), WiredCfCCell(32, wirings.FullyConnected(64))
+    x = torch.randn(2, 32)
+    assert cfc_fast.fast_path_available(small, x)
+    assert not cfc_fast.fast_path_available(large, x)
+    out, h = large(x, torch.zeros(2, 64), 1.0)
+    assert torch.isfinite(h).all() and h.abs().sum() > 0

@@ -3,7 +3,8 @@
 Same equations as ``cfc.py``/``wired_cfc.py`` (outputs and gradients tested against them; the state between
 steps and between layers keeps the caller's dtype, as in torch), but all layers, steps and the backward pass run
 in C, skipping masked weights. Used by ``WiredCfCCell.forward``, the wired ``CfC`` layer and ``CfCCore.sequence``
-when :func:`fast_path_available` says so (CPU, float32/float64, a compiled kernel); otherwise the torch code runs.
+when :func:`fast_path_available` says so (CPU, float32/float64, a compiled kernel, at most ``MAX_HEAD_WEIGHTS``
+head weights); otherwise the torch code runs.
 The dense ``CfCCell`` (with a backbone MLP) stays in torch: its matrix products are already efficient there.
 Double backward is not supported by the fast path (it raises).
 """
@@ -40,9 +41,21 @@ def _library() -> ctypes.CDLL | None:
     return lib
 
 
+#: Largest sum over layers of units x head inputs (H * (in + H)) sent to the kernel. Its head products are plain
+#: loops; above this size (measured: AutoNCP(128), FullyConnected(64) with 32 inputs) torch's BLAS is faster.
+MAX_HEAD_WEIGHTS = 5000
+
+
 def fast_path_available(cell: WiredCfCCell, *tensors: Tensor) -> bool:
-    """True if the native kernel can run ``cell`` on ``tensors`` (all on the CPU, one float32/float64 dtype)."""
+    """True if the native kernel can run ``cell`` on ``tensors`` (all on the CPU, one float32/float64 dtype) and
+    the cell is small enough for it to win (``MAX_HEAD_WEIGHTS``)."""
     if not getattr(cell, "_has_fast_path", False):
+        return False
+    small = cell.__dict__.get("_fast_small")
+    if small is None:
+        small = cell.__dict__["_fast_small"] = sum(
+            layer.hidden_size * layer.ff1.weight.shape[1] for layer in cell._layers) <= MAX_HEAD_WEIGHTS
+    if not small:
         return False
     w = cell._layers[0].ff1.weight
     dtype = w.dtype

@@ -158,7 +158,10 @@ def test_ltc_scalar_timespans_and_weight_constraints_match_ncps():
     for name, p in ref.named_parameters():
         torch.testing.assert_close(ours.state_dict()[name], p.detach(), atol=0, rtol=0)
     x, _ = _inputs(12, 4, 5, 5, True, False)
-    _compare(ours, ref, x, 0.37, True, False, 12, False)
+    # Compared in float64: neurons whose cm and gleak are both clipped to 0 have a solver denominator near
+    # epsilon, which amplifies float32 rounding to ~1e-5 in the cm gradient (ncps's own float32 result is 1.6e-5
+    # from its float64 result), so float32 parity at 1e-5 would test rounding order, not the equations.
+    _compare(ours.double(), ref.double(), x.double(), 0.37, True, False, 12, False)
 
 
 def test_ltc_unbatched_matches_ncps():

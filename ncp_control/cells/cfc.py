@@ -138,7 +138,7 @@ class CfCCell(nn.Module):
             if mask.shape != (head_in, self.hidden_size):
                 raise ValueError(f"sparsity_mask must have shape ({head_in}, {self.hidden_size}) [source, unit], "
                                  f"got {mask.shape}")
-            self.register_buffer("sparsity_mask", torch.as_tensor(mask.T, dtype=torch.float32))
+            self.register_buffer("sparsity_mask", torch.as_tensor(np.ascontiguousarray(mask.T), dtype=torch.float32))
         self._mask_time_gates = bool(mask_time_gates)
         if self._mask_time_gates and sparsity_mask is None:
             raise ValueError("mask_time_gates=True needs a sparsity_mask")

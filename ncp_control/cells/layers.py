@@ -10,7 +10,8 @@ from torch import Tensor, nn
 from ._common import check_positive_int, is_wiring, sequence_timespans
 from .cfc import CfCCell, Mode
 from .lstm import LSTMCell
-from .ltc import LTCCell, Mapping
+from . import cfc_fast, ltc_fast
+from .ltc import MIN_ELAPSED_TIME, LTCCell, Mapping
 from .wired_cfc import RecurrentConnections, WiredCfCCell
 
 State = Union[Tensor, tuple[Tensor, Tensor]]
@@ -202,6 +203,8 @@ class LTC(_SequenceLayer):
 
     def _unroll(self, x, h, c, dt):
         cell = self.rnn_cell
+        if ltc_fast.fast_path_available(cell, x, h, dt):
+            return self._unroll_fast(x, h, c, dt)
         consts = cell.constants()
         # The sensory synapses do not depend on the state: evaluate them for all steps at once.
         numerator, denominator = cell.sensory_drive(cell.map_inputs(x), consts)  # (T, B, N) each
@@ -214,6 +217,21 @@ class LTC(_SequenceLayer):
                 states.append(h)
         readout = cell.map_outputs(torch.stack(states) if self.return_sequences else h)
         return readout, h, c
+
+    def _unroll_fast(self, x, h, c, dt):
+        """``_unroll`` with the native kernel: the whole sequence in one call (one call per step with an LSTM)."""
+        cell, times = self.rnn_cell, dt[..., 0]  # (T, B)
+        if not self.use_mixed:
+            states, outputs = ltc_fast.ltc_sequence(cell, x, h, times, min_dt=MIN_ELAPSED_TIME,
+                                                    batch_major=self.batch_first)
+            return (outputs if self.return_sequences else outputs[-1]), states[-1], c
+        outs = []
+        for t in range(x.shape[0]):
+            h, c = self.lstm(x[t], (h, c))
+            states, outputs = ltc_fast.ltc_sequence(cell, x[t:t + 1], h, times[t:t + 1], min_dt=MIN_ELAPSED_TIME)
+            h = states[0]
+            outs.append(outputs[0])
+        return (torch.stack(outs) if self.return_sequences else outs[-1]), h, c
 
 
 class CfC(_SequenceLayer):
@@ -292,6 +310,8 @@ class CfC(_SequenceLayer):
 
     def _unroll(self, x, h, c, dt):
         cell = self.rnn_cell
+        if isinstance(cell, WiredCfCCell) and cfc_fast.fast_path_available(cell, x, h, dt):
+            return self._unroll_fast(x, h, c, dt)
         states = []
         for t in range(x.shape[0]):
             if self.use_mixed:
@@ -302,4 +322,20 @@ class CfC(_SequenceLayer):
         out = torch.stack(states) if self.return_sequences else h
         if isinstance(cell, WiredCfCCell):
             out = cell.motor_outputs(out)
+        return self.fc(out), h, c
+
+    def _unroll_fast(self, x, h, c, dt):
+        """``_unroll`` for a wired cell with the native kernel: one call per sequence (per step with an LSTM)."""
+        cell, times = self.rnn_cell, dt[..., 0]  # (T, B)
+        if not self.use_mixed:
+            states = cfc_fast.cfc_sequence(cell, x, h, times, batch_major=self.batch_first)
+            h = states[-1]
+        else:
+            steps = []
+            for t in range(x.shape[0]):
+                h, c = self.lstm(x[t], (h, c))
+                h = cfc_fast.cfc_sequence(cell, x[t:t + 1], h, times[t:t + 1])[0]
+                steps.append(h)
+            states = torch.stack(steps)
+        out = cell.motor_outputs(states if self.return_sequences else h)
         return self.fc(out), h, c

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._common import abs_mask, build_wiring, cell_elapsed_time, check_choice, check_loaded_masks, check_positive_int
+from . import ltc_fast
 from .ltc_functional import LTCConstants, ltc_constants, ltc_sensory_drive, ltc_unfold
 
 Mapping = Literal["affine", "linear", "none"]
@@ -63,7 +64,12 @@ class LTCCell(nn.Module):
             step to clip them at 0.
 
     Shapes: ``forward(inputs (B, I) or (I,), states (B, N) or (N,), elapsed_time) -> (outputs (B, M), (B, N))``.
+
+    Speed: on the CPU in float32/float64 the step runs in a compiled kernel (``ltc_fast.py``) with the same
+    numbers as the torch code here; elsewhere (CUDA, other dtypes, no C compiler) the torch code runs.
     """
+
+    _has_fast_path = True  # read by ltc_fast.fast_path_available
 
     def __init__(
         self,
@@ -229,10 +235,20 @@ class LTCCell(nn.Module):
             raise ValueError(f"states must have shape {expected}, got {tuple(states.shape)}")
         if not batched:
             inputs, states = inputs.unsqueeze(0), states.unsqueeze(0)
-        dt = cell_elapsed_time(elapsed_time, inputs.shape[0], inputs, "elapsed_time")
-        consts = self.constants()
-        next_states = self.solve(states, self.sensory_drive(self.map_inputs(inputs), consts), dt, consts)
-        outputs = self.map_outputs(next_states)
+        if ltc_fast.fast_path_available(self, inputs, states):  # native kernel; elapsed times checked there
+            if ltc_fast.needs_autograd(self, inputs, states, elapsed_time):
+                dt = ltc_fast.as_step_times(elapsed_time, inputs.shape[0], inputs)
+                seq_states, seq_outputs = ltc_fast.ltc_sequence(
+                    self, inputs.unsqueeze(0), states, dt, min_dt=MIN_ELAPSED_TIME)
+                next_states, outputs = seq_states[0], seq_outputs[0]
+            else:
+                outputs, next_states = ltc_fast.ltc_step_no_grad(
+                    self, inputs, states, elapsed_time, min_dt=MIN_ELAPSED_TIME)
+        else:
+            dt = cell_elapsed_time(elapsed_time, inputs.shape[0], inputs, "elapsed_time")
+            consts = self.constants()
+            next_states = self.solve(states, self.sensory_drive(self.map_inputs(inputs), consts), dt, consts)
+            outputs = self.map_outputs(next_states)
         if not batched:
             return outputs[0], next_states[0]
         return outputs, next_states

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from ._backend import cells, wirings
+from ..cells import cfc_fast, ltc_fast
 
 CoreKind = Literal["ltc", "cfc", "lstm"]
 CfCMode = Literal["default", "pure", "no_gate"]
@@ -130,16 +131,24 @@ class RecurrentCore(nn.Module):
         if tuple(episode_starts.shape) != (batch, steps):
             raise ValueError(f"episode_starts must have shape (B, T) = {(batch, steps)}, got {tuple(episode_starts.shape)}")
         starts = episode_starts.to(device=x.device).bool()
+        outputs, states = self._cell_sequence(x, state, dt, starts)
+        if return_states:
+            return outputs, states[:, -1], states
+        return outputs, states[:, -1]
+
+    def _cell_sequence(
+        self, x: torch.Tensor, state: torch.Tensor, dt: torch.Tensor, starts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step by step over time. x: (B, T, F), state: (B, S), dt: (B, T) clamped, starts: (B, T) bool ->
+        (outputs (B, T, O), states after each step (B, T, S)). Subclasses may fuse the loop."""
         zeros = torch.zeros_like(state)
         outputs, states = [], []
-        for t in range(steps):
+        for t in range(x.shape[1]):
             state = torch.where(starts[:, t, None], zeros, state)  # exact reset, broadcast over the state axis
             out, state = self._cell_step(x[:, t], state, dt[:, t, None])
             outputs.append(out)
             states.append(state)
-        if return_states:
-            return torch.stack(outputs, dim=1), state, torch.stack(states, dim=1)
-        return torch.stack(outputs, dim=1), state
+        return torch.stack(outputs, dim=1), torch.stack(states, dim=1)
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def _device(self) -> torch.device:
@@ -192,6 +201,15 @@ class LTCCore(RecurrentCore):
     def _cell_step(self, x, state, dt):
         return self.cell(x, state, dt)
 
+    def _cell_sequence(self, x, state, dt, starts):
+        """The whole sequence in one native call when the fast LTC kernel applies (see ``cells/ltc_fast.py``)."""
+        if x.shape[1] == 1 or not ltc_fast.fast_path_available(self.cell, x, state, dt):
+            return super()._cell_sequence(x, state, dt, starts)  # one step: the cell call is the fast path
+        # time-major views; the kernel takes strides, so nothing is copied
+        states, outputs = ltc_fast.ltc_sequence(self.cell, x.transpose(0, 1), state, dt.t(), starts.t(),
+                                                min_dt=cells.MIN_ELAPSED_TIME, batch_major=True)
+        return outputs.transpose(0, 1), states.transpose(0, 1)
+
 
 class CfCCore(RecurrentCore):
     """Closed-form continuous-time cell: wired (``WiredCfCCell``, outputs = motor neurons) or dense (``CfCCell``
@@ -218,6 +236,14 @@ class CfCCore(RecurrentCore):
 
     def _cell_step(self, x, state, dt):
         return self.cell(x, state, dt)
+
+    def _cell_sequence(self, x, state, dt, starts):
+        """The whole sequence in one native call for a wired cell (see ``cells/cfc_fast.py``)."""
+        if self.wiring is None or x.shape[1] == 1 or not cfc_fast.fast_path_available(self.cell, x, state, dt):
+            return super()._cell_sequence(x, state, dt, starts)  # one step: the cell call is the fast path
+        states = cfc_fast.cfc_sequence(self.cell, x.transpose(0, 1), state, dt.t(), starts.t(), batch_major=True)
+        states = states.transpose(0, 1)  # (B, T, N), contiguous
+        return self.cell.motor_outputs(states), states
 
 
 class LSTMCore(RecurrentCore):

@@ -1,0 +1,192 @@
+"""Fast wired CfC: whole sequences of a ``WiredCfCCell`` in one native call (``native/cfc_kernel.c``).
+
+Same equations as ``cfc.py``/``wired_cfc.py`` (outputs and gradients tested against them; the state between
+steps and between layers keeps the caller's dtype, as in torch), but all layers, steps and the backward pass run
+in C, skipping masked weights. Used by ``WiredCfCCell.forward``, the wired ``CfC`` layer and ``CfCCore.sequence``
+when :func:`fast_path_available` says so (CPU, float32/float64, a compiled kernel, at most ``MAX_HEAD_WEIGHTS``
+head weights); otherwise the torch code runs.
+The dense ``CfCCell`` (with a backbone MLP) stays in torch: its matrix products are already efficient there.
+Double backward is not supported by the fast path (it raises).
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from . import _native
+from ._common import cell_elapsed_time
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .wired_cfc import WiredCfCCell
+
+_MODES = {"default": 0, "no_gate": 1, "pure": 2}
+_N_FIXED_DIMS, _N_FIXED_PTRS, _PER_LAYER = 18, 9, 11
+_FAST_DTYPES = (torch.float32, torch.float64)
+
+
+def _library() -> ctypes.CDLL | None:
+    lib = _native.load("cfc_kernel")
+    if lib is not None and not hasattr(lib, "_ncp_ready"):
+        for fn in ("cfc_forward_f32", "cfc_forward_f64", "cfc_backward_f32", "cfc_backward_f64"):
+            f = getattr(lib, fn)
+            f.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
+            f.restype = ctypes.c_int
+        lib._ncp_ready = True
+    return lib
+
+
+#: Largest sum over layers of units x head inputs (H * (in + H)) sent to the kernel. Its head products are plain
+#: loops; above this size (measured: AutoNCP(128), FullyConnected(64) with 32 inputs) torch's BLAS is faster.
+MAX_HEAD_WEIGHTS = 5000
+
+
+def fast_path_available(cell: WiredCfCCell, *tensors: Tensor) -> bool:
+    """True if the native kernel can run ``cell`` on ``tensors`` (all on the CPU, one float32/float64 dtype) and
+    the cell is small enough for it to win (``MAX_HEAD_WEIGHTS``)."""
+    if not getattr(cell, "_has_fast_path", False):
+        return False
+    small = cell.__dict__.get("_fast_small")
+    if small is None:
+        small = cell.__dict__["_fast_small"] = sum(
+            layer.hidden_size * layer.ff1.weight.shape[1] for layer in cell._layers) <= MAX_HEAD_WEIGHTS
+    if not small:
+        return False
+    w = cell._layers[0].ff1.weight
+    dtype = w.dtype
+    if dtype not in _FAST_DTYPES or not w.is_cpu:
+        return False
+    for t in tensors:
+        if t.dtype != dtype or not t.is_cpu:
+            return False
+    if torch._C._are_functorch_transforms_active():
+        return False
+    lib = _native._libraries.get("cfc_kernel", False)
+    if lib is False:
+        lib = _library()
+    return lib is not None
+
+
+def _layer_params(cell: WiredCfCCell) -> list[Tensor | None]:
+    """Per layer: ff1.w, ff1.b, ff2.w, ff2.b, time_a.w, time_a.b, time_b.w, time_b.b, w_tau, A (None if absent)."""
+    out: list[Tensor | None] = []
+    for layer in cell._layers:
+        for head in ("ff1", "ff2", "time_a", "time_b"):
+            lin = layer._modules.get(head)
+            out += [None, None] if lin is None else [lin._parameters["weight"], lin._parameters["bias"]]
+        out += [layer._parameters.get("w_tau"), layer._parameters.get("A")]
+    return out
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _dims(cell: WiredCfCCell, x, h0, dt, reset, states, g_states=None) -> list[int]:
+    layers = cell._layers
+    d = [x.shape[0], x.shape[1], len(layers), cell.sensory_size, cell.state_size, _MODES[layers[0].mode],
+         int(layers[0]._mask_time_gates), x.stride(0), x.stride(1), h0.stride(0), dt.stride(0), dt.stride(1),
+         states.stride(0), states.stride(1), 0, 0, 0, 0]
+    if g_states is not None:
+        d[14], d[15] = g_states.stride(0), g_states.stride(1)
+    if reset is not None:
+        d[16], d[17] = reset.stride(0), reset.stride(1)
+    return d + [layer.hidden_size for layer in layers]
+
+
+def _masks(cell: WiredCfCCell) -> list[Tensor]:
+    return [layer._buffers["sparsity_mask"].contiguous() for layer in cell._layers]
+
+
+def _pointers(cell, x, h0, dt, reset, states, params, masks, grads=None, g_states=None, gx=None, gh0=None,
+              gdt=None):
+    ptrs = [_ptr(x), _ptr(h0), _ptr(dt), _ptr(reset), _ptr(states), _ptr(g_states), _ptr(gx), _ptr(gh0), _ptr(gdt)]
+    for l, mask in enumerate(masks):
+        p = params[10 * l: 10 * l + 10]
+        ptrs += [_ptr(t) for t in p[:8]] + [_ptr(mask)] + [_ptr(t) for t in p[8:]]
+    if grads is not None:
+        for l in range(len(cell._layers)):
+            g = grads[10 * l: 10 * l + 10]
+            ptrs += [_ptr(t) for t in g[:8]] + [None] + [_ptr(t) for t in g[8:]]
+    return ptrs
+
+
+def _call(kind: str, dtype: torch.dtype, dims: list[int], ptrs: list) -> None:
+    fn = getattr(_library(), f"cfc_{kind}_{'f32' if dtype == torch.float32 else 'f64'}")
+    # array.array builds the tables ~10x faster than ctypes arrays; they live until the call returns
+    d, q = array.array("q", dims), array.array("Q", [0 if x is None else x for x in ptrs])
+    status = fn(d.buffer_info()[0], q.buffer_info()[0])
+    if status != 0:
+        raise MemoryError("the CfC kernel could not allocate its work space")
+
+
+def _forward(cell, x, h0, dt, reset, params, batch_major):
+    T, B, N = x.shape[0], x.shape[1], cell.state_size
+    params = [p if p is None or p.is_contiguous() else p.contiguous() for p in params]  # only addresses are read
+    states = x.new_empty(B, T, N).transpose(0, 1) if batch_major else x.new_empty(T, B, N)
+    masks = [m.to(x.dtype) for m in _masks(cell)]  # kept alive for the call (no copy when already right)
+    _call("forward", x.dtype, _dims(cell, x, h0, dt, reset, states),
+          _pointers(cell, x, h0, dt, reset, states, params, masks))
+    return states, params, masks
+
+
+class _CfCSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, cell, batch_major, x, h0, dt, reset, *params):
+        states, cparams, masks = _forward(cell, x, h0, dt, reset, params, batch_major)
+        ctx.cell, ctx.reset, ctx.cparams, ctx.masks = cell, reset, cparams, masks
+        ctx.save_for_backward(x, h0, dt, states)
+        return states
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_states):
+        x, h0, dt, states = ctx.saved_tensors
+        cell, params, needs = ctx.cell, ctx.cparams, ctx.needs_input_grad
+        if g_states.stride(-1) != 1:
+            g_states = g_states.contiguous()
+        T, B, N = x.shape[0], x.shape[1], cell.state_size
+        gx = x.new_empty(T, B, x.shape[2]) if needs[2] else None
+        gh0 = x.new_empty(B, N) if needs[3] else None
+        gdt = x.new_empty(T, B) if needs[4] else None
+        grads = [None if p is None else torch.empty_like(p) for p in params]
+        dims = _dims(cell, x, h0, dt, ctx.reset, states, g_states)
+        _call("backward", x.dtype, dims, _pointers(cell, x, h0, dt, ctx.reset, states, params, ctx.masks, grads,
+                                                   g_states, gx, gh0, gdt))
+        return (None, None, gx, gh0, gdt, None, *(g if needs[6 + i] else None for i, g in enumerate(grads)))
+
+
+def cfc_sequence(cell: WiredCfCCell, x: Tensor, h0: Tensor, dt: Tensor, reset: Tensor | None = None, *,
+                 batch_major: bool = False) -> Tensor:
+    """Run a wired CfC over a time-major sequence with the native kernel (check ``fast_path_available`` first).
+
+    Args:
+        x: (T, B, I) inputs (any strides, the last one 1); h0: (B, N) state in layer order; dt: (T, B) elapsed
+            times (any strides, an expanded scalar is fine); reset: optional (T, B) bool, state zeroed before
+            those steps; batch_major: lay the result out batch-first in memory.
+    Returns:
+        (T, B, N) states after every step.
+    """
+    if x.stride(-1) != 1:
+        x = x.contiguous()
+    if h0.stride(-1) != 1:
+        h0 = h0.contiguous()
+    params = _layer_params(cell)
+    if torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad or dt.requires_grad
+                                    or any(p is not None and p.requires_grad for p in params)):
+        return _CfCSequence.apply(cell, batch_major, x, h0, dt, reset, *params)
+    return _forward(cell, x, h0, dt, reset, params, batch_major)[0]
+
+
+def step_times(ts: Any, batch: int, ref: Tensor) -> Tensor:
+    """A cell's elapsed time (number, 0-d, (B,) or (B, 1)) as a (1, B) view, checked (>= 0, not NaN)."""
+    if isinstance(ts, (int, float)) and not isinstance(ts, bool):
+        if not ts >= 0:  # NaN fails too
+            raise ValueError("timespans must be >= 0 and not NaN everywhere (elapsed time between steps)")
+        return ref.new_full((1, 1), ts).expand(1, batch)
+    return cell_elapsed_time(ts, batch, ref, "timespans").t()

@@ -182,10 +182,15 @@ def _check_count(name: str, value) -> int:
 
 
 def _clamp_for(circuit: Circuit, neurons) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(mask, values)`` holding ``neurons`` (ids) at their silence value, or None for no neurons."""
-    ids = [] if neurons is None else [int(i) for i in np.atleast_1d(neurons)]
-    if not ids:
+    """``(mask, values)`` holding ``neurons`` (ids) at their silence value; None for ``neurons=None``.
+
+    An empty list gives a mask that holds nothing: the step then runs the same (clamping, pure-torch) arithmetic
+    as an ablation, so that an intact reference and its ablations differ only by the silenced neurons, not by
+    float rounding between the native kernel and the sub-step path.
+    """
+    if neurons is None:
         return None
+    ids = [int(i) for i in np.atleast_1d(neurons)]
     bad = [i for i in ids if not 0 <= i < circuit.units]
     if bad:
         raise ValueError(f"neuron ids must be in [0, {circuit.units}), got {bad}")
@@ -207,7 +212,7 @@ def record(circuit: Circuit, env, episodes: int, seed: int, *, keep_observations
         keep_observations: store the observations (camera frames can be large).
         max_steps: stop an episode after this many steps (it then counts as truncated); None: the env decides.
         silence: neuron ids held at their silence value (leak potential for LTC, 0 for CfC) on every step, for a
-            closed-loop ablation; None for the intact circuit.
+            closed-loop ablation; None for the intact circuit ([] for the intact circuit on the ablation path).
         meta: JSON-ready description stored with the recording.
     """
     episodes = _check_count("episodes", episodes)
@@ -372,15 +377,16 @@ def closed_loop_ablation(circuit: Circuit, env, episodes: int, seed: int, neuron
 
     Args:
         neurons: neuron ids to silence one at a time.
-        baseline: a recording of the intact circuit on the same episodes (made here if None).
+        baseline: a recording of the intact circuit on the same episodes (made here if None, with ``silence=[]``
+            so that it shares the ablations' arithmetic; a recording made without it can differ by float rounding).
         Other arguments as in :func:`record`.
     Returns:
         One dict per neuron: ``neuron``, ``return`` (mean over episodes), ``delta_return`` (minus the baseline's),
         and when the env reports them ``completion`` / ``delta_completion`` (fraction of episodes with
         ``is_success``) and ``mean_abs_lateral_m`` / ``delta_mean_abs_lateral_m``.
     """
-    if baseline is None:
-        baseline = record(circuit, env, episodes, seed, keep_observations=False, max_steps=max_steps)
+    if baseline is None:  # silence=[]: the intact circuit on the ablations' arithmetic path (see _clamp_for)
+        baseline = record(circuit, env, episodes, seed, keep_observations=False, max_steps=max_steps, silence=[])
     base = _outcome(baseline.episodes)
     results = []
     for neuron in np.atleast_1d(neurons):

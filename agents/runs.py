@@ -34,6 +34,13 @@ class LoadedRun:
     def env_id(self) -> str:
         return self.config["env_id"]
 
+    @property
+    def env_kwargs(self) -> dict[str, Any]:
+        """The ``gym.make`` keyword arguments the run was trained with (e.g. the image size): ``env_kwargs`` of a
+        PPO config, ``training.env_kwargs`` of an imitation config; ``{}`` when neither is stored."""
+        stored = self.config.get("env_kwargs", self.config.get("training", {}).get("env_kwargs"))
+        return dict(stored or {})
+
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
     """``RUN_DIR/config.json`` as a dict.

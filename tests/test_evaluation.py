@@ -67,9 +67,12 @@ def test_lane_keeping_metrics():
     assert result["steering_smoothness"] == pytest.approx(0.1)
     assert result["departures_per_km"] == 0.0
     assert result["distances_m"] == [8.0, 8.0]
+    assert result["abs_lateral_m"] == pytest.approx([0.15, 0.15])
+    assert result["crashes"] == [False, False] and result["crash_rate"] == 0.0
     failing = evaluate(Scripted(), "CounterLaneFail-v0", episodes=2, seed=0)
     assert failing["completion_rate"] == 0.0
     assert failing["departures_per_km"] == pytest.approx(2 / 0.016)  # 2 departures in 16 m
+    assert failing["crashes"] == [True, True] and failing["crash_rate"] == 1.0
 
 
 def test_evaluate_rejects_bad_input():
@@ -119,3 +122,22 @@ def test_load_run_without_model(tmp_path):
     (tmp_path / "model.zip").write_text("not a zip")
     with pytest.raises(ValueError, match="cannot load"):
         load_run(tmp_path)
+
+
+def test_run_env_kwargs_for_ppo_and_imitation_configs(tmp_path):
+    from agents.runs import LoadedRun
+
+    ppo = LoadedRun(tmp_path, {"kind": "ppo", "env_kwargs": {"a": 1}}, None)
+    bc = LoadedRun(tmp_path, {"kind": "bc", "training": {"env_kwargs": {"image_height": 32}}}, None)
+    bare = LoadedRun(tmp_path, {"kind": "bc"}, None)
+    assert ppo.env_kwargs == {"a": 1} and bc.env_kwargs == {"image_height": 32} and bare.env_kwargs == {}
+
+
+def test_module_prefixed_env_id_imports_the_registering_module():
+    from agents.evaluation import make_eval_env
+
+    env = make_eval_env("tests.imitation_synthetic:TinyLane-v0")
+    assert env.observation_space.shape == (16, 32, 3)
+    env.close()
+    with pytest.raises(ValueError, match="cannot import"):
+        make_eval_env("no_such_module_xyz:TinyLane-v0")

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "demo": "agents.commands.demo",
     "train-ppo": "agents.commands.train_ppo",
     "evaluate": "agents.commands.evaluate",
+    "robustness": "agents.commands.robustness",
 }
 
 

@@ -69,19 +69,20 @@ class Unpicklable(MeanPixel):
         raise TypeError("this predictor cannot be pickled")
 
 
-def write_untrained_bc_run(out: Path, kind: str = "cnn", seed: int = 0) -> Path:
-    """A ``bc`` run folder (config.json + model.pt) holding an untrained model for ``TinyLane-v0`` (16x32)."""
+def write_untrained_bc_run(out: Path, kind: str = "cnn", seed: int = 0, height: int = 16, width: int = 32) -> Path:
+    """A ``bc`` run folder (config.json + model.pt) holding an untrained model for ``TinyLane-v0`` (``height`` x
+    ``width`` images; sizes other than the default 16x32 are stored as the run's training ``env_kwargs``)."""
     import torch
 
     from ncp_control.policies.imitation import ModelConfig, build_model
 
-    config = ModelConfig(kind=kind, observation_shape=(16, 32, 3), conv_channels=(4, 4, 4, 4, 4), features=8,
+    config = ModelConfig(kind=kind, observation_shape=(height, width, 3), conv_channels=(4, 4, 4, 4, 4), features=8,
                          cnn_hidden=8, step_seconds=0.1)
     model = build_model(config, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps({
         "kind": "bc", "env_id": "TinyLane-v0", "policy": kind, "seed": seed, "model": config.to_dict(),
-        "training": {"env_kwargs": {}},
+        "training": {"env_kwargs": {} if (height, width) == (16, 32) else {"height": height, "width": width}},
     }))
     torch.save(model.state_dict(), out / "model.pt")
     return out

@@ -141,3 +141,13 @@ def test_module_prefixed_env_id_imports_the_registering_module():
     env.close()
     with pytest.raises(ValueError, match="cannot import"):
         make_eval_env("no_such_module_xyz:TinyLane-v0")
+
+
+def test_evaluate_command_uses_an_imitation_run_s_training_env_kwargs(tmp_path, capsys):
+    import tests.imitation_synthetic  # noqa: F401  registers TinyLane-v0
+    from agents.cli import main
+    from tests._robust_helpers import write_untrained_bc_run
+
+    run = write_untrained_bc_run(tmp_path / "run", height=8, width=16)  # not the env's default 16x32
+    assert main(["evaluate", str(run), "--episodes", "1", "--seed", "1000000"]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 1

@@ -374,10 +374,6 @@ class RobustnessResults:
         Top row: mean return with its t interval; bottom row: crash rate with its Wilson interval. Saves to
         ``path`` when given; returns the matplotlib figure.
         """
-        import matplotlib
-
-        if path is not None:
-            matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
         n = len(self.sweeps)

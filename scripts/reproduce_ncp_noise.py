@@ -5,8 +5,9 @@ imitation-trained lane-keeping policies, with the same noise seed for every mode
 NCP crashed least. Here, on ``LaneKeeping-v0``:
 
 1. Train (``agents.imitation.train`` at ``--preset``, exactly as ``ncp-control train-bc``) or reuse the run folders
-   ``RUNS/<model>`` of the four models (a folder is reused when its ``model.pt`` exists and its stored training
-   settings equal the preset's).
+   of the four models: ``RUNS/<model>``, or any folder in ``RUNS`` whose stored training settings equal the
+   preset's for that model (so ``bench_imitation.py --runs`` folders are found); a folder is reused when its
+   ``model.pt`` exists; an unfinished one (no ``model.pt``, perhaps still training) stops the script.
 2. Run :func:`agents.robustness.robustness_sweep` on held-out roads (episode seeds from
    ``agents.imitation.HELDOUT_SEED_START``): pixel noise sigma 0, 0.316, 0.447, 0.548 (variance 0, 0.1, 0.2, 0.3)
    plus the milder 0.05, 0.1, 0.2, sensor dropout and action delay; every model meets the same roads and the same noise draws.
@@ -69,6 +70,22 @@ def parse() -> Settings:
     return Settings(a.preset, a.runs, a.out, a.episodes, a.seed, a.processes, tuple(a.models))
 
 
+def find_run(runs: Path, model: str, preset: str, seed: int) -> Path:
+    """``RUNS/<model>``, or else an existing folder in ``RUNS`` whose stored settings are this model at the preset
+    (e.g. ``LaneKeeping-v0-paper-ncp-ltc-seed0`` from ``bench_imitation.py --runs``); ``RUNS/<model>`` if none."""
+    from agents.imitation import BCConfig, preset_config
+
+    wanted = preset_config(preset, model=model, seed=seed)
+    for candidate in sorted(runs.glob("*/config.json")):
+        try:
+            stored = BCConfig.from_dict(json.loads(candidate.read_text())["training"])
+        except (KeyError, ValueError):
+            continue
+        if stored == wanted and candidate.parent.name != model:
+            return candidate.parent
+    return runs / model
+
+
 def ensure_run(run_dir: Path, model: str, preset: str, seed: int) -> str:
     """Reuse ``run_dir`` if it holds a finished run with the preset's settings, else train it; returns what was done."""
     from agents.imitation import BCConfig, preset_config, train
@@ -82,8 +99,8 @@ def ensure_run(run_dir: Path, model: str, preset: str, seed: int) -> str:
                              f"{seed}); choose another --runs folder")
         if (run_dir / "model.pt").is_file():
             return "reused"
-        train(config, run_dir, resume=True)
-        return "resumed"
+        raise SystemExit(f"{run_dir} is unfinished (no model.pt; it may still be training): wait for it, or finish "
+                         f"it with `ncp-control train-bc --out {run_dir} --resume`")
     t0 = time.perf_counter()
     train(config, run_dir)
     return f"trained in {time.perf_counter() - t0:.0f} s"
@@ -138,14 +155,15 @@ def main() -> None:
     torch.set_num_threads(1)
     runs = Path(s.runs)
     runs.mkdir(parents=True, exist_ok=True)
-    training = {}
+    training, folders = {}, {}
     for model in s.models:
-        training[model] = ensure_run(runs / model, model, s.preset, s.seed)
-        print(f"{model}: {training[model]}", flush=True)
+        folders[model] = runs / model if (runs / model).exists() else find_run(runs, model, s.preset, s.seed)
+        training[model] = ensure_run(folders[model], model, s.preset, s.seed)
+        print(f"{model}: {training[model]} ({folders[model]})", flush=True)
 
     sweeps = [PIXEL_NOISE, DROPOUT, ACTION_DELAY]
     t0 = time.perf_counter()
-    results = robustness_sweep({m: runs / m for m in s.models}, "LaneKeeping-v0", sweeps, s.episodes,
+    results = robustness_sweep(folders, "LaneKeeping-v0", sweeps, s.episodes,
                                HELDOUT_SEED_START, processes=s.processes,
                                progress=lambda line: print(line, flush=True))
     seconds = time.perf_counter() - t0

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "train-ppo": "agents.commands.train_ppo",
     "evaluate": "agents.commands.evaluate",
     "inspect": "agents.commands.inspect",
+    "robustness": "agents.commands.robustness",
 }
 
 

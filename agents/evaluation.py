@@ -32,11 +32,22 @@ def make_eval_env(env_id: str, env_kwargs: dict[str, Any] | None = None,
                   wrappers: Sequence[Callable[[gym.Env], gym.Env]] = ()) -> gym.Env:
     """``gym.make(env_id, **env_kwargs)`` with ``wrappers`` applied in order (first = innermost).
 
+    ``env_id`` may be ``"module:EnvId"`` (Gymnasium's convention): the module is imported first so that it can
+    register the id — what worker processes need for envs registered outside :mod:`envs`.
+
     Raises:
         ValueError: the id is not registered (the message lists how to find registered ids).
     """
+    import importlib
+
     import envs  # noqa: F401  registers this project's ids
 
+    if ":" in env_id:
+        module, _, env_id = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ValueError(f"cannot import {module!r} to register {env_id!r}: {error}") from error
     if env_id not in gym.registry:
         raise ValueError(
             f"unknown environment id {env_id!r}; registered ids are listed by gymnasium.pprint_registry() "
@@ -86,12 +97,14 @@ def evaluate(
 
     Returns:
         ``mean_return``, ``std_return`` (population std over episodes), ``episodes``, ``returns`` and
-        ``lengths`` (per episode, in episode order), ``seeds``; and when the env's info has the lane-keeping keys
+        ``lengths`` (per episode, in episode order), ``seeds``, ``crashes`` (per episode: it ended by termination,
+        not truncation, without ``info["is_success"]`` — a crash or a fall) and ``crash_rate``; and when the env's info has the lane-keeping keys
         (``is_success``, ``lateral_offset_m``, ``distance_m``): ``completion_rate`` (fraction of episodes ending
         with ``is_success``), ``mean_abs_lateral_m`` (mean |lateral offset| over all steps of all episodes),
         ``departures_per_km`` (episodes terminated without success per kilometre driven in total),
         ``steering_smoothness`` (mean |a_t - a_{t-1}| over consecutive steps within episodes, all action
-        dimensions), ``distances_m`` and ``successes`` per episode.
+        dimensions), ``distances_m``, ``successes`` and ``abs_lateral_m`` (mean |lateral offset| over the episode's
+        steps) per episode.
 
     Raises:
         ValueError: bad ``episodes``/``n_envs``, unknown env id, or a model whose spaces do not fit the env.
@@ -116,7 +129,7 @@ def _run(predictor, envs_: list[gym.Env], episodes: int, seed: int, deterministi
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=int)
     lane: dict[str, list] = {"success": [None] * episodes, "distance": [0.0] * episodes, "departed": [False] * episodes,
-                             "abs_lateral": [], "action_deltas": []}
+                             "abs_lateral": [], "action_deltas": [], "episode_abs_lateral": [[] for _ in range(episodes)]}
     lane_seen = True
     next_episode = 0
     episode_of = [-1] * n  # which episode each copy runs; -1 = idle
@@ -147,6 +160,7 @@ def _run(predictor, envs_: list[gym.Env], episodes: int, seed: int, deterministi
             last_action[i] = flat_action
             if all(k in info for k in LANE_KEYS):
                 lane["abs_lateral"].append(abs(float(info["lateral_offset_m"])))
+                lane["episode_abs_lateral"][ep].append(lane["abs_lateral"][-1])
                 lane["distance"][ep] = float(info["distance_m"])
                 lane["success"][ep] = bool(info["is_success"])
             else:
@@ -168,6 +182,8 @@ def _run(predictor, envs_: list[gym.Env], episodes: int, seed: int, deterministi
         "returns": returns.tolist(),
         "lengths": lengths.tolist(),
         "seeds": [seed + i for i in range(episodes)],
+        "crashes": [bool(d) for d in lane["departed"]],
+        "crash_rate": float(np.mean(lane["departed"])),
     }
     if lane_seen:
         km = sum(lane["distance"]) / 1000.0
@@ -179,6 +195,7 @@ def _run(predictor, envs_: list[gym.Env], episodes: int, seed: int, deterministi
             steering_smoothness=float(np.mean(lane["action_deltas"])) if lane["action_deltas"] else 0.0,
             distances_m=list(lane["distance"]),
             successes=[bool(s) for s in lane["success"]],
+            abs_lateral_m=[float(np.mean(v)) if v else 0.0 for v in lane["episode_abs_lateral"]],
         )
     return result
 

@@ -68,9 +68,12 @@ def test_lane_keeping_metrics():
     assert result["steering_smoothness"] == pytest.approx(0.1)
     assert result["departures_per_km"] == 0.0
     assert result["distances_m"] == [8.0, 8.0]
+    assert result["abs_lateral_m"] == pytest.approx([0.15, 0.15])
+    assert result["crashes"] == [False, False] and result["crash_rate"] == 0.0
     failing = evaluate(Scripted(), "CounterLaneFail-v0", episodes=2, seed=0)
     assert failing["completion_rate"] == 0.0
     assert failing["departures_per_km"] == pytest.approx(2 / 0.016)  # 2 departures in 16 m
+    assert failing["crashes"] == [True, True] and failing["crash_rate"] == 1.0
 
 
 def test_evaluate_rejects_bad_input():
@@ -122,11 +125,30 @@ def test_load_run_without_model(tmp_path):
         load_run(tmp_path)
 
 
-def test_loaded_run_env_kwargs_for_both_kinds_of_run():
+def test_run_env_kwargs_for_ppo_and_imitation_configs(tmp_path):
     from agents.runs import LoadedRun
 
-    bc = {"kind": "bc", "env_id": "LaneKeeping-v0", "training": {"env_kwargs": {"image_height": 32, "image_width": 64}}}
-    assert LoadedRun(Path("x"), bc, None).env_kwargs == {"image_height": 32, "image_width": 64}
-    ppo = {"kind": "ppo", "env_id": "Pendulum-v1", "env_kwargs": {"g": 9.0}}
-    assert LoadedRun(Path("x"), ppo, None).env_kwargs == {"g": 9.0}
-    assert LoadedRun(Path("x"), {"kind": "ppo", "env_id": "Pendulum-v1"}, None).env_kwargs == {}
+    ppo = LoadedRun(tmp_path, {"kind": "ppo", "env_kwargs": {"a": 1}}, None)
+    bc = LoadedRun(tmp_path, {"kind": "bc", "training": {"env_kwargs": {"image_height": 32}}}, None)
+    bare = LoadedRun(tmp_path, {"kind": "bc"}, None)
+    assert ppo.env_kwargs == {"a": 1} and bc.env_kwargs == {"image_height": 32} and bare.env_kwargs == {}
+
+
+def test_module_prefixed_env_id_imports_the_registering_module():
+    from agents.evaluation import make_eval_env
+
+    env = make_eval_env("tests.imitation_synthetic:TinyLane-v0")
+    assert env.observation_space.shape == (16, 32, 3)
+    env.close()
+    with pytest.raises(ValueError, match="cannot import"):
+        make_eval_env("no_such_module_xyz:TinyLane-v0")
+
+
+def test_evaluate_command_uses_an_imitation_run_s_training_env_kwargs(tmp_path, capsys):
+    import tests.imitation_synthetic  # noqa: F401  registers TinyLane-v0
+    from agents.cli import main
+    from tests._robust_helpers import write_untrained_bc_run
+
+    run = write_untrained_bc_run(tmp_path / "run", height=8, width=16)  # not the env's default 16x32
+    assert main(["evaluate", str(run), "--episodes", "1", "--seed", "1000000"]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 1

@@ -349,3 +349,20 @@ def test_report_renders_with_every_referenced_file(camera_policy, tmp_path):
     Recording.load(tmp_path / "recording")
     with pytest.raises(ValueError, match="unknown figures"):
         inspect_circuit(circuit, SignalEnv(), tmp_path, figures=("trace",))
+
+
+def test_policy_saliency_for_every_imitation_model_matches_the_circuit_view():
+    from ncp_control.inspect import policy_saliency, saliency_maps
+    from ncp_control.inspect.circuit import circuit_from_policy
+    from ncp_control.policies.imitation import ModelConfig, build_model
+
+    frames = np.random.default_rng(0).integers(0, 256, size=(3, 16, 32, 3), dtype=np.uint8)
+    for kind in ("ncp-ltc", "ncp-cfc", "lstm", "cnn"):
+        policy = build_model(ModelConfig(kind, observation_shape=(16, 32, 3), conv_channels=(4, 6, 8, 8, 8),
+                                         features=16), seed=0)
+        masks = policy_saliency(policy, batch_size=2)(frames)  # batches of 2: the split must not matter
+        assert masks.shape == (3, 16, 32) and masks.min() >= 0.0 and masks.max() == pytest.approx(1.0)
+        if kind.startswith("ncp"):
+            np.testing.assert_allclose(masks, saliency_maps(circuit_from_policy(policy), frames), atol=1e-6)
+    with pytest.raises(ValueError, match="no conv head"):
+        policy_saliency(object())

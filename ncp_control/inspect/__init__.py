@@ -29,11 +29,11 @@ from .circuit import Circuit, circuit_from_policy
 from .pipeline import inspect_circuit
 from .recorder import Recording, closed_loop_ablation, record, replay
 from .report import Section, referenced_files, write_report
-from .saliency import saliency_maps, visual_backprop
+from .saliency import policy_saliency, saliency_maps, visual_backprop
 
 __all__ = [
     "Circuit", "circuit_from_policy", "Recording", "record", "replay", "closed_loop_ablation",
     "SynapticCurrents", "synaptic_currents", "AblationEffect", "ablation", "Gradients", "integrated_gradients",
-    "attribution_table", "write_table", "CURRENTS_UNDEFINED_FOR_CFC", "saliency_maps", "visual_backprop",
+    "attribution_table", "write_table", "CURRENTS_UNDEFINED_FOR_CFC", "saliency_maps", "policy_saliency", "visual_backprop",
     "inspect_circuit", "Section", "write_report", "referenced_files",
 ]

@@ -262,10 +262,15 @@ def _sequence_circuit(policy, name: str | None) -> Circuit:
     def act(motor):
         return policy.readout(motor).clamp(-1.0, 1.0).detach().cpu().numpy()
 
-    convs = [m for m in policy.conv.convs if isinstance(m, torch.nn.Conv2d)]
-    run = lambda images: policy.conv(torch.as_tensor(np.asarray(images)))  # noqa: E731
-    return Circuit(policy.core, encode, act, image_encoder=(run, convs), nominal_step_seconds=step_seconds,
-                   name=name or policy.config.kind)
+    return Circuit(policy.core, encode, act, image_encoder=conv_head_encoder(policy.conv),
+                   nominal_step_seconds=step_seconds, name=name or policy.config.kind)
+
+
+def conv_head_encoder(conv_head) -> tuple[Callable, list]:
+    """``(run, convs)`` of a :class:`~ncp_control.policies.conv.ConvHead` for saliency: ``run(images (B, H, W, 3))``
+    runs the head and ``convs`` are its ``nn.Conv2d`` layers in order (each followed by a ReLU)."""
+    convs = [m for m in conv_head.convs if isinstance(m, torch.nn.Conv2d)]
+    return (lambda images: conv_head(torch.as_tensor(np.asarray(images)))), convs
 
 
 def _ppo_circuit(policy, transform: Callable | None, name: str | None) -> Circuit:

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .circuit import Circuit
+from .circuit import Circuit, conv_head_encoder
 
-__all__ = ["visual_backprop", "saliency_maps", "overlay", "save_frames", "save_gif"]
+__all__ = ["visual_backprop", "saliency_maps", "policy_saliency", "overlay", "save_frames", "save_gif"]
 
 
 @torch.no_grad()
@@ -81,7 +81,28 @@ def saliency_maps(circuit: Circuit, observations: np.ndarray, batch_size: int = 
     """
     if circuit.image_encoder is None:
         raise ValueError(f"{circuit.name} has no convolutional image encoder: saliency needs a camera policy")
-    run, convs = circuit.image_encoder
+    return _batched(*circuit.image_encoder, observations, batch_size)
+
+
+def policy_saliency(policy, batch_size: int = 128) -> Callable[[np.ndarray], np.ndarray]:
+    """VisualBackProp of any imitation camera model's conv head (``ncp-ltc``, ``ncp-cfc``, ``lstm`` or ``cnn``).
+
+    Args:
+        policy: a :class:`~ncp_control.policies.imitation.SequencePolicy` (``agents.imitation.load_policy``).
+    Returns:
+        ``saliency(frames (T, H, W, 3) uint8) -> masks (T, H, W)`` in [0, 1] (one per frame; the conv head sees each
+        frame on its own, so no recurrent state is involved).
+    Raises:
+        ValueError: the policy has no conv head.
+    """
+    conv = getattr(policy, "conv", None)
+    if conv is None or not hasattr(conv, "convs"):
+        raise ValueError(f"{type(policy).__name__} has no conv head (ConvHead): saliency needs a camera model")
+    run, convs = conv_head_encoder(conv)
+    return lambda frames: _batched(run, convs, frames, batch_size)
+
+
+def _batched(run: Callable, convs: Sequence[nn.Conv2d], observations, batch_size: int) -> np.ndarray:
     observations = np.asarray(observations)
     return np.concatenate([visual_backprop(run, convs, observations[i:i + batch_size])
                            for i in range(0, len(observations), batch_size)])

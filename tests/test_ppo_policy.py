@@ -262,3 +262,31 @@ def test_gsde_uses_the_whole_actor_state_as_exploration_features():
         torch.testing.assert_close(log_prob[mask], batch.old_log_prob[mask], rtol=1e-5, atol=1e-5)
     model.learn(32)
     assert all(torch.isfinite(p).all() for p in model.policy.parameters())
+
+
+@pytest.mark.parametrize("cell", ["ltc", "cfc"])
+def test_camera_observations_use_the_imitation_conv_head(cell):
+    """Image observations go through ConvHead (the imitation models' conv head), also after SB3 transposes them."""
+    import gymnasium as gym
+
+    import tests.imitation_synthetic  # noqa: F401  registers the 16x32 camera env
+    from ncp_control.inspect import circuit_from_policy, saliency_maps
+    from ncp_control.policies.recurrent_ppo import ConvHeadExtractor
+
+    env = make_vec_env(lambda: gym.make(tests.imitation_synthetic.ENV_ID), n_envs=2, seed=0)
+    model = RecurrentPPO(NCPActorCriticPolicy, env, n_steps=16, batch_size=32, n_epochs=1, seed=0,
+                         policy_kwargs=dict(cell=cell, wiring={"type": "AutoNCP", "units": 8}, dt=0.1,
+                                            features_extractor_kwargs=dict(features=8, channels=(4, 4, 4, 4, 4))))
+    extractor = model.policy.features_extractor
+    assert isinstance(extractor, ConvHeadExtractor) and extractor.channels_first  # VecTransposeImage applied
+    before = [p.detach().clone() for p in extractor.parameters()]
+    model.learn(64)
+    assert any(not torch.equal(a, b) for a, b in zip(before, extractor.parameters()))  # the head trains
+    obs = env.reset()
+    actions, state = model.predict(obs, None, np.ones(2, bool), deterministic=True)
+    assert actions.shape == (2, 1) and np.all(np.isfinite(actions))
+    frames = np.stack([obs[0]] * 2)  # (T, 3, H, W): the policy's (transposed) observation format
+    masks = saliency_maps(circuit_from_policy(model.policy), frames)
+    assert masks.shape == (2, 16, 32)
+    with pytest.raises(ValueError, match="image space"):
+        ConvHeadExtractor(spaces.Box(0, 1, (4,)))

@@ -299,14 +299,13 @@ def _ppo_circuit(policy, transform: Callable | None, name: str | None) -> Circui
         mean = policy.action_net(motor).detach().cpu().numpy().reshape(-1, *action_space.shape)
         return np.clip(mean, action_space.low, action_space.high)
 
-    image_encoder = None
-    cnn = getattr(policy.features_extractor, "cnn", None)
-    if cnn is not None:
-        convs = [m for m in cnn.modules() if isinstance(m, torch.nn.Conv2d)]
+    image_encoder = None  # ConvHeadExtractor (the default for images) or SB3's NatureCNN: any Conv2d stack
+    convs = [m for m in policy.features_extractor.modules() if isinstance(m, torch.nn.Conv2d)]
+    if convs:
 
         def run(observations):
             return encode(observations)[0]
 
-        image_encoder = (run, convs) if convs else None
+        image_encoder = (run, convs)
     return Circuit(policy.actor_core, encode, act, image_encoder=image_encoder, nominal_step_seconds=policy.dt,
                    name=name or f"ppo-{policy.cell_kind}")

@@ -16,7 +16,7 @@ Everything RecurrentPPO offers keeps working: VecEnvs (also ``SubprocVecEnv``), 
 
 Architecture (``F`` = features, ``A`` = motor neurons)::
 
-    obs -> features extractor (Flatten for vectors, NatureCNN for images) -> features (B, F)
+    obs -> features extractor (Flatten for vectors, the imitation models' ConvHead for images) -> features (B, F)
         actor:  [optional MLP net_arch["pi"]] -> cell (LTC/CfC on the wiring) -> motor neurons (B, A)
                 -> Box: Gaussian mean = centre + half_width * motor (fixed map to the action bounds), learned log-std
                 -> Discrete / MultiDiscrete / MultiBinary: motor neurons are the logits
@@ -47,6 +47,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from functools import partial
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -64,11 +65,12 @@ from stable_baselines3.common.distributions import (
 )
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor, NatureCNN
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from ._backend import wirings
+from .conv import PAPER_CHANNELS, ConvHead, Normalization
 from .core import CfCMode, RecurrentCore, make_core, _check_choice, _check_positive_int
 from .elapsed_time import ELAPSED_TIME_KEY, OBSERVATION_KEY, is_timed_space
 
@@ -167,6 +169,41 @@ def _mlp(in_dim: int, layers: list[int], activation: type[nn.Module]) -> tuple[n
     return nn.Sequential(*modules), in_dim
 
 
+
+class ConvHeadExtractor(BaseFeaturesExtractor):
+    """The imitation models' :class:`ConvHead` as a stable-baselines3 features extractor (camera PPO actors).
+
+    SB3 hands image observations to extractors as floats in [0, 1] (``normalize_images=True``), channels first
+    when its ``VecTransposeImage`` wrapper transposed them (the default for channel-last envs), so this accepts
+    both layouts and feeds the head ``(B, H, W, 3)``.
+
+    Args:
+        observation_space: a ``Box`` image space, ``(3, H, W)`` or ``(H, W, 3)``.
+        features: output length (a multiple of ``channels[-1]``), the paper's 32 by default.
+        channels: the five convolutions' widths (see :class:`ConvHead`).
+        normalize: see :class:`ConvHead`.
+    Raises:
+        ValueError: the space is not a 3-channel image.
+    """
+
+    def __init__(self, observation_space, features: int = 32, channels: Sequence[int] = PAPER_CHANNELS,
+                 normalize: Normalization = "standardize") -> None:
+        shape = tuple(int(s) for s in getattr(observation_space, "shape", ()) or ())
+        if len(shape) != 3 or 3 not in (shape[0], shape[2]):
+            raise ValueError(f"ConvHeadExtractor needs a (3, H, W) or (H, W, 3) image space, got shape {shape}")
+        self.channels_first = shape[0] == 3 and shape[2] != 3
+        hwc = (shape[1], shape[2], 3) if self.channels_first else shape
+        super().__init__(observation_space, features)
+        self.head = ConvHead(hwc, features=features, channels=channels, normalize=normalize)
+        self.convs = self.head.convs  # for saliency (VisualBackProp finds the Conv2d layers here)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        """``observations``: (B, 3, H, W) or (B, H, W, 3), floats in [0, 1] (or uint8) -> (B, features)."""
+        if self.channels_first:
+            observations = observations.permute(0, 2, 3, 1)
+        return self.head(observations)
+
+
 class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
     """Recurrent actor-critic policy whose actor is an LTC or CfC cell on an NCP wiring (for ``RecurrentPPO``).
 
@@ -239,7 +276,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
                 f"(keys {OBSERVATION_KEY!r}, {ELAPSED_TIME_KEY!r}); got keys {list(observation_space.spaces)}"
             )
         if features_extractor_class is None:
-            features_extractor_class = NatureCNN if is_image_space(inner) else FlattenExtractor
+            features_extractor_class = ConvHeadExtractor if is_image_space(inner) else FlattenExtractor
         self.cell_kind = cell
         self.wiring_spec = dict(DEFAULT_WIRING if wiring is None else wiring)
         self.ode_unfolds = ode_unfolds

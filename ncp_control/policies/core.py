@@ -188,7 +188,7 @@ class RecurrentCore(nn.Module):
         elif tuple(dt.shape) != shape:
             raise ValueError(f"dt must be a scalar or have shape {shape} (seconds per sample and step), got {tuple(dt.shape)}")
         dt = dt.clamp_min(self.min_elapsed_time)  # keeps NaN; no -inf is left, so the sum is NaN only for a NaN
-        if math.isnan(dt.sum()):
+        if math.isnan(dt.sum().detach()):  # (detached: reading a number from a graph would warn)
             raise ValueError("dt contains NaN; elapsed times must be finite seconds")
         return dt
 

@@ -213,6 +213,19 @@ def test_make_core_rejects_bad_arguments(args, kwargs, error, match):
         make_core(*args, **kwargs)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_nan_elapsed_time_is_rejected_in_the_cores_words(kind):
+    core = _core(kind)
+    x, s = torch.randn(2, 5), core.initial_state(2)
+    for dt in (torch.tensor([0.1, float("nan")]), torch.tensor(float("nan")), float("nan")):
+        with pytest.raises(ValueError, match="dt contains NaN"):
+            core.step(x, s, dt)
+        with torch.no_grad(), pytest.raises(ValueError, match="dt contains NaN"):
+            core.step(x, s, dt)
+    with pytest.raises(ValueError, match="dt contains NaN"):
+        core.sequence(x[:, None], s, torch.tensor([[0.1], [float("nan")]]), torch.zeros(2, 1))
+
+
 def test_step_and_sequence_reject_bad_shapes():
     core = _core("cfc")
     s = core.initial_state(2)

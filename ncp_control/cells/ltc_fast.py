@@ -422,7 +422,9 @@ def as_step_times(elapsed_time: Any, batch: int, ref: Tensor) -> Tensor:
 
     No value check here: the kernel rejects negative and NaN times.
     """
-    ts = torch.as_tensor(elapsed_time, dtype=ref.dtype, device=ref.device)
+    ts = elapsed_time
+    if not isinstance(ts, Tensor) or ts.dtype is not ref.dtype or ts.device != ref.device:
+        ts = torch.as_tensor(ts, dtype=ref.dtype, device=ref.device)
     if ts.dim() == 0:
         return ts.reshape(1, 1).expand(1, batch)
     if ts.shape == (batch,):

@@ -61,6 +61,8 @@ class RecurrentCore(nn.Module):
     kind: str
     #: ``_cell_step`` also accepts dt as a Python number (the same value as the clamped tensor; see ``step``)
     _number_dt = False
+    #: ``_cell_step`` raises the NaN error itself (saves ``step`` two tensor ops on every call)
+    _cell_rejects_nan = False
 
     def __init__(self, input_size: int, state_size: int, output_size: int, min_elapsed_time: float):
         super().__init__()
@@ -109,7 +111,7 @@ class RecurrentCore(nn.Module):
             number = _clamped_number(dt, self.min_elapsed_time, x.dtype)
             if number is not None:  # the same value the tensor path below gives the cell, without tensor ops
                 return self._cell_step(x, state, number)
-        dt = self._elapsed_time(dt, (batch,), x)
+        dt = self._elapsed_time(dt, (batch,), x, check_nan=not self._cell_rejects_nan)
         return self._cell_step(x, state, dt.unsqueeze(-1))
 
     def sequence(
@@ -180,15 +182,18 @@ class RecurrentCore(nn.Module):
         if tuple(state.shape) != (batch, self.state_size):
             raise ValueError(f"state must have shape (B, S) = {(batch, self.state_size)}, got {tuple(state.shape)}")
 
-    def _elapsed_time(self, dt: torch.Tensor | float, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        """dt as a tensor of ``shape`` on ``like``'s device/dtype, clamped below at ``min_elapsed_time``."""
-        dt = torch.as_tensor(dt, dtype=like.dtype, device=like.device)
+    def _elapsed_time(self, dt: torch.Tensor | float, shape: tuple[int, ...], like: torch.Tensor,
+                      check_nan: bool = True) -> torch.Tensor:
+        """dt as a tensor of ``shape`` on ``like``'s device/dtype, clamped below at ``min_elapsed_time``.
+        ``ValueError`` for NaN unless ``check_nan`` is False (the clamp keeps NaN)."""
+        if not isinstance(dt, torch.Tensor) or dt.dtype is not like.dtype or dt.device != like.device:
+            dt = torch.as_tensor(dt, dtype=like.dtype, device=like.device)
         if dt.dim() == 0:
             dt = dt.expand(shape)
-        elif tuple(dt.shape) != shape:
+        elif dt.shape != shape:
             raise ValueError(f"dt must be a scalar or have shape {shape} (seconds per sample and step), got {tuple(dt.shape)}")
         dt = dt.clamp_min(self.min_elapsed_time)  # keeps NaN; no -inf is left, so the sum is NaN only for a NaN
-        if math.isnan(dt.sum().detach()):  # (detached: reading a number from a graph would warn)
+        if check_nan and math.isnan(dt.sum().detach()):  # (detached: reading a number from a graph would warn)
             raise ValueError("dt contains NaN; elapsed times must be finite seconds")
         return dt
 
@@ -214,10 +219,15 @@ class LTCCore(RecurrentCore):
         self.cell = cells.LTCCell(wiring, in_features=input_size, input_mapping=input_mapping, ode_unfolds=ode_unfolds,
                                   implicit_param_constraints=True)
         # our cell takes a number as elapsed time and rounds it like a tensor (ncps's cell would not round it)
-        self._number_dt = isinstance(self.cell, LTCCell)
+        self._number_dt = self._cell_rejects_nan = isinstance(self.cell, LTCCell)
 
     def _cell_step(self, x, state, dt):
-        return self.cell(x, state, dt)
+        try:
+            return self.cell(x, state, dt)
+        except ValueError as exc:  # our cell rejects NaN times: say it in the core's words
+            if self._cell_rejects_nan and isinstance(dt, torch.Tensor) and bool(torch.isnan(dt).any()):
+                raise ValueError("dt contains NaN; elapsed times must be finite seconds") from exc
+            raise
 
     def _cell_sequence(self, x, state, dt, starts):
         """The whole sequence in one native call when the fast LTC kernel applies (see ``cells/ltc_fast.py``)."""

@@ -42,9 +42,8 @@ _SENSORY = ("sensory_w", "sensory_erev", "sensory_mu", "sensory_sigma")
 _MAPS = ("input_w", "input_b", "output_w", "output_b")
 _N_DIMS, _N_PTRS = 26, 49
 _BAD_TIME, _NO_MEMORY = 2, 1
-# Indices into the kernel's tables (D_* and P_* in ltc_kernel.c) used from Python.
-_D_X_SB, _D_H_SB, _D_DT_SB = 12, 13, 15
-_P_X, _P_H0, _P_DT, _P_PARAMS, _P_STATES, _P_OUT, _P_CONSTS = 0, 1, 2, 4, 25, 26, 48
+# Index of the cached constants in the kernel's pointer table (P_CONSTS in ltc_kernel.c).
+_P_CONSTS = 48
 
 
 def _library() -> ctypes.CDLL | None:

@@ -226,6 +226,37 @@ def test_cached_constants_follow_in_place_parameter_changes(pure):
     assert torch.equal(loaded, expected)
 
 
+def test_no_grad_steps_follow_batch_dtype_and_parameter_swaps(pure):
+    """The per-thread step tables are rebuilt or refreshed whenever what they were built for changes."""
+    torch.manual_seed(12)
+    cell = LTCCell(_ncp(), 4, implicit_param_constraints=True)
+    batches = {b: (torch.randn(b, 4), torch.randn(b, 9)) for b in (1, 3, 5)}
+
+    def check():
+        for b in (5, 1, 3, 5):  # starts with the batch size of the tables the previous check left
+            x, h = (t.to(cell.w.dtype) for t in batches[b])
+            with torch.no_grad():
+                fast = cell(x, h, 0.3)
+                with pure:
+                    ref = cell(x, h, 0.3)
+            for a, b in zip(fast, ref):
+                _assert_same(a, b, 1e-6)
+
+    for _ in range(2):  # alternating batch sizes in one thread
+        check()
+    cell.double()  # another dtype: other tables
+    check()
+    cell.float()
+    check()
+    cell.w.data = cell.w.data + 0.5  # new memory, same version counter
+    check()
+    cell.sensory_mu = torch.nn.Parameter(cell.sensory_mu.detach() * 1.1)  # a new parameter object
+    check()
+    cell.sigma = torch.nn.Parameter(cell.sigma.detach().t().contiguous().t())  # not contiguous: general path
+    assert not cell.sigma.is_contiguous()
+    check()
+
+
 # ---------------------------------------------------------------------------- the policy core's fused sequence
 def test_core_sequence_with_episode_starts_matches_step_loop(pure):
     torch.manual_seed(9)

@@ -151,6 +151,20 @@ def test_zero_elapsed_time_is_clamped_so_ltc_gradients_stay_finite():
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_number_elapsed_time_gives_exactly_the_tensor_result(dtype):
+    """step() hands a number dt to the LTC cell without tensor ops; it must round and clamp like the tensor."""
+    core = _core("ltc").to(dtype)
+    x, s = torch.randn(4, 5, dtype=dtype), torch.randn(4, 12, dtype=dtype)
+    with torch.no_grad():
+        for dt in (0.05, 1, 1e-4, 0.0, -2.0, 1 / 3):  # 1e-4, 0 and -2 are clamped to min_elapsed_time
+            by_number = core.step(x, s, dt)
+            by_tensor = core.step(x, s, torch.full((4,), float(dt), dtype=dtype))
+            assert all(torch.equal(a, b) for a, b in zip(by_number, by_tensor)), dt
+    with pytest.raises(ValueError, match="NaN"):
+        core.step(x, s, float("nan"))
+
+
 def test_reference_wirings_are_accepted_too():
     """Users coming from ncps can pass an ncps wiring object."""
     core = make_core("cfc", 5, ncps_wirings.AutoNCP(12, 3, seed=0))
@@ -197,6 +211,19 @@ def test_ode_unfolds_changes_the_ltc_solution():
 def test_make_core_rejects_bad_arguments(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         make_core(*args, **kwargs)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_nan_elapsed_time_is_rejected_in_the_cores_words(kind):
+    core = _core(kind)
+    x, s = torch.randn(2, 5), core.initial_state(2)
+    for dt in (torch.tensor([0.1, float("nan")]), torch.tensor(float("nan")), float("nan")):
+        with pytest.raises(ValueError, match="dt contains NaN"):
+            core.step(x, s, dt)
+        with torch.no_grad(), pytest.raises(ValueError, match="dt contains NaN"):
+            core.step(x, s, dt)
+    with pytest.raises(ValueError, match="dt contains NaN"):
+        core.sequence(x[:, None], s, torch.tensor([[0.1], [float("nan")]]), torch.zeros(2, 1))
 
 
 def test_step_and_sequence_reject_bad_shapes():

@@ -226,17 +226,16 @@ class LTCCell(nn.Module):
             ``(outputs, next_states)``: (B, M) mapped motor potentials and (B, N) potentials (no batch
             dimension if the input had none).
         """
-        batched = inputs.dim() == 2
-        if inputs.dim() not in (1, 2) or inputs.shape[-1] != self.sensory_size:
-            raise ValueError(f"inputs must have shape (B, {self.sensory_size}) or ({self.sensory_size},), "
-                             f"got {tuple(inputs.shape)}")
-        expected = (inputs.shape[0], self.state_size) if batched else (self.state_size,)
-        if tuple(states.shape) != expected:
-            raise ValueError(f"states must have shape {expected}, got {tuple(states.shape)}")
+        sizes = self._sizes or self._cache_sizes()
+        in_shape = inputs.shape
+        # the common case first, compared cheaply; anything else is checked (with clear errors) in _check_shapes
+        batched = len(in_shape) == 2 and in_shape[1] == sizes[0] and states.shape == (in_shape[0], sizes[1])
         if not batched:
-            inputs, states = inputs.unsqueeze(0), states.unsqueeze(0)
+            batched = self._check_shapes(inputs, states)
+            if not batched:
+                inputs, states = inputs.unsqueeze(0), states.unsqueeze(0)
         if ltc_fast.fast_path_available(self, inputs, states):  # native kernel; elapsed times checked there
-            if ltc_fast.needs_autograd(self, inputs, states, elapsed_time):
+            if torch.is_grad_enabled() and ltc_fast.needs_autograd(self, inputs, states, elapsed_time):
                 dt = ltc_fast.as_step_times(elapsed_time, inputs.shape[0], inputs)
                 seq_states, seq_outputs = ltc_fast.ltc_sequence(
                     self, inputs.unsqueeze(0), states, dt, min_dt=MIN_ELAPSED_TIME)
@@ -252,6 +251,23 @@ class LTCCell(nn.Module):
         if not batched:
             return outputs[0], next_states[0]
         return outputs, next_states
+
+    _sizes: tuple[int, int] | None = None  # (I, N), cached on first use by forward
+
+    def _cache_sizes(self) -> tuple[int, int]:
+        self._sizes = (self.sensory_size, self.state_size)
+        return self._sizes
+
+    def _check_shapes(self, inputs: Tensor, states: Tensor) -> bool:
+        """Validate the shapes of a step's arguments; True if batched, False if unbatched; ValueError otherwise."""
+        batched = inputs.dim() == 2
+        if inputs.dim() not in (1, 2) or inputs.shape[-1] != self.sensory_size:
+            raise ValueError(f"inputs must have shape (B, {self.sensory_size}) or ({self.sensory_size},), "
+                             f"got {tuple(inputs.shape)}")
+        expected = (inputs.shape[0], self.state_size) if batched else (self.state_size,)
+        if tuple(states.shape) != expected:
+            raise ValueError(f"states must have shape {expected}, got {tuple(states.shape)}")
+        return batched
 
     def extra_repr(self) -> str:
         return (f"units={self.state_size}, in_features={self.sensory_size}, motor={self.motor_size}, "

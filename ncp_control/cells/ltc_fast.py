@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import array
 import ctypes
+import operator
+import struct
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -40,9 +42,8 @@ _SENSORY = ("sensory_w", "sensory_erev", "sensory_mu", "sensory_sigma")
 _MAPS = ("input_w", "input_b", "output_w", "output_b")
 _N_DIMS, _N_PTRS = 26, 49
 _BAD_TIME, _NO_MEMORY = 2, 1
-# Indices into the kernel's tables (D_* and P_* in ltc_kernel.c) used from Python.
-_D_X_SB, _D_H_SB, _D_DT_SB = 12, 13, 15
-_P_X, _P_H0, _P_DT, _P_PARAMS, _P_STATES, _P_OUT, _P_CONSTS = 0, 1, 2, 4, 25, 26, 48
+# Index of the cached constants in the kernel's pointer table (P_CONSTS in ltc_kernel.c).
+_P_CONSTS = 48
 
 
 def _library() -> ctypes.CDLL | None:
@@ -55,6 +56,10 @@ def _library() -> ctypes.CDLL | None:
         for fn in ("ltc_consts_f32", "ltc_consts_f64"):
             f = getattr(lib, fn)
             f.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
+            f.restype = ctypes.c_int
+        for fn in ("ltc_step_f32", "ltc_step_f64"):
+            f = getattr(lib, fn)
+            f.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
             f.restype = ctypes.c_int
         lib._ncp_ready = True
     return lib
@@ -72,14 +77,18 @@ def fast_path_available(cell: LTCCell, *tensors: Tensor) -> bool:
     if dtype not in _FAST_DTYPES or not w.is_cpu:
         return False
     for t in tensors:
-        if t.dtype != dtype or not t.is_cpu:
+        if t.dtype is not dtype or not t.is_cpu:
             return False
-    if torch._C._are_functorch_transforms_active():  # vmap/grad from torch.func: autograd.Function lacks rules
+    if _functorch_active():  # vmap/grad from torch.func: autograd.Function lacks rules
         return False
-    lib = _native._libraries.get("ltc_kernel", False)  # fast check once loaded
+    lib = _loaded("ltc_kernel", False)  # fast check once loaded
     if lib is False:
         lib = _library()
     return lib is not None
+
+
+_functorch_active = torch._C._are_functorch_transforms_active
+_loaded = _native._libraries.get
 
 
 def _mask_key(cell: LTCCell) -> tuple:
@@ -248,49 +257,74 @@ def ltc_sequence(
 
 
 class _StepPlan:
-    """Prebuilt ctypes tables for no-grad single steps of one cell at one batch size (one per thread).
+    """Prebuilt tables for no-grad single steps of one cell at one batch size and dtype (one per thread).
 
-    Building the tables costs more than the kernel does at small batch sizes, so they are kept and only the
-    pointers that change are rewritten. The sequence-invariant terms are cached too, keyed on the parameters'
-    addresses and version counters (an optimiser step or ``load_state_dict`` bumps the version).
+    Building the kernel's tables costs more than the kernel does at small batch sizes, so they are kept, and a
+    call passes only what changes (five addresses, three strides, three numbers) packed into one small array by
+    a single ``struct.pack_into``. The sequence-invariant terms (softplus of the weights, ``w * erev``, ...) are
+    cached too; :meth:`current` tells whether they still hold, from one tuple of the parameters' and masks'
+    addresses and version counters (an optimiser step, ``load_state_dict`` or ``.data = ...`` changes one).
     """
+
+    __slots__ = ("batch", "dtype", "edges", "masks", "dims", "ptrs", "call", "step", "fill_consts", "consts",
+                 "get_params", "get_masks", "n_params", "slots", "key", "dims_addr", "ptrs_addr",
+                 "call_addr", "n_state", "n_out", "n_versioned")
 
     def __init__(self, cell: LTCCell, batch: int, dtype: torch.dtype):
         spec = _Spec(cell, 1, batch, 0.0)
-        self.batch, self.dtype, self.edges = batch, dtype, spec.edges
-        self.suffix = spec.suffix
-        self.masks = spec.masks
+        self.batch, self.dtype, self.edges, self.masks = batch, dtype, spec.edges, spec.masks
+        N, M = spec.dims[2], spec.dims[4]
+        self.n_state, self.n_out = N, M
         self.dims = (ctypes.c_int64 * _N_DIMS)(*spec.dims)
+        self.dims[19], self.dims[21] = N, M  # the outputs are fresh contiguous (B, N) and (B, M) tensors
         self.ptrs = (ctypes.c_void_p * _N_PTRS)()
-        self.dt_value = (ctypes.c_float if dtype == torch.float32 else ctypes.c_double)()
-        self.dt_address = ctypes.addressof(self.dt_value)
-        self.param_key: list | None = None
-        self.mask_key = _mask_key(cell)
-        n_consts = 5 * spec.dims[6] + 5 * spec.dims[7] + 3 * spec.dims[2]
+        self.call = (ctypes.c_int64 * 11)()
+        self.dims_addr, self.ptrs_addr = ctypes.addressof(self.dims), ctypes.addressof(self.ptrs)
+        self.call_addr = ctypes.addressof(self.call)
+        n_consts = 5 * spec.dims[6] + 5 * spec.dims[7] + 3 * N
         self.consts = torch.empty(n_consts, dtype=torch.float64)
         lib = _library()
-        self.forward = getattr(lib, f"ltc_forward_{self.suffix}")
-        self.fill_consts = getattr(lib, f"ltc_consts_{self.suffix}")
+        self.step = getattr(lib, f"ltc_step_{spec.suffix}")
+        self.fill_consts = getattr(lib, f"ltc_consts_{spec.suffix}")
         src, dst, ssrc, sdst = self.edges
         for i, t in zip((11, 16, 21, 22, 23, 24), (self.masks[0], self.masks[1], src, dst, ssrc, sdst)):
             self.ptrs[i] = t.data_ptr()
         self.ptrs[_P_CONSTS] = self.consts.data_ptr()
+        # the parameters this cell has (the mappings may be absent), and where their addresses go in the table
+        order = dict(zip(_PARAMS + _SENSORY + _MAPS, (4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 17, 18, 19, 20)))
+        names = [n for n in order if cell._parameters.get(n) is not None]
+        self.slots = [order[n] for n in names]
+        self.n_params = len(names)
+        # the masks and the 11 parameters the cached constants come from first, the mappings (read directly by
+        # the kernel: only their addresses matter) last
+        self.get_masks = operator.itemgetter("sparsity_mask", "sensory_sparsity_mask")
+        self.get_params = operator.itemgetter(*names)
+        self.n_versioned = 2 + len(_PARAMS + _SENSORY)
+        self.key: tuple | None = None
 
-    def refresh(self, params: list[Tensor | None]) -> None:
-        """Point the tables at ``params`` and recompute the cached constants if any parameter changed."""
-        key = [0 if p is None else p.data_ptr() for p in params]
-        key += [0 if p is None else p._version for p in params]
-        if key == self.param_key:
-            return
+    def current_key(self, cell: LTCCell) -> tuple:
+        """Addresses of the masks and parameters, then the version counters of the masks and the parameters the
+        cached constants come from (KeyError or TypeError if one was deleted or set to None)."""
+        tensors = self.get_masks(cell._buffers) + self.get_params(cell._parameters)
+        return (*map(_data_ptr, tensors), *map(_version, tensors[:self.n_versioned]))
+
+    def refresh(self, cell: LTCCell, key: tuple) -> None:
+        """Point the tables at the current parameters and recompute the cached constants."""
+        params = self.get_params(cell._parameters)
         for p in params:
-            if p is not None and not p.is_contiguous():
+            if not p.is_contiguous() or p.dtype != self.dtype:
                 raise _Unsupported
-        order = (4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 17, 18, 19, 20)  # P_GLEAK ... P_OUT_B, skipping masks
-        for i, ptr in zip(order, key):
-            self.ptrs[i] = ptr or None
-        if self.fill_consts(self.dims, self.ptrs) != 0:
+        for i, p in zip(self.slots, params):
+            self.ptrs[i] = p.data_ptr()
+        if self.fill_consts(self.dims_addr, self.ptrs_addr) != 0:
             raise MemoryError("the LTC kernel could not compute its constants")
-        self.param_key = key
+        self.key = key
+
+
+_data_ptr = Tensor.data_ptr
+_version = operator.attrgetter("_version")
+# five addresses, three strides, then elapsed time, epsilon and min_dt as doubles (see ltc_step in ltc_kernel.c)
+_pack_call = struct.Struct("@5Q3q3d").pack_into
 
 
 class _Unsupported(Exception):
@@ -298,6 +332,34 @@ class _Unsupported(Exception):
 
 
 _threads = threading.local()
+
+
+def _plan_for(cell: LTCCell, batch: int, dtype: torch.dtype) -> _StepPlan:
+    """This thread's step plan for ``cell``, its constants matching the current parameters.
+
+    Raises ``_Unsupported`` where the tables do not apply (a parameter deleted, non-contiguous or of another dtype).
+    """
+    plans = getattr(_threads, "plans", None)
+    if plans is None:
+        plans = _threads.plans = weakref.WeakKeyDictionary()
+    plan = plans.get(cell)
+    try:
+        if plan is not None and plan.batch == batch and plan.dtype is dtype:
+            key = plan.current_key(cell)
+            if key == plan.key:  # the common case: nothing changed since the last call
+                return plan
+            n = len(key) - plan.n_versioned  # where the versions start
+            if plan.key is None or key[:2] != plan.key[:2] or key[n:n + 2] != plan.key[n:n + 2]:
+                plan = None  # other masks: other edge lists
+        else:
+            plan = None
+        if plan is None:
+            plan = plans[cell] = _StepPlan(cell, batch, dtype)
+            key = plan.current_key(cell)
+    except (KeyError, TypeError):  # a parameter or mask deleted or set to None since the cell was built
+        raise _Unsupported from None
+    plan.refresh(cell, key)
+    return plan
 
 
 def ltc_step_no_grad(
@@ -308,43 +370,48 @@ def ltc_step_no_grad(
     Args:
         x: (B, I) inputs; h: (B, N) potentials; elapsed_time: a number, or a tensor of shape (), (B,) or (B, 1).
     Returns:
-        ``(outputs (B, M), next potentials (B, N))``, the same numbers as :func:`ltc_sequence` with T = 1.
+        ``(outputs (B, M), next potentials (B, N))``, the same numbers as :func:`ltc_sequence` with T = 1; both
+        are new tensors (nothing is reused between calls).
     """
+    batch, dtype = x.shape[0], x.dtype
     plans = getattr(_threads, "plans", None)
-    if plans is None:
-        plans = _threads.plans = weakref.WeakKeyDictionary()
-    batch = x.shape[0]
-    plan = plans.get(cell)
-    if plan is None or plan.batch != batch or plan.dtype != x.dtype or plan.mask_key != _mask_key(cell):
-        plan = plans[cell] = _StepPlan(cell, batch, x.dtype)
-    try:
-        plan.refresh(_params(cell))
-    except _Unsupported:
-        states, out = ltc_sequence(cell, x.unsqueeze(0), h, as_step_times(elapsed_time, batch, x), min_dt=min_dt)
-        return out[0], states[0]
-    if x.stride(-1) != 1:
+    plan = None if plans is None else plans.get(cell)
+    if plan is not None and plan.batch == batch and plan.dtype is dtype:
+        try:  # the common case, inlined: nothing changed since this thread's last call
+            tensors = plan.get_masks(cell._buffers) + plan.get_params(cell._parameters)
+            if (*map(_data_ptr, tensors), *map(_version, tensors[:plan.n_versioned])) != plan.key:
+                plan = None
+        except (KeyError, TypeError):  # a parameter deleted or set to None: _plan_for decides
+            plan = None
+    else:
+        plan = None
+    if plan is None:
+        try:
+            plan = _plan_for(cell, batch, dtype)
+        except _Unsupported:
+            dt = as_step_times(elapsed_time, batch, x)
+            states, out = ltc_sequence(cell, x.unsqueeze(0), h, dt, min_dt=min_dt)
+            return out[0], states[0]
+    x_strides, h_strides = x.stride(), h.stride()
+    if x_strides[1] != 1:
         x = x.contiguous()
-    if h.stride(-1) != 1:
+        x_strides = x.stride()
+    if h_strides[1] != 1:
         h = h.contiguous()
-    dims, ptrs = plan.dims, plan.ptrs
-    dims[_D_X_SB], dims[_D_H_SB] = x.stride(0), h.stride(0)
-    ptrs[_P_X], ptrs[_P_H0] = x.data_ptr(), h.data_ptr()
+        h_strides = h.stride()
     if isinstance(elapsed_time, (int, float)):
-        plan.dt_value.value = elapsed_time
-        ptrs[_P_DT] = plan.dt_address
-        dims[_D_DT_SB] = 0
+        dt_ptr, dt_stride, dt_number = 0, 0, float(elapsed_time)
     else:
         dt = as_step_times(elapsed_time, batch, x)  # (1, B)
-        ptrs[_P_DT] = dt.data_ptr()
-        dims[_D_DT_SB] = dt.stride(1)
-    new_h = torch.empty_like(h, memory_format=torch.contiguous_format)
-    out = x.new_empty(batch, int(dims[4]))
-    ptrs[_P_STATES], ptrs[_P_OUT] = new_h.data_ptr(), out.data_ptr()
-    dims[18], dims[19], dims[20], dims[21] = 0, new_h.stride(0), 0, out.stride(0)
-    status = plan.forward(dims, ptrs, cell._epsilon, min_dt)
-    if status == _BAD_TIME:
-        raise ValueError("elapsed_time must be >= 0 and not NaN everywhere (elapsed time between steps)")
-    if status == _NO_MEMORY:
+        dt_ptr, dt_stride, dt_number = dt.data_ptr(), dt.stride(1), 0.0
+    new_h = x.new_empty(batch, plan.n_state)  # (separate int arguments parse fastest)
+    out = x.new_empty(batch, plan.n_out)
+    _pack_call(plan.call, 0, x.data_ptr(), h.data_ptr(), dt_ptr, new_h.data_ptr(), out.data_ptr(),
+               x_strides[0], h_strides[0], dt_stride, dt_number, cell._epsilon, min_dt)
+    status = plan.step(plan.dims_addr, plan.ptrs_addr, plan.call_addr)
+    if status:
+        if status == _BAD_TIME:
+            raise ValueError("elapsed_time must be >= 0 and not NaN everywhere (elapsed time between steps)")
         raise MemoryError("the LTC kernel could not allocate its work space")
     return out, new_h
 
@@ -354,7 +421,9 @@ def as_step_times(elapsed_time: Any, batch: int, ref: Tensor) -> Tensor:
 
     No value check here: the kernel rejects negative and NaN times.
     """
-    ts = torch.as_tensor(elapsed_time, dtype=ref.dtype, device=ref.device)
+    ts = elapsed_time
+    if not isinstance(ts, Tensor) or ts.dtype is not ref.dtype or ts.device != ref.device:
+        ts = torch.as_tensor(ts, dtype=ref.dtype, device=ref.device)
     if ts.dim() == 0:
         return ts.reshape(1, 1).expand(1, batch)
     if ts.shape == (batch,):

@@ -29,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Literal, get_args
 
@@ -37,6 +38,7 @@ from torch import nn
 
 from ._backend import cells, wirings
 from ..cells import cfc_fast, ltc_fast
+from ..cells.ltc import LTCCell
 
 CoreKind = Literal["ltc", "cfc", "lstm"]
 CfCMode = Literal["default", "pure", "no_gate"]
@@ -57,6 +59,10 @@ class RecurrentCore(nn.Module):
     """
 
     kind: str
+    #: ``_cell_step`` also accepts dt as a Python number (the same value as the clamped tensor; see ``step``)
+    _number_dt = False
+    #: ``_cell_step`` raises the NaN error itself (saves ``step`` two tensor ops on every call)
+    _cell_rejects_nan = False
 
     def __init__(self, input_size: int, state_size: int, output_size: int, min_elapsed_time: float):
         super().__init__()
@@ -72,7 +78,8 @@ class RecurrentCore(nn.Module):
 
     # -- the one method a subclass implements -------------------------------------------------------------------
     def _cell_step(self, x: torch.Tensor, state: torch.Tensor, dt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Advance the cell one step. x: (B, F), state: (B, S), dt: (B, 1) already clamped -> ((B, O), (B, S))."""
+        """Advance the cell one step. x: (B, F), state: (B, S), dt: (B, 1) already clamped (or, where
+        ``_number_dt`` is set, a number already clamped) -> ((B, O), (B, S))."""
         raise NotImplementedError
 
     # -- public interface ---------------------------------------------------------------------------------------
@@ -94,11 +101,17 @@ class RecurrentCore(nn.Module):
         Returns:
             ``(output, new_state)`` with output (B, O) and new_state (B, S).
         """
-        if x.dim() != 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"x must have shape (B, {self.input_size}), got {tuple(x.shape)}")
-        batch = x.shape[0]
-        self._check_state(state, batch)
-        dt = self._elapsed_time(dt, (batch,), x)
+        shape = x.shape
+        if len(shape) != 2 or shape[1] != self.input_size:
+            raise ValueError(f"x must have shape (B, {self.input_size}), got {tuple(shape)}")
+        batch = shape[0]
+        if not (isinstance(state, torch.Tensor) and state.shape == (batch, self.state_size)):
+            self._check_state(state, batch)  # raises with the details
+        if self._number_dt and isinstance(dt, (int, float)):
+            number = _clamped_number(dt, self.min_elapsed_time, x.dtype)
+            if number is not None:  # the same value the tensor path below gives the cell, without tensor ops
+                return self._cell_step(x, state, number)
+        dt = self._elapsed_time(dt, (batch,), x, check_nan=not self._cell_rejects_nan)
         return self._cell_step(x, state, dt.unsqueeze(-1))
 
     def sequence(
@@ -141,6 +154,10 @@ class RecurrentCore(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Step by step over time. x: (B, T, F), state: (B, S), dt: (B, T) clamped, starts: (B, T) bool ->
         (outputs (B, T, O), states after each step (B, T, S)). Subclasses may fuse the loop."""
+        if x.shape[1] == 1:  # one step (acting in an environment): no loop, no stacking
+            state = state.masked_fill(starts, 0.0)  # exact reset; (B, 1) broadcast over the state axis
+            out, state = self._cell_step(x[:, 0], state, dt)
+            return out.unsqueeze(1), state.unsqueeze(1)
         zeros = torch.zeros_like(state)
         outputs, states = [], []
         for t in range(x.shape[1]):
@@ -165,16 +182,20 @@ class RecurrentCore(nn.Module):
         if tuple(state.shape) != (batch, self.state_size):
             raise ValueError(f"state must have shape (B, S) = {(batch, self.state_size)}, got {tuple(state.shape)}")
 
-    def _elapsed_time(self, dt: torch.Tensor | float, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        """dt as a tensor of ``shape`` on ``like``'s device/dtype, clamped below at ``min_elapsed_time``."""
-        dt = torch.as_tensor(dt, dtype=like.dtype, device=like.device)
+    def _elapsed_time(self, dt: torch.Tensor | float, shape: tuple[int, ...], like: torch.Tensor,
+                      check_nan: bool = True) -> torch.Tensor:
+        """dt as a tensor of ``shape`` on ``like``'s device/dtype, clamped below at ``min_elapsed_time``.
+        ``ValueError`` for NaN unless ``check_nan`` is False (the clamp keeps NaN)."""
+        if not isinstance(dt, torch.Tensor) or dt.dtype is not like.dtype or dt.device != like.device:
+            dt = torch.as_tensor(dt, dtype=like.dtype, device=like.device)
         if dt.dim() == 0:
             dt = dt.expand(shape)
-        elif tuple(dt.shape) != shape:
+        elif dt.shape != shape:
             raise ValueError(f"dt must be a scalar or have shape {shape} (seconds per sample and step), got {tuple(dt.shape)}")
-        if torch.isnan(dt).any():
+        dt = dt.clamp_min(self.min_elapsed_time)  # keeps NaN; no -inf is left, so the sum is NaN only for a NaN
+        if check_nan and math.isnan(dt.sum().detach()):  # (detached: reading a number from a graph would warn)
             raise ValueError("dt contains NaN; elapsed times must be finite seconds")
-        return dt.clamp_min(self.min_elapsed_time)
+        return dt
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, input_size={self.input_size}, state_size={self.state_size}, output_size={self.output_size}"
@@ -197,9 +218,16 @@ class LTCCore(RecurrentCore):
         self.wiring = wiring
         self.cell = cells.LTCCell(wiring, in_features=input_size, input_mapping=input_mapping, ode_unfolds=ode_unfolds,
                                   implicit_param_constraints=True)
+        # our cell takes a number as elapsed time and rounds it like a tensor (ncps's cell would not round it)
+        self._number_dt = self._cell_rejects_nan = isinstance(self.cell, LTCCell)
 
     def _cell_step(self, x, state, dt):
-        return self.cell(x, state, dt)
+        try:
+            return self.cell(x, state, dt)
+        except ValueError as exc:  # our cell rejects NaN times: say it in the core's words
+            if self._cell_rejects_nan and isinstance(dt, torch.Tensor) and bool(torch.isnan(dt).any()):
+                raise ValueError("dt contains NaN; elapsed times must be finite seconds") from exc
+            raise
 
     def _cell_sequence(self, x, state, dt, starts):
         """The whole sequence in one native call when the fast LTC kernel applies (see ``cells/ltc_fast.py``)."""
@@ -318,6 +346,18 @@ def make_core(
     if is_wiring:
         raise TypeError("kind='lstm' takes a hidden size (int), not a wiring")
     return LSTMCore(input_size, wiring_or_units, min_elapsed_time=min_elapsed_time)
+
+
+def _clamped_number(dt, min_elapsed_time: float, dtype: torch.dtype) -> float | None:
+    """``dt`` clamped below at ``min_elapsed_time``, as a number that a float32/float64 cell rounds to exactly
+    ``torch.as_tensor(dt, dtype=dtype).clamp_min(min_elapsed_time)`` (rounding to nearest is monotonic, so
+    clamping before or after it gives the same value); None for other dtypes. ``ValueError`` for NaN."""
+    if dtype is not torch.float32 and dtype is not torch.float64:
+        return None
+    value = float(dt)
+    if math.isnan(value):
+        raise ValueError("dt contains NaN; elapsed times must be finite seconds")
+    return min_elapsed_time if value < min_elapsed_time else value
 
 
 def _is_wiring(obj) -> bool:

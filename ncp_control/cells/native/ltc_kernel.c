@@ -295,6 +295,29 @@ int NCP_FN(ltc_forward)(const int64_t *d, void **p, double epsilon, double min_d
     return status;
 }
 
+/* One no-grad step (T = 1) with the tables d and p prebuilt by the caller (ltc_fast._StepPlan, one per thread),
+ * so that Python passes only what changes between calls, packed in one array `call`:
+ *   call[0..4]: addresses of x (B,I), h0 (B,N), dt (NULL: use the number in call[8]), states (B,N), out (B,M);
+ *   call[5..7]: batch strides of x, h0 and dt; call[8..10]: (as double bits) dt, epsilon, min_dt.
+ * A number dt is converted to the tensors' type first, as a tensor holding it would be. The per-call entries
+ * of d and p are overwritten; p[P_DT] is cleared again before returning. */
+int NCP_FN(ltc_step)(int64_t *d, void **p, const int64_t *call) {
+    double v[3];
+    memcpy(v, call + 8, sizeof v);
+    real dt_number = (real)v[0];
+    p[P_X] = (void *)(intptr_t)call[0];
+    p[P_H0] = (void *)(intptr_t)call[1];
+    p[P_DT] = call[2] ? (void *)(intptr_t)call[2] : (void *)&dt_number;
+    p[P_STATES] = (void *)(intptr_t)call[3];
+    p[P_OUT] = (void *)(intptr_t)call[4];
+    d[D_X_SB] = call[5];
+    d[D_H_SB] = call[6];
+    d[D_DT_SB] = call[2] ? call[7] : 0;
+    int status = NCP_FN(ltc_forward)(d, p, v[1], v[2]);
+    p[P_DT] = NULL;
+    return status;
+}
+
 /* Backward of ltc_forward. Gradients of the parameters are written (not accumulated) at the edges of the
  * dense (N,N)/(I,N) arrays, which the caller zero-fills; gx (T,B,I) and gdt (T,B) are contiguous and optional.
  * gstates (T,B,N) and gout (T,B,M) are the incoming gradients (either may be NULL). */

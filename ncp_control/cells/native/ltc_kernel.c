@@ -92,6 +92,30 @@ static inline work NCP_FN(softplus_grad)(work x) {
 
 static inline work NCP_FN(sigmoid)(work z) { return ncp_sigmoid(z); }
 
+/* Backward through one synapse (internal or sensory) over the batch: given the gradients dn, dd (B,) of the
+ * postsynaptic numerator and denominator sums, its activation a = sigmoid(sigma (pre - mu)) (B,) and presynaptic
+ * potential pre (B,), accumulate the parameter gradients (*g_w, *g_erev, *g_sig, *g_mu) and the presynaptic
+ * gradient gpre (B,). */
+static inline void NCP_FN(synapse_backward)(int64_t B, const work *pre, const work *a, const work *dn, const work *dd,
+                                            work *gpre, work erev, work we, work sg, work mu,
+                                            work *g_w, work *g_erev, work *g_sig, work *g_mu) {
+    work r_w = 0, r_erev = 0, r_sig = 0, r_mu = 0;
+#pragma omp simd reduction(+ : r_w, r_erev, r_sig, r_mu)
+    for (int64_t b = 0; b < B; b++) {
+        work t1 = dn[b] * erev + dd[b];
+        r_w += t1 * a[b];
+        r_erev += dn[b] * a[b];
+        work dz = t1 * we * a[b] * (1 - a[b]);
+        r_sig += dz * (pre[b] - mu);
+        r_mu += dz;
+        gpre[b] += dz * sg;
+    }
+    *g_w += r_w;
+    *g_erev += r_erev;
+    *g_sig += r_sig;
+    *g_mu += r_mu;
+}
+
 /* Sequence-invariant terms gathered on the edges. */
 typedef struct {
     work *we, *wer, *mu, *sig, *erev;      /* internal edges: positive weight * mask, times erev, mu, sigma, erev */
@@ -422,28 +446,10 @@ int NCP_FN(ltc_backward)(const int64_t *d, void **p, double epsilon, double min_
                     }
                 }
             }
-            for (int64_t e = 0; e < E; e++) {
-                const int64_t s = src[e], j = dst[e];
-                const work *vs = v + s * B, *a = act + e * B, *dnj = dnum + j * B, *ddj = dden + j * B;
-                work *gs = gn + s * B;
-                const work erev = c.erev[e], we = c.we[e], sg = c.sig[e],
-                           mu = c.mu[e];
-                work r_w = 0, r_erev = 0, r_sig = 0, r_mu = 0;
-#pragma omp simd reduction(+ : r_w, r_erev, r_sig, r_mu)
-                for (int64_t b = 0; b < B; b++) {
-                    work t1 = dnj[b] * erev + ddj[b];
-                    r_w += t1 * a[b];
-                    r_erev += dnj[b] * a[b];
-                    work dz = t1 * we * a[b] * (1 - a[b]);
-                    r_sig += dz * (vs[b] - mu);
-                    r_mu += dz;
-                    gs[b] += dz * sg;
-                }
-                a_w[e] += r_w;
-                a_erev[e] += r_erev;
-                a_sig[e] += r_sig;
-                a_mu[e] += r_mu;
-            }
+            for (int64_t e = 0; e < E; e++)
+                NCP_FN(synapse_backward)(B, v + src[e] * B, act + e * B, dnum + dst[e] * B, dden + dst[e] * B,
+                                         gn + src[e] * B, c.erev[e], c.we[e], c.sig[e], c.mu[e],
+                                         a_w + e, a_erev + e, a_sig + e, a_mu + e);
             work *tmp = g; g = gn; gn = tmp;
         }
         if (gdt_t)
@@ -451,28 +457,10 @@ int NCP_FN(ltc_backward)(const int64_t *d, void **p, double epsilon, double min_
                 if (!(dt[t * d[D_DT_ST] + b * d[D_DT_SB]] >= (work)min_dt)) gdt_t[b] = 0; /* clamped: no gradient */
         /* sensory synapses */
         memset(du, 0, sizeof(work) * (size_t)(I * B));
-        for (int64_t e = 0; e < ES; e++) {
-            const int64_t i = ssrc[e], j = sdst[e];
-            const work *ui = u + i * B, *a = sact + e * B, *dnj = dsn + j * B, *ddj = dsd + j * B;
-            work *dui = du + i * B;
-            const work erev = c.serev[e], we = c.swe[e], sg = c.ssig[e],
-                       mu = c.smu[e];
-            work r_w = 0, r_erev = 0, r_sig = 0, r_mu = 0;
-#pragma omp simd reduction(+ : r_w, r_erev, r_sig, r_mu)
-            for (int64_t b = 0; b < B; b++) {
-                work t1 = dnj[b] * erev + ddj[b];
-                r_w += t1 * a[b];
-                r_erev += dnj[b] * a[b];
-                work dz = t1 * we * a[b] * (1 - a[b]);
-                r_sig += dz * (ui[b] - mu);
-                r_mu += dz;
-                dui[b] += dz * sg;
-            }
-            s_w[e] += r_w;
-            s_erev[e] += r_erev;
-            s_sig[e] += r_sig;
-            s_mu[e] += r_mu;
-        }
+        for (int64_t e = 0; e < ES; e++)
+            NCP_FN(synapse_backward)(B, u + ssrc[e] * B, sact + e * B, dsn + sdst[e] * B, dsd + sdst[e] * B,
+                                     du + ssrc[e] * B, c.serev[e], c.swe[e], c.ssig[e], c.smu[e],
+                                     s_w + e, s_erev + e, s_sig + e, s_mu + e);
         /* input mapping */
         for (int64_t b = 0; b < B; b++) {
             const real *xr = x + t * d[D_X_ST] + b * d[D_X_SB];

@@ -45,6 +45,7 @@ def pure(monkeypatch):
     class _Pure:
         def __enter__(self):
             monkeypatch.setattr(ltc_fast, "fast_path_available", lambda *a, **k: False)
+            monkeypatch.setattr(ltc_fast, "try_step_no_grad", lambda *a, **k: None)
             monkeypatch.setattr(cfc_fast, "fast_path_available", lambda *a, **k: False)
 
         def __exit__(self, *exc):
@@ -224,6 +225,60 @@ def test_cached_constants_follow_in_place_parameter_changes(pure):
     assert not torch.allclose(before, after)
     _assert_same(after, ref, 1e-6)
     assert torch.equal(loaded, expected)
+
+
+def test_cached_constants_follow_changes_made_through_data(pure):
+    """``p.data.mul_()`` leaves autograd's version counter alone; the cached step constants must still follow it,
+    and a mask changed through ``.data`` (a new synapse) must rebuild the edge lists."""
+    torch.manual_seed(9)
+    cell = LTCCell(_ncp(), 4, implicit_param_constraints=True)
+    x, h = torch.randn(3, 4), torch.randn(3, 9)
+
+    def fast_and_pure():
+        with torch.no_grad():
+            fast = cell(x, h, 0.5)
+            with pure:
+                ref = cell(x, h, 0.5)
+        return fast, ref
+
+    before = fast_and_pure()[0]
+    for change in (lambda: cell.w.data.mul_(3.0), lambda: cell.sensory_mu.data.add_(0.4),
+                   lambda: cell.cm.data.copy_(cell.cm.data * 2), lambda: cell.erev.data.neg_()):
+        change()
+        fast, ref = fast_and_pure()
+        for a, b in zip(fast, ref):
+            _assert_same(a, b, 1e-6)
+    assert not torch.allclose(before[1], fast[1])
+    off = (cell.sparsity_mask == 0).nonzero()[0]
+    cell.sparsity_mask.data[off[0], off[1]] = 1.0  # a synapse the cached edge lists do not have
+    fast, ref = fast_and_pure()
+    for a, b in zip(fast, ref):
+        _assert_same(a, b, 1e-6)
+    seq = LTC(4, _ncp(), batch_first=True)
+    with torch.no_grad():
+        seq.rnn_cell(x, h, 0.5)  # caches edges for the sequence path too
+        seq.rnn_cell.sparsity_mask.data.zero_()
+        got = seq(x.unsqueeze(1), h)[0]
+        with pure:
+            want = seq(x.unsqueeze(1), h)[0]
+    _assert_same(got, want, 1e-6)
+
+
+def test_cells_with_step_tables_copy_and_pickle():
+    """The per-thread step tables hold raw addresses; copies and pickles must not share or carry them."""
+    import copy
+    import pickle
+
+    torch.manual_seed(10)
+    cell = LTCCell(_ncp(), 4, implicit_param_constraints=True)
+    x, h = torch.randn(3, 4), torch.randn(3, 9)
+    with torch.no_grad():
+        expected = cell(x, h, 0.5)[1]
+        for other in (copy.deepcopy(cell), pickle.loads(pickle.dumps(cell))):
+            with torch.no_grad():
+                other.w.mul_(2.0)
+            assert torch.equal(cell(x, h, 0.5)[1], expected)
+            assert not torch.allclose(other(x, h, 0.5)[1], expected)
 
 
 def test_no_grad_steps_follow_batch_dtype_and_parameter_swaps(pure):

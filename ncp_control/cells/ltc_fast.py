@@ -23,7 +23,6 @@ import ctypes
 import operator
 import struct
 import threading
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -40,10 +39,10 @@ _MAPPING_CODE = {"none": 0, "linear": 1, "affine": 2}
 _PARAMS = ("gleak", "vleak", "cm", "w", "erev", "mu", "sigma")
 _SENSORY = ("sensory_w", "sensory_erev", "sensory_mu", "sensory_sigma")
 _MAPS = ("input_w", "input_b", "output_w", "output_b")
-_N_DIMS, _N_PTRS = 26, 49
-_BAD_TIME, _NO_MEMORY = 2, 1
-# Index of the cached constants in the kernel's pointer table (P_CONSTS in ltc_kernel.c).
-_P_CONSTS = 48
+_N_DIMS, _N_PTRS = 26, 50
+_BAD_TIME, _NO_MEMORY, _STALE = 2, 1, 3
+# Indices of the cached constants and their snapshot in the kernel's pointer table (P_CONSTS, P_SNAP).
+_P_CONSTS, _P_SNAP = 48, 49
 
 
 def _library() -> ctypes.CDLL | None:
@@ -53,7 +52,7 @@ def _library() -> ctypes.CDLL | None:
             f = getattr(lib, fn)
             f.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double, ctypes.c_double)
             f.restype = ctypes.c_int
-        for fn in ("ltc_consts_f32", "ltc_consts_f64"):
+        for fn in ("ltc_consts_f32", "ltc_consts_f64", "ltc_snapshot_f32", "ltc_snapshot_f64"):
             f = getattr(lib, fn)
             f.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
             f.restype = ctypes.c_int
@@ -91,24 +90,20 @@ _functorch_active = torch._C._are_functorch_transforms_active
 _loaded = _native._libraries.get
 
 
-def _mask_key(cell: LTCCell) -> tuple:
-    m, sm = cell._buffers["sparsity_mask"], cell._buffers["sensory_sparsity_mask"]
-    return (m.data_ptr(), m._version, sm.data_ptr(), sm._version)
-
-
 def _edges(cell: LTCCell) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(src, dst) int32 index lists of the internal and sensory synapses, sorted by destination; cached."""
-    masks = (cell.sparsity_mask, cell.sensory_sparsity_mask)
-    key = _mask_key(cell)
+    """(src, dst) int32 index lists of the internal and sensory synapses, sorted by destination; cached with a
+    copy of the masks they come from, compared by value (so that also a change through ``.data`` is seen)."""
+    masks = (cell.sparsity_mask.detach(), cell.sensory_sparsity_mask.detach())
     cached = cell.__dict__.get("_fast_edges")
-    if cached is not None and cached[0] == key:
+    if cached is not None and all(a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+                                  for a, b in zip(cached[0], masks)):
         return cached[1]
     lists = []
     for m in masks:
-        dst_src = torch.nonzero(m.detach().t() != 0)  # (E, 2) rows (dest, src), ordered by dest
+        dst_src = torch.nonzero(m.t() != 0)  # (E, 2) rows (dest, src), ordered by dest
         lists += [dst_src[:, 1].to(torch.int32).contiguous(), dst_src[:, 0].to(torch.int32).contiguous()]
     edges = tuple(lists)
-    cell.__dict__["_fast_edges"] = (key, edges)
+    cell.__dict__["_fast_edges"] = (tuple(m.clone() for m in masks), edges)
     return edges
 
 
@@ -262,18 +257,21 @@ class _StepPlan:
     Building the kernel's tables costs more than the kernel does at small batch sizes, so they are kept, and a
     call passes only what changes (five addresses, three strides, three numbers) packed into one small array by
     a single ``struct.pack_into``. The sequence-invariant terms (softplus of the weights, ``w * erev``, ...) are
-    cached too; :meth:`current` tells whether they still hold, from one tuple of the parameters' and masks'
-    addresses and version counters (an optimiser step, ``load_state_dict`` or ``.data = ...`` changes one).
+    cached too, with a snapshot of the values they come from that the kernel compares, bit for bit, before every
+    step (``sync_snapshot`` in ``ltc_kernel.c``): any change of a parameter's or mask's contents recomputes them,
+    also one made through ``.data`` (which autograd's version counters do not see). In Python only the tensors'
+    addresses are compared (:meth:`current_key`): a new tensor (``.data = ...``, ``load_state_dict`` with
+    ``assign=True``, ``torch.func.functional_call``) re-points the tables.
     """
 
-    __slots__ = ("batch", "dtype", "edges", "masks", "dims", "ptrs", "call", "step", "fill_consts", "consts",
-                 "get_params", "get_masks", "n_params", "slots", "key", "dims_addr", "ptrs_addr",
-                 "call_addr", "n_state", "n_out", "n_versioned")
+    __slots__ = ("batch", "dtype", "edges", "masks", "dims", "ptrs", "call", "step", "snapshot", "consts", "snap",
+                 "get_params", "get_masks", "slots", "key", "dims_addr", "ptrs_addr", "call_addr", "n_state",
+                 "n_out")
 
     def __init__(self, cell: LTCCell, batch: int, dtype: torch.dtype):
         spec = _Spec(cell, 1, batch, 0.0)
         self.batch, self.dtype, self.edges, self.masks = batch, dtype, spec.edges, spec.masks
-        N, M = spec.dims[2], spec.dims[4]
+        N, I, M, E, ES = spec.dims[2], spec.dims[3], spec.dims[4], spec.dims[6], spec.dims[7]
         self.n_state, self.n_out = N, M
         self.dims = (ctypes.c_int64 * _N_DIMS)(*spec.dims)
         self.dims[19], self.dims[21] = N, M  # the outputs are fresh contiguous (B, N) and (B, M) tensors
@@ -281,85 +279,114 @@ class _StepPlan:
         self.call = (ctypes.c_int64 * 11)()
         self.dims_addr, self.ptrs_addr = ctypes.addressof(self.dims), ctypes.addressof(self.ptrs)
         self.call_addr = ctypes.addressof(self.call)
-        n_consts = 5 * spec.dims[6] + 5 * spec.dims[7] + 3 * N
-        self.consts = torch.empty(n_consts, dtype=torch.float64)
+        self.consts = torch.empty(5 * E + 5 * ES + 3 * N, dtype=torch.float64)
+        self.snap = torch.empty(N * N + I * N + 4 * E + 4 * ES + 3 * N, dtype=dtype)
         lib = _library()
         self.step = getattr(lib, f"ltc_step_{spec.suffix}")
-        self.fill_consts = getattr(lib, f"ltc_consts_{spec.suffix}")
+        self.snapshot = getattr(lib, f"ltc_snapshot_{spec.suffix}")
         src, dst, ssrc, sdst = self.edges
-        for i, t in zip((11, 16, 21, 22, 23, 24), (self.masks[0], self.masks[1], src, dst, ssrc, sdst)):
+        for i, t in zip((21, 22, 23, 24), (src, dst, ssrc, sdst)):
             self.ptrs[i] = t.data_ptr()
         self.ptrs[_P_CONSTS] = self.consts.data_ptr()
+        self.ptrs[_P_SNAP] = self.snap.data_ptr()
         # the parameters this cell has (the mappings may be absent), and where their addresses go in the table
         order = dict(zip(_PARAMS + _SENSORY + _MAPS, (4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 17, 18, 19, 20)))
         names = [n for n in order if cell._parameters.get(n) is not None]
-        self.slots = [order[n] for n in names]
-        self.n_params = len(names)
-        # the masks and the 11 parameters the cached constants come from first, the mappings (read directly by
-        # the kernel: only their addresses matter) last
+        self.slots = [11, 16] + [order[n] for n in names]  # the masks first
         self.get_masks = operator.itemgetter("sparsity_mask", "sensory_sparsity_mask")
         self.get_params = operator.itemgetter(*names)
-        self.n_versioned = 2 + len(_PARAMS + _SENSORY)
         self.key: tuple | None = None
 
     def current_key(self, cell: LTCCell) -> tuple:
-        """Addresses of the masks and parameters, then the version counters of the masks and the parameters the
-        cached constants come from (KeyError or TypeError if one was deleted or set to None)."""
-        tensors = self.get_masks(cell._buffers) + self.get_params(cell._parameters)
-        return (*map(_data_ptr, tensors), *map(_version, tensors[:self.n_versioned]))
+        """Addresses of the masks and the parameters (KeyError or TypeError if one was deleted or set to None)."""
+        return (*map(_data_ptr, self.get_masks(cell._buffers) + self.get_params(cell._parameters)),)
 
     def refresh(self, cell: LTCCell, key: tuple) -> None:
-        """Point the tables at the current parameters and recompute the cached constants."""
-        params = self.get_params(cell._parameters)
-        for p in params:
-            if not p.is_contiguous() or p.dtype != self.dtype:
+        """Point the tables at the current masks and parameters and recompute the cached constants."""
+        tensors = self.get_masks(cell._buffers) + self.get_params(cell._parameters)
+        for t in tensors:
+            if not t.is_contiguous() or t.dtype != self.dtype or not t.is_cpu:
                 raise _Unsupported
-        for i, p in zip(self.slots, params):
-            self.ptrs[i] = p.data_ptr()
-        if self.fill_consts(self.dims_addr, self.ptrs_addr) != 0:
+        for i, t in zip(self.slots, tensors):
+            self.ptrs[i] = t.data_ptr()
+        if self.snapshot(self.dims_addr, self.ptrs_addr) != 0:
             raise MemoryError("the LTC kernel could not compute its constants")
         self.key = key
 
 
 _data_ptr = Tensor.data_ptr
-_version = operator.attrgetter("_version")
 # five addresses, three strides, then elapsed time, epsilon and min_dt as doubles (see ltc_step in ltc_kernel.c)
 _pack_call = struct.Struct("@5Q3q3d").pack_into
+_get_ident = threading.get_ident
 
 
 class _Unsupported(Exception):
     """A configuration the prebuilt step tables do not cover (falls back to ``ltc_sequence``)."""
 
 
-_threads = threading.local()
+class _PlanCache(dict):
+    """A cell's step plans by thread id (``cell.__dict__["_step_plans"]``). Copies and pickles of the cell start
+    empty: the tables hold raw addresses that only mean something for the original cell."""
+
+    __slots__ = ()
+
+    def __reduce__(self):
+        return (_PlanCache, ())
+
+    def __deepcopy__(self, memo):
+        return _PlanCache()
+
+    def __copy__(self):
+        return _PlanCache()
 
 
-def _plan_for(cell: LTCCell, batch: int, dtype: torch.dtype) -> _StepPlan:
-    """This thread's step plan for ``cell``, its constants matching the current parameters.
+_NO_PLANS: dict = {}
+
+
+def _plan_for(cell: LTCCell, batch: int, dtype: torch.dtype, rebuild: bool = False) -> _StepPlan:
+    """This thread's step plan for ``cell``, pointing at the current parameters (a new one with ``rebuild``).
 
     Raises ``_Unsupported`` where the tables do not apply (a parameter deleted, non-contiguous or of another dtype).
     """
-    plans = getattr(_threads, "plans", None)
+    plans = cell.__dict__.get("_step_plans")
     if plans is None:
-        plans = _threads.plans = weakref.WeakKeyDictionary()
-    plan = plans.get(cell)
+        plans = cell.__dict__["_step_plans"] = _PlanCache()
+    plan = None if rebuild else plans.get(_get_ident())
     try:
         if plan is not None and plan.batch == batch and plan.dtype is dtype:
             key = plan.current_key(cell)
-            if key == plan.key:  # the common case: nothing changed since the last call
+            if key == plan.key:
                 return plan
-            n = len(key) - plan.n_versioned  # where the versions start
-            if plan.key is None or key[:2] != plan.key[:2] or key[n:n + 2] != plan.key[n:n + 2]:
+            if key[:2] != plan.key[:2]:
                 plan = None  # other masks: other edge lists
         else:
             plan = None
         if plan is None:
-            plan = plans[cell] = _StepPlan(cell, batch, dtype)
+            plan = plans[_get_ident()] = _StepPlan(cell, batch, dtype)
             key = plan.current_key(cell)
     except (KeyError, TypeError):  # a parameter or mask deleted or set to None since the cell was built
         raise _Unsupported from None
     plan.refresh(cell, key)
     return plan
+
+
+def try_step_no_grad(cell: LTCCell, x: Tensor, h: Tensor, elapsed_time: Any, min_dt: float):
+    """:func:`ltc_step_no_grad` if this thread has step tables for ``cell`` at this batch size and dtype that
+    still point at its tensors, with ``x`` and ``h`` on the CPU; else None (the caller takes the general path).
+
+    This is the whole per-step cost of a policy in an environment loop, so it checks only what can change
+    between two such calls; everything else was checked when the tables were built.
+    """
+    plan = cell.__dict__.get("_step_plans", _NO_PLANS).get(_get_ident())
+    if (plan is None or plan.batch != x.shape[0] or x.dtype is not plan.dtype or h.dtype is not plan.dtype
+            or not x.is_cpu or not h.is_cpu or _functorch_active()):
+        return None
+    try:
+        if plan.current_key(cell) != plan.key:
+            return None
+    except (KeyError, TypeError):
+        return None
+    return _run_step(plan, cell, x, h, elapsed_time, min_dt)
 
 
 def ltc_step_no_grad(
@@ -373,25 +400,17 @@ def ltc_step_no_grad(
         ``(outputs (B, M), next potentials (B, N))``, the same numbers as :func:`ltc_sequence` with T = 1; both
         are new tensors (nothing is reused between calls).
     """
-    batch, dtype = x.shape[0], x.dtype
-    plans = getattr(_threads, "plans", None)
-    plan = None if plans is None else plans.get(cell)
-    if plan is not None and plan.batch == batch and plan.dtype is dtype:
-        try:  # the common case, inlined: nothing changed since this thread's last call
-            tensors = plan.get_masks(cell._buffers) + plan.get_params(cell._parameters)
-            if (*map(_data_ptr, tensors), *map(_version, tensors[:plan.n_versioned])) != plan.key:
-                plan = None
-        except (KeyError, TypeError):  # a parameter deleted or set to None: _plan_for decides
-            plan = None
-    else:
-        plan = None
-    if plan is None:
-        try:
-            plan = _plan_for(cell, batch, dtype)
-        except _Unsupported:
-            dt = as_step_times(elapsed_time, batch, x)
-            states, out = ltc_sequence(cell, x.unsqueeze(0), h, dt, min_dt=min_dt)
-            return out[0], states[0]
+    try:
+        plan = _plan_for(cell, x.shape[0], x.dtype)
+    except _Unsupported:
+        dt = as_step_times(elapsed_time, x.shape[0], x)
+        states, out = ltc_sequence(cell, x.unsqueeze(0), h, dt, min_dt=min_dt)
+        return out[0], states[0]
+    return _run_step(plan, cell, x, h, elapsed_time, min_dt)
+
+
+def _run_step(plan: _StepPlan, cell: LTCCell, x: Tensor, h: Tensor, elapsed_time: Any, min_dt: float):
+    batch = x.shape[0]
     x_strides, h_strides = x.stride(), h.stride()
     if x_strides[1] != 1:
         x = x.contiguous()
@@ -410,6 +429,15 @@ def ltc_step_no_grad(
                x_strides[0], h_strides[0], dt_stride, dt_number, cell._epsilon, min_dt)
     status = plan.step(plan.dims_addr, plan.ptrs_addr, plan.call_addr)
     if status:
+        if status == _STALE:  # a mask's contents changed (through .data): new edge lists, then the step again
+            cell.__dict__.pop("_fast_edges", None)
+            try:
+                plan = _plan_for(cell, batch, x.dtype, rebuild=True)
+            except _Unsupported:
+                states, outputs = ltc_sequence(cell, x.unsqueeze(0), h, as_step_times(elapsed_time, batch, x),
+                                               min_dt=min_dt)
+                return outputs[0], states[0]
+            return _run_step(plan, cell, x, h, elapsed_time, min_dt)
         if status == _BAD_TIME:
             raise ValueError("elapsed_time must be >= 0 and not NaN everywhere (elapsed time between steps)")
         raise MemoryError("the LTC kernel could not allocate its work space")

@@ -58,12 +58,15 @@ enum {
     P_GGLEAK, P_GVLEAK, P_GCM, P_GW, P_GEREV, P_GMU, P_GSIGMA,
     P_GSW, P_GSEREV, P_GSMU, P_GSSIGMA, P_GIN_W, P_GIN_B, P_GOUT_W, P_GOUT_B,
     /* optional: sequence-invariant terms computed by ltc_consts (5E + 5ES + 3N doubles) */
-    P_CONSTS, P_COUNT
+    P_CONSTS,
+    /* ltc_step only: the values P_CONSTS was computed from (see sync_snapshot) */
+    P_SNAP, P_COUNT
 };
 
 #define NCP_OK 0
 #define NCP_ENOMEM 1
 #define NCP_EBADTIME 2
+#define NCP_ESTALE 3 /* ltc_step: a mask changed, the edge lists must be rebuilt by the caller */
 
 #define NCP_REAL float
 #define NCP_FN(name) name##_f32
@@ -319,12 +322,75 @@ int NCP_FN(ltc_forward)(const int64_t *d, void **p, double epsilon, double min_d
     return status;
 }
 
+/* Keep the cached constants P_CONSTS true to the parameters. The snapshot p[P_SNAP] (type real) holds both
+ * masks whole (N*N + I*N), then the raw values the constants come from: w, erev, mu, sigma at the internal edges
+ * (4E), the same four at the sensory edges (4ES) and gleak, vleak, cm (3N). Every value is compared bit for bit
+ * with the parameter memory (so a change made behind autograd's back, such as p.data.mul_(), which leaves the
+ * version counter alone, is seen too) and copied; any difference recomputes the constants. Returns NCP_ESTALE if a
+ * mask changed (the edge lists no longer hold: the caller rebuilds its tables), else NCP_OK. With `force` the
+ * constants are recomputed whatever the comparison says. */
+static int NCP_FN(sync_snapshot)(const int64_t *d, void **p, int force) {
+    const int64_t N = d[D_N], I = d[D_I], E = d[D_E], ES = d[D_ES];
+    real *s = (real *)p[P_SNAP];
+    if (memcmp(s, p[P_MASK], sizeof(real) * (size_t)(N * N)) != 0 ||
+        memcmp(s + N * N, p[P_SMASK], sizeof(real) * (size_t)(I * N)) != 0)
+        return NCP_ESTALE;
+    s += N * N + I * N;
+    int changed = force;
+    const int32_t *src = (const int32_t *)p[P_SRC], *dst = (const int32_t *)p[P_DST];
+    const real *w = (const real *)p[P_W], *erev = (const real *)p[P_EREV], *mu = (const real *)p[P_MU];
+    const real *sig = (const real *)p[P_SIGMA];
+    for (int64_t e = 0; e < E; e++, s += 4) {
+        const int64_t at = (int64_t)src[e] * N + dst[e];
+        const real now[4] = {w[at], erev[at], mu[at], sig[at]};
+        if (memcmp(s, now, sizeof now) != 0) {
+            memcpy(s, now, sizeof now);
+            changed = 1;
+        }
+    }
+    const int32_t *ssrc = (const int32_t *)p[P_SSRC], *sdst = (const int32_t *)p[P_SDST];
+    const real *sw = (const real *)p[P_SW], *serev = (const real *)p[P_SEREV], *smu = (const real *)p[P_SMU];
+    const real *ssig = (const real *)p[P_SSIGMA];
+    for (int64_t e = 0; e < ES; e++, s += 4) {
+        const int64_t at = (int64_t)ssrc[e] * N + sdst[e];
+        const real now[4] = {sw[at], serev[at], smu[at], ssig[at]};
+        if (memcmp(s, now, sizeof now) != 0) {
+            memcpy(s, now, sizeof now);
+            changed = 1;
+        }
+    }
+    const real *vecs[3] = {(const real *)p[P_GLEAK], (const real *)p[P_VLEAK], (const real *)p[P_CM]};
+    for (int k = 0; k < 3; k++, s += N) {
+        if (memcmp(s, vecs[k], sizeof(real) * (size_t)N) != 0) {
+            memcpy(s, vecs[k], sizeof(real) * (size_t)N);
+            changed = 1;
+        }
+    }
+    if (changed) {
+        NCP_FN(consts) c;
+        NCP_FN(make_consts)(d, p, &c, 1);
+    }
+    return NCP_OK;
+}
+
+/* Start a snapshot for sync_snapshot (p[P_SNAP]: N*N + I*N + 4E + 4ES + 3N values of type real) and compute
+ * the constants into p[P_CONSTS]. */
+int NCP_FN(ltc_snapshot)(const int64_t *d, void **p) {
+    const int64_t N = d[D_N], I = d[D_I];
+    real *s = (real *)p[P_SNAP];
+    if (!s || !p[P_CONSTS]) return NCP_ENOMEM;
+    memcpy(s, p[P_MASK], sizeof(real) * (size_t)(N * N));
+    memcpy(s + N * N, p[P_SMASK], sizeof(real) * (size_t)(I * N));
+    return NCP_FN(sync_snapshot)(d, p, 1);
+}
+
 /* One no-grad step (T = 1) with the tables d and p prebuilt by the caller (ltc_fast._StepPlan, one per thread),
  * so that Python passes only what changes between calls, packed in one array `call`:
  *   call[0..4]: addresses of x (B,I), h0 (B,N), dt (NULL: use the number in call[8]), states (B,N), out (B,M);
  *   call[5..7]: batch strides of x, h0 and dt; call[8..10]: (as double bits) dt, epsilon, min_dt.
  * A number dt is converted to the tensors' type first, as a tensor holding it would be. The per-call entries
- * of d and p are overwritten; p[P_DT] is cleared again before returning. */
+ * of d and p are overwritten; p[P_DT] is cleared again before returning. The cached constants are checked
+ * against the parameters first (sync_snapshot); NCP_ESTALE asks the caller to rebuild the tables. */
 int NCP_FN(ltc_step)(int64_t *d, void **p, const int64_t *call) {
     double v[3];
     memcpy(v, call + 8, sizeof v);
@@ -337,7 +403,8 @@ int NCP_FN(ltc_step)(int64_t *d, void **p, const int64_t *call) {
     d[D_X_SB] = call[5];
     d[D_H_SB] = call[6];
     d[D_DT_SB] = call[2] ? call[7] : 0;
-    int status = NCP_FN(ltc_forward)(d, p, v[1], v[2]);
+    int status = NCP_FN(sync_snapshot)(d, p, 0);
+    if (status == NCP_OK) status = NCP_FN(ltc_forward)(d, p, v[1], v[2]);
     p[P_DT] = NULL;
     return status;
 }

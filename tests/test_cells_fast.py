@@ -47,6 +47,7 @@ def pure(monkeypatch):
             monkeypatch.setattr(ltc_fast, "fast_path_available", lambda *a, **k: False)
             monkeypatch.setattr(ltc_fast, "try_step_no_grad", lambda *a, **k: None)
             monkeypatch.setattr(cfc_fast, "fast_path_available", lambda *a, **k: False)
+            monkeypatch.setattr(cfc_fast, "step_no_grad", lambda *a, **k: None)
 
         def __exit__(self, *exc):
             monkeypatch.undo()
@@ -499,3 +500,79 @@ def test_large_wired_cfc_goes_to_torch_where_blas_is_faster():
     assert not cfc_fast.fast_path_available(large, x)
     out, h = large(x, torch.zeros(2, 64), 1.0)
     assert torch.isfinite(h).all() and h.abs().sum() > 0
+
+
+def test_wired_cfc_no_grad_steps_follow_batch_dtype_and_parameter_changes(pure):
+    """The wired CfC's per-thread step tables: rebuilt or bypassed whenever what they point at changes."""
+    import copy
+    import pickle
+
+    torch.manual_seed(17)
+    cell = WiredCfCCell(4, _ncp())
+    batches = {b: (torch.randn(b, 4), torch.randn(b, 9)) for b in (1, 3, 5)}
+
+    def check(target=cell, ts=0.3):
+        for b in (5, 1, 3, 5):
+            dtype = target._layers[0].ff1.weight.dtype
+            x, h = (t.to(dtype) for t in batches[b])
+            with torch.no_grad():
+                fast = target(x, h, ts)
+                with pure:
+                    ref = target(x, h, ts)
+            for a, b in zip(fast, ref):
+                _assert_same(a, b, 1e-6)
+
+    check()
+    check(ts=0.8)  # another number: the table's time buffer is refilled
+    check(ts=0.1 + torch.rand(5)[:1].item())
+    layer = cell._layers[0]
+    layer.ff1.weight.data.mul_(2.0)  # read directly by the kernel: no cache to go stale
+    check()
+    layer.ff2.weight.data = layer.ff2.weight.data * 0.5  # new memory
+    check()
+    layer.time_a.bias = torch.nn.Parameter(layer.time_a.bias.detach() + 0.3)  # a new parameter object
+    check()
+    layer.ff1.weight = torch.nn.Parameter(layer.ff1.weight.detach().t().contiguous().t())  # not contiguous
+    assert not layer.ff1.weight.is_contiguous()
+    check()
+    cell.double()
+    check()
+    for other in (copy.deepcopy(cell), pickle.loads(pickle.dumps(cell))):
+        with torch.no_grad():
+            other._layers[1].ff1.weight.mul_(3.0)
+        check(other)
+    check()
+    x, h = batches[3][0].double(), batches[3][1].double()
+    with torch.no_grad():
+        cell(x, h, 0.3)  # tables for batch 3 exist now
+        with pytest.raises(ValueError, match="input must have shape"):
+            cell(torch.randn(3, 5, dtype=torch.float64), h, 0.3)
+        with pytest.raises(ValueError, match=">= 0"):
+            cell(x, h, float("nan"))
+        with pytest.raises(ValueError, match=">= 0"):
+            cell(x, h, -0.1)
+
+
+def test_wired_cfc_concurrent_no_grad_steps_from_threads_are_correct():
+    torch.manual_seed(18)
+    cell = WiredCfCCell(4, _ncp())
+    inputs = [(torch.randn(b, 4), torch.randn(b, 9)) for b in (1, 3, 5, 8)]
+    with torch.no_grad():
+        expected = [cell(x, h, 0.2)[1] for x, h in inputs]
+    errors = []
+
+    def work(i):
+        x, h = inputs[i]
+        with torch.no_grad():
+            for _ in range(200):
+                if not torch.equal(cell(x, h, 0.2 + 0.1 * (i % 2))[1], cell(x, h, 0.2 + 0.1 * (i % 2))[1]) or (
+                        i % 2 == 0 and not torch.equal(cell(x, h, 0.2)[1], expected[i])):
+                    errors.append(i)
+                    return
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

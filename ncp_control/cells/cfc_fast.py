@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import array
 import ctypes
+import threading
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -70,6 +71,14 @@ def fast_path_available(cell: WiredCfCCell, *tensors: Tensor) -> bool:
     if lib is False:
         lib = _library()
     return lib is not None
+
+
+def needs_autograd(cell: WiredCfCCell, *tensors: Any) -> bool:
+    """True if a call must record a graph (grad mode on and a parameter or one of ``tensors`` requires grad)."""
+    if not torch.is_grad_enabled():
+        return False
+    return any(isinstance(t, Tensor) and t.requires_grad for t in tensors) or any(
+        p.requires_grad for p in cell.parameters())
 
 
 def _layer_params(cell: WiredCfCCell) -> list[Tensor | None]:
@@ -181,6 +190,137 @@ def cfc_sequence(cell: WiredCfCCell, x: Tensor, h0: Tensor, dt: Tensor, reset: T
                                     or any(p is not None and p.requires_grad for p in params)):
         return _CfCSequence.apply(cell, batch_major, x, h0, dt, reset, *params)
     return _forward(cell, x, h0, dt, reset, params, batch_major)[0]
+
+
+class _StepPlan:
+    """Prebuilt kernel tables for no-grad single steps of one wired CfC at one batch size and dtype (per thread).
+
+    Building the tables costs more than a small cell's step, so they are kept and a call fills in only the
+    addresses and strides of its inputs, state and result. The kernel reads the parameters directly (nothing is
+    cached from their values), so only their addresses are compared before a step (:meth:`current_key`).
+    """
+
+    __slots__ = ("batch", "dtype", "dims", "ptrs", "fn", "dims_addr", "ptrs_addr", "key", "tensors_of", "n_state",
+                 "dt", "dt_value", "masks")
+
+    def __init__(self, cell: WiredCfCCell, batch: int, dtype: torch.dtype):
+        self.batch, self.dtype, self.n_state = batch, dtype, cell.state_size
+        params = _layer_params(cell)
+        masks = _masks(cell)
+        for t in params + masks:
+            if t is not None and (not t.is_contiguous() or t.dtype != dtype or not t.is_cpu):
+                raise _Unsupported
+        self.masks = masks  # kept alive: their addresses are in the table
+        x = torch.empty(1, batch, cell.sensory_size, dtype=dtype)
+        h = torch.empty(batch, cell.state_size, dtype=dtype)
+        self.dt = torch.empty(1, batch, dtype=dtype)  # holds a number elapsed time
+        self.dt_value: float | None = None
+        dims = _dims(cell, x, h, self.dt, None, torch.empty(1, batch, cell.state_size, dtype=dtype))
+        self.dims = (ctypes.c_int64 * len(dims))(*dims)
+        ptrs = _pointers(cell, x, h, self.dt, None, h, params, masks)
+        self.ptrs = (ctypes.c_void_p * len(ptrs))(*ptrs)
+        self.dims_addr, self.ptrs_addr = ctypes.addressof(self.dims), ctypes.addressof(self.ptrs)
+        self.fn = getattr(_library(), f"cfc_forward_{'f32' if dtype == torch.float32 else 'f64'}")
+        self.tensors_of = _tensor_getter(cell)
+        self.key = self.current_key(cell)
+
+    def current_key(self, cell: WiredCfCCell) -> tuple:
+        """Addresses of the parameters and masks (a parameter set to None gives 0)."""
+        return tuple([0 if t is None else t.data_ptr() for t in self.tensors_of(cell)])
+
+
+def _tensor_getter(cell: WiredCfCCell):
+    """A function returning the parameters and masks of ``cell`` (the current objects, looked up every time
+    through the modules that hold them, so that a replaced head or parameter is seen)."""
+    heads = ("ff1", "ff2", "time_a", "time_b")
+
+    def tensors(c):
+        out = []
+        for layer in c._layers:
+            mods = layer._modules
+            for head in heads:
+                lin = mods.get(head)
+                if lin is not None:
+                    out += lin._parameters.values()
+            out += layer._parameters.values()
+            out.append(layer._buffers["sparsity_mask"])
+        return out
+    return tensors
+
+
+class _Unsupported(Exception):
+    """Tables cannot be built for this cell (a parameter non-contiguous, of another dtype, ...)."""
+
+
+class _PlanCache(dict):
+    """A cell's step plans by thread id; copies and pickles of the cell start empty (the plans hold addresses)."""
+
+    __slots__ = ()
+
+    def __reduce__(self):
+        return (_PlanCache, ())
+
+    def __deepcopy__(self, memo):
+        return _PlanCache()
+
+    def __copy__(self):
+        return _PlanCache()
+
+
+_get_ident = threading.get_ident
+_data_ptr = Tensor.data_ptr
+_NO_PLANS: dict = {}
+
+
+def _plan_for(cell: WiredCfCCell, batch: int, dtype: torch.dtype) -> _StepPlan:
+    plans = cell.__dict__.get("_step_plans")
+    if plans is None:
+        plans = cell.__dict__["_step_plans"] = _PlanCache()
+    plan = plans.get(_get_ident())
+    if plan is None or plan.batch != batch or plan.dtype is not dtype or plan.current_key(cell) != plan.key:
+        plan = plans[_get_ident()] = _StepPlan(cell, batch, dtype)
+    return plan
+
+
+def step_no_grad(cell: WiredCfCCell, x: Tensor, h: Tensor, timespans: Any, *, build: bool) -> Tensor | None:
+    """One no-grad step with prebuilt tables: the new (B, N) state, or None where the tables do not apply.
+
+    With ``build`` the tables are made (after ``fast_path_available`` said yes); without it only existing tables
+    for this thread, batch size and dtype that still point at the cell's tensors are used (the cheap check a
+    policy's environment loop needs).
+    """
+    batch = x.shape[0]
+    if build:
+        try:
+            plan = _plan_for(cell, batch, x.dtype)
+        except _Unsupported:
+            return None
+    else:
+        plan = cell.__dict__.get("_step_plans", _NO_PLANS).get(_get_ident())
+        if (plan is None or plan.batch != batch or x.dtype is not plan.dtype or h.dtype is not plan.dtype
+                or not x.is_cpu or not h.is_cpu or torch._C._are_functorch_transforms_active()
+                or plan.current_key(cell) != plan.key):
+            return None
+    if isinstance(timespans, (int, float)) and not isinstance(timespans, bool):
+        if timespans != plan.dt_value:
+            if not timespans >= 0:  # NaN fails too
+                raise ValueError("timespans must be >= 0 and not NaN everywhere (elapsed time between steps)")
+            plan.dt.fill_(timespans)
+            plan.dt_value = timespans
+        dt = plan.dt
+    else:
+        dt = step_times(timespans, batch, x)  # (1, B), checked
+    if x.stride(1) != 1:
+        x = x.contiguous()
+    if h.stride(1) != 1:
+        h = h.contiguous()
+    new_h = x.new_empty(batch, plan.n_state)
+    d, p = plan.dims, plan.ptrs
+    p[0], p[1], p[2], p[4] = x.data_ptr(), h.data_ptr(), dt.data_ptr(), new_h.data_ptr()
+    d[8], d[9], d[11] = x.stride(0), h.stride(0), dt.stride(1)
+    if plan.fn(plan.dims_addr, plan.ptrs_addr) != 0:
+        raise MemoryError("the CfC kernel could not allocate its work space")
+    return new_h
 
 
 def step_times(ts: Any, batch: int, ref: Tensor) -> Tensor:

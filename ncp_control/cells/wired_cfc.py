@@ -164,6 +164,11 @@ class WiredCfCCell(nn.Module):
             ``(output, state)``: (B, M) motor neurons and (B, N) new state.
         """
         batched = input.dim() == 2
+        if (batched and not torch.is_grad_enabled() and input.shape[1] == self.sensory_size
+                and hx.shape == (input.shape[0], self.state_size)):
+            h = cfc_fast.step_no_grad(self, input, hx, timespans, build=False)  # a policy's step: shortest path
+            if h is not None:
+                return self.motor_outputs(h), h
         if input.dim() not in (1, 2) or input.shape[-1] != self.sensory_size:
             raise ValueError(f"input must have shape (B, {self.sensory_size}) or ({self.sensory_size},), "
                              f"got {tuple(input.shape)}")
@@ -172,9 +177,13 @@ class WiredCfCCell(nn.Module):
             raise ValueError(f"hx must have shape {expected}, got {tuple(hx.shape)}")
         if not batched:
             input, hx = input.unsqueeze(0), hx.unsqueeze(0)
+        h = None
         if cfc_fast.fast_path_available(self, input, hx):
-            dt = cfc_fast.step_times(timespans, input.shape[0], input)
-            h = cfc_fast.cfc_sequence(self, input.unsqueeze(0), hx, dt)[0]
+            if not (torch.is_grad_enabled() and cfc_fast.needs_autograd(self, input, hx, timespans)):
+                h = cfc_fast.step_no_grad(self, input, hx, timespans, build=True)
+            if h is None:
+                dt = cfc_fast.step_times(timespans, input.shape[0], input)
+                h = cfc_fast.cfc_sequence(self, input.unsqueeze(0), hx, dt)[0]
         else:
             h = self.step(input, hx, cell_elapsed_time(timespans, input.shape[0], input, "timespans"))
         out = self.motor_outputs(h)

@@ -63,6 +63,7 @@ from ncp_control.policies.conv import PAPER_CHANNELS
 from ncp_control.policies.imitation import MODEL_KINDS, ModelConfig, SequencePolicy, build_model
 
 from agents.evaluation import evaluate
+from agents.runs import read_config
 
 __all__ = [
     "TRAIN_SEED_LIMIT",
@@ -921,10 +922,7 @@ def load_policy(run_dir: str | os.PathLike, config: Mapping[str, Any] | None = N
     """
     run_dir = Path(run_dir)
     if config is None:
-        path = run_dir / "config.json"
-        if not path.is_file():
-            raise ValueError(f"{run_dir} is not a run folder: config.json is missing")
-        config = json.loads(path.read_text())
+        config = read_config(run_dir)
     if config.get("kind") != "bc" or "model" not in config:
         raise ValueError(f"{run_dir} is not an imitation (kind 'bc') run: kind={config.get('kind')!r}")
     model = build_model(ModelConfig.from_dict(config["model"]))

@@ -40,6 +40,8 @@ from typing import Any, Literal, get_args
 import gymnasium as gym
 import numpy as np
 
+from agents.runs import read_json_object
+
 PolicyName = Literal["ltc", "cfc", "lstm", "mlp"]
 VecEnvName = Literal["dummy", "subproc"]
 ElapsedTimeMode = Literal["constant", "observation"]
@@ -69,7 +71,7 @@ _ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "silu")
 # ---------------------------------------------------------------------------------------------------------------
 def load_presets(path: str | Path = PRESETS_PATH) -> dict[str, Any]:
     """The presets file as a dict (``defaults``, ``policies``, ``envs``)."""
-    return _read_json(Path(path), "presets file")
+    return read_json_object(Path(path), "presets file")
 
 
 def resolve_config(
@@ -100,7 +102,7 @@ def resolve_config(
     _merge(config, env_preset)
     _merge(config, per_policy.get(policy, {}))
     if config_file is not None:
-        _merge(config, _read_json(Path(config_file), "config file"))
+        _merge(config, read_json_object(Path(config_file), "config file"))
     _merge(config, overrides or {})
     config.update(kind="ppo", env_id=env_id, policy=policy, seed=int(seed), timesteps=int(timesteps))
     validate_config(config)
@@ -311,7 +313,7 @@ def train(
     if resume:
         if not config_path.is_file():
             raise ValueError(f"cannot resume: {run_dir} has no {CONFIG_FILE} (not a run folder)")
-        saved = _read_json(config_path, "run config")
+        saved = read_json_object(config_path, "run config")
         saved["timesteps"] = int(config["timesteps"]) if config else saved["timesteps"]
         config = saved
         validate_config(config)
@@ -457,18 +459,6 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> None:
             _merge(base[key], value)
         else:
             base[key] = copy.deepcopy(value)
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise ValueError(f"{what} {path} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{what} {path} is not valid JSON: {error}") from error
-    if not isinstance(data, dict):
-        raise ValueError(f"{what} {path} must hold a JSON object")
-    return data
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

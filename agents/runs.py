@@ -57,16 +57,24 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     path = run_dir / "config.json"
     if not path.is_file():
         raise ValueError(f"{run_dir} is not a run folder: it has no config.json")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is corrupt (not valid JSON): {error}") from error
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} is corrupt: it must hold a JSON object")
+    config = read_json_object(path, "run config")
     missing = [k for k in _REQUIRED_KEYS if k not in config]
     if missing:
         raise ValueError(f"{path} lacks required keys {missing}")
     return config
+
+
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """The JSON object in ``path``; ``ValueError`` naming ``what`` if the file is missing, not JSON or not an object."""
+    if not path.is_file():
+        raise ValueError(f"{what} {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{what} {path} is corrupt (not valid JSON): {error}") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} {path} is corrupt: it must hold a JSON object")
+    return data
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:

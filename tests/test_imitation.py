@@ -313,8 +313,12 @@ def test_load_policy_round_trip_and_errors(tmp_path):
     b, sb = again.predict(frames)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(sa, sb)
-    with pytest.raises(ValueError, match="config.json is missing"):
+    with pytest.raises(ValueError, match="does not exist"):
         load_policy(tmp_path / "nothing")
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_policy(tmp_path / "corrupt")
     with pytest.raises(ValueError, match="not an imitation"):
         load_policy(run, {**config, "kind": "ppo"})
     (run / "model.pt").unlink()

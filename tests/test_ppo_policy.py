@@ -205,6 +205,22 @@ def test_recurrent_critic_and_pre_cell_mlp():
     assert state[0].shape == (1, 2, 12)
 
 
+@pytest.mark.parametrize("critic_cell, state", [("lstm", 24), ("cfc", 12), ("ltc", 12)])
+def test_recurrent_critic_of_another_kind_round_trips(critic_cell, state, tmp_path):
+    model = _model(CueRecall, "ltc", critic="recurrent", critic_units=12, critic_cell=critic_cell)
+    assert model.policy.critic_core.kind == critic_cell
+    assert model.policy.state_size == state  # an LSTM's state is (h, c)
+    model.learn(32)
+    model.save(tmp_path / "m.zip")
+    loaded = RecurrentPPO.load(tmp_path / "m.zip", device="cpu")
+    assert loaded.policy.critic_cell == critic_cell
+    obs = np.random.default_rng(2).uniform(-1, 1, (2, 2)).astype(np.float32)
+    starts = np.ones(2, bool)
+    values = [m.policy.predict_values(torch.as_tensor(obs), (torch.zeros(1, 2, state),) * 2, torch.as_tensor(starts))
+              for m in (model, loaded)]
+    torch.testing.assert_close(values[0], values[1], rtol=0, atol=0)
+
+
 def test_lstm_and_mlp_baselines_do_not_solve_what_they_cannot_see():
     """Sanity for the learning test's threshold: a memory-less policy's best return on CueRecall is -4."""
     venv = make_vec_env(CueRecall, n_envs=1, seed=3)
@@ -218,6 +234,8 @@ def test_lstm_and_mlp_baselines_do_not_solve_what_they_cannot_see():
     [
         ({"cell": "gru"}, "cell must be one of"),
         ({"critic": "lstm"}, "critic must be one of"),
+        ({"critic_cell": "cfc"}, "needs critic='recurrent'"),
+        ({"critic": "recurrent", "critic_cell": "gru"}, "critic_cell must be one of"),
         ({"dt": 0.0}, "dt must be a positive"),
         ({"time_unit": -1.0}, "time_unit must be a positive"),
         ({"wiring": {"type": "Random", "units": 8}}, "wiring type must be one of"),

@@ -76,6 +76,7 @@ from .elapsed_time import ELAPSED_TIME_KEY, OBSERVATION_KEY, is_timed_space
 
 CellKind = Literal["ltc", "cfc"]
 CriticKind = Literal["mlp", "recurrent"]
+CriticCell = Literal["ltc", "cfc", "lstm"]
 WiringType = Literal["AutoNCP", "NCP", "FullyConnected"]
 
 #: Default wiring: 19 neurons as in the NCP paper's lane-keeping network; the motor count comes from the actions.
@@ -221,8 +222,10 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         time_unit: seconds per unit of cell time (default ``None``: ``dt``, so a regular step is 1 unit).
         min_elapsed_time: lower clamp of the cell time per step, in time units (default 1e-3).
         critic: ``"mlp"`` (default; a feed-forward value network on the features) or ``"recurrent"`` (a dense cell
-            of the same kind with ``critic_units`` neurons before the value MLP).
+            with ``critic_units`` neurons before the value MLP).
         critic_units: neurons of the recurrent critic (default 32).
+        critic_cell: the recurrent critic's cell, ``"ltc"``, ``"cfc"`` or ``"lstm"`` (default ``None``: the actor's
+            kind). A dense cell: ``FullyConnected(critic_units)`` for the LTC, ``CfCCell`` for the CfC.
         net_arch: ``dict(pi=[...], vf=[...])``: ``pi`` = MLP layers between features and the actor cell (default
             none: observations are the sensory neurons, as in the NCP paper), ``vf`` = critic MLP (default [64, 64]).
         activation_fn, ortho_init, use_sde, log_std_init, full_std, use_expln, squash_output,
@@ -258,10 +261,15 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         min_elapsed_time: float = 1e-3,
         critic: CriticKind = "mlp",
         critic_units: int = 32,
+        critic_cell: CriticCell | None = None,
     ):
         _check_choice("cell", cell, CellKind)
         _check_choice("critic", critic, CriticKind)
         _check_positive_int("critic_units", critic_units)
+        if critic_cell is not None:
+            _check_choice("critic_cell", critic_cell, CriticCell)
+            if critic != "recurrent":
+                raise ValueError(f"critic_cell={critic_cell!r} needs critic='recurrent' (the MLP critic has no cell)")
         if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
         if time_unit is not None and not (isinstance(time_unit, (int, float)) and np.isfinite(time_unit)
@@ -286,6 +294,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         self.min_elapsed_time = float(min_elapsed_time)
         self.critic_kind = critic
         self.critic_units = int(critic_units)
+        self.critic_cell = critic_cell
         # ActorCriticPolicy.__init__ (not RecurrentActorCriticPolicy's, which would build an nn.LSTM) calls _build.
         ActorCriticPolicy.__init__(
             self,
@@ -322,9 +331,11 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             min_elapsed_time=self.min_elapsed_time,
         )
         if self.critic_kind == "recurrent":
+            kind = self.critic_cell or self.cell_kind
             self.critic_core: RecurrentCore | None = make_core(
-                self.cell_kind, self.features_dim, self.critic_units,
-                ode_unfolds=self.ode_unfolds, mode=self.cfc_mode, min_elapsed_time=self.min_elapsed_time,
+                kind, self.features_dim, self.critic_units,
+                ode_unfolds=self.ode_unfolds if kind == "ltc" else None,
+                mode=self.cfc_mode if kind == "cfc" else None, min_elapsed_time=self.min_elapsed_time,
             )
             critic_in = self.critic_core.output_size
         else:
@@ -367,7 +378,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         data.update(
             cell=self.cell_kind, wiring=self.wiring_spec, ode_unfolds=self.ode_unfolds, cfc_mode=self.cfc_mode,
             dt=self.dt, time_unit=self.time_unit, min_elapsed_time=self.min_elapsed_time, critic=self.critic_kind,
-            critic_units=self.critic_units, normalize_images=self.normalize_images,
+            critic_units=self.critic_units, critic_cell=self.critic_cell, normalize_images=self.normalize_images,
         )
         return data
 

@@ -160,3 +160,19 @@ def sequence_timespans(
             ts = ts.transpose(0, 1)  # (B, T, 1) -> (T, B, 1)
     check_nonnegative_times(ts, "timespans")
     return ts
+
+
+class PlanCache(dict):
+    """A cell's prebuilt kernel tables by thread id (kept in ``cell.__dict__``). Copies and pickles of the cell
+    start empty: the tables hold raw addresses that only mean something for the original cell's tensors."""
+
+    __slots__ = ()
+
+    def __reduce__(self):
+        return (PlanCache, ())
+
+    def __deepcopy__(self, memo):
+        return PlanCache()
+
+    def __copy__(self):
+        return PlanCache()

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from . import _native
-from ._common import cell_elapsed_time
+from ._common import PlanCache, cell_elapsed_time
 
 if TYPE_CHECKING:  # pragma: no cover
     from .wired_cfc import WiredCfCCell
@@ -252,21 +252,6 @@ class _Unsupported(Exception):
     """Tables cannot be built for this cell (a parameter non-contiguous, of another dtype, ...)."""
 
 
-class _PlanCache(dict):
-    """A cell's step plans by thread id; copies and pickles of the cell start empty (the plans hold addresses)."""
-
-    __slots__ = ()
-
-    def __reduce__(self):
-        return (_PlanCache, ())
-
-    def __deepcopy__(self, memo):
-        return _PlanCache()
-
-    def __copy__(self):
-        return _PlanCache()
-
-
 _get_ident = threading.get_ident
 _data_ptr = Tensor.data_ptr
 _NO_PLANS: dict = {}
@@ -275,7 +260,7 @@ _NO_PLANS: dict = {}
 def _plan_for(cell: WiredCfCCell, batch: int, dtype: torch.dtype) -> _StepPlan:
     plans = cell.__dict__.get("_step_plans")
     if plans is None:
-        plans = cell.__dict__["_step_plans"] = _PlanCache()
+        plans = cell.__dict__["_step_plans"] = PlanCache()
     plan = plans.get(_get_ident())
     if plan is None or plan.batch != batch or plan.dtype is not dtype or plan.current_key(cell) != plan.key:
         plan = plans[_get_ident()] = _StepPlan(cell, batch, dtype)

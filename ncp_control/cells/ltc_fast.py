@@ -30,6 +30,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from . import _native
+from ._common import PlanCache
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ltc import LTCCell
@@ -324,22 +325,6 @@ class _Unsupported(Exception):
     """A configuration the prebuilt step tables do not cover (falls back to ``ltc_sequence``)."""
 
 
-class _PlanCache(dict):
-    """A cell's step plans by thread id (``cell.__dict__["_step_plans"]``). Copies and pickles of the cell start
-    empty: the tables hold raw addresses that only mean something for the original cell."""
-
-    __slots__ = ()
-
-    def __reduce__(self):
-        return (_PlanCache, ())
-
-    def __deepcopy__(self, memo):
-        return _PlanCache()
-
-    def __copy__(self):
-        return _PlanCache()
-
-
 _NO_PLANS: dict = {}
 
 
@@ -350,7 +335,7 @@ def _plan_for(cell: LTCCell, batch: int, dtype: torch.dtype, rebuild: bool = Fal
     """
     plans = cell.__dict__.get("_step_plans")
     if plans is None:
-        plans = cell.__dict__["_step_plans"] = _PlanCache()
+        plans = cell.__dict__["_step_plans"] = PlanCache()
     plan = None if rebuild else plans.get(_get_ident())
     try:
         if plan is not None and plan.batch == batch and plan.dtype is dtype:

@@ -128,8 +128,9 @@ def bench_one(env_id: str, policy: str, seed: int, s: Settings, root: Path) -> d
            "std_return": result["std_return"]}
     if "completion_rate" in result:
         row["completion_rate"] = result["completion_rate"]
+    done = f"  completion {row['completion_rate']:.0%}" if "completion_rate" in row else ""
     print(f"  {env_id:22s} {policy:5s} {s.tag} seed {seed}: return {row['mean_return']:9.1f} ± {row['std_return']:6.1f}"
-          f"  {wall:7.1f} s  {row['steps_per_s']:7.1f} steps/s", flush=True)
+          f"{done}  {wall:7.1f} s  {row['steps_per_s']:7.1f} steps/s", flush=True)
     return row
 
 

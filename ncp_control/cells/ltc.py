@@ -226,6 +226,10 @@ class LTCCell(nn.Module):
             ``(outputs, next_states)``: (B, M) mapped motor potentials and (B, N) potentials (no batch
             dimension if the input had none).
         """
+        if not torch.is_grad_enabled():  # a policy's environment step: the shortest path first
+            result = ltc_fast.try_step_no_grad(self, inputs, states, elapsed_time, MIN_ELAPSED_TIME)
+            if result is not None:
+                return result
         sizes = self._sizes or self._cache_sizes()
         in_shape = inputs.shape
         # the common case first, compared cheaply; anything else is checked (with clear errors) in _check_shapes
@@ -234,10 +238,6 @@ class LTCCell(nn.Module):
             batched = self._check_shapes(inputs, states)
             if not batched:
                 inputs, states = inputs.unsqueeze(0), states.unsqueeze(0)
-        if not torch.is_grad_enabled():  # a policy's environment step: the shortest path first
-            result = ltc_fast.try_step_no_grad(self, inputs, states, elapsed_time, MIN_ELAPSED_TIME)
-            if result is not None:
-                return result if batched else (result[0][0], result[1][0])
         if ltc_fast.fast_path_available(self, inputs, states):  # native kernel; elapsed times checked there
             if torch.is_grad_enabled() and ltc_fast.needs_autograd(self, inputs, states, elapsed_time):
                 dt = ltc_fast.as_step_times(elapsed_time, inputs.shape[0], inputs)

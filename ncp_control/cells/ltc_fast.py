@@ -267,13 +267,14 @@ class _StepPlan:
 
     __slots__ = ("batch", "dtype", "edges", "masks", "dims", "ptrs", "call", "step", "snapshot", "consts", "snap",
                  "get_params", "get_masks", "slots", "key", "dims_addr", "ptrs_addr", "call_addr", "n_state",
-                 "n_out")
+                 "n_out", "x_shape", "h_shape")
 
     def __init__(self, cell: LTCCell, batch: int, dtype: torch.dtype):
         spec = _Spec(cell, 1, batch, 0.0)
         self.batch, self.dtype, self.edges, self.masks = batch, dtype, spec.edges, spec.masks
         N, I, M, E, ES = spec.dims[2], spec.dims[3], spec.dims[4], spec.dims[6], spec.dims[7]
         self.n_state, self.n_out = N, M
+        self.x_shape, self.h_shape = (batch, I), (batch, N)
         self.dims = (ctypes.c_int64 * _N_DIMS)(*spec.dims)
         self.dims[19], self.dims[21] = N, M  # the outputs are fresh contiguous (B, N) and (B, M) tensors
         self.ptrs = (ctypes.c_void_p * _N_PTRS)()
@@ -356,18 +357,19 @@ def _plan_for(cell: LTCCell, batch: int, dtype: torch.dtype, rebuild: bool = Fal
 
 
 def try_step_no_grad(cell: LTCCell, x: Tensor, h: Tensor, elapsed_time: Any, min_dt: float):
-    """:func:`ltc_step_no_grad` if this thread has step tables for ``cell`` at this batch size and dtype that
-    still point at its tensors, with ``x`` and ``h`` on the CPU; else None (the caller takes the general path).
+    """:func:`ltc_step_no_grad` if this thread has step tables for ``cell`` at the shapes and dtype of ``x`` (B, I)
+    and ``h`` (B, N) that still point at its tensors, with both on the CPU; else None (the caller takes the
+    general path, which checks and explains everything).
 
     This is the whole per-step cost of a policy in an environment loop, so it checks only what can change
     between two such calls; everything else was checked when the tables were built.
     """
     plan = cell.__dict__.get("_step_plans", _NO_PLANS).get(_get_ident())
-    if (plan is None or plan.batch != x.shape[0] or x.dtype is not plan.dtype or h.dtype is not plan.dtype
-            or not x.is_cpu or not h.is_cpu or _functorch_active()):
+    if (plan is None or x.shape != plan.x_shape or h.shape != plan.h_shape or x.dtype is not plan.dtype
+            or h.dtype is not plan.dtype or not x.is_cpu or not h.is_cpu or _functorch_active()):
         return None
     try:
-        if plan.current_key(cell) != plan.key:
+        if (*map(_data_ptr, plan.get_masks(cell._buffers) + plan.get_params(cell._parameters)),) != plan.key:
             return None
     except (KeyError, TypeError):
         return None

@@ -137,6 +137,37 @@ def validate_config(config: dict[str, Any]) -> None:
     act = config["policy_kwargs"].get("activation_fn")
     if act is not None and act not in _ACTIVATIONS:
         raise ValueError(f"policy_kwargs.activation_fn must be one of {_ACTIVATIONS}, got {act!r}")
+    for key in _SCHEDULED:
+        if key in config["algo"]:
+            schedule_value(f"algo.{key}", config["algo"][key])
+
+
+#: ``algo`` keys that take a number or rl-zoo's ``"lin_<start>"`` (linear decay to 0 over the run).
+_SCHEDULED = ("learning_rate", "clip_range")
+
+
+def schedule_value(name: str, value: Any):
+    """A number, or an SB3 schedule for rl-zoo's ``"lin_<start>"`` string: ``start`` at the first update,
+    decaying linearly to 0 at the end of training (``progress_remaining * start``).
+
+    Raises:
+        ValueError: anything else (a string that is not ``lin_`` + a positive number, a non-positive number).
+    """
+    from stable_baselines3.common.utils import LinearSchedule
+
+    if isinstance(value, str):
+        head, _, number = value.partition("_")
+        try:
+            start = float(number)
+        except ValueError:
+            start = float("nan")
+        if head != "lin" or not (np.isfinite(start) and start > 0):
+            raise ValueError(f"{name} must be a positive number or 'lin_<positive number>' (linear decay to 0, as "
+                             f"in rl-zoo), got {value!r}")
+        return LinearSchedule(start, 0.0, 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number or 'lin_<positive number>', got {value!r}")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -252,8 +283,12 @@ def build_model(config: dict[str, Any], venv, *, tensorboard_log: str | None = N
     if unknown:
         raise ValueError(f"unknown algo keys {sorted(unknown)} for {cls.__name__}; allowed: {sorted(allowed)}")
     policy, policy_kwargs = _policy_spec(config, venv.observation_space)
+    algo = dict(config["algo"])
+    for key in _SCHEDULED:
+        if key in algo:
+            algo[key] = schedule_value(f"algo.{key}", algo[key])
     return cls(policy, venv, policy_kwargs=policy_kwargs, seed=config["seed"], tensorboard_log=tensorboard_log,
-               device="cpu", verbose=0, **config["algo"])
+               device="cpu", verbose=0, **algo)
 
 
 def finalize_config(config: dict[str, Any]) -> dict[str, Any]:

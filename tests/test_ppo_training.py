@@ -128,6 +128,24 @@ def test_resolve_config_layers_and_validation(tmp_path):
         ppo.train(_fast("cfc", algo={"n_step": 3}), tmp_path / "r", evaluate_at_end=False)
 
 
+@pytest.mark.parametrize("bad", ["lin_", "lin_-0.1", "exp_0.1", "0.001", 0, -1e-3, True])
+def test_learning_rate_and_clip_range_reject_what_is_not_a_rate_or_lin_schedule(bad):
+    for key in ("learning_rate", "clip_range"):
+        with pytest.raises(ValueError, match=f"algo.{key} must be a positive number or 'lin_"):
+            ppo.resolve_config("Pendulum-v1", "cfc", timesteps=10, overrides={"algo": {key: bad}})
+
+
+def test_lin_schedule_decays_the_learning_rate_to_zero_over_the_run(tmp_path):
+    model = ppo.train(_fast("cfc", timesteps=128, checkpoint_freq=0, algo={"learning_rate": "lin_0.004",
+                                                                           "clip_range": "lin_0.3"}),
+                      tmp_path / "r", evaluate_at_end=False)
+    assert model.lr_schedule(1.0) == pytest.approx(0.004) and model.lr_schedule(0.25) == pytest.approx(0.001)
+    assert model.clip_range(0.5) == pytest.approx(0.15)
+    # SB3 sets the rate from the progress after each rollout: the last update (128 of 128 steps) ran at 0
+    assert model.policy.optimizer.param_groups[0]["lr"] == 0.0
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["algo"]["learning_rate"] == "lin_0.004"
+
+
 def test_timed_observation_runs_train_and_evaluate(tmp_path):
     run = tmp_path / "run"
     ppo.train(_fast("ltc", timesteps=64, elapsed_time="observation", checkpoint_freq=0), run)

@@ -128,6 +128,19 @@ def test_resolve_config_layers_and_validation(tmp_path):
         ppo.train(_fast("cfc", algo={"n_step": 3}), tmp_path / "r", evaluate_at_end=False)
 
 
+@pytest.mark.parametrize("env_id", sorted(ppo.load_presets()["envs"]))
+def test_every_shipped_preset_resolves_and_builds_a_model(env_id):
+    for policy in ("ltc", "cfc", "lstm", "mlp"):
+        config = ppo.finalize_config(ppo.resolve_config(env_id, policy, timesteps=1000, seed=0))
+        venv = ppo.make_training_env(config)
+        try:
+            model = ppo.build_model(config, venv)
+        finally:
+            venv.close()
+        assert model.n_steps == config["algo"]["n_steps"] and model.n_epochs == config["algo"]["n_epochs"]
+        assert 0 < model.lr_schedule(1.0) <= 0.01
+
+
 @pytest.mark.parametrize("bad", ["lin_", "lin_-0.1", "exp_0.1", "0.001", 0, -1e-3, True])
 def test_learning_rate_and_clip_range_reject_what_is_not_a_rate_or_lin_schedule(bad):
     for key in ("learning_rate", "clip_range"):

@@ -155,19 +155,17 @@ def schedule_value(name: str, value: Any):
     """
     from stable_baselines3.common.utils import LinearSchedule
 
-    if isinstance(value, str):
-        head, _, number = value.partition("_")
+    linear = isinstance(value, str) and value.startswith("lin_")
+    start = float("nan")
+    if linear or (isinstance(value, (int, float)) and not isinstance(value, bool)):
         try:
-            start = float(number)
+            start = float(value[len("lin_"):] if linear else value)
         except ValueError:
-            start = float("nan")
-        if head != "lin" or not (np.isfinite(start) and start > 0):
-            raise ValueError(f"{name} must be a positive number or 'lin_<positive number>' (linear decay to 0, as "
-                             f"in rl-zoo), got {value!r}")
-        return LinearSchedule(start, 0.0, 1.0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number or 'lin_<positive number>', got {value!r}")
-    return value
+            pass
+    if not (np.isfinite(start) and start > 0):
+        raise ValueError(f"{name} must be a positive number or 'lin_<positive number>' (linear decay to 0, as in "
+                         f"rl-zoo), got {value!r}")
+    return LinearSchedule(start, 0.0, 1.0) if linear else value
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
+
+from agents.errors import EXPECTED_ERRORS, one_line
 
 # name -> module implementing it (modules live in agents/commands/)
 COMMANDS: dict[str, str] = {
@@ -28,6 +32,8 @@ def _load(name: str):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ncp-control", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also NCP_CONTROL_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
@@ -41,9 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand. Expected errors (see :mod:`agents.errors`) print one line on stderr and return 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args._module.run(args) or 0)
+    debug = args.debug or os.environ.get("NCP_CONTROL_DEBUG", "") not in ("", "0")
+    try:
+        return int(args._module.run(args) or 0)
+    except EXPECTED_ERRORS as error:
+        if debug:
+            traceback.print_exc()
+        print(f"{parser.prog} {args.command}: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog} {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

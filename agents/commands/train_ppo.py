@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from agents.errors import UsageError
+
 POLICIES = ("ltc", "cfc", "lstm", "mlp")
 
 
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["progress_bar"] = False
     if args.resume:
         if not args.out:
-            raise SystemExit("--resume needs --out RUN_DIR (the run to continue)")
+            raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
         config = read_config(args.out)
         if args.timesteps is not None:
             config["timesteps"] = args.timesteps
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"resumed run in {args.out}")
         return 0
     if not (args.env and args.policy and args.timesteps):
-        raise SystemExit("--env, --policy and --timesteps are required (or --resume --out RUN_DIR)")
+        raise UsageError("--env, --policy and --timesteps are required (or --resume --out RUN_DIR)")
     config = resolve_config(args.env, args.policy, timesteps=args.timesteps, seed=args.seed,
                             config_file=args.config, overrides=overrides)
     out = args.out or f"runs/{args.env}_{args.policy}_s{args.seed}_{time.strftime('%Y%m%d-%H%M%S')}"

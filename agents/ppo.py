@@ -445,6 +445,21 @@ class PPOPredictor:
         self.observation_space = model.observation_space
         self.action_space = model.action_space
 
+    @property
+    def policy(self):
+        """The SB3 policy (a torch ``nn.Module``) behind :meth:`predict`."""
+        return self.model.policy
+
+    def obs_normalization(self) -> dict[str, Any] | None:
+        """The observation normalisation :meth:`predict` applies, as data: ``None`` when observations go in raw,
+        else ``{"mean": (obs_dim,), "var": (obs_dim,), "clip": float, "epsilon": float}`` (numpy float64), meaning
+        ``clip(( obs - mean) / sqrt(var + epsilon), -clip, clip)``."""
+        if self.normalizer is None or not getattr(self.normalizer, "norm_obs", True):
+            return None
+        rms = self.normalizer.obs_rms
+        return {"mean": np.asarray(rms.mean, dtype=np.float64), "var": np.asarray(rms.var, dtype=np.float64),
+                "clip": float(self.normalizer.clip_obs), "epsilon": float(self.normalizer.epsilon)}
+
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """observation: (n_envs, *obs_shape) (or a dict of such arrays); episode_start: (n_envs,) bool.
         Returns ``(actions (n_envs, *act_shape), state)``."""

@@ -28,26 +28,29 @@ from gymnasium import spaces
 LANE_KEYS = ("is_success", "lateral_offset_m", "distance_m")
 
 
+#: Modules that a ``"module:EnvId"`` id may import without the user's say-so: the project's own env packages.
+TRUSTED_ENV_MODULES: frozenset[str] = frozenset({"envs"})
+
+
 def make_eval_env(env_id: str, env_kwargs: dict[str, Any] | None = None,
-                  wrappers: Sequence[Callable[[gym.Env], gym.Env]] = ()) -> gym.Env:
+                  wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (), *, allow_import: bool = False) -> gym.Env:
     """``gym.make(env_id, **env_kwargs)`` with ``wrappers`` applied in order (first = innermost).
 
-    ``env_id`` may be ``"module:EnvId"`` (Gymnasium's convention): the module is imported first so that it can
-    register the id — what worker processes need for envs registered outside :mod:`envs`.
+    ``env_id`` may be ``"module:EnvId"`` (Gymnasium's convention) so that worker processes can register envs that
+    live outside :mod:`envs`. The module is imported only when ``EnvId`` is not registered yet and either the
+    module is one of :data:`TRUSTED_ENV_MODULES` or ``allow_import`` is true: callers pass ``allow_import=True``
+    only for ids the user typed (``--env``) or passed in code, never for ids read from a run folder's config.
 
     Raises:
-        ValueError: the id is not registered (the message lists how to find registered ids).
+        ValueError: the id is not registered (the message lists how to find registered ids), or it asks to import
+            a module that is neither trusted nor allowed.
     """
-    import importlib
-
     import envs  # noqa: F401  registers this project's ids
 
     if ":" in env_id:
         module, _, env_id = env_id.partition(":")
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            raise ValueError(f"cannot import {module!r} to register {env_id!r}: {error}") from error
+        if env_id not in gym.registry:
+            _import_env_module(module, env_id, allow_import)
     if env_id not in gym.registry:
         raise ValueError(
             f"unknown environment id {env_id!r}; registered ids are listed by gymnasium.pprint_registry() "
@@ -57,6 +60,20 @@ def make_eval_env(env_id: str, env_kwargs: dict[str, Any] | None = None,
     for wrap in wrappers:
         env = wrap(env)
     return env
+
+
+def _import_env_module(module: str, env_id: str, allow_import: bool) -> None:
+    import importlib
+
+    if module not in TRUSTED_ENV_MODULES and not allow_import:
+        raise ValueError(
+            f"environment id '{module}:{env_id}' asks to import the module {module!r}, which is not one of this "
+            "project's env modules; a run folder's config cannot make this program import code. If you trust it, "
+            f"name it yourself: --env {module}:{env_id}")
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        raise ValueError(f"cannot import {module!r} to register {env_id!r}: {error}") from error
 
 
 def check_spaces_fit(predictor, env: gym.Env) -> None:
@@ -81,6 +98,7 @@ def evaluate(
     wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
     n_envs: int = 1,
     deterministic: bool = True,
+    allow_import: bool = False,
 ) -> dict[str, Any]:
     """Run ``episodes`` episodes and summarise them.
 
@@ -94,6 +112,8 @@ def evaluate(
             ``env_wrappers``.
         n_envs: environments run in parallel in one process (>= 1).
         deterministic: use the policy's deterministic action.
+        allow_import: ``env_id`` is the user's own (see :func:`make_eval_env`): a ``"module:EnvId"`` may import
+            its module.
 
     Returns:
         ``mean_return``, ``std_return`` (population std over episodes), ``episodes``, ``returns`` and
@@ -115,7 +135,7 @@ def evaluate(
         raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
     all_wrappers = [*wrappers, *getattr(predictor, "env_wrappers", ())]
     n_envs = min(int(n_envs), int(episodes))
-    envs_ = [make_eval_env(env_id, env_kwargs, all_wrappers) for _ in range(n_envs)]
+    envs_ = [make_eval_env(env_id, env_kwargs, all_wrappers, allow_import=allow_import) for _ in range(n_envs)]
     try:
         check_spaces_fit(predictor, envs_[0])
         return _run(predictor, envs_, int(episodes), int(seed), deterministic)

@@ -37,7 +37,8 @@ Demonstrations on disk (:class:`Demonstrations`)
 
 Run folder (``out``)
     ``config.json`` (``kind="bc"``, ``env_id``, ``policy``, ``seed``, ``model``, ``training``), ``demonstrations/``,
-    ``checkpoint.pt`` (after every epoch: model, optimiser, progress), ``model.pt`` (final weights),
+    ``checkpoint.pt`` (after every epoch: model, optimiser, progress), ``model.pt`` (final weights; both read with
+    ``torch.load(weights_only=True)``: tensors and plain data, never code),
     ``progress.jsonl`` (one record per epoch). ``train(..., resume=True)`` continues from the checkpoint and
     gives the same weights as an uninterrupted run (epoch shuffles are seeded by ``(seed, round, epoch)``).
 """
@@ -63,12 +64,14 @@ from ncp_control.policies.conv import PAPER_CHANNELS
 from ncp_control.policies.imitation import MODEL_KINDS, ModelConfig, SequencePolicy, build_model
 
 from agents.evaluation import evaluate
+from agents.run_io import load_tensors, read_json_object, save_tensors, write_json_atomic
 from agents.runs import read_config
 
 __all__ = [
     "TRAIN_SEED_LIMIT",
     "HELDOUT_SEED_START",
     "EXPERTS",
+    "EXPERT_FACTORIES",
     "PRESETS",
     "PRESET_ENV_KWARGS",
     "DatasetError",
@@ -95,6 +98,9 @@ HELDOUT_SEED_START = TRAIN_SEED_LIMIT
 #: env id -> ``"module:factory"``; ``factory(env)`` returns a zero-argument callable giving the expert's action
 #: (shape of the action space) for the env's current state, read from privileged simulator state.
 EXPERTS: dict[str, str] = {"LaneKeeping-v0": "agents.experts:PurePursuitExpert"}
+#: The project's own experts by name (``--expert pure-pursuit``); only these (and the values of :data:`EXPERTS`)
+#: are imported when the name comes from a run's ``config.json`` (see :func:`resolve_expert`).
+EXPERT_FACTORIES: dict[str, str] = {"pure-pursuit": "agents.experts:PurePursuitExpert"}
 
 LANE_INFO_KEYS: tuple[str, ...] = ("lateral_offset_m", "heading_error_rad", "road_curvature", "distance_m")
 
@@ -180,9 +186,26 @@ def _sha256(path: Path) -> str:
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    write_json_atomic(path, data, indent=1, sort_keys=False)
+
+
+def _episode_path(root: Path, name: Any, manifest: Path) -> Path:
+    """``root / name`` for a manifest's episode file name, refusing any name that could reach outside ``root``.
+
+    Raises:
+        DatasetError: ``name`` is not a plain relative file name (absolute, contains ``..``, a separator or a
+            drive), or resolves (through a symlink) to somewhere outside ``root``.
+    """
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name \
+            or "\0" in name or os.path.isabs(name) or Path(name).name != name:
+        raise DatasetError(f"{manifest} names the episode file {name!r}: episode files must be plain file names "
+                           "inside the demonstrations folder; the manifest was crafted or damaged")
+    path = root / name
+    real_root = root.resolve()
+    if path.resolve().parent != real_root:
+        raise DatasetError(f"{manifest}: episode file {name!r} resolves to {path.resolve()}, outside {real_root} "
+                           "(a symlink?); refusing to read or delete it")
+    return path
 
 
 class Demonstrations:
@@ -240,9 +263,11 @@ class Demonstrations:
         if not path.is_file():
             raise DatasetError(f"no demonstrations at {root}: {_MANIFEST} is missing")
         try:
-            manifest = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
+            manifest = json.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DatasetError(f"{path} is not valid JSON ({exc}); the folder is corrupt") from exc
+        if not isinstance(manifest, dict):
+            raise DatasetError(f"{path} is corrupt: it must hold a JSON object")
         if manifest.get("format") != _FORMAT or manifest.get("version") != _VERSION:
             raise DatasetError(
                 f"{path} is not a {_FORMAT} v{_VERSION} manifest "
@@ -255,6 +280,11 @@ class Demonstrations:
             want = want if isinstance(want, str) else [int(s) for s in want]
             if manifest[key] != want:
                 raise DatasetError(f"demonstrations at {root} were recorded with {key}={manifest[key]}, expected {want}")
+        episodes = manifest.get("episodes")
+        if not isinstance(episodes, list) or not all(isinstance(e, dict) for e in episodes):
+            raise DatasetError(f"{path} is corrupt: 'episodes' must be a list of objects")
+        for entry in episodes:
+            _episode_path(root, entry.get("file"), path)
         return cls(root, manifest)
 
     # -- reading
@@ -301,7 +331,7 @@ class Demonstrations:
     def load(self, index: int) -> Episode:
         """Load and validate episode ``index`` (raises :class:`DatasetError` if truncated, corrupt or mismatched)."""
         entry = self._manifest["episodes"][index]
-        path = self.root / entry["file"]
+        path = _episode_path(self.root, entry["file"], self.root / _MANIFEST)
         if not path.is_file():
             raise DatasetError(f"episode file {path} listed in the manifest is missing")
         size = path.stat().st_size
@@ -405,10 +435,11 @@ class Demonstrations:
             (drop if entry["round"] == round_index else keep).append(entry)
         if any(e["round"] > round_index for e in keep):
             raise DatasetError(f"cannot discard round {round_index}: later rounds were recorded after it")
+        paths = [_episode_path(self.root, e["file"], self.root / _MANIFEST) for e in drop]  # all checked first
         self._manifest["episodes"] = keep
         _write_json_atomic(self.root / _MANIFEST, self._manifest)
-        for entry in drop:
-            (self.root / entry["file"]).unlink(missing_ok=True)
+        for path in paths:
+            path.unlink(missing_ok=True)
         return len(drop)
 
 
@@ -425,16 +456,34 @@ def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None, max_episo
     return gym.make(env_id, **kwargs)
 
 
-def resolve_expert(env_id: str, expert: str | None = None) -> Callable[[gym.Env], Callable[[], np.ndarray]]:
-    """The expert factory ``"module:name"`` (or the one registered in :data:`EXPERTS` for ``env_id``)."""
+def resolve_expert(env_id: str, expert: str | None = None, *,
+                   allow_import: bool = False) -> Callable[[gym.Env], Callable[[], np.ndarray]]:
+    """The expert factory for ``env_id``: ``expert`` (a name in :data:`EXPERT_FACTORIES` or ``"module:name"``), or
+    the one registered in :data:`EXPERTS` for ``env_id`` when ``expert`` is None.
+
+    Only the project's own experts (the values of :data:`EXPERTS` / :data:`EXPERT_FACTORIES`) are imported by
+    default: a ``"module:name"`` read from a run's ``config.json`` must not import code. ``allow_import=True``
+    (the user named the expert on the command line or in code) lifts that.
+
+    Raises:
+        ValueError: no expert registered for ``env_id``, a malformed spec, or an unregistered spec without
+            ``allow_import``.
+    """
     spec = expert if expert is not None else EXPERTS.get(env_id)
     if spec is None:
         raise ValueError(
             f"no expert registered for {env_id!r} (known: {sorted(EXPERTS)}); pass expert='module:factory'"
         )
+    spec = EXPERT_FACTORIES.get(spec, spec)
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"expert must look like 'package.module:factory', got {spec!r}")
+    registered = set(EXPERTS.values()) | set(EXPERT_FACTORIES.values())
+    if spec not in registered and not allow_import:
+        raise ValueError(
+            f"expert {spec!r} is not one of the project's experts ({sorted(EXPERT_FACTORIES)}) and was not named by "
+            "you: a run's config.json cannot make this program import code. If you trust it, name it on the "
+            f"command line: --expert {spec}")
     return getattr(importlib.import_module(module_name), attr)
 
 
@@ -755,9 +804,7 @@ def _make_optimizer(model: SequencePolicy, config: BCConfig) -> torch.optim.Opti
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    save_tensors(obj, path)  # atomic; weights-only loadable (tensors and plain data)
 
 
 def _collect_round(
@@ -807,6 +854,7 @@ def train(
     *,
     resume: bool = False,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    trusted_expert: str | None = None,
 ) -> Path:
     """Collect demonstrations, train by sequence BC, run DAgger; returns the run folder ``out``.
 
@@ -815,6 +863,8 @@ def train(
         out: run folder; must not hold a run unless ``resume``.
         resume: continue the run in ``out`` from its last checkpoint (``config`` must equal the stored one).
         callback: called with each epoch's progress record after its checkpoint is written.
+        trusted_expert: on ``resume`` the expert comes from the run's ``config.json``, so an expert outside the
+            project's registry is imported only if it equals this (the ``--expert`` the user typed again).
     """
     run_dir = Path(out)
     config_path = run_dir / "config.json"
@@ -823,7 +873,10 @@ def train(
     if resume and not config_path.exists():
         raise ValueError(f"nothing to resume: {config_path} does not exist")
     if resume:
-        stored = BCConfig.from_dict(json.loads(config_path.read_text())["training"])
+        stored_run = read_json_object(config_path, "run config")
+        if not isinstance(stored_run.get("training"), dict):
+            raise ValueError(f"{config_path} has no 'training' settings: it is not an imitation run's config")
+        stored = BCConfig.from_dict(stored_run["training"])
         if stored != config:
             diff = {k: (v, getattr(config, k)) for k, v in dataclasses.asdict(stored).items() if getattr(config, k) != v}
             raise ValueError(f"resume with different settings (stored, given): {diff}")
@@ -832,7 +885,8 @@ def train(
     env = make_env(config.env_id, config.env_kwargs, config.max_episode_steps)
     if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 3:
         raise ValueError(f"{config.env_id} must observe (H, W, 3) images, has {env.observation_space}")
-    expert = resolve_expert(config.env_id, config.expert)(env)
+    allow = not resume or (trusted_expert is not None and trusted_expert == config.expert)
+    expert = resolve_expert(config.env_id, config.expert, allow_import=allow)(env)
     step_seconds = _step_seconds(env)
     model_config = ModelConfig(
         kind=config.model,
@@ -864,11 +918,12 @@ def train(
     start_round, start_epoch, elapsed_before = 0, 0, 0.0
     checkpoint_path = run_dir / "checkpoint.pt"
     if resume and checkpoint_path.exists():
-        ckpt = torch.load(checkpoint_path, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        start_round, start_epoch, elapsed_before = ckpt["round"], ckpt["epoch"], ckpt["seconds"]
-        torch.set_rng_state(ckpt["torch_rng"])
+        ckpt = load_tensors(checkpoint_path, "checkpoint")  # weights only: tensors and plain data
+        model.load_state_dict(_checkpoint_part(ckpt, "model", checkpoint_path))
+        optimizer.load_state_dict(_checkpoint_part(ckpt, "optimizer", checkpoint_path))
+        start_round, start_epoch = int(ckpt.get("round", 0)), int(ckpt.get("epoch", 0))
+        elapsed_before = float(ckpt.get("seconds", 0.0))
+        torch.set_rng_state(_checkpoint_part(ckpt, "torch_rng", checkpoint_path))
         if start_epoch >= config.epochs_of_round(start_round):
             start_round, start_epoch = start_round + 1, 0
 
@@ -927,14 +982,28 @@ def load_policy(run_dir: str | os.PathLike, config: Mapping[str, Any] | None = N
         raise ValueError(f"{run_dir} is not an imitation (kind 'bc') run: kind={config.get('kind')!r}")
     model = build_model(ModelConfig.from_dict(config["model"]))
     if (run_dir / "model.pt").is_file():
-        state = torch.load(run_dir / "model.pt", weights_only=True)
+        path = run_dir / "model.pt"
+        state = load_tensors(path, "model weights")
     elif (run_dir / "checkpoint.pt").is_file():
-        state = torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
+        path = run_dir / "checkpoint.pt"
+        state = _checkpoint_part(load_tensors(path, "checkpoint"), "model", path)
     else:
         raise ValueError(f"{run_dir} has neither model.pt nor checkpoint.pt; train it first")
-    model.load_state_dict(state)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not hold a state dict (names -> tensors)")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f"the weights in {path} do not fit the model in config.json: "
+                         f"{' '.join(str(error).split())[:300]}") from error
     model.eval()
     return model
+
+
+def _checkpoint_part(checkpoint: Any, key: str, path: Path) -> Any:
+    if not isinstance(checkpoint, dict) or key not in checkpoint:
+        raise ValueError(f"checkpoint {path} is malformed: it has no {key!r} entry")
+    return checkpoint[key]
 
 
 def evaluate_heldout(

@@ -29,9 +29,9 @@ def circuit_for_run(loaded: LoadedRun):
         if loaded.config["policy"] not in ("ltc", "cfc"):
             raise ValueError(f"run {loaded.run_dir} uses policy {loaded.config['policy']!r}: only 'ltc' and 'cfc' "
                              "runs have neurons to inspect")
-        normalizer = predictor.normalizer
-        return circuit_from_policy(predictor.model, name=f"ppo-{loaded.config['policy']}",
-                                   observation_transform=None if normalizer is None else normalizer.normalize_obs)
+        return circuit_from_policy(predictor.policy, name=f"ppo-{loaded.config['policy']}",
+                                   observation_transform=None if predictor.normalizer is None
+                                   else predictor.normalize_obs)
     return circuit_from_policy(predictor)
 
 
@@ -54,9 +54,10 @@ def inspect_run(run_dir: str | Path, out: str | Path, *, env_id: str | None = No
 
     loaded = load_run(run_dir)
     circuit = circuit_for_run(loaded)
+    user_named = env_id is not None  # only an id the user named may import a module (see make_eval_env)
     env_id = env_id or loaded.env_id
     env_kwargs = loaded.env_kwargs if env_id == loaded.env_id else {}
-    env = make_eval_env(env_id, env_kwargs, getattr(loaded.predictor, "env_wrappers", ()))
+    env = make_eval_env(env_id, env_kwargs, getattr(loaded.predictor, "env_wrappers", ()), allow_import=user_named)
     try:
         check_spaces_fit(loaded.predictor, env)
         meta = {"run_dir": str(run_dir), "env_id": env_id, "env_kwargs": env_kwargs, "run_kind": loaded.config["kind"],

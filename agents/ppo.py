@@ -13,8 +13,11 @@ A run folder (``run_dir``) holds::
 
     config.json              the resolved configuration: kind="ppo", env_id, policy, seed, timesteps, algo, ...
     tensorboard/ppo_1/       TensorBoard logs (continued, not restarted, on resume)
-    checkpoints/model_<N>_steps.zip, checkpoints/model_vecnormalize_<N>_steps.pkl
-    model.zip, vecnormalize.pkl   the final model and its observation/reward normalisation statistics
+    policy.pt, vecnormalize.npz   the final policy's weights (+ its spaces) and the normaliser's statistics, as
+                             data: what evaluate / inspect / robustness load (agents.run_io; nothing unpickled)
+    checkpoints/model_policy_<N>_steps.pt, checkpoints/model_vecnormalize_<N>_steps.npz   the same at checkpoints
+    model.zip, vecnormalize.pkl   SB3's own files (cloudpickle / pickle) for SB3 users, read only by --resume
+    checkpoints/model_<N>_steps.zip, checkpoints/model_vecnormalize_<N>_steps.pkl   SB3's checkpoints (--resume)
     evaluation.json          the final evaluation (agents.evaluation.evaluate) on eval_episodes seeded episodes
 
 Configuration: :func:`resolve_config` merges the presets in ``agents/configs/ppo.json`` (see its ``_doc``), an
@@ -29,8 +32,6 @@ wraps the env in :class:`ElapsedTimeObservation` so that ``info["elapsed_time"]`
 from __future__ import annotations
 
 import copy
-import json
-import pickle
 import re
 from collections.abc import Sequence
 from functools import partial
@@ -40,6 +41,7 @@ from typing import Any, Literal, get_args
 import gymnasium as gym
 import numpy as np
 
+from agents import run_io
 from agents.runs import read_json_object
 
 PolicyName = Literal["ltc", "cfc", "lstm", "mlp"]
@@ -49,11 +51,14 @@ ElapsedTimeMode = Literal["constant", "observation"]
 PRESETS_PATH = Path(__file__).parent / "configs" / "ppo.json"
 MODEL_FILE = "model.zip"
 VECNORMALIZE_FILE = "vecnormalize.pkl"
+POLICY_FILE = "policy.pt"
+NORMALIZER_FILE = "vecnormalize.npz"
 CONFIG_FILE = "config.json"
 EVALUATION_FILE = "evaluation.json"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PREFIX = "model"
 _CHECKPOINT_RE = re.compile(rf"^{CHECKPOINT_PREFIX}_(\d+)_steps\.zip$")
+_DATA_CHECKPOINT_RE = re.compile(rf"^{CHECKPOINT_PREFIX}_policy_(\d+)_steps\.pt$")
 
 # Keys of a resolved config and their types (the file-level schema; "algo" and "policy_kwargs" are checked
 # against the algorithm's and policy's constructors when the model is built).
@@ -175,7 +180,7 @@ def _make_single_env(env_id: str, env_kwargs: dict[str, Any], timed: bool, dt: f
     """Top-level (picklable) env factory for SubprocVecEnv workers; imports ``envs`` to register our ids."""
     from .evaluation import make_eval_env
 
-    return make_eval_env(env_id, env_kwargs, policy_env_wrappers(timed, dt))
+    return make_eval_env(env_id, env_kwargs, policy_env_wrappers(timed, dt), allow_import=True)  # the user's run
 
 
 def policy_env_wrappers(timed: bool, dt: float | None) -> tuple:
@@ -195,7 +200,7 @@ def env_step_duration(env_id: str, env_kwargs: dict[str, Any] | None = None) -> 
     """
     from .evaluation import make_eval_env
 
-    env = make_eval_env(env_id, env_kwargs)
+    env = make_eval_env(env_id, env_kwargs, allow_import=True)  # called while training: the user's own env id
     try:
         dt = getattr(env.unwrapped, "dt", None)
     finally:
@@ -317,6 +322,23 @@ def _vecnormalize_for(checkpoint: Path) -> Path:
     return checkpoint.with_name(f"{CHECKPOINT_PREFIX}_vecnormalize_{steps}_steps.pkl")
 
 
+def data_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """``(steps, policy file)`` of every checkpoint stored as data (``model_policy_<N>_steps.pt``), by steps."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    found = []
+    for path in folder.glob(f"{CHECKPOINT_PREFIX}_policy_*_steps.pt") if folder.is_dir() else ():
+        match = _DATA_CHECKPOINT_RE.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def data_checkpoint_paths(folder: Path, steps: int) -> tuple[Path, Path]:
+    """The policy weights and normaliser statistics of the data checkpoint at ``steps`` in ``folder``."""
+    return (folder / f"{CHECKPOINT_PREFIX}_policy_{steps}_steps.pt",
+            folder / f"{CHECKPOINT_PREFIX}_vecnormalize_{steps}_steps.npz")
+
+
 def train(
     config: dict[str, Any],
     run_dir: str | Path,
@@ -378,9 +400,12 @@ def train(
 
     all_callbacks = list(callbacks)
     if config["checkpoint_freq"] > 0:
+        save_freq = max(config["checkpoint_freq"] // config["n_envs"], 1)
         all_callbacks.append(CheckpointCallback(
-            save_freq=max(config["checkpoint_freq"] // config["n_envs"], 1), save_path=str(run_dir / CHECKPOINT_DIR),
+            save_freq=save_freq, save_path=str(run_dir / CHECKPOINT_DIR),
             name_prefix=CHECKPOINT_PREFIX, save_vecnormalize=True))
+        all_callbacks.append(run_io.policy_data_callback(
+            save_freq, lambda steps: data_checkpoint_paths(run_dir / CHECKPOINT_DIR, steps)))
     eval_env = None
     if config["eval_freq"] > 0:
         eval_env = _normalize(make_training_env(config, seed=config["eval_seed"], n_envs=1), config, training=False)
@@ -402,14 +427,15 @@ def train(
         from .evaluation import evaluate
 
         summary = evaluate(load_policy(run_dir, config), config["env_id"], config["eval_episodes"],
-                           config["eval_seed"], env_kwargs=config["env_kwargs"])
+                           config["eval_seed"], env_kwargs=config["env_kwargs"], allow_import=True)
         summary["timesteps"] = int(model.num_timesteps)
         _write_json(run_dir / EVALUATION_FILE, summary)
     return model
 
 
 def _save(model, run_dir: Path) -> None:
-    """Final model + normalisation stats, and the same as the last checkpoint (so resume finds it)."""
+    """Final model + normalisation stats, and the same as the last checkpoint (so resume finds it); each both as
+    SB3's files and as data (:func:`agents.run_io.save_policy_data`)."""
     from stable_baselines3.common.vec_env import VecNormalize
 
     model.save(str(run_dir / MODEL_FILE))
@@ -421,60 +447,122 @@ def _save(model, run_dir: Path) -> None:
     if isinstance(venv, VecNormalize):
         venv.save(str(run_dir / VECNORMALIZE_FILE))
         venv.save(str(_vecnormalize_for(checkpoint)))
+    run_io.save_policy_data(model, run_dir / POLICY_FILE, run_dir / NORMALIZER_FILE)
+    run_io.save_policy_data(model, *data_checkpoint_paths(ckpt_dir, model.num_timesteps))
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------------------------------------------
 class PPOPredictor:
-    """A trained PPO model as a Predictor for raw (unnormalised) observations.
+    """A trained PPO policy as a Predictor for raw (unnormalised) observations.
 
-    ``predict`` normalises observations with the run's saved ``VecNormalize`` statistics (if any), then calls the
-    model's ``predict``. For ``mlp`` models the returned state is ``None``. ``env_wrappers`` lists what the
-    observations need around the raw env (the elapsed-time observation for ``elapsed_time="observation"`` runs).
+    ``predict`` normalises observations with the run's saved statistics (if any), then calls the SB3 policy's
+    ``predict``. For ``mlp`` policies the returned state is ``None``. ``env_wrappers`` lists what the observations
+    need around the raw env (the elapsed-time observation for ``elapsed_time="observation"`` runs).
+
+    Args:
+        policy: the SB3 policy (an ``nn.Module`` with ``predict``), or an SB3 model (its ``.policy`` is taken).
+        normalizer: an :class:`agents.run_io.ObsNormalizer`, an SB3 ``VecNormalize`` (its statistics are copied),
+            or ``None``.
 
     Attributes:
-        model: the SB3 model. normalizer: the unpickled ``VecNormalize`` (no env attached) or ``None``.
-        observation_space, action_space: the model's spaces.
+        policy: the SB3 policy. normalizer: the :class:`~agents.run_io.ObsNormalizer` or ``None``.
+        observation_space, action_space: the policy's spaces.
     """
 
-    def __init__(self, model, normalizer=None, env_wrappers: Sequence = ()):
-        self.model = model
+    def __init__(self, policy, normalizer=None, env_wrappers: Sequence = ()):
+        from torch import nn
+
+        if not isinstance(policy, nn.Module) and isinstance(getattr(policy, "policy", None), nn.Module):
+            policy = policy.policy  # an SB3 model
+        if normalizer is not None and not isinstance(normalizer, run_io.ObsNormalizer):
+            normalizer = run_io.ObsNormalizer.from_vecnormalize(normalizer)
+        self.policy = policy
         self.normalizer = normalizer
         self.env_wrappers = tuple(env_wrappers)
-        self.observation_space = model.observation_space
-        self.action_space = model.action_space
-
-    @property
-    def policy(self):
-        """The SB3 policy (a torch ``nn.Module``) behind :meth:`predict`."""
-        return self.model.policy
+        self.observation_space = policy.observation_space
+        self.action_space = policy.action_space
 
     def obs_normalization(self) -> dict[str, Any] | None:
         """The observation normalisation :meth:`predict` applies, as data: ``None`` when observations go in raw,
         else ``{"mean": (obs_dim,), "var": (obs_dim,), "clip": float, "epsilon": float}`` (numpy float64), meaning
-        ``clip(( obs - mean) / sqrt(var + epsilon), -clip, clip)``."""
-        if self.normalizer is None or not getattr(self.normalizer, "norm_obs", True):
+        ``clip(( obs - mean) / sqrt(var + epsilon), -clip, clip)``. For dict observations ``mean`` and ``var`` are
+        dicts over the normalised keys, listed in ``"keys"``."""
+        n = self.normalizer
+        if n is None or not n.norm_obs:
             return None
-        rms = self.normalizer.obs_rms
-        return {"mean": np.asarray(rms.mean, dtype=np.float64), "var": np.asarray(rms.var, dtype=np.float64),
-                "clip": float(self.normalizer.clip_obs), "epsilon": float(self.normalizer.epsilon)}
+        out = {"mean": n.obs_mean, "var": n.obs_var, "clip": float(n.clip_obs), "epsilon": float(n.epsilon)}
+        if n.norm_obs_keys is not None:
+            out["keys"] = list(n.norm_obs_keys)
+        return out
+
+    def normalize_obs(self, observation):
+        """Raw observations as the policy sees them (unchanged when the run has no normaliser)."""
+        return observation if self.normalizer is None else self.normalizer.normalize_obs(observation)
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """observation: (n_envs, *obs_shape) (or a dict of such arrays); episode_start: (n_envs,) bool.
         Returns ``(actions (n_envs, *act_shape), state)``."""
-        if self.normalizer is not None:
-            observation = self.normalizer.normalize_obs(observation)
-        return self.model.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic)
+        return self.policy.predict(self.normalize_obs(observation), state=state, episode_start=episode_start,
+                                   deterministic=deterministic)
+
+
+def build_policy(config: dict[str, Any], observation_space, action_space):
+    """A fresh SB3 policy of the run's class (from this project's registry: :func:`algorithm_class` and
+    ``_policy_spec``) with the run's ``policy_kwargs``, as the algorithm would build it."""
+    cls = algorithm_class(config["policy"])
+    policy, kwargs = _policy_spec(config, observation_space)
+    policy_cls = cls.policy_aliases[policy] if isinstance(policy, str) else policy
+    return policy_cls(observation_space, action_space, lambda _: 0.0,
+                      use_sde=bool(config["algo"].get("use_sde", False)), **kwargs)
 
 
 def load_policy(run_dir: str | Path, config: dict[str, Any]) -> PPOPredictor:
-    """Load a PPO run's final model (or, if training did not finish, its last checkpoint) as a Predictor.
+    """Load a PPO run's final policy (or, if training did not finish, its last checkpoint) as a Predictor, from
+    data only: ``policy.pt`` (``weights_only``) and ``vecnormalize.npz``; SB3's zip and pickle are not read.
 
     Raises:
-        ValueError: no model in the run folder.
+        ValueError: no policy data in the run folder, or a file that is damaged or crafted (named in the message).
     """
     run_dir = Path(run_dir)
+    validate_config(config)
+    policy_path, stats_path = run_dir / POLICY_FILE, run_dir / NORMALIZER_FILE
+    if not policy_path.is_file():
+        found = data_checkpoints(run_dir)
+        if not found:
+            hint = ""
+            if (run_dir / MODEL_FILE).is_file() or checkpoints(run_dir):
+                hint = (f"; it has SB3's {MODEL_FILE}/checkpoint zips, which are pickles: load them with "
+                        "agents.ppo.load_sb3_predictor only if you trust whoever made the folder")
+            raise ValueError(f"{run_dir} has no {POLICY_FILE} and no {CHECKPOINT_DIR}/"
+                             f"{CHECKPOINT_PREFIX}_policy_<N>_steps.pt: nothing to load{hint}")
+        policy_path, stats_path = data_checkpoint_paths(policy_path.parent / CHECKPOINT_DIR, found[-1][0])
+    policy = run_io.load_policy_data(policy_path, config, build_policy)
+    normalizer = None
+    if config["normalize_obs"] or config["normalize_reward"]:
+        if not stats_path.is_file():
+            if config["normalize_obs"]:
+                raise ValueError(f"{stats_path} is missing: the model was trained on normalised observations")
+        else:
+            normalizer = run_io.load_normalizer(stats_path)
+            run_io.check_normalizer_fits(normalizer, policy.observation_space, stats_path)
+    timed = config["elapsed_time"] == "observation"
+    return PPOPredictor(policy, normalizer, policy_env_wrappers(timed, config["policy_kwargs"].get("dt")))
+
+
+def load_sb3_predictor(run_dir: str | Path, config: dict[str, Any] | None = None) -> PPOPredictor:
+    """Load a run from SB3's ``model.zip`` and ``vecnormalize.pkl`` (or the last SB3 checkpoint).
+
+    **Unpickles**: only for run folders you made or trust (e.g. runs written before ``policy.pt`` existed);
+    :func:`load_policy` is the safe loader.
+    """
+    import pickle
+
+    from agents.runs import read_config
+
+    run_dir = Path(run_dir)
+    config = read_config(run_dir) if config is None else config
     validate_config(config)
     model_path, stats_path = run_dir / MODEL_FILE, run_dir / VECNORMALIZE_FILE
     if not model_path.is_file():
@@ -483,18 +571,21 @@ def load_policy(run_dir: str | Path, config: dict[str, Any]) -> PPOPredictor:
             raise ValueError(f"{run_dir} has no {MODEL_FILE} and no checkpoints: nothing to load")
         model_path = found[-1][1]
         stats_path = _vecnormalize_for(model_path)
-    try:
-        model = algorithm_class(config["policy"]).load(str(model_path), device="cpu")
-    except Exception as error:  # corrupt zip, wrong algorithm
-        raise ValueError(f"cannot load {model_path}: {error}") from error
+    model = load_sb3_model(model_path, config)
     normalizer = None
     if stats_path.is_file():
         with open(stats_path, "rb") as f:
-            normalizer = pickle.load(f)
-    elif config["normalize_obs"]:
-        raise ValueError(f"{stats_path} is missing: the model was trained on normalised observations")
+            normalizer = pickle.load(f)  # trusted by the caller (see the docstring)
     timed = config["elapsed_time"] == "observation"
     return PPOPredictor(model, normalizer, policy_env_wrappers(timed, config["policy_kwargs"].get("dt")))
+
+
+def load_sb3_model(path: str | Path, config: dict[str, Any]):
+    """SB3's ``load`` of a model zip (cloudpickle: runs code from the file; only for files you trust)."""
+    try:
+        return algorithm_class(config["policy"]).load(str(path), device="cpu")
+    except Exception as error:  # corrupt zip, wrong algorithm
+        raise ValueError(f"cannot load {path}: {error}") from error
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -510,7 +601,7 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    run_io.write_json_atomic(path, data)
 
 
 def _check_choice(name: str, value, literal) -> None:

@@ -451,6 +451,7 @@ class _ModelJob:
     source: Any  # str (run folder) or a Predictor
     env_id: str
     env_kwargs: dict[str, Any]
+    allow_import: bool = False  # env_id was named by the caller, so "module:EnvId" may import (make_eval_env)
 
 
 class _Worker:
@@ -484,7 +485,7 @@ class _Worker:
         try:
             return evaluate(self.predictor(task.model), job.env_id, task.count, self.seed + task.start,
                             env_kwargs=job.env_kwargs, wrappers=wrappers, n_envs=self.n_envs,
-                            deterministic=self.deterministic)
+                            deterministic=self.deterministic, allow_import=job.allow_import)
         except Exception as error:  # reported per model; the other models go on
             return {"error": f"{type(error).__name__}: {error}"}
 
@@ -554,7 +555,7 @@ def _prepare_model(label: str, source: Any, env_id: str | None, env_kwargs: Mapp
         own_env = env_id is None or env_id.rpartition(":")[2] == loaded.env_id
         job_env = env_id or loaded.env_id
         kwargs = dict(env_kwargs) if env_kwargs is not None else (loaded.env_kwargs if own_env else {})
-        job = _ModelJob(str(Path(source)), job_env, kwargs)
+        job = _ModelJob(str(Path(source)), job_env, kwargs, allow_import=env_id is not None)
         description = {"run_dir": str(source), "policy": loaded.config.get("policy"), "kind": loaded.config["kind"]}
     else:
         if not callable(getattr(source, "predict", None)):
@@ -568,9 +569,10 @@ def _prepare_model(label: str, source: Any, env_id: str | None, env_kwargs: Mapp
                 raise ValueError(f"{label}: cannot send this predictor to worker processes ({error}); "
                                  "use processes=1 or pass a run folder") from error
         predictor = source
-        job = _ModelJob(source, env_id, dict(env_kwargs or {}))
+        job = _ModelJob(source, env_id, dict(env_kwargs or {}), allow_import=True)
         description = {"predictor": f"{type(source).__module__}.{type(source).__qualname__}"}
-    env = make_eval_env(job.env_id, job.env_kwargs, getattr(predictor, "env_wrappers", ()))
+    env = make_eval_env(job.env_id, job.env_kwargs, getattr(predictor, "env_wrappers", ()),
+                        allow_import=job.allow_import)
     try:
         check_spaces_fit(predictor, env)
     finally:

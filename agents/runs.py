@@ -3,6 +3,9 @@
 Every training command writes ``RUN_DIR/config.json`` with at least ``kind`` (``"ppo"`` or ``"bc"``),
 ``env_id``, ``policy`` and ``seed``. :func:`load_run` reads it and dispatches on ``kind`` to the loader registered
 in :data:`LOADERS` (``"module:function"``, called as ``function(run_dir, config) -> Predictor``).
+
+Loading runs nothing from the folder: the loaders read JSON, weights-only torch files and plain-array ``.npz``
+(see :mod:`agents.run_io`), and the code they run is this project's, chosen by ``kind`` from :data:`LOADERS`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from agents.run_io import read_json_object  # noqa: F401  (re-exported: the one JSON reader of run folders)
 
 #: kind -> "module:function" loading a run of that kind; the function takes (run_dir, config).
 LOADERS: dict[str, str] = {
@@ -62,19 +67,6 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{path} lacks required keys {missing}")
     return config
-
-
-def read_json_object(path: Path, what: str) -> dict[str, Any]:
-    """The JSON object in ``path``; ``ValueError`` naming ``what`` if the file is missing, not JSON or not an object."""
-    if not path.is_file():
-        raise ValueError(f"{what} {path} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{what} {path} is corrupt (not valid JSON): {error}") from error
-    if not isinstance(data, dict):
-        raise ValueError(f"{what} {path} is corrupt: it must hold a JSON object")
-    return data
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:

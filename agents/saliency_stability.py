@@ -168,8 +168,8 @@ def saliency_stability(
     spec = parse_spec(perturbation)
     recorded: list[list[np.ndarray]] = []
     evaluate(predictor, env_id, episodes, seed, env_kwargs=dict(env_kwargs or {}),
-             wrappers=(lambda env: _Recorder(env, recorded),))
-    space = make_eval_env(env_id, dict(env_kwargs or {}))
+             wrappers=(lambda env: _Recorder(env, recorded),), allow_import=True)  # env_id is the caller's
+    space = make_eval_env(env_id, dict(env_kwargs or {}), allow_import=True)
     observation_space = space.observation_space
     space.close()
     pseed = seed if perturbation_seed is None else int(perturbation_seed)

@@ -45,14 +45,14 @@ def test_run_folder_holds_config_model_checkpoints_logs_and_evaluation(tmp_path)
 def test_resume_continues_the_step_count_from_the_last_checkpoint(tmp_path):
     run = tmp_path / "run"
     ppo.train(_fast("ltc", checkpoint_freq=64), run, evaluate_at_end=False)
-    before = load_run(run).predictor.model
+    before = ppo.load_sb3_model(run / "model.zip", ppo.finalize_config(_fast("ltc")))  # our own run: trusted
     model = ppo.train({"timesteps": 256}, run, resume=True, evaluate_at_end=False)
     assert model.num_timesteps == 256
     assert [s for s, _ in ppo.checkpoints(run)] == [64, 128, 192, 256]
     assert json.loads((run / "config.json").read_text())["timesteps"] == 256
     assert [p.name for p in (run / "tensorboard").iterdir()] == ["ppo_1"]  # one continued log
     # training continued from the checkpoint's weights, it did not restart from scratch
-    after = load_run(run).predictor.model
+    after = ppo.load_sb3_model(run / "model.zip", ppo.finalize_config(_fast("ltc")))
     assert after.num_timesteps == 256 and after._n_updates > before._n_updates
     with pytest.raises(ValueError, match="already holds a run"):
         ppo.train(_fast("ltc"), run)
@@ -82,7 +82,7 @@ def test_subproc_vec_env_with_vecnormalize(tmp_path):
     assert type(model.get_env()).__name__ == "VecNormalize"
     assert type(model.get_env().venv).__name__ == "SubprocVecEnv"
     stats = load_run(tmp_path / "run").predictor.normalizer
-    assert stats.obs_rms.count > 64  # statistics were gathered and saved with the model
+    assert stats.obs_count > 64  # statistics were gathered and saved with the model
 
 
 def test_loaded_predictor_normalises_raw_observations(tmp_path):
@@ -91,10 +91,15 @@ def test_loaded_predictor_normalises_raw_observations(tmp_path):
     predictor = load_run(run).predictor
     obs = np.array([[0.3, -0.4]], np.float32)
     a, _ = predictor.predict(obs, episode_start=np.ones(1, bool))
-    b, _ = predictor.model.predict(predictor.normalizer.normalize_obs(obs), episode_start=np.ones(1, bool),
-                                   deterministic=True)
-    c, _ = predictor.model.predict(obs, episode_start=np.ones(1, bool), deterministic=True)
+    b, _ = predictor.policy.predict(predictor.normalizer.normalize_obs(obs), episode_start=np.ones(1, bool),
+                                    deterministic=True)
+    c, _ = predictor.policy.predict(obs, episode_start=np.ones(1, bool), deterministic=True)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+    # the safe loader gives what SB3's own (unpickling) files give: same normaliser, same actions
+    trusted = ppo.load_sb3_predictor(run)
+    assert np.array_equal(trusted.normalize_obs(obs), predictor.normalize_obs(obs))
+    d, _ = trusted.predict(obs, episode_start=np.ones(1, bool))
+    assert np.array_equal(a, d)
 
 
 def test_resolve_config_layers_and_validation(tmp_path):

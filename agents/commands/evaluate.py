@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     env_id = args.env or loaded.env_id
     result = evaluate(loaded.predictor, env_id, args.episodes, args.seed,
                       env_kwargs=loaded.env_kwargs if env_id == loaded.env_id else None,
-                      n_envs=args.n_envs, deterministic=not args.stochastic)
+                      n_envs=args.n_envs, deterministic=not args.stochastic, allow_import=args.env is not None)
     result = {"run_dir": str(args.run_dir), "env_id": env_id, **result}
     text = json.dumps(result, indent=2)
     print(text)

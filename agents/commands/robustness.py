@@ -62,6 +62,6 @@ def run(args: argparse.Namespace) -> int:
     print(results.table())
     print("\nwrote " + ", ".join(str(p) for p in paths.values()))
     if not results.labels:
-        print("no model could be evaluated", file=sys.stderr)
-        return 1
+        raise ValueError("no model could be evaluated: " + "; ".join(
+            f"{label}: {text}" for label, text in results.failures.items()))
     return 0

@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="run folder")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its checkpoint with its stored settings")
-    parser.add_argument("--expert", default=None, help="expert factory 'module:name' (default: the env's registered one)")
+    parser.add_argument("--expert", default=None, help="expert: 'pure-pursuit' or a factory 'module:name' (default: the env's registered one); "
+                             "with --resume, repeat a run's own 'module:name' to allow importing it")
     parser.add_argument("--env-kwargs", default=None, type=json.loads,
                         help="JSON object of keyword arguments for gym.make (merged over the preset's)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -58,7 +59,12 @@ def config_from_args(args: argparse.Namespace):
         path = Path(args.out) / "config.json"
         if not path.is_file():
             raise ValueError(f"nothing to resume: {path} does not exist")
-        return BCConfig.from_dict(json.loads(path.read_text())["training"])
+        from agents.runs import read_json_object
+
+        stored = read_json_object(path, "run config")
+        if not isinstance(stored.get("training"), dict):
+            raise ValueError(f"{path} has no 'training' settings: it is not an imitation run's config")
+        return BCConfig.from_dict(stored["training"])
     settings = {"env_id": args.env, "model": args.model, "seed": args.seed, "expert": args.expert}
     settings.update(parse_overrides(args.overrides))
     if args.env_kwargs is not None:
@@ -85,6 +91,6 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     config = config_from_args(args)
-    run_dir = train(config, args.out, resume=args.resume, callback=print_progress)
+    run_dir = train(config, args.out, resume=args.resume, callback=print_progress, trusted_expert=args.expert)
     print(f"model written to {run_dir / 'model.pt'}")
     return 0

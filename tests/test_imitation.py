@@ -285,7 +285,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     with pytest.raises(Interrupt):
         train(config, tmp_path / "resumed", callback=stop_in_round_1)
     assert not (tmp_path / "resumed" / "model.pt").exists()
-    resumed = load_policy(train(config, tmp_path / "resumed", resume=True))
+    resumed = load_policy(train(config, tmp_path / "resumed", resume=True, trusted_expert=EXPERT))
     for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
         torch.testing.assert_close(a, b, msg=name)
     lines = (tmp_path / "resumed" / "progress.jsonl").read_text().splitlines()
@@ -347,4 +347,27 @@ def test_expert_resolution_errors():
         resolve_expert("Nope-v0")
     with pytest.raises(ValueError, match="package.module:factory"):
         resolve_expert(ENV, "just_a_name")
-    assert resolve_expert(ENV, EXPERT) is make_expert
+    assert resolve_expert(ENV, EXPERT, allow_import=True) is make_expert  # named by the caller
+    from agents.experts import PurePursuitExpert
+
+    assert resolve_expert("LaneKeeping-v0") is PurePursuitExpert  # the registry needs no permission
+    assert resolve_expert(ENV, "pure-pursuit") is PurePursuitExpert
+
+
+def test_a_crafted_config_cannot_make_resume_import_code(tmp_path):
+    """``os:system`` (or any module:attr outside the registry) read from a run's config.json is refused, before
+    anything is imported or called; repeating it on the command line (--expert) is the user's explicit say-so."""
+    with pytest.raises(ValueError, match="not one of the project's experts"):
+        resolve_expert(ENV, "os:system")
+    with pytest.raises(ValueError, match="--expert tests.imitation_synthetic:make_expert"):
+        resolve_expert(ENV, EXPERT)
+    config = _tiny_config(expert="os:system")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"kind": "bc", "env_id": ENV, "policy": "cnn", "seed": 0,
+                                                 "training": config.to_dict()}))
+    with pytest.raises(ValueError, match="os:system"):
+        train(config, run, resume=True)
+    from agents.cli import main as cli_main
+
+    assert cli_main(["train-bc", "--out", str(run), "--resume"]) == 2

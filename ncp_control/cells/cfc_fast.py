@@ -22,6 +22,7 @@ from torch.autograd.function import once_differentiable
 
 from . import _native
 from ._common import PlanCache, cell_elapsed_time
+from ._kernel_args import check_parameters, check_sequence_args, check_tensor
 
 if TYPE_CHECKING:  # pragma: no cover
     from .wired_cfc import WiredCfCCell
@@ -81,6 +82,47 @@ def needs_autograd(cell: WiredCfCCell, *tensors: Any) -> bool:
         p.requires_grad for p in cell.parameters())
 
 
+#: The kernel keeps per-layer tables on its stack for at most this many layers.
+MAX_LAYERS = 64
+_STATUS_INVALID = 2
+
+
+def _check_cell(cell: WiredCfCCell, dtype: torch.dtype, where: str) -> None:
+    """Layer sizes add up to the state, every head has the (H, in + H) shape the kernel indexes with, every layer
+    has the parameters its mode needs, one dtype throughout, at most :data:`MAX_LAYERS` layers."""
+    layers = cell._layers
+    if not 1 <= len(layers) <= MAX_LAYERS:
+        raise ValueError(f"{where}: the native CfC kernel takes 1 to {MAX_LAYERS} layers, this cell has "
+                         f"{len(layers)}; use NCP_CONTROL_PURE_TORCH=1 for deeper wirings")
+    if dtype not in _FAST_DTYPES:
+        raise ValueError(f"{where}: the native kernel runs float32 or float64 cells, not {dtype}")
+    mode, gates = layers[0].mode, layers[0]._mask_time_gates
+    inputs, total = cell.sensory_size, 0
+    for l, layer in enumerate(layers):
+        if layer.mode != mode or layer._mask_time_gates != gates:
+            raise ValueError(f"{where}: layer {l} has another mode or time-gate masking than layer 0")
+        H = layer.hidden_size
+        K = inputs + H
+        mods, pure = layer._modules, mode == "pure"
+        named = []
+        for head in ("ff1", "ff2", "time_a", "time_b"):
+            lin = mods.get(head)
+            needed = head == "ff1" or not pure
+            w, b = (None, None) if lin is None else (lin._parameters.get("weight"), lin._parameters.get("bias"))
+            named += [(f"layer_{l}.{head}.weight", w, (H, K) if needed else None),
+                      (f"layer_{l}.{head}.bias", b, (H,) if needed else None)]
+        named += [(f"layer_{l}.w_tau", layer._parameters.get("w_tau"), (1, H) if pure else None),
+                  (f"layer_{l}.A", layer._parameters.get("A"), (1, H) if pure else None),
+                  (f"layer_{l}.sparsity_mask", layer._buffers.get("sparsity_mask"), (H, K))]
+        check_parameters(where, named[:-1], dtype)
+        mask = named[-1][1]
+        if not isinstance(mask, Tensor) or tuple(mask.shape) != (H, K) or not mask.is_cpu:
+            raise ValueError(f"{where}: layer {l}'s sparsity_mask must be a CPU ({H}, {K}) tensor")
+        inputs, total = H, total + H
+    if total != cell.state_size:
+        raise ValueError(f"{where}: the layers' sizes add up to {total}, the cell's state_size is {cell.state_size}")
+
+
 def _layer_params(cell: WiredCfCCell) -> list[Tensor | None]:
     """Per layer: ff1.w, ff1.b, ff2.w, ff2.b, time_a.w, time_a.b, time_b.w, time_b.b, w_tau, A (None if absent)."""
     out: list[Tensor | None] = []
@@ -130,6 +172,8 @@ def _call(kind: str, dtype: torch.dtype, dims: list[int], ptrs: list) -> None:
     # array.array builds the tables ~10x faster than ctypes arrays; they live until the call returns
     d, q = array.array("q", dims), array.array("Q", [0 if x is None else x for x in ptrs])
     status = fn(d.buffer_info()[0], q.buffer_info()[0])
+    if status == _STATUS_INVALID:
+        raise ValueError(f"the CfC kernel takes at most {MAX_LAYERS} layers")
     if status != 0:
         raise MemoryError("the CfC kernel could not allocate its work space")
 
@@ -180,7 +224,15 @@ def cfc_sequence(cell: WiredCfCCell, x: Tensor, h0: Tensor, dt: Tensor, reset: T
             those steps; batch_major: lay the result out batch-first in memory.
     Returns:
         (T, B, N) states after every step.
+
+    Raises:
+        ValueError: a tensor of the wrong shape, dtype (all must have the cell's dtype; ``reset`` bool) or device,
+            more than :data:`MAX_LAYERS` layers, or parameters whose shapes do not match the layer sizes.
     """
+    dtype = cell._layers[0].ff1.weight.dtype if len(cell._layers) else torch.float32
+    _check_cell(cell, dtype, "cfc_sequence")
+    check_sequence_args("cfc_sequence", x, h0, dt, reset, inputs=cell.sensory_size, state=cell.state_size,
+                        dtype=dtype)
     if x.stride(-1) != 1:
         x = x.contiguous()
     if h0.stride(-1) != 1:
@@ -201,10 +253,12 @@ class _StepPlan:
     """
 
     __slots__ = ("batch", "dtype", "dims", "ptrs", "fn", "dims_addr", "ptrs_addr", "key", "tensors_of", "n_state",
-                 "dt", "dt_value", "masks")
+                 "dt", "dt_value", "masks", "x_shape", "h_shape")
 
     def __init__(self, cell: WiredCfCCell, batch: int, dtype: torch.dtype):
+        _check_cell(cell, dtype, "step_no_grad")
         self.batch, self.dtype, self.n_state = batch, dtype, cell.state_size
+        self.x_shape, self.h_shape = (batch, cell.sensory_size), (batch, cell.state_size)
         params = _layer_params(cell)
         masks = _masks(cell)
         for t in params + masks:
@@ -276,15 +330,20 @@ def step_no_grad(cell: WiredCfCCell, x: Tensor, h: Tensor, timespans: Any, *, bu
     """
     batch = x.shape[0]
     if build:
+        dtype = cell._layers[0].ff1.weight.dtype
+        if x.dim() != 2:
+            raise ValueError(f"step_no_grad: x must be a (B, {cell.sensory_size}) tensor, got {tuple(x.shape)}")
+        check_tensor("x", x, (batch, cell.sensory_size), dtype, "step_no_grad")
+        check_tensor("h", h, (batch, cell.state_size), dtype, "step_no_grad")
         try:
             plan = _plan_for(cell, batch, x.dtype)
         except _Unsupported:
             return None
     else:
         plan = cell.__dict__.get("_step_plans", _NO_PLANS).get(_get_ident())
-        if (plan is None or plan.batch != batch or x.dtype is not plan.dtype or h.dtype is not plan.dtype
-                or not x.is_cpu or not h.is_cpu or torch._C._are_functorch_transforms_active()
-                or plan.current_key(cell) != plan.key):
+        if (plan is None or x.shape != plan.x_shape or h.shape != plan.h_shape or x.dtype is not plan.dtype
+                or h.dtype is not plan.dtype or not x.is_cpu or not h.is_cpu
+                or torch._C._are_functorch_transforms_active() or plan.current_key(cell) != plan.key):
             return None
     if isinstance(timespans, (int, float)) and not isinstance(timespans, bool):
         if timespans != plan.dt_value:
@@ -303,8 +362,10 @@ def step_no_grad(cell: WiredCfCCell, x: Tensor, h: Tensor, timespans: Any, *, bu
     d, p = plan.dims, plan.ptrs
     p[0], p[1], p[2], p[4] = x.data_ptr(), h.data_ptr(), dt.data_ptr(), new_h.data_ptr()
     d[8], d[9], d[11] = x.stride(0), h.stride(0), dt.stride(1)
-    if plan.fn(plan.dims_addr, plan.ptrs_addr) != 0:
-        raise MemoryError("the CfC kernel could not allocate its work space")
+    status = plan.fn(plan.dims_addr, plan.ptrs_addr)
+    if status:
+        raise ValueError(f"the CfC kernel takes at most {MAX_LAYERS} layers") if status == _STATUS_INVALID \
+            else MemoryError("the CfC kernel could not allocate its work space")
     return new_h
 
 

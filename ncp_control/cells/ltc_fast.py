@@ -31,6 +31,7 @@ from torch.autograd.function import once_differentiable
 
 from . import _native
 from ._common import PlanCache
+from ._kernel_args import check_parameters, check_sequence_args, check_tensor
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ltc import LTCCell
@@ -89,6 +90,28 @@ def fast_path_available(cell: LTCCell, *tensors: Tensor) -> bool:
 
 _functorch_active = torch._C._are_functorch_transforms_active
 _loaded = _native._libraries.get
+
+
+def _check_cell(cell: LTCCell, dtype: torch.dtype, where: str) -> None:
+    """The cell's parameters and masks have the shapes the kernel's tables are sized for, and one dtype."""
+    N, I, M = cell.state_size, cell.sensory_size, cell.motor_size
+    if (cell.ode_unfolds if isinstance(cell.ode_unfolds, int) else 0) < 1:
+        raise ValueError(f"{where}: ode_unfolds must be a positive int, got {cell.ode_unfolds!r}")
+    if dtype not in _FAST_DTYPES:
+        raise ValueError(f"{where}: the native kernel runs float32 or float64 cells, not {dtype}")
+    get, inp, outp = cell._parameters.get, cell._input_mapping, cell._output_mapping
+    square, sensory = (N, N), (I, N)
+    check_parameters(where, [
+        *((n, get(n), (N,)) for n in ("gleak", "vleak", "cm")),
+        *((n, get(n), square) for n in ("w", "erev", "mu", "sigma")),
+        *((n, get(n), sensory) for n in _SENSORY),
+        ("input_w", get("input_w"), (I,) if inp != "none" else None),
+        ("input_b", get("input_b"), (I,) if inp == "affine" else None),
+        ("output_w", get("output_w"), (M,) if outp != "none" else None),
+        ("output_b", get("output_b"), (M,) if outp == "affine" else None),
+        ("sparsity_mask", cell._buffers.get("sparsity_mask"), square),
+        ("sensory_sparsity_mask", cell._buffers.get("sensory_sparsity_mask"), sensory),
+    ], dtype)
 
 
 def _edges(cell: LTCCell) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -236,14 +259,20 @@ def ltc_sequence(
             contiguous); their shape is (T, B, .) either way.
     Returns:
         ``(states, outputs)``: (T, B, N) potentials after every step and (T, B, M) mapped motor outputs.
+
+    Raises:
+        ValueError: a tensor of the wrong shape, dtype (all must have the cell's dtype; ``reset`` bool) or device,
+            or a cell whose parameters do not have the shapes its wiring implies.
     """
+    dtype = cell._parameters["w"].dtype
+    _check_cell(cell, dtype, "ltc_sequence")
+    check_sequence_args("ltc_sequence", x, h0, dt, reset, inputs=cell.sensory_size, state=cell.state_size,
+                        dtype=dtype)
     if x.stride(-1) != 1:
         x = x.contiguous()
     if h0.stride(-1) != 1:
         h0 = h0.contiguous()
-    if reset is not None and reset.dtype != torch.bool:
-        raise TypeError("reset must be a bool tensor")
-    spec = _Spec(cell, x.shape[0], x.shape[1], min_dt, batch_major)
+    spec = _Spec(cell, x.shape[0], x.shape[1], float(min_dt), batch_major)
     params = _params(cell)
     if torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad or dt.requires_grad
                                     or any(p is not None and p.requires_grad for p in params)):
@@ -309,6 +338,7 @@ class _StepPlan:
         for t in tensors:
             if not t.is_contiguous() or t.dtype != self.dtype or not t.is_cpu:
                 raise _Unsupported
+        _check_cell(cell, self.dtype, "ltc_step_no_grad")  # sizes the tables were built for
         for i, t in zip(self.slots, tensors):
             self.ptrs[i] = t.data_ptr()
         if self.snapshot(self.dims_addr, self.ptrs_addr) != 0:
@@ -386,7 +416,15 @@ def ltc_step_no_grad(
     Returns:
         ``(outputs (B, M), next potentials (B, N))``, the same numbers as :func:`ltc_sequence` with T = 1; both
         are new tensors (nothing is reused between calls).
+
+    Raises:
+        ValueError: ``x`` or ``h`` of the wrong shape, dtype or device (see :func:`ltc_sequence`).
     """
+    dtype = cell._parameters["w"].dtype
+    if not isinstance(x, Tensor) or x.dim() != 2:
+        raise ValueError(f"ltc_step_no_grad: x must be a (B, {cell.sensory_size}) tensor")
+    check_tensor("x", x, (x.shape[0], cell.sensory_size), dtype, "ltc_step_no_grad")
+    check_tensor("h", h, (x.shape[0], cell.state_size), dtype, "ltc_step_no_grad")
     try:
         plan = _plan_for(cell, x.shape[0], x.dtype)
     except _Unsupported:

@@ -31,6 +31,7 @@ enum { MODE_DEFAULT, MODE_NO_GATE, MODE_PURE };
 
 #define NCP_OK 0
 #define NCP_ENOMEM 1
+#define NCP_EINVAL 2 /* more layers than the per-layer tables hold (64); Python checks this first */
 
 #define NCP_REAL float
 #define NCP_FN(name) name##_f32
@@ -174,7 +175,7 @@ static int64_t NCP_FN(max_k)(const int64_t *d, const NCP_FN(layer) *ly) {
 int NCP_FN(cfc_forward)(const int64_t *d, void **p) {
     const int64_t T = d[C_T], B = d[C_B], L = d[C_L], N = d[C_N];
     NCP_FN(layer) ly[64];
-    if (L > 64) return NCP_ENOMEM;
+    if (L < 1 || L > 64) return NCP_EINVAL;
     NCP_FN(setup)(d, p, ly);
     const int64_t KM = NCP_FN(max_k)(d, ly);
     work *ws = (work *)malloc(sizeof(work) * (size_t)(2 * N * B + KM * B + 4 * N * B + B));
@@ -214,7 +215,7 @@ int NCP_FN(cfc_backward)(const int64_t *d, void **p) {
     const int64_t T = d[C_T], B = d[C_B], L = d[C_L], N = d[C_N], I = d[C_I];
     const int mode = (int)d[C_MODE], gates_masked = (int)d[C_MASK_GATES];
     NCP_FN(layer) ly[64];
-    if (L > 64) return NCP_ENOMEM;
+    if (L < 1 || L > 64) return NCP_EINVAL;
     NCP_FN(setup)(d, p, ly);
     const int64_t KM = NCP_FN(max_k)(d, ly);
     int64_t n_acc = 0;

@@ -121,7 +121,10 @@ def test_load_run_without_model(tmp_path):
     with pytest.raises(ValueError, match="nothing to load"):
         load_run(tmp_path)
     (tmp_path / "model.zip").write_text("not a zip")
-    with pytest.raises(ValueError, match="cannot load"):
+    with pytest.raises(ValueError, match="load_sb3_predictor only if you trust"):  # SB3's zip is never unpickled
+        load_run(tmp_path)
+    (tmp_path / "policy.pt").write_text("not a torch file")
+    with pytest.raises(ValueError, match="cannot load policy weights .*policy.pt"):
         load_run(tmp_path)
 
 
@@ -137,11 +140,33 @@ def test_run_env_kwargs_for_ppo_and_imitation_configs(tmp_path):
 def test_module_prefixed_env_id_imports_the_registering_module():
     from agents.evaluation import make_eval_env
 
-    env = make_eval_env("tests.imitation_synthetic:TinyLane-v0")
+    env = make_eval_env("tests.imitation_synthetic:TinyLane-v0", allow_import=True)  # named by the user
     assert env.observation_space.shape == (16, 32, 3)
     env.close()
     with pytest.raises(ValueError, match="cannot import"):
-        make_eval_env("no_such_module_xyz:TinyLane-v0")
+        make_eval_env("no_such_module_xyz:Nothing-v0", allow_import=True)
+
+
+def test_an_env_id_from_a_run_config_cannot_import_a_module(tmp_path, capsys):
+    """A crafted config.json naming ``os:system`` (or any module) as the env: nothing is imported, clear refusal."""
+    from agents.cli import main
+    from agents.evaluation import make_eval_env
+
+    with pytest.raises(ValueError, match="--env os:system"):
+        make_eval_env("os:system")
+    with pytest.raises(ValueError, match="not one of this project's env modules"):
+        make_eval_env("antigravity:Fly-v0")  # importing it would open a web browser
+    import sys
+
+    assert "antigravity" not in sys.modules
+    from tests._robust_helpers import write_untrained_bc_run
+
+    run = write_untrained_bc_run(tmp_path / "run", height=8, width=16)
+    config = json.loads((run / "config.json").read_text())
+    config["env_id"] = "os:system"
+    (run / "config.json").write_text(json.dumps(config))
+    assert main(["evaluate", str(run), "--episodes", "1"]) == 2
+    assert "os:system" in capsys.readouterr().err
 
 
 def test_evaluate_command_uses_an_imitation_run_s_training_env_kwargs(tmp_path, capsys):

@@ -82,11 +82,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     if args.resume:
-        config = im.BCConfig.from_dict(json.loads((out / "config.json").read_text())["training"])
+        from agents.commands.train_bc import config_from_args
+
+        config = config_from_args(args)  # the run's stored settings, read as data
     else:
         settings = {"env_id": args.env, "model": args.model, "seed": args.seed, "expert": args.expert}
         config = im.preset_config("demo", **{**settings, **parse_overrides(args.overrides)})
-    im.train(config, out, resume=args.resume, callback=print_progress)
+    im.train(config, out, resume=args.resume, callback=print_progress, trusted_expert=args.expert)
     t_train = time.perf_counter() - t0
 
     policy = im.load_policy(out)
@@ -95,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     t_eval = time.perf_counter() - t0 - t_train
 
     env = im.make_env(config.env_id, config.env_kwargs)
-    expert = im.resolve_expert(config.env_id, config.expert)(env)
+    named = not args.resume or args.expert == config.expert  # an expert from config.json must be in the registry
+    expert = im.resolve_expert(config.env_id, config.expert, allow_import=named)(env)
     road = im.heldout_road_seeds(im.HELDOUT_SEED_START, 1)[0]
     trace = im.rollout(env, expert, road, learner=policy, beta=0.0, step_seconds=policy.config.step_seconds)
     env.close()

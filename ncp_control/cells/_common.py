@@ -5,6 +5,7 @@ Nothing here is specific to LTC or CfC; the math lives in ``ltc_functional.py`` 
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Iterable
 
 import numpy as np
@@ -164,9 +165,18 @@ def sequence_timespans(
 
 class PlanCache(dict):
     """A cell's prebuilt kernel tables by thread id (kept in ``cell.__dict__``). Copies and pickles of the cell
-    start empty: the tables hold raw addresses that only mean something for the original cell's tensors."""
+    start empty: the tables hold raw addresses that only mean something for the original cell's tensors.
+    Adding a plan drops the plans of threads that have ended (their ids are no longer in ``threading.enumerate()``),
+    so a cell used from many short-lived threads does not keep their tables."""
 
     __slots__ = ()
+
+    def __setitem__(self, thread_id, plan) -> None:
+        if self:
+            alive = {t.ident for t in threading.enumerate()}
+            for dead in [k for k in self if k not in alive]:
+                del self[dead]
+        super().__setitem__(thread_id, plan)
 
     def __reduce__(self):
         return (PlanCache, ())

@@ -10,8 +10,15 @@ Environment variables:
 - ``NCP_CONTROL_PURE_TORCH=1``: never compile or load a kernel; always use the pure-torch path (no warning).
   Read once per process, when the first fast cell runs.
 - ``NCP_CONTROL_CACHE_DIR``: where compiled libraries are kept (default ``$XDG_CACHE_HOME/ncp_control`` or
-  ``~/.cache/ncp_control``). A library is named by a hash of its source, compiler and flags, so editing a source
-  or changing the compiler recompiles; stale files can be deleted at any time.
+  ``~/.cache/ncp_control``). A library is named by a hash of its source, compiler path and version (first line of
+  ``cc --version``), flags and CPU, so editing a source or changing the compiler recompiles; stale files can be
+  deleted at any time.
+
+The cache cannot be used to run someone else's code in your process: the directory is created 0700; a cached
+library is loaded only if it and the ``.sha256`` file written beside it after a successful build are regular files
+owned by you and writable by nobody else, and the hash matches the library's bytes. Anything else (planted,
+modified, corrupt, or a directory someone else owns) is removed and rebuilt, or rebuilt in a fresh private
+temporary directory where it cannot be removed. Temporary files of killed compiles are removed after 10 minutes.
 - ``CC``: the C compiler (default: the first of ``cc``, ``gcc``, ``clang`` on the PATH).
 """
 
@@ -23,9 +30,11 @@ import os
 import platform
 import shutil
 import subprocess
+import stat
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -42,6 +51,7 @@ _FLAG_SETS = (
 
 _lock = threading.Lock()
 _libraries: dict[str, ctypes.CDLL | None] = {}  # source name -> library, or None if it could not be built
+_built_with: dict[str, tuple[str, ...]] = {}  # source name -> the flags of the library actually loaded
 _failures: dict[str, str] = {}  # source name -> reason
 _warned = False
 
@@ -87,44 +97,171 @@ def _library_suffix() -> str:
     return {"win32": ".dll", "darwin": ".dylib"}.get(sys.platform, ".so")
 
 
-def _build(name: str) -> ctypes.CDLL:
-    """Compile (or find in the cache) and load ``native/<name>.c``; raises ``RuntimeError`` with the reason."""
+#: Temporary files of compiles older than this many seconds are left over from killed processes and removed.
+_STALE_SECONDS = 600
+_HASH_SUFFIX = ".sha256"
+_compiler_versions: dict[str, str] = {}
+
+
+def _compiler_version(cc: str) -> str:
+    """First line of ``cc --version`` (part of the cache key: a compiler upgrade recompiles)."""
+    if cc not in _compiler_versions:
+        try:
+            run = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30)
+            lines = (run.stdout or run.stderr).strip().splitlines()
+            _compiler_versions[cc] = lines[0] if lines else ""
+        except (OSError, subprocess.SubprocessError):
+            _compiler_versions[cc] = ""
+    return _compiler_versions[cc]
+
+
+def _private(path: Path, *, directory: bool = False) -> str | None:
+    """Why ``path`` cannot be trusted, or None: it must be a real file (or directory), not a symlink, owned by this
+    user, and writable by nobody else (no group/other write bit)."""
+    try:
+        st = path.lstat()
+    except OSError as exc:
+        return f"cannot stat {path}: {exc}"
+    kind_ok = stat.S_ISDIR(st.st_mode) if directory else stat.S_ISREG(st.st_mode)
+    if not kind_ok:
+        return f"{path} is not a {'directory' if directory else 'regular file'} (a symlink?)"
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        return f"{path} is owned by uid {st.st_uid}, not by this user ({os.getuid()})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{path} is writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _verified(target: Path) -> str | None:
+    """Why the cached library ``target`` must not be loaded, or None when it is private (see :func:`_private`) and
+    its contents match the private hash file written beside it after a successful build."""
+    hash_file = target.with_name(target.name + _HASH_SUFFIX)
+    for path in (target, hash_file):
+        reason = _private(path)
+        if reason is not None:
+            return reason
+    try:
+        recorded = hash_file.read_text().strip()
+        actual = _sha256(target.read_bytes())
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"cannot read {target} or its hash: {exc}"
+    if recorded != actual:
+        return f"{target} does not match its recorded sha256 (modified or corrupt)"
+    return None
+
+
+def _private_dir(directory: Path) -> Path:
+    """``directory`` created 0700 if it can be made private to this user; else a fresh private temporary one."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="ncp_control-"))
+    if _private(directory, directory=True) is not None:
+        try:
+            if directory.lstat().st_uid == os.getuid() and not directory.is_symlink():
+                os.chmod(directory, 0o700)  # ours but too open: close it (files inside are still verified)
+        except (OSError, AttributeError):
+            pass
+        if _private(directory, directory=True) is not None:
+            return Path(tempfile.mkdtemp(prefix="ncp_control-"))  # someone else's: build where only we can
+    return directory
+
+
+def _remove_stale_temporaries(directory: Path, name: str) -> None:
+    """Delete this user's temporary files of compiles that were killed (older than ``_STALE_SECONDS``)."""
+    now = time.time()
+    for path in directory.glob(f".{name}-*"):
+        try:
+            st = path.lstat()
+            if st.st_uid == os.getuid() and now - st.st_mtime > _STALE_SECONDS:
+                path.unlink()
+        except (OSError, AttributeError):
+            pass
+
+
+def _compile(cc: str, flags: tuple[str, ...], source: Path, target: Path) -> str | None:
+    """Compile ``source`` into ``target`` with its hash file beside it; None on success, else the error."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name.split('-')[0]}-", suffix=_library_suffix(), dir=target.parent)
+    os.close(fd)
+    cmd = [cc, *flags, "-o", tmp, str(source), "-lm"]
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as exc:
+        os.unlink(tmp)
+        return f"{' '.join(cmd)}: {exc}"
+    if run.returncode != 0:
+        os.unlink(tmp)
+        return f"{' '.join(cmd)}: {run.stderr.strip()[-500:]}"
+    os.chmod(tmp, 0o700)  # whatever the umask: nobody else may write what we will load
+    digest = _sha256(Path(tmp).read_bytes())
+    fd, tmp_hash = tempfile.mkstemp(prefix=f".{target.name}-", suffix=_HASH_SUFFIX, dir=target.parent)
+    with os.fdopen(fd, "w") as f:  # mkstemp: mode 0600
+        f.write(digest + "\n")
+    os.replace(tmp, target)  # atomic: concurrent processes never load a half-written file
+    os.replace(tmp_hash, target.with_name(target.name + _HASH_SUFFIX))
+    return None
+
+
+def _library_path(name: str, flags: tuple[str, ...], directory: Path | None = None) -> Path:
+    """Where the library for ``native/<name>.c`` built with ``flags`` by this compiler is cached."""
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found (looked for $CC, cc, gcc, clang)")
+    text = (_SOURCE_DIR / f"{name}.c").read_bytes()
+    key = hashlib.sha256(b"\0".join([text, cc.encode(), _compiler_version(cc).encode(), " ".join(flags).encode(),
+                                      _machine_tag().encode()]))
+    return (directory or cache_dir()) / f"{name}-{key.hexdigest()[:16]}{_library_suffix()}"
+
+
+def _build(name: str) -> tuple[ctypes.CDLL, tuple[str, ...]]:
+    """Compile (or find, verified, in the cache) and load ``native/<name>.c``; returns the library and the flags
+    it was built with. Raises ``RuntimeError`` with the reason."""
     source = _SOURCE_DIR / f"{name}.c"
     if not source.is_file():
         raise RuntimeError(f"kernel source {source} is missing from the installation")
     cc = _compiler()
     if cc is None:
         raise RuntimeError("no C compiler found (looked for $CC, cc, gcc, clang)")
-    text = source.read_bytes()
-    directory = cache_dir()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RuntimeError(f"cannot create the cache directory {directory}: {exc}") from exc
+    directory = _private_dir(cache_dir())
+    _remove_stale_temporaries(directory, name)
     errors = []
     for flags in _FLAG_SETS:
-        key = hashlib.sha256(b"\0".join([text, cc.encode(), " ".join(flags).encode(), _machine_tag().encode()]))
-        target = directory / f"{name}-{key.hexdigest()[:16]}{_library_suffix()}"
-        if not target.is_file():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=_library_suffix(), dir=directory)
-            os.close(fd)
-            cmd = [cc, *flags, "-o", tmp, str(source), "-lm"]
+        target = _library_path(name, flags, directory)
+        for attempt in range(2):  # a cached file that fails its checks or does not load is rebuilt once
+            reason = _verified(target) if target.exists() else "not built yet"
+            if reason is not None:
+                if target.exists():
+                    _discard(target, reason)
+                    if target.exists():  # could not remove it (not ours): build where only we can write
+                        directory = Path(tempfile.mkdtemp(prefix="ncp_control-"))
+                        target = _library_path(name, flags, directory)
+                error = _compile(cc, flags, source, target)
+                if error is not None:
+                    errors.append(error)
+                    break
             try:
-                run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-            except (OSError, subprocess.SubprocessError) as exc:
-                os.unlink(tmp)
-                errors.append(f"{' '.join(cmd)}: {exc}")
-                continue
-            if run.returncode != 0:
-                os.unlink(tmp)
-                errors.append(f"{' '.join(cmd)}: {run.stderr.strip()[-500:]}")
-                continue
-            os.replace(tmp, target)  # atomic: concurrent processes never load a half-written file
-        try:
-            return ctypes.CDLL(str(target))
-        except OSError as exc:
-            errors.append(f"loading {target}: {exc}")
+                return ctypes.CDLL(str(target)), flags
+            except OSError as exc:  # corrupt despite its hash (e.g. built for another libc): replace it
+                errors.append(f"loading {target}: {exc}")
+                _discard(target, str(exc))
     raise RuntimeError("compilation failed: " + " | ".join(errors))
+
+
+def _discard(target: Path, reason: str) -> None:
+    """Remove a cached library (and its hash file) that must not be loaded; says why in a warning."""
+    warnings.warn(f"ncp_control: not loading the cached kernel {target}: {reason}; rebuilding it", RuntimeWarning,
+                  stacklevel=4)
+    for path in (target, target.with_name(target.name + _HASH_SUFFIX)):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            pass
 
 
 def load(name: str) -> ctypes.CDLL | None:
@@ -145,7 +282,7 @@ def load(name: str) -> ctypes.CDLL | None:
             _failures[name] = f"{_PURE_TORCH_ENV} is set"
             return None
         try:
-            lib = _build(name)
+            lib, _built_with[name] = _build(name)
         except RuntimeError as exc:
             lib = None
             _failures[name] = str(exc)
@@ -161,9 +298,18 @@ def load(name: str) -> ctypes.CDLL | None:
 
 
 def status() -> dict[str, str]:
-    """For each kernel tried in this process: ``"native"`` or the reason it fell back to pure torch."""
-    return {name: ("native" if lib is not None else f"pure torch: {_failures.get(name, '?')}")
-            for name, lib in _libraries.items()}
+    """For each kernel tried in this process, what was actually loaded: ``"native"`` (built with
+    ``-march=native``), ``"portable (<flags>)"`` (a build without it, where ``-march=native`` failed), or
+    ``"pure torch: <reason>"``."""
+    out = {}
+    for name, lib in _libraries.items():
+        if lib is None:
+            out[name] = f"pure torch: {_failures.get(name, '?')}"
+        elif "-march=native" in _built_with.get(name, ()):
+            out[name] = "native"
+        else:
+            out[name] = f"portable ({' '.join(_built_with.get(name, ()))})"
+    return out
 
 
 def _forget_loaded() -> None:
@@ -172,4 +318,5 @@ def _forget_loaded() -> None:
     with _lock:
         _libraries.clear()
         _failures.clear()
+        _built_with.clear()
         _warned = False

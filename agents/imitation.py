@@ -64,7 +64,8 @@ from ncp_control.policies.conv import PAPER_CHANNELS
 from ncp_control.policies.imitation import MODEL_KINDS, ModelConfig, SequencePolicy, build_model
 
 from agents.evaluation import evaluate
-from agents.run_io import load_tensors, read_json_object, save_tensors, write_json_atomic
+from agents.run_io import (append_line, load_tensors, read_json_object, save_tensors, temporary_path,
+                           write_json_atomic)
 from agents.runs import read_config
 
 __all__ = [
@@ -403,7 +404,7 @@ class Demonstrations:
             "dt": np.asarray(episode.dt, np.float32).reshape(steps),
             **{f"info_{k}": np.asarray(episode.info[k], np.float32).reshape(steps) for k in self.info_keys},
         }
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = temporary_path(path)
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
         os.replace(tmp, path)
@@ -958,8 +959,7 @@ def train(
                 "train/beta": beta_schedule(config, round_index),
                 "time/seconds": seconds,
             }
-            with open(run_dir / "progress.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_line(run_dir / "progress.jsonl", json.dumps(record))
             if callback is not None:
                 callback(record)
     env.close()

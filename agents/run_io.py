@@ -22,15 +22,38 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["write_json_atomic", "read_json_object", "save_tensors", "load_tensors", "ObsNormalizer",
+__all__ = ["temporary_path", "append_line", "write_json_atomic", "read_json_object", "save_tensors", "load_tensors", "ObsNormalizer",
            "save_normalizer", "load_normalizer", "space_to_data", "space_from_data"]
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def temporary_path(path: str | os.PathLike) -> Path:
+    """``path`` + ``.tmp`` with anything already there removed, so that a symlink planted under that name cannot
+    redirect the write outside the folder (``os.replace`` then swaps the name itself, never a link's target)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    return tmp
+
+
+def append_line(path: str | os.PathLike, line: str) -> None:
+    """Append ``line`` + newline to ``path``, refusing to follow a symlink there (``ValueError``)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as error:
+        if Path(path).is_symlink():
+            raise ValueError(f"{path} is a symlink: refusing to write through it (outside the run folder?)") from error
+        raise
+    with os.fdopen(fd, "a") as f:
+        f.write(line + "\n")
 
 
 # ------------------------------------------------------------------------------------------------------- JSON
 def write_json_atomic(path: str | os.PathLike, data: Any, *, indent: int | None = 2, sort_keys: bool = True) -> None:
     """Write ``data`` as JSON to ``path`` through a temporary file and ``os.replace`` (never half-written)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temporary_path(path)
     tmp.write_text(json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
     os.replace(tmp, path)
 
@@ -56,7 +79,7 @@ def save_tensors(obj: Any, path: str | os.PathLike) -> None:
     import torch
 
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temporary_path(path)
     torch.save(obj, tmp)
     os.replace(tmp, path)
 
@@ -158,7 +181,7 @@ def save_normalizer(normalizer: ObsNormalizer, path: str | os.PathLike) -> None:
             arrays[f"obs_mean_{i}"] = np.asarray(normalizer.obs_mean[key])
             arrays[f"obs_var_{i}"] = np.asarray(normalizer.obs_var[key])
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temporary_path(path)
     with open(tmp, "wb") as f:
         np.savez(f, **arrays)
     os.replace(tmp, path)

@@ -371,3 +371,65 @@ def test_a_crafted_config_cannot_make_resume_import_code(tmp_path):
     from agents.cli import main as cli_main
 
     assert cli_main(["train-bc", "--out", str(run), "--resume"]) == 2
+
+
+def _crafted_store(tmp_path, name: str):
+    """A demonstrations folder whose manifest lists one episode of round 1 (incomplete) under ``name``."""
+    store = Demonstrations.create(
+        tmp_path / "demos", env_id=ENV, env_kwargs={}, observation_shape=SHAPE, action_shape=(1,),
+        info_keys=["lateral_offset_m", "distance_m"])
+    store.append(_episode(), round_index=0, beta=1.0)
+    manifest = json.loads((tmp_path / "demos" / "manifest.json").read_text())
+    manifest["episodes"].append({**manifest["episodes"][0], "file": name, "round": 1})
+    (tmp_path / "demos" / "manifest.json").write_text(json.dumps(manifest))
+    return tmp_path / "demos"
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dotdot", "nested dotdot", "symlink out", "symlinked dir"])
+def test_a_crafted_manifest_cannot_reach_outside_the_dataset_folder(tmp_path, kind):
+    """Names that are absolute, contain '..' or resolve outside (symlinks) are refused before anything is read
+    or deleted: the victim file outside the folder survives open(), load() and discard_incomplete_round()."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    name = {"absolute": str(victim), "dotdot": "../victim.txt", "nested dotdot": "x/../../victim.txt",
+            "symlink out": "link.npz", "symlinked dir": "sub/victim.txt"}[kind]
+    folder = _crafted_store(tmp_path, name)
+    if kind == "symlink out":
+        (folder / "link.npz").symlink_to(victim)
+    if kind == "symlinked dir":
+        (folder / "sub").symlink_to(tmp_path)
+    with pytest.raises(DatasetError, match="manifest"):
+        Demonstrations.open(folder)
+    store = Demonstrations(folder, json.loads((folder / "manifest.json").read_text()))  # bypassing open()
+    with pytest.raises(DatasetError):
+        store.discard_incomplete_round(1)
+    with pytest.raises(DatasetError):
+        store.load(1)
+    assert victim.read_text() == "precious"
+    assert len(json.loads((folder / "manifest.json").read_text())["episodes"]) == 2  # nothing rewritten either
+
+
+def test_a_symlink_inside_the_folder_stays_usable(tmp_path):
+    folder = _crafted_store(tmp_path, "alias.npz")
+    (folder / "alias.npz").symlink_to(folder / "episode_000000.npz")
+    store = Demonstrations.open(folder)
+    assert store.load(1).steps == 5
+    assert store.discard_incomplete_round(1) == 1 and (folder / "episode_000000.npz").is_file()
+
+
+def test_a_planted_temporary_symlink_cannot_redirect_writes(tmp_path):
+    from agents.run_io import append_line, write_json_atomic
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json.tmp").symlink_to(victim)
+    write_json_atomic(run / "config.json", {"a": 1})
+    assert victim.read_text() == "precious" and json.loads((run / "config.json").read_text()) == {"a": 1}
+    (run / "progress.jsonl").symlink_to(victim)
+    with pytest.raises(ValueError, match="symlink"):
+        append_line(run / "progress.jsonl", "{}")
+    assert victim.read_text() == "precious"

@@ -63,7 +63,7 @@ def _plant(cache_dir, evil_library, *, mode=0o700, hash_text=None, hash_mode=0o6
     """Put the evil library where the cache expects the first (-march=native) build of NAME, with a hash file."""
     library, marker = evil_library
     cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    target = _native._library_path(NAME, _native._FLAG_SETS[0], cache_dir)
+    target = _native._library_path(NAME, _native._with_extra_flags(_native._FLAG_SETS[0]), cache_dir)
     shutil.copyfile(library, target)
     os.chmod(target, mode)
     hash_file = target.with_name(target.name + ".sha256")
@@ -134,7 +134,7 @@ def test_cache_directory_is_private_and_a_too_open_one_is_closed(cache):
 
 def test_a_corrupt_library_with_a_matching_hash_is_replaced(cache):
     cache.mkdir(mode=0o700)
-    target = _native._library_path(NAME, _native._FLAG_SETS[0], cache)
+    target = _native._library_path(NAME, _native._with_extra_flags(_native._FLAG_SETS[0]), cache)
     target.write_bytes(b"\x7fELF truncated")
     os.chmod(target, 0o700)
     target.with_name(target.name + ".sha256").write_text(hashlib.sha256(target.read_bytes()).hexdigest())
@@ -152,9 +152,9 @@ def test_status_says_portable_when_march_native_was_not_used(cache, monkeypatch)
 
 
 def test_the_key_includes_the_compiler_version(cache, monkeypatch):
-    a = _native._library_path(NAME, _native._FLAG_SETS[0], cache)
+    a = _native._library_path(NAME, _native._with_extra_flags(_native._FLAG_SETS[0]), cache)
     monkeypatch.setitem(_native._compiler_versions, _native._compiler(), "cc (Imaginary) 99.0")
-    assert _native._library_path(NAME, _native._FLAG_SETS[0], cache) != a
+    assert _native._library_path(NAME, _native._with_extra_flags(_native._FLAG_SETS[0]), cache) != a
 
 
 def test_stale_temporary_files_of_killed_compiles_are_removed(cache):

@@ -20,6 +20,8 @@ owned by you and writable by nobody else, and the hash matches the library's byt
 modified, corrupt, or a directory someone else owns) is removed and rebuilt, or rebuilt in a fresh private
 temporary directory where it cannot be removed. Temporary files of killed compiles are removed after 10 minutes.
 - ``CC``: the C compiler (default: the first of ``cc``, ``gcc``, ``clang`` on the PATH).
+- ``NCP_CONTROL_EXTRA_CFLAGS``: extra compiler flags appended to every flag set (part of the cache key), e.g.
+  ``-fsanitize=address,undefined`` for ``scripts/sanitize_kernels.sh``.
 """
 
 from __future__ import annotations
@@ -206,6 +208,10 @@ def _compile(cc: str, flags: tuple[str, ...], source: Path, target: Path) -> str
     return None
 
 
+def _with_extra_flags(flags: tuple[str, ...]) -> tuple[str, ...]:
+    return flags + tuple(os.environ.get("NCP_CONTROL_EXTRA_CFLAGS", "").split())
+
+
 def _library_path(name: str, flags: tuple[str, ...], directory: Path | None = None) -> Path:
     """Where the library for ``native/<name>.c`` built with ``flags`` by this compiler is cached."""
     cc = _compiler()
@@ -229,7 +235,7 @@ def _build(name: str) -> tuple[ctypes.CDLL, tuple[str, ...]]:
     directory = _private_dir(cache_dir())
     _remove_stale_temporaries(directory, name)
     errors = []
-    for flags in _FLAG_SETS:
+    for flags in map(_with_extra_flags, _FLAG_SETS):
         target = _library_path(name, flags, directory)
         for attempt in range(2):  # a cached file that fails its checks or does not load is rebuilt once
             reason = _verified(target) if target.exists() else "not built yet"

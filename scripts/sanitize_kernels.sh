@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Build the native cell kernels with AddressSanitizer + UndefinedBehaviorSanitizer and run the cell tests on them.
+#
+#   scripts/sanitize_kernels.sh            # the kernel tests (fast path vs torch, argument checks, properties)
+#   scripts/sanitize_kernels.sh tests/x.py # other test files
+#
+# The kernels are compiled into a fresh private cache with NCP_CONTROL_EXTRA_CFLAGS; Python itself is not
+# instrumented, so the ASan runtime is preloaded (LD_PRELOAD) and leak detection is off (CPython keeps memory
+# until exit). Any out-of-bounds access or undefined behaviour aborts the process (no recovery), so a clean pytest
+# summary means a clean run. Exit status: pytest's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}"
+CC="${CC:-cc}"
+ASAN_LIB="$("$CC" -print-file-name=libasan.so)"
+UBSAN_LIB="$("$CC" -print-file-name=libubsan.so)"
+if [ ! -e "$ASAN_LIB" ]; then
+    echo "sanitize_kernels: $CC has no libasan.so (install the compiler's sanitizer runtime, e.g. libasan8)" >&2
+    exit 2
+fi
+CACHE="$(mktemp -d)"
+trap 'rm -rf "$CACHE"' EXIT
+export NCP_CONTROL_CACHE_DIR="$CACHE"
+export NCP_CONTROL_EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:verify_asan_link_order=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+if [ "$#" -eq 0 ]; then
+    set -- tests/test_cells_fast.py tests/test_kernel_args.py tests/test_properties.py -k "not loader and not truncated and not random"
+fi
+echo "sanitize_kernels: $("$CC" --version | head -1); flags: $NCP_CONTROL_EXTRA_CFLAGS"
+echo "sanitize_kernels: LD_PRELOAD=$ASAN_LIB $UBSAN_LIB"
+LD_PRELOAD="$ASAN_LIB $UBSAN_LIB" "$PY" - <<'PYEOF'
+from ncp_control.cells import _native
+for name in ("ltc_kernel", "cfc_kernel"):
+    lib = _native.load(name)
+    print(f"sanitize_kernels: {name}: {_native.status()[name]} -> {getattr(lib, '_name', None)}")
+    if lib is None:
+        raise SystemExit(f"sanitize_kernels: {name} could not be built with the sanitizers")
+PYEOF
+LD_PRELOAD="$ASAN_LIB $UBSAN_LIB" "$PY" -m pytest -q -p no:cacheprovider "$@"

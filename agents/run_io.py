@@ -338,9 +338,12 @@ def load_policy_data(path: str | os.PathLike, config: dict[str, Any], build):
     try:
         observation_space = space_from_data(data.get("observation_space"))
         action_space = space_from_data(data.get("action_space"))
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, AssertionError) as error:
         raise ValueError(f"policy weights {path}: the stored spaces are malformed ({error})") from error
-    policy = build(config, observation_space, action_space)
+    try:
+        policy = build(config, observation_space, action_space)
+    except (TypeError, KeyError, AssertionError) as error:  # policy_kwargs the policy class does not take
+        raise ValueError(f"the run's config.json cannot build the policy stored in {path}: {error}") from error
     try:
         policy.load_state_dict(state, strict=True)
     except RuntimeError as error:

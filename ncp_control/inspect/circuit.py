@@ -244,7 +244,7 @@ def circuit_from_policy(policy: Any, *, observation_transform: Callable | None =
         return _sequence_circuit(policy, name)
     raise TypeError(
         f"cannot inspect a {type(policy).__name__}: pass an imitation SequencePolicy (agents.imitation.load_policy), "
-        "an NCPActorCriticPolicy or a RecurrentPPO model using it (agents.runs.load_run(...).predictor.model)")
+        "an NCPActorCriticPolicy or a RecurrentPPO model using it (agents.runs.load_run(...).predictor.policy)")
 
 
 def _sequence_circuit(policy, name: str | None) -> Circuit:

@@ -785,11 +785,20 @@ def _collect_round(
     step_seconds: float,
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
-    store.discard_incomplete_round(round_index)
     beta = beta_schedule(config, round_index)
     count = config.demo_episodes if round_index == 0 else config.dagger_episodes
+    roads = training_road_seeds(config.seed, round_index, count)
+    # Episodes of an interrupted collection are kept when they are this round's first roads in order: episode i
+    # depends only on its road, its seeded noise and the learner's weights, which are those of the checkpoint
+    # written at the end of the previous round (no training happens during collection).
+    stored = [e["road_seed"] for e in store.entries if e["round"] == round_index]
+    if stored != roads[: len(stored)]:
+        store.discard_incomplete_round(round_index)
+        stored = []
     noise = SteeringNoise(config.demo_noise_std, config.demo_noise_rho) if round_index == 0 else None
-    for i, road in enumerate(training_road_seeds(config.seed, round_index, count)):
+    for i, road in enumerate(roads):
+        if i < len(stored):
+            continue
         rng = np.random.default_rng([config.seed, round_index, i, 0xDA66])
         episode = rollout(
             env,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -122,3 +123,22 @@ def test_imitation_wall_time_checkpoint_inside_an_epoch_and_resume_from_it(tmp_p
         np.testing.assert_allclose(got[name].numpy(), value.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
     epochs = [json.loads(x)["train/epoch"] for x in (tmp_path / "run" / "progress.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]
+
+
+def test_imitation_kill_during_collection_keeps_the_episodes_already_collected(tmp_path):
+    config = dataclasses.replace(_bc_config(), dagger_rounds=1, dagger_episodes=3, epochs=1, dagger_epochs=1)
+    reference = imitation.train(config, tmp_path / "reference", checkpoint_seconds=0)
+    expected = torch.load(reference / "model.pt", weights_only=True)
+
+    def kill_after_first_dagger_episode(record):
+        if record["collect/round"] == 1 and record["collect/episode"] == 1:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        imitation.train(config, tmp_path / "run", on_collect=kill_after_first_dagger_episode)
+    collected = []
+    imitation.train(config, tmp_path / "run", resume=True, on_collect=collected.append)
+    assert [(r["collect/round"], r["collect/episode"]) for r in collected] == [(1, 2), (1, 3)]  # not episode 1 again
+    got = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    for name, value in expected.items():  # the kept episode is the one an uninterrupted run collects
+        np.testing.assert_allclose(got[name].numpy(), value.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)

@@ -345,7 +345,6 @@ def train(
         ValueError: a new run in a folder that already has a config, or resume without a run or checkpoint.
     """
     from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
-    from stable_baselines3.common.vec_env import VecNormalize
 
     from .callbacks import WallTimeCheckpoint
 

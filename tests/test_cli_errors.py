@@ -78,6 +78,8 @@ CASES = [
     ("bc-set-syntax", "train-bc --out {tmp}/out --set epochs", "--set expects KEY=VALUE"),
     ("bc-unknown-env", "train-bc --out {tmp}/out --env LaneKeping-v0", "did you mean LaneKeeping-v0"),
     ("bc-resume-nothing", "train-bc --out {tmp}/out --resume", "nothing to resume"),
+    ("bc-resume-a-ppo-run", "train-bc --out {runs}/ppo --resume", "is not an imitation run's config"),
+    ("demo-resume-corrupt-config", "demo --out {tmp}/badcfg --resume", "badcfg/config.json is corrupt"),
     ("bc-env-kwargs-json", "train-bc --out {tmp}/out --env-kwargs {{bad", "--env-kwargs: not valid JSON"),
     ("demo-episodes-negative", "demo --out {tmp}/out --episodes -1", "--episodes must be > 0, got -1"),
     ("demo-episodes-not-int", "demo --out {tmp}/out --episodes x", "argument --episodes: invalid int value"),
@@ -111,6 +113,9 @@ def test_bad_input_gives_one_line_exit_2_and_leaves_nothing(argv, expected, runs
         _truncated_copy(runs / "ppo", tmp_path / "ppo_cut_ckpt", _last_checkpoint(runs / "ppo"))
     if "ppo_cut_zip" in argv:
         _truncated_copy(runs / "ppo", tmp_path / "ppo_cut_zip", "model.zip")
+    if "badcfg" in argv:
+        (tmp_path / "badcfg").mkdir()
+        (tmp_path / "badcfg" / "config.json").write_text('{"kind": "bc", "training": {"epochs": 3')
     if "bc_cut" in argv:
         _truncated_copy(runs / "bc", tmp_path / "bc_cut", "model.pt")
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))

@@ -73,6 +73,23 @@ def loadable_run(path: str | Path, flag: str = "RUN_DIR") -> None:
     load_run(path)
 
 
+def stored_bc_config(out: str | Path):
+    """The training settings stored in an imitation run folder, for ``--resume``; errors name the file."""
+    from agents.imitation import BCConfig
+    from agents.runs import read_json_object
+
+    path = Path(out) / "config.json"
+    if not path.is_file():
+        raise UsageError(f"--resume: nothing to resume, {path} does not exist (start the run without --resume)")
+    stored = read_json_object(path, "run config")
+    if stored.get("kind") != "bc" or not isinstance(stored.get("training"), dict):
+        raise ValueError(f"--resume: {path} is not an imitation run's config (kind 'bc' with 'training' settings)")
+    try:
+        return BCConfig.from_dict(stored["training"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"--resume: {path}: {error}") from None
+
+
 def new_run_folder(path: str | Path, flag: str = "--out") -> None:
     """``path`` must not hold a run already (a ``config.json``); use --resume to continue one."""
     if path is not None and (Path(path) / "config.json").exists():

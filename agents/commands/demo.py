@@ -85,10 +85,7 @@ def _config(args: argparse.Namespace):
     _checks.positive("--threads", args.threads)
     _checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
     if args.resume:
-        path = Path(args.out) / "config.json"
-        if not path.is_file():
-            raise UsageError(f"--resume: nothing to resume, {path} does not exist (run the demo without --resume)")
-        return im.BCConfig.from_dict(json.loads(path.read_text())["training"])
+        return _checks.stored_bc_config(args.out)
     _checks.new_run_folder(args.out)
     _checks.env_id(args.env)
     settings = {"env_id": args.env, "model": args.model, "seed": args.seed, "expert": args.expert}

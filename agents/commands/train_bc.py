@@ -115,15 +115,10 @@ def _fits(value, hint) -> bool:
 
 def config_from_args(args: argparse.Namespace):
     """The :class:`~agents.imitation.BCConfig` the arguments describe (the stored one with ``--resume``)."""
-    from pathlib import Path
-
-    from agents.imitation import BCConfig, preset_config
+    from agents.imitation import preset_config
 
     if args.resume:
-        path = Path(args.out) / "config.json"
-        if not path.is_file():
-            raise UsageError(f"--resume: nothing to resume, {path} does not exist (start the run without --resume)")
-        return BCConfig.from_dict(json.loads(path.read_text())["training"])
+        return _checks.stored_bc_config(args.out)
     _checks.new_run_folder(args.out)
     _checks.env_id(args.env)
     settings = {"env_id": args.env, "model": args.model, "seed": args.seed, "expert": args.expert}

@@ -775,6 +775,38 @@ def _save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class _Checkpointer:
+    """Writes ``checkpoint.pt`` after each epoch and, every ``interval`` seconds of wall time, inside one."""
+
+    def __init__(self, model: SequencePolicy, optimizer: torch.optim.Optimizer, path: Path, elapsed_before: float,
+                 interval: float) -> None:
+        self.model, self.optimizer, self.path, self.interval = model, optimizer, path, interval
+        self.elapsed_before = elapsed_before  # training seconds of the run before this process
+        self.t0 = self.last = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Training seconds of the run so far."""
+        return self.elapsed_before + time.perf_counter() - self.t0
+
+    def save(self, round_index: int, epoch: int, position: dict[str, Any] | None = None) -> float:
+        """``epoch`` epochs of the round done, plus ``position`` inside the next one; returns :meth:`seconds`."""
+        seconds = self.seconds()
+        _save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "round": round_index,
+                      "epoch": epoch, "seconds": seconds, "torch_rng": torch.get_rng_state(),
+                      **({"partial": position} if position is not None else {})}, self.path)
+        self.last = time.perf_counter()
+        return seconds
+
+    def ticker(self, round_index: int, epoch: int) -> Callable[[dict[str, Any]], None]:
+        """The ``tick`` of :func:`_train_epoch` for epoch ``epoch``: a checkpoint once ``interval`` has passed."""
+
+        def tick(position: dict[str, Any]) -> None:
+            if self.interval and time.perf_counter() - self.last >= self.interval:
+                self.save(round_index, epoch, position)
+
+        return tick
+
+
 def _collect_round(
     store: Demonstrations,
     env: gym.Env,
@@ -911,21 +943,11 @@ def train(
     else:
         partial = None
 
-    t0 = time.perf_counter()
-    last_save = [t0]
-
-    def save(round_index: int, epoch: int, position: dict[str, Any] | None = None) -> float:
-        """Write checkpoint.pt: ``epoch`` epochs of the round done, plus ``position`` inside the next one."""
-        seconds = elapsed_before + time.perf_counter() - t0
-        _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "round": round_index,
-                      "epoch": epoch, "seconds": seconds, "torch_rng": torch.get_rng_state(),
-                      **({"partial": position} if position is not None else {})}, checkpoint_path)
-        last_save[0] = time.perf_counter()
-        return seconds
+    clock = _Checkpointer(model, optimizer, checkpoint_path, elapsed_before, checkpoint_seconds)
 
     def collected(record: dict[str, Any]) -> None:
         if on_collect is not None:
-            on_collect({**record, "time/seconds": elapsed_before + time.perf_counter() - t0})
+            on_collect({**record, "time/seconds": clock.seconds()})
 
     for round_index in range(start_round, config.dagger_rounds + 1):
         if round_index not in store.rounds_complete:
@@ -935,15 +957,10 @@ def train(
         data = _SequenceData(store.load_all(), step_seconds)
         first = start_epoch if round_index == start_round else 0
         for epoch in range(first, config.epochs_of_round(round_index)):
-
-            def tick(position: dict[str, Any], round_index=round_index, epoch=epoch) -> None:
-                if checkpoint_seconds and time.perf_counter() - last_save[0] >= checkpoint_seconds:
-                    save(round_index, epoch, position)
-
             loss = _train_epoch(model, optimizer, data, config, np.random.default_rng([config.seed, round_index, epoch]),
-                                partial=partial, tick=tick)
+                                partial=partial, tick=clock.ticker(round_index, epoch))
             partial = None
-            seconds = save(round_index, epoch + 1)
+            seconds = clock.save(round_index, epoch + 1)
             record = {
                 "train/round": round_index,
                 "train/epoch": epoch + 1,

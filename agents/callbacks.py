@@ -7,8 +7,8 @@ they were trained on, so a resumed run repeats nothing and skips nothing; a kill
 one rollout and update. SB3's ``CheckpointCallback`` (by steps) saves mid-rollout instead, which ``--resume``
 also accepts.
 
-:class:`ProgressLines` prints one line per rollout at most every ``every_seconds``: steps done, speed, the mean
-return of the last 100 training episodes, elapsed and estimated remaining time.
+:class:`ProgressLines` prints one line per rollout at most every ``every_seconds`` (and after the last rollout):
+steps done, speed, the mean return of the last 100 training episodes, elapsed and estimated remaining time.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class ProgressLines(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         now = time.monotonic()
-        if now - self._last < self.every:
+        if now - self._last < self.every and self.num_timesteps < self.total:  # the last rollout always reports
             return
         self._last = now
         elapsed = now - self._t0

@@ -86,6 +86,8 @@ CASES = [
     ("demo-set-type", "demo --out {tmp}/out --set lr=fast", "--set lr=fast: lr expects a number"),
     ("evaluate-missing-run", "evaluate {tmp}/nothing", "run folder {tmp}/nothing does not exist"),
     ("evaluate-not-a-run", "evaluate {tmp}", "it has no config.json"),
+    ("evaluate-seed-negative", "evaluate {runs}/ppo --seed -5", "--seed must be >= 0, got -5"),
+    ("bc-seed-negative", "train-bc --out {tmp}/out --seed -1", "--seed must be >= 0"),
     ("evaluate-episodes-0", "evaluate {runs}/ppo --episodes 0", "--episodes must be > 0"),
     ("evaluate-unknown-env", "evaluate {runs}/ppo --env Countr-v0", "did you mean Counter-v0"),
     ("evaluate-json-folder", "evaluate {runs}/ppo --json {tmp}/no/such/e.json", "the folder {tmp}/no/such does not"),

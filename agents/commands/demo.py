@@ -83,6 +83,7 @@ def _config(args: argparse.Namespace):
 
     _checks.positive("--episodes", args.episodes)
     _checks.positive("--threads", args.threads)
+    _checks.non_negative("--seed", args.seed)
     _checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
     if args.resume:
         return _checks.stored_bc_config(args.out)

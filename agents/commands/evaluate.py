@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     _checks.run_folder(args.run_dir)
     _checks.positive("--episodes", args.episodes)
     _checks.positive("--n-envs", args.n_envs)
+    _checks.non_negative("--seed", args.seed)
     _checks.env_id(args.env)
     _checks.writable_file(args.json, "--json")
 

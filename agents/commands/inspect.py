@@ -40,6 +40,7 @@ def check_args(args: argparse.Namespace) -> None:
         _checks.positive(flag, value)
     _checks.non_negative("--closed-loop-episodes", args.closed_loop_episodes)
     _checks.non_negative("--gif-steps", args.gif_steps)
+    _checks.non_negative("--seed", args.seed)
     _checks.env_id(args.env)
 
 

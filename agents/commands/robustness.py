@@ -54,6 +54,7 @@ def check_args(args: argparse.Namespace) -> None:
                         ("--block-episodes", args.block_episodes)):
         _checks.positive(flag, value)
     _checks.non_negative("--seed", args.seed)
+    _checks.non_negative("--perturbation-seed", args.perturbation_seed)
     _checks.env_id(args.env)
     try:
         parse_sweeps(args.perturb)

@@ -159,6 +159,7 @@ def print_progress(record: dict) -> None:
 def check_args(args: argparse.Namespace) -> None:
     """Everything about the command line that can be checked before any work."""
     _checks.positive("--threads", args.threads)
+    _checks.non_negative("--seed", args.seed)
     _checks.non_negative("--eval-episodes", args.eval_episodes)
     _checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
 

@@ -47,6 +47,7 @@ def check_args(args: argparse.Namespace) -> None:
     _checks.positive("--timesteps", args.timesteps)
     _checks.positive("--n-envs", args.n_envs)
     _checks.positive("--threads", args.threads)
+    _checks.non_negative("--seed", args.seed)
     _checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
     if args.resume:
         if not args.out:

@@ -26,15 +26,22 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, like every other error of the CLI: ``PROG: error: MESSAGE``, exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _load(name: str):
     return importlib.import_module(COMMANDS[name])
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ncp-control", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="ncp-control", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error (also NCP_CONTROL_DEBUG=1)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMANDS:
         module = _load(name)
@@ -49,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand. Expected errors (see :mod:`agents.errors`) print one line on stderr and return 2."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, or a bad command line (already reported on one line)
+        return int(done.code or 0)
     debug = args.debug or os.environ.get("NCP_CONTROL_DEBUG", "") not in ("", "0")
     try:
         return int(args._module.run(args) or 0)

@@ -99,6 +99,7 @@ def evaluate(
     n_envs: int = 1,
     deterministic: bool = True,
     allow_import: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` episodes and summarise them.
 
@@ -114,6 +115,7 @@ def evaluate(
         deterministic: use the policy's deterministic action.
         allow_import: ``env_id`` is the user's own (see :func:`make_eval_env`): a ``"module:EnvId"`` may import
             its module.
+        progress: called as ``progress(done, episodes)`` whenever an episode ends (see :func:`progress_printer`).
 
     Returns:
         ``mean_return``, ``std_return`` (population std over episodes), ``episodes``, ``returns`` and
@@ -138,13 +140,14 @@ def evaluate(
     envs_ = [make_eval_env(env_id, env_kwargs, all_wrappers, allow_import=allow_import) for _ in range(n_envs)]
     try:
         check_spaces_fit(predictor, envs_[0])
-        return _run(predictor, envs_, int(episodes), int(seed), deterministic)
+        return _run(predictor, envs_, int(episodes), int(seed), deterministic, progress)
     finally:
         for env in envs_:
             env.close()
 
 
-def _run(predictor, envs_: list[gym.Env], episodes: int, seed: int, deterministic: bool) -> dict[str, Any]:
+def _run(predictor, envs_: list[gym.Env], episodes: int, seed: int, deterministic: bool,
+         progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     n = len(envs_)
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=int)
@@ -161,6 +164,7 @@ def _run(predictor, envs_: list[gym.Env], episodes: int, seed: int, deterministi
         episode_of[i] = next_episode
         next_episode += 1
     state = None
+    finished = 0
     while any(e >= 0 for e in episode_of):
         batch = _stack([observations[i] for i in range(n)])
         actions, state = predictor.predict(batch, state=state, episode_start=starts.copy(), deterministic=deterministic)
@@ -188,6 +192,9 @@ def _run(predictor, envs_: list[gym.Env], episodes: int, seed: int, deterministi
             if terminated or truncated:
                 lane["departed"][ep] = bool(terminated) and not bool(info.get("is_success", False))
                 last_action[i] = None
+                finished += 1
+                if progress is not None:
+                    progress(finished, episodes)
                 if next_episode < episodes:
                     observations[i], _ = env.reset(seed=seed + next_episode)
                     episode_of[i] = next_episode
@@ -234,3 +241,66 @@ def _spaces_equal(a: spaces.Space, b: spaces.Space) -> bool:
     if isinstance(a, spaces.Box):
         return a.shape == b.shape
     return a == b
+
+
+# --------------------------------------------------------------------------------------------------------------
+# on screen
+# --------------------------------------------------------------------------------------------------------------
+def progress_printer(what: str, every_seconds: float = 15.0,
+                     write: Callable[[str], None] = lambda line: print(line, flush=True)) -> Callable[[int, int], None]:
+    """An ``evaluate(progress=...)`` callback printing ``what: 7/20 episodes (35 s)`` at most every ``every_seconds``
+    (and at the last episode): lines that read well in a log file."""
+    import time
+
+    t0 = time.monotonic()
+    last = [t0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - last[0] >= every_seconds:
+            last[0] = now
+            write(f"{what}: {done}/{total} episodes ({now - t0:.0f} s)")
+
+    return report
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """One line for the end of training: mean return ± sd (ddof=1) over the episodes, completion where the env
+    reports it, the seeds. ``result`` is :func:`evaluate`'s."""
+    returns = np.asarray(result["returns"], dtype=np.float64)
+    sd = float(returns.std(ddof=1)) if len(returns) > 1 else 0.0
+    seeds = result.get("seeds") or [0]
+    text = (f"mean return {returns.mean():.2f} ± {sd:.2f} (sd) over {len(returns)} episodes "
+            f"(seeds {seeds[0]}-{seeds[-1]})")
+    if "completion_rate" in result:
+        done = sum(bool(s) for s in result["successes"])
+        text += f", completed {done}/{len(returns)} ({result['completion_rate']:.0%})"
+    elif any(result.get("crashes", [])):
+        text += f", ended early (crash/fall) in {sum(result['crashes'])}/{len(returns)}"
+    return text
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A compact text table of an evaluation: the summary numbers, then one row per episode (at most 20 shown)."""
+    returns = np.asarray(result["returns"], dtype=np.float64)
+    n = len(returns)
+    sd = float(returns.std(ddof=1)) if n > 1 else 0.0
+    lines = [f"{result.get('run_dir', '')} on {result.get('env_id', '')}: {n} episodes".strip(),
+             f"  mean return     {returns.mean():12.2f} ± {sd:.2f} (sd)   min {returns.min():.2f}   max {returns.max():.2f}",
+             f"  mean length     {np.mean(result['lengths']):12.1f}",
+             f"  crash rate      {result['crash_rate']:12.0%}"]
+    if "completion_rate" in result:
+        lines += [f"  completion      {result['completion_rate']:12.0%}",
+                  f"  |lateral| m     {result['mean_abs_lateral_m']:12.3f}",
+                  f"  departures/km   {result['departures_per_km']:12.2f}",
+                  f"  smoothness      {result['steering_smoothness']:12.4f}"]
+    lines.append("  episode  seed        return  length" + ("  completed" if "successes" in result else ""))
+    shown = range(min(n, 20))
+    for i in shown:
+        row = f"  {i:7d}  {result['seeds'][i]:<9d} {returns[i]:9.2f}  {result['lengths'][i]:6d}"
+        if "successes" in result:
+            row += f"  {'yes' if result['successes'][i] else 'no'}"
+        lines.append(row)
+    if n > len(shown):
+        lines.append(f"  ... {n - len(shown)} more episodes (--json FILE keeps them all)")
+    return "\n".join(lines)

@@ -485,7 +485,11 @@ def resolve_expert(env_id: str, expert: str | None = None, *,
             f"expert {spec!r} is not one of the project's experts ({sorted(EXPERT_FACTORIES)}) and was not named by "
             "you: a run's config.json cannot make this program import code. If you trust it, name it on the "
             f"command line: --expert {spec}")
-    return getattr(importlib.import_module(module_name), attr)
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"expert {spec!r} cannot be found ({error}); give 'package.module:factory' of an importable "
+                         "module, or leave it out for the env's registered expert") from error
 
 
 @dataclass(frozen=True)
@@ -764,13 +768,22 @@ def _train_epoch(
     data: _SequenceData,
     config: BCConfig,
     rng: np.random.Generator,
+    partial: Mapping[str, Any] | None = None,
+    tick: Callable[[dict[str, Any]], None] | None = None,
 ) -> float:
-    """One pass over ``data`` by truncated BPTT; returns the mean (weighted) loss over frames."""
+    """One pass over ``data`` by truncated BPTT; returns the mean (weighted) loss over frames.
+
+    ``tick`` is called after every window with the epoch's position (``window``: the next window's start,
+    ``state`` (B, state_size), ``total``, ``weight_sum``); passing such a dict back as ``partial`` continues the
+    epoch from there (the streams are redrawn from ``rng``, which must be seeded as before).
+    """
     model.train()
     streams = data.streams(config.batch_size, config.window, rng)
     state = model.initial_state(config.batch_size)
-    total, weight_sum = 0.0, 0.0
-    for k in range(0, streams.shape[1], config.window):
+    total, weight_sum, first = 0.0, 0.0, 0
+    if partial is not None:
+        state, total, weight_sum, first = partial["state"], partial["total"], partial["weight_sum"], partial["window"]
+    for k in range(first, streams.shape[1], config.window):
         idx = streams[:, k : k + config.window]  # (B, L)
         valid = idx >= 0
         safe = np.where(valid, idx, 0)
@@ -792,6 +805,8 @@ def _train_epoch(
         optimizer.step()
         total += float(loss.detach()) * float(denom)
         weight_sum += float(denom)
+        if tick is not None:
+            tick({"window": k + config.window, "state": state.detach(), "total": total, "weight_sum": weight_sum})
     return total / max(weight_sum, 1e-12)  # guard: an epoch of only padding
 
 
@@ -808,6 +823,38 @@ def _save_atomic(obj: Any, path: Path) -> None:
     save_tensors(obj, path)  # atomic; weights-only loadable (tensors and plain data)
 
 
+class _Checkpointer:
+    """Writes ``checkpoint.pt`` after each epoch and, every ``interval`` seconds of wall time, inside one."""
+
+    def __init__(self, model: SequencePolicy, optimizer: torch.optim.Optimizer, path: Path, elapsed_before: float,
+                 interval: float) -> None:
+        self.model, self.optimizer, self.path, self.interval = model, optimizer, path, interval
+        self.elapsed_before = elapsed_before  # training seconds of the run before this process
+        self.t0 = self.last = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Training seconds of the run so far."""
+        return self.elapsed_before + time.perf_counter() - self.t0
+
+    def save(self, round_index: int, epoch: int, position: dict[str, Any] | None = None) -> float:
+        """``epoch`` epochs of the round done, plus ``position`` inside the next one; returns :meth:`seconds`."""
+        seconds = self.seconds()
+        _save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "round": round_index,
+                      "epoch": epoch, "seconds": seconds, "torch_rng": torch.get_rng_state(),
+                      **({"partial": position} if position is not None else {})}, self.path)
+        self.last = time.perf_counter()
+        return seconds
+
+    def ticker(self, round_index: int, epoch: int) -> Callable[[dict[str, Any]], None]:
+        """The ``tick`` of :func:`_train_epoch` for epoch ``epoch``: a checkpoint once ``interval`` has passed."""
+
+        def tick(position: dict[str, Any]) -> None:
+            if self.interval and time.perf_counter() - self.last >= self.interval:
+                self.save(round_index, epoch, position)
+
+        return tick
+
+
 def _collect_round(
     store: Demonstrations,
     env: gym.Env,
@@ -816,12 +863,22 @@ def _collect_round(
     round_index: int,
     learner: SequencePolicy | None,
     step_seconds: float,
+    progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
-    store.discard_incomplete_round(round_index)
     beta = beta_schedule(config, round_index)
     count = config.demo_episodes if round_index == 0 else config.dagger_episodes
+    roads = training_road_seeds(config.seed, round_index, count)
+    # Episodes of an interrupted collection are kept when they are this round's first roads in order: episode i
+    # depends only on its road, its seeded noise and the learner's weights, which are those of the checkpoint
+    # written at the end of the previous round (no training happens during collection).
+    stored = [e["road_seed"] for e in store.entries if e["round"] == round_index]
+    if stored != roads[: len(stored)]:
+        store.discard_incomplete_round(round_index)
+        stored = []
     noise = SteeringNoise(config.demo_noise_std, config.demo_noise_rho) if round_index == 0 else None
-    for i, road in enumerate(training_road_seeds(config.seed, round_index, count)):
+    for i, road in enumerate(roads):
+        if i < len(stored):
+            continue
         rng = np.random.default_rng([config.seed, round_index, i, 0xDA66])
         episode = rollout(
             env,
@@ -834,6 +891,9 @@ def _collect_round(
             step_seconds=step_seconds,
         )
         store.append(episode, round_index=round_index, beta=beta)
+        if progress is not None:
+            progress({"collect/round": round_index, "collect/episode": i + 1, "collect/episodes": count,
+                      "collect/steps": episode.steps})
     store.mark_round_complete(round_index)
 
 
@@ -856,6 +916,8 @@ def train(
     resume: bool = False,
     callback: Callable[[dict[str, Any]], None] | None = None,
     trusted_expert: str | None = None,
+    checkpoint_seconds: float = 120.0,
+    on_collect: Callable[[dict[str, Any]], None] | None = None,
 ) -> Path:
     """Collect demonstrations, train by sequence BC, run DAgger; returns the run folder ``out``.
 
@@ -866,7 +928,13 @@ def train(
         callback: called with each epoch's progress record after its checkpoint is written.
         trusted_expert: on ``resume`` the expert comes from the run's ``config.json``, so an expert outside the
             project's registry is imported only if it equals this (the ``--expert`` the user typed again).
+        checkpoint_seconds: also write ``checkpoint.pt`` inside an epoch once this much wall time has passed since
+            the last one (0: only after each epoch), so that a kill loses at most about this much training.
+        on_collect: called with a ``collect/...`` record (round, episode, episodes, steps, time/seconds) after
+            each collected episode.
     """
+    if not checkpoint_seconds >= 0:
+        raise ValueError(f"checkpoint_seconds must be >= 0 (0: only after each epoch), got {checkpoint_seconds!r}")
     run_dir = Path(out)
     config_path = run_dir / "config.json"
     if config_path.exists() and not resume:
@@ -925,31 +993,30 @@ def train(
         start_round, start_epoch = int(ckpt.get("round", 0)), int(ckpt.get("epoch", 0))
         elapsed_before = float(ckpt.get("seconds", 0.0))
         torch.set_rng_state(_checkpoint_part(ckpt, "torch_rng", checkpoint_path))
-        if start_epoch >= config.epochs_of_round(start_round):
+        partial = ckpt.get("partial")  # a checkpoint written by wall time inside epoch start_epoch
+        if partial is None and start_epoch >= config.epochs_of_round(start_round):
             start_round, start_epoch = start_round + 1, 0
+    else:
+        partial = None
 
-    t0 = time.perf_counter()
+    clock = _Checkpointer(model, optimizer, checkpoint_path, elapsed_before, checkpoint_seconds)
+
+    def collected(record: dict[str, Any]) -> None:
+        if on_collect is not None:
+            on_collect({**record, "time/seconds": clock.seconds()})
+
     for round_index in range(start_round, config.dagger_rounds + 1):
         if round_index not in store.rounds_complete:
-            _collect_round(store, env, expert, config, round_index, model, step_seconds)
+            _collect_round(store, env, expert, config, round_index, model, step_seconds, progress=collected)
         for seed in store.road_seeds:
             _check_training_seed(seed)
         data = _SequenceData(store.load_all(), step_seconds)
         first = start_epoch if round_index == start_round else 0
         for epoch in range(first, config.epochs_of_round(round_index)):
-            loss = _train_epoch(model, optimizer, data, config, np.random.default_rng([config.seed, round_index, epoch]))
-            seconds = elapsed_before + time.perf_counter() - t0
-            _save_atomic(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "round": round_index,
-                    "epoch": epoch + 1,
-                    "seconds": seconds,
-                    "torch_rng": torch.get_rng_state(),
-                },
-                checkpoint_path,
-            )
+            loss = _train_epoch(model, optimizer, data, config, np.random.default_rng([config.seed, round_index, epoch]),
+                                partial=partial, tick=clock.ticker(round_index, epoch))
+            partial = None
+            seconds = clock.save(round_index, epoch + 1)
             record = {
                 "train/round": round_index,
                 "train/epoch": epoch + 1,
@@ -1014,6 +1081,7 @@ def evaluate_heldout(
     seed: int = HELDOUT_SEED_START,
     env_kwargs: Mapping[str, Any] | None = None,
     wrappers: Iterable[Callable[[gym.Env], gym.Env]] = (),
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Closed-loop evaluation on held-out roads ``seed, seed + 1, ...`` (``seed >= HELDOUT_SEED_START``).
 
@@ -1023,4 +1091,5 @@ def evaluate_heldout(
     heldout_road_seeds(seed, episodes)  # validates the range
     import envs  # noqa: F401  (registers our env ids)
 
-    return evaluate(predictor, env_id, episodes, seed, env_kwargs=dict(env_kwargs or {}), wrappers=tuple(wrappers))
+    return evaluate(predictor, env_id, episodes, seed, env_kwargs=dict(env_kwargs or {}), wrappers=tuple(wrappers),
+                    progress=progress)

@@ -66,8 +66,10 @@ _SCHEMA: dict[str, type | tuple[type, ...]] = {
     "kind": str, "env_id": str, "policy": str, "seed": int, "timesteps": int,
     "n_envs": int, "vec_env": str, "normalize_obs": bool, "normalize_reward": bool, "elapsed_time": str,
     "env_kwargs": dict, "checkpoint_freq": int, "eval_freq": int, "eval_episodes": int, "eval_seed": int,
-    "progress_bar": bool, "algo": dict, "policy_kwargs": dict,
+    "progress_bar": bool, "algo": dict, "policy_kwargs": dict, "checkpoint_seconds": (int, float),
 }
+#: Keys a run's config.json may lack (runs written before the key existed) and their values then.
+_OPTIONAL: dict[str, Any] = {"checkpoint_seconds": 60}
 _ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "silu")
 
 
@@ -107,7 +109,14 @@ def resolve_config(
     _merge(config, env_preset)
     _merge(config, per_policy.get(policy, {}))
     if config_file is not None:
-        _merge(config, read_json_object(Path(config_file), "config file"))
+        user = read_json_object(Path(config_file), "config file")
+        for key in sorted(set(user) - set(_SCHEMA) - {"_doc"}):
+            import difflib
+
+            close = difflib.get_close_matches(key, sorted(_SCHEMA), n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"allowed: {', '.join(sorted(_SCHEMA))}"
+            raise ValueError(f"config file {config_file}: unknown key {key!r}; {hint}")
+        _merge(config, user)
     _merge(config, overrides or {})
     config.update(kind="ppo", env_id=env_id, policy=policy, seed=int(seed), timesteps=int(timesteps))
     validate_config(config)
@@ -119,13 +128,16 @@ def validate_config(config: dict[str, Any]) -> None:
     unknown = set(config) - set(_SCHEMA) - {"_doc"}
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}; allowed: {sorted(_SCHEMA)}")
-    missing = set(_SCHEMA) - set(config)
+    missing = set(_SCHEMA) - set(config) - set(_OPTIONAL)
     if missing:
         raise ValueError(f"config is missing keys {sorted(missing)}")
     for key, typ in _SCHEMA.items():
-        value = config[key]
+        value = config.get(key, _OPTIONAL.get(key))
         if (typ is int and (isinstance(value, bool) or not isinstance(value, int))) or not isinstance(value, typ):
-            raise ValueError(f"config[{key!r}] must be {typ.__name__}, got {value!r}")
+            name = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+            raise ValueError(f"config[{key!r}] must be {name}, got {value!r}")
+    if not config.get("checkpoint_seconds", 1) >= 0:
+        raise ValueError(f"config['checkpoint_seconds'] must be >= 0 (0 turns it off), got {config['checkpoint_seconds']}")
     if config["kind"] != "ppo":
         raise ValueError(f"config kind must be 'ppo', got {config['kind']!r}")
     _check_choice("policy", config["policy"], PolicyName)
@@ -277,14 +289,8 @@ def build_model(config: dict[str, Any], venv, *, tensorboard_log: str | None = N
     Raises:
         ValueError: an ``algo`` key the algorithm does not take.
     """
-    import inspect
-
     cls = algorithm_class(config["policy"])
-    allowed = set(inspect.signature(cls.__init__).parameters) - {"self", "policy", "env", "policy_kwargs", "seed",
-                                                                   "tensorboard_log", "device", "_init_setup_model"}
-    unknown = set(config["algo"]) - allowed
-    if unknown:
-        raise ValueError(f"unknown algo keys {sorted(unknown)} for {cls.__name__}; allowed: {sorted(allowed)}")
+    check_model_keys(config)
     policy, policy_kwargs = _policy_spec(config, venv.observation_space)
     algo = dict(config["algo"])
     for key in _SCHEDULED:
@@ -361,7 +367,8 @@ def train(
         ValueError: a new run in a folder that already has a config, or resume without a run or checkpoint.
     """
     from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
-    from stable_baselines3.common.vec_env import VecNormalize
+
+    from .callbacks import WallTimeCheckpoint
 
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
@@ -374,25 +381,20 @@ def train(
         validate_config(config)
         found = checkpoints(run_dir)
         if not found:
-            raise ValueError(f"cannot resume: no checkpoints in {run_dir / CHECKPOINT_DIR}")
+            raise ValueError(f"cannot resume: no checkpoints in {run_dir / CHECKPOINT_DIR} (the run stopped before "
+                             "its first one); start it again without --resume in the same folder")
     else:
-        if config_path.exists():
+        if config_path.exists() and has_progress(run_dir):
             raise ValueError(f"{run_dir} already holds a run; pass resume=True (--resume) or choose a new folder")
-        config = finalize_config(config)
+        config = finalize_config(config)  # a config.json without checkpoints is a start that failed: replaced
+        check_model_keys(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(config_path, config)
 
     venv = make_training_env(config)
     cls = algorithm_class(config["policy"])
     if resume:
-        steps, checkpoint = found[-1]
-        stats = _vecnormalize_for(checkpoint)
-        if stats.is_file():
-            venv = VecNormalize.load(str(stats), venv)
-            venv.training = True
-        elif config["normalize_obs"] or config["normalize_reward"]:
-            raise ValueError(f"cannot resume: {stats.name} is missing next to {checkpoint.name}")
-        model = cls.load(str(checkpoint), env=venv, device="cpu")
+        venv, model = _load_checkpoint(cls, found[-1][1], venv, config)
         model.tensorboard_log = str(run_dir / "tensorboard")
     else:
         venv = _normalize(venv, config)
@@ -406,6 +408,15 @@ def train(
             name_prefix=CHECKPOINT_PREFIX, save_vecnormalize=True))
         all_callbacks.append(run_io.policy_data_callback(
             save_freq, lambda steps: data_checkpoint_paths(run_dir / CHECKPOINT_DIR, steps)))
+    seconds = config.get("checkpoint_seconds", _OPTIONAL["checkpoint_seconds"])
+    if seconds > 0:
+        def save_data(model, steps: int) -> list[Path]:
+            paths = data_checkpoint_paths(run_dir / CHECKPOINT_DIR, steps)
+            run_io.save_policy_data(model, *paths)
+            return list(paths)
+
+        all_callbacks.append(WallTimeCheckpoint(run_dir / CHECKPOINT_DIR, seconds, prefix=CHECKPOINT_PREFIX,
+                                                also_save=save_data))
     eval_env = None
     if config["eval_freq"] > 0:
         eval_env = _normalize(make_training_env(config, seed=config["eval_seed"], n_envs=1), config, training=False)
@@ -430,7 +441,82 @@ def train(
                            config["eval_seed"], env_kwargs=config["env_kwargs"], allow_import=True)
         summary["timesteps"] = int(model.num_timesteps)
         _write_json(run_dir / EVALUATION_FILE, summary)
+        _log_final_evaluation(summary, run_dir, model)
     return model
+
+
+def has_progress(run_dir: str | Path) -> bool:
+    """Whether a PPO run folder holds training worth resuming (a checkpoint or a final model)."""
+    return bool(checkpoints(run_dir)) or (Path(run_dir) / MODEL_FILE).is_file()
+
+
+def check_model_keys(config: dict[str, Any]) -> None:
+    """``algo`` keys against the algorithm's constructor and ``policy_kwargs`` against the policy's, before any work.
+
+    Raises:
+        ValueError: an unknown key (with close matches), naming the config section.
+    """
+    import difflib
+    import inspect
+
+    cls = algorithm_class(config["policy"])
+    allowed = set(inspect.signature(cls.__init__).parameters) - {"self", "policy", "env", "policy_kwargs", "seed",
+                                                                   "tensorboard_log", "device", "_init_setup_model"}
+    if config["policy"] in ("ltc", "cfc"):
+        from ncp_control.policies.recurrent_ppo import NCPActorCriticPolicy as policy_cls
+    elif config["policy"] == "lstm":
+        from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy as policy_cls
+    else:
+        from stable_baselines3.common.policies import ActorCriticPolicy as policy_cls
+    params = inspect.signature(policy_cls.__init__).parameters
+    policy_allowed = set(params) - {"self", "observation_space", "action_space", "lr_schedule"}
+    checks = [("algo", config["algo"], allowed)]
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        checks.append(("policy_kwargs", config["policy_kwargs"], policy_allowed))
+    for section, given, known in checks:
+        for key in sorted(set(given) - known):
+            close = difflib.get_close_matches(key, sorted(known), n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"allowed: {', '.join(sorted(known))}"
+            raise ValueError(f"unknown {section} key {key!r} for {config['policy']} ({cls.__name__}); {hint}")
+
+
+def _load_checkpoint(cls, checkpoint: Path, venv, config: dict[str, Any]):
+    """The model and (normalised) training env of a checkpoint, for resuming; errors name the file at fault."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    stats = _vecnormalize_for(checkpoint)
+    advice = "delete it to resume from the checkpoint before, or start the run again"
+    if stats.is_file():
+        try:
+            venv = VecNormalize.load(str(stats), venv)
+        except Exception as error:  # truncated or corrupt pickle
+            raise ValueError(f"cannot resume: {stats} is truncated or corrupt ({type(error).__name__}: {error}); "
+                             f"{advice}") from error
+        venv.training = True
+    elif config["normalize_obs"] or config["normalize_reward"]:
+        raise ValueError(f"cannot resume: {stats.name} is missing next to {checkpoint}; {advice}")
+    try:
+        model = cls.load(str(checkpoint), env=venv, device="cpu")
+    except Exception as error:  # SB3 asserts on an empty zip ("No data found in the saved file")
+        raise ValueError(f"cannot resume: {checkpoint} is truncated or corrupt ({type(error).__name__}: {error}); "
+                         f"{advice}") from error
+    return venv, model
+
+
+def _log_final_evaluation(summary: dict[str, Any], run_dir: Path, model) -> None:
+    """The final evaluation as TensorBoard scalars ``eval/final_*`` at the run's last step, next to training's."""
+    from stable_baselines3.common.logger import configure
+
+    folder = getattr(model, "logger", None) and model.logger.get_dir()
+    logger = configure(folder or str(run_dir / "tensorboard" / "final"), ["tensorboard"])
+    returns = np.asarray(summary["returns"], dtype=np.float64)
+    logger.record("eval/final_mean_reward", float(returns.mean()))
+    logger.record("eval/final_std_reward", float(returns.std(ddof=1)) if len(returns) > 1 else 0.0)
+    logger.record("eval/final_mean_ep_length", float(np.mean(summary["lengths"])))
+    if "completion_rate" in summary:
+        logger.record("eval/final_completion_rate", float(summary["completion_rate"]))
+    logger.dump(int(summary["timesteps"]))
+    logger.close()
 
 
 def _save(model, run_dir: Path) -> None:

@@ -175,5 +175,5 @@ def test_evaluate_command_uses_an_imitation_run_s_training_env_kwargs(tmp_path, 
     from tests._robust_helpers import write_untrained_bc_run
 
     run = write_untrained_bc_run(tmp_path / "run", height=8, width=16)  # not the env's default 16x32
-    assert main(["evaluate", str(run), "--episodes", "1", "--seed", "1000000"]) == 0
+    assert main(["evaluate", str(run), "--episodes", "1", "--seed", "1000000", "--json", "-"]) == 0
     assert json.loads(capsys.readouterr().out)["episodes"] == 1

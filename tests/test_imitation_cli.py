@@ -69,4 +69,9 @@ def test_bad_overrides_raise():
         "epochs": 3, "expert": "a.b:c", "conv_channels": [1, 2]}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_overrides(["epochs"])
+    with pytest.raises(ValueError, match="unknown setting 'epochz'; did you mean epochs"):
+        parse_overrides(["epochz=3"])
+    with pytest.raises(ValueError, match="conv_channels expects a JSON list of integers"):
+        parse_overrides(["conv_channels=[1,2.5]"])
+    assert parse_overrides(["max_episode_steps=null", "lr=1"]) == {"max_episode_steps": None, "lr": 1}
     assert main(["train-bc", "--out", "/nonexistent/x", "--env", ENV, "--set", "epochz=3"]) == 2

@@ -197,7 +197,10 @@ def test_every_view_ranks_the_connected_command_neuron_first_ltc(ltc):
     assert top["current_share"] == pytest.approx(1.0)  # the motor neuron has a single synapse
     assert top["synapse"] == 1
     for row in rows[1:]:
-        assert row["current_share"] == 0.0 and row["ablation_delta"] == 0.0 and row["ig_abs_mean"] == 0.0
+        # currents and gradients through a masked synapse are exact zeros; the ablation compares two forward
+        # passes, which an AVX-512 kernel may round differently (see the ablation test below)
+        assert row["current_share"] == 0.0 and row["ig_abs_mean"] == 0.0
+        assert abs(row["ablation_delta"]) <= 1e-6
     assert np.abs(grads.completeness_error).max() < 1e-3 * max(np.abs(grads.integrated).max(), 1e-6)
 
 
@@ -219,11 +222,14 @@ def test_ablating_a_neuron_without_path_to_the_motor_changes_nothing(kind):
     env = SignalEnv(length=12)
     rec = record(circuit, env, 1, seed=5)
     effect = ablation(circuit, rec, neurons=[1, 3, K])
-    assert np.all(effect.delta_motor[:2] == 0.0)  # commands 1 and 3: exactly no change
+    # Commands 1 and 3 have no path to the motor: no change beyond float32 rounding. Exactly 0.0 on AVX2, but an
+    # AVX-512 kernel may sum in another order (1.5e-8 measured); a real leak past the wiring (the dense CfC below)
+    # moves the motor by ~0.09 open loop and the return by ~0.04 closed loop, far above these tolerances.
+    np.testing.assert_allclose(effect.delta_motor[:2], 0.0, rtol=0, atol=1e-6)
     assert np.abs(effect.delta_motor[2]).max() > 1e-3  # the connected one matters
-    # no baseline given: it is recorded on the ablations' arithmetic path, so "no effect" is exactly zero
+    # no baseline given: it is recorded on the ablations' arithmetic path, so "no effect" is zero up to rounding
     closed = closed_loop_ablation(circuit, env, 1, 5, [1, 3])
-    assert [row["delta_return"] for row in closed] == [0.0, 0.0]
+    np.testing.assert_allclose([row["delta_return"] for row in closed], [0.0, 0.0], rtol=0, atol=1e-5)
 
 
 def test_dense_cfc_time_gates_leak_past_the_wiring():

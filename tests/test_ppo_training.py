@@ -129,7 +129,7 @@ def test_resolve_config_layers_and_validation(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         ppo.resolve_config("Pendulum-v1", "cfc", timesteps=10, config_file=tmp_path / "bad.json")
-    with pytest.raises(ValueError, match="unknown algo keys"):
+    with pytest.raises(ValueError, match="unknown algo key 'n_step'"):
         ppo.train(_fast("cfc", algo={"n_step": 3}), tmp_path / "r", evaluate_at_end=False)
 
 
@@ -184,7 +184,9 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
                      "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["episodes"] == 3 and result["seeds"] == [7, 8, 9] and result["mean_return"] == 4.0
-    assert '"mean_return": 4.0' in capsys.readouterr().out
+    table = capsys.readouterr().out  # the compact table; the full record went to --json
+    assert "mean return             4.00 ± 0.00 (sd)" in table and f"full record: {out}" in table
+    assert "\n        2  9              4.00       4" in table  # episode 2, seed 9, return 4, length 4
     assert cli_main(["train-ppo", "--out", str(run), "--resume", "--timesteps", "128", "--no-progress"]) == 0
     assert max(s for s, _ in ppo.checkpoints(run)) == 128
 

@@ -1,6 +1,7 @@
 """Train an NCP-LTC lane-keeping policy from camera images (demo preset), evaluate it on held-out roads, write plots.
 
-This is the project's main demonstration: about five minutes on two CPU cores. It
+This is the project's main demonstration: about 2 minutes of CPU time (measured 2026-11-28: 505 s on a 2-core
+VM shared with four other jobs; see README "Quick start"). It
 
 1. trains the NCP paper's 19-neuron LTC circuit behind a small conv head by sequence behaviour cloning and DAgger
    (`ncp-control train-bc --preset demo`);
@@ -25,7 +26,9 @@ import json
 import time
 from pathlib import Path
 
+from agents.commands import _checks
 from agents.commands.train_bc import MODELS, parse_overrides, print_progress
+from agents.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: the per-step tensors are tiny and extra threads mostly "
                              "add synchronisation; measured 5x slower with 2 threads on a busy 2-core machine)")
+    parser.add_argument("--checkpoint-seconds", type=float, default=120.0,
+                        help="also write checkpoint.pt inside an epoch every this many seconds (default 120; 0: only "
+                             "after each epoch)")
 
 
 def plot_trace(episode, path: Path, title: str) -> None:
@@ -71,30 +77,53 @@ def plot_trace(episode, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _config(args: argparse.Namespace):
+    """The demo's training settings, checked before any work (the stored ones with --resume)."""
+    from agents import imitation as im
+
+    _checks.positive("--episodes", args.episodes)
+    _checks.positive("--threads", args.threads)
+    _checks.non_negative("--seed", args.seed)
+    _checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
+    if args.resume:
+        return _checks.stored_bc_config(args.out)
+    _checks.new_run_folder(args.out)
+    _checks.env_id(args.env)
+    settings = {"env_id": args.env, "model": args.model, "seed": args.seed, "expert": args.expert}
+    overrides = parse_overrides(args.overrides)
+    try:
+        return im.preset_config("demo", **{**settings, **overrides})
+    except ValueError as error:
+        raise UsageError(f"--set {' '.join(args.overrides) or '(none)'}: {error}") from None
+
+
 def run(args: argparse.Namespace) -> int:
+    config = _config(args)
+
     import torch
 
     from agents import imitation as im
+    from agents.commands.train_bc import has_progress
+    from agents.evaluation import progress_printer, summary_line
     from agents.inspection import inspect_run
     from ncp_control.policies.imitation import ModelConfig, build_model, format_parameter_table, parameter_counts
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     t0 = time.perf_counter()
-    if args.resume:
-        from agents.commands.train_bc import config_from_args
-
-        config = config_from_args(args)  # the run's stored settings, read as data
-    else:
-        settings = {"env_id": args.env, "model": args.model, "seed": args.seed, "expert": args.expert}
-        config = im.preset_config("demo", **{**settings, **parse_overrides(args.overrides)})
-    im.train(config, out, resume=args.resume, callback=print_progress, trusted_expert=args.expert)
+    print(f"[1/3] training {config.model} by behaviour cloning + DAgger (demo preset); run folder {out}", flush=True)
+    with _checks.removed_on_failure(out, keep=has_progress):
+        im.train(config, out, resume=args.resume, callback=print_progress, on_collect=print_progress,
+                 checkpoint_seconds=args.checkpoint_seconds, trusted_expert=args.expert)
     t_train = time.perf_counter() - t0
 
+    print(f"[2/3] evaluating on {args.episodes} held-out roads ...", flush=True)
     policy = im.load_policy(out)
-    metrics = im.evaluate_heldout(policy, config.env_id, args.episodes, env_kwargs=config.env_kwargs)
+    metrics = im.evaluate_heldout(policy, config.env_id, args.episodes, env_kwargs=config.env_kwargs,
+                                  progress=progress_printer("      evaluated"))
     (out / "eval_heldout.json").write_text(json.dumps(metrics, indent=1))
     t_eval = time.perf_counter() - t0 - t_train
+    print(f"      {summary_line(metrics)} ({t_eval:.0f} s)", flush=True)
 
     env = im.make_env(config.env_id, config.env_kwargs)
     named = not args.resume or args.expert == config.expert  # an expert from config.json must be in the registry
@@ -116,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         "tensors as stored.\n\n" + table + "\n"
     )
     t_inspect = time.perf_counter()
+    print("[3/3] inspecting the circuit on the first 300 steps of a held-out road ...", flush=True)
     inspection = inspect_run(out, out / "inspect", episodes=1, seed=road, closed_loop_episodes=0, max_steps=300,
                              ig_steps=16, saliency_frames=2, gif_steps=120,
                              figures=("traces", "wiring", "heatmap", "saliency"))
@@ -146,6 +176,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"command neuron driving the motor neuron most (mean rank of three views): "
           f"{first_top['overall']}; report: {out / 'inspect' / 'report.html'}")
-    print(f"train {t_train:.0f} s, evaluate {t_eval:.0f} s, inspect {t_inspect:.0f} s, total {total:.0f} s; "
-          f"files in {out}")
+    print(f"train {t_train:.0f} s, evaluate {t_eval:.0f} s, inspect {t_inspect:.0f} s, total {total:.0f} s")
+    print(f"{config.model} held-out: {summary_line(metrics)}; run folder {out}")
     return 0

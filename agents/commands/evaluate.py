@@ -1,4 +1,4 @@
-"""Evaluate a trained run (PPO or imitation) on seeded episodes and print/write the metrics as JSON.
+"""Evaluate a trained run (PPO or imitation) on seeded episodes; print a compact table (--json: the full record).
 
 Episode i is reset with seed S + i, so every model sees the same episodes. Lane-keeping envs add
 completion_rate, mean_abs_lateral_m, departures_per_km and steering_smoothness.
@@ -19,16 +19,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1000, help="seed of the first episode (default 1000)")
     parser.add_argument("--n-envs", type=int, default=1, help="environments stepped in parallel (default 1)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic ones")
-    parser.add_argument("--json", help="write the metrics to this file")
+    parser.add_argument("--json", metavar="FILE",
+                        help="write the full record (per-episode returns, lengths, seeds, ...) as JSON to FILE "
+                             "('-': to stdout instead of the table)")
 
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
     from pathlib import Path
+
+    from agents.commands import _checks
+
+    _checks.run_folder(args.run_dir)
+    _checks.positive("--episodes", args.episodes)
+    _checks.positive("--n-envs", args.n_envs)
+    _checks.non_negative("--seed", args.seed)
+    _checks.env_id(args.env)
+    _checks.writable_file(args.json, "--json")
 
     import torch
 
-    from agents.evaluation import evaluate
+    from agents.evaluation import evaluate, format_table, progress_printer
     from agents.runs import load_run
 
     torch.set_num_threads(1)
@@ -36,10 +48,15 @@ def run(args: argparse.Namespace) -> int:
     env_id = args.env or loaded.env_id
     result = evaluate(loaded.predictor, env_id, args.episodes, args.seed,
                       env_kwargs=loaded.env_kwargs if env_id == loaded.env_id else None,
-                      n_envs=args.n_envs, deterministic=not args.stochastic, allow_import=args.env is not None)
+                      n_envs=args.n_envs, deterministic=not args.stochastic, allow_import=args.env is not None,
+                      progress=progress_printer("evaluated", write=lambda line: print(line, file=sys.stderr, flush=True)))
     result = {"run_dir": str(args.run_dir), "env_id": env_id, **result}
     text = json.dumps(result, indent=2)
-    print(text)
+    if args.json == "-":
+        print(text)
+        return 0
+    print(format_table(result))
     if args.json:
         Path(args.json).write_text(text + "\n")
+        print(f"full record: {args.json}")
     return 0

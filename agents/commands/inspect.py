@@ -30,17 +30,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Everything about the command line that can be checked before any work."""
+    from agents.commands import _checks
+
+    _checks.run_folder(args.run_dir)
+    for flag, value in (("--episodes", args.episodes), ("--max-steps", args.max_steps),
+                        ("--ig-steps", args.ig_steps), ("--threads", args.threads)):
+        _checks.positive(flag, value)
+    _checks.non_negative("--closed-loop-episodes", args.closed_loop_episodes)
+    _checks.non_negative("--gif-steps", args.gif_steps)
+    _checks.non_negative("--seed", args.seed)
+    _checks.env_id(args.env)
+
+
 def run(args: argparse.Namespace) -> int:
+    check_args(args)
+
     import json
 
     import torch
 
+    from agents.commands import _checks
     from agents.inspection import inspect_run
 
     torch.set_num_threads(args.threads)
-    summary = inspect_run(args.run_dir, args.out, env_id=args.env, episodes=args.episodes, seed=args.seed,
-                          closed_loop_episodes=args.closed_loop_episodes, max_steps=args.max_steps,
-                          ig_steps=args.ig_steps, gif_steps=args.gif_steps)
+    print(f"inspecting {args.run_dir} on {args.episodes} episode(s) ...", flush=True)
+    with _checks.removed_on_failure(args.out):
+        summary = inspect_run(args.run_dir, args.out, env_id=args.env, episodes=args.episodes, seed=args.seed,
+                              closed_loop_episodes=args.closed_loop_episodes, max_steps=args.max_steps,
+                              ig_steps=args.ig_steps, gif_steps=args.gif_steps)
     print(json.dumps({k: summary[k] for k in ("policy", "steps", "top_driver", "pca_explained_variance", "seconds")},
                      indent=1))
     print(f"report: {args.out}/report.html")

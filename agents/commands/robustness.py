@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 
+from agents.errors import UsageError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders written by train-bc or train-ppo")
@@ -41,16 +43,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
-def run(args: argparse.Namespace) -> int:
-    import sys
+def check_args(args: argparse.Namespace) -> None:
+    """Everything about the command line that can be checked before any work."""
+    from agents.commands import _checks
+    from agents.robustness import parse_sweeps
 
-    from agents.robustness import parse_sweeps, robustness_sweep
-
+    for run_dir in args.run_dirs:
+        _checks.loadable_run(run_dir)
+    for flag, value in (("--episodes", args.episodes), ("--processes", args.processes), ("--n-envs", args.n_envs),
+                        ("--block-episodes", args.block_episodes)):
+        _checks.positive(flag, value)
+    _checks.non_negative("--seed", args.seed)
+    _checks.non_negative("--perturbation-seed", args.perturbation_seed)
+    _checks.env_id(args.env)
     try:
         parse_sweeps(args.perturb)
     except ValueError as error:
-        print(f"ncp-control robustness: error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--perturb: {error}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from agents.commands import _checks
+    from agents.robustness import robustness_sweep
+
+    check_args(args)
     results = robustness_sweep(
         args.run_dirs, args.env, args.perturb, args.episodes, args.seed,
         perturbation_seed=args.perturbation_seed, n_envs=args.n_envs, processes=args.processes,
@@ -58,10 +76,11 @@ def run(args: argparse.Namespace) -> int:
         deterministic=not args.stochastic,
         progress=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)),
     )
-    paths = results.write(args.out, plot=not args.no_plot)
+    if not results.labels:  # nothing to tabulate: say why, write nothing
+        reasons = "; ".join(f"{label}: {why}" for label, why in results.failures.items())
+        raise ValueError(f"no model could be evaluated ({reasons})")
+    with _checks.removed_on_failure(args.out):
+        paths = results.write(args.out, plot=not args.no_plot)
     print(results.table())
     print("\nwrote " + ", ".join(str(p) for p in paths.values()))
-    if not results.labels:
-        raise ValueError("no model could be evaluated: " + "; ".join(
-            f"{label}: {text}" for label, text in results.failures.items()))
     return 0

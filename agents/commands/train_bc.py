@@ -5,14 +5,18 @@ Examples:
   ncp-control train-bc --out runs/bc-ltc --resume              # continue from the last checkpoint
   ncp-control train-bc --model lstm --preset paper --set epochs=30 --out runs/bc-lstm
 
-The run folder receives config.json, demonstrations/, checkpoint.pt (each epoch), progress.jsonl and model.pt;
-evaluate it with `ncp-control evaluate RUN_DIR`.
+The run folder receives config.json, demonstrations/, checkpoint.pt (after each epoch, and every
+checkpoint_seconds of wall time inside an epoch), progress.jsonl, model.pt and eval_heldout.json (the held-out
+evaluation summarised on the last line); evaluate it further with `ncp-control evaluate RUN_DIR`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+
+from agents.commands import _checks
+from agents.errors import UsageError
 
 MODELS = ("ncp-ltc", "ncp-cfc", "lstm", "cnn")
 PRESET_NAMES = ("demo", "paper")
@@ -28,53 +32,123 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue the run in --out from its checkpoint with its stored settings")
     parser.add_argument("--expert", default=None, help="expert: 'pure-pursuit' or a factory 'module:name' (default: the env's registered one); "
                              "with --resume, repeat a run's own 'module:name' to allow importing it")
-    parser.add_argument("--env-kwargs", default=None, type=json.loads,
+    parser.add_argument("--env-kwargs", default=None, type=_json_object,
                         help="JSON object of keyword arguments for gym.make (merged over the preset's)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one training setting (a BCConfig field; VALUE parsed as JSON when it can be)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--checkpoint-seconds", type=float, default=120.0,
+                        help="also write checkpoint.pt inside an epoch every this many seconds (default 120; 0: only "
+                             "after each epoch), so that a kill loses at most about that much training")
+    parser.add_argument("--eval-episodes", type=int, default=10,
+                        help="held-out roads evaluated at the end, written to eval_heldout.json (default 10; 0: none)")
 
 
 def parse_overrides(items: list[str]) -> dict:
-    """``["epochs=3", "lr=0.001"]`` -> ``{"epochs": 3, "lr": 0.001}`` (JSON values, else strings)."""
+    """``["epochs=3", "lr=0.001"]`` -> ``{"epochs": 3, "lr": 0.001}`` (JSON values, else strings), each checked
+    against the type of the :class:`~agents.imitation.BCConfig` field it sets.
+
+    Raises:
+        UsageError: not KEY=VALUE, an unknown setting (with close matches), or a value of the wrong type; the
+            message names the setting and the expected type.
+    """
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+            raise UsageError(f"--set expects KEY=VALUE (e.g. --set epochs=3), got {item!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
             out[key] = value
+        _check_setting(key, out[key], item)
     return out
+
+
+def _check_setting(key: str, value, item: str) -> None:
+    import difflib
+    import typing
+
+    from agents.imitation import BCConfig
+
+    hints = typing.get_type_hints(BCConfig)
+    if key not in hints:
+        close = difflib.get_close_matches(key, list(hints), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"settings: {', '.join(hints)}"
+        raise UsageError(f"--set {item}: unknown setting {key!r}; {hint}")
+    if not _fits(value, hints[key]):
+        raise UsageError(f"--set {item}: {key} expects {_describe(hints[key])}, got {value!r}")
+
+
+def _describe(hint) -> str:
+    """A BCConfig field type in words (``int | None`` -> "an integer or null")."""
+    import types
+    import typing
+
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return "a JSON list of integers, e.g. [24,36,48,64,8]"
+    names = {int: "an integer", float: "a number", str: "a string", type(None): "null", bool: "true or false"}
+    return names.get(hint, "a JSON object" if typing.get_origin(hint) is dict else str(hint))
+
+
+def _fits(value, hint) -> bool:
+    """Whether a JSON-parsed ``value`` fits the type ``hint`` of a BCConfig field."""
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is tuple:
+        return isinstance(value, list) and all(_fits(v, typing.get_args(hint)[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    return isinstance(value, hint)
 
 
 def config_from_args(args: argparse.Namespace):
     """The :class:`~agents.imitation.BCConfig` the arguments describe (the stored one with ``--resume``)."""
-    from pathlib import Path
-
-    from agents.imitation import BCConfig, preset_config
+    from agents.imitation import preset_config
 
     if args.resume:
-        path = Path(args.out) / "config.json"
-        if not path.is_file():
-            raise ValueError(f"nothing to resume: {path} does not exist")
-        from agents.runs import read_json_object
-
-        stored = read_json_object(path, "run config")
-        if not isinstance(stored.get("training"), dict):
-            raise ValueError(f"{path} has no 'training' settings: it is not an imitation run's config")
-        return BCConfig.from_dict(stored["training"])
+        return _checks.stored_bc_config(args.out)
+    _checks.new_run_folder(args.out)
+    _checks.env_id(args.env)
     settings = {"env_id": args.env, "model": args.model, "seed": args.seed, "expert": args.expert}
     settings.update(parse_overrides(args.overrides))
     if args.env_kwargs is not None:
         if not isinstance(args.env_kwargs, dict):
-            raise ValueError("--env-kwargs must be a JSON object")
+            raise UsageError("--env-kwargs must be a JSON object, e.g. '{\"image_height\": 48}'")
         settings["env_kwargs"] = {**preset_config(args.preset, env_id=args.env).env_kwargs, **args.env_kwargs}
-    return preset_config(args.preset, **settings)
+    try:
+        return preset_config(args.preset, **settings)
+    except ValueError as error:
+        raise UsageError(f"--preset {args.preset} with --set {' '.join(args.overrides) or '(none)'}: {error}") from None
+
+
+def _json_object(text: str):
+    """argparse type for --env-kwargs: the JSON text parsed (argparse reports a parse error with the flag name)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({error})") from None
 
 
 def print_progress(record: dict) -> None:
+    """One line per progress record of :func:`agents.imitation.train` (reads well in a log file)."""
+    if "collect/episode" in record:
+        print(f"round {record['collect/round']}: collected episode {record['collect/episode']}/"
+              f"{record['collect/episodes']} ({record['collect/steps']} steps, {record['time/seconds']:.0f} s)",
+              flush=True)
+        return
     print(
         f"round {record['train/round']} epoch {record['train/epoch']}: loss {record['train/loss']:.4f} "
         f"({record['train/episodes']} episodes, {record['train/frames']} frames, beta {record['train/beta']:.2f}, "
@@ -83,14 +157,43 @@ def print_progress(record: dict) -> None:
     )
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Everything about the command line that can be checked before any work."""
+    _checks.positive("--threads", args.threads)
+    _checks.non_negative("--seed", args.seed)
+    _checks.non_negative("--eval-episodes", args.eval_episodes)
+    _checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
+
+
+def has_progress(run_dir) -> bool:
+    """Whether an imitation run folder holds work worth resuming (a checkpoint, a model or demonstrations)."""
+    from pathlib import Path
+
+    run_dir = Path(run_dir)
+    return any((run_dir / name).exists() for name in ("checkpoint.pt", "model.pt")) or any(
+        (run_dir / "demonstrations").glob("*.npz"))
+
+
 def run(args: argparse.Namespace) -> int:
+    check_args(args)
+    config = config_from_args(args)
+
     import torch
 
-    from agents.imitation import train
+    from agents import imitation as im
+    from agents.evaluation import progress_printer, summary_line
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    config = config_from_args(args)
-    run_dir = train(config, args.out, resume=args.resume, callback=print_progress, trusted_expert=args.expert)
-    print(f"model written to {run_dir / 'model.pt'}")
+    with _checks.removed_on_failure(args.out, keep=has_progress):
+        run_dir = im.train(config, args.out, resume=args.resume, callback=print_progress, on_collect=print_progress,
+                           checkpoint_seconds=args.checkpoint_seconds, trusted_expert=args.expert)
+    if args.eval_episodes == 0:
+        print(f"{config.model}: trained; run folder {run_dir}")
+        return 0
+    print(f"evaluating on {args.eval_episodes} held-out roads ...", flush=True)
+    metrics = im.evaluate_heldout(im.load_policy(run_dir), config.env_id, args.eval_episodes,
+                                  env_kwargs=config.env_kwargs, progress=progress_printer("evaluated"))
+    (run_dir / "eval_heldout.json").write_text(json.dumps(metrics, indent=1))
+    print(f"{config.model} held-out: {summary_line(metrics)}; run folder {run_dir}")
     return 0

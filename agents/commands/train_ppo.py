@@ -2,8 +2,10 @@
 
 Settings come from the presets in agents/configs/ppo.json for the env and policy, then --config FILE (JSON with
 the keys of a run's config.json, e.g. {"algo": {"learning_rate": 1e-3}, "n_envs": 8}), then the flags.
-The run folder gets config.json, TensorBoard logs, checkpoints, model.zip (+ vecnormalize.pkl) and
-evaluation.json. --resume continues a run from its last checkpoint up to --timesteps (or the run's own total).
+The run folder gets config.json, TensorBoard logs (the final evaluation as eval/final_*), checkpoints (every
+checkpoint_freq steps and every checkpoint_seconds of wall time), model.zip (+ vecnormalize.pkl) and
+evaluation.json, summarised on the last line. --resume continues a run from its last checkpoint up to --timesteps
+(or the run's own total).
 
 Example:
     ncp-control train-ppo --env PendulumNoVel-v1 --policy cfc --timesteps 100000 --seed 0 --out runs/pnv_cfc_s0
@@ -12,8 +14,12 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
+from pathlib import Path
 
+from agents.commands import _checks
 from agents.errors import UsageError
 
 POLICIES = ("ltc", "cfc", "lstm", "mlp")
@@ -31,37 +37,90 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="turn the progress bar off")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--checkpoint-seconds", type=float, default=None,
+                        help="also checkpoint every this many seconds of wall time, at a rollout start (default: the "
+                             "preset's 60; 0: off), so that a kill loses little training")
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
+def check_args(args: argparse.Namespace) -> None:
+    """Everything about the command line that can be checked before any work."""
+    _checks.positive("--timesteps", args.timesteps)
+    _checks.positive("--n-envs", args.n_envs)
+    _checks.positive("--threads", args.threads)
+    _checks.non_negative("--seed", args.seed)
+    _checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
+    if args.resume:
+        if not args.out:
+            raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
+        _checks.run_folder(args.out, "--out")
+        return
+    missing = [flag for flag, value in (("--env", args.env), ("--policy", args.policy), ("--timesteps", args.timesteps))
+               if value is None]
+    if missing:
+        raise UsageError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required for a new run "
+                         "(or --resume --out RUN_DIR)")
+    _checks.env_id(args.env)
+    if args.out:
+        from agents.ppo import has_progress
 
-    from agents.ppo import resolve_config, train
-    from agents.runs import read_config
+        if has_progress(args.out):
+            _checks.new_run_folder(args.out)
 
-    torch.set_num_threads(args.threads)
+
+def _overrides(args: argparse.Namespace) -> dict:
     overrides = {}
     if args.n_envs is not None:
         overrides["n_envs"] = args.n_envs
     if args.vec_env is not None:
         overrides["vec_env"] = args.vec_env
-    if args.no_progress:
-        overrides["progress_bar"] = False
+    if args.checkpoint_seconds is not None:
+        overrides["checkpoint_seconds"] = args.checkpoint_seconds
+    if args.no_progress or not sys.stdout.isatty():
+        overrides["progress_bar"] = False  # a bar in a log file is noise: the progress lines say it all
+    return overrides
+
+
+def _new_config(args: argparse.Namespace, overrides: dict) -> dict:
+    from agents import ppo
+
+    try:
+        config = ppo.resolve_config(args.env, args.policy, timesteps=args.timesteps, seed=args.seed,
+                                    config_file=args.config, overrides=overrides)
+        ppo.check_model_keys(config)
+    except ValueError as error:
+        if args.config and not str(error).startswith("config file"):
+            raise ValueError(f"--config {args.config} (merged over the presets): {error}") from None
+        raise
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    check_args(args)
+    overrides = _overrides(args)
+    from agents.runs import read_config
+
     if args.resume:
-        if not args.out:
-            raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
         config = read_config(args.out)
         if args.timesteps is not None:
             config["timesteps"] = args.timesteps
         config.update(overrides)
-        train(config, args.out, resume=True)
-        print(f"resumed run in {args.out}")
-        return 0
-    if not (args.env and args.policy and args.timesteps):
-        raise UsageError("--env, --policy and --timesteps are required (or --resume --out RUN_DIR)")
-    config = resolve_config(args.env, args.policy, timesteps=args.timesteps, seed=args.seed,
-                            config_file=args.config, overrides=overrides)
-    out = args.out or f"runs/{args.env}_{args.policy}_s{args.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
-    train(config, out)
-    print(f"run folder: {out}")
+        out = args.out
+    else:
+        config = _new_config(args, overrides)
+        out = args.out or f"runs/{args.env}_{args.policy}_s{args.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
+
+    import torch
+
+    from agents import ppo
+    from agents.callbacks import ProgressLines
+    from agents.evaluation import summary_line
+
+    torch.set_num_threads(args.threads)
+    print(f"{'resuming' if args.resume else 'training'} {config['policy']} on {config['env_id']} for "
+          f"{config['timesteps']} steps; run folder {out}", flush=True)
+    with _checks.removed_on_failure(out, keep=ppo.has_progress):
+        ppo.train(config, out, resume=args.resume, callbacks=[ProgressLines(config["timesteps"])])
+    result = json.loads((Path(out) / ppo.EVALUATION_FILE).read_text())
+    print(f"{config['policy']} on {config['env_id']}, {result['timesteps']} steps: {summary_line(result)}; "
+          f"run folder {out}")
     return 0

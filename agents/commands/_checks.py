@@ -1,0 +1,118 @@
+"""Argument checks shared by the subcommands: run before any work, raise :class:`~agents.errors.UsageError` (or
+``ValueError`` for a bad file) with a message in the command line's words.
+
+Also :func:`removed_on_failure`, which takes away an output folder a failed command created, so that a failed
+start never leaves a half-written folder behind that blocks the retry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from agents.errors import UsageError
+
+
+def positive(flag: str, value: int | None) -> None:
+    """``value`` (of ``flag``, e.g. ``--episodes``) must be > 0 when given."""
+    if value is not None and value <= 0:
+        raise UsageError(f"{flag} must be > 0, got {value}")
+
+
+def non_negative(flag: str, value: int | None) -> None:
+    """``value`` (of ``flag``) must be >= 0 when given."""
+    if value is not None and value < 0:
+        raise UsageError(f"{flag} must be >= 0, got {value}")
+
+
+def env_id(value: str | None, flag: str = "--env") -> None:
+    """``value`` must be a registered Gymnasium id (after importing ``envs``; ``module:Id`` imports ``module``).
+
+    The message lists the closest registered ids.
+    """
+    if value is None:
+        return
+    import importlib
+
+    import gymnasium as gym
+
+    import envs  # noqa: F401  registers this project's ids
+
+    name = value
+    if ":" in value:
+        module, _, name = value.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise UsageError(f"{flag} {value}: cannot import {module!r} to register {name!r} ({error})") from error
+    if name in gym.registry:
+        return
+    close = difflib.get_close_matches(name, list(gym.registry), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else "gymnasium.pprint_registry() lists the registered ids"
+    raise UsageError(f"{flag} {value}: unknown environment id; {hint}")
+
+
+def run_folder(path: str | Path, flag: str = "RUN_DIR") -> None:
+    """``path`` must be a run folder (``config.json`` with kind, env_id, policy, seed) written by a training command."""
+    from agents.runs import read_config
+
+    try:
+        read_config(path)
+    except ValueError as error:
+        raise ValueError(f"{flag} {path}: {error}; give a folder written by train-ppo, train-bc or demo") from None
+
+
+def loadable_run(path: str | Path, flag: str = "RUN_DIR") -> None:
+    """``path`` must be a run folder whose model loads (a truncated or corrupt model file is reported here)."""
+    from agents.runs import load_run
+
+    run_folder(path, flag)
+    load_run(path)
+
+
+def stored_bc_config(out: str | Path):
+    """The training settings stored in an imitation run folder, for ``--resume``; errors name the file."""
+    from agents.imitation import BCConfig
+    from agents.runs import read_json_object
+
+    path = Path(out) / "config.json"
+    if not path.is_file():
+        raise UsageError(f"--resume: nothing to resume, {path} does not exist (start the run without --resume)")
+    stored = read_json_object(path, "run config")
+    if stored.get("kind") != "bc" or not isinstance(stored.get("training"), dict):
+        raise ValueError(f"--resume: {path} is not an imitation run's config (kind 'bc' with 'training' settings)")
+    try:
+        return BCConfig.from_dict(stored["training"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"--resume: {path}: {error}") from None
+
+
+def new_run_folder(path: str | Path, flag: str = "--out") -> None:
+    """``path`` must not hold a run already (a ``config.json``); use --resume to continue one."""
+    if path is not None and (Path(path) / "config.json").exists():
+        raise UsageError(f"{flag} {path} already holds a run: continue it with --resume, or choose another folder")
+
+
+def writable_file(path: str | None, flag: str) -> None:
+    """The folder of the output file ``path`` must exist (so that the result is not lost after the work)."""
+    if path is not None and path != "-" and not Path(path).resolve().parent.is_dir():
+        raise UsageError(f"{flag} {path}: the folder {Path(path).parent} does not exist")
+
+
+@contextlib.contextmanager
+def removed_on_failure(path: str | Path, keep: Callable[[Path], bool] = lambda p: False) -> Iterator[Path]:
+    """Yield ``path``; if the body raises and ``path`` did not exist before, remove it again unless ``keep(path)``.
+
+    ``keep`` says whether the folder already holds work worth resuming (e.g. a checkpoint): then it stays.
+    """
+    path = Path(path)
+    existed = path.exists()
+    try:
+        yield path
+    except BaseException:
+        if not existed and path.is_dir() and not keep(path):
+            shutil.rmtree(path, ignore_errors=True)
+        raise

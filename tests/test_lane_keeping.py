@@ -108,6 +108,34 @@ def test_pickle_round_trip():
         np.testing.assert_array_equal(x, y)
 
 
+def _continues_identically(env, clone, steps: int, rng) -> None:
+    for _ in range(steps):
+        action = rng.uniform(-0.4, 0.4, 1).astype(np.float32)
+        obs, reward, terminated, truncated, info = env.step(action)
+        obs_c, reward_c, terminated_c, truncated_c, info_c = clone.step(action)
+        np.testing.assert_array_equal(obs, obs_c)
+        assert (reward, terminated, truncated, info) == (reward_c, terminated_c, truncated_c, info_c)
+
+
+@pytest.mark.parametrize("env_id", [ID, "LaneKeepingState-v0"])
+@pytest.mark.parametrize("steps_before", [0, 9])
+def test_pickle_mid_episode_continues_identically(env_id, steps_before):
+    """Right after reset (was AttributeError '_s_start') and mid-episode, with domain randomisation (roadside
+    objects, textures, camera pose): the clone and the original step to the same observations and infos, the
+    TimeLimit counter included, and the next reset draws the same road."""
+    kwargs = {"image_height": 32, "image_width": 64} if env_id == ID else {}
+    env = gym.make(env_id, domain_randomization=True, max_episode_steps=20, **kwargs)
+    env.reset(seed=11)
+    rng = np.random.default_rng(0)
+    for _ in range(steps_before):
+        env.step(rng.uniform(-0.4, 0.4, 1).astype(np.float32))
+    clone = pickle.loads(pickle.dumps(env))
+    _continues_identically(env, clone, 20 - steps_before - 1, rng)
+    *_, truncated, _ = env.step(np.zeros(1, np.float32))
+    assert truncated and clone.step(np.zeros(1, np.float32))[3]
+    np.testing.assert_array_equal(env.reset()[0], clone.reset()[0])  # the env's RNG travelled too
+
+
 def test_short_random_rollout_no_nan_no_mujoco_warnings():
     env = gym.make(ID)
     base = env.unwrapped

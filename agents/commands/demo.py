@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     t_inspect = time.perf_counter()
     inspection = inspect_run(out, out / "inspect", episodes=1, seed=road, closed_loop_episodes=0, max_steps=300,
                              ig_steps=16, saliency_frames=2, gif_steps=120,
-                             figures=("traces", "wiring", "heatmap", "saliency"))
+                             figures=("traces", "wiring", "heatmap", "pca", "saliency"))
     t_inspect = time.perf_counter() - t_inspect
     first_top = next(iter(inspection["top_driver"].values()))  # the first motor neuron's strongest drivers
     total = time.perf_counter() - t0

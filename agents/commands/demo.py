@@ -11,8 +11,9 @@ This is the project's main demonstration: about five minutes on two CPU cores. I
    (timings and the summary);
 4. inspects the trained circuit on the first 300 steps of a held-out road (`ncp-control inspect`, reduced):
    inspect/report.html with the neuron traces, the wiring with trained polarity, which command neurons drive the
-   motor neuron (synaptic currents, ablation, integrated gradients; attribution.csv) and VisualBackProp saliency
-   frames and GIF. Run `ncp-control inspect RUN_DIR --out DIR` for the full set (closed-loop ablation, PCA, ...).
+   motor neuron (synaptic currents, ablation, integrated gradients; attribution.csv), PCA of the neuron states and
+   VisualBackProp saliency frames and GIF. Run `ncp-control inspect RUN_DIR --out DIR` for the full set
+   (closed-loop ablation, synaptic currents over time, ...).
 
 Example:
   ncp-control demo --out runs/demo

@@ -42,24 +42,32 @@ class Section:
 _ROLE = re.compile(r":[a-z]+:`~?([^`<]+?)`")
 _CODE = re.compile(r"``(.+?)``|`([^`]+)`")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
+_EMPHASIS = re.compile(r"(?<![\w*])\*([^*\s](?:[^*]*?[^*\s])?)\*(?![\w*])")  # *word*, not a * b
+
+
+def _inline(text: str) -> str:
+    """Escaped text with **bold** and *emphasis* rendered."""
+    text = _BOLD.sub(r"<strong>\1</strong>", html.escape(text))
+    return _EMPHASIS.sub(r"<em>\1</em>", text)
 
 
 def markup_to_html(text: str) -> str:
     """Docstring text to HTML: escapes ``<>&``, joins wrapped lines, renders ``**bold**`` as ``<strong>``,
+    ``*emphasis*`` as ``<em>``,
     double and single backticks as ``<code>``, and Sphinx roles (``:func:`~a.b.name```) as ``<code>name</code>``
     (the last component after ``~``, as Sphinx does)."""
     text = " ".join(text.split())  # docstring line breaks and indentation
     parts: list[str] = []
     position = 0
     for match in re.finditer(f"{_ROLE.pattern}|{_CODE.pattern}", text):
-        parts.append(_BOLD.sub(r"<strong>\1</strong>", html.escape(text[position:match.start()])))
+        parts.append(_inline(text[position:match.start()]))
         role, double, single = match.groups()
         if role is not None and "~" in match.group(0):
             role = role.split(".")[-1]
         code = role or double or single
         parts.append(f"<code>{html.escape(code)}</code>")
         position = match.end()
-    parts.append(_BOLD.sub(r"<strong>\1</strong>", html.escape(text[position:])))
+    parts.append(_inline(text[position:]))
     return "".join(parts)
 
 

@@ -211,3 +211,18 @@ def test_several_envs_in_one_process_render_independently():
     for x, y in zip(alone, trace):
         np.testing.assert_array_equal(x, y)
     assert others[1].step(np.zeros(1, np.float32))[0].shape == (64, 128, 3)
+
+
+def test_record_video_writes_an_episode_with_the_video_extra(tmp_path):
+    """The [video] extra: Gymnasium's RecordVideo (moviepy) records the chase camera."""
+    pytest.importorskip("moviepy", reason="moviepy is in the [video] extra")
+    from gymnasium.wrappers import RecordVideo
+
+    env = RecordVideo(gym.make("LaneKeepingState-v0", render_mode="rgb_array", render_height=96, render_width=128),
+                      str(tmp_path), episode_trigger=lambda episode: True)
+    env.reset(seed=0)
+    for _ in range(10):
+        env.step(np.zeros(1, np.float32))
+    env.close()
+    (video,) = tmp_path.glob("*.mp4")
+    assert video.stat().st_size > 1000

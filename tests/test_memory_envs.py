@@ -197,3 +197,14 @@ def test_keep_observation_indices_rejects_non_vector_spaces():
 def test_position_indices_refuses_unknown_layouts():
     with pytest.raises(ValueError, match="KeepObservationIndices"):
         position_indices(gym.make("CartPole-v1"))
+
+
+def test_a_model_of_the_old_box2_pendulum_novel_gets_an_error_that_says_why():
+    from agents.evaluation import check_spaces_fit
+
+    class OldModel:
+        observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        action_space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+
+    with pytest.raises(ValueError, match="earlier Box\\(2,\\) observation need retraining"):
+        check_spaces_fit(OldModel(), gym.make("PendulumNoVel-v1"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import traceback
 
@@ -33,20 +34,33 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+# reStructuredText / Markdown inline markup in module docstrings, shown as plain text in --help:
+# :role:`~a.b.name` -> name (Sphinx shows the last component after ~), ``x`` / `x` -> x, **x** -> x
+_MARKUP = ((re.compile(r":[a-z]+:`~[^`]*?\.?([^.`]+)`"), r"\1"), (re.compile(r":[a-z]+:`([^`]+)`"), r"\1"),
+           (re.compile(r"``(.+?)``"), r"\1"), (re.compile(r"`([^`]+)`"), r"\1"), (re.compile(r"\*\*(.+?)\*\*"), r"\1"))
+
+
+def plain_text(doc: str) -> str:
+    """``doc`` without inline markup (backticks, Sphinx roles, bold), for ``--help``."""
+    for pattern, replacement in _MARKUP:
+        doc = pattern.sub(replacement, doc)
+    return doc
+
+
 def _load(name: str):
     return importlib.import_module(COMMANDS[name])
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ncp-control", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="ncp-control", description=plain_text(__doc__.splitlines()[0]))
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error (also NCP_CONTROL_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMANDS:
         module = _load(name)
-        doc = (module.__doc__ or name).strip().splitlines()[0]
-        p = sub.add_parser(name, help=doc, description=module.__doc__,
+        doc = plain_text(module.__doc__ or name)
+        p = sub.add_parser(name, help=doc.strip().splitlines()[0], description=doc,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
         p.set_defaults(_module=module)

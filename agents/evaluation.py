@@ -82,9 +82,14 @@ def check_spaces_fit(predictor, env: gym.Env) -> None:
         expected = getattr(predictor, name, None)
         actual = getattr(env, name)
         if expected is not None and not _spaces_equal(expected, actual):
+            spec = getattr(env, "spec", None)
+            hint = (" PendulumNoVel-v1 became rl-zoo's env on 2026-11-28 (velocity zeroed, Box(3,)); models trained "
+                    "on its earlier Box(2,) observation need retraining."
+                    if spec is not None and spec.id == "PendulumNoVel-v1" and getattr(expected, "shape", None) == (2,)
+                    else "")
             raise ValueError(
                 f"the model does not fit this environment: its {name} is {expected}, the environment's is {actual}. "
-                "Evaluate on the environment (and env_kwargs) the model was trained on."
+                "Evaluate on the environment (and env_kwargs) the model was trained on." + hint
             )
 
 

@@ -51,7 +51,6 @@ import math
 import multiprocessing
 import os
 import pickle
-import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -84,51 +83,16 @@ _START_METHODS = ("spawn", "forkserver")
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _t_central_probability(t: float, df: int) -> float:
-    """``P(|T| < t)`` for Student's t with integer ``df`` (closed form, Abramowitz & Stegun 26.7.3-26.7.4)."""
-    theta = math.atan(t / math.sqrt(df))
-    sin, cos2 = math.sin(theta), math.cos(theta) ** 2
-    if df % 2 == 1:
-        # 2/pi * (theta + sin * (cos + 2/3 cos^3 + 2*4/(3*5) cos^5 + ... up to cos^(df-2)))
-        term, total = math.cos(theta), 0.0
-        for k in range(1, (df - 1) // 2 + 1):
-            total += term
-            term *= cos2 * (2 * k) / (2 * k + 1)
-        return 2.0 / math.pi * (theta + sin * total)
-    # sin * (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ... up to cos^(df-2))
-    term, total = 1.0, 0.0
-    for k in range(df // 2):
-        total += term
-        term *= cos2 * (2 * k + 1) / (2 * k + 2)
-    return sin * total
-
-
 def t_quantile(probability: float, df: int) -> float:
-    """The ``probability`` quantile of Student's t distribution with ``df`` degrees of freedom.
+    """The ``probability`` quantile of Student's t distribution with ``df`` degrees of freedom
+    (``scipy.stats.t.ppf``). Example: ``t_quantile(0.975, 4) = 2.776445...``."""
+    from scipy import stats
 
-    Exact up to bisection tolerance (1e-12 relative) for integer ``df >= 1``; ``probability`` in (0, 1).
-    Example: ``t_quantile(0.975, 4) = 2.776445...``.
-    """
     if isinstance(df, bool) or not isinstance(df, (int, np.integer)) or df < 1:
         raise ValueError(f"df must be a positive integer, got {df!r}")
     if not 0.0 < probability < 1.0:
         raise ValueError(f"probability must be in (0, 1), got {probability}")
-    if probability == 0.5:
-        return 0.0
-    central = abs(2.0 * probability - 1.0)  # P(|T| < q) for the upper quantile q
-    low, high = 0.0, 1.0
-    while _t_central_probability(high, int(df)) < central:
-        high *= 2.0
-    for _ in range(200):
-        mid = 0.5 * (low + high)
-        if _t_central_probability(mid, int(df)) < central:
-            low = mid
-        else:
-            high = mid
-        if high - low <= 1e-12 * high:
-            break
-    q = 0.5 * (low + high)
-    return q if probability > 0.5 else -q
+    return float(stats.t.ppf(probability, int(df)))
 
 
 def _check_confidence(confidence: float) -> float:
@@ -155,20 +119,16 @@ def mean_confidence_interval(values: Sequence[float], confidence: float = 0.95) 
 
 
 def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval ``(low, high)`` for a binomial proportion ``successes / trials``.
+    """Wilson score interval ``(low, high)`` for a binomial proportion ``successes / trials``
+    (``scipy.stats.binomtest(successes, trials).proportion_ci(confidence, method="wilson")``); unlike the normal
+    approximation it stays inside [0, 1] and is not degenerate at 0 or n successes."""
+    from scipy import stats
 
-    ``(p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)`` with ``z`` the normal ``(1 + confidence) / 2``
-    quantile; unlike the normal approximation it stays inside [0, 1] and is not degenerate at 0 or n successes.
-    """
     confidence = _check_confidence(confidence)
     if trials < 1 or not 0 <= successes <= trials:
         raise ValueError(f"need 0 <= successes <= trials and trials >= 1, got {successes}/{trials}")
-    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2.0)
-    p = successes / trials
-    denominator = 1.0 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z / denominator * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    interval = stats.binomtest(int(successes), int(trials)).proportion_ci(confidence, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -300,6 +260,14 @@ class RobustnessResults:
         """Labels of the models that were evaluated, in the order given."""
         return [label for label in self.models if label not in self.failures]
 
+    @property
+    def env_label(self) -> str:
+        """The env id for titles: the sweep's ``env_id``, else the runs' own ids (distinct, in model order)."""
+        if self.env_id is not None:
+            return self.env_id
+        ids = dict.fromkeys(str(m["env_id"]) for m in self.models.values() if m.get("env_id"))
+        return ", ".join(ids) or "each run's own env"
+
     def row(self, model: str, perturbation: str, level: float | int) -> Row:
         for r in self.rows:
             if r.model == model and r.perturbation == perturbation and r.level == level:
@@ -401,7 +369,7 @@ class RobustnessResults:
             bottom.grid(alpha=0.3)
         axes[0, 0].legend(fontsize=8)
         pct = int(round(100 * self.confidence))
-        fig.suptitle(title or f"{self.env_id}: {self.episodes} episodes per point, bands = {pct}% intervals")
+        fig.suptitle(title or f"{self.env_label}: {self.episodes} episodes per point, bands = {pct}% intervals")
         fig.tight_layout()
         if path is not None:
             fig.savefig(path, dpi=120)

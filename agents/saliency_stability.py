@@ -30,17 +30,25 @@ SSIM_K2 = 0.03
 SSIM_SIGMA = 1.5  # Gaussian window standard deviation in pixels (Wang et al. 2004)
 
 
-def ssim_map(a: np.ndarray, b: np.ndarray, data_range: float, sigma: float = SSIM_SIGMA) -> np.ndarray:
+def ssim_map(a: np.ndarray, b: np.ndarray, data_range: float, sigma: float = SSIM_SIGMA,
+             truncate: float = 4.0) -> np.ndarray:
     """Per-pixel structural similarity of two images (Wang, Bovik, Sheikh & Simoncelli 2004).
 
     ``((2 mu_a mu_b + C1)(2 cov_ab + C2)) / ((mu_a^2 + mu_b^2 + C1)(var_a + var_b + C2))`` with local means,
-    variances and covariance weighted by a Gaussian window of std ``sigma`` (truncated at 4 sigma, mirrored
-    borders; :func:`envs.perturbations.gaussian_blur`), ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2``, ``L = data_range``.
+    variances and covariance weighted by a Gaussian window of std ``sigma`` (truncated at ``truncate`` sigma,
+    mirrored borders; :func:`envs.perturbations.gaussian_blur`, i.e. ``scipy.ndimage.gaussian_filter``),
+    ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2``, ``L = data_range``.
+
+    With ``truncate=3.5`` this is scikit-image's ``structural_similarity(a, b, data_range=L, gaussian_weights=True,
+    sigma=sigma, use_sample_covariance=False, full=True)`` map (tested). We keep our own for two reasons:
+    scikit-image refuses images smaller than its window (11 pixels at sigma 1.5) and its mean drops a border of
+    the window's radius, while :func:`ssim` averages every pixel (the recorded results in
+    ``docs/saliency_stability.md`` use this mean with ``truncate=4``).
 
     Args:
         a, b: (H, W) images of the same shape (any real dtype; computed in float64).
         data_range: ``L``, the range the values can span (1 for maps in [0, 1], 255 for uint8), ``> 0``.
-        sigma: window std in pixels, ``> 0``.
+        sigma: window std in pixels, ``> 0``. truncate: window radius in units of sigma.
     Returns:
         (H, W) float64 map, 1 where the images agree locally.
     """
@@ -56,7 +64,7 @@ def ssim_map(a: np.ndarray, b: np.ndarray, data_range: float, sigma: float = SSI
     c2 = (SSIM_K2 * data_range) ** 2
 
     def window_mean(x: np.ndarray) -> np.ndarray:
-        return gaussian_blur(x, sigma)
+        return gaussian_blur(x, sigma, truncate)
 
     mu_a, mu_b = window_mean(a), window_mean(b)
     var_a = window_mean(a * a) - mu_a * mu_a

@@ -4,8 +4,14 @@ Importing this package registers the environment ids with Gymnasium:
 
 - ``LaneKeeping-v0``: forward camera image -> steering (MuJoCo, headless EGL rendering).
 - ``LaneKeepingState-v0``: the same road and car, low-dimensional observation, no rendering.
-- ``PendulumNoVel-v1``, ``InvertedPendulumNoVel-v5``, ``HalfCheetahNoVel-v5``, ``HopperNoVel-v5``:
-  velocity-masked (positions only) memory tasks.
+- ``PendulumNoVel-v1``: Pendulum-v1 with the angular velocity zeroed, the same env as rl-baselines3-zoo's id of
+  that name (``rl_zoo3.import_envs``). When rl-zoo registered it first, its registration is kept; when rl-zoo is
+  imported after this package, it replaces ours (Gymnasium warns "Overriding environment"): either way the env
+  is the same (``tests/test_rl_zoo.py``), except that rl-zoo's does not reject non-finite actions.
+- ``InvertedPendulumNoVel-v5``, ``HalfCheetahNoVel-v5``, ``HopperNoVel-v5``: velocity entries dropped (positions
+  only); rl-zoo registers none of these.
+
+Every id raises ``ValueError`` on a NaN/inf action.
 """
 
 import os
@@ -20,6 +26,10 @@ def _register(id: str, **kwargs) -> None:
     if id not in registry:  # idempotent under reloads
         register(id=id, **kwargs)
 
+
+#: The ids this package registers.
+REGISTERED_IDS = ("LaneKeeping-v0", "LaneKeepingState-v0", "PendulumNoVel-v1", "InvertedPendulumNoVel-v5",
+                  "HalfCheetahNoVel-v5", "HopperNoVel-v5")
 
 _register(id="LaneKeeping-v0", entry_point="envs.lane_keeping:LaneKeepingEnv", max_episode_steps=1000)
 _register(id="LaneKeepingState-v0", entry_point="envs.lane_keeping_state:LaneKeepingStateEnv", max_episode_steps=1000)

@@ -512,6 +512,41 @@ class LaneKeepingBase(gym.Env, EzPickle):
         c = self._road_config
         return Road(np.zeros(c.num_samples), c.ds, c.length, self._lane_width)
 
+    # ------------------------------------------------------------------ pickling
+    #: Per-episode attributes a pickle carries besides the constructor arguments and the MuJoCo state.
+    _EPISODE_ATTRIBUTES = ("_np_random", "_np_random_seed", "road", "_appearance", "_roadside_seed", "_s", "_d",
+                           "_road_heading", "_setpoint", "_last_command", "_s_start")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Constructor arguments (``EzPickle``) plus, after a reset, the episode: RNG, road, look, car state and
+        MuJoCo's full physics state, so an unpickled env continues the episode step for step."""
+        state = EzPickle.__getstate__(self)
+        if hasattr(self, "_s_start"):
+            m, d = self.model, self.data
+            physics = np.empty(mujoco.mj_stateSize(m, mujoco.mjtState.mjSTATE_FULLPHYSICS))
+            mujoco.mj_getState(m, d, physics, mujoco.mjtState.mjSTATE_FULLPHYSICS)
+            episode = {name: getattr(self, name) for name in self._EPISODE_ATTRIBUTES if hasattr(self, name)}
+            state["_episode"] = dict(episode, _physics=physics, _ctrl=d.ctrl.copy())
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        episode = state.get("_episode")
+        EzPickle.__setstate__(self, {k: v for k, v in state.items() if k != "_episode"})
+        if episode is None:
+            return
+        episode = dict(episode)
+        physics, ctrl = episode.pop("_physics"), episode.pop("_ctrl")
+        for name, value in episode.items():
+            setattr(self, name, value)
+        self._apply_look()  # the model's ground, colours, light and camera pose for this episode's look
+        m, d = self.model, self.data
+        mujoco.mj_setState(m, d, physics, mujoco.mjtState.mjSTATE_FULLPHYSICS)
+        d.ctrl[:] = ctrl
+        mujoco.mj_forward(m, d)
+        self._scene_stale = True  # road meshes and roadside objects are rewritten before the next frame
+        self._roadside = None
+        self._roadside_window = -1
+
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

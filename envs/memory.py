@@ -5,18 +5,27 @@ infer velocities from the history of positions. This module provides
 
 - :class:`KeepObservationIndices`: a generic wrapper that keeps chosen entries of a 1-D ``Box`` observation
   (usable on any such env);
+- :class:`ZeroObservationIndices`: a wrapper that sets chosen entries to zero and keeps the observation's shape
+  (what rl-baselines3-zoo's ``MaskVelocityWrapper`` does);
+- :class:`RejectNonFiniteActions`: raises ``ValueError`` on NaN/inf actions (the base envs would pass them into
+  the physics and return NaN observations);
 - :func:`position_indices` and :class:`MaskVelocity`: the position entries of Gymnasium's ``Pendulum-v1`` and of
   the v5 MuJoCo envs whose observation is ``qpos[skipped:]`` followed by ``qvel``;
 - the factories behind the registered ids ``PendulumNoVel-v1``, ``InvertedPendulumNoVel-v5``,
   ``HalfCheetahNoVel-v5`` and ``HopperNoVel-v5``.
 
-Which entries are kept (default keyword arguments of the base envs; Gymnasium 1.x documentation tables,
-checked against the MuJoCo model's ``data.qpos`` / ``data.qvel`` in ``tests/test_memory_envs.py``):
+``PendulumNoVel-v1`` is the same env as rl-baselines3-zoo's id of that name (``rl_zoo3.import_envs``):
+``Pendulum-v1`` with the angular velocity **zeroed**, observation ``Box(3,)``, so that rl-zoo's published scores
+compare like for like (until 2026-11-28 ours dropped the entry: ``Box(2,)``). The MuJoCo ids are ours only (rl-zoo
+registers none of them) and **drop** the velocity entries. Which entries are kept (default keyword arguments of the
+base envs; Gymnasium 1.x documentation tables, checked against the MuJoCo model's ``data.qpos`` / ``data.qvel`` in
+``tests/test_memory_envs.py``):
 
 ======================== ===== =========================================================== ===========================
 id                       base  kept observation entries (all positions)                    dropped (velocities)
 ======================== ===== =========================================================== ===========================
-PendulumNoVel-v1         3     0 ``cos(theta)``, 1 ``sin(theta)``                          2 ``theta_dot``
+PendulumNoVel-v1         3     0 ``cos(theta)``, 1 ``sin(theta)``                          2 ``theta_dot`` (zeroed, kept
+                                                                                           as entry 2 = 0, as rl-zoo)
 InvertedPendulumNoVel-v5 4     0 cart position (slider), 1 pole angle (hinge)              2, 3 (``qvel``)
 HalfCheetahNoVel-v5      17    0-7: ``qpos[1:]`` = rootz, rooty, bthigh, bshin, bfoot,     8-16 (``qvel``, 9 entries)
                                fthigh, fshin, ffoot (rootx is excluded by the base env)
@@ -29,6 +38,8 @@ For the MuJoCo envs the indices are not hard-coded: they are read from the base 
 (``exclude_current_positions_from_observation=False`` adds ``rootx`` as entry 0) still keep exactly the
 positions. Pendulum's ``cos``/``sin`` pair is the angle, kept as the base env encodes it (as rl-zoo's
 ``PendulumNoVel-v1`` does).
+
+Every registered id raises ``ValueError`` on a non-finite action (:class:`RejectNonFiniteActions`).
 """
 
 from __future__ import annotations
@@ -45,6 +56,8 @@ from gymnasium.spaces import Box
 
 __all__ = [
     "KeepObservationIndices",
+    "ZeroObservationIndices",
+    "RejectNonFiniteActions",
     "MaskVelocity",
     "position_indices",
     "make_pendulum_novel",
@@ -73,17 +86,7 @@ class KeepObservationIndices(gym.ObservationWrapper, gym.utils.RecordConstructor
                 f"KeepObservationIndices needs a 1-D Box observation space, got {space!r}; "
                 "flatten the observation first (gymnasium.wrappers.FlattenObservation)."
             )
-        try:
-            kept = tuple(operator.index(i) for i in indices)
-        except TypeError as err:
-            raise TypeError(f"indices must be a sequence of ints, got {indices!r}") from err
-        size = space.shape[0]
-        if not kept:
-            raise ValueError("indices must name at least one observation entry, got an empty sequence.")
-        if any(i < 0 or i >= size for i in kept):
-            raise ValueError(f"indices must lie in [0, {size}) for this observation space, got {kept}.")
-        if len(set(kept)) != len(kept):
-            raise ValueError(f"indices must not repeat, got {kept}.")
+        kept = _check_indices(indices, space.shape[0])
         gym.utils.RecordConstructorArgs.__init__(self, indices=kept)
         gym.ObservationWrapper.__init__(self, env)
         self._indices = np.asarray(kept, dtype=np.intp)
@@ -99,6 +102,72 @@ class KeepObservationIndices(gym.ObservationWrapper, gym.utils.RecordConstructor
     def observation(self, observation: np.ndarray) -> np.ndarray:
         """``observation``: (D,) inner observation -> (len(indices),) kept entries."""
         return np.asarray(observation)[self._indices]
+
+
+class ZeroObservationIndices(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """Set the given entries of a 1-D ``Box`` observation to zero; the observation keeps its shape and bounds.
+
+    This is rl-baselines3-zoo's ``MaskVelocityWrapper`` (the observation times a 0/1 mask, so a negative entry
+    becomes ``-0.0`` exactly as there) for any index set.
+
+    Args:
+        env: an env whose observation space is a 1-D ``Box`` of shape ``(D,)``.
+        indices: entries to zero, each in ``[0, D)``, no repeats, at least one.
+    """
+
+    def __init__(self, env: gym.Env, indices: Sequence[int]):
+        space = env.observation_space
+        if not isinstance(space, Box) or len(space.shape) != 1:
+            raise TypeError(f"ZeroObservationIndices needs a 1-D Box observation space, got {space!r}.")
+        kept = _check_indices(indices, space.shape[0])
+        gym.utils.RecordConstructorArgs.__init__(self, indices=kept)
+        gym.ObservationWrapper.__init__(self, env)
+        self._mask = np.ones(space.shape, dtype=space.dtype)
+        self._mask[list(kept)] = 0
+        self._indices = kept
+
+    @property
+    def indices(self) -> tuple[int, ...]:
+        """The zeroed entries."""
+        return self._indices
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        """``observation``: (D,) -> (D,) with the chosen entries multiplied by 0."""
+        return observation * self._mask
+
+
+class RejectNonFiniteActions(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Raise ``ValueError`` when an action holds NaN or inf, before it reaches the inner env.
+
+    Gymnasium's Pendulum and MuJoCo envs pass such actions into the dynamics (``np.clip`` keeps NaN) and return
+    NaN observations from then on; a failing policy is easier to find at the step that produced the bad action.
+    """
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+
+    def step(self, action):
+        values = np.asarray(action)
+        if values.dtype.kind in "fc" and not np.isfinite(values).all():
+            raise ValueError(f"action must be finite, got {action!r}; NaN/inf actions are rejected "
+                             "(check the policy's outputs and its observation normalisation)")
+        return self.env.step(action)
+
+
+def _check_indices(indices: Sequence[int], size: int) -> tuple[int, ...]:
+    """``indices`` as a tuple of ints in ``[0, size)``, non-empty, without repeats (else TypeError/ValueError)."""
+    try:
+        kept = tuple(operator.index(i) for i in indices)
+    except TypeError as err:
+        raise TypeError(f"indices must be a sequence of ints, got {indices!r}") from err
+    if not kept:
+        raise ValueError("indices must name at least one observation entry, got an empty sequence.")
+    if any(i < 0 or i >= size for i in kept):
+        raise ValueError(f"indices must lie in [0, {size}) for this observation space, got {kept}.")
+    if len(set(kept)) != len(kept):
+        raise ValueError(f"indices must not repeat, got {kept}.")
+    return kept
 
 
 # Gymnasium v5 MuJoCo envs whose `_get_obs` is `concatenate(qpos[skipped_qpos:], qvel)` and whose
@@ -150,21 +219,27 @@ def _make_base(base_id: str, kwargs: dict[str, Any]) -> gym.Env:
     return gym.make(spec, **kwargs)
 
 
+#: Pendulum-v1's angular velocity entry, zeroed in ``PendulumNoVel-v1`` (rl-zoo's ``velocity_indices``).
+PENDULUM_VELOCITY_INDEX = 2
+
+
 def make_pendulum_novel(**kwargs: Any) -> gym.Env:
-    """``Pendulum-v1`` observing ``(cos(theta), sin(theta))`` only; ``kwargs`` go to its constructor."""
-    return MaskVelocity(_make_base("Pendulum-v1", kwargs))
+    """``Pendulum-v1`` observing ``(cos(theta), sin(theta), 0)``: the angular velocity zeroed as in rl-zoo's
+    ``PendulumNoVel-v1``; ``kwargs`` go to its constructor."""
+    base = _make_base("Pendulum-v1", kwargs)
+    return RejectNonFiniteActions(ZeroObservationIndices(base, [PENDULUM_VELOCITY_INDEX]))
 
 
 def make_inverted_pendulum_novel(**kwargs: Any) -> gym.Env:
     """``InvertedPendulum-v5`` observing cart position and pole angle only; ``kwargs`` go to its constructor."""
-    return MaskVelocity(_make_base("InvertedPendulum-v5", kwargs))
+    return RejectNonFiniteActions(MaskVelocity(_make_base("InvertedPendulum-v5", kwargs)))
 
 
 def make_half_cheetah_novel(**kwargs: Any) -> gym.Env:
     """``HalfCheetah-v5`` observing ``qpos`` (minus rootx by default) only; ``kwargs`` go to its constructor."""
-    return MaskVelocity(_make_base("HalfCheetah-v5", kwargs))
+    return RejectNonFiniteActions(MaskVelocity(_make_base("HalfCheetah-v5", kwargs)))
 
 
 def make_hopper_novel(**kwargs: Any) -> gym.Env:
     """``Hopper-v5`` observing ``qpos`` (minus rootx by default) only; ``kwargs`` go to its constructor."""
-    return MaskVelocity(_make_base("Hopper-v5", kwargs))
+    return RejectNonFiniteActions(MaskVelocity(_make_base("Hopper-v5", kwargs)))

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
 import platform
 import statistics
 import sys
 import time
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,6 +48,8 @@ class Settings:
     """Each timing repeats the call until this much time has passed, and reports the time per call."""
     seed: int = 0
     """Seed of the weights and inputs."""
+    json: str = ""
+    """Also write the rows, machine and command to this JSON file (the data file behind docs/README figures)."""
 
 
 def _wiring(spec: str, lib):
@@ -158,9 +162,20 @@ def main(argv=None) -> None:
     print(f"# native kernels: { {k: ('compiled' if v is not None else 'unavailable') for k, v in kernels.items()} }")
     print(f"{'case':58s} {'ours':>11s} {'ncps':>11s} {'speed-up':>8s} {'saved MB ours/ncps':>19s}")
 
+    rows: list[dict] = []
+
     def row(name, t_ours, t_ref, mem=None):
         m = f"{mem[0] / 2**20:8.2f} / {mem[1] / 2**20:8.2f}" if mem else ""
         print(f"{name:58s} {_fmt_time(t_ours)} {_fmt_time(t_ref)} {t_ref / t_ours:7.1f}x {m:>19s}", flush=True)
+        rows.append({"case": name, "ours_s": t_ours, "ncps_s": t_ref, "speedup": round(t_ref / t_ours, 1),
+                     **({"saved_mb_ours": mem[0] / 2**20, "saved_mb_ncps": mem[1] / 2**20} if mem else {})})
+        if s.json:
+            Path(s.json).write_text(json.dumps({
+                "script": "scripts/bench_cells.py", "command": " ".join(["python scripts/bench_cells.py", *sys.argv[1:]]),
+                "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
+                "machine": f"{platform.platform()}, python {platform.python_version()}, torch {torch.__version__}, "
+                           f"{os.cpu_count()} logical cores, load average {os.getloadavg()[0]:.1f}, one torch thread",
+                "rows": rows}, indent=1))
 
     headline = [("ltc", "autoncp:19"), ("cfc", "autoncp:19")]
     for kind, wiring in headline:

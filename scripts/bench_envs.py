@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="timed wall seconds per case")
     parser.add_argument("--core", type=int, default=0, help="CPU core to pin each measurement to")
     parser.add_argument("--only", default="", help="run only the cases whose name contains this text")
+    parser.add_argument("--json", help="also write the results, machine and command to this JSON file "
+                                       "(the data file behind docs and README figures)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -121,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     print(f"# bench_envs  {datetime.datetime.now().isoformat(timespec='minutes')}")
-    print(f"# {machine()}")
+    machine_info = machine()  # the load average at the start
+    print(f"# {machine_info}")
     print(f"# one core (#{args.core}) per case, {args.seconds:g} s each; resets included; 'median' is the median"
           f" rate over {WINDOW:g} s windows (robust to other processes), 'mean' is steps / total time\n")
     header = f"| {'env':46s} | {'steps/s median':>14s} | {'steps/s mean':>12s} | " \
@@ -146,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "" if goal is None else (f">= {goal} " + ("ok" if result["median_window"] >= goal else "MISSED"))
         print(f"| {name:46s} | {result['median_window']:14,.0f} | {result['mean']:12,.0f} | "
               f"{result['mean_episode']:12.0f} | {verdict:>13s} |", flush=True)
+    if args.json:
+        record = {"script": "scripts/bench_envs.py", "command": "python scripts/bench_envs.py " + " ".join(
+                      sys.argv[1:] if argv is None else argv),
+                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
+                  "machine": machine_info, "seconds_per_case": args.seconds, "results": results}
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=1)
     camera = results.get("LaneKeeping-v0 64x128 (default)", {})
     racing = results.get("CarRacing-v3 (Box2D, 96x96 top-down)", {})
     if "median_window" in camera and "median_window" in racing:

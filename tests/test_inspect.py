@@ -337,24 +337,72 @@ def test_ppo_policy_recording_matches_predict():
         np.testing.assert_allclose(np.stack(actions), rec.actions, atol=1e-5)
 
 
-def test_report_renders_with_every_referenced_file(camera_policy, tmp_path):
+@pytest.fixture(scope="module")
+def camera_report(camera_policy, tmp_path_factory):
+    """A full inspection of the camera policy; ``max_steps=9`` cuts the 12-step episode short."""
+    out = tmp_path_factory.mktemp("report")
     circuit = circuit_from_policy(camera_policy)
-    summary = inspect_circuit(circuit, SignalEnv(length=12, image=(16, 32)), tmp_path, episodes=1, seed=0,
+    summary = inspect_circuit(circuit, SignalEnv(length=12, image=(16, 32)), out, episodes=1, seed=0, max_steps=9,
                               ig_steps=4, saliency_frames=2, gif_steps=6)
-    report = tmp_path / "report.html"
+    return circuit, summary, out
+
+
+def test_report_renders_with_every_referenced_file(camera_report):
+    circuit, summary, out = camera_report
+    report = out / "report.html"
     text = report.read_text()
     refs = referenced_files(report)
     assert {"traces.png", "wiring.png", "attribution_heatmap.png", "currents.png", "pca.png", "saliency.gif",
             "attribution.csv"} <= set(refs)
     assert any(r.startswith("saliency/step_") for r in refs)
     for ref in refs:
-        assert (tmp_path / ref).is_file(), ref
+        assert (out / ref).is_file(), ref
     assert "Which neurons drive each motor output" in text and "<table>" in text
     assert summary["top_driver"]["motor_0"]["overall"] in circuit.driver_ids.tolist()
     assert 0 < summary["pca_explained_variance"][0] <= 1
-    Recording.load(tmp_path / "recording")
+    Recording.load(out / "recording")
     with pytest.raises(ValueError, match="unknown figures"):
-        inspect_circuit(circuit, SignalEnv(), tmp_path, figures=("trace",))
+        inspect_circuit(circuit, SignalEnv(), out / "again", figures=("trace",))
+
+
+def test_report_shows_no_raw_markup_wraps_tables_and_explains_a_cut_recording(camera_report):
+    _, summary, out = camera_report
+    text = (out / "report.html").read_text()
+    body = text.split("<body>", 1)[1]
+    assert "**" not in body and "`" not in body and ":func:" not in body
+    assert "<strong>Synaptic currents</strong>" in body and "<code>synaptic_currents</code>" in body
+    assert body.count("<table>") == body.count("<div class='table-wrap'><table>") >= 1
+    assert "recording stopped at 9 steps; the episode continued" in body and "not completed" not in body
+    assert "<img src='pca.png'" in body
+    (episode,) = Recording.load(out / "recording").episodes
+    assert episode["stopped_at_max_steps"] and episode["length"] == 9
+
+
+def test_report_in_headless_chromium_loads_every_image_without_console_errors(camera_report):
+    from ncp_control.inspect.report_check import check_report, chromium_executable, screenshot
+
+    if chromium_executable() is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium, or set NCP_CONTROL_CHROMIUM)")
+    _, _, out = camera_report
+    seen = check_report(out / "report.html", width=1400)
+    assert seen.problems == []
+    assert len(seen.images) >= 7 and all(image["width"] > 0 for image in seen.images)
+    narrow = check_report(out / "report.html", width=500)  # the wide table scrolls inside its box
+    assert narrow.page_width <= narrow.window_width, narrow.problems
+    png = screenshot(out / "report.html", out / "screenshot.png", width=1400, height=2000)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_report_check_reports_a_missing_image_a_console_error_and_a_wide_page(tmp_path):
+    from ncp_control.inspect.report_check import check_report, chromium_executable
+
+    if chromium_executable() is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium, or set NCP_CONTROL_CHROMIUM)")
+    page = tmp_path / "broken.html"
+    page.write_text("<!DOCTYPE html><html><head><title>t</title></head><body><img src='missing.png'>"
+                    "<div style='width:3000px'>wide</div><script>console.error('boom')</script></body></html>")
+    problems = " | ".join(check_report(page, width=800).problems)
+    assert "missing.png did not load" in problems and "boom" in problems and "px wide in a 800 px window" in problems
 
 
 def test_policy_saliency_for_every_imitation_model_matches_the_circuit_view():
@@ -372,3 +420,50 @@ def test_policy_saliency_for_every_imitation_model_matches_the_circuit_view():
             np.testing.assert_allclose(masks, saliency_maps(circuit_from_policy(policy), frames), atol=1e-6)
     with pytest.raises(ValueError, match="no conv head"):
         policy_saliency(object())
+
+
+@pytest.mark.parametrize("which", ["ltc", "cfc"])
+def test_integrated_gradients_agree_with_captum(which, request):
+    """Our batched midpoint-rule IG equals Captum's IntegratedGradients (method riemann_middle) on the same
+    one-step function of the driver states, per motor output and recorded step."""
+    captum_attr = pytest.importorskip("captum.attr")
+    from ncp_control.inspect import attribution as attr
+
+    circuit, rec = request.getfixturevalue(which)
+    ours = integrated_gradients(circuit, rec, steps=8)
+    drivers = circuit.driver_ids
+    features, before, dt = attr._one_step_inputs(circuit, rec)
+    actual = attr._actual_driver_states(circuit, rec, drivers)
+    baseline = circuit.silence_values[drivers].expand_as(actual)
+
+    def motor(z):  # Captum stacks its path points along the batch axis
+        copies = z.shape[0] // features.shape[0]
+        rep = lambda t: t.repeat(copies, *([1] * (t.dim() - 1)))  # noqa: E731
+        return attr._motor_given_drivers(circuit, rep(features), rep(before), rep(dt), drivers, z)
+
+    for j in range(circuit.motor_size):
+        reference = captum_attr.IntegratedGradients(lambda z: motor(z)[:, j]).attribute(
+            actual.clone(), baselines=baseline.clone(), n_steps=8, method="riemann_middle")
+        np.testing.assert_allclose(ours.integrated[:, :, j], reference.detach().numpy(), rtol=1e-4, atol=1e-6)
+    assert np.abs(ours.integrated).max() > 1e-3  # not a vacuous agreement of zeros
+
+
+def test_pca_figure_labels_do_not_overlap(ltc):
+    from ncp_control.inspect.plots import pca_figure
+
+    _, rec = ltc
+    fig, _ = pca_figure(rec)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    scatter, bars, colorbar = fig.axes[0], fig.axes[1], fig.axes[2]
+    texts = [colorbar.yaxis.label, bars.yaxis.label, scatter.yaxis.label, scatter.xaxis.label, bars.xaxis.label]
+    assert colorbar.yaxis.label.get_text() == "road curvature"
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    ticks = [t.get_window_extent(renderer) for t in colorbar.get_yticklabels() + bars.get_yticklabels()
+             if t.get_text()]
+    for i, box in enumerate(boxes):
+        for other in boxes[i + 1:] + ticks:
+            assert not box.overlaps(other), (texts[i].get_text(), other)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

@@ -108,6 +108,34 @@ def test_pickle_round_trip():
         np.testing.assert_array_equal(x, y)
 
 
+def _continues_identically(env, clone, steps: int, rng) -> None:
+    for _ in range(steps):
+        action = rng.uniform(-0.4, 0.4, 1).astype(np.float32)
+        obs, reward, terminated, truncated, info = env.step(action)
+        obs_c, reward_c, terminated_c, truncated_c, info_c = clone.step(action)
+        np.testing.assert_array_equal(obs, obs_c)
+        assert (reward, terminated, truncated, info) == (reward_c, terminated_c, truncated_c, info_c)
+
+
+@pytest.mark.parametrize("env_id", [ID, "LaneKeepingState-v0"])
+@pytest.mark.parametrize("steps_before", [0, 9])
+def test_pickle_mid_episode_continues_identically(env_id, steps_before):
+    """Right after reset (was AttributeError '_s_start') and mid-episode, with domain randomisation (roadside
+    objects, textures, camera pose): the clone and the original step to the same observations and infos, the
+    TimeLimit counter included, and the next reset draws the same road."""
+    kwargs = {"image_height": 32, "image_width": 64} if env_id == ID else {}
+    env = gym.make(env_id, domain_randomization=True, max_episode_steps=20, **kwargs)
+    env.reset(seed=11)
+    rng = np.random.default_rng(0)
+    for _ in range(steps_before):
+        env.step(rng.uniform(-0.4, 0.4, 1).astype(np.float32))
+    clone = pickle.loads(pickle.dumps(env))
+    _continues_identically(env, clone, 20 - steps_before - 1, rng)
+    *_, truncated, _ = env.step(np.zeros(1, np.float32))
+    assert truncated and clone.step(np.zeros(1, np.float32))[3]
+    np.testing.assert_array_equal(env.reset()[0], clone.reset()[0])  # the env's RNG travelled too
+
+
 def test_short_random_rollout_no_nan_no_mujoco_warnings():
     env = gym.make(ID)
     base = env.unwrapped
@@ -183,3 +211,18 @@ def test_several_envs_in_one_process_render_independently():
     for x, y in zip(alone, trace):
         np.testing.assert_array_equal(x, y)
     assert others[1].step(np.zeros(1, np.float32))[0].shape == (64, 128, 3)
+
+
+def test_record_video_writes_an_episode_with_the_video_extra(tmp_path):
+    """The [video] extra: Gymnasium's RecordVideo (moviepy) records the chase camera."""
+    pytest.importorskip("moviepy", reason="moviepy is in the [video] extra")
+    from gymnasium.wrappers import RecordVideo
+
+    env = RecordVideo(gym.make("LaneKeepingState-v0", render_mode="rgb_array", render_height=96, render_width=128),
+                      str(tmp_path), episode_trigger=lambda episode: True)
+    env.reset(seed=0)
+    for _ in range(10):
+        env.step(np.zeros(1, np.float32))
+    env.close()
+    (video,) = tmp_path.glob("*.mp4")
+    assert video.stat().st_size > 1000

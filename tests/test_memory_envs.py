@@ -16,8 +16,7 @@ from envs.memory import KeepObservationIndices, MaskVelocity, position_indices
 torch.set_num_threads(1)  # SB3's checker imports torch; the machine is shared
 
 NOVEL = {
-    # NoVel id: (base id, number of kept position entries)
-    "PendulumNoVel-v1": ("Pendulum-v1", 2),
+    # NoVel id: (base id, number of kept position entries); PendulumNoVel-v1 zeroes instead (see below)
     "InvertedPendulumNoVel-v5": ("InvertedPendulum-v5", 2),
     "HalfCheetahNoVel-v5": ("HalfCheetah-v5", 8),
     "HopperNoVel-v5": ("Hopper-v5", 5),
@@ -33,7 +32,7 @@ INHERITED_ADVICE = (
 )
 
 
-@pytest.mark.parametrize("env_id", sorted(NOVEL))
+@pytest.mark.parametrize("env_id", sorted([*NOVEL, "PendulumNoVel-v1"]))
 def test_gymnasium_and_sb3_env_checkers_pass(env_id):
     env = gym.make(env_id)
     with warnings.catch_warnings(record=True) as caught:
@@ -95,13 +94,47 @@ def test_mujoco_kept_entries_are_qpos_and_dropped_entries_are_qvel(base_id, skip
         obs_masked, *_ = masked.step(action)
 
 
-def test_pendulum_kept_entries_are_cos_and_sin_of_the_angle():
-    env = gym.make("PendulumNoVel-v1")
-    obs, _ = env.reset(seed=0)
-    for _ in range(10):
-        theta = env.unwrapped.state[0]
-        np.testing.assert_allclose(obs, [np.cos(theta), np.sin(theta)], rtol=0, atol=1e-7)  # float32 obs
-        obs, *_ = env.step(np.array([1.5], dtype=np.float32))
+def test_pendulum_novel_is_pendulum_with_the_angular_velocity_zeroed_as_in_rl_zoo():
+    """rl-zoo's PendulumNoVel-v1: Pendulum-v1's observation times the mask (1, 1, 0); same space, same rewards."""
+    novel, base = gym.make("PendulumNoVel-v1"), gym.make("Pendulum-v1")
+    assert novel.observation_space == base.observation_space  # Box(3,), Pendulum's bounds
+    assert novel.spec.max_episode_steps == base.spec.max_episode_steps == 200
+    obs, _ = novel.reset(seed=0)
+    obs_base, _ = base.reset(seed=0)
+    actions = np.random.default_rng(0).uniform(-2, 2, (200, 1)).astype(np.float32)
+    for action in actions:
+        theta = novel.unwrapped.state[0]
+        np.testing.assert_allclose(obs[:2], [np.cos(theta), np.sin(theta)], rtol=0, atol=1e-7)  # float32 obs
+        assert obs[2] == 0.0
+        np.testing.assert_array_equal(obs, obs_base * np.array([1, 1, 0], np.float32))
+        obs, reward, term, trunc, _ = novel.step(action)
+        obs_base, reward_base, term_base, trunc_base, _ = base.step(action)
+        assert (reward, term, trunc) == (reward_base, term_base, trunc_base)
+    assert trunc  # the 200-step limit ends the episode
+
+
+REGISTERED = list(envs.REGISTERED_IDS)
+
+
+@pytest.mark.parametrize("env_id", REGISTERED)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_every_registered_id_rejects_non_finite_actions(env_id, bad):
+    assert set(REGISTERED) <= set(gym.registry)
+    kwargs = {"image_height": 16, "image_width": 32} if env_id == "LaneKeeping-v0" else {}
+    env = gym.make(env_id, **kwargs)
+    env.reset(seed=0)
+    action = np.zeros(env.action_space.shape, env.action_space.dtype)
+    action[0] = bad
+    with pytest.raises(ValueError, match="finite"):
+        env.step(action)
+    env.close()
+
+
+def test_registered_ids_lists_every_id_the_envs_package_registers():
+    """envs.REGISTERED_IDS is the whole list (so every id is in the non-finite-action test)."""
+    entry_points = {k for k, spec in gym.registry.items()
+                    if isinstance(spec.entry_point, str) and spec.entry_point.startswith("envs.")}
+    assert entry_points == set(REGISTERED)
 
 
 def test_kwargs_reach_the_base_env_and_change_the_kept_layout():
@@ -164,3 +197,14 @@ def test_keep_observation_indices_rejects_non_vector_spaces():
 def test_position_indices_refuses_unknown_layouts():
     with pytest.raises(ValueError, match="KeepObservationIndices"):
         position_indices(gym.make("CartPole-v1"))
+
+
+def test_a_model_of_the_old_box2_pendulum_novel_gets_an_error_that_says_why():
+    from agents.evaluation import check_spaces_fit
+
+    class OldModel:
+        observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        action_space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+
+    with pytest.raises(ValueError, match="earlier Box\\(2,\\) observation need retraining"):
+        check_spaces_fit(OldModel(), gym.make("PendulumNoVel-v1"))

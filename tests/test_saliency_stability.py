@@ -5,10 +5,17 @@ import numpy as np
 import pytest
 
 from agents.saliency_stability import perturb_frames, saliency_stability, ssim, ssim_map
-from envs.perturbations import gaussian_blur, gaussian_kernel, make_perturbation
+from envs.perturbations import gaussian_blur, make_perturbation
 from tests._robust_helpers import MeanPixel
 
 TINY = "tests.imitation_synthetic:TinyLane-v0"
+
+
+def gaussian_kernel(sigma, truncate=4.0):
+    """Normalised 1-D Gaussian kernel of radius int(truncate * sigma + 0.5) (scipy.ndimage's convention)."""
+    radius = int(truncate * sigma + 0.5)
+    weights = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    return weights / weights.sum()
 
 
 def brute_force_ssim_map(a, b, data_range, sigma):
@@ -35,6 +42,17 @@ def test_ssim_map_matches_the_brute_force_definition():
     b = np.clip(a + 0.2 * rng.standard_normal(a.shape), 0, 1)
     np.testing.assert_allclose(ssim_map(a, b, 1.0, sigma=1.0), brute_force_ssim_map(a, b, 1.0, 1.0), atol=1e-10)
     np.testing.assert_allclose(ssim_map(a, b, 1.0), brute_force_ssim_map(a, b, 1.0, 1.5), atol=1e-10)
+
+
+def test_ssim_map_equals_scikit_images_full_map_at_its_truncation():
+    metrics = pytest.importorskip("skimage.metrics")
+    rng = np.random.default_rng(2)
+    a = rng.random((24, 40))
+    b = np.clip(a + 0.3 * rng.standard_normal(a.shape), 0, 1)
+    _, reference = metrics.structural_similarity(a, b, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                                 use_sample_covariance=False, full=True)
+    np.testing.assert_allclose(ssim_map(a, b, 1.0, truncate=3.5), reference, rtol=0, atol=1e-10)
+    assert not np.allclose(ssim_map(a, b, 1.0), reference, atol=1e-6)  # our default window is wider (4 sigma)
 
 
 def test_ssim_closed_forms_and_properties():

@@ -12,8 +12,9 @@ VM shared with four other jobs; see README "Quick start"). It
    (timings and the summary);
 4. inspects the trained circuit on the first 300 steps of a held-out road (`ncp-control inspect`, reduced):
    inspect/report.html with the neuron traces, the wiring with trained polarity, which command neurons drive the
-   motor neuron (synaptic currents, ablation, integrated gradients; attribution.csv) and VisualBackProp saliency
-   frames and GIF. Run `ncp-control inspect RUN_DIR --out DIR` for the full set (closed-loop ablation, PCA, ...).
+   motor neuron (synaptic currents, ablation, integrated gradients; attribution.csv), PCA of the neuron states and
+   VisualBackProp saliency frames and GIF. Run `ncp-control inspect RUN_DIR --out DIR` for the full set
+   (closed-loop ablation, synaptic currents over time, ...).
 
 Example:
   ncp-control demo --out runs/demo
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     print("[3/3] inspecting the circuit on the first 300 steps of a held-out road ...", flush=True)
     inspection = inspect_run(out, out / "inspect", episodes=1, seed=road, closed_loop_episodes=0, max_steps=300,
                              ig_steps=16, saliency_frames=2, gif_steps=120,
-                             figures=("traces", "wiring", "heatmap", "saliency"))
+                             figures=("traces", "wiring", "heatmap", "pca", "saliency"))
     t_inspect = time.perf_counter() - t_inspect
     first_top = next(iter(inspection["top_driver"].values()))  # the first motor neuron's strongest drivers
     total = time.perf_counter() - t0

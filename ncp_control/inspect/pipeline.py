@@ -188,10 +188,7 @@ def _summary(circuit: Circuit, recording: Recording, rows, closed, ratio, timing
 
 def _write_report(out: Path, title: str, circuit: Circuit, recording: Recording, rows, summary, figures,
                   saliency_files, gif, notes) -> Path:
-    outcome = "; ".join(
-        f"episode {i} (seed {e['seed']}): return {e['return']:.1f}, {e['length']} steps"
-        + (f", {'completed' if e.get('is_success') else 'not completed'}" if "is_success" in e else "")
-        for i, e in enumerate(recording.episodes))
+    outcome = "; ".join(_episode_outcome(i, e) for i, e in enumerate(recording.episodes))
     top = ", ".join(f"{m}: neuron {v['overall']}" for m, v in summary["top_driver"].items())
     sections = [
         Section("Run", text=[f"{circuit!r}; {len(recording)} recorded steps. {outcome}.",
@@ -220,6 +217,18 @@ def _write_report(out: Path, title: str, circuit: Circuit, recording: Recording,
             images.append((gif.name, "VisualBackProp animation (episode 0)"))
         sections.append(Section("Camera saliency (VisualBackProp)", images=images))
     return write_report(out, title, sections)
+
+
+def _episode_outcome(index: int, episode: dict[str, Any]) -> str:
+    """One episode in words; a recording cut by ``max_steps`` says so instead of "not completed"."""
+    text = f"episode {index} (seed {episode['seed']}): return {episode['return']:.1f} over {episode['length']} steps"
+    if episode.get("stopped_at_max_steps"):
+        return text + f", recording stopped at {episode['length']} steps; the episode continued"
+    if "is_success" in episode:
+        return text + (", completed" if episode["is_success"] else
+                       ", ended by the env before the goal" if episode.get("terminated") else
+                       ", not completed within the env's time limit")
+    return text
 
 
 def _images(figures: dict[str, Path], *wanted: tuple[str, str]) -> list[tuple[str, str]]:

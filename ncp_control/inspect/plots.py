@@ -13,7 +13,7 @@ from .attribution import SynapticCurrents
 from .circuit import Circuit
 from .recorder import Recording
 
-__all__ = ["plot_traces", "plot_wiring", "plot_attribution_heatmap", "plot_currents", "plot_pca", "pca"]
+__all__ = ["plot_traces", "plot_wiring", "plot_attribution_heatmap", "plot_currents", "plot_pca", "pca_figure", "pca"]
 
 _LAYER_COLORS = {"sensory": "tab:olive", "inter": "tab:blue", "command": "tab:purple", "motor": "tab:orange"}
 CURVATURE_KEY = "road_curvature"
@@ -184,17 +184,25 @@ def plot_pca(recording: Recording, path, *, color_key: str = CURVATURE_KEY) -> t
     """PCA of all neuron states (every step of every episode): PC1 vs PC2 coloured by ``info[color_key]`` (the
     action if the env has no such key), and the explained variance per component. Returns the path and the
     explained-variance ratios."""
+    fig, ratio = pca_figure(recording, color_key=color_key)
+    return _save(fig, path), ratio
+
+
+def pca_figure(recording: Recording, *, color_key: str = CURVATURE_KEY):
+    """The figure of :func:`plot_pca` (matplotlib ``Figure``, not saved) and the explained-variance ratios.
+    Constrained layout keeps the colour bar's label clear of the right panel's axis label."""
     plt = _pyplot()
     scores, ratio = pca(recording.states.astype(np.float64))
     if color_key in recording.info and np.isfinite(recording.info[color_key]).any():
-        color, label = recording.info[color_key], color_key
+        color, label = recording.info[color_key], color_key.replace("_", " ")
     else:
         color, label = recording.actions[:, 0], "action 0"
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1.4, 1]})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 4), gridspec_kw={"width_ratios": [1.4, 1]},
+                                   layout="constrained")
     second = scores[:, 1] if scores.shape[1] > 1 else np.zeros(len(scores))
     limit = max(np.nanmax(np.abs(color)), 1e-12)
     points = ax1.scatter(scores[:, 0], second, c=color, cmap="coolwarm", vmin=-limit, vmax=limit, s=5)
-    fig.colorbar(points, ax=ax1, label=label)
+    fig.colorbar(points, ax=ax1, label=label, pad=0.02)
     ax1.set_xlabel(f"PC1 ({ratio[0]:.1%})")
     ax1.set_ylabel(f"PC2 ({ratio[1]:.1%})" if len(ratio) > 1 else "PC2")
     shown = min(len(ratio), 10)
@@ -206,4 +214,4 @@ def plot_pca(recording: Recording, path, *, color_key: str = CURVATURE_KEY) -> t
     ax2.legend(fontsize=8)
     fig.suptitle(f"PCA of {recording.states.shape[1]} neurons over {len(recording)} steps: "
                  f"PC1 explains {ratio[0]:.1%}", fontsize=10)
-    return _save(fig, path), ratio
+    return fig, ratio

@@ -52,7 +52,8 @@ class Recording:
         episode: (T,) int64 episode index (0-based). step: (T,) int64 step within the episode.
         info: {key: (T,) float64} numeric scalar ``info`` entries (NaN where a step lacked the key).
         observations: (T, *obs_shape) array, a dict of such arrays (dict observations), or None (not kept).
-        episodes: one dict per episode: ``seed``, ``return``, ``length``, ``terminated``, ``truncated`` and, when the
+        episodes: one dict per episode: ``seed``, ``return``, ``length``, ``terminated``, ``truncated``,
+            ``stopped_at_max_steps`` (the recording's ``max_steps`` cut an episode the env had not ended) and, when the
             env reports them, ``is_success`` and ``mean_abs_lateral_m``.
         clamped: neuron ids held at their silence value while recording (closed-loop ablation), else empty.
         meta: free-form JSON-ready description (policy name, env id, ...).
@@ -252,11 +253,12 @@ def record(circuit: Circuit, env, episodes: int, seed: int, *, keep_observations
             t += 1
             elapsed = info.get("elapsed_time")
             obs = next_obs
-            if terminated or truncated or (max_steps is not None and t >= max_steps):
+            capped = not (terminated or truncated) and max_steps is not None and t >= max_steps
+            if terminated or truncated or capped:
                 truncated = truncated or not terminated
                 break
         summary = {"seed": int(seed) + index, "return": total, "length": t, "terminated": bool(terminated),
-                   "truncated": bool(truncated)}
+                   "truncated": bool(truncated), "stopped_at_max_steps": bool(capped)}
         if "is_success" in info:
             summary["is_success"] = bool(info["is_success"])
         if lateral:

@@ -1,0 +1,208 @@
+"""Render the README's measured figures from the data files in docs/, between marker comments.
+
+Each block of README.md between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` is produced here from
+JSON files in docs/ (each of which names the command, machine and date that made it), so a figure in the README
+cannot drift from its data: ``tests/test_readme_results.py`` re-renders the blocks and compares.
+
+    python scripts/render_readme_results.py          # rewrite the blocks in README.md
+    python scripts/render_readme_results.py --check  # exit 1 if README.md differs from the data
+
+Blocks: ``env-speed`` (the lane-keeping env's steps/s under the env table), ``speed`` (the Speed section) and
+``measured`` (the "Measured so far" list). Spread over seeds is the sample standard deviation (ddof=1), with the
+per-seed values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+README = ROOT / "README.md"
+BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
+
+
+def _load(name: str) -> dict:
+    return json.loads((DOCS / name).read_text())
+
+
+def _num(x: float) -> str:
+    """-1234.5 -> '−1,235' (typographic minus, thousands separator)."""
+    return f"{x:,.0f}".replace("-", "−")
+
+
+def _seeds(values: list[float]) -> str:
+    """'mean ± sd (ddof=1): v1, v2, v3'."""
+    mean, sd = statistics.fmean(values), statistics.stdev(values)
+    return f"{_num(mean)} ± {_num(sd)} ({', '.join(_num(v) for v in values)})"
+
+
+# ---------------------------------------------------------------------------------------------------- env speed
+def render_env_speed() -> str:
+    data = _load("bench_envs_2026-11-23.json")
+    textured = [run for run in data["runs"] if run["note"].startswith("with textures")]
+    rates = sorted(run["results"]["LaneKeeping-v0 64x128 (default)"]["median_window"] for run in textured)
+    randomised = sorted(run["results"]["LaneKeeping-v0 64x128 + domain rand."]["median_window"]
+                        / run["results"]["LaneKeeping-v0 64x128 (default)"]["median_window"] for run in textured)
+    text = (f"Speed of `LaneKeeping-v0` (64×128, random actions, one core, `python scripts/bench_envs.py`): "
+            f"{_num(rates[0])}–{_num(rates[-1])} steps/s in {len(rates)} runs on a shared 2-core machine "
+            f"(2026-11-23, load average 3.9–4.3; `docs/bench_envs_2026-11-23.json`)")
+    today = DOCS / "bench_envs_2026-11-28.json"
+    if today.is_file():
+        run = _load(today.name)
+        load = re.search(r"load average ([\d.]+)", run["machine"]).group(1)
+        rate = run["results"]["LaneKeeping-v0 64x128 (default)"]["median_window"]
+        text += (f"; {_num(rate)} steps/s on {run['date'][:10]} at load average {load} (niced, "
+                 f"`docs/{today.name}`)")
+    return (text + f". With domain randomisation (all elements) it ran at {randomised[0]:.2f}–{randomised[-1]:.2f}× "
+            "the plain env's rate in the same runs; see [docs/envs.md](docs/envs.md).\n")
+
+
+# -------------------------------------------------------------------------------------------------------- cells
+def _cells() -> dict:
+    data = _load("cells_speed.json")
+    rows = {row["case"]: row for row in data["rows"]}
+    quick = [run["speedup"] for run in data["quick_runs"]["runs"]]
+    quick_us = [run["ours_s"] * 1e6 for run in data["quick_runs"]["runs"]]
+    return {"ltc_train": rows["LTC autoncp:19 fwd+bwd B64 x T32"],
+            "ltc_step": rows["LTC autoncp:19 inference step B8 (no grad)"],
+            "cfc_train": rows["CFC autoncp:19 fwd+bwd B64 x T32"],
+            "cfc_step": rows["CFC autoncp:19 inference step B8 (no grad)"],
+            "quick": quick, "quick_us": quick_us, "date": data["date"][:10]}
+
+
+def render_speed() -> str:
+    c = _cells()
+    memory = c["ltc_train"]["saved_mb_ncps"] / c["ltc_train"]["saved_mb_ours"]
+    return (
+        "On the CPU the LTC and wired CfC cells run in small C kernels, compiled on first use with the system C "
+        "compiler\n(a few seconds, cached in `~/.cache/ncp_control`), with the same outputs and gradients as ncps "
+        "1.0.1. Measured against\nncps in the same run (`python scripts/bench_cells.py`, one torch thread, a 2-core "
+        f"machine shared with a PPO run, {c['date']};\n`docs/cells_speed.json`): LTC training (B64 x T32, "
+        f"AutoNCP(19, 1), 32 inputs) {c['ltc_train']['speedup']:.1f}x faster than ncps\nwith {memory:.0f}x less "
+        f"memory kept for backward; an LTC inference step (B8, no grad) {c['ltc_step']['speedup']:.1f}x "
+        f"({c['ltc_step']['ours_s'] * 1e6:.0f} us), and\n{min(c['quick']):.1f}-{max(c['quick']):.1f}x (median "
+        f"{statistics.median(c['quick']):.1f}x, {min(c['quick_us']):.0f}-{max(c['quick_us']):.0f} us) in ten "
+        f"`--quick` runs; wired CfC {c['cfc_train']['speedup']:.1f}x training and {c['cfc_step']['speedup']:.1f}x "
+        "inference.\nWithout a compiler (or with `NCP_CONTROL_PURE_TORCH=1`) the same numbers come from pure torch. "
+        "Details and the full table:\n[docs/cells_speed.md](docs/cells_speed.md).\n"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------- measured
+def _ppo_rows(file: str, run: str, env_id: str, policy: str) -> list[dict]:
+    data = _load(file)
+    (match,) = [r for r in data["runs"] if r["file"] == run]
+    rows = [row for row in match["rows"] if row["env_id"] == env_id and row["policy"] == policy]
+    return sorted(rows, key=lambda row: row["seed"])
+
+
+def _returns(rows: list[dict]) -> list[float]:
+    return [row["mean_return"] for row in rows]
+
+
+def _ppo_bullets() -> list[str]:
+    s3, s4 = "bench_ppo_2026-11-23_session3.json", "bench_ppo_2026-11-23_session4.json"
+    novel = {name: _returns(_ppo_rows(s4, run, "PendulumNoVel-v1", policy)) for name, run, policy in (
+        ("NCP-CfC", "base200k.json", "cfc"), ("NCP-LTC", "lin10.json", "ltc"), ("LSTM", "base200k.json", "lstm"),
+        ("MLP", "base200k.json", "mlp"))}
+    ltc_pendulum = sorted(_ppo_rows(s3, "sw5_Pendulum-v1_pi32_lr3.json", "Pendulum-v1", "ltc")
+                          + _ppo_rows(s3, "final_p_ltc.json", "Pendulum-v1", "ltc"), key=lambda r: r["seed"])
+    inverted = {p: _returns(_ppo_rows(s3, "final_iplk.json", "InvertedPendulum-v5", p)) for p in ("cfc", "ltc")}
+    lane = {p: _returns(_ppo_rows(s3, "final_iplk.json", "LaneKeepingState-v0", p)) for p in ("cfc", "ltc")}
+    lstm = {env: _returns(_ppo_rows(s3, "lstm_pend.json", env, "lstm")) for env in ("Pendulum-v1", "PendulumNoVel-v1")}
+    cfc_novel_100k = _returns(_ppo_rows(s3, "pnv_cfc_critrec.json", "PendulumNoVel-v1", "cfc"))
+    (tp_ltc,) = _ppo_rows(s4, "tp_ltc.json", "PendulumNoVel-v1", "ltc")
+    (tp_lstm,) = _ppo_rows(s4, "tp_lstm.json", "PendulumNoVel-v1", "lstm")
+    return [
+        "PPO, mean evaluation return over 3 seeds ± sample sd (per seed in brackets), 2026-11-23 on a shared 2-core "
+        f"machine\n  (`docs/{s3}`, `docs/{s4}`; commands in [docs/ppo.md](docs/ppo.md)). "
+        "PendulumNoVel-v1 at 200k steps, on its\n  earlier Box(2,) variant (velocity dropped; it is now rl-zoo's "
+        f"Box(3,) with the velocity zeroed): NCP-CfC {_seeds(novel['NCP-CfC'])},\n  NCP-LTC "
+        f"{_seeds(novel['NCP-LTC'])}, LSTM {_seeds(novel['LSTM'])}, MLP {_seeds(novel['MLP'])} (no memory, no "
+        f"solution).\n  At 100k steps: NCP-CfC {_seeds(cfc_novel_100k)} on PendulumNoVel-v1 (LSTM "
+        f"{_seeds(lstm['PendulumNoVel-v1'])}); NCP-LTC\n  {_seeds(_returns(ltc_pendulum))} on Pendulum-v1 (LSTM "
+        f"{_seeds(lstm['Pendulum-v1'])}); InvertedPendulum-v5 {_seeds(inverted['cfc'])} (CfC) and\n  "
+        f"{_seeds(inverted['ltc'])} (LTC); LaneKeepingState-v0 return {_seeds(lane['cfc'])} (CfC), "
+        f"{_seeds(lane['ltc'])} (LTC).",
+        f"PPO throughput with today's PendulumNoVel-v1 presets, trained side by side for {tp_ltc['timesteps']:,} "
+        f"steps: NCP-LTC\n  {tp_ltc['steps_per_s']:.0f} steps/s against sb3-contrib's LSTM RecurrentPPO "
+        f"{tp_lstm['steps_per_s']:.0f} ({tp_ltc['steps_per_s'] / tp_lstm['steps_per_s']:.1f}x: the LTC preset's 20 "
+        "epochs and dense CfC critic double its update\n  work; at equal settings the NCP actors are faster, "
+        "[docs/ppo.md](docs/ppo.md)).",
+    ]
+
+
+def _noise_bullet() -> str:
+    data = _load("ncp_noise.json")
+    crash: dict[str, dict[float, float]] = {}
+    for row in data["rows"]:
+        if row["perturbation"] == "pixel_noise":
+            crash.setdefault(row["model"], {})[row["level"]] = row["crash_rate"]
+    levels = sorted({level for rates in crash.values() for level in rates if level > 0})
+    total = {model: sum(rates[level] for level in levels) for model, rates in crash.items()}
+    best = min(total, key=total.get)
+    rates = "; ".join(f"{model} {', '.join(f'{crash[model][lv]:.0%}' for lv in levels)}" for model in crash)
+    return (f"NCP paper's pixel-noise protocol (demo-preset models, {data['episodes']} held-out roads, "
+            f"`docs/ncp_noise.json`): crash rates at\n  pixel-noise std {', '.join(f'{lv:g}' for lv in levels)}: "
+            f"{rates}; fewest crashes: {best} ([docs/ncp_noise.md](docs/ncp_noise.md)).")
+
+
+def render_measured() -> str:
+    imitation = _load("bench_imitation_paper_ncp_ltc.json")
+    (result,) = imitation["results"]
+    c = _cells()
+    bullets = [
+        f"Camera lane keeping by imitation, the paper's 19-neuron NCP-LTC ({result['recurrent_parameters']:,} "
+        f"recurrent parameters) at the\n  `{result['preset']}` preset: {result['completion_rate']:.0%} of "
+        f"{imitation['settings']['episodes']} held-out roads completed, trained in {result['train_minutes']:.0f} "
+        f"minutes on 2 CPU cores\n  ({imitation['date']}, `docs/bench_imitation_paper_ncp_ltc.json`, "
+        "[docs/imitation.md](docs/imitation.md)).",
+        _noise_bullet(),
+        f"Cells against ncps 1.0.1 on the CPU: LTC training {c['ltc_train']['speedup']:.1f}x, LTC inference step "
+        f"{c['ltc_step']['speedup']:.1f}x\n  (median {statistics.median(c['quick']):.1f}x over ten quick runs), wired "
+        f"CfC {c['cfc_train']['speedup']:.1f}x training and {c['cfc_step']['speedup']:.1f}x inference "
+        "([docs/cells_speed.md](docs/cells_speed.md)).",
+        *_ppo_bullets(),
+    ]
+    return ("Each number below is rendered from a data file in docs/ by `python scripts/render_readme_results.py`; "
+            "the docs page\ngives the command, machine and date.\n\n" + "".join(f"- {b}\n" for b in bullets))
+
+
+RENDERERS = {"env-speed": render_env_speed, "speed": render_speed, "measured": render_measured}
+
+
+def render(text: str) -> str:
+    """``text`` (the README) with every results block re-rendered from the data.
+
+    Raises:
+        ValueError: a block named here is missing from the text, or the text has a block with no renderer.
+    """
+    found = [m.group("name") for m in BLOCK.finditer(text)]
+    if sorted(found) != sorted(RENDERERS):
+        raise ValueError(f"README results blocks {sorted(found)} do not match the renderers {sorted(RENDERERS)}")
+    return BLOCK.sub(lambda m: m.group(1) + RENDERERS[m.group("name")]() + m.group(4), text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if README.md differs from the data")
+    args = parser.parse_args(argv)
+    text = README.read_text()
+    rendered = render(text)
+    if args.check:
+        if rendered != text:
+            print("README.md's results blocks differ from docs/ data: run python scripts/render_readme_results.py")
+            return 1
+        return 0
+    README.write_text(rendered)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

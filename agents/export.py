@@ -126,6 +126,9 @@ def build_step(loaded) -> tuple[Any, Any, dict[str, Any]]:
         env_dt = getattr(env.unwrapped, "dt", None)
     finally:
         env.close()
+    if not hasattr(env_space, "shape") or isinstance(getattr(env_space, "spaces", None), dict):
+        raise ValueError(f"{loaded.run_dir}: export supports Box observations only; dictionary observations (PPO "
+                         "runs with elapsed_time='observation') are not exportable yet")
     base = {"format_version": FORMAT_VERSION, "run_kind": loaded.config["kind"], "policy": loaded.config["policy"],
             "env_id": loaded.env_id, "env_kwargs": loaded.env_kwargs,
             "observation_space": space_to_json(env_space), "action_space": space_to_json(action_space)}
@@ -151,9 +154,6 @@ def _ppo_step(predictor, env_space, action_space, env_dt):
     from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 
     policy = predictor.policy
-    if not hasattr(env_space, "shape") or env_space.shape is None or isinstance(env_space.shape, dict):
-        raise ValueError("export supports Box observations only (runs with elapsed_time='observation' are not "
-                         "exportable yet)")
     normalization = predictor.obs_normalization()
     args = (policy, env_space, action_space, normalization)
     if isinstance(policy, NCPActorCriticPolicy):

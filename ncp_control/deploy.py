@@ -76,6 +76,8 @@ class OnnxPolicy:
         self.observation_space = _box(meta["observation_space"])
         self.action_space = _box(meta["action_space"])
         self._outputs = ["action", "state_out"]
+        self._nominal_dt: dict[int, np.ndarray] = {}  # batch size -> nominal elapsed times (read-only use)
+        self._zeros: dict[int, np.ndarray] = {}  # batch size -> zero state (ONNX Runtime never writes inputs)
 
     def step(self, observation: np.ndarray, state: np.ndarray, elapsed_time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The raw graph call: ``observation`` (B, *shape) in the env dtype, ``state`` (B, S) float32,
@@ -98,7 +100,7 @@ class OnnxPolicy:
             ``(action (B, *action shape), state (B, S) float32)``; the state is None for stateless models, and
             the batch axis is dropped when the observation had none.
         """
-        obs = np.asarray(observation)
+        obs = observation if isinstance(observation, np.ndarray) else np.asarray(observation)
         single = obs.shape == self.observation_shape
         if single:
             obs = obs[None]
@@ -106,27 +108,40 @@ class OnnxPolicy:
             raise ValueError(f"observation must have shape (B, {', '.join(map(str, self.observation_shape))}), "
                              f"got {obs.shape}")
         batch = obs.shape[0]
-        obs = np.ascontiguousarray(obs, dtype=self.observation_dtype)
+        if obs.dtype != self.observation_dtype or not obs.flags.c_contiguous:
+            obs = np.ascontiguousarray(obs, dtype=self.observation_dtype)
         h = self._state(state, episode_start, batch)
-        seconds = self.nominal_step_seconds if elapsed_time is None else elapsed_time
-        dt = np.ascontiguousarray(np.broadcast_to(np.asarray(seconds, np.float32), (batch,)))
-        action, h = self.step(obs, h, dt)
+        if elapsed_time is None:
+            dt = self._nominal_dt.get(batch)
+            if dt is None:
+                dt = self._nominal_dt[batch] = np.full(batch, self.nominal_step_seconds, np.float32)
+        else:
+            dt = np.ascontiguousarray(np.broadcast_to(np.asarray(elapsed_time, np.float32), (batch,)))
+        action, h = self.session.run(self._outputs, {"observation": obs, "state": h, "elapsed_time": dt})
         action = action.reshape(batch, *self.action_shape)
         if single:
             return action[0], (h[0] if self.recurrent else None)
         return action, (h if self.recurrent else None)
 
     def _state(self, state, episode_start, batch: int) -> np.ndarray:
+        """The (B, S) float32 state to feed: zeros for None, rows of ``episode_start`` zeroed (on a copy)."""
         if state is None or not self.recurrent:
-            return np.zeros((batch, self.state_size), np.float32)
-        h = np.array(state, dtype=np.float32, copy=True).reshape(-1, self.state_size)
-        if h.shape[0] != batch:
+            zeros = self._zeros.get(batch)
+            if zeros is None:
+                zeros = self._zeros[batch] = np.zeros((batch, self.state_size), np.float32)
+            return zeros
+        h = state if isinstance(state, np.ndarray) else np.asarray(state)
+        if h.shape != (batch, self.state_size):
             raise ValueError(f"state must have shape ({batch}, {self.state_size}), got {np.shape(state)}")
+        if h.dtype != np.float32 or not h.flags.c_contiguous:
+            h = np.ascontiguousarray(h, dtype=np.float32)
         if episode_start is not None:
-            starts = np.asarray(episode_start, dtype=bool).reshape(-1)
+            starts = episode_start if isinstance(episode_start, np.ndarray) else np.asarray(episode_start)
             if starts.shape != (batch,):
                 raise ValueError(f"episode_start must have shape ({batch},), got {np.shape(episode_start)}")
-            h[starts] = 0.0
+            if starts.any():
+                h = h.copy()  # never write into the caller's array
+                h[starts.astype(bool)] = 0.0
         return h
 
 

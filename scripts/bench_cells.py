@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import platform
 import statistics
 import sys
@@ -46,6 +47,10 @@ class Settings:
     """Each timing repeats the call until this much time has passed, and reports the time per call."""
     seed: int = 0
     """Seed of the weights and inputs."""
+    json: str = ""
+    """Write the layer-step rows (layer vs cell vs ncps) to this JSON file."""
+    machine: str = "2-core VM, shared"
+    """Machine description stored in the JSON."""
 
 
 def _wiring(spec: str, lib):
@@ -137,6 +142,31 @@ def step_case(kind, wiring, batch, s: Settings, inputs=32):
     return t_ours, t_ref
 
 
+def layer_step_case(kind, wiring, batch, s: Settings, inputs=32):
+    """The layer called ncps-style for one step without grad, ``y, h = layer(x[:, None], h)``: ours, ncps's, and
+    our cell's step on the same input (all three interleaved). Returns (ours, ncps, our cell)."""
+    torch.manual_seed(s.seed)
+    ours, ref = _pair(kind, wiring, inputs)
+    x, h = torch.randn(batch, 1, inputs), torch.zeros(batch, ours.state_size)
+    x0 = x[:, 0].contiguous()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x, h)[0], ref(x, h)[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ours(x, h)[1], ours.rnn_cell(x0, h, 1.0)[1], atol=1e-6, rtol=1e-6)
+
+    def call(fn):
+        def run():
+            with torch.no_grad():
+                fn()
+        return run
+
+    layer, reference, cell = [], [], []
+    for _ in range(s.repeats):
+        layer.append(_per_call(call(lambda: ours(x, h)), s.min_round_s))
+        cell.append(_per_call(call(lambda: ours.rnn_cell(x0, h, 1.0)), s.min_round_s))
+        reference.append(_per_call(call(lambda: ref(x, h)), s.min_round_s))
+    return statistics.median(layer), statistics.median(reference), statistics.median(cell)
+
+
 def _fmt_time(t: float) -> str:
     return f"{t * 1e6:8.1f} us" if t < 1e-3 else f"{t * 1e3:8.2f} ms"
 
@@ -157,6 +187,7 @@ def main(argv=None) -> None:
           f"{platform.processor() or platform.machine()}  threads=1")
     print(f"# native kernels: { {k: ('compiled' if v is not None else 'unavailable') for k, v in kernels.items()} }")
     print(f"{'case':58s} {'ours':>11s} {'ncps':>11s} {'speed-up':>8s} {'saved MB ours/ncps':>19s}")
+    results: list[dict] = []
 
     def row(name, t_ours, t_ref, mem=None):
         m = f"{mem[0] / 2**20:8.2f} / {mem[1] / 2**20:8.2f}" if mem else ""
@@ -166,6 +197,14 @@ def main(argv=None) -> None:
     for kind, wiring in headline:
         row(f"{kind.upper()} {wiring} fwd+bwd B64 x T32", *train_case(kind, wiring, 64, 32, s))
         row(f"{kind.upper()} {wiring} inference step B8 (no grad)", *step_case(kind, wiring, 8, s))
+        t_layer, t_ref, t_cell = layer_step_case(kind, wiring, 8, s)
+        row(f"{kind.upper()} {wiring} layer(x[:, None], h) B8 (no grad)", t_layer, t_ref)
+        print(f"{'':58s} layer / our cell step: {t_layer / t_cell:.2f} (cell {_fmt_time(t_cell).strip()})")
+        results.append({"kind": kind, "wiring": wiring, "batch": 8, "layer_step_s": t_layer, "ncps_layer_step_s": t_ref,
+                        "cell_step_s": t_cell, "layer_vs_cell": t_layer / t_cell, "speedup_vs_ncps": t_ref / t_layer})
+    if s.json:
+        Path(s.json).write_text(json.dumps({"date": str(date.today()), "torch": torch.__version__, "threads": 1,
+                                            "machine": s.machine, "layer_steps": results}, indent=1) + "\n")
     if s.quick:
         return
     for kind in ("ltc", "cfc"):

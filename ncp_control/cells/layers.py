@@ -16,6 +16,9 @@ from .wired_cfc import RecurrentConnections, WiredCfCCell
 
 State = Union[Tensor, tuple[Tensor, Tensor]]
 
+_try_ltc_step = ltc_fast.try_step_no_grad
+_cfc_step = cfc_fast.step_no_grad
+
 #: Without autograd, batched sequences up to this many steps run as a loop of the cell's no-grad step (the
 #: cell's per-step fast path); longer ones take the one-call sequence kernel, whose setup then pays off.
 SHORT_SEQUENCE = 8
@@ -62,15 +65,19 @@ class _SequenceLayer(nn.Module):
     def _short_no_grad(self, input: Any, hx: Any, timespans: Any) -> tuple[Tensor, Tensor] | None:
         """``forward`` for a short batched sequence (T <= ``SHORT_SEQUENCE``) without autograd, as a loop of the
         cell's own no-grad step (the layer's T = 1 call, ``y, h = ltc(x[:, None], h)``, costs what the cell's step
-        costs); None where this does not apply (the general path then checks and runs everything)."""
-        if not isinstance(input, Tensor) or input.dim() != 3 or input.shape[2] != self.input_size:
+        costs); None where this does not apply (the general path then checks and runs everything). Written for
+        call overhead: this is every step of a policy that uses the layer online."""
+        sizes = self.__dict__.get("_short_sizes") or self._cache_short_sizes()  # (I, N)
+        if not isinstance(input, Tensor):
             return None
-        batch, steps = (input.shape[0], input.shape[1]) if self.batch_first else (input.shape[1], input.shape[0])
-        if not 0 < steps <= SHORT_SEQUENCE:
+        shape = input.shape
+        if len(shape) != 3 or shape[2] != sizes[0]:
             return None
+        batch_first = self.batch_first
+        batch, steps = (shape[0], shape[1]) if batch_first else (shape[1], shape[0])
         if hx is None:
-            h = input.new_zeros(batch, self.state_size)
-        elif isinstance(hx, Tensor) and hx.shape == (batch, self.state_size) and hx.dtype is input.dtype:
+            h = input.new_zeros(batch, sizes[1])
+        elif isinstance(hx, Tensor) and hx.shape == (batch, sizes[1]) and hx.dtype is input.dtype:
             h = hx
         else:
             return None
@@ -79,17 +86,25 @@ class _SequenceLayer(nn.Module):
         elif isinstance(timespans, (int, float)) and not isinstance(timespans, bool):
             dt = float(timespans)
         else:
-            dt = sequence_timespans(timespans, steps, batch, self.batch_first, True, input)  # (T, B, 1), checked
+            dt = None
+        time_axis = 1 if batch_first else 0
+        if steps == 1 and dt is not None:  # the online call
+            out, h = self._cell_step_no_grad(input.select(time_axis, 0), h, dt)
+            return (out.unsqueeze(time_axis) if self.return_sequences else out), h
+        if not 0 < steps <= SHORT_SEQUENCE:
+            return None
+        times = sequence_timespans(timespans, steps, batch, batch_first, True, input) if dt is None else None
         outputs = []
         for t in range(steps):
-            x = input[:, t] if self.batch_first else input[t]
-            out, h = self._cell_step_no_grad(x, h, dt if isinstance(dt, float) else dt[t])
+            out, h = self._cell_step_no_grad(input.select(time_axis, t), h, dt if times is None else times[t])
             outputs.append(out)
         if not self.return_sequences:
             return outputs[-1], h
-        if steps == 1:
-            return outputs[0].unsqueeze(1 if self.batch_first else 0), h
-        return torch.stack(outputs, dim=1 if self.batch_first else 0), h
+        return torch.stack(outputs, dim=time_axis), h
+
+    def _cache_short_sizes(self) -> tuple[int, int]:
+        sizes = self.__dict__["_short_sizes"] = (self.input_size, self.state_size)
+        return sizes
 
     def _check_state(self, t: Tensor, name: str, batch: int, batched: bool) -> Tensor:
         expected = (batch, self.state_size) if batched else (self.state_size,)
@@ -246,8 +261,9 @@ class LTC(_SequenceLayer):
         self.rnn_cell.apply_weight_constraints()
 
     def _cell_step_no_grad(self, x, h, dt):
-        result = ltc_fast.try_step_no_grad(self.rnn_cell, x, h, dt, MIN_ELAPSED_TIME)
-        return result if result is not None else self.rnn_cell(x, h, dt)  # builds the step tables, or explains
+        cell = self._modules["rnn_cell"]
+        result = _try_ltc_step(cell, x, h, dt, MIN_ELAPSED_TIME)
+        return result if result is not None else cell(x, h, dt)  # builds the step tables, or explains
 
     def _unroll(self, x, h, c, dt):
         cell = self.rnn_cell
@@ -357,9 +373,9 @@ class CfC(_SequenceLayer):
             self.fc = nn.Linear(self.output_size, check_positive_int(proj_size, "proj_size"))
 
     def _cell_step_no_grad(self, x, h, dt):
-        cell = self.rnn_cell
+        cell = self._modules["rnn_cell"]
         if isinstance(cell, WiredCfCCell):
-            new_h = cfc_fast.step_no_grad(cell, x, h, dt, build=False)
+            new_h = _cfc_step(cell, x, h, dt, build=False)
             out, new_h = (cell.motor_outputs(new_h), new_h) if new_h is not None else cell(x, h, dt)
         else:
             out = new_h = cell(x, h, dt)[1]

@@ -30,6 +30,13 @@ METADATA_KEYS = ("format_version", "run_kind", "policy", "env_id", "env_kwargs",
                  "action_space", "state_size", "recurrent", "nominal_step_seconds", "wiring", "neurons")
 
 
+def _require(module: str, what: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(f"{what} needs the {module} package: pip install 'ncp-control[onnx]'")
+
+
 def space_to_json(space) -> dict[str, Any]:
     """A Box space as JSON (``type``, ``shape``, ``dtype``, ``low``, ``high``; infinities as strings)."""
     from gymnasium import spaces
@@ -55,6 +62,7 @@ def export_run(run_dir: str | Path, out: str | Path) -> dict[str, Any]:
 
     from agents.runs import load_run
 
+    _require("onnx", "export")
     loaded = load_run(run_dir)
     step, env_space, metadata = build_step(loaded)
     step.eval()

@@ -52,8 +52,11 @@ class OnnxPolicy:
     """
 
     def __init__(self, path: str | Path, threads: int = 1):
-        import onnxruntime as ort
-
+        try:
+            import onnxruntime as ort
+        except ImportError as error:
+            raise ValueError("OnnxPolicy needs onnxruntime: pip install onnxruntime (or 'ncp-control[onnx]')") \
+                from error
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"exported policy {path} does not exist (write it with `ncp-control export RUN_DIR "

@@ -26,34 +26,53 @@ from ncp_control.policies.core import CfCCore, LSTMCore, LTCCore, RecurrentCore
 
 
 class CoreStep(nn.Module):
-    """One step of a :class:`RecurrentCore`: ``(x (B, F), state (B, S), dt (B,) cell time) -> (out, state)``,
-    with ``dt`` clamped at the core's ``min_elapsed_time`` as ``RecurrentCore.step`` does."""
+    """One step of a :class:`RecurrentCore`: ``(x (B, F), state (B, S), seconds (B,)) -> (out, state)``. The cell
+    time is ``seconds / time_unit`` clamped at the core's ``min_elapsed_time``, as ``RecurrentCore.step`` makes it.
 
-    def __init__(self, core: RecurrentCore):
+    Args:
+        core: the trained core.
+        time_unit: seconds per unit of cell time.
+        output_scale, output_shift: (O,) affine map after the core's output; folded into the LTC's read-out.
+    """
+
+    def __init__(self, core: RecurrentCore, time_unit: float, output_scale=None, output_shift=None):
         super().__init__()
         self.min_elapsed_time = core.min_elapsed_time
+        self.time_unit = float(time_unit)
         self.kind = core.kind
+        self.step = None
+        self.affine = None
         if isinstance(core, LTCCore) and isinstance(core.cell, LTCCell):
-            self.step = FoldedLTCStep(core.cell)
-        elif isinstance(core, CfCCore) and isinstance(core.cell, WiredCfCCell):
+            self.step = FoldedLTCStep(core.cell, self.time_unit, core.min_elapsed_time, output_scale, output_shift)
+            return
+        if isinstance(core, CfCCore) and isinstance(core.cell, WiredCfCCell):
             self.step = FoldedWiredCfCStep(core.cell)
         elif isinstance(core, (CfCCore, LSTMCore)):
-            self.step = None
             self.cell = core.cell
             self.hidden_size = getattr(core, "hidden_size", None)
         else:
             raise ValueError(f"cannot export a {type(core).__name__} with a {type(core.cell).__name__} cell")
+        if output_scale is not None:
+            self.register_buffer("scale", torch.as_tensor(np.asarray(output_scale), dtype=torch.float32))
+            self.register_buffer("shift", torch.as_tensor(np.asarray(output_shift), dtype=torch.float32))
+            self.affine = True
 
-    def forward(self, x: Tensor, state: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, state: Tensor, seconds: Tensor) -> tuple[Tensor, Tensor]:
+        if isinstance(self.step, FoldedLTCStep):
+            return self.step(x, state, seconds)  # time unit and clamp folded in
         if self.kind == "lstm":
             h, c = state.split(self.hidden_size, dim=1)
             h, c = self.cell(x, (h, c))
-            return h, torch.cat([h, c], dim=1)
-        dt = dt.clamp_min(self.min_elapsed_time)
-        if self.step is not None:
-            return self.step(x, state, dt)
-        h = self.cell.step(x, state, dt.unsqueeze(-1))  # dense CfC: the cell's own torch code
-        return h, h
+            out, state = h, torch.cat([h, c], dim=1)
+        else:
+            dt = (seconds / self.time_unit).clamp_min(self.min_elapsed_time)
+            if self.step is not None:
+                out, state = self.step(x, state, dt)
+            else:
+                out = state = self.cell.step(x, state, dt.unsqueeze(-1))  # dense CfC: the cell's own torch code
+        if self.affine:
+            out = self.shift + self.scale * out
+        return out, state
 
 
 class ImitationStep(nn.Module):
@@ -63,14 +82,14 @@ class ImitationStep(nn.Module):
         super().__init__()
         self.conv = model.conv
         self.readout = model.readout
-        self.core = None if model.core is None else CoreStep(model.core)
-        self.step_seconds = float(model.config.step_seconds)
+        # the core's time unit is the nominal frame (elapsed seconds / step_seconds)
+        self.core = None if model.core is None else CoreStep(model.core, float(model.config.step_seconds))
 
     def forward(self, observation: Tensor, state: Tensor, elapsed_time: Tensor) -> tuple[Tensor, Tensor]:
         features = self.conv(observation)
         if self.core is None:
             return self.readout(features).clamp(-1.0, 1.0), state
-        out, state = self.core(features, state, elapsed_time / self.step_seconds)  # time in nominal frames
+        out, state = self.core(features, state, elapsed_time)
         return self.readout(out).clamp(-1.0, 1.0), state
 
 
@@ -112,9 +131,16 @@ class ActionMap(nn.Module):
         self.register_buffer("low", torch.as_tensor(action_space.low.reshape(-1), dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(action_space.high.reshape(-1), dtype=torch.float32))
 
+        low, high = np.unique(action_space.low), np.unique(action_space.high)
+        # one Clip node when every dimension has the same finite bounds, else Min and Max per dimension
+        self.bounds = (float(low[0]), float(high[0])) if len(low) == len(high) == 1 and np.isfinite(
+            [low[0], high[0]]).all() else None
+
     def forward(self, mean: Tensor) -> Tensor:
         if self.squash:  # SB3: unscale_action(tanh(mean))
             return self.low + 0.5 * (torch.tanh(mean) + 1.0) * (self.high - self.low)
+        if self.bounds is not None:
+            return mean.clamp(*self.bounds)
         return torch.max(torch.min(mean, self.high), self.low)
 
 
@@ -126,14 +152,20 @@ class NCPPPOStep(nn.Module):
         self.prep = ObservationPrep(policy, env_space, normalization)
         self.features = policy.features_extractor
         self.mlp = policy.actor_mlp
-        self.core = CoreStep(policy.actor_core)
-        self.action_net = policy.action_net
+        unit = float(policy.dt if policy.time_unit is None else policy.time_unit)
+        net = policy.action_net
+        if hasattr(net, "centre") and hasattr(net, "half_width"):  # the fixed motor -> action-mean map: fold it
+            scale, shift = net.half_width.detach().double().numpy(), net.centre.detach().double().numpy()
+            self.core = CoreStep(policy.actor_core, unit, scale, shift)
+            self.action_net = nn.Identity()
+        else:  # motor neurons are logits
+            self.core = CoreStep(policy.actor_core, unit)
+            self.action_net = net
         self.act = ActionMap(policy, action_space)
-        self.time_unit = float(policy.dt if policy.time_unit is None else policy.time_unit)
 
     def forward(self, observation: Tensor, state: Tensor, elapsed_time: Tensor) -> tuple[Tensor, Tensor]:
         x = self.mlp(self.features(self.prep(observation)))
-        motor, state = self.core(x, state, elapsed_time / self.time_unit)
+        motor, state = self.core(x, state, elapsed_time)
         return self.act(self.action_net(motor)), state
 
 

@@ -144,7 +144,9 @@ def step_case(kind, wiring, batch, s: Settings, inputs=32):
 
 def layer_step_case(kind, wiring, batch, s: Settings, inputs=32):
     """The layer called ncps-style for one step without grad, ``y, h = layer(x[:, None], h)``: ours, ncps's, and
-    our cell's step on the same input (all three interleaved). Returns (ours, ncps, our cell)."""
+    our cell's step on the same input (all three interleaved). Returns the medians of the wall time per call (ours,
+    ncps, our cell) and a dict of the medians of the thread's CPU time per call (``layer``, ``cell``, ``ncps``):
+    on a shared machine the wall time includes waiting for a core, which swamps a difference of microseconds."""
     torch.manual_seed(s.seed)
     ours, ref = _pair(kind, wiring, inputs)
     x, h = torch.randn(batch, 1, inputs), torch.zeros(batch, ours.state_size)
@@ -159,26 +161,22 @@ def layer_step_case(kind, wiring, batch, s: Settings, inputs=32):
                 fn()
         return run
 
-    layer, reference, cell = [], [], []
+    fns = {"layer": call(lambda: ours(x, h)), "cell": call(lambda: ours.rnn_cell(x0, h, 1.0)),
+           "ncps": call(lambda: ref(x, h))}
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(s.repeats):
-        layer.append(_per_call(call(lambda: ours(x, h)), s.min_round_s))
-        cell.append(_per_call(call(lambda: ours.rnn_cell(x0, h, 1.0)), s.min_round_s))
-        reference.append(_per_call(call(lambda: ref(x, h)), s.min_round_s))
-    best = _best_of_short_rounds({"layer": call(lambda: ours(x, h)), "cell": call(lambda: ours.rnn_cell(x0, h, 1.0))})
-    return statistics.median(layer), statistics.median(reference), statistics.median(cell), best
-
-
-def _best_of_short_rounds(fns: dict, rounds: int = 300, calls: int = 10) -> dict[str, float]:
-    """Per-call time as the minimum over many short interleaved rounds: on a shared machine the median of long
-    rounds includes preemptions, which swamp a difference of a few microseconds; the minimum does not."""
-    best = {name: float("inf") for name in fns}
-    for _ in range(rounds):
         for name, fn in fns.items():
-            start = time.perf_counter()
-            for _ in range(calls):
+            fn()
+            n, start, start_cpu = 0, time.perf_counter(), time.thread_time()
+            while time.perf_counter() - start < s.min_round_s:
                 fn()
-            best[name] = min(best[name], (time.perf_counter() - start) / calls)
-    return best
+                n += 1
+            wall[name].append((time.perf_counter() - start) / n)
+            cpu[name].append((time.thread_time() - start_cpu) / n)
+    med = {name: statistics.median(v) for name, v in wall.items()}
+    med_cpu = {name: statistics.median(v) for name, v in cpu.items()}
+    return med["layer"], med["ncps"], med["cell"], med_cpu
 
 
 def _fmt_time(t: float) -> str:
@@ -211,15 +209,16 @@ def main(argv=None) -> None:
     for kind, wiring in headline:
         row(f"{kind.upper()} {wiring} fwd+bwd B64 x T32", *train_case(kind, wiring, 64, 32, s))
         row(f"{kind.upper()} {wiring} inference step B8 (no grad)", *step_case(kind, wiring, 8, s))
-        t_layer, t_ref, t_cell, best = layer_step_case(kind, wiring, 8, s)
+        t_layer, t_ref, t_cell, cpu = layer_step_case(kind, wiring, 8, s)
         row(f"{kind.upper()} {wiring} layer(x[:, None], h) B8 (no grad)", t_layer, t_ref)
-        print(f"{'':58s} layer / our cell step: {t_layer / t_cell:.2f} (medians; cell {_fmt_time(t_cell).strip()}), "
-              f"{best['layer'] / best['cell']:.2f} (minima of short rounds: {best['layer'] * 1e6:.1f} / "
-              f"{best['cell'] * 1e6:.1f} us)")
+        print(f"{'':58s} layer / our cell step: {t_layer / t_cell:.2f} (wall; cell {_fmt_time(t_cell).strip()}), "
+              f"{cpu['layer'] / cpu['cell']:.2f} (CPU: {cpu['layer'] * 1e6:.1f} / {cpu['cell'] * 1e6:.1f} us); "
+              f"ncps / layer {cpu['ncps'] / cpu['layer']:.1f}x (CPU)")
         results.append({"kind": kind, "wiring": wiring, "batch": 8, "layer_step_s": t_layer, "ncps_layer_step_s": t_ref,
                         "cell_step_s": t_cell, "layer_vs_cell": t_layer / t_cell, "speedup_vs_ncps": t_ref / t_layer,
-                        "layer_step_min_s": best["layer"], "cell_step_min_s": best["cell"],
-                        "layer_vs_cell_min": best["layer"] / best["cell"]})
+                        "cpu_layer_step_s": cpu["layer"], "cpu_cell_step_s": cpu["cell"],
+                        "cpu_ncps_layer_step_s": cpu["ncps"], "cpu_layer_vs_cell": cpu["layer"] / cpu["cell"],
+                        "cpu_speedup_vs_ncps": cpu["ncps"] / cpu["layer"]})
     if s.json:
         Path(s.json).write_text(json.dumps({"date": str(date.today()), "torch": torch.__version__, "threads": 1,
                                             "machine": s.machine, "layer_steps": results}, indent=1) + "\n")

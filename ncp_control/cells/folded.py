@@ -45,9 +45,18 @@ class FoldedLTCStep(nn.Module):
 
     ``forward(x (B, I), v (B, N), dt (B,) elapsed time) -> (outputs (B, M), v' (B, N))``, the cell's
     ``forward`` for per-sample elapsed times (``dt`` raised to ``MIN_ELAPSED_TIME`` as there).
+
+    Args:
+        cell: the trained cell.
+        time_unit: ``dt`` is given in seconds and the cell's time unit is this many seconds (the division is
+            folded into the capacitance).
+        min_elapsed_time: lower clamp of the cell time (in cell units; at least ``MIN_ELAPSED_TIME``).
+        output_scale, output_shift: (M,) affine map applied after the cell's output mapping, folded into it
+            (e.g. a policy's fixed map from motor neurons to the action range).
     """
 
-    def __init__(self, cell: LTCCell):
+    def __init__(self, cell: LTCCell, time_unit: float = 1.0, min_elapsed_time: float = MIN_ELAPSED_TIME,
+                 output_scale=None, output_shift=None):
         super().__init__()
         if not isinstance(cell, LTCCell):
             raise TypeError(f"FoldedLTCStep needs an ncp_control LTCCell, got {type(cell).__name__}")
@@ -76,15 +85,19 @@ class FoldedLTCStep(nn.Module):
         self.register_buffer("sensory_den", _f32(sensory["wd"]))  # (Es, N)
         self.register_buffer("leak_num", _f32(k["gleak_vleak"]))  # (N,) gleak * vleak
         self.register_buffer("leak_den", _f32(k["gleak"] + cell.epsilon))  # (N,) gleak + epsilon
-        self.register_buffer("cm_unfolds", _f32(k["cm"] * cell.ode_unfolds))  # (N,) cm / (dt / unfolds) = this / dt
+        # cm / (dt_units / unfolds) with dt_units = seconds / time_unit: (cm * unfolds * time_unit) / seconds
+        self.register_buffer("cm_unfolds", _f32(k["cm"] * cell.ode_unfolds * time_unit))  # (N,)
+        self.min_seconds = max(float(min_elapsed_time), MIN_ELAPSED_TIME) * float(time_unit)
+        scale = np.ones(m) if output_scale is None else np.asarray(output_scale, np.float64).reshape(m)
+        shift = np.zeros(m) if output_shift is None else np.asarray(output_shift, np.float64).reshape(m)
         readout = np.zeros((n, m))
-        readout[np.arange(m), np.arange(m)] = output_w  # motor neurons are ids [0, M)
+        readout[np.arange(m), np.arange(m)] = output_w * scale  # motor neurons are ids [0, M)
         self.register_buffer("readout", _f32(readout))  # (N, M)
-        self.register_buffer("readout_bias", _f32(output_b))  # (M,)
+        self.register_buffer("readout_bias", _f32(output_b * scale + shift))  # (M,)
 
     def forward(self, x: Tensor, v: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
         sensory = torch.sigmoid(torch.addmm(self.sensory_gather_bias, x, self.sensory_gather))  # (B, Es)
-        cm_t = self.cm_unfolds / dt.clamp_min(MIN_ELAPSED_TIME).unsqueeze(-1)  # (B, N)
+        cm_t = self.cm_unfolds / dt.clamp_min(self.min_seconds).unsqueeze(-1)  # (B, N)
         num0 = torch.addmm(self.leak_num, sensory, self.sensory_num)  # (B, N) step-invariant numerator terms
         den0 = torch.addmm(self.leak_den, sensory, self.sensory_den) + cm_t  # (B, N) and denominator terms
         for _ in range(self.ode_unfolds):

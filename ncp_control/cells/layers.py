@@ -16,6 +16,7 @@ from .wired_cfc import RecurrentConnections, WiredCfCCell
 
 State = Union[Tensor, tuple[Tensor, Tensor]]
 
+_grad_enabled = torch.is_grad_enabled
 _try_ltc_step = ltc_fast.try_step_no_grad
 _cfc_step = cfc_fast.step_no_grad
 
@@ -67,10 +68,8 @@ class _SequenceLayer(nn.Module):
         cell's own no-grad step (the layer's T = 1 call, ``y, h = ltc(x[:, None], h)``, costs what the cell's step
         costs); None where this does not apply (the general path then checks and runs everything). Written for
         call overhead: this is every step of a policy that uses the layer online."""
-        sizes = self.__dict__.get("_short_sizes") or self._cache_short_sizes()  # (I, N)
-        if not isinstance(input, Tensor):
-            return None
-        shape = input.shape
+        sizes = self._short_sizes or self._cache_short_sizes()  # (I, N)
+        shape = input.shape if isinstance(input, Tensor) else ()
         if len(shape) != 3 or shape[2] != sizes[0]:
             return None
         batch_first = self.batch_first
@@ -88,8 +87,8 @@ class _SequenceLayer(nn.Module):
         else:
             dt = None
         time_axis = 1 if batch_first else 0
-        if steps == 1 and dt is not None:  # the online call
-            out, h = self._cell_step_no_grad(input.select(time_axis, 0), h, dt)
+        if steps == 1 and dt is not None:  # the online call; dropping the size-1 time axis is always a view
+            out, h = self._cell_step_no_grad(input.view(batch, sizes[0]), h, dt)
             return (out.unsqueeze(time_axis) if self.return_sequences else out), h
         if not 0 < steps <= SHORT_SEQUENCE:
             return None
@@ -102,9 +101,11 @@ class _SequenceLayer(nn.Module):
             return outputs[-1], h
         return torch.stack(outputs, dim=time_axis), h
 
+    _short_sizes: tuple[int, int] | None = None  # (I, N), cached on the first short call
+
     def _cache_short_sizes(self) -> tuple[int, int]:
-        sizes = self.__dict__["_short_sizes"] = (self.input_size, self.state_size)
-        return sizes
+        self._short_sizes = (self.input_size, self.state_size)
+        return self._short_sizes
 
     def _check_state(self, t: Tensor, name: str, batch: int, batched: bool) -> Tensor:
         expected = (batch, self.state_size) if batched else (self.state_size,)
@@ -132,7 +133,7 @@ class _SequenceLayer(nn.Module):
             ``(output, hx)``: output (B, T, O) / (T, B, O) / (T, O) if ``return_sequences`` else (B, O) / (O,);
             hx the final state in the form it was given.
         """
-        if not torch.is_grad_enabled() and not self.use_mixed:  # stepping online: the cell's fast step
+        if not _grad_enabled() and not self.use_mixed:  # stepping online: the cell's fast step
             result = self._short_no_grad(input, hx, timespans)
             if result is not None:
                 return result

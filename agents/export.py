@@ -38,14 +38,17 @@ def _require(module: str, what: str) -> None:
 
 
 def space_to_json(space) -> dict[str, Any]:
-    """A Box space as JSON (``type``, ``shape``, ``dtype``, ``low``, ``high``; infinities as strings)."""
+    """A Box space as JSON (``type``, ``shape``, ``dtype``, ``low``, ``high``; a bound that is the same in every
+    dimension is one number; infinities as the strings ``"inf"``/``"-inf"``)."""
     from gymnasium import spaces
 
     if not isinstance(space, spaces.Box):
         raise ValueError(f"export supports Box observation and action spaces only, got {space}")
 
     def values(a):
-        return [v if np.isfinite(v) else ("inf" if v > 0 else "-inf") for v in np.asarray(a, np.float64).ravel()]
+        flat = np.asarray(a, np.float64).ravel()
+        out = [float(v) if np.isfinite(v) else ("inf" if v > 0 else "-inf") for v in flat]
+        return out[0] if len(out) and np.all(flat == flat[0]) else out
 
     return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype), "low": values(space.low),
             "high": values(space.high)}

@@ -168,6 +168,9 @@ def _box(spec: dict[str, Any]):
         from gymnasium import spaces
     except ImportError:
         return spec
-    low = np.array([float(v) for v in spec["low"]]).reshape(spec["shape"])
-    high = np.array([float(v) for v in spec["high"]]).reshape(spec["shape"])
+    def bound(value):  # one number for every dimension, or a list; infinities as strings
+        values = np.array([float(v) for v in np.atleast_1d(np.asarray(value, dtype=object))])
+        return np.broadcast_to(values, spec["shape"]) if values.size == 1 else values.reshape(spec["shape"])
+
+    low, high = bound(spec["low"]), bound(spec["high"])
     return spaces.Box(low.astype(spec["dtype"]), high.astype(spec["dtype"]), tuple(spec["shape"]), spec["dtype"])

@@ -141,8 +141,11 @@ def test_graph_contract_inputs_outputs_metadata(runs):
     assert set(METADATA_KEYS) <= set(meta)
     assert meta["env_id"] == "LaneKeeping-v0" and meta["env_kwargs"]["image_height"] == 32
     assert meta["state_size"] == 19 and meta["nominal_step_seconds"] == 0.05
-    assert meta["wiring"]["class_name"] == "NCP" or meta["wiring"].get("type") == "NCP" or "inter_neurons" in \
-        json.dumps(meta["wiring"])
+    assert meta["wiring"]["class_name"] == "NCP" and meta["wiring"]["inter_neurons"] == 12
+    assert meta["observation_space"]["low"] == 0 and meta["observation_space"]["high"] == 255  # uniform: one number
+    env = make_eval_env("LaneKeeping-v0", {"image_height": 32, "image_width": 64})
+    env.close()
+    assert OnnxPolicy(runs["bc-lane-ncp-ltc"] / "policy.onnx").observation_space == env.observation_space
     types = [n["type"] for n in meta["neurons"]]
     assert types.count("motor") == 1 and types.count("command") == 6 and types.count("inter") == 12
     cfc = {p.key: json.loads(p.value) for p in onnx.load(str(runs["ppo-cfc"] / "policy.onnx")).metadata_props}

@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "evaluate": "agents.commands.evaluate",
     "inspect": "agents.commands.inspect",
     "robustness": "agents.commands.robustness",
+    "export": "agents.commands.export",
+    "run-exported": "agents.commands.run_exported",
 }
 
 

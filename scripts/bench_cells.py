@@ -141,6 +141,43 @@ def step_case(kind, wiring, batch, s: Settings, inputs=32):
     return t_ours, t_ref
 
 
+def layer_step_case(kind, wiring, batch, s: Settings, inputs=32):
+    """The layer called ncps-style for one step without grad, ``y, h = layer(x[:, None], h)``: ours, ncps's, and
+    our cell's step on the same input (all three interleaved). Returns the medians of the wall time per call (ours,
+    ncps, our cell) and a dict of the medians of the thread's CPU time per call (``layer``, ``cell``, ``ncps``):
+    on a shared machine the wall time includes waiting for a core, which swamps a difference of microseconds."""
+    torch.manual_seed(s.seed)
+    ours, ref = _pair(kind, wiring, inputs)
+    x, h = torch.randn(batch, 1, inputs), torch.zeros(batch, ours.state_size)
+    x0 = x[:, 0].contiguous()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x, h)[0], ref(x, h)[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ours(x, h)[1], ours.rnn_cell(x0, h, 1.0)[1], atol=1e-6, rtol=1e-6)
+
+    def call(fn):
+        def run():
+            with torch.no_grad():
+                fn()
+        return run
+
+    fns = {"layer": call(lambda: ours(x, h)), "cell": call(lambda: ours.rnn_cell(x0, h, 1.0)),
+           "ncps": call(lambda: ref(x, h))}
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(s.repeats):
+        for name, fn in fns.items():
+            fn()
+            n, start, start_cpu = 0, time.perf_counter(), time.thread_time()
+            while time.perf_counter() - start < s.min_round_s:
+                fn()
+                n += 1
+            wall[name].append((time.perf_counter() - start) / n)
+            cpu[name].append((time.thread_time() - start_cpu) / n)
+    med = {name: statistics.median(v) for name, v in wall.items()}
+    med_cpu = {name: statistics.median(v) for name, v in cpu.items()}
+    return med["layer"], med["ncps"], med["cell"], med_cpu
+
+
 def _fmt_time(t: float) -> str:
     return f"{t * 1e6:8.1f} us" if t < 1e-3 else f"{t * 1e3:8.2f} ms"
 
@@ -161,6 +198,7 @@ def main(argv=None) -> None:
           f"{platform.processor() or platform.machine()}  threads=1")
     print(f"# native kernels: { {k: ('compiled' if v is not None else 'unavailable') for k, v in kernels.items()} }")
     print(f"{'case':58s} {'ours':>11s} {'ncps':>11s} {'speed-up':>8s} {'saved MB ours/ncps':>19s}")
+    results: list[dict] = []
 
     rows: list[dict] = []
 
@@ -169,18 +207,33 @@ def main(argv=None) -> None:
         print(f"{name:58s} {_fmt_time(t_ours)} {_fmt_time(t_ref)} {t_ref / t_ours:7.1f}x {m:>19s}", flush=True)
         rows.append({"case": name, "ours_s": t_ours, "ncps_s": t_ref, "speedup": round(t_ref / t_ours, 1),
                      **({"saved_mb_ours": mem[0] / 2**20, "saved_mb_ncps": mem[1] / 2**20} if mem else {})})
+        dump()
+
+    def dump():
+        """The rows so far (and the layer-step records) to --json, after every row: a cut run keeps its data."""
         if s.json:
             Path(s.json).write_text(json.dumps({
                 "script": "scripts/bench_cells.py", "command": " ".join(["python scripts/bench_cells.py", *sys.argv[1:]]),
                 "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
                 "machine": f"{platform.platform()}, python {platform.python_version()}, torch {torch.__version__}, "
                            f"{os.cpu_count()} logical cores, load average {os.getloadavg()[0]:.1f}, one torch thread",
-                "rows": rows}, indent=1))
+                "rows": rows, "layer_steps": results}, indent=1) + "\n")
 
     headline = [("ltc", "autoncp:19"), ("cfc", "autoncp:19")]
     for kind, wiring in headline:
         row(f"{kind.upper()} {wiring} fwd+bwd B64 x T32", *train_case(kind, wiring, 64, 32, s))
         row(f"{kind.upper()} {wiring} inference step B8 (no grad)", *step_case(kind, wiring, 8, s))
+        t_layer, t_ref, t_cell, cpu = layer_step_case(kind, wiring, 8, s)
+        row(f"{kind.upper()} {wiring} layer(x[:, None], h) B8 (no grad)", t_layer, t_ref)
+        print(f"{'':58s} layer / our cell step: {t_layer / t_cell:.2f} (wall; cell {_fmt_time(t_cell).strip()}), "
+              f"{cpu['layer'] / cpu['cell']:.2f} (CPU: {cpu['layer'] * 1e6:.1f} / {cpu['cell'] * 1e6:.1f} us); "
+              f"ncps / layer {cpu['ncps'] / cpu['layer']:.1f}x (CPU)")
+        results.append({"kind": kind, "wiring": wiring, "batch": 8, "layer_step_s": t_layer, "ncps_layer_step_s": t_ref,
+                        "cell_step_s": t_cell, "layer_vs_cell": t_layer / t_cell, "speedup_vs_ncps": t_ref / t_layer,
+                        "cpu_layer_step_s": cpu["layer"], "cpu_cell_step_s": cpu["cell"],
+                        "cpu_ncps_layer_step_s": cpu["ncps"], "cpu_layer_vs_cell": cpu["layer"] / cpu["cell"],
+                        "cpu_speedup_vs_ncps": cpu["ncps"] / cpu["layer"]})
+    dump()
     if s.quick:
         return
     for kind in ("ltc", "cfc"):

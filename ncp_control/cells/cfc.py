@@ -168,6 +168,21 @@ class CfCCell(nn.Module):
             return F.linear(x, layer.weight * self.sparsity_mask, layer.bias)
         return layer(x)
 
+    def effective_heads(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """Each head's ``(weight (H, in + H), bias (H,))`` as ``step`` applies it (mask included): ``ff1`` and,
+        outside pure mode, ``ff2``, ``time_a``, ``time_b``. For exporters; needs ``backbone_layers=0``."""
+        if self.backbone is not None:
+            raise ValueError("effective_heads needs a cell without backbone (backbone_layers=0)")
+        names = ("ff1",) if self.mode == "pure" else ("ff1", "ff2", "time_a", "time_b")
+        masked = {"ff1": True, "ff2": True, "time_a": self._mask_time_gates, "time_b": self._mask_time_gates}
+        heads = {}
+        for name in names:
+            layer = getattr(self, name)
+            weight = layer.weight * self.sparsity_mask if masked[name] and self.sparsity_mask is not None \
+                else layer.weight
+            heads[name] = (weight.detach(), layer.bias.detach())
+        return heads
+
     def step(self, input: Tensor, hx: Tensor, ts: Tensor) -> Tensor:
         """One update without argument checks: ``input`` (B, I), ``hx`` (B, H), ``ts`` (B, 1) -> (B, H)."""
         x = torch.cat([input, hx], dim=1)

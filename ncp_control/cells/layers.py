@@ -16,6 +16,14 @@ from .wired_cfc import RecurrentConnections, WiredCfCCell
 
 State = Union[Tensor, tuple[Tensor, Tensor]]
 
+_grad_enabled = torch.is_grad_enabled
+_try_ltc_step = ltc_fast.try_step_no_grad
+_cfc_step = cfc_fast.step_no_grad
+
+#: Without autograd, batched sequences up to this many steps run as a loop of the cell's no-grad step (the
+#: cell's per-step fast path); longer ones take the one-call sequence kernel, whose setup then pays off.
+SHORT_SEQUENCE = 8
+
 
 def _fully_connected(units: int) -> Any:
     """The all-to-all wiring used when a layer is given a number of units."""
@@ -51,6 +59,54 @@ class _SequenceLayer(nn.Module):
         """
         raise NotImplementedError
 
+    def _cell_step_no_grad(self, x: Tensor, h: Tensor, dt: Any) -> tuple[Tensor, Tensor]:
+        """One no-grad cell step ``x`` (B, I), ``h`` (B, N), ``dt`` a number or (B, 1) -> (readout (B, O), h)."""
+        raise NotImplementedError
+
+    def _short_no_grad(self, input: Any, hx: Any, timespans: Any) -> tuple[Tensor, Tensor] | None:
+        """``forward`` for a short batched sequence (T <= ``SHORT_SEQUENCE``) without autograd, as a loop of the
+        cell's own no-grad step (the layer's T = 1 call, ``y, h = ltc(x[:, None], h)``, costs what the cell's step
+        costs); None where this does not apply (the general path then checks and runs everything). Written for
+        call overhead: this is every step of a policy that uses the layer online."""
+        sizes = self._short_sizes or self._cache_short_sizes()  # (I, N)
+        shape = input.shape if isinstance(input, Tensor) else ()
+        if len(shape) != 3 or shape[2] != sizes[0]:
+            return None
+        batch_first = self.batch_first
+        batch, steps = (shape[0], shape[1]) if batch_first else (shape[1], shape[0])
+        if hx is None:
+            h = input.new_zeros(batch, sizes[1])
+        elif isinstance(hx, Tensor) and hx.shape == (batch, sizes[1]) and hx.dtype is input.dtype:
+            h = hx
+        else:
+            return None
+        if timespans is None:
+            dt: Any = 1.0
+        elif isinstance(timespans, (int, float)) and not isinstance(timespans, bool):
+            dt = float(timespans)
+        else:
+            dt = None
+        time_axis = 1 if batch_first else 0
+        if steps == 1 and dt is not None:  # the online call; dropping the size-1 time axis is always a view
+            out, h = self._cell_step_no_grad(input.view(batch, sizes[0]), h, dt)
+            return (out.unsqueeze(time_axis) if self.return_sequences else out), h
+        if not 0 < steps <= SHORT_SEQUENCE:
+            return None
+        times = sequence_timespans(timespans, steps, batch, batch_first, True, input) if dt is None else None
+        outputs = []
+        for t in range(steps):
+            out, h = self._cell_step_no_grad(input.select(time_axis, t), h, dt if times is None else times[t])
+            outputs.append(out)
+        if not self.return_sequences:
+            return outputs[-1], h
+        return torch.stack(outputs, dim=time_axis), h
+
+    _short_sizes: tuple[int, int] | None = None  # (I, N), cached on the first short call
+
+    def _cache_short_sizes(self) -> tuple[int, int]:
+        self._short_sizes = (self.input_size, self.state_size)
+        return self._short_sizes
+
     def _check_state(self, t: Tensor, name: str, batch: int, batched: bool) -> Tensor:
         expected = (batch, self.state_size) if batched else (self.state_size,)
         if not isinstance(t, Tensor) or tuple(t.shape) != expected:
@@ -77,6 +133,10 @@ class _SequenceLayer(nn.Module):
             ``(output, hx)``: output (B, T, O) / (T, B, O) / (T, O) if ``return_sequences`` else (B, O) / (O,);
             hx the final state in the form it was given.
         """
+        if not _grad_enabled() and not self.use_mixed:  # stepping online: the cell's fast step
+            result = self._short_no_grad(input, hx, timespans)
+            if result is not None:
+                return result
         if not isinstance(input, Tensor) or input.dim() not in (2, 3) or input.shape[-1] != self.input_size:
             shape = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
             layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
@@ -201,6 +261,11 @@ class LTC(_SequenceLayer):
         """See ``LTCCell.apply_weight_constraints`` (needed only with ``implicit_param_constraints=False``)."""
         self.rnn_cell.apply_weight_constraints()
 
+    def _cell_step_no_grad(self, x, h, dt):
+        cell = self._modules["rnn_cell"]
+        result = _try_ltc_step(cell, x, h, dt, MIN_ELAPSED_TIME)
+        return result if result is not None else cell(x, h, dt)  # builds the step tables, or explains
+
     def _unroll(self, x, h, c, dt):
         cell = self.rnn_cell
         if ltc_fast.fast_path_available(cell, x, h, dt):
@@ -307,6 +372,15 @@ class CfC(_SequenceLayer):
             self.fc: nn.Module = nn.Identity()
         else:
             self.fc = nn.Linear(self.output_size, check_positive_int(proj_size, "proj_size"))
+
+    def _cell_step_no_grad(self, x, h, dt):
+        cell = self._modules["rnn_cell"]
+        if isinstance(cell, WiredCfCCell):
+            new_h = _cfc_step(cell, x, h, dt, build=False)
+            out, new_h = (cell.motor_outputs(new_h), new_h) if new_h is not None else cell(x, h, dt)
+        else:
+            out = new_h = cell(x, h, dt)[1]
+        return (out if self.proj_size is None else self.fc(out)), new_h
 
     def _unroll(self, x, h, c, dt):
         cell = self.rnn_cell

@@ -110,6 +110,11 @@ class WiredCfCCell(nn.Module):
         return [len(n) for n in self._layer_neurons]
 
     @property
+    def layer_cells(self) -> list[CfCCell]:
+        """The per-layer ``CfCCell`` s, in state order."""
+        return list(self._layers)
+
+    @property
     def state_neuron_ids(self) -> list[int]:
         """Wiring neuron id of each state position (e.g. NCP: inter ids, then command, then motor)."""
         return [n for neurons in self._layer_neurons for n in neurons]

@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "evaluate": "agents.commands.evaluate",
     "inspect": "agents.commands.inspect",
     "robustness": "agents.commands.robustness",
+    "study": "agents.commands.study",
+    "study-report": "agents.commands.study_report",
 }
 
 

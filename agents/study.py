@@ -158,16 +158,21 @@ def run_study(spec: dict[str, Any], out: str | os.PathLike, *, address: str | No
         raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
     plan = plan_study(spec)
     out = Path(out)
-    _prepare_folder(out, plan, resume)
+    _check_folder(out, plan, resume)
     ray = require_ray()
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address and num_cpus is not None:
         raise ValueError("--num-cpus sizes a local Ray; with --address (or RAY_ADDRESS) the cluster decides")
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                 logging_level="ERROR")
+        try:
+            ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                     logging_level="ERROR")
+        except (ConnectionError, RuntimeError) as error:
+            raise ValueError(f"cannot start or join Ray (address {address or 'local'}): {error}; check --address "
+                             "/ RAY_ADDRESS (a running cluster's head, e.g. auto or HEAD_IP:6379)") from error
     try:
+        _init_folder(out, plan)
         driver = _Driver(plan, out, _choose_storage(ray, storage), progress or (lambda line: None))
         driver.run()
     finally:
@@ -181,7 +186,7 @@ def run_study(spec: dict[str, Any], out: str | os.PathLike, *, address: str | No
     return summary
 
 
-def _prepare_folder(out: Path, plan: StudyPlan, resume: bool) -> None:
+def _check_folder(out: Path, plan: StudyPlan, resume: bool) -> None:
     from agents.runs import read_json_object
 
     spec_path = out / "spec.json"
@@ -193,6 +198,10 @@ def _prepare_folder(out: Path, plan: StudyPlan, resume: bool) -> None:
                              "choose another --out")
     elif resume and out.exists() and any(out.iterdir()):
         raise ValueError(f"nothing to resume: {out} has no spec.json (not a study folder)")
+
+
+def _init_folder(out: Path, plan: StudyPlan) -> None:
+    spec_path = out / "spec.json"
     (out / "jobs").mkdir(parents=True, exist_ok=True)
     (out / "runs").mkdir(exist_ok=True)
     write_json_atomic(spec_path, plan.spec)
@@ -299,7 +308,8 @@ class _Driver:
             from agents.study_jobs import unpack_folder
 
             unpack_folder(archive, self.out / "runs" / job.job_id)
-        record.update(status="done", attempts=ray.get(self.ledger.count.remote(job.job_id)), error=None, **result)
+        attempts = max(1, ray.get(self.ledger.count.remote(job.job_id)))  # 0 only if its report is still in flight
+        record.update(status="done", attempts=attempts, error=None, **result)
         write_json_atomic(self.out / "jobs" / f"{job.job_id}.done", record)  # last: the job is finished
         self._write_records()
         self.say(f"{job.job_id}: done on {record['hostname']} (attempt {record['attempts']})")

@@ -100,14 +100,14 @@ def test_ppo_job_killed_after_its_checkpoint_continues_from_it(tmp_path, monkeyp
         raise Killed(status)
 
     monkeypatch.setattr(jobs.os, "_exit", fake_exit)
-    config = plan_study({"name": "t", "train": [tiny_ppo(1024, checkpoint_freq=256)]}).train[0].config
+    config = plan_study({"name": "t", "train": [tiny_ppo(512, checkpoint_freq=256)]}).train[0].config
     run_dir = tmp_path / "run"
     with pytest.raises(Killed):
         train_job("ppo", config, run_dir, exit_after_checkpoint=True)
     assert not (run_dir / "model.zip").exists()
     result = train_job("ppo", config, run_dir, exit_after_checkpoint=True)  # not fresh: no kill
     assert result["resumed_from"] == 256
-    assert json.loads((run_dir / "evaluation.json").read_text())["timesteps"] == 1024
+    assert json.loads((run_dir / "evaluation.json").read_text())["timesteps"] == 512
     rows = evaluate_job(run_dir, "Pendulum-v1", 2, 1000, ["obs_noise:0,0.5"])
     assert [(r["perturbation"], r["level"]) for r in rows] == [("obs_noise", 0.0), ("obs_noise", 0.5)]
     assert rows[0]["completion_rate"] is None and rows[0]["episodes"] == 2
@@ -216,3 +216,21 @@ def test_study_report_rerenders(tmp_path, capsys):
     assert "| ppo:mlp | obs_noise | 0.0 | 1 | -1 |" in out  # one seed: a mean, no interval
     assert read_records(tmp_path / "s")["eval0-other"]["status"] == "failed"
     assert summarize(tmp_path / "s")["groups"][0]["metrics"]["mean_return"]["ci_low"] is None
+
+
+def test_a_study_folder_is_not_overwritten_or_resumed_with_another_spec(tmp_path):
+    from agents.study import run_study
+
+    spec = {"name": "x", "train": [tiny_ppo()]}
+    (tmp_path / "s").mkdir()
+    write_json_atomic(tmp_path / "s" / "spec.json", spec)
+    with pytest.raises(ValueError, match="already holds a study; pass --resume"):
+        run_study(spec, tmp_path / "s")
+    with pytest.raises(ValueError, match="holds a study of another spec"):
+        run_study({**spec, "name": "y"}, tmp_path / "s", resume=True)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("")
+    with pytest.raises(ValueError, match="nothing to resume"):
+        run_study(spec, tmp_path / "other", resume=True)
+    with pytest.raises(ValueError, match="storage must be one of"):
+        run_study(spec, tmp_path / "new", storage="s3")

@@ -244,18 +244,36 @@ class _Driver:
         session = {"start": now(), "storage": self.storage, "ray": ray.__version__,
                    "cluster_cpus": ray.cluster_resources().get("CPU"), "nodes": len(ray.nodes())}
         self.ledger = _remote()[2].remote()
+        self.queue = []
         for job in self.plan.train:
             if not self.done(job.job_id):
-                self._submit_train(job)
+                self.queue.append(job)
             else:
                 self.say(f"{job.job_id}: done earlier, skipped")
                 self._submit_evaluations(job)
+        self._fill()
         self._write_records()
         while self.pending:
             ready, _ = ray.wait(list(self.pending), num_returns=1)
             self._finish(ready[0])
+            self._fill()
         session.update(end=now(), wall_seconds=time.time() - t0)
         _append_session(self.out, session)
+
+    def _fill(self) -> None:
+        """Submit queued training jobs while their CPUs fit in the cluster's (at least one job in flight).
+
+        Ray's pattern for limiting pending tasks: a run's evaluations, submitted when it finishes, then queue ahead
+        of the remaining training instead of behind all of it, so finished results arrive throughout the study.
+        """
+        import ray
+
+        capacity = ray.cluster_resources().get("CPU", 1.0)  # grows with an autoscaling cluster
+        while self.queue:
+            busy = sum(job.cpus for job in self.pending.values() if isinstance(job, TrainJob))
+            if busy and busy + self.queue[0].cpus > capacity:
+                return
+            self._submit_train(self.queue.pop(0))
 
     def _submit_train(self, job: TrainJob) -> None:
         train_remote = _remote()[0]

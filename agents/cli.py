@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "robustness": "agents.commands.robustness",
     "export": "agents.commands.export",
     "run-exported": "agents.commands.run_exported",
+    "study": "agents.commands.study",
+    "study-report": "agents.commands.study_report",
 }
 
 

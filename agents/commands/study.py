@@ -1,0 +1,47 @@
+"""Run a study on Ray: train models x seeds and evaluate every run (with perturbation sweeps), then summarise.
+
+The spec is a JSON file (see agents/study_spec.py and the shipped ones in agents/configs/studies/). Without
+--address a local Ray is started for the run and stopped after; --address (or RAY_ADDRESS) joins an existing
+cluster. DIR receives spec.json, jobs.jsonl, runs/<kind>-<env>-<model>-s<seed>/ (what train-ppo / train-bc
+write), jobs/<job>.done and summary.{md,csv,json} + plots. See docs/scale.md. Needs the [ray] extra.
+
+Examples:
+  ncp-control study agents/configs/studies/memory-smoke.json --out studies/smoke --num-cpus 2
+  ncp-control study SPEC --out DIR --resume                  # after a crash: finished jobs are skipped
+  ncp-control study SPEC --out DIR --address ray://head:10001 --storage transfer
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", metavar="SPEC", help="study spec (JSON)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="study folder")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray started for this run)")
+    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    parser.add_argument("--resume", action="store_true", help="continue the study in DIR; finished jobs are skipped")
+    parser.add_argument("--storage", choices=("auto", "shared", "transfer"), default="auto",
+                        help="shared: tasks write DIR directly; transfer: run folders come back as archives; "
+                             "auto (default): shared when every Ray node is this machine")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from agents.errors import UsageError
+    from agents.study import run_study
+    from agents.study_spec import read_spec
+
+    if args.num_cpus is not None and args.num_cpus < 1:
+        raise UsageError("--num-cpus must be >= 1")
+    say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    summary = run_study(read_spec(args.spec), args.out, address=args.address, num_cpus=args.num_cpus,
+                        resume=args.resume, storage=args.storage, progress=say)
+    jobs = summary["jobs"]
+    print(f"{jobs['done']}/{jobs['total']} jobs done ({jobs['failed']} failed, {jobs['skipped']} skipped); "
+          f"summary in {args.out}/summary.md")
+    return 0 if jobs["done"] == jobs["total"] else 1

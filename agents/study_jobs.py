@@ -1,0 +1,187 @@
+"""The work of one study job, as it runs inside a Ray task (no Ray import here: callable and testable without it).
+
+A training job calls what ``train-ppo`` / ``train-bc`` call (:func:`agents.ppo.train` on a config from
+:func:`agents.ppo.resolve_config`; :func:`agents.imitation.train` on a config from
+:func:`agents.imitation.preset_config`) and writes one run folder, the same files those commands write. A job that
+finds a partial run folder (an earlier attempt died) continues it from its last checkpoint; a folder with nothing
+to continue from (killed before the first checkpoint) is cleared and trained from the start.
+
+An evaluation job loads a run folder with :func:`agents.runs.load_run` and runs :func:`agents.evaluation.evaluate`
+(no perturbation) or :func:`agents.robustness.robustness_sweep` (``perturb`` sweeps, common random numbers), and
+returns one row of metrics per (perturbation, level).
+
+Run folders travel as tar archives (:func:`pack_folder` / :func:`unpack_folder`) when the nodes do not share a
+file system with the driver.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tarfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+#: the metrics a study aggregates across training seeds (keys of every evaluation row; None where not defined)
+METRICS = ("mean_return", "completion_rate", "crash_rate", "mean_abs_lateral_m")
+
+#: exit status of a worker that a fault-injection hook killed (see :func:`train_job`)
+FAULT_EXIT_STATUS = 75
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------------------------
+def train_job(kind: str, config: Mapping[str, Any], run_dir: str | os.PathLike, *,
+              exit_after_checkpoint: bool = False) -> dict[str, Any]:
+    """Train (or continue) one run in ``run_dir``; returns ``{"resumed_from": ..., "seconds": ...}``.
+
+    Args:
+        kind: ``"ppo"`` (``config`` is a resolved PPO config) or ``"bc"`` (``config`` is ``BCConfig.to_dict()``).
+        run_dir: the run folder; a partial one is continued from its last checkpoint.
+        exit_after_checkpoint: fault injection for tests: kill this process (``os._exit``) right after the
+            first checkpoint of a run that starts from scratch.
+
+    ``resumed_from`` is None for a fresh run, else the PPO checkpoint's steps / the imitation epochs already done.
+    """
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    if kind == "ppo":
+        resumed_from = _train_ppo(dict(config), run_dir, exit_after_checkpoint)
+    elif kind == "bc":
+        resumed_from = _train_bc(dict(config), run_dir, exit_after_checkpoint)
+    else:
+        raise ValueError(f"unknown training kind {kind!r}; known: 'ppo', 'bc'")
+    return {"resumed_from": resumed_from, "seconds": time.perf_counter() - t0}
+
+
+def _train_ppo(config: dict[str, Any], run_dir: Path, exit_after_checkpoint: bool) -> int | None:
+    from agents.ppo import checkpoints, train
+
+    found = checkpoints(run_dir) if (run_dir / "config.json").is_file() else []
+    if found:
+        train({"timesteps": config["timesteps"]}, run_dir, resume=True)
+        return found[-1][0]
+    _clear(run_dir)
+    callbacks = [_ppo_exit_callback(run_dir)] if exit_after_checkpoint else []
+    train(config, run_dir, callbacks=callbacks)
+    return None
+
+
+def _ppo_exit_callback(run_dir: Path):
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from agents.ppo import checkpoints
+
+    class ExitAfterCheckpoint(BaseCallback):
+        def _on_step(self) -> bool:
+            if checkpoints(run_dir):
+                os._exit(FAULT_EXIT_STATUS)
+            return True
+
+    return ExitAfterCheckpoint()
+
+
+def _train_bc(settings: dict[str, Any], run_dir: Path, exit_after_checkpoint: bool) -> int | None:
+    from agents.imitation import BCConfig, train
+
+    config = BCConfig.from_dict(settings)
+    progress = run_dir / "progress.jsonl"
+    if (run_dir / "config.json").is_file():
+        done = len(progress.read_text().splitlines()) if progress.is_file() else 0
+        train(config, run_dir, resume=True)
+        return done
+    _clear(run_dir)
+    callback: Callable[[dict], None] | None = None
+    if exit_after_checkpoint:
+        def callback(record: dict) -> None:
+            os._exit(FAULT_EXIT_STATUS)
+    train(config, run_dir, callback=callback)
+    return None
+
+
+def _clear(run_dir: Path) -> None:
+    """Remove what an attempt left before its first checkpoint (nothing there can be continued)."""
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------------------------------------------
+def evaluate_job(run_dir: str | os.PathLike, env_id: str, episodes: int, seed: int,
+                 perturb: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Evaluate one run; one row per (perturbation, level): ``perturbation`` (``"none"`` without sweeps),
+    ``level`` (None without sweeps), ``episodes`` and the :data:`METRICS` (lane-keeping metrics None elsewhere).
+
+    Raises:
+        ValueError: the run cannot be loaded, does not fit ``env_id``, or fails under a perturbation.
+    """
+    from agents.runs import load_run
+
+    if perturb:
+        from agents.robustness import robustness_sweep
+
+        results = robustness_sweep([str(run_dir)], env_id, list(perturb), episodes, seed, processes=1)
+        if results.failures:
+            raise ValueError(f"cannot evaluate {run_dir} on {env_id}: {next(iter(results.failures.values()))}")
+        return [_metrics_row(row.summary()) for row in results.rows]
+    from agents.evaluation import evaluate
+
+    loaded = load_run(run_dir)
+    own = env_id.rpartition(":")[2] == loaded.env_id
+    summary = evaluate(loaded.predictor, env_id, episodes, seed, env_kwargs=loaded.env_kwargs if own else {})
+    return [_metrics_row({**summary, "perturbation": "none", "level": None})]
+
+
+def _metrics_row(summary: Mapping[str, Any]) -> dict[str, Any]:
+    row = {"perturbation": summary["perturbation"], "level": summary["level"], "episodes": int(summary["episodes"])}
+    for key in METRICS:
+        value = summary.get(key)
+        row[key] = None if value is None else float(value)
+    return row
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# moving run folders between nodes
+# ---------------------------------------------------------------------------------------------------------------
+def pack_folder(folder: str | os.PathLike) -> bytes:
+    """The folder's files as an uncompressed tar archive (paths relative to the folder)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        archive.add(str(folder), arcname=".")
+    return buffer.getvalue()
+
+
+def unpack_folder(data: bytes, folder: str | os.PathLike) -> Path:
+    """Write an archive from :func:`pack_folder` to ``folder`` atomically: unpacked beside it, then renamed over it
+    (a reader never sees half a folder). Only plain files and folders inside the archive are accepted
+    (``tarfile``'s ``data`` filter: no links out, no absolute paths, no devices)."""
+    folder = Path(folder)
+    partial = folder.with_name(f".{folder.name}.partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as archive:
+        archive.extractall(partial, filter="data")
+    old = folder.with_name(f".{folder.name}.old")
+    if folder.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(folder, old)
+    os.replace(partial, folder)
+    if old.exists():
+        shutil.rmtree(old)
+    return folder
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON to a temporary file beside ``path``, then rename it over ``path`` (never half a file)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)

@@ -13,9 +13,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
 
-pytest.importorskip("rl_zoo3")
+pytest.importorskip("rl_zoo3")  # the dev extra declares it
+import yaml  # noqa: E402  (rl_zoo3 requires pyyaml)
 
 from agents.rl_zoo import ZOO_ENVS, ZOO_POLICY, hyperparams_path, render_hyperparams_file  # noqa: E402
 

@@ -64,7 +64,7 @@ def test_demo_writes_metrics_trace_and_parameter_table(tmp_path, capsys):
     assert summary["top_command_neuron"]["overall"] in (1, 2, 3, 4, 5, 6)  # the paper wiring's command ids
 
 
-def test_bad_overrides_raise():
+def test_bad_overrides_raise(capsys):
     assert parse_overrides(["epochs=3", "expert=a.b:c", "conv_channels=[1,2]"]) == {
         "epochs": 3, "expert": "a.b:c", "conv_channels": [1, 2]}
     with pytest.raises(ValueError, match="KEY=VALUE"):
@@ -74,4 +74,7 @@ def test_bad_overrides_raise():
     with pytest.raises(ValueError, match="conv_channels expects a JSON list of integers"):
         parse_overrides(["conv_channels=[1,2.5]"])
     assert parse_overrides(["max_episode_steps=null", "lr=1"]) == {"max_episode_steps": None, "lr": 1}
+    capsys.readouterr()
+    # the CLI's one top-level handler turns the error into one line on stderr and exit status 2
     assert main(["train-bc", "--out", "/nonexistent/x", "--env", ENV, "--set", "epochz=3"]) == 2
+    assert "ncp-control train-bc: error: --set epochz=3: unknown setting 'epochz'" in capsys.readouterr().err

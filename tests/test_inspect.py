@@ -467,3 +467,11 @@ def test_pca_figure_labels_do_not_overlap(ltc):
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_markup_to_html_renders_docstring_markup_and_escapes_the_rest():
+    from ncp_control.inspect.report import markup_to_html
+
+    text = "**Currents** (:func:`~ncp_control.inspect.synaptic_currents`,\n   ``I = g(v) * (E - v)``) *before* a<b, 2 * 3"
+    assert markup_to_html(text) == ("<strong>Currents</strong> (<code>synaptic_currents</code>, "
+                                    "<code>I = g(v) * (E - v)</code>) <em>before</em> a&lt;b, 2 * 3")

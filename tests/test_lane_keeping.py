@@ -219,10 +219,10 @@ def test_record_video_writes_an_episode_with_the_video_extra(tmp_path):
     from gymnasium.wrappers import RecordVideo
 
     env = RecordVideo(gym.make("LaneKeepingState-v0", render_mode="rgb_array", render_height=96, render_width=128),
-                      str(tmp_path), episode_trigger=lambda episode: True)
+                      str(tmp_path / "videos"), episode_trigger=lambda episode: True)
     env.reset(seed=0)
     for _ in range(10):
         env.step(np.zeros(1, np.float32))
     env.close()
-    (video,) = tmp_path.glob("*.mp4")
+    (video,) = (tmp_path / "videos").glob("*.mp4")
     assert video.stat().st_size > 1000

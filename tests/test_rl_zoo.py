@@ -13,9 +13,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
 
-pytest.importorskip("rl_zoo3")
+pytest.importorskip("rl_zoo3")  # the dev extra declares it
+import yaml  # noqa: E402  (rl_zoo3 requires pyyaml)
 
 from agents.rl_zoo import ZOO_ENVS, ZOO_POLICY, hyperparams_path, render_hyperparams_file  # noqa: E402
 
@@ -74,9 +74,10 @@ def test_shipped_hyperparameter_files_agree_with_the_ppo_presets(cell):
         assert entry["policy_kwargs"]["dt"] == pytest.approx(0.05)  # Pendulum's step duration
 
 
-def test_rl_zoo_train_entry_point_trains_the_ncp_policy_from_the_shipped_file(tmp_path):
+@pytest.mark.parametrize("cell", ["cfc", "ltc"])
+def test_rl_zoo_train_entry_point_trains_the_ncp_policy_from_the_shipped_file(cell, tmp_path):
     done = _run(["-m", "rl_zoo3.train", "--algo", "ppo_lstm", "--env", "PendulumNoVel-v1", "--gym-packages", "envs",
-                 "-c", str(hyperparams_path("cfc")), "-n", "256", "--seed", "0", "--device", "cpu",
+                 "-c", str(hyperparams_path(cell)), "-n", "256", "--seed", "0", "--device", "cpu",
                  "--eval-freq", "-1", "-f", str(tmp_path),
                  "--hyperparams", "n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:1"])
     assert done.returncode == 0, done.stderr[-3000:]
@@ -86,4 +87,5 @@ def test_rl_zoo_train_entry_point_trains_the_ncp_policy_from_the_shipped_file(tm
         data = json.loads(archive.read("data"))
     assert data["policy_class"]["__module__"] == "ncp_control.policies.recurrent_ppo"
     assert data["num_timesteps"] == 256
+    assert re.search(rf"\bcell: {cell}\b", (run / "PendulumNoVel-v1" / "config.yml").read_text())  # rl-zoo's record
     assert (run / "PendulumNoVel-v1" / "vecnormalize.pkl").is_file()  # normalize: true reached rl-zoo

@@ -1,7 +1,7 @@
 """``report.html``: one self-contained page (images and tables referenced by relative paths) over an inspection.
 
-Paragraph text may carry the reStructuredText inline markup of our docstrings (``**bold**``, ````code````,
-```code```, ``:func:`name```); :func:`markup_to_html` renders it, so no raw markup reaches the page. Tables sit in a
+Paragraph text may carry the reStructuredText inline markup of our docstrings (bold, emphasis, double or single
+backticks, Sphinx roles such as ``:func:``); :func:`markup_to_html` renders it, so no raw markup reaches the page. Tables sit in a
 horizontally scrolling box, so a wide table never widens the page.
 """
 
@@ -28,8 +28,9 @@ figure{margin:1em 0} figcaption{font-size:.85em;color:#444}
 
 @dataclass
 class Section:
-    """A report section: a heading, paragraphs of text (docstring markup allowed, see :func:`markup_to_html`), images ``(relative path, caption)`` and tables
-    ``(caption, rows)`` where rows are dicts with the same keys; ``links`` are ``(relative path, label)``."""
+    """A report section: a heading, paragraphs of text (docstring markup allowed, see :func:`markup_to_html`),
+    images ``(relative path, caption)`` and tables ``(caption, rows)`` where rows are dicts with the same keys;
+    ``links`` are ``(relative path, label)``."""
 
     title: str
     text: list[str] = field(default_factory=list)
@@ -53,9 +54,8 @@ def _inline(text: str) -> str:
 
 def markup_to_html(text: str) -> str:
     """Docstring text to HTML: escapes ``<>&``, joins wrapped lines, renders ``**bold**`` as ``<strong>``,
-    ``*emphasis*`` as ``<em>``,
-    double and single backticks as ``<code>``, and Sphinx roles (``:func:`~a.b.name```) as ``<code>name</code>``
-    (the last component after ``~``, as Sphinx does)."""
+    ``*emphasis*`` as ``<em>``, double and single backticks as ``<code>``, and Sphinx roles
+    (``:func:`~a.b.name```) as ``<code>name</code>`` (the last component after ``~``, as Sphinx does)."""
     text = " ".join(text.split())  # docstring line breaks and indentation
     parts: list[str] = []
     position = 0

@@ -343,7 +343,7 @@ class Demonstrations:
         if _sha256(path) != entry["sha256"]:
             raise DatasetError(f"episode file {path} is corrupt: its checksum does not match the manifest")
         try:
-            with np.load(path) as data:
+            with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
         except Exception as exc:  # zipfile / pickle errors of a damaged file
             raise DatasetError(f"episode file {path} cannot be read ({type(exc).__name__}: {exc})") from exc

@@ -105,7 +105,7 @@ def load_tensors(path: str | os.PathLike, what: str) -> Any:
 
 
 # ------------------------------------------------------------------------------------------ normaliser as data
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: compare fields explicitly
 class ObsNormalizer:
     """SB3 ``VecNormalize`` statistics as plain arrays, with the same ``normalize_obs``.
 

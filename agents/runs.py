@@ -11,7 +11,6 @@ Loading runs nothing from the folder: the loaders read JSON, weights-only torch 
 from __future__ import annotations
 
 import importlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

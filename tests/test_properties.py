@@ -91,7 +91,7 @@ def files(tmp_path_factory):
 
 
 def _loaders():
-    from agents.run_io import load_normalizer, load_tensors, read_json_object
+    from agents.run_io import load_normalizer, load_tensors
     from agents.runs import read_config
 
     return {

@@ -3,9 +3,9 @@
 Settings come from the presets in agents/configs/ppo.json for the env and policy, then --config FILE (JSON with
 the keys of a run's config.json, e.g. {"algo": {"learning_rate": 1e-3}, "n_envs": 8}), then the flags.
 The run folder gets config.json, TensorBoard logs (the final evaluation as eval/final_*), checkpoints (every
-checkpoint_freq steps and every checkpoint_seconds of wall time), model.zip (+ vecnormalize.pkl) and
-evaluation.json, summarised on the last line. --resume continues a run from its last checkpoint up to --timesteps
-(or the run's own total).
+checkpoint_freq steps and every checkpoint_seconds of wall time), policy.pt (+ vecnormalize.npz) as data for
+evaluate/inspect/robustness/export, SB3's model.zip (+ vecnormalize.pkl) and evaluation.json, summarised on the
+last line. --resume continues a run from its last checkpoint up to --timesteps (or the run's own total).
 
 Example:
     ncp-control train-ppo --env PendulumNoVel-v1 --policy cfc --timesteps 100000 --seed 0 --out runs/pnv_cfc_s0
@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-envs", type=int, help="parallel environments (default: the preset's)")
     parser.add_argument("--vec-env", choices=("dummy", "subproc"), help="DummyVecEnv or SubprocVecEnv")
     parser.add_argument("--config", help="JSON file overriding the presets")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last checkpoint (reads SB3's pickled zip and "
+                             "VecNormalize files: resume only runs you trust)")
     parser.add_argument("--no-progress", action="store_true", help="turn the progress bar off")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--checkpoint-seconds", type=float, default=None,

@@ -32,8 +32,16 @@ def check_sequence_args(where: str, x: Tensor, h0: Tensor, dt: Tensor, reset: Te
     """Check the arguments of a whole-sequence kernel call; returns ``(T, B)``.
 
     x: (T, B, inputs); h0: (B, state); dt: (T, B); reset: None or (T, B) bool; all CPU and of ``dtype`` (reset
-    bool), with non-negative strides. T and B must be >= 1.
+    bool). T and B must be >= 1.
     """
+    try:  # the common case in one expression; anything off takes the detailed checks below, which explain
+        T, B, width = x.shape
+        if (width == inputs and T >= 1 and B >= 1 and x.dtype is dtype and h0.dtype is dtype and dt.dtype is dtype
+                and h0.shape == (B, state) and dt.shape == (T, B) and x.is_cpu and h0.is_cpu and dt.is_cpu
+                and (reset is None or (reset.dtype is torch.bool and reset.shape == (T, B) and reset.is_cpu))):
+            return T, B
+    except (AttributeError, TypeError, ValueError):
+        pass
     if not isinstance(x, Tensor) or x.dim() != 3:
         raise ValueError(f"{where}: x must be a (T, B, {inputs}) tensor, got "
                          f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
@@ -46,6 +54,16 @@ def check_sequence_args(where: str, x: Tensor, h0: Tensor, dt: Tensor, reset: Te
     if reset is not None:
         check_tensor("reset", reset, (T, B), torch.bool, where)
     return T, B
+
+
+def shapes_match(tensors: Sequence[Tensor | None], shapes: Sequence[tuple[int, ...]], dtype: torch.dtype) -> bool:
+    """True when every tensor exists, is on the CPU, has ``dtype`` and its shape (the quick test before the
+    detailed :func:`check_parameters`, which says what is wrong)."""
+    try:
+        return all(t.shape == s and t.dtype is dtype and t.is_cpu for t, s in zip(tensors, shapes)) \
+            and len(tensors) == len(shapes)
+    except AttributeError:  # a None
+        return False
 
 
 def check_parameters(where: str, named: Sequence[tuple[str, Tensor | None, Sequence[int] | None]],

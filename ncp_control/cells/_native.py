@@ -168,8 +168,13 @@ def _private_dir(directory: Path) -> Path:
                 os.chmod(directory, 0o700)  # ours but too open: close it (files inside are still verified)
         except (OSError, AttributeError):
             pass
-        if _private(directory, directory=True) is not None:
-            return Path(tempfile.mkdtemp(prefix="ncp_control-"))  # someone else's: build where only we can
+        reason = _private(directory, directory=True)
+        if reason is not None:  # someone else's: build where only we can write, and say why it is slow
+            private = Path(tempfile.mkdtemp(prefix="ncp_control-"))
+            warnings.warn(f"ncp_control: the kernel cache {directory} cannot be trusted ({reason}); compiling into "
+                          f"{private} for this process. Point {_CACHE_ENV} at a directory of your own.",
+                          RuntimeWarning, stacklevel=4)
+            return private
     return directory
 
 

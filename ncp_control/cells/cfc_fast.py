@@ -22,7 +22,7 @@ from torch.autograd.function import once_differentiable
 
 from . import _native
 from ._common import PlanCache, cell_elapsed_time
-from ._kernel_args import check_parameters, check_sequence_args, check_tensor
+from ._kernel_args import check_parameters, check_sequence_args, check_tensor, shapes_match
 
 if TYPE_CHECKING:  # pragma: no cover
     from .wired_cfc import WiredCfCCell
@@ -91,36 +91,56 @@ def _check_cell(cell: WiredCfCCell, dtype: torch.dtype, where: str) -> None:
     """Layer sizes add up to the state, every head has the (H, in + H) shape the kernel indexes with, every layer
     has the parameters its mode needs, one dtype throughout, at most :data:`MAX_LAYERS` layers."""
     layers = cell._layers
+    structure = (cell.sensory_size, cell.state_size, tuple((l.hidden_size, l.mode, l._mask_time_gates) for l in layers))
+    cached = cell.__dict__.get("_fast_expected")
+    if cached is not None and cached[0] == structure:
+        shapes, mask_shapes = cached[1]
+        masks = [layer._buffers.get("sparsity_mask") for layer in layers]
+        if shapes_match([p for p, s in zip(_layer_params(cell), shapes) if s is not None],
+                        [s for s in shapes if s is not None], dtype) \
+                and all(m is not None and m.shape == s and m.is_cpu for m, s in zip(masks, mask_shapes)):
+            return
+    _check_cell_in_detail(cell, dtype, where)
+    cell.__dict__["_fast_expected"] = (structure, _expected_shapes(cell))
+
+
+def _expected_shapes(cell: WiredCfCCell) -> tuple[list, list]:
+    """Per layer, in :func:`_layer_params` order, the shape the kernel needs (None: not read in this mode), and
+    the masks' shapes."""
+    shapes, mask_shapes, inputs = [], [], cell.sensory_size
+    for layer in cell._layers:
+        H, pure = layer.hidden_size, layer.mode == "pure"
+        K = inputs + H
+        for head in ("ff1", "ff2", "time_a", "time_b"):
+            needed = head == "ff1" or not pure
+            shapes += [(H, K), (H,)] if needed else [None, None]
+        shapes += [(1, H), (1, H)] if pure else [None, None]
+        mask_shapes.append((H, K))
+        inputs = H
+    return shapes, mask_shapes
+
+
+def _check_cell_in_detail(cell: WiredCfCCell, dtype: torch.dtype, where: str) -> None:
+    layers = cell._layers
     if not 1 <= len(layers) <= MAX_LAYERS:
         raise ValueError(f"{where}: the native CfC kernel takes 1 to {MAX_LAYERS} layers, this cell has "
                          f"{len(layers)}; use NCP_CONTROL_PURE_TORCH=1 for deeper wirings")
     if dtype not in _FAST_DTYPES:
         raise ValueError(f"{where}: the native kernel runs float32 or float64 cells, not {dtype}")
-    mode, gates = layers[0].mode, layers[0]._mask_time_gates
-    inputs, total = cell.sensory_size, 0
-    for l, layer in enumerate(layers):
-        if layer.mode != mode or layer._mask_time_gates != gates:
-            raise ValueError(f"{where}: layer {l} has another mode or time-gate masking than layer 0")
-        H = layer.hidden_size
-        K = inputs + H
-        mods, pure = layer._modules, mode == "pure"
-        named = []
-        for head in ("ff1", "ff2", "time_a", "time_b"):
-            lin = mods.get(head)
-            needed = head == "ff1" or not pure
-            w, b = (None, None) if lin is None else (lin._parameters.get("weight"), lin._parameters.get("bias"))
-            named += [(f"layer_{l}.{head}.weight", w, (H, K) if needed else None),
-                      (f"layer_{l}.{head}.bias", b, (H,) if needed else None)]
-        named += [(f"layer_{l}.w_tau", layer._parameters.get("w_tau"), (1, H) if pure else None),
-                  (f"layer_{l}.A", layer._parameters.get("A"), (1, H) if pure else None),
-                  (f"layer_{l}.sparsity_mask", layer._buffers.get("sparsity_mask"), (H, K))]
-        check_parameters(where, named[:-1], dtype)
-        mask = named[-1][1]
-        if not isinstance(mask, Tensor) or tuple(mask.shape) != (H, K) or not mask.is_cpu:
-            raise ValueError(f"{where}: layer {l}'s sparsity_mask must be a CPU ({H}, {K}) tensor")
-        inputs, total = H, total + H
-    if total != cell.state_size:
-        raise ValueError(f"{where}: the layers' sizes add up to {total}, the cell's state_size is {cell.state_size}")
+    if any(l.mode != layers[0].mode or l._mask_time_gates != layers[0]._mask_time_gates for l in layers):
+        raise ValueError(f"{where}: every layer must have layer 0's mode and time-gate masking")
+    if sum(l.hidden_size for l in layers) != cell.state_size:
+        raise ValueError(f"{where}: the layers' sizes add up to {sum(l.hidden_size for l in layers)}, the cell's "
+                         f"state_size is {cell.state_size}")
+    shapes, mask_shapes = _expected_shapes(cell)
+    names = [f"layer_{l}.{n}" for l in range(len(layers))
+             for n in ("ff1.weight", "ff1.bias", "ff2.weight", "ff2.bias", "time_a.weight", "time_a.bias",
+                       "time_b.weight", "time_b.bias", "w_tau", "A")]
+    check_parameters(where, list(zip(names, _layer_params(cell), shapes)), dtype)
+    for l, (layer, shape) in enumerate(zip(layers, mask_shapes)):
+        mask = layer._buffers.get("sparsity_mask")
+        if not isinstance(mask, Tensor) or tuple(mask.shape) != shape or not mask.is_cpu:
+            raise ValueError(f"{where}: layer {l}'s sparsity_mask must be a CPU {shape} tensor")
 
 
 def _layer_params(cell: WiredCfCCell) -> list[Tensor | None]:

@@ -31,7 +31,7 @@ from torch.autograd.function import once_differentiable
 
 from . import _native
 from ._common import PlanCache
-from ._kernel_args import check_parameters, check_sequence_args, check_tensor
+from ._kernel_args import check_parameters, check_sequence_args, check_tensor, shapes_match
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ltc import LTCCell
@@ -92,26 +92,41 @@ _functorch_active = torch._C._are_functorch_transforms_active
 _loaded = _native._libraries.get
 
 
+def _expected(cell: LTCCell) -> tuple[list[str], list[tuple[int, ...]]]:
+    """Names of the tensors the kernel reads for this cell (parameters, then the two masks) and their shapes."""
+    key = (cell.state_size, cell.sensory_size, cell.motor_size, cell._input_mapping, cell._output_mapping)
+    cached = cell.__dict__.get("_fast_expected")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    N, I, M, inp, outp = key
+    shapes = {"gleak": (N,), "vleak": (N,), "cm": (N,), "w": (N, N), "erev": (N, N), "mu": (N, N), "sigma": (N, N),
+              **{n: (I, N) for n in _SENSORY}}
+    if inp != "none":
+        shapes["input_w"] = (I,)
+    if inp == "affine":
+        shapes["input_b"] = (I,)
+    if outp != "none":
+        shapes["output_w"] = (M,)
+    if outp == "affine":
+        shapes["output_b"] = (M,)
+    shapes.update(sparsity_mask=(N, N), sensory_sparsity_mask=(I, N))
+    result = (list(shapes), list(shapes.values()))
+    cell.__dict__["_fast_expected"] = (key, result)
+    return result
+
+
 def _check_cell(cell: LTCCell, dtype: torch.dtype, where: str) -> None:
     """The cell's parameters and masks have the shapes the kernel's tables are sized for, and one dtype."""
-    N, I, M = cell.state_size, cell.sensory_size, cell.motor_size
-    if (cell.ode_unfolds if isinstance(cell.ode_unfolds, int) else 0) < 1:
+    names, shapes = _expected(cell)
+    params, buffers = cell._parameters, cell._buffers
+    tensors = [params[n] if n in params else buffers.get(n) for n in names]
+    if shapes_match(tensors, shapes, dtype) and isinstance(cell.ode_unfolds, int) and cell.ode_unfolds >= 1:
+        return
+    if not isinstance(cell.ode_unfolds, int) or cell.ode_unfolds < 1:
         raise ValueError(f"{where}: ode_unfolds must be a positive int, got {cell.ode_unfolds!r}")
     if dtype not in _FAST_DTYPES:
         raise ValueError(f"{where}: the native kernel runs float32 or float64 cells, not {dtype}")
-    get, inp, outp = cell._parameters.get, cell._input_mapping, cell._output_mapping
-    square, sensory = (N, N), (I, N)
-    check_parameters(where, [
-        *((n, get(n), (N,)) for n in ("gleak", "vleak", "cm")),
-        *((n, get(n), square) for n in ("w", "erev", "mu", "sigma")),
-        *((n, get(n), sensory) for n in _SENSORY),
-        ("input_w", get("input_w"), (I,) if inp != "none" else None),
-        ("input_b", get("input_b"), (I,) if inp == "affine" else None),
-        ("output_w", get("output_w"), (M,) if outp != "none" else None),
-        ("output_b", get("output_b"), (M,) if outp == "affine" else None),
-        ("sparsity_mask", cell._buffers.get("sparsity_mask"), square),
-        ("sensory_sparsity_mask", cell._buffers.get("sensory_sparsity_mask"), sensory),
-    ], dtype)
+    check_parameters(where, list(zip(names, tensors, shapes)), dtype)
 
 
 def _edges(cell: LTCCell) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -82,7 +82,8 @@ class OnnxPolicy:
         self._nominal_dt: dict[int, np.ndarray] = {}  # batch size -> nominal elapsed times (read-only use)
         self._zeros: dict[int, np.ndarray] = {}  # batch size -> zero state (ONNX Runtime never writes inputs)
 
-    def step(self, observation: np.ndarray, state: np.ndarray, elapsed_time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, observation: np.ndarray, state: np.ndarray,
+             elapsed_time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The raw graph call: ``observation`` (B, *shape) in the env dtype, ``state`` (B, S) float32,
         ``elapsed_time`` (B,) float32 seconds -> ``(action (B, A), state_out (B, S))``. No resets, no checks."""
         feeds = {"observation": observation, "state": state, "elapsed_time": elapsed_time}

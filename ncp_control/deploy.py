@@ -76,13 +76,23 @@ class OnnxPolicy:
         self.observation_dtype = np.dtype(meta["observation_space"]["dtype"])
         self.action_shape = tuple(meta["action_space"]["shape"])
         self.nominal_step_seconds = float(meta["nominal_step_seconds"])
-        self.observation_space = _box(meta["observation_space"])
-        self.action_space = _box(meta["action_space"])
         self._outputs = ["action", "state_out"]
         self._nominal_dt: dict[int, np.ndarray] = {}  # batch size -> nominal elapsed times (read-only use)
         self._zeros: dict[int, np.ndarray] = {}  # batch size -> zero state (ONNX Runtime never writes inputs)
 
-    def step(self, observation: np.ndarray, state: np.ndarray, elapsed_time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def observation_space(self):
+        """The env's observation space as a gymnasium ``Box`` (gymnasium imported on first use), or its JSON
+        description when gymnasium is not installed."""
+        return _box(self.metadata["observation_space"])
+
+    @property
+    def action_space(self):
+        """The action space, as :attr:`observation_space`."""
+        return _box(self.metadata["action_space"])
+
+    def step(self, observation: np.ndarray, state: np.ndarray,
+             elapsed_time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The raw graph call: ``observation`` (B, *shape) in the env dtype, ``state`` (B, S) float32,
         ``elapsed_time`` (B,) float32 seconds -> ``(action (B, A), state_out (B, S))``. No resets, no checks."""
         feeds = {"observation": observation, "state": state, "elapsed_time": elapsed_time}

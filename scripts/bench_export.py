@@ -103,13 +103,13 @@ def _camera_run(folder: Path) -> Path:
     return run
 
 
-def _ncps_cell(cell, wiring_factory):
-    """ncps's LTCCell with our cell's weights (checked on random inputs)."""
+def _ncps_cell(cell, wiring_factory, input_mapping: str):
+    """ncps's LTCCell with our cell's weights (checked on random inputs). The policy cores build their LTC cells
+    with softplus positivity (``implicit_param_constraints=True``) and the given input mapping."""
     import ncps.torch as ncps_torch
 
-    ref = ncps_torch.LTCCell(wiring_factory(), in_features=cell.sensory_size,
-                             input_mapping=cell._input_mapping, ode_unfolds=cell.ode_unfolds,
-                             implicit_param_constraints=cell._implicit_param_constraints)
+    ref = ncps_torch.LTCCell(wiring_factory(), in_features=cell.sensory_size, input_mapping=input_mapping,
+                             ode_unfolds=cell.ode_unfolds, implicit_param_constraints=True)
     ref.load_state_dict(cell.state_dict(), strict=False)
     x, h = torch.randn(3, cell.sensory_size), torch.randn(3, cell.state_size) * 0.1
     with torch.no_grad():
@@ -131,7 +131,8 @@ def _variants_ppo(run: Path) -> tuple[dict, dict]:
     norm = predictor.obs_normalization()
     core = policy.actor_core
     spec = policy.wiring_spec
-    ref_cell = _ncps_cell(core.cell, lambda: ncps_wirings.AutoNCP(spec["units"], core.output_size, seed=spec["seed"]))
+    ref_cell = _ncps_cell(core.cell, lambda: ncps_wirings.AutoNCP(spec["units"], core.output_size, seed=spec["seed"]),
+                          "affine")  # make_core's default for the PPO actor
     obs = np.zeros((1, *exported.observation_shape), np.float32)
     state, start = np.zeros((1, exported.state_size), np.float32), np.zeros(1, bool)
     dt = np.full(1, meta["nominal_step_seconds"], np.float32)
@@ -173,7 +174,7 @@ def _variants_camera(run: Path) -> tuple[dict, dict]:
     shape = model.config.ncp
     ref_cell = _ncps_cell(model.core.cell, lambda: ncps_wirings.NCP(
         shape.inter_neurons, shape.command_neurons, shape.motor_neurons, shape.sensory_fanout, shape.inter_fanout,
-        shape.recurrent_command_synapses, shape.motor_fanin, seed=shape.seed))
+        shape.recurrent_command_synapses, shape.motor_fanin, seed=shape.seed), model.config.ltc_input_mapping)
     frame = np.random.default_rng(0).integers(0, 256, (1, *exported.observation_shape), dtype=np.uint8)
     state, start = np.zeros((1, exported.state_size), np.float32), np.zeros(1, bool)
     dt = np.full(1, exported.nominal_step_seconds, np.float32)

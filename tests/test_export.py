@@ -212,6 +212,20 @@ def test_run_exported_without_torch(runs, tmp_path):
     np.testing.assert_allclose(metrics["returns"], reference["returns"], rtol=1e-4)
 
 
+def test_the_runtime_module_needs_numpy_and_onnxruntime_only(runs):
+    code = (
+        "import sys, numpy as np\n"
+        "from ncp_control.deploy import OnnxPolicy\n"
+        f"policy = OnnxPolicy({str(runs['bc-lane-ncp-ltc'] / 'policy.onnx')!r})\n"
+        "action, state = policy.predict(np.zeros((2, 32, 64, 3), np.uint8), None, np.ones(2, bool))\n"
+        "assert action.shape == (2, 1) and state.shape == (2, 19)\n"
+        "heavy = [m for m in ('torch', 'gymnasium', 'stable_baselines3', 'mujoco') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def test_cli_export_prints_a_summary(runs, tmp_path, capsys):
     out = tmp_path / "again.onnx"
     assert main(["export", str(runs["bc-ncp-cfc"]), "--out", str(out)]) == 0

@@ -244,8 +244,16 @@ def _spaces_equal(a: spaces.Space, b: spaces.Space) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, spaces.Box):
-        return a.shape == b.shape
+        return a.shape == b.shape or _transposed_image(a, b)
     return a == b
+
+
+def _transposed_image(model_space: spaces.Box, env_space: spaces.Box) -> bool:
+    """SB3 stores a channels-last uint8 image space as channels-first (``VecTransposeImage``) and transposes the
+    observations back in ``predict``: ``(C, H, W)`` fits an env's ``(H, W, C)``."""
+    a, b = model_space.shape, env_space.shape
+    return (len(a) == 3 and len(b) == 3 and a == (b[2], b[0], b[1])
+            and model_space.dtype == np.uint8 and env_space.dtype == np.uint8)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -177,3 +177,25 @@ def test_evaluate_command_uses_an_imitation_run_s_training_env_kwargs(tmp_path, 
     run = write_untrained_bc_run(tmp_path / "run", height=8, width=16)  # not the env's default 16x32
     assert main(["evaluate", str(run), "--episodes", "1", "--seed", "1000000", "--json", "-"]) == 0
     assert json.loads(capsys.readouterr().out)["episodes"] == 1
+
+
+def test_a_channels_first_image_model_fits_a_channels_last_camera_env():
+    """SB3 keeps camera models' observation space channels-first (VecTransposeImage) and transposes in predict;
+    evaluate must accept them on the channels-last env and still refuse an image of another size."""
+    import gymnasium as gym
+    import numpy as np
+
+    from agents.evaluation import check_spaces_fit
+
+    class Env:
+        observation_space = gym.spaces.Box(0, 255, (64, 128, 3), np.uint8)
+        action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+    class Model:
+        observation_space = gym.spaces.Box(0, 255, (3, 64, 128), np.uint8)
+        action_space = Env.action_space
+
+    check_spaces_fit(Model(), Env())
+    Model.observation_space = gym.spaces.Box(0, 255, (3, 48, 128), np.uint8)
+    with pytest.raises(ValueError, match="does not fit"):
+        check_spaces_fit(Model(), Env())

@@ -357,7 +357,7 @@ def train(
 
     Args:
         config: a resolved config (:func:`resolve_config`). On resume, the run's own ``config.json`` is used and
-            only ``timesteps`` (the new total) is taken from ``config``.
+            only ``timesteps`` (the new total), ``progress_bar`` and ``checkpoint_seconds`` are taken from ``config``.
         run_dir: the run folder (created when new; must not hold a run unless ``resume``).
         resume: continue from the run's last checkpoint; the step count continues from the checkpoint's.
         callbacks: extra SB3 callbacks.
@@ -377,6 +377,9 @@ def train(
             raise ValueError(f"cannot resume: {run_dir} has no {CONFIG_FILE} (not a run folder)")
         saved = read_json_object(config_path, "run config")
         saved["timesteps"] = int(config["timesteps"]) if config else saved["timesteps"]
+        for key in ("progress_bar", "checkpoint_seconds"):  # how to run, not what to train: the caller's say
+            if config and key in config:
+                saved[key] = config[key]
         config = saved
         validate_config(config)
         found = checkpoints(run_dir)

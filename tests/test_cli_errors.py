@@ -166,3 +166,21 @@ def test_a_failed_bc_start_does_not_block_the_retry(tmp_path, capsys):
     assert not out.exists()
     assert main(["train-bc", "--out", str(out), *BC_TINY]) == 0
     assert (out / "model.pt").is_file()
+
+
+def test_a_failure_inside_an_existing_output_folder_removes_only_what_it_wrote(tmp_path):
+    from agents.commands._checks import removed_on_failure
+
+    out = tmp_path / "out"
+    (out / "old").mkdir(parents=True)
+    (out / "old" / "keep.txt").write_text("mine")
+    with pytest.raises(RuntimeError), removed_on_failure(out):
+        (out / "new" / "deep").mkdir(parents=True)
+        (out / "new" / "deep" / "table.csv").write_text("")
+        (out / "old" / "half.json").write_text("{")
+        raise RuntimeError("failed half way")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["old", "old/keep.txt"]
+    with pytest.raises(RuntimeError), removed_on_failure(out, keep=lambda p: True):
+        (out / "checkpoint.pt").write_text("")
+        raise RuntimeError("failed after a checkpoint")
+    assert (out / "checkpoint.pt").exists()  # work worth resuming stays

@@ -104,15 +104,25 @@ def writable_file(path: str | None, flag: str) -> None:
 
 @contextlib.contextmanager
 def removed_on_failure(path: str | Path, keep: Callable[[Path], bool] = lambda p: False) -> Iterator[Path]:
-    """Yield ``path``; if the body raises and ``path`` did not exist before, remove it again unless ``keep(path)``.
+    """Yield ``path``; if the body raises, remove what it wrote there (the folder itself if it did not exist
+    before, else the files and folders that are new) unless ``keep(path)``.
 
-    ``keep`` says whether the folder already holds work worth resuming (e.g. a checkpoint): then it stays.
+    ``keep`` says whether the folder now holds work worth resuming (e.g. a checkpoint): then everything stays.
     """
     path = Path(path)
     existed = path.exists()
+    before = set(path.rglob("*")) if path.is_dir() else set()
     try:
         yield path
     except BaseException:
-        if not existed and path.is_dir() and not keep(path):
-            shutil.rmtree(path, ignore_errors=True)
+        if path.is_dir() and not keep(path):
+            if not existed:
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                new = sorted(set(path.rglob("*")) - before, key=lambda p: len(p.parts), reverse=True)
+                for item in new:  # deepest first, so folders are empty when their turn comes
+                    if item.is_dir() and not item.is_symlink():
+                        shutil.rmtree(item, ignore_errors=True)
+                    else:
+                        item.unlink(missing_ok=True)
         raise

@@ -1,0 +1,30 @@
+"""CI runs what the README tells a user to run, in a virtual environment without system site packages."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _readme_commands() -> list[str]:
+    quick = ROOT.joinpath("README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", quick, flags=re.S)
+
+
+def test_ci_runs_the_readme_test_command_in_a_fresh_venv():
+    demo, tests = _readme_commands()
+    assert tests.endswith("python -m pytest") and "demo" in demo
+    ci = ROOT.joinpath(".ci", "run").read_text()
+    assert tests in ci.splitlines()  # the same line, character for character
+    assert "python3 -m venv" in ci and "system-site-packages" not in ci.replace("# no --system-site-packages", "")
+    assert "status -eq 5" in ci  # pytest's 'no tests collected' is reported, and its status 5 fails the run
+
+
+def test_demo_help_shows_the_readme_demo_command():
+    from agents.cli import build_parser
+
+    demo, _ = _readme_commands()
+    assert demo.endswith("ncp-control demo --out runs/demo")
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["demo"]
+    text = sub.format_help()
+    assert "ncp-control demo --out runs/demo" in text and "(default: runs/demo)" in text

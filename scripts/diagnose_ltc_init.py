@@ -29,6 +29,7 @@ CONSTRUCTIONS = {
     "ltc, gleak 0.05-0.5": ("ltc", {"ltc_init": {"gleak": [0.05, 0.5]}}),
     "ltc, cm 1-8": ("ltc", {"ltc_init": {"cm": [1.0, 8.0]}}),
     "ltc, no input layer": ("ltc", {"ltc_init": "ncps", "net_arch": {"pi": [], "vf": [64, 64]}}),
+    "ltc, cm 0.3-0.5": ("ltc", {"ltc_init": {"cm": [0.3, 0.5]}}),
     "ltc, package default": ("ltc", {}),
 }
 
@@ -55,27 +56,29 @@ def main() -> None:
     import torch
 
     import envs  # noqa: F401  (registers the env ids)
-    from ncp_control.inspect.actor_response import actor_response
+    from ncp_control.inspect.actor_response import actor_response, lag_gains
 
     args = parse()
     torch.set_num_threads(1)
     rows = []
     print(f"{args.env}: deterministic action over {args.steps} N(0,1) observations, from a zero state")
     print(f"{'construction':24s} {'action std':>18s} {'|mean|':>6s} {'gain':>6s}  layer std (motor/command/inter)"
-          f"   tau in steps (motor/command/inter)")
+          f"   tau in steps (m/c/i)   gain by lag 0/1/2/4 steps")
     for name, (policy, overrides) in CONSTRUCTIONS.items():
-        results = [actor_response(build_policy(args.env, policy, overrides, s), args.steps, seed=s)
-                   for s in args.seeds]
+        policies = [build_policy(args.env, policy, overrides, s) for s in args.seeds]
+        results = [actor_response(p, args.steps, seed=s) for p, s in zip(policies, args.seeds)]
+        lags = [lag_gains(p, seed=s) for p, s in zip(policies, args.seeds)]
         stds = [r.action_std for r in results]
         row = {"construction": name, "policy": policy, "policy_kwargs": overrides, "seeds": args.seeds,
                "action_std": stds, "action_mean": [r.action_mean for r in results],
                "gain": [r.gain for r in results], "layer_std": [r.layer_std for r in results],
-               "tau_steps": [r.tau_steps for r in results]}
+               "tau_steps": [r.tau_steps for r in results], "gain_by_lag": lags}
         rows.append(row)
         layers = "/".join(f"{np.mean([r.layer_std[k] for r in results]):.3f}" for k in results[0].layer_std)
         taus = "/".join(f"{np.mean([r.tau_steps[k] for r in results]):.2f}" for k in results[0].tau_steps) or "-"
+        by_lag = "/".join(f"{np.mean([g[lag] for g in lags]):.3f}" for lag in lags[0])
         print(f"{name:24s} {np.mean(stds):.3f} ({min(stds):.3f}-{max(stds):.3f}) "
-              f"{np.mean(np.abs(row['action_mean'])):6.3f} {np.mean(row['gain']):6.3f}  {layers:32s} {taus}")
+              f"{np.mean(np.abs(row['action_mean'])):6.3f} {np.mean(row['gain']):6.3f}  {layers:32s} {taus:22s} {by_lag}")
     if args.json:
         meta = {"command": "python scripts/diagnose_ltc_init.py " + " ".join(
                     f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items()

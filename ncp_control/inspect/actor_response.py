@@ -89,3 +89,30 @@ def _neuron_types(policy) -> np.ndarray:
     cell = policy.actor_core.cell
     order = getattr(cell, "state_neuron_ids", None) or list(range(wiring.units))
     return np.array([wiring.get_type_of_neuron(i) for i in order])
+
+
+def lag_gains(policy, steps: int = 60, seed: int = 0, lags: tuple[int, ...] = (0, 1, 2, 4),
+              burn_in: int = 20) -> dict[int, float]:
+    """How much the action at step t moves with the observation ``L`` steps earlier: mean over t >= ``burn_in``
+    (every 5th step) of |d action_t / d observation_{t-L}|, summed over observation dimensions, for each lag L.
+
+    Lag 0 is the immediate response (``ActorResponse.gain``); lags >= 1 are memory. N(0, 1) observations, zero
+    initial state, one episode.
+    """
+    if not lags or min(lags) < 0 or max(lags) > burn_in or burn_in >= steps:
+        raise ValueError(f"lags must be in [0, burn_in={burn_in}] and burn_in < steps={steps}, got {lags}")
+    generator = torch.Generator().manual_seed(seed)
+    n_obs = int(np.prod(policy.observation_space.shape))
+    obs = torch.randn(steps, 1, n_obs, generator=generator).requires_grad_(True)
+    size = policy.state_size
+    state = (torch.zeros(1, 1, size), torch.zeros(1, 1, size))
+    actions = []
+    for t in range(steps):
+        dist, state = policy.get_distribution(obs[t], state, torch.zeros(1))
+        actions.append(dist.distribution.mean.sum())
+    sums = {lag: [] for lag in lags}
+    for t in range(burn_in, steps, 5):
+        (grad,) = torch.autograd.grad(actions[t], obs, retain_graph=True)  # (steps, 1, n_obs)
+        for lag in lags:
+            sums[lag].append(float(grad[t - lag].abs().sum()))
+    return {lag: float(np.mean(values)) for lag, values in sums.items()}

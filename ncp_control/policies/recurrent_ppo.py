@@ -275,18 +275,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         critic_wiring: CriticWiring = "dense",
         ltc_init: dict[str, Any] | str | None = None,
     ):
-        _check_choice("cell", cell, CellKind)
-        _check_choice("critic", critic, CriticKind)
-        _check_positive_int("critic_units", critic_units)
-        if critic_cell is not None:
-            _check_choice("critic_cell", critic_cell, CriticCell)
-            if critic != "recurrent":
-                raise ValueError(f"critic_cell={critic_cell!r} needs critic='recurrent' (the MLP critic has no cell)")
-        _check_choice("critic_wiring", critic_wiring, CriticWiring)
-        if critic_wiring != "dense" and (critic != "recurrent" or (critic_cell or cell) == "lstm"):
-            raise ValueError(f"critic_wiring={critic_wiring!r} needs critic='recurrent' with an 'ltc' or 'cfc' cell")
-        if ltc_init is not None and cell != "ltc":
-            raise ValueError(f"ltc_init applies only to cell='ltc', not {cell!r}")
+        _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, ltc_init)
         self.ltc_init = LTCActorInit.from_spec(ltc_init) if cell == "ltc" else None
         self._ltc_init_spec = ltc_init
         if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
@@ -499,6 +488,22 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         distribution, _ = self._actor(features, dt, lstm_states.pi, episode_starts)
         values, _ = self._critic(features, dt, lstm_states.vf, episode_starts)
         return values, distribution.log_prob(actions), distribution.entropy()
+
+
+def _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, ltc_init) -> None:
+    """``ValueError`` for an unknown choice or an option that does not apply to the chosen cells."""
+    _check_choice("cell", cell, CellKind)
+    _check_choice("critic", critic, CriticKind)
+    _check_positive_int("critic_units", critic_units)
+    if critic_cell is not None:
+        _check_choice("critic_cell", critic_cell, CriticCell)
+        if critic != "recurrent":
+            raise ValueError(f"critic_cell={critic_cell!r} needs critic='recurrent' (the MLP critic has no cell)")
+    _check_choice("critic_wiring", critic_wiring, CriticWiring)
+    if critic_wiring != "dense" and (critic != "recurrent" or (critic_cell or cell) == "lstm"):
+        raise ValueError(f"critic_wiring={critic_wiring!r} needs critic='recurrent' with an 'ltc' or 'cfc' cell")
+    if ltc_init is not None and cell != "ltc":
+        raise ValueError(f"ltc_init applies only to cell='ltc', not {cell!r}")
 
 
 def _resolve_net_arch(net_arch) -> dict[str, list[int]]:

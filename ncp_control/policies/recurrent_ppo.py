@@ -73,10 +73,12 @@ from ._backend import wirings
 from .conv import PAPER_CHANNELS, ConvHead, Normalization
 from .core import CfCMode, RecurrentCore, make_core, _check_choice, _check_positive_int
 from .elapsed_time import ELAPSED_TIME_KEY, OBSERVATION_KEY, is_timed_space
+from .ltc_actor_init import LTCActorInit
 
 CellKind = Literal["ltc", "cfc"]
 CriticKind = Literal["mlp", "recurrent"]
 CriticCell = Literal["ltc", "cfc", "lstm"]
+CriticWiring = Literal["dense", "fully_connected"]
 WiringType = Literal["AutoNCP", "NCP", "FullyConnected"]
 
 #: Default wiring: 19 neurons as in the NCP paper's lane-keeping network; the motor count comes from the actions.
@@ -226,6 +228,14 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         critic_units: neurons of the recurrent critic (default 32).
         critic_cell: the recurrent critic's cell, ``"ltc"``, ``"cfc"`` or ``"lstm"`` (default ``None``: the actor's
             kind). A dense cell: ``FullyConnected(critic_units)`` for the LTC, ``CfCCell`` for the CfC.
+        critic_wiring: ``"dense"`` (default; as above) or ``"fully_connected"``: the CfC critic is a
+            ``WiredCfCCell`` on ``FullyConnected(critic_units)`` (every neuron an output, no 128-unit backbone),
+            which runs on the native CfC kernel (several times faster to train than the dense ``CfCCell``). The LTC
+            critic is the same either way (already a ``FullyConnected`` LTC on its native kernel); the LSTM takes
+            only ``"dense"``.
+        ltc_init: initial values of the LTC actor's parameters that differ from ncps's: ``None`` (default, the
+            package's choice, ``DEFAULT_LTC_ACTOR_INIT``), ``"ncps"`` or a dict for
+            :class:`~ncp_control.policies.ltc_actor_init.LTCActorInit`. LTC actor only.
         net_arch: ``dict(pi=[...], vf=[...])``: ``pi`` = MLP layers between features and the actor cell (default
             none: observations are the sensory neurons, as in the NCP paper), ``vf`` = critic MLP (default [64, 64]).
         activation_fn, ortho_init, use_sde, log_std_init, full_std, use_expln, squash_output,
@@ -262,14 +272,12 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         critic: CriticKind = "mlp",
         critic_units: int = 32,
         critic_cell: CriticCell | None = None,
+        critic_wiring: CriticWiring = "dense",
+        ltc_init: dict[str, Any] | str | None = None,
     ):
-        _check_choice("cell", cell, CellKind)
-        _check_choice("critic", critic, CriticKind)
-        _check_positive_int("critic_units", critic_units)
-        if critic_cell is not None:
-            _check_choice("critic_cell", critic_cell, CriticCell)
-            if critic != "recurrent":
-                raise ValueError(f"critic_cell={critic_cell!r} needs critic='recurrent' (the MLP critic has no cell)")
+        _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, ltc_init)
+        self.ltc_init = LTCActorInit.from_spec(ltc_init) if cell == "ltc" else None
+        self._ltc_init_spec = ltc_init
         if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
         if time_unit is not None and not (isinstance(time_unit, (int, float)) and np.isfinite(time_unit)
@@ -295,6 +303,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         self.critic_kind = critic
         self.critic_units = int(critic_units)
         self.critic_cell = critic_cell
+        self.critic_wiring = critic_wiring
         # ActorCriticPolicy.__init__ (not RecurrentActorCriticPolicy's, which would build an nn.LSTM) calls _build.
         ActorCriticPolicy.__init__(
             self,
@@ -332,8 +341,11 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         )
         if self.critic_kind == "recurrent":
             kind = self.critic_cell or self.cell_kind
+            units = self.critic_units
+            if self.critic_wiring == "fully_connected":  # all neurons are outputs: the value MLP reads every one
+                units = wirings.FullyConnected(self.critic_units, output_dim=self.critic_units)
             self.critic_core: RecurrentCore | None = make_core(
-                kind, self.features_dim, self.critic_units,
+                kind, self.features_dim, units,
                 ode_unfolds=self.ode_unfolds if kind == "ltc" else None,
                 mode=self.cfc_mode if kind == "cfc" else None, min_elapsed_time=self.min_elapsed_time,
             )
@@ -365,6 +377,10 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             for module, gain in ((self.features_extractor, np.sqrt(2)), (self.actor_mlp, np.sqrt(2)),
                                  (self.critic_mlp, np.sqrt(2)), (self.value_net, 1.0)):
                 module.apply(partial(self.init_weights, gain=gain))
+        if self.ltc_init is not None:  # after the MLP's init: centring reads the input for the mean observation
+            with th.no_grad():
+                rest = self.actor_mlp(th.zeros(1, self.features_dim))
+            self.ltc_init.apply(self.actor_core.cell, rest)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     @property
@@ -378,7 +394,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         data.update(
             cell=self.cell_kind, wiring=self.wiring_spec, ode_unfolds=self.ode_unfolds, cfc_mode=self.cfc_mode,
             dt=self.dt, time_unit=self.time_unit, min_elapsed_time=self.min_elapsed_time, critic=self.critic_kind,
-            critic_units=self.critic_units, critic_cell=self.critic_cell, normalize_images=self.normalize_images,
+            critic_units=self.critic_units, critic_cell=self.critic_cell, critic_wiring=self.critic_wiring,
+            ltc_init=self._ltc_init_spec, normalize_images=self.normalize_images,
         )
         return data
 
@@ -471,6 +488,22 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         distribution, _ = self._actor(features, dt, lstm_states.pi, episode_starts)
         values, _ = self._critic(features, dt, lstm_states.vf, episode_starts)
         return values, distribution.log_prob(actions), distribution.entropy()
+
+
+def _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, ltc_init) -> None:
+    """``ValueError`` for an unknown choice or an option that does not apply to the chosen cells."""
+    _check_choice("cell", cell, CellKind)
+    _check_choice("critic", critic, CriticKind)
+    _check_positive_int("critic_units", critic_units)
+    if critic_cell is not None:
+        _check_choice("critic_cell", critic_cell, CriticCell)
+        if critic != "recurrent":
+            raise ValueError(f"critic_cell={critic_cell!r} needs critic='recurrent' (the MLP critic has no cell)")
+    _check_choice("critic_wiring", critic_wiring, CriticWiring)
+    if critic_wiring != "dense" and (critic != "recurrent" or (critic_cell or cell) == "lstm"):
+        raise ValueError(f"critic_wiring={critic_wiring!r} needs critic='recurrent' with an 'ltc' or 'cfc' cell")
+    if ltc_init is not None and cell != "ltc":
+        raise ValueError(f"ltc_init applies only to cell='ltc', not {cell!r}")
 
 
 def _resolve_net_arch(net_arch) -> dict[str, list[int]]:

@@ -167,7 +167,8 @@ def run_study(spec: dict[str, Any], out: str | os.PathLike, *, address: str | No
     started = not ray.is_initialized()
     if started:
         try:
-            ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+            # address "local": a new Ray for this run even where another one runs on this machine
+            ray.init(address=address or "local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                      logging_level="ERROR")
         except (ConnectionError, RuntimeError) as error:
             raise ValueError(f"cannot start or join Ray (address {address or 'local'}): {error}; check --address "

@@ -8,7 +8,8 @@ work inside a task is :mod:`agents.study_jobs` (the same functions ``train-ppo``
 Study folder ``DIR``::
 
     spec.json            the spec as given (a --resume must give the same)
-    study.json           one entry per session (driver run): start, end, wall seconds, Ray cluster, storage
+    study.json           one entry per session (driver run): start, end (None: killed), wall seconds (up to its
+                         last finished job if killed), Ray cluster, storage
     jobs.jsonl           one record per job: spec, status, submitted/start/end, attempts, Ray node id, hostname
     jobs/<job>.done      the finished job's record (evaluations: their metrics), written last, atomically
     runs/<run>/          one run folder per training job, exactly what train-ppo / train-bc write
@@ -166,8 +167,7 @@ def run_study(spec: dict[str, Any], out: str | os.PathLike, *, address: str | No
     started = not ray.is_initialized()
     if started:
         try:
-            # address "local" starts a new Ray for this study: ray.init() without an address would join whatever
-            # Ray another program left running on this machine (and refuse num_cpus there)
+            # address "local": a new Ray for this run even where another one runs on this machine
             ray.init(address=address or "local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                      logging_level="ERROR")
         except (ConnectionError, RuntimeError) as error:
@@ -243,8 +243,10 @@ class _Driver:
         import ray
 
         t0 = time.time()
-        session = {"start": now(), "storage": self.storage, "ray": ray.__version__,
-                   "cluster_cpus": ray.cluster_resources().get("CPU"), "nodes": len(ray.nodes())}
+        session = {"start": now(), "end": None, "wall_seconds": 0.0, "storage": self.storage,
+                   "ray": ray.__version__, "cluster_cpus": ray.cluster_resources().get("CPU"),
+                   "nodes": len(ray.nodes())}
+        index = record_session(self.out, session)
         self.ledger = _remote()[2].remote()
         self.queue = []
         for job in self.plan.train:
@@ -259,8 +261,10 @@ class _Driver:
             ready, _ = ray.wait(list(self.pending), num_returns=1)
             self._finish(ready[0])
             self._fill()
+            session.update(wall_seconds=time.time() - t0)  # a killed driver keeps its time up to here
+            record_session(self.out, session, index)
         session.update(end=now(), wall_seconds=time.time() - t0)
-        _append_session(self.out, session)
+        record_session(self.out, session, index)
 
     def _fill(self) -> None:
         """Submit queued training jobs while their CPUs fit in the cluster's (at least one job in flight).
@@ -360,10 +364,16 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(str(error).split())[:500]}"
 
 
-def _append_session(out: Path, session: dict[str, Any]) -> None:
+def record_session(out: Path, session: dict[str, Any], index: int | None = None) -> int:
+    """Write ``session`` into ``study.json``: appended (``index`` None) or at ``index``; returns its index."""
     from agents.runs import read_json_object
 
     path = out / "study.json"
     study = read_json_object(path, "study record") if path.is_file() else {"sessions": []}
-    study["sessions"].append(session)
+    if index is None:
+        study["sessions"].append(session)
+        index = len(study["sessions"]) - 1
+    else:
+        study["sessions"][index] = session
     write_json_atomic(path, study)
+    return index

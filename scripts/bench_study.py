@@ -31,7 +31,7 @@ def example_run(workers: int, folder: Path) -> dict:
     from agents.study_spec import read_spec
 
     t0 = time.perf_counter()
-    ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(address="local", num_cpus=workers, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     started = time.perf_counter() - t0
     try:
         summary = run_study(read_spec(SPEC), folder / f"workers{workers}")
@@ -52,7 +52,7 @@ def _noop() -> int:
 def noop_overhead(count: int) -> dict:
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     try:
         noop = ray.remote(_noop).options(num_cpus=1, max_retries=2)
         ray.get([noop.remote() for _ in range(4)])  # start the workers

@@ -234,3 +234,13 @@ def test_a_study_folder_is_not_overwritten_or_resumed_with_another_spec(tmp_path
         run_study(spec, tmp_path / "other", resume=True)
     with pytest.raises(ValueError, match="storage must be one of"):
         run_study(spec, tmp_path / "new", storage="s3")
+
+
+def test_sessions_are_recorded_as_they_go(tmp_path):
+    from agents.study import record_session
+
+    first = record_session(tmp_path, {"start": "a", "end": None, "wall_seconds": 0.0})
+    record_session(tmp_path, {"start": "a", "end": None, "wall_seconds": 5.0}, first)  # then killed
+    second = record_session(tmp_path, {"start": "b", "end": "c", "wall_seconds": 2.0})
+    study = json.loads((tmp_path / "study.json").read_text())
+    assert (first, second) == (0, 1) and [s["wall_seconds"] for s in study["sessions"]] == [5.0, 2.0]

@@ -81,7 +81,7 @@ class TestTwoNodeCluster:
 class TestLocalRay:
     @pytest.fixture(scope="class")
     def local(self):
-        ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         yield
         ray.shutdown()
 

@@ -248,6 +248,9 @@ class _Driver:
                    "nodes": len(ray.nodes())}
         index = record_session(self.out, session)
         self.ledger = _remote()[2].remote()
+        # wait until it runs: a task's report to an actor still starting is buffered in the task's worker, and is
+        # lost if that worker dies (the attempt would go uncounted)
+        ray.get(self.ledger.count.remote(""))
         self.queue = []
         for job in self.plan.train:
             if not self.done(job.job_id):

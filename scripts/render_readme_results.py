@@ -117,8 +117,10 @@ def _ppo_bullets() -> list[str]:
     lane = {p: _returns(_ppo_rows(s3, "final_iplk.json", "LaneKeepingState-v0", p)) for p in ("cfc", "ltc")}
     lstm = {env: _returns(_ppo_rows(s3, "lstm_pend.json", env, "lstm")) for env in ("Pendulum-v1", "PendulumNoVel-v1")}
     cfc_novel_100k = _returns(_ppo_rows(s3, "pnv_cfc_critrec.json", "PendulumNoVel-v1", "cfc"))
-    (tp_ltc,) = _ppo_rows(s4, "tp_ltc.json", "PendulumNoVel-v1", "ltc")
-    (tp_lstm,) = _ppo_rows(s4, "tp_lstm.json", "PendulumNoVel-v1", "lstm")
+    critic = "bench_recurrent_critic_2026-11-28.json"
+    critic_run = _load(critic)
+    rate = critic_run["steps_per_s"]
+    lstm_key, ltc_key, dense_key = ("lstm (preset)", "ltc, fully_connected CfC critic", "ltc, dense CfC critic")
     return [
         "PPO, mean evaluation return over 3 seeds ± sample sd (per seed in brackets), 2026-11-23 on a shared 2-core "
         f"machine\n  (`docs/{s3}`, `docs/{s4}`; commands in [docs/ppo.md](docs/ppo.md)). "
@@ -130,11 +132,11 @@ def _ppo_bullets() -> list[str]:
         f"{_seeds(lstm['Pendulum-v1'])}); InvertedPendulum-v5 {_seeds(inverted['cfc'])} (CfC) and\n  "
         f"{_seeds(inverted['ltc'])} (LTC); LaneKeepingState-v0 return {_seeds(lane['cfc'])} (CfC), "
         f"{_seeds(lane['ltc'])} (LTC).",
-        f"PPO throughput with today's PendulumNoVel-v1 presets, trained side by side for {tp_ltc['timesteps']:,} "
-        f"steps: NCP-LTC\n  {tp_ltc['steps_per_s']:.0f} steps/s against sb3-contrib's LSTM RecurrentPPO "
-        f"{tp_lstm['steps_per_s']:.0f} ({tp_ltc['steps_per_s'] / tp_lstm['steps_per_s']:.1f}x: the LTC preset's 20 "
-        "epochs and dense CfC critic double its update\n  work; at equal settings the NCP actors are faster, "
-        "[docs/ppo.md](docs/ppo.md)).",
+        f"PPO throughput on PendulumNoVel-v1 (`docs/{critic}`, 2026-11-28, taking turns in one process, "
+        f"{critic_run['steps_per_round'][lstm_key]:,} steps a round): sb3-contrib's LSTM RecurrentPPO preset\n  "
+        f"{rate[lstm_key]:.1f} steps/s; NCP-LTC preset with its recurrent CfC critic on the native kernel "
+        f"{rate[ltc_key]:.1f} ({rate[ltc_key] / rate[lstm_key]:.1f}x;\n  with the earlier dense critic "
+        f"{rate[dense_key]:.1f}, {rate[dense_key] / rate[lstm_key]:.2f}x; [docs/ppo.md](docs/ppo.md)).",
     ]
 
 

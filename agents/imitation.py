@@ -264,11 +264,9 @@ class Demonstrations:
         if not path.is_file():
             raise DatasetError(f"no demonstrations at {root}: {_MANIFEST} is missing")
         try:
-            manifest = json.loads(path.read_bytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DatasetError(f"{path} is not valid JSON ({exc}); the folder is corrupt") from exc
-        if not isinstance(manifest, dict):
-            raise DatasetError(f"{path} is corrupt: it must hold a JSON object")
+            manifest = read_json_object(path, "demonstrations manifest")
+        except ValueError as exc:
+            raise DatasetError(f"{exc}; the folder is corrupt") from exc
         if manifest.get("format") != _FORMAT or manifest.get("version") != _VERSION:
             raise DatasetError(
                 f"{path} is not a {_FORMAT} v{_VERSION} manifest "

@@ -44,7 +44,8 @@ TWO_WORKERS: dict = {}
 
 class TestTwoNodeCluster:
     @pytest.fixture(scope="class")
-    def cluster(self):
+    @classmethod
+    def cluster(cls):
         from ray.cluster_utils import Cluster
 
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
@@ -80,7 +81,8 @@ class TestTwoNodeCluster:
 
 class TestLocalRay:
     @pytest.fixture(scope="class")
-    def local(self):
+    @classmethod
+    def local(cls):
         ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
         yield
         ray.shutdown()

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -223,3 +224,26 @@ def _plot_metric(ax, groups: list[dict[str, Any]], metric: str) -> None:
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"{model} (n={rows[0]['n_seeds']})" if rows else model)
     ax.set_title(metric, fontsize=9)
     ax.set_xlabel("level")
+
+
+def separation_verdict(summary: dict, metrics: Sequence[str]) -> list[str]:
+    """One line per (env, perturbation, level, metric) of a study's ``summary.json``: the pairs of models whose 95%
+    intervals across training seeds do not overlap ("a < b"), or "not separated" (models with one seed are left out)."""
+    cells: dict[tuple, dict[str, dict]] = {}
+    for group in summary["groups"]:
+        key = (group["env"], group["perturbation"], group["level"])
+        cells.setdefault(key, {})[group["model"]] = group
+    lines = []
+    for (env, perturbation, level), models in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
+        for metric in metrics:
+            found = []
+            for a, b in itertools.combinations(sorted(models), 2):
+                ma, mb = models[a]["metrics"].get(metric), models[b]["metrics"].get(metric)
+                if not ma or not mb or models[a]["n_seeds"] < 2 or models[b]["n_seeds"] < 2:
+                    continue
+                if ma["ci_high"] < mb["ci_low"]:
+                    found.append(f"{a} < {b}")
+                elif mb["ci_high"] < ma["ci_low"]:
+                    found.append(f"{b} < {a}")
+            lines.append(f"{env} {perturbation} {level} {metric}: " + ("; ".join(found) or "not separated"))
+    return lines

@@ -21,6 +21,9 @@ import statistics
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+from agents.study_summary import separation_verdict  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
@@ -150,9 +153,16 @@ def _noise_bullet() -> str:
     total = {model: sum(rates[level] for level in levels) for model, rates in crash.items()}
     best = min(total, key=total.get)
     rates = "; ".join(f"{model} {', '.join(f'{crash[model][lv]:.0%}' for lv in levels)}" for model in crash)
-    return (f"NCP paper's pixel-noise protocol (demo-preset models, {data['episodes']} held-out roads, "
-            f"`docs/ncp_noise.json`): crash rates at\n  pixel-noise std {', '.join(f'{lv:g}' for lv in levels)}: "
-            f"{rates}; fewest crashes: {best} ([docs/ncp_noise.md](docs/ncp_noise.md)).")
+    study = _load("study_ncp_noise/summary.json")
+    seeds = min(group["n_seeds"] for group in study["groups"])
+    verdict = [line.rsplit(": ", 1)[1] for line in separation_verdict(study, ["crash_rate"])]
+    separated = sorted({pair for line in verdict if line != "not separated" for pair in line.split("; ")})
+    return (f"NCP paper's pixel-noise protocol (demo-preset models, one training seed, {data['episodes']} held-out "
+            f"roads, `docs/ncp_noise.json`): crash rates at\n  pixel-noise std {', '.join(f'{lv:g}' for lv in levels)}: "
+            f"{rates}; fewest crashes: {best} ([docs/ncp_noise.md](docs/ncp_noise.md)).\n  With {seeds} training "
+            f"seeds per model as the unit (`docs/study_ncp_noise/summary.json`, 95% intervals across seeds): crash "
+            f"rates {'not separated at any level' if not separated else 'separated only for ' + ', '.join(separated)}"
+            " ([docs/study_ncp_noise.md](docs/study_ncp_noise.md)).")
 
 
 def render_measured() -> str:

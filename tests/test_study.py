@@ -244,3 +244,16 @@ def test_sessions_are_recorded_as_they_go(tmp_path):
     second = record_session(tmp_path, {"start": "b", "end": "c", "wall_seconds": 2.0})
     study = json.loads((tmp_path / "study.json").read_text())
     assert (first, second) == (0, 1) and [s["wall_seconds"] for s in study["sessions"]] == [5.0, 2.0]
+
+
+def test_separation_verdict_names_only_pairs_whose_intervals_do_not_overlap():
+    from agents.study_summary import separation_verdict
+
+    def group(model, low, high, n_seeds=3):
+        return {"env": "E", "perturbation": "p", "level": 0.1, "model": model, "n_seeds": n_seeds,
+                "metrics": {"crash_rate": {"ci_low": low, "ci_high": high, "mean": (low + high) / 2}}}
+
+    summary = {"groups": [group("a", 0.0, 0.2), group("b", 0.3, 0.5), group("c", 0.1, 0.4), group("d", 0.9, 1.0, 1)]}
+    assert separation_verdict(summary, ["crash_rate"]) == ["E p 0.1 crash_rate: a < b"]
+    summary["groups"][1] = group("b", 0.2, 0.5)  # touching ends overlap
+    assert separation_verdict(summary, ["crash_rate"]) == ["E p 0.1 crash_rate: not separated"]

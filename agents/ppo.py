@@ -314,10 +314,16 @@ def finalize_config(config: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 def checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     """``(steps, path)`` of every checkpoint in ``run_dir``, by increasing steps."""
+    return _numbered_checkpoints(run_dir, _CHECKPOINT_RE)
+
+
+def _numbered_checkpoints(run_dir: str | Path, pattern: re.Pattern) -> list[tuple[int, Path]]:
+    """``(steps, path)`` of the files in ``run_dir/checkpoints`` whose name ``pattern`` matches (its group 1: the
+    step count), by increasing steps."""
     folder = Path(run_dir) / CHECKPOINT_DIR
     found = []
-    for path in folder.glob(f"{CHECKPOINT_PREFIX}_*_steps.zip") if folder.is_dir() else ():
-        match = _CHECKPOINT_RE.match(path.name)
+    for path in folder.iterdir() if folder.is_dir() else ():
+        match = pattern.match(path.name)
         if match:
             found.append((int(match.group(1)), path))
     return sorted(found)
@@ -330,13 +336,7 @@ def _vecnormalize_for(checkpoint: Path) -> Path:
 
 def data_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     """``(steps, policy file)`` of every checkpoint stored as data (``model_policy_<N>_steps.pt``), by steps."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    found = []
-    for path in folder.glob(f"{CHECKPOINT_PREFIX}_policy_*_steps.pt") if folder.is_dir() else ():
-        match = _DATA_CHECKPOINT_RE.match(path.name)
-        if match:
-            found.append((int(match.group(1)), path))
-    return sorted(found)
+    return _numbered_checkpoints(run_dir, _DATA_CHECKPOINT_RE)
 
 
 def data_checkpoint_paths(folder: Path, steps: int) -> tuple[Path, Path]:

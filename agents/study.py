@@ -41,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from agents.study_jobs import write_json_atomic
+from agents.run_io import write_json_atomic
 from agents.study_spec import EvalJob, StudyPlan, TrainJob, plan_study
 
 Storage = Literal["auto", "shared", "transfer"]
@@ -184,7 +184,7 @@ def run_study(spec: dict[str, Any], out: str | os.PathLike, *, address: str | No
 
     summary = write_summary(out)
     if summary["jobs"]["done"] == summary["jobs"]["total"]:
-        write_json_atomic(out / ".done", {"finished": now()})
+        write_json_atomic(out / ".done", {"finished": now()}, indent=1)
     return summary
 
 
@@ -206,7 +206,7 @@ def _init_folder(out: Path, plan: StudyPlan) -> None:
     spec_path = out / "spec.json"
     (out / "jobs").mkdir(parents=True, exist_ok=True)
     (out / "runs").mkdir(exist_ok=True)
-    write_json_atomic(spec_path, plan.spec)
+    write_json_atomic(spec_path, plan.spec, indent=1)
     if (out / ".done").exists():
         os.remove(out / ".done")
 
@@ -337,7 +337,7 @@ class _Driver:
             unpack_folder(archive, self.out / "runs" / job.job_id)
         attempts = max(1, ray.get(self.ledger.count.remote(job.job_id)))  # 0 only if its report is still in flight
         record.update(status="done", attempts=attempts, error=None, **result)
-        write_json_atomic(self.out / "jobs" / f"{job.job_id}.done", record)  # last: the job is finished
+        write_json_atomic(self.out / "jobs" / f"{job.job_id}.done", record, indent=1)  # last: the job is finished
         self._write_records()
         self.say(f"{job.job_id}: done on {record['hostname']} (attempt {record['attempts']})")
         if isinstance(job, TrainJob):
@@ -378,5 +378,5 @@ def record_session(out: Path, session: dict[str, Any], index: int | None = None)
         index = len(study["sessions"]) - 1
     else:
         study["sessions"][index] = session
-    write_json_atomic(path, study)
+    write_json_atomic(path, study, indent=1)
     return index

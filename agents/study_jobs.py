@@ -17,7 +17,6 @@ file system with the driver.
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import tarfile
@@ -177,11 +176,3 @@ def unpack_folder(data: bytes, folder: str | os.PathLike) -> Path:
     if old.exists():
         shutil.rmtree(old)
     return folder
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON to a temporary file beside ``path``, then rename it over ``path`` (never half a file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)

@@ -19,7 +19,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.study_jobs import METRICS, write_json_atomic
+from agents.run_io import write_json_atomic
+from agents.study_jobs import METRICS
 
 CONFIDENCE = 0.95
 INTERVAL = "Student-t 95% interval of the mean across training seeds (one value per seed: the run's episode mean)"
@@ -114,7 +115,7 @@ def write_summary(out: str | os.PathLike, *, plot: bool = True) -> dict[str, Any
     returns the summary."""
     out = Path(out)
     summary = summarize(out)
-    write_json_atomic(out / "summary.json", summary)
+    write_json_atomic(out / "summary.json", summary, indent=1)
     for name, text in (("summary.csv", summary_csv(summary)), ("summary.md", summary_markdown(summary))):
         tmp = out / f".{name}.tmp"
         tmp.write_text(text)

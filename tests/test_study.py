@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from agents.study_jobs import evaluate_job, pack_folder, train_job, unpack_folder, write_json_atomic
+from agents.run_io import write_json_atomic
+from agents.study_jobs import evaluate_job, pack_folder, train_job, unpack_folder
 from agents.study_spec import plan_study, read_spec, run_id
 from agents.study_summary import read_records, summarize, write_records, write_summary
 

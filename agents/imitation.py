@@ -817,10 +817,6 @@ def _make_optimizer(model: SequencePolicy, config: BCConfig) -> torch.optim.Opti
     )
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
-    save_tensors(obj, path)  # atomic; weights-only loadable (tensors and plain data)
-
-
 class _Checkpointer:
     """Writes ``checkpoint.pt`` after each epoch and, every ``interval`` seconds of wall time, inside one."""
 
@@ -837,7 +833,7 @@ class _Checkpointer:
     def save(self, round_index: int, epoch: int, position: dict[str, Any] | None = None) -> float:
         """``epoch`` epochs of the round done, plus ``position`` inside the next one; returns :meth:`seconds`."""
         seconds = self.seconds()
-        _save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "round": round_index,
+        save_tensors({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "round": round_index,
                       "epoch": epoch, "seconds": seconds, "torch_rng": torch.get_rng_state(),
                       **({"partial": position} if position is not None else {})}, self.path)
         self.last = time.perf_counter()
@@ -1028,7 +1024,7 @@ def train(
             if callback is not None:
                 callback(record)
     env.close()
-    _save_atomic(model.state_dict(), run_dir / "model.pt")
+    save_tensors(model.state_dict(), run_dir / "model.pt")
     return run_dir
 
 

@@ -92,7 +92,7 @@ def test_imitation_wall_time_checkpoint_inside_an_epoch_and_resume_from_it(tmp_p
     reference = imitation.train(config, tmp_path / "reference", checkpoint_seconds=0)
     expected = torch.load(reference / "model.pt", weights_only=True)
 
-    save = imitation._save_atomic
+    save = imitation.save_tensors
     positions = []
 
     def save_then_kill(obj, path):  # the kill comes right after the first checkpoint written inside an epoch
@@ -101,10 +101,10 @@ def test_imitation_wall_time_checkpoint_inside_an_epoch_and_resume_from_it(tmp_p
             positions.append((obj["epoch"], obj["partial"]["window"]))
             raise _Killed
 
-    monkeypatch.setattr(imitation, "_save_atomic", save_then_kill)
+    monkeypatch.setattr(imitation, "save_tensors", save_then_kill)
     with pytest.raises(_Killed):
         imitation.train(config, tmp_path / "run", checkpoint_seconds=1e-9)
-    monkeypatch.setattr(imitation, "_save_atomic", save)
+    monkeypatch.setattr(imitation, "save_tensors", save)
     assert positions == [(0, 4)]  # epoch 0 not done, the next window starts at frame 4
     assert not (tmp_path / "run" / "model.pt").exists()
 

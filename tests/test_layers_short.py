@@ -90,3 +90,70 @@ def test_dense_cfc_and_mixed_memory_layers_still_work_without_grad():
         with torch.no_grad():
             fast = layer(x)
         torch.testing.assert_close(fast[0], reference[0].detach(), atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [LTC, CfC])
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_online_step_takes_the_tables_and_equals_the_sequence_path(monkeypatch, cls, batch_first, return_sequences):
+    layer = _layer(cls, batch_first, return_sequences, **({"proj_size": 3} if cls is CfC else {}))
+    x, h, _ = _inputs(6, batch_first)
+    reference, ref_state = layer(x, h, 0.7)  # grad enabled: the sequence kernel
+    with torch.no_grad():
+        first = x[:, :1] if batch_first else x[:1]
+        layer(first, h, 0.7)  # builds the step tables
+
+        def forbidden(*args, **kwargs):
+            raise AssertionError("the online call left the step tables")
+
+        monkeypatch.setattr(layer, "_short_no_grad", forbidden)
+        state, outputs = h, []
+        for t in range(6):  # slices of a longer sequence: strided inputs, read through their batch stride
+            step = x[:, t:t + 1] if batch_first else x[t:t + 1]
+            y, state = layer(step, state, 0.7)
+            outputs.append(y)
+    time_axis = 1 if batch_first else 0
+    expected_shape = ((4, 1, 3) if batch_first else (1, 4, 3)) if return_sequences else (4, 3)
+    if cls is LTC:
+        expected_shape = expected_shape[:-1] + (2,)
+    assert outputs[0].shape == expected_shape
+    got = torch.cat(outputs, dim=time_axis) if return_sequences else outputs[-1]
+    torch.testing.assert_close(got, reference.detach(), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(state, ref_state.detach(), atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [LTC, CfC])
+def test_online_step_keeps_the_checks_and_follows_changed_weights(cls):
+    layer = _layer(cls)
+    x, h, _ = _inputs(1, True)
+    with torch.no_grad():
+        layer(x, h)  # builds the step tables
+        for bad in (-1.0, float("nan")):
+            with pytest.raises(ValueError, match=">= 0"):
+                layer(x, h, bad)
+        with pytest.raises(ValueError, match="hx must have shape"):
+            layer(x, h[:, :3])
+        with pytest.raises(ValueError, match="input must have shape"):
+            layer(x[..., :3], h)
+        before = layer(x, h)[0]
+        cell = layer.rnn_cell
+        weight = cell.w if cls is LTC else cell._layers[0].ff1.weight
+        weight.data.mul_(1.5)  # in place: the same address
+        after = layer(x, h)[0]
+    reference = layer(x, h)[0].detach()  # grad enabled: the sequence kernel
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, reference, atol=1e-6, rtol=1e-5)
+
+
+def test_online_ltc_step_follows_a_mask_changed_through_data():
+    layer = _layer(LTC)
+    x, h, _ = _inputs(1, True)
+    cell = layer.rnn_cell
+    mask_name = next(name for name, _ in cell.named_buffers() if "mask" in name and "sensory" not in name)
+    mask = getattr(cell, mask_name)
+    with torch.no_grad():
+        layer(x, h)
+        off = (mask != 0).nonzero()[0]
+        mask.data[tuple(off)] = 0  # remove a synapse in place
+        online = layer(x, h)[0]
+    torch.testing.assert_close(online, layer(x, h)[0].detach(), atol=1e-6, rtol=1e-5)

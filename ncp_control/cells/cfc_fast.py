@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import array
 import ctypes
+import operator
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -300,22 +301,36 @@ class _StepPlan:
 
     def current_key(self, cell: WiredCfCCell) -> tuple:
         """Addresses of the parameters and masks (a parameter set to None gives 0)."""
-        return tuple([0 if t is None else t.data_ptr() for t in self.tensors_of(cell)])
+        try:
+            tensors = self.tensors_of(cell)
+        except (KeyError, AttributeError):  # a head or mask deleted or set to None: never the tables' key
+            return (-1,)
+        try:
+            return (*map(_data_ptr, tensors),)
+        except TypeError:  # a parameter set to None
+            return tuple([0 if t is None else t.data_ptr() for t in tensors])
 
 
 def _tensor_getter(cell: WiredCfCCell):
     """A function returning the parameters and masks of ``cell`` (the current objects, looked up every time
-    through the modules that hold them, so that a replaced head or parameter is seen)."""
+    through the modules that hold them, so that a replaced head or parameter is seen). The heads are those each
+    layer had when the tables were built (what the kernel reads); one deleted since raises ``KeyError``."""
     heads = ("ff1", "ff2", "time_a", "time_b")
+    getters = []
+    for layer in cell._layers:
+        names = [h for h in heads if layer._modules.get(h) is not None]
+        getters.append(operator.itemgetter(*names, names[0]) if names else (lambda mods: ()))
+    count = len(getters)
 
     def tensors(c):
+        layers = c._layers
+        if len(layers) != count:
+            raise KeyError("the cell's layers changed")
         out = []
-        for layer in c._layers:
-            mods = layer._modules
-            for head in heads:
-                lin = mods.get(head)
-                if lin is not None:
-                    out += lin._parameters.values()
+        for layer, get in zip(layers, getters):
+            found = get(layer._modules)
+            for lin in found[:-1] if found else ():  # (the last item repeats the first: always a tuple)
+                out += lin._parameters.values()
             out += layer._parameters.values()
             out.append(layer._buffers["sparsity_mask"])
         return out
@@ -387,6 +402,49 @@ def step_no_grad(cell: WiredCfCCell, x: Tensor, h: Tensor, timespans: Any, *, bu
         raise ValueError(f"the CfC kernel takes at most {MAX_LAYERS} layers") if status == _STATUS_INVALID \
             else MemoryError("the CfC kernel could not allocate its work space")
     return new_h
+
+
+def try_layer_step_no_grad(cell: WiredCfCCell, input: Tensor, h: Tensor, timespans: Any, batch_first: bool,
+                           return_sequences: bool) -> tuple[Tensor, Tensor] | None:
+    """The wired ``CfC`` layer's online call, ``y, h = cfc(x[:, None], h)`` without autograd, straight on this
+    thread's step tables: ``input`` (B, 1, I) if ``batch_first`` else (1, B, I), ``h`` (B, N), ``timespans`` a
+    number. Returns ``(motor outputs in the layer's shape, new state)`` (before the layer's projection), or None
+    wherever :func:`step_no_grad` without ``build`` would, for any other layout, a tensor time, or a negative or
+    NaN time (the caller's general path explains)."""
+    plan = cell.__dict__.get("_step_plans", _NO_PLANS).get(_get_ident())
+    if (plan is None or not isinstance(timespans, (int, float)) or isinstance(timespans, bool)
+            or not timespans >= 0):
+        return None
+    shape = input.shape
+    if len(shape) != 3:
+        return None
+    batch, steps = (shape[0], shape[1]) if batch_first else (shape[1], shape[0])
+    if (steps != 1 or (batch, shape[2]) != plan.x_shape or h.shape != plan.h_shape or input.dtype is not plan.dtype
+            or h.dtype is not plan.dtype or not input.is_cpu or not h.is_cpu
+            or torch._C._are_functorch_transforms_active() or plan.current_key(cell) != plan.key):
+        return None
+    x_strides, h_strides = input.stride(), h.stride()
+    if x_strides[2] != 1 or h_strides[1] != 1:
+        return None
+    if timespans != plan.dt_value:
+        plan.dt.fill_(timespans)
+        plan.dt_value = timespans
+    new_h = input.new_empty(batch, plan.n_state)
+    d, p = plan.dims, plan.ptrs
+    p[0], p[1], p[2], p[4] = input.data_ptr(), h.data_ptr(), plan.dt.data_ptr(), new_h.data_ptr()
+    d[8], d[9], d[11] = x_strides[0 if batch_first else 1], h_strides[0], plan.dt.stride(1)
+    if plan.fn(plan.dims_addr, plan.ptrs_addr):
+        return None
+    motor = cell._motor_slice
+    if motor is None:  # motor neurons not contiguous in the state: gather
+        out = cell.motor_outputs(new_h)
+        return (out.unsqueeze(1 if batch_first else 0) if return_sequences else out), new_h
+    n, m = plan.n_state, motor.stop - motor.start  # one view op in the layer's shape
+    if not return_sequences:
+        return new_h.as_strided((batch, m), (n, 1), motor.start), new_h
+    if batch_first:
+        return new_h.as_strided((batch, 1, m), (n, n, 1), motor.start), new_h
+    return new_h.as_strided((1, batch, m), (batch * n, n, 1), motor.start), new_h
 
 
 def step_times(ts: Any, batch: int, ref: Tensor) -> Tensor:

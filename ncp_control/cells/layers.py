@@ -18,7 +18,9 @@ State = Union[Tensor, tuple[Tensor, Tensor]]
 
 _grad_enabled = torch.is_grad_enabled
 _try_ltc_step = ltc_fast.try_step_no_grad
+_try_ltc_layer_step = ltc_fast.try_layer_step_no_grad
 _cfc_step = cfc_fast.step_no_grad
+_try_cfc_layer_step = cfc_fast.try_layer_step_no_grad
 
 #: Without autograd, batched sequences up to this many steps run as a loop of the cell's no-grad step (the
 #: cell's per-step fast path); longer ones take the one-call sequence kernel, whose setup then pays off.
@@ -62,6 +64,11 @@ class _SequenceLayer(nn.Module):
     def _cell_step_no_grad(self, x: Tensor, h: Tensor, dt: Any) -> tuple[Tensor, Tensor]:
         """One no-grad cell step ``x`` (B, I), ``h`` (B, N), ``dt`` a number or (B, 1) -> (readout (B, O), h)."""
         raise NotImplementedError
+
+    def _online_step(self, input: Any, hx: Tensor, timespans: Any) -> tuple[Tensor, Tensor] | None:
+        """``forward`` for the online call ``y, h = layer(x[:, None], h)`` (no autograd, a number or no elapsed
+        time) straight on the cell's step tables, once the first call built them; None where it does not apply."""
+        return None
 
     def _short_no_grad(self, input: Any, hx: Any, timespans: Any) -> tuple[Tensor, Tensor] | None:
         """``forward`` for a short batched sequence (T <= ``SHORT_SEQUENCE``) without autograd, as a loop of the
@@ -134,7 +141,10 @@ class _SequenceLayer(nn.Module):
             hx the final state in the form it was given.
         """
         if not _grad_enabled() and not self.use_mixed:  # stepping online: the cell's fast step
-            result = self._short_no_grad(input, hx, timespans)
+            result = (self._online_step(input, hx, timespans)
+                      if hx.__class__ is Tensor and input.__class__ is Tensor else None)
+            if result is None:
+                result = self._short_no_grad(input, hx, timespans)
             if result is not None:
                 return result
         if not isinstance(input, Tensor) or input.dim() not in (2, 3) or input.shape[-1] != self.input_size:
@@ -261,6 +271,10 @@ class LTC(_SequenceLayer):
         """See ``LTCCell.apply_weight_constraints`` (needed only with ``implicit_param_constraints=False``)."""
         self.rnn_cell.apply_weight_constraints()
 
+    def _online_step(self, input, hx, timespans):
+        return _try_ltc_layer_step(self._modules["rnn_cell"], input, hx, 1.0 if timespans is None else timespans,
+                                   MIN_ELAPSED_TIME, self.batch_first, self.return_sequences)
+
     def _cell_step_no_grad(self, x, h, dt):
         cell = self._modules["rnn_cell"]
         result = _try_ltc_step(cell, x, h, dt, MIN_ELAPSED_TIME)
@@ -372,6 +386,16 @@ class CfC(_SequenceLayer):
             self.fc: nn.Module = nn.Identity()
         else:
             self.fc = nn.Linear(self.output_size, check_positive_int(proj_size, "proj_size"))
+
+    def _online_step(self, input, hx, timespans):
+        cell = self._modules["rnn_cell"]
+        if cell.__class__ is not WiredCfCCell:
+            return None
+        result = _try_cfc_layer_step(cell, input, hx, 1.0 if timespans is None else timespans, self.batch_first,
+                                     self.return_sequences)
+        if result is None or self.proj_size is None:
+            return result
+        return self.fc(result[0]), result[1]
 
     def _cell_step_no_grad(self, x, h, dt):
         cell = self._modules["rnn_cell"]

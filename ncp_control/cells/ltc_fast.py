@@ -421,6 +421,47 @@ def try_step_no_grad(cell: LTCCell, x: Tensor, h: Tensor, elapsed_time: Any, min
     return _run_step(plan, cell, x, h, elapsed_time, min_dt)
 
 
+def try_layer_step_no_grad(cell: LTCCell, input: Tensor, h: Tensor, elapsed_time: Any, min_dt: float,
+                           batch_first: bool, return_sequences: bool):
+    """The ``LTC`` layer's online call, ``y, h = ltc(x[:, None], h)`` without autograd, straight on this thread's
+    step tables: ``input`` (B, 1, I) if ``batch_first`` else (1, B, I), ``h`` (B, N), ``elapsed_time`` a number.
+
+    The kernel reads the input through its batch stride (no view) and writes the output in the layer's shape
+    ((B, 1, M) / (1, B, M) with ``return_sequences``, else (B, M)), so the layer's step costs what the cell's costs.
+    Returns None wherever :func:`try_step_no_grad` would, and also for any other input layout, a tensor elapsed
+    time, or a step the kernel refuses (a mask changed through ``.data``, a negative or NaN time): the caller then
+    takes the general path, which rebuilds or explains.
+    """
+    plan = cell.__dict__.get("_step_plans", _NO_PLANS).get(_get_ident())
+    if plan is None or not isinstance(elapsed_time, (int, float)) or isinstance(elapsed_time, bool):
+        return None
+    shape = input.shape
+    if len(shape) != 3:
+        return None
+    batch, steps = (shape[0], shape[1]) if batch_first else (shape[1], shape[0])
+    if (steps != 1 or (batch, shape[2]) != plan.x_shape or h.shape != plan.h_shape or input.dtype is not plan.dtype
+            or h.dtype is not plan.dtype or not input.is_cpu or not h.is_cpu or _functorch_active()):
+        return None
+    try:
+        if (*map(_data_ptr, plan.get_masks(cell._buffers) + plan.get_params(cell._parameters)),) != plan.key:
+            return None
+    except (KeyError, TypeError):
+        return None
+    x_strides, h_strides = input.stride(), h.stride()
+    if x_strides[2] != 1 or h_strides[1] != 1:
+        return None
+    new_h = input.new_empty(batch, plan.n_state)
+    if return_sequences:
+        out = input.new_empty((batch, 1, plan.n_out) if batch_first else (1, batch, plan.n_out))
+    else:
+        out = input.new_empty(batch, plan.n_out)
+    _pack_call(plan.call, 0, input.data_ptr(), h.data_ptr(), 0, new_h.data_ptr(), out.data_ptr(),
+               x_strides[0 if batch_first else 1], h_strides[0], 0, float(elapsed_time), cell._epsilon, min_dt)
+    if plan.step(plan.dims_addr, plan.ptrs_addr, plan.call_addr):
+        return None
+    return out, new_h
+
+
 def ltc_step_no_grad(
     cell: LTCCell, x: Tensor, h: Tensor, elapsed_time: Any, *, min_dt: float
 ) -> tuple[Tensor, Tensor]:

@@ -165,3 +165,38 @@ def test_critic_state_resets_exactly_at_episode_start():
 def test_bad_critic_wiring_raises(kwargs, match):
     with pytest.raises(ValueError, match=match):
         _model(**kwargs)
+
+
+def test_ltc_lr_scale_steps_the_cell_at_a_multiple_of_the_rate_and_survives_the_schedule(tmp_path):
+    """With Adam the first step moves every parameter by about lr (sign of the gradient): the LTC cell's
+    parameters move ltc_lr_scale times as far as the MLP's, also after SB3 rewrote the groups' lr, and the groups'
+    stored lr stays the schedule's value."""
+    moves = {}
+    for scale in (1.0, 10.0):
+        model = _model("cfc", critic_wiring="fully_connected", ltc_lr_scale=scale)
+        policy = model.policy
+        before = {name: p.detach().clone() for name, p in policy.named_parameters()}
+        model.learn(32)  # one rollout, one epoch: a single batch
+        assert [g["lr"] for g in policy.optimizer.param_groups] == [pytest.approx(3e-4)] * len(
+            policy.optimizer.param_groups)
+        delta = {name: (p.detach() - before[name]).abs().max().item() for name, p in policy.named_parameters()}
+        moves[scale] = (max(v for n, v in delta.items() if n.startswith("actor_core.cell.")),
+                        max(v for n, v in delta.items() if n.startswith("critic_mlp.")))
+        assert len(policy.optimizer.param_groups) == (1 if scale == 1.0 else 2)
+    cell_1, mlp_1 = moves[1.0]
+    cell_10, mlp_10 = moves[10.0]
+    assert mlp_10 == pytest.approx(mlp_1, rel=0.2)  # the rest learns at the rate itself
+    assert cell_10 > 5 * cell_1  # Adam: ~lr per step, times the scale
+    model.save(tmp_path / "m.zip")
+    loaded = RecurrentPPO.load(tmp_path / "m.zip", device="cpu")
+    assert loaded.policy.ltc_lr_scale == 10.0
+    assert [g.get("lr_scale", 1.0) for g in loaded.policy.optimizer.param_groups] == [1.0, 10.0]
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), "10", True])
+def test_ltc_lr_scale_rejects_bad_values_and_other_cells(value):
+    with pytest.raises(ValueError, match="ltc_lr_scale must be a positive number"):
+        _pendulum_like_policy(0, ltc_lr_scale=value)
+    with pytest.raises(ValueError, match="ltc_lr_scale applies only to cell='ltc'"):
+        NCPActorCriticPolicy(spaces.Box(-1, 1, (2,)), spaces.Box(-1, 1, (1,)), lambda _: 1e-3, cell="cfc",
+                             ltc_lr_scale=10.0)

@@ -73,6 +73,7 @@ from ._backend import wirings
 from .conv import PAPER_CHANNELS, ConvHead, Normalization
 from .core import CfCMode, RecurrentCore, make_core, _check_choice, _check_positive_int
 from .elapsed_time import ELAPSED_TIME_KEY, OBSERVATION_KEY, is_timed_space
+from .lr_scale import LR_SCALE_KEY, check_lr_scale, scaled_optimizer_class
 from .ltc_actor_init import LTCActorInit
 
 CellKind = Literal["ltc", "cfc"]
@@ -236,6 +237,9 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         ltc_init: initial values of the LTC actor's parameters that differ from ncps's: ``None`` (default, the
             package's choice, ``DEFAULT_LTC_ACTOR_INIT``), ``"ncps"`` or a dict for
             :class:`~ncp_control.policies.ltc_actor_init.LTCActorInit`. LTC actor only.
+        ltc_lr_scale: learning-rate multiplier for the LTC actor cell's parameters (default 1.0): the optimiser
+            steps them at ``ltc_lr_scale`` times the schedule's rate, everything else at the rate itself (see
+            :mod:`ncp_control.policies.lr_scale`). LTC actor only.
         net_arch: ``dict(pi=[...], vf=[...])``: ``pi`` = MLP layers between features and the actor cell (default
             none: observations are the sensory neurons, as in the NCP paper), ``vf`` = critic MLP (default [64, 64]).
         activation_fn, ortho_init, use_sde, log_std_init, full_std, use_expln, squash_output,
@@ -274,8 +278,12 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         critic_cell: CriticCell | None = None,
         critic_wiring: CriticWiring = "dense",
         ltc_init: dict[str, Any] | str | None = None,
+        ltc_lr_scale: float = 1.0,
     ):
         _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, ltc_init)
+        self.ltc_lr_scale = check_lr_scale("ltc_lr_scale", ltc_lr_scale)
+        if self.ltc_lr_scale != 1.0 and cell != "ltc":
+            raise ValueError(f"ltc_lr_scale applies only to cell='ltc', not {cell!r}")
         self.ltc_init = LTCActorInit.from_spec(ltc_init) if cell == "ltc" else None
         self._ltc_init_spec = ltc_init
         if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
@@ -381,7 +389,14 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             with th.no_grad():
                 rest = self.actor_mlp(th.zeros(1, self.features_dim))
             self.ltc_init.apply(self.actor_core.cell, rest)
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        if self.ltc_lr_scale == 1.0:
+            self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        else:  # the LTC cell's parameters in their own group, stepped at ltc_lr_scale times the rate
+            cell_ids = {id(p) for p in self.actor_core.cell.parameters()}
+            groups = [{"params": [p for p in self.parameters() if id(p) not in cell_ids]},
+                      {"params": list(self.actor_core.cell.parameters()), LR_SCALE_KEY: self.ltc_lr_scale}]
+            self.optimizer = scaled_optimizer_class(self.optimizer_class)(
+                groups, lr=lr_schedule(1), **self.optimizer_kwargs)
 
     @property
     def lstm_actor(self) -> PackedStateShape:
@@ -395,7 +410,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             cell=self.cell_kind, wiring=self.wiring_spec, ode_unfolds=self.ode_unfolds, cfc_mode=self.cfc_mode,
             dt=self.dt, time_unit=self.time_unit, min_elapsed_time=self.min_elapsed_time, critic=self.critic_kind,
             critic_units=self.critic_units, critic_cell=self.critic_cell, critic_wiring=self.critic_wiring,
-            ltc_init=self._ltc_init_spec, normalize_images=self.normalize_images,
+            ltc_init=self._ltc_init_spec, ltc_lr_scale=self.ltc_lr_scale, normalize_images=self.normalize_images,
         )
         return data
 

@@ -353,6 +353,8 @@ def _new_record(job: TrainJob | EvalJob) -> dict[str, Any]:
     if isinstance(job, TrainJob):
         spec = {"type": "train", "kind": job.kind, "env": job.env_id, "model": job.model, "seed": job.seed,
                 "cpus": job.cpus, "run": f"runs/{job.job_id}"}
+        if job.tag is not None:
+            spec["tag"] = job.tag
     else:
         spec = {"type": "evaluate", "run": f"runs/{job.run_id}", "evaluation": job.index, "env": job.env_id,
                 "episodes": job.episodes, "seed": job.seed, "perturb": list(job.perturb), "cpus": job.cpus}

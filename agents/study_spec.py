@@ -15,12 +15,16 @@ A spec is a JSON object (shipped examples: ``agents/configs/studies/``)::
       ]
     }
 
-Training entries (one job per model x seed, run folder ``runs/<kind>-<env>-<model>-s<seed>``):
+Training entries (one job per model x seed, run folder ``runs/<kind>-<env>-<model>-s<seed>``, or
+``runs/<kind>-<env>-<tag>-<model>-s<seed>`` for an entry with a ``tag``):
 
 - ``kind: "ppo"``: ``env``, ``policies`` (ltc, cfc, lstm, mlp), ``seeds``, ``timesteps``; optional ``config`` (an
   object with the keys of a run's config.json, what ``train-ppo --config FILE`` takes).
 - ``kind: "bc"``: ``env``, ``models`` (ncp-ltc, ncp-cfc, lstm, cnn), ``seeds``; optional ``preset`` (demo, paper;
   default demo), ``set`` (BCConfig fields, what ``train-bc --set KEY=VALUE`` takes), ``env_kwargs``.
+- either kind: optional ``tag`` (lowercase letters, digits, ``-``; not ``"untagged"``), so that the same model and
+  seed trained twice with other settings (e.g. ``"env_kwargs": {"domain_randomization": true}``, tag ``"dr"``)
+  get their own run folders; untagged entries keep the plain names.
 
 Evaluation entries apply to every run trained on their ``env``: ``episodes``, ``seed`` (of the first episode);
 optional ``perturb`` (sweeps such as ``"pixel_noise:0,0.316"``, see ``ncp-control robustness``).
@@ -39,14 +43,18 @@ from pathlib import Path
 from typing import Any
 
 _TOP_KEYS = {"name", "train", "evaluate", "cpus", "max_attempts", "_doc"}
-_PPO_KEYS = {"kind", "env", "policies", "seeds", "timesteps", "config", "cpus"}
-_BC_KEYS = {"kind", "env", "models", "seeds", "preset", "set", "env_kwargs", "cpus"}
+_PPO_KEYS = {"kind", "env", "policies", "seeds", "timesteps", "config", "tag", "cpus"}
+_BC_KEYS = {"kind", "env", "models", "seeds", "preset", "set", "env_kwargs", "tag", "cpus"}
+_TAG = re.compile(r"^[a-z0-9-]+$")
+#: what an evaluation entry's ``train_tags`` calls the runs of training entries without a ``tag``
+UNTAGGED = "untagged"
 _EVAL_KEYS = {"env", "episodes", "seed", "perturb", "cpus"}
 
 
 @dataclass(frozen=True)
 class TrainJob:
-    """One training run: ``config`` is the resolved PPO config or ``BCConfig.to_dict()``."""
+    """One training run: ``config`` is the resolved PPO config or ``BCConfig.to_dict()``; ``tag`` the entry's
+    ``tag`` (None: untagged)."""
 
     job_id: str
     kind: str
@@ -56,6 +64,7 @@ class TrainJob:
     cpus: int
     config: dict[str, Any] = field(compare=False, repr=False)
     entry: dict[str, Any] = field(compare=False, repr=False)
+    tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,9 +141,18 @@ def plan_study(spec: dict[str, Any]) -> StudyPlan:
     return StudyPlan(name, copy.deepcopy(spec), tuple(jobs), evaluations, max_attempts)
 
 
-def run_id(kind: str, env_id: str, model: str, seed: int) -> str:
-    """``<kind>-<env>-<model>-s<seed>`` with anything but letters, digits, ``.``, ``_``, ``-`` replaced by ``_``."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{kind}-{env_id}-{model}-s{seed}")
+def run_id(kind: str, env_id: str, model: str, seed: int, tag: str | None = None) -> str:
+    """``<kind>-<env>-<model>-s<seed>``, or ``<kind>-<env>-<tag>-<model>-s<seed>`` for a tagged training entry,
+    with anything but letters, digits, ``.``, ``_``, ``-`` replaced by ``_``."""
+    name = f"{kind}-{env_id}-{model}-s{seed}" if tag is None else f"{kind}-{env_id}-{tag}-{model}-s{seed}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def check_tag(where: str, value: Any) -> str:
+    """A tag: a short name of lowercase letters, digits and ``-`` (it becomes part of folder names)."""
+    if not isinstance(value, str) or not _TAG.match(value):
+        raise ValueError(f"{where} must be a short name of lowercase letters, digits and '-', got {value!r}")
+    return value
 
 
 def _train_jobs(where: str, entry: Any, default_cpus: int) -> list[TrainJob]:
@@ -148,6 +166,9 @@ def _train_jobs(where: str, entry: Any, default_cpus: int) -> list[TrainJob]:
                 {"kind", "env", "seeds"} | ({"policies", "timesteps"} if ppo else {"models"}))
     env_id = _string(f"{where}.env", entry["env"])
     cpus = _positive(f"{where}.cpus", entry.get("cpus", default_cpus))
+    tag = check_tag(f"{where}.tag", entry["tag"]) if "tag" in entry else None
+    if tag == UNTAGGED:
+        raise ValueError(f"{where}.tag: {UNTAGGED!r} is reserved (it names the runs of untagged entries)")
     seeds = [_non_negative(f"{where}.seeds", s) for s in _list(f"{where}.seeds", entry["seeds"])]
     models = [_string(f"{where}.{'policies' if ppo else 'models'}", m)
               for m in _list(where, entry["policies" if ppo else "models"])]
@@ -155,8 +176,8 @@ def _train_jobs(where: str, entry: Any, default_cpus: int) -> list[TrainJob]:
     for model in models:
         for seed in seeds:
             config = _ppo_config(where, entry, model, seed) if ppo else _bc_config(where, entry, model, seed)
-            jobs.append(TrainJob(run_id(kind, env_id, model, seed), kind, env_id, model, seed, cpus, config,
-                                 copy.deepcopy(entry)))
+            jobs.append(TrainJob(run_id(kind, env_id, model, seed, tag), kind, env_id, model, seed, cpus, config,
+                                 copy.deepcopy(entry), tag))
     return jobs
 
 

@@ -65,6 +65,32 @@ def test_bad_specs_are_refused_before_anything_runs(change, message):
 
 def test_run_ids_are_safe_folder_names():
     assert run_id("ppo", "mypkg.envs:Thing-v0", "mlp", 3) == "ppo-mypkg.envs_Thing-v0-mlp-s3"
+    assert run_id("bc", "LaneKeeping-v0", "ncp-ltc", 0, "dr") == "bc-LaneKeeping-v0-dr-ncp-ltc-s0"
+
+
+def test_a_training_tag_names_its_runs_and_untagged_ids_stay():
+    bc = {"kind": "bc", "env": "LaneKeeping-v0", "models": ["ncp-ltc"], "seeds": [0, 1],
+          "set": {"epochs": 1, "dagger_rounds": 0}}
+    plan = plan_study({"name": "t", "train": [bc, {**bc, "tag": "dr", "env_kwargs": {"domain_randomization": True}},
+                                              {**tiny_ppo(), "tag": "long"}]})
+    assert [(j.job_id, j.tag) for j in plan.train] == [
+        ("bc-LaneKeeping-v0-ncp-ltc-s0", None), ("bc-LaneKeeping-v0-ncp-ltc-s1", None),
+        ("bc-LaneKeeping-v0-dr-ncp-ltc-s0", "dr"), ("bc-LaneKeeping-v0-dr-ncp-ltc-s1", "dr"),
+        ("ppo-Pendulum-v1-long-mlp-s0", "long")]
+    assert plan.train[2].config["env_kwargs"] == {"image_height": 32, "image_width": 64, "domain_randomization": True}
+    assert plan.train[0].config["env_kwargs"] == {"image_height": 32, "image_width": 64}
+    # an untagged entry's ids are what every study before tags wrote (old study folders still resume)
+    noise = plan_study(read_spec("agents/configs/studies/ncp-noise.json"))
+    assert noise.train[0].job_id == "bc-LaneKeeping-v0-ncp-ltc-s0" and noise.train[0].tag is None
+    assert [e.job_id for e in noise.evaluations_of(noise.train[0])] == ["eval0-bc-LaneKeeping-v0-ncp-ltc-s0"]
+
+
+@pytest.mark.parametrize("tag, message", [("DR", "lowercase letters"), ("", "lowercase letters"),
+                                          ("d r", "lowercase letters"), (1, "lowercase letters"),
+                                          ("untagged", "reserved")])
+def test_bad_training_tags_are_refused(tag, message):
+    with pytest.raises(ValueError, match=message):
+        plan_study({"name": "t", "train": [{**tiny_ppo(), "tag": tag}]})
 
 
 def test_cli_reports_a_bad_spec_in_one_line(tmp_path, capsys):

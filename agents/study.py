@@ -123,7 +123,7 @@ def _eval_task(job: EvalJob, run_dir: str, archive: bytes | None, ledger) -> dic
     with tempfile.TemporaryDirectory(prefix="ncp-control-eval-") as scratch:
         if archive is not None:
             run_dir = str(unpack_folder(archive, Path(scratch) / job.run_id))
-        record["rows"] = evaluate_job(run_dir, job.env_id, job.episodes, job.seed, job.perturb)
+        record["rows"] = evaluate_job(run_dir, job.env_id, job.episodes, job.seed, job.perturb, job.env_kwargs)
     record.update(seconds=time.perf_counter() - t0, end=now())
     return record
 
@@ -358,6 +358,10 @@ def _new_record(job: TrainJob | EvalJob) -> dict[str, Any]:
     else:
         spec = {"type": "evaluate", "run": f"runs/{job.run_id}", "evaluation": job.index, "env": job.env_id,
                 "episodes": job.episodes, "seed": job.seed, "perturb": list(job.perturb), "cpus": job.cpus}
+        if job.env_kwargs:
+            spec["env_kwargs"] = job.env_kwargs
+        if job.condition is not None:
+            spec["condition"] = job.condition
     return {"id": job.job_id, "spec": spec, "status": "pending", "submitted": None, "start": None, "end": None,
             "attempts": 0, "node_id": None, "hostname": None, "error": None}
 

@@ -8,7 +8,9 @@ to continue from (killed before the first checkpoint) is cleared and trained fro
 
 An evaluation job loads a run folder with :func:`agents.runs.load_run` and runs :func:`agents.evaluation.evaluate`
 (no perturbation) or :func:`agents.robustness.robustness_sweep` (``perturb`` sweeps, common random numbers), and
-returns one row of metrics per (perturbation, level).
+returns one row of metrics per (perturbation, level). Its env is built from explicit arguments,
+:func:`evaluation_env_kwargs`: the run's training arguments (what the model was trained to observe) without the
+look it was trained under, then the evaluation entry's ``env_kwargs``.
 
 Run folders travel as tar archives (:func:`pack_folder` / :func:`unpack_folder`) when the nodes do not share a
 file system with the driver.
@@ -30,6 +32,10 @@ METRICS = ("mean_return", "completion_rate", "crash_rate", "mean_abs_lateral_m")
 
 #: exit status of a worker that a fault-injection hook killed (see :func:`train_job`)
 FAULT_EXIT_STATUS = 75
+
+#: env arguments that set the look a run is trained under: never carried over from a run to its evaluations (the
+#: look of an evaluation is its entry's, by default the clean one)
+TRAINING_LOOK_KWARGS = ("domain_randomization",)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -112,28 +118,43 @@ def _clear(run_dir: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # evaluation
 # ---------------------------------------------------------------------------------------------------------------
+def evaluation_env_kwargs(run_env_id: str, run_env_kwargs: Mapping[str, Any], env_id: str,
+                          env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``gym.make`` arguments of an evaluation on ``env_id`` of a run trained on ``run_env_id`` with
+    ``run_env_kwargs``: on the run's own env, its training arguments (image size, road settings: what the model
+    was trained to observe and do) without :data:`TRAINING_LOOK_KWARGS`; on another env, none; then the
+    evaluation's own ``env_kwargs`` on top. A run trained under domain randomisation is thus evaluated on the
+    clean look unless the evaluation asks for randomisation."""
+    own = env_id.rpartition(":")[2] == run_env_id
+    kept = {k: v for k, v in run_env_kwargs.items() if k not in TRAINING_LOOK_KWARGS} if own else {}
+    return {**kept, **env_kwargs}
+
+
 def evaluate_job(run_dir: str | os.PathLike, env_id: str, episodes: int, seed: int,
-                 perturb: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Evaluate one run; one row per (perturbation, level): ``perturbation`` (``"none"`` without sweeps),
-    ``level`` (None without sweeps), ``episodes`` and the :data:`METRICS` (lane-keeping metrics None elsewhere).
+                 perturb: Sequence[str] = (), env_kwargs: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Evaluate one run on an env built with :func:`evaluation_env_kwargs` (``env_kwargs``: the evaluation's
+    own); one row per (perturbation, level): ``perturbation`` (``"none"`` without sweeps), ``level`` (None without
+    sweeps), ``episodes`` and the :data:`METRICS` (lane-keeping metrics None elsewhere).
 
     Raises:
         ValueError: the run cannot be loaded, does not fit ``env_id``, or fails under a perturbation.
     """
-    from agents.runs import load_run
+    from agents.runs import read_config, training_env_kwargs
 
+    config = read_config(run_dir)
+    kwargs = evaluation_env_kwargs(config["env_id"], training_env_kwargs(config), env_id, env_kwargs or {})
     if perturb:
         from agents.robustness import robustness_sweep
 
-        results = robustness_sweep([str(run_dir)], env_id, list(perturb), episodes, seed, processes=1)
+        results = robustness_sweep([str(run_dir)], env_id, list(perturb), episodes, seed, env_kwargs=kwargs,
+                                   processes=1)
         if results.failures:
             raise ValueError(f"cannot evaluate {run_dir} on {env_id}: {next(iter(results.failures.values()))}")
         return [_metrics_row(row.summary()) for row in results.rows]
     from agents.evaluation import evaluate
+    from agents.runs import load_run
 
-    loaded = load_run(run_dir)
-    own = env_id.rpartition(":")[2] == loaded.env_id
-    summary = evaluate(loaded.predictor, env_id, episodes, seed, env_kwargs=loaded.env_kwargs if own else {})
+    summary = evaluate(load_run(run_dir).predictor, env_id, episodes, seed, env_kwargs=kwargs)
     return [_metrics_row({**summary, "perturbation": "none", "level": None})]
 
 

@@ -63,6 +63,93 @@ def test_bad_specs_are_refused_before_anything_runs(change, message):
         plan_study(spec)
 
 
+def tiny_lane_ppo(**config) -> dict:
+    """A PPO entry on the state-observation lane env (no rendering; seconds per run)."""
+    entry = tiny_ppo(256, **config)
+    return {**entry, "env": "LaneKeepingState-v0"}
+
+
+DR_GEOMETRY = {"domain_randomization": ["geometry"]}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000,
+                    "env_kwargs": {"domain_randomization": ["colour"]}}]},
+     r"evaluate\[0\] \(run ppo-LaneKeepingState-v0-mlp-s0\): cannot make .*unknown domain_randomization element"),
+    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000,
+                    "env_kwargs": {"domain_randomisation": True}}]}, "unexpected keyword argument"),
+    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000,
+                    "env_kwargs": {"domain_randomization": ("colours",)}}]}, "JSON object of plain data"),
+    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "env_kwargs": ["colours"]}]},
+     "JSON object of plain data"),
+    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "train_tags": ["rd"]}]},
+     r"train_tags: \['rd'\].*the tags there are \['untagged'\]"),
+    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "tag": "Clean"}]},
+     "lowercase letters"),
+    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "tag": "clean"},
+                   {"env": "LaneKeepingState-v0", "episodes": 4, "seed": 1000000, "tag": "clean"}]},
+     r"evaluate\[1\].tag 'clean' is already the tag of evaluate\[0\]"),
+    ({"train": [tiny_lane_ppo(env_kwargs={"domain_randomization": ["sky"]})]},
+     "training run ppo-LaneKeepingState-v0-mlp-s0: cannot make .*unknown domain_randomization element"),
+    ({"train": [{"kind": "bc", "env": "LaneKeeping-v0", "models": ["cnn"], "seeds": [0],
+                 "env_kwargs": {"domain_randomization": "yes"}}]}, "must be a bool or a collection"),
+])
+def test_bad_env_kwargs_and_tags_fail_when_the_spec_is_read(change, message):
+    spec = {"name": "bad", "train": [tiny_lane_ppo()], **change}
+    with pytest.raises(ValueError, match=message):
+        plan_study(spec)
+
+
+def test_evaluation_entries_apply_to_the_training_tags_they_name():
+    dr = tiny_lane_ppo(env_kwargs=DR_GEOMETRY)
+    spec = {"name": "t", "train": [tiny_lane_ppo(), {**dr, "tag": "dr"}],
+            "evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "tag": "clean"},
+                         {"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "tag": "geometry",
+                          "env_kwargs": DR_GEOMETRY, "train_tags": ["untagged"]},
+                         {"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "train_tags": ["dr"]}]}
+    plan = plan_study(spec)
+    jobs = {e.job_id: e for job in plan.train for e in plan.evaluations_of(job)}
+    assert sorted(jobs) == ["eval0-ppo-LaneKeepingState-v0-dr-mlp-s0", "eval0-ppo-LaneKeepingState-v0-mlp-s0",
+                            "eval1-ppo-LaneKeepingState-v0-mlp-s0", "eval2-ppo-LaneKeepingState-v0-dr-mlp-s0"]
+    geometry = jobs["eval1-ppo-LaneKeepingState-v0-mlp-s0"]
+    assert (geometry.condition, geometry.env_kwargs) == ("geometry", DR_GEOMETRY)
+    assert (jobs["eval2-ppo-LaneKeepingState-v0-dr-mlp-s0"].condition,
+            jobs["eval2-ppo-LaneKeepingState-v0-dr-mlp-s0"].env_kwargs) == (None, {})
+
+
+def test_evaluation_env_kwargs_keep_the_observation_and_drop_the_training_look():
+    from agents.study_jobs import evaluation_env_kwargs
+
+    trained = {"image_height": 32, "image_width": 64, "domain_randomization": True}
+    assert evaluation_env_kwargs("LaneKeeping-v0", trained, "LaneKeeping-v0", {}) == {"image_height": 32,
+                                                                                      "image_width": 64}
+    assert evaluation_env_kwargs("LaneKeeping-v0", trained, "envs:LaneKeeping-v0", {"domain_randomization": [
+        "camera"]}) == {"image_height": 32, "image_width": 64, "domain_randomization": ["camera"]}
+    assert evaluation_env_kwargs("LaneKeeping-v0", trained, "LaneKeepingState-v0", {"speed": 8.0}) == {"speed": 8.0}
+
+
+def test_a_run_trained_under_randomisation_is_evaluated_on_the_entrys_look(tmp_path):
+    """The evaluation job builds its env from the entry, not from the run's training look: a run trained with
+    randomised road geometry, evaluated on a "clean" entry, drives exactly the clean roads."""
+    from agents.evaluation import evaluate
+    from agents.runs import load_run
+
+    plan = plan_study({"name": "t", "train": [{**tiny_lane_ppo(env_kwargs=DR_GEOMETRY), "tag": "dr"}]})
+    run_dir = tmp_path / plan.train[0].job_id
+    train_job("ppo", plan.train[0].config, run_dir)
+    assert load_run(run_dir).env_kwargs == DR_GEOMETRY
+    predictor = load_run(run_dir).predictor
+    clean = evaluate(predictor, "LaneKeepingState-v0", 2, 1000000, env_kwargs={})
+    randomised = evaluate(predictor, "LaneKeepingState-v0", 2, 1000000, env_kwargs=DR_GEOMETRY)
+    assert clean["returns"] != randomised["returns"]  # the two looks do differ for this run
+    rows = evaluate_job(run_dir, "LaneKeepingState-v0", 2, 1000000)
+    assert rows[0]["mean_return"] == pytest.approx(clean["mean_return"])
+    swept = evaluate_job(run_dir, "LaneKeepingState-v0", 2, 1000000, ["obs_noise:0"], env_kwargs={})
+    assert swept[0]["mean_return"] == pytest.approx(clean["mean_return"])
+    rows = evaluate_job(run_dir, "LaneKeepingState-v0", 2, 1000000, env_kwargs=DR_GEOMETRY)
+    assert rows[0]["mean_return"] == pytest.approx(randomised["mean_return"])
+
+
 def test_run_ids_are_safe_folder_names():
     assert run_id("ppo", "mypkg.envs:Thing-v0", "mlp", 3) == "ppo-mypkg.envs_Thing-v0-mlp-s3"
     assert run_id("bc", "LaneKeeping-v0", "ncp-ltc", 0, "dr") == "bc-LaneKeeping-v0-dr-ncp-ltc-s0"

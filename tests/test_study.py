@@ -321,6 +321,73 @@ def test_summary_is_a_t_interval_across_training_seeds(tmp_path):
     assert (tmp_path / "s" / summary["plots"][0]).stat().st_size > 1000
 
 
+def _fake_conditions_study(out):
+    """A finished study with training tags and evaluation conditions: models a and b, untagged and "dr", 3 seeds;
+    entries "clean" (all runs), "colours" (untagged runs only) and an untagged sweep entry (all runs)."""
+    entry = {"kind": "ppo", "env": "E", "policies": ["a", "b"], "seeds": [0, 1, 2], "timesteps": 1}
+    colours = {"domain_randomization": ["colours"]}
+    spec = {"name": "cond", "train": [entry, {**entry, "tag": "dr"}],
+            "evaluate": [{"env": "E", "episodes": 4, "seed": 1000000, "tag": "clean"},
+                         {"env": "E", "episodes": 4, "seed": 1000000, "tag": "colours", "env_kwargs": colours,
+                          "train_tags": ["untagged"]},
+                         {"env": "E", "episodes": 4, "seed": 1000000, "perturb": ["obs_noise:0,0.1"]}]}
+    out.mkdir()
+    (out / "jobs").mkdir()
+    write_json_atomic(out / "spec.json", spec)
+    crash = {("a", None): 0.0, ("b", None): 0.5, ("a", "dr"): 0.1, ("b", "dr"): 0.4}  # clean, per run
+    for (model, tag), base in crash.items():
+        for seed in (0, 1, 2):
+            run = run_id("ppo", "E", model, seed, tag)
+            train = {"id": run, "status": "done", "seconds": 1.0,
+                     "spec": {"type": "train", "kind": "ppo", "env": "E", "model": model, "seed": seed,
+                              **({"tag": tag} if tag else {})}}
+            write_json_atomic(out / "jobs" / f"{run}.done", train)
+            for index in (0, 1, 2):
+                if index == 1 and tag:
+                    continue
+                rows = [{"perturbation": p, "level": level, "episodes": 4, "mean_return": -1.0 * seed,
+                         "crash_rate": base + 0.01 * seed + (0.3 if index == 1 else 0.0) + (level or 0.0),
+                         "completion_rate": None, "mean_abs_lateral_m": None}
+                        for p, level in ((("none", None),) if index < 2 else (("obs_noise", 0.0), ("obs_noise", 0.1)))]
+                write_json_atomic(out / "jobs" / f"eval{index}-{run}.done",
+                                  {"id": f"eval{index}-{run}", "status": "done", "seconds": 1.0, "rows": rows,
+                                   "spec": {"type": "evaluate", "run": f"runs/{run}", "evaluation": index,
+                                            **({"condition": spec["evaluate"][index]["tag"]} if index < 2 else {})}})
+
+
+def test_summary_of_a_study_with_conditions_is_keyed_by_training_tag_and_condition(tmp_path):
+    from agents.study_summary import separation_verdict
+
+    _fake_conditions_study(tmp_path / "s")
+    summary = write_summary(tmp_path / "s")
+    assert summary["key"] == ["env", "kind", "train_tag", "model", "evaluation", "condition", "perturbation", "level"]
+    cells = [(g["evaluation"], g["condition"], g["train_tag"], g["model"], g["level"], g["n_seeds"])
+             for g in summary["groups"]]
+    assert cells[:6] == [(0, "clean", "untagged", "a", None, 3), (0, "clean", "untagged", "b", None, 3),
+                         (0, "clean", "dr", "a", None, 3), (0, "clean", "dr", "b", None, 3),
+                         (1, "colours", "untagged", "a", None, 3), (1, "colours", "untagged", "b", None, 3)]
+    assert len(cells) == 6 + 8 and cells[6] == (2, None, "untagged", "a", 0.0, 3)
+    colours = summary["groups"][4]
+    assert colours["env_kwargs"] == {"domain_randomization": ["colours"]}
+    assert colours["metrics"]["crash_rate"]["per_seed"] == pytest.approx([0.3, 0.31, 0.32])
+    csv_lines = (tmp_path / "s" / "summary.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("env,kind,train_tag,model,evaluation,condition,perturbation,level,eval_seed")
+    assert csv_lines[3].startswith("E,ppo,dr,a,0,clean,none,,1000000,4,3,0;1;2")
+    md = (tmp_path / "s" / "summary.md").read_text()
+    assert "## E, trained dr: crash_rate by condition" in md and "| model | clean | colours | e2 |" not in md
+    assert "| model | clean | colours |" in md and "| model | clean |" in md
+    assert '## E, evaluation 1: colours, env_kwargs {"domain_randomization": ["colours"]} (4 episodes' in md
+    assert "| dr | ppo:b | none |  | 3 |" in md
+    assert sorted(summary["plots"]) == ["summary-E-dr-conditions.png", "summary-E-e2-obs_noise.png",
+                                        "summary-E-untagged-conditions.png"]
+    verdict = separation_verdict(json.loads((tmp_path / "s" / "summary.json").read_text()), ["crash_rate"])
+    assert verdict == [
+        "E clean crash_rate: a < b; a < dr:a; dr:b < b; dr:a < dr:b",  # same tag: models; same model: tags
+        "E colours crash_rate: a < b",
+        "E e2 obs_noise 0.0 crash_rate: a < b; a < dr:a; dr:b < b; dr:a < dr:b",
+        "E e2 obs_noise 0.1 crash_rate: a < b; a < dr:a; dr:b < b; dr:a < dr:b"]
+
+
 def test_study_report_rerenders(tmp_path, capsys):
     from agents.cli import main
 

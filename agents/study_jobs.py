@@ -18,7 +18,9 @@ file system with the driver.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import os
 import shutil
 import tarfile
@@ -109,6 +111,35 @@ def _train_bc(settings: dict[str, Any], run_dir: Path, exit_after_checkpoint: bo
     return None
 
 
+def config_difference(kind: str, config: Mapping[str, Any], run_config: Mapping[str, Any]) -> list[str]:
+    """The settings in which a resolved training ``config`` (a job's) and a run folder's ``config.json`` differ;
+    empty when that run was trained as the job would train it.
+
+    Imitation runs compare their ``BCConfig`` (as ``train-bc --resume`` does); PPO runs the config as
+    :func:`agents.ppo.train` writes it (after :func:`agents.ppo.finalize_config`), without ``progress_bar`` and
+    ``checkpoint_seconds`` (how to run, not what to train). Reads nothing but the two dicts.
+    """
+    if run_config.get("kind") != kind:
+        return ["kind"]
+    if kind == "bc":
+        from agents.imitation import BCConfig
+
+        try:
+            stored = BCConfig.from_dict(run_config["training"])
+        except (KeyError, TypeError, ValueError):
+            return ["training"]
+        ours = BCConfig.from_dict(config)
+        return [f.name for f in dataclasses.fields(BCConfig) if getattr(stored, f.name) != getattr(ours, f.name)]
+    if kind == "ppo":
+        from agents.ppo import finalize_config
+
+        how = ("progress_bar", "checkpoint_seconds")
+        ours = {k: v for k, v in json.loads(json.dumps(finalize_config(dict(config)))).items() if k not in how}
+        stored = {k: v for k, v in run_config.items() if k not in how}
+        return sorted(k for k in ours.keys() | stored.keys() if ours.get(k) != stored.get(k))
+    raise ValueError(f"unknown training kind {kind!r}; known: 'ppo', 'bc'")
+
+
 def _clear(run_dir: Path) -> None:
     """Remove what an attempt left before its first checkpoint (nothing there can be continued)."""
     if run_dir.exists():
@@ -188,6 +219,13 @@ def unpack_folder(data: bytes, folder: str | os.PathLike) -> Path:
     partial.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r") as archive:
         archive.extractall(partial, filter="data")
+    return replace_folder(partial, folder)
+
+
+def replace_folder(partial: str | os.PathLike, folder: str | os.PathLike) -> Path:
+    """Put the complete folder ``partial`` (a sibling of ``folder``) in place of ``folder``, which is moved aside
+    first and removed after: a reader never sees half a folder."""
+    partial, folder = Path(partial), Path(folder)
     old = folder.with_name(f".{folder.name}.old")
     if folder.exists():
         if old.exists():

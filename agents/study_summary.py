@@ -99,6 +99,9 @@ def summarize(out: str | os.PathLike) -> dict[str, Any]:
     }
     if names is _TAGGED_KEY:  # absent from the summaries of studies without tags (unchanged since before them)
         summary["key"] = list(names)
+    reused = {r["id"]: r["reused_from"] for r in records.values() if r["status"] == "done" and r.get("reused_from")}
+    if reused:  # training runs copied from other study folders (--runs-from), not trained here
+        summary["reused"] = dict(sorted(reused.items()))
     return summary
 
 
@@ -185,8 +188,14 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     lines = [f"# Study {summary['name']}", "",
              f"Jobs: {jobs['done']}/{jobs['total']} done, {jobs['failed']} failed, {jobs['skipped']} skipped, "
              f"{jobs['retried']} retried. Wall time {summary['wall_seconds']:.0f} s over {summary['sessions']} "
-             f"session(s); jobs' own time {summary['job_seconds']:.0f} s.", "",
-             f"Each cell: mean over training seeds [{INTERVAL}]; per-seed values in summary.csv / summary.json.", ""]
+             f"session(s); jobs' own time {summary['job_seconds']:.0f} s.", ""]
+    by_source: dict[str, list[str]] = {}
+    for job_id, source in summary.get("reused", {}).items():
+        by_source.setdefault(source, []).append(job_id)
+    for source, ids in by_source.items():
+        lines += [f"Reused {len(ids)} finished training run(s) of {source} (copied, not trained here): "
+                  + ", ".join(ids) + ".", ""]
+    lines += [f"Each cell: mean over training seeds [{INTERVAL}]; per-seed values in summary.csv / summary.json.", ""]
     tables: dict[tuple, list[dict[str, Any]]] = {}
     for group in summary["groups"]:
         tables.setdefault((group["env"], group["evaluation"]), []).append(group)

@@ -388,6 +388,88 @@ def test_summary_of_a_study_with_conditions_is_keyed_by_training_tag_and_conditi
         "E e2 obs_noise 0.1 crash_rate: a < b; a < dr:a; dr:b < b; dr:a < dr:b"]
 
 
+def _finished_study(out, spec) -> None:
+    """A study folder in which every training job of ``spec`` ran (records as the driver writes them)."""
+    from agents.study import _new_record
+
+    (out / "jobs").mkdir(parents=True)
+    write_json_atomic(out / "spec.json", spec)
+    for job in plan_study(spec).train:
+        result = train_job(job.kind, job.config, out / "runs" / job.job_id)
+        write_json_atomic(out / "jobs" / f"{job.job_id}.done", {**_new_record(job), "status": "done", **result})
+
+
+def _reuse(spec, out, sources):
+    from agents.study import _new_record, now
+    from agents.study_reuse import check_sources, reuse_runs
+
+    (out / "jobs").mkdir(parents=True)
+    (out / "runs").mkdir()
+    write_json_atomic(out / "spec.json", spec)
+    lines = []
+    reused = reuse_runs(plan_study(spec).train, out, check_sources(sources, out), _new_record, now, lines.append)
+    return reused, lines
+
+
+def test_runs_from_copies_finished_runs_trained_with_the_same_config(tmp_path):
+    src = tmp_path / "src"
+    _finished_study(src, {"name": "src", "train": [tiny_ppo(256)]})
+    spec = {"name": "dst", "train": [{**tiny_ppo(256), "seeds": [0, 1]}, {**tiny_ppo(256), "tag": "again"}]}
+    reused, lines = _reuse(spec, tmp_path / "dst", [src])
+    job = "ppo-Pendulum-v1-mlp-s0"
+    assert reused == [job]
+    assert lines[0] == f"{job}: reused from {src.resolve()}"
+    assert "ppo-Pendulum-v1-mlp-s1: not reused" in lines[1] and "no finished job" in lines[1]
+    assert lines[2].startswith("ppo-Pendulum-v1-again-mlp-s0: not reused")
+    copied = tmp_path / "dst" / "runs" / job
+    assert (copied / "model.zip").read_bytes() == (src / "runs" / job / "model.zip").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "dst" / "runs").iterdir()) == [job]  # no .partial left
+    record = read_records(tmp_path / "dst")[job]
+    assert record["status"] == "done" and record["reused_from"] == str(src.resolve())
+    assert record["spec"]["run"] == f"runs/{job}" and record["trained_seconds"] > 0
+    summary = summarize(tmp_path / "dst")
+    assert summary["reused"] == {job: str(src.resolve())}
+    from agents.study_summary import summary_markdown
+
+    assert f"Reused 1 finished training run(s) of {src.resolve()} (copied, not trained here): {job}." in \
+        summary_markdown(summary)
+    # a second pass (e.g. --resume) finds the job done and copies nothing
+    from agents.study import _new_record, now
+    from agents.study_reuse import reuse_runs
+
+    assert reuse_runs(plan_study(spec).train, tmp_path / "dst", [src.resolve()], _new_record, now, print) == []
+
+
+def test_runs_from_trains_a_run_whose_config_differs_or_that_holds_a_link(tmp_path):
+    src = tmp_path / "src"
+    _finished_study(src, {"name": "src", "train": [tiny_ppo(256)]})
+    reused, lines = _reuse({"name": "dst", "train": [tiny_ppo(512)]}, tmp_path / "dst", [src])
+    assert reused == [] and "trained with other settings (timesteps)" in lines[0]
+    assert not (tmp_path / "dst" / "jobs" / "ppo-Pendulum-v1-mlp-s0.done").exists()
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not part of the run")
+    (src / "runs" / "ppo-Pendulum-v1-mlp-s0" / "notes.txt").symlink_to(outside)
+    reused, lines = _reuse({"name": "dst", "train": [tiny_ppo(256)]}, tmp_path / "dst2", [src])
+    assert reused == [] and "notes.txt is a link" in lines[0]
+    with pytest.raises(ValueError, match="not a study folder"):
+        _reuse({"name": "dst", "train": [tiny_ppo(256)]}, tmp_path / "dst3", [tmp_path / "runs"])
+    with pytest.raises(ValueError, match="is the study folder itself"):
+        _reuse({"name": "dst", "train": [tiny_ppo(256)]}, tmp_path / "dst4", [tmp_path / "dst4"])
+
+
+def test_config_difference_of_imitation_runs():
+    from agents.study_jobs import config_difference
+
+    bc = {"kind": "bc", "env": "LaneKeeping-v0", "models": ["cnn"], "seeds": [0], "set": {"epochs": 1}}
+    config = plan_study({"name": "t", "train": [bc]}).train[0].config
+    assert config_difference("bc", config, {"kind": "bc", "training": config}) == []
+    assert config_difference("bc", config, {"kind": "bc", "training": {**config, "epochs": 2}}) == ["epochs"]
+    dr = plan_study({"name": "t", "train": [{**bc, "env_kwargs": {"domain_randomization": True}}]}).train[0].config
+    assert config_difference("bc", dr, {"kind": "bc", "training": config}) == ["env_kwargs"]
+    assert config_difference("bc", config, {"kind": "ppo"}) == ["kind"]
+    assert config_difference("bc", config, {"kind": "bc", "training": {"epochz": 1}}) == ["training"]
+
+
 def test_study_report_rerenders(tmp_path, capsys):
     from agents.cli import main
 

@@ -150,6 +150,28 @@ def test_a_run_trained_under_randomisation_is_evaluated_on_the_entrys_look(tmp_p
     assert rows[0]["mean_return"] == pytest.approx(randomised["mean_return"])
 
 
+def test_the_generalisation_spec_reuses_the_noise_runs_and_evaluates_dr_runs_on_the_clean_look():
+    from agents.study_jobs import evaluation_env_kwargs
+
+    noise = plan_study(read_spec("agents/configs/studies/ncp-noise.json"))
+    plan = plan_study(read_spec("agents/configs/studies/ncp-generalisation.json"))
+    clean, dr = plan.train[:12], plan.train[12:]
+    # the clean entry is ncp-noise's: same ids, same resolved configs (so --runs-from copies those runs)
+    assert [(j.job_id, j.config) for j in clean] == [(j.job_id, j.config) for j in noise.train]
+    assert {j.job_id for j in dr} == {f"bc-LaneKeeping-v0-dr-{m}-s{s}" for m in ("ncp-ltc", "ncp-cfc", "lstm", "cnn")
+                                      for s in (0, 1, 2)}
+    assert all(j.config["env_kwargs"]["domain_randomization"] is True for j in dr)
+    conditions = {job.tag: [(e.condition, e.episodes, e.seed) for e in plan.evaluations_of(job)]
+                  for job in (clean[0], dr[0])}
+    elements = ["geometry", "colours", "lighting", "camera", "textures", "objects"]
+    assert conditions[None] == [(c, 20, 1000000) for c in ["clean", *elements, "all"]]
+    assert conditions["dr"] == [("clean", 20, 1000000), ("all", 20, 1000000)]
+    on_clean = plan.evaluations_of(dr[0])[0]
+    assert evaluation_env_kwargs(dr[0].env_id, dr[0].config["env_kwargs"], on_clean.env_id,
+                                 on_clean.env_kwargs) == {"image_height": 32, "image_width": 64}
+    assert len(plan.jobs()) == 24 + 12 * 8 + 12 * 2
+
+
 def test_run_ids_are_safe_folder_names():
     assert run_id("ppo", "mypkg.envs:Thing-v0", "mlp", 3) == "ppo-mypkg.envs_Thing-v0-mlp-s3"
     assert run_id("bc", "LaneKeeping-v0", "ncp-ltc", 0, "dr") == "bc-LaneKeeping-v0-dr-ncp-ltc-s0"

@@ -2,7 +2,7 @@
 
 The spec is a JSON file (see agents/study_spec.py and the shipped ones in agents/configs/studies/). Without
 --address a local Ray is started for the run and stopped after; --address (or RAY_ADDRESS) joins an existing
-cluster. DIR receives spec.json, jobs.jsonl, runs/<kind>-<env>-<model>-s<seed>/ (what train-ppo / train-bc
+cluster. DIR receives spec.json, jobs.jsonl, runs/<kind>-<env>[-<tag>]-<model>-s<seed>/ (what train-ppo / train-bc
 write), jobs/<job>.done and summary.{md,csv,json} + plots. See docs/scale.md. Needs the [ray] extra.
 
 Examples:

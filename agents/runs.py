@@ -40,12 +40,17 @@ class LoadedRun:
 
     @property
     def env_kwargs(self) -> dict[str, Any]:
-        """The ``gym.make`` arguments the run was trained with: ``config["env_kwargs"]`` (PPO runs) or
-        ``config["training"]["env_kwargs"]`` (imitation runs); empty when there are none."""
-        kwargs = self.config.get("env_kwargs")
-        if kwargs is None:
-            kwargs = self.config.get("training", {}).get("env_kwargs")
-        return dict(kwargs or {})
+        """The ``gym.make`` arguments the run was trained with (:func:`training_env_kwargs`)."""
+        return training_env_kwargs(self.config)
+
+
+def training_env_kwargs(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``gym.make`` arguments a run was trained with, from its ``config.json``: ``config["env_kwargs"]`` (PPO
+    runs) or ``config["training"]["env_kwargs"]`` (imitation runs); empty when there are none."""
+    kwargs = config.get("env_kwargs")
+    if kwargs is None:
+        kwargs = config.get("training", {}).get("env_kwargs")
+    return dict(kwargs or {})
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:

@@ -12,7 +12,8 @@ Study folder ``DIR``::
                          last finished job if killed), Ray cluster, storage
     jobs.jsonl           one record per job: spec, status, submitted/start/end, attempts, Ray node id, hostname
     jobs/<job>.done      the finished job's record (evaluations: their metrics), written last, atomically
-    runs/<run>/          one run folder per training job, exactly what train-ppo / train-bc write
+    runs/<run>/          one run folder per training job, exactly what train-ppo / train-bc write (or a copy of
+                         another study's, with ``runs_from``: its record names it in ``reused_from``)
     summary.{md,csv,json}, summary-*.png   across training seeds (ncp-control study-report DIR re-renders)
     .done                the whole study finished (every job done)
 
@@ -37,7 +38,7 @@ import os
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -123,7 +124,7 @@ def _eval_task(job: EvalJob, run_dir: str, archive: bytes | None, ledger) -> dic
     with tempfile.TemporaryDirectory(prefix="ncp-control-eval-") as scratch:
         if archive is not None:
             run_dir = str(unpack_folder(archive, Path(scratch) / job.run_id))
-        record["rows"] = evaluate_job(run_dir, job.env_id, job.episodes, job.seed, job.perturb)
+        record["rows"] = evaluate_job(run_dir, job.env_id, job.episodes, job.seed, job.perturb, job.env_kwargs)
     record.update(seconds=time.perf_counter() - t0, end=now())
     return record
 
@@ -139,6 +140,7 @@ def _remote():
 # ---------------------------------------------------------------------------------------------------------------
 def run_study(spec: dict[str, Any], out: str | os.PathLike, *, address: str | None = None,
               num_cpus: int | None = None, resume: bool = False, storage: Storage = "auto",
+              runs_from: Sequence[str | os.PathLike] = (),
               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run (or resume) a study in ``out``; returns the summary (see :func:`agents.study_summary.summarize`).
 
@@ -150,16 +152,23 @@ def run_study(spec: dict[str, Any], out: str | os.PathLike, *, address: str | No
         num_cpus: CPUs of the local Ray (default: all); not with ``address``.
         resume: skip finished jobs (``jobs/*.done``) and continue the others.
         storage: ``"auto"``, ``"shared"`` or ``"transfer"`` (see the module docstring).
+        runs_from: other study folders whose finished training runs are copied instead of trained again when
+            their job id and resolved training config match (:mod:`agents.study_reuse`).
         progress: called with a line of text per job event.
 
     Raises:
-        ValueError: a bad spec, a study folder holding another study, or Ray missing (names the extra).
+        ValueError: a bad spec, a study folder holding another study, a ``runs_from`` folder that is not a study
+            folder, or Ray missing (names the extra).
     """
+    from agents.study_reuse import check_sources, reuse_runs
+
     if storage not in STORAGES:
         raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
     plan = plan_study(spec)
     out = Path(out)
     _check_folder(out, plan, resume)
+    sources = check_sources(runs_from, out)
+    say = progress or (lambda line: None)
     ray = require_ray()
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address and num_cpus is not None:
@@ -175,7 +184,8 @@ def run_study(spec: dict[str, Any], out: str | os.PathLike, *, address: str | No
                              "/ RAY_ADDRESS (a running cluster's head, e.g. auto or HEAD_IP:6379)") from error
     try:
         _init_folder(out, plan)
-        driver = _Driver(plan, out, _choose_storage(ray, storage), progress or (lambda line: None))
+        reuse_runs(plan.train, out, sources, _new_record, now, say)
+        driver = _Driver(plan, out, _choose_storage(ray, storage), say)
         driver.run()
     finally:
         if started:
@@ -353,9 +363,15 @@ def _new_record(job: TrainJob | EvalJob) -> dict[str, Any]:
     if isinstance(job, TrainJob):
         spec = {"type": "train", "kind": job.kind, "env": job.env_id, "model": job.model, "seed": job.seed,
                 "cpus": job.cpus, "run": f"runs/{job.job_id}"}
+        if job.tag is not None:
+            spec["tag"] = job.tag
     else:
         spec = {"type": "evaluate", "run": f"runs/{job.run_id}", "evaluation": job.index, "env": job.env_id,
                 "episodes": job.episodes, "seed": job.seed, "perturb": list(job.perturb), "cpus": job.cpus}
+        if job.env_kwargs:
+            spec["env_kwargs"] = job.env_kwargs
+        if job.condition is not None:
+            spec["condition"] = job.condition
     return {"id": job.job_id, "spec": spec, "status": "pending", "submitted": None, "start": None, "end": None,
             "attempts": 0, "node_id": None, "hostname": None, "error": None}
 

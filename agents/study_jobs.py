@@ -8,7 +8,9 @@ to continue from (killed before the first checkpoint) is cleared and trained fro
 
 An evaluation job loads a run folder with :func:`agents.runs.load_run` and runs :func:`agents.evaluation.evaluate`
 (no perturbation) or :func:`agents.robustness.robustness_sweep` (``perturb`` sweeps, common random numbers), and
-returns one row of metrics per (perturbation, level).
+returns one row of metrics per (perturbation, level). Its env is built from explicit arguments,
+:func:`evaluation_env_kwargs`: the run's training arguments (what the model was trained to observe) without the
+look it was trained under, then the evaluation entry's ``env_kwargs``.
 
 Run folders travel as tar archives (:func:`pack_folder` / :func:`unpack_folder`) when the nodes do not share a
 file system with the driver.
@@ -16,7 +18,9 @@ file system with the driver.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import os
 import shutil
 import tarfile
@@ -30,6 +34,10 @@ METRICS = ("mean_return", "completion_rate", "crash_rate", "mean_abs_lateral_m")
 
 #: exit status of a worker that a fault-injection hook killed (see :func:`train_job`)
 FAULT_EXIT_STATUS = 75
+
+#: env arguments that set the look a run is trained under: never carried over from a run to its evaluations (the
+#: look of an evaluation is its entry's, by default the clean one)
+TRAINING_LOOK_KWARGS = ("domain_randomization",)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -103,6 +111,35 @@ def _train_bc(settings: dict[str, Any], run_dir: Path, exit_after_checkpoint: bo
     return None
 
 
+def config_difference(kind: str, config: Mapping[str, Any], run_config: Mapping[str, Any]) -> list[str]:
+    """The settings in which a resolved training ``config`` (a job's) and a run folder's ``config.json`` differ;
+    empty when that run was trained as the job would train it.
+
+    Imitation runs compare their ``BCConfig`` (as ``train-bc --resume`` does); PPO runs the config as
+    :func:`agents.ppo.train` writes it (after :func:`agents.ppo.finalize_config`), without ``progress_bar`` and
+    ``checkpoint_seconds`` (how to run, not what to train). Reads nothing but the two dicts.
+    """
+    if run_config.get("kind") != kind:
+        return ["kind"]
+    if kind == "bc":
+        from agents.imitation import BCConfig
+
+        try:
+            stored = BCConfig.from_dict(run_config["training"])
+        except (KeyError, TypeError, ValueError):
+            return ["training"]
+        ours = BCConfig.from_dict(config)
+        return [f.name for f in dataclasses.fields(BCConfig) if getattr(stored, f.name) != getattr(ours, f.name)]
+    if kind == "ppo":
+        from agents.ppo import finalize_config
+
+        how = ("progress_bar", "checkpoint_seconds")
+        ours = {k: v for k, v in json.loads(json.dumps(finalize_config(dict(config)))).items() if k not in how}
+        stored = {k: v for k, v in run_config.items() if k not in how}
+        return sorted(k for k in ours.keys() | stored.keys() if ours.get(k) != stored.get(k))
+    raise ValueError(f"unknown training kind {kind!r}; known: 'ppo', 'bc'")
+
+
 def _clear(run_dir: Path) -> None:
     """Remove what an attempt left before its first checkpoint (nothing there can be continued)."""
     if run_dir.exists():
@@ -112,28 +149,43 @@ def _clear(run_dir: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # evaluation
 # ---------------------------------------------------------------------------------------------------------------
+def evaluation_env_kwargs(run_env_id: str, run_env_kwargs: Mapping[str, Any], env_id: str,
+                          env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``gym.make`` arguments of an evaluation on ``env_id`` of a run trained on ``run_env_id`` with
+    ``run_env_kwargs``: on the run's own env, its training arguments (image size, road settings: what the model
+    was trained to observe and do) without :data:`TRAINING_LOOK_KWARGS`; on another env, none; then the
+    evaluation's own ``env_kwargs`` on top. A run trained under domain randomisation is thus evaluated on the
+    clean look unless the evaluation asks for randomisation."""
+    own = env_id.rpartition(":")[2] == run_env_id
+    kept = {k: v for k, v in run_env_kwargs.items() if k not in TRAINING_LOOK_KWARGS} if own else {}
+    return {**kept, **env_kwargs}
+
+
 def evaluate_job(run_dir: str | os.PathLike, env_id: str, episodes: int, seed: int,
-                 perturb: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Evaluate one run; one row per (perturbation, level): ``perturbation`` (``"none"`` without sweeps),
-    ``level`` (None without sweeps), ``episodes`` and the :data:`METRICS` (lane-keeping metrics None elsewhere).
+                 perturb: Sequence[str] = (), env_kwargs: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Evaluate one run on an env built with :func:`evaluation_env_kwargs` (``env_kwargs``: the evaluation's
+    own); one row per (perturbation, level): ``perturbation`` (``"none"`` without sweeps), ``level`` (None without
+    sweeps), ``episodes`` and the :data:`METRICS` (lane-keeping metrics None elsewhere).
 
     Raises:
         ValueError: the run cannot be loaded, does not fit ``env_id``, or fails under a perturbation.
     """
-    from agents.runs import load_run
+    from agents.runs import read_config, training_env_kwargs
 
+    config = read_config(run_dir)
+    kwargs = evaluation_env_kwargs(config["env_id"], training_env_kwargs(config), env_id, env_kwargs or {})
     if perturb:
         from agents.robustness import robustness_sweep
 
-        results = robustness_sweep([str(run_dir)], env_id, list(perturb), episodes, seed, processes=1)
+        results = robustness_sweep([str(run_dir)], env_id, list(perturb), episodes, seed, env_kwargs=kwargs,
+                                   processes=1)
         if results.failures:
             raise ValueError(f"cannot evaluate {run_dir} on {env_id}: {next(iter(results.failures.values()))}")
         return [_metrics_row(row.summary()) for row in results.rows]
     from agents.evaluation import evaluate
+    from agents.runs import load_run
 
-    loaded = load_run(run_dir)
-    own = env_id.rpartition(":")[2] == loaded.env_id
-    summary = evaluate(loaded.predictor, env_id, episodes, seed, env_kwargs=loaded.env_kwargs if own else {})
+    summary = evaluate(load_run(run_dir).predictor, env_id, episodes, seed, env_kwargs=kwargs)
     return [_metrics_row({**summary, "perturbation": "none", "level": None})]
 
 
@@ -167,6 +219,13 @@ def unpack_folder(data: bytes, folder: str | os.PathLike) -> Path:
     partial.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r") as archive:
         archive.extractall(partial, filter="data")
+    return replace_folder(partial, folder)
+
+
+def replace_folder(partial: str | os.PathLike, folder: str | os.PathLike) -> Path:
+    """Put the complete folder ``partial`` (a sibling of ``folder``) in place of ``folder``, which is moved aside
+    first and removed after: a reader never sees half a folder."""
+    partial, folder = Path(partial), Path(folder)
     old = folder.with_name(f".{folder.name}.old")
     if folder.exists():
         if old.exists():

@@ -15,15 +15,33 @@ A spec is a JSON object (shipped examples: ``agents/configs/studies/``)::
       ]
     }
 
-Training entries (one job per model x seed, run folder ``runs/<kind>-<env>-<model>-s<seed>``):
+Training entries (one job per model x seed, run folder ``runs/<kind>-<env>-<model>-s<seed>``, or
+``runs/<kind>-<env>-<tag>-<model>-s<seed>`` for an entry with a ``tag``):
 
 - ``kind: "ppo"``: ``env``, ``policies`` (ltc, cfc, lstm, mlp), ``seeds``, ``timesteps``; optional ``config`` (an
   object with the keys of a run's config.json, what ``train-ppo --config FILE`` takes).
 - ``kind: "bc"``: ``env``, ``models`` (ncp-ltc, ncp-cfc, lstm, cnn), ``seeds``; optional ``preset`` (demo, paper;
   default demo), ``set`` (BCConfig fields, what ``train-bc --set KEY=VALUE`` takes), ``env_kwargs``.
+- either kind: optional ``tag`` (lowercase letters, digits, ``-``; not ``"untagged"``), so that the same model and
+  seed trained twice with other settings (e.g. ``"env_kwargs": {"domain_randomization": true}``, tag ``"dr"``)
+  get their own run folders; untagged entries keep the plain names.
 
 Evaluation entries apply to every run trained on their ``env``: ``episodes``, ``seed`` (of the first episode);
-optional ``perturb`` (sweeps such as ``"pixel_noise:0,0.316"``, see ``ncp-control robustness``).
+optional:
+
+- ``perturb``: sweeps such as ``"pixel_noise:0,0.316"`` (see ``ncp-control robustness``);
+- ``env_kwargs``: ``gym.make`` arguments of the evaluation env (a JSON object), e.g.
+  ``{"domain_randomization": ["colours"]}``. The env of an evaluation is built from the run's training arguments
+  (image size, road settings) *without* its training look (``domain_randomization``), then these on top
+  (:func:`agents.study_jobs.evaluation_env_kwargs`): a run trained under randomisation is evaluated on the clean
+  look unless the entry asks for randomisation. Every such env is built once when the spec is read, so a bad
+  argument (an unknown randomisation element) fails before any job runs;
+- ``tag``: the condition's name in the summary (e.g. ``"clean"``, ``"colours"``; unique per env);
+- ``train_tags``: the training tags whose runs the entry evaluates (``"untagged"``: entries without a tag;
+  default: every run on its env).
+
+Job ids: ``<run>`` for training, ``eval<i>-<run>`` for evaluation entry ``i`` (tags and ``env_kwargs`` do not
+change the ids of a spec that does not use them).
 
 Every entry (and the spec itself, as the default) may set ``cpus`` (CPUs the job reserves and torch threads it
 uses; default 1). The spec may set ``max_attempts`` (runs of a job whose worker or node dies; default 3).
@@ -39,14 +57,18 @@ from pathlib import Path
 from typing import Any
 
 _TOP_KEYS = {"name", "train", "evaluate", "cpus", "max_attempts", "_doc"}
-_PPO_KEYS = {"kind", "env", "policies", "seeds", "timesteps", "config", "cpus"}
-_BC_KEYS = {"kind", "env", "models", "seeds", "preset", "set", "env_kwargs", "cpus"}
-_EVAL_KEYS = {"env", "episodes", "seed", "perturb", "cpus"}
+_PPO_KEYS = {"kind", "env", "policies", "seeds", "timesteps", "config", "tag", "cpus"}
+_BC_KEYS = {"kind", "env", "models", "seeds", "preset", "set", "env_kwargs", "tag", "cpus"}
+_TAG = re.compile(r"^[a-z0-9-]+$")
+#: what an evaluation entry's ``train_tags`` calls the runs of training entries without a ``tag``
+UNTAGGED = "untagged"
+_EVAL_KEYS = {"env", "episodes", "seed", "perturb", "env_kwargs", "tag", "train_tags", "cpus"}
 
 
 @dataclass(frozen=True)
 class TrainJob:
-    """One training run: ``config`` is the resolved PPO config or ``BCConfig.to_dict()``."""
+    """One training run: ``config`` is the resolved PPO config or ``BCConfig.to_dict()``; ``tag`` the entry's
+    ``tag`` (None: untagged)."""
 
     job_id: str
     kind: str
@@ -56,11 +78,13 @@ class TrainJob:
     cpus: int
     config: dict[str, Any] = field(compare=False, repr=False)
     entry: dict[str, Any] = field(compare=False, repr=False)
+    tag: str | None = None
 
 
 @dataclass(frozen=True)
 class EvalJob:
-    """One evaluation of one run (``index``: position of its entry in the spec's ``evaluate`` list)."""
+    """One evaluation of one run (``index``: position of its entry in the spec's ``evaluate`` list; ``env_kwargs``
+    and ``condition``: the entry's ``env_kwargs`` and ``tag``)."""
 
     job_id: str
     run_id: str
@@ -70,6 +94,8 @@ class EvalJob:
     seed: int
     perturb: tuple[str, ...]
     cpus: int
+    env_kwargs: dict[str, Any] = field(default_factory=dict, compare=False)
+    condition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,13 +109,20 @@ class StudyPlan:
     max_attempts: int
 
     def evaluations_of(self, job: TrainJob) -> list[EvalJob]:
-        """The evaluation jobs of one training run: every entry on the run's env."""
+        """The evaluation jobs of one training run: every entry on the run's env that applies to its tag."""
         return [EvalJob(f"eval{i}-{job.job_id}", job.job_id, i, e["env"], e["episodes"], e["seed"],
-                        tuple(e.get("perturb", ())), e["cpus"])
-                for i, e in enumerate(self.evaluate) if e["env"] == job.env_id]
+                        tuple(e.get("perturb", ())), e["cpus"], copy.deepcopy(e["env_kwargs"]), e["tag"])
+                for i, e in enumerate(self.evaluate) if applies(e, job)]
 
     def jobs(self) -> list[TrainJob | EvalJob]:
         return [*self.train, *(e for job in self.train for e in self.evaluations_of(job))]
+
+
+def applies(entry: dict[str, Any], job: TrainJob) -> bool:
+    """Whether a validated evaluation entry evaluates ``job``'s run: same env, and its tag (``UNTAGGED`` for an
+    untagged entry) among the entry's ``train_tags`` (None: every tag)."""
+    tags = entry["train_tags"]
+    return entry["env"] == job.env_id and (tags is None or (job.tag or UNTAGGED) in tags)
 
 
 def read_spec(path: str | Path) -> dict[str, Any]:
@@ -127,14 +160,25 @@ def plan_study(spec: dict[str, Any]) -> StudyPlan:
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         raise ValueError(f"the spec names these runs twice: {repeated}")
-    evaluations = tuple(_evaluation(f"evaluate[{i}]", e, cpus) for i, e in enumerate(_list("evaluate",
-                                                                                            spec.get("evaluate", []))))
+    evaluations = tuple(_evaluation(f"evaluate[{i}]", e, cpus, jobs)
+                        for i, e in enumerate(_list("evaluate", spec.get("evaluate", []))))
+    _check_conditions(evaluations)
+    _check_envs(jobs, evaluations)
     return StudyPlan(name, copy.deepcopy(spec), tuple(jobs), evaluations, max_attempts)
 
 
-def run_id(kind: str, env_id: str, model: str, seed: int) -> str:
-    """``<kind>-<env>-<model>-s<seed>`` with anything but letters, digits, ``.``, ``_``, ``-`` replaced by ``_``."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{kind}-{env_id}-{model}-s{seed}")
+def run_id(kind: str, env_id: str, model: str, seed: int, tag: str | None = None) -> str:
+    """``<kind>-<env>-<model>-s<seed>``, or ``<kind>-<env>-<tag>-<model>-s<seed>`` for a tagged training entry,
+    with anything but letters, digits, ``.``, ``_``, ``-`` replaced by ``_``."""
+    name = f"{kind}-{env_id}-{model}-s{seed}" if tag is None else f"{kind}-{env_id}-{tag}-{model}-s{seed}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def check_tag(where: str, value: Any) -> str:
+    """A tag: a short name of lowercase letters, digits and ``-`` (it becomes part of folder names)."""
+    if not isinstance(value, str) or not _TAG.match(value):
+        raise ValueError(f"{where} must be a short name of lowercase letters, digits and '-', got {value!r}")
+    return value
 
 
 def _train_jobs(where: str, entry: Any, default_cpus: int) -> list[TrainJob]:
@@ -148,6 +192,9 @@ def _train_jobs(where: str, entry: Any, default_cpus: int) -> list[TrainJob]:
                 {"kind", "env", "seeds"} | ({"policies", "timesteps"} if ppo else {"models"}))
     env_id = _string(f"{where}.env", entry["env"])
     cpus = _positive(f"{where}.cpus", entry.get("cpus", default_cpus))
+    tag = check_tag(f"{where}.tag", entry["tag"]) if "tag" in entry else None
+    if tag == UNTAGGED:
+        raise ValueError(f"{where}.tag: {UNTAGGED!r} is reserved (it names the runs of untagged entries)")
     seeds = [_non_negative(f"{where}.seeds", s) for s in _list(f"{where}.seeds", entry["seeds"])]
     models = [_string(f"{where}.{'policies' if ppo else 'models'}", m)
               for m in _list(where, entry["policies" if ppo else "models"])]
@@ -155,8 +202,8 @@ def _train_jobs(where: str, entry: Any, default_cpus: int) -> list[TrainJob]:
     for model in models:
         for seed in seeds:
             config = _ppo_config(where, entry, model, seed) if ppo else _bc_config(where, entry, model, seed)
-            jobs.append(TrainJob(run_id(kind, env_id, model, seed), kind, env_id, model, seed, cpus, config,
-                                 copy.deepcopy(entry)))
+            jobs.append(TrainJob(run_id(kind, env_id, model, seed, tag), kind, env_id, model, seed, cpus, config,
+                                 copy.deepcopy(entry), tag))
     return jobs
 
 
@@ -186,18 +233,26 @@ def _bc_config(where: str, entry: dict[str, Any], model: str, seed: int) -> dict
     try:
         values = {"env_id": entry["env"], "model": model, "seed": seed, "expert": None, **settings}
         if "env_kwargs" in entry:
-            if not isinstance(entry["env_kwargs"], dict):
-                raise ValueError("env_kwargs must be an object")
-            values["env_kwargs"] = {**preset_config(preset, env_id=entry["env"]).env_kwargs, **entry["env_kwargs"]}
+            values["env_kwargs"] = {**preset_config(preset, env_id=entry["env"]).env_kwargs,
+                                    **_json_object("env_kwargs", entry["env_kwargs"])}
         return preset_config(preset, **values).to_dict()
     except (ValueError, TypeError) as error:
         raise ValueError(f"{where}: {error}") from error
 
 
-def _evaluation(where: str, entry: Any, default_cpus: int) -> dict[str, Any]:
+def _evaluation(where: str, entry: Any, default_cpus: int, jobs: list[TrainJob]) -> dict[str, Any]:
     if not isinstance(entry, dict):
         raise ValueError(f"{where} must be an object, got {entry!r}")
     _check_keys(where, entry, _EVAL_KEYS, {"env", "episodes", "seed"})
+    env_id = _string(f"{where}.env", entry["env"])
+    train_tags = None
+    if "train_tags" in entry:
+        known = sorted({job.tag or UNTAGGED for job in jobs if job.env_id == env_id})
+        train_tags = [_string(f"{where}.train_tags", t) for t in _list(f"{where}.train_tags", entry["train_tags"])]
+        unknown = sorted(set(train_tags) - set(known))
+        if unknown or not train_tags:
+            raise ValueError(f"{where}.train_tags: {unknown or 'empty'}: no training entry on {env_id} has such a tag;"
+                             f" the tags there are {known} ({UNTAGGED!r}: entries without a tag)")
     perturb = [_string(f"{where}.perturb", p) for p in _list(f"{where}.perturb", entry.get("perturb", []))]
     if perturb:
         from agents.robustness import parse_sweeps
@@ -206,10 +261,63 @@ def _evaluation(where: str, entry: Any, default_cpus: int) -> dict[str, Any]:
             parse_sweeps(perturb)
         except ValueError as error:
             raise ValueError(f"{where}.perturb: {error}") from error
-    return {"env": _string(f"{where}.env", entry["env"]), "episodes": _positive(f"{where}.episodes",
-                                                                                entry["episodes"]),
+    return {"env": env_id, "episodes": _positive(f"{where}.episodes", entry["episodes"]),
             "seed": _non_negative(f"{where}.seed", entry["seed"]), "perturb": perturb,
+            "env_kwargs": _json_object(f"{where}.env_kwargs", entry.get("env_kwargs", {})),
+            "tag": check_tag(f"{where}.tag", entry["tag"]) if "tag" in entry else None, "train_tags": train_tags,
             "cpus": _positive(f"{where}.cpus", entry.get("cpus", default_cpus))}
+
+
+def _check_conditions(evaluations: tuple[dict[str, Any], ...]) -> None:
+    """An evaluation tag names one condition of its env in the summary: two entries cannot share it."""
+    seen: dict[tuple[str, str], int] = {}
+    for i, e in enumerate(evaluations):
+        if e["tag"] is not None:
+            if (e["env"], e["tag"]) in seen:
+                raise ValueError(f"evaluate[{i}].tag {e['tag']!r} is already the tag of evaluate"
+                                 f"[{seen[e['env'], e['tag']]}] on {e['env']}: give each evaluation condition its "
+                                 "own tag")
+            seen[e["env"], e["tag"]] = i
+
+
+def _check_envs(jobs: list[TrainJob], evaluations: tuple[dict[str, Any], ...]) -> None:
+    """Build (and close) every distinct env a job will build from a spec's ``env_kwargs`` (for training, and for
+    each evaluation entry with the kwargs of every run it evaluates), so that a bad argument (an unknown
+    ``domain_randomization`` element, a misspelt keyword) fails here, before any job runs."""
+    from agents.evaluation import make_eval_env
+    from agents.study_jobs import evaluation_env_kwargs
+
+    builds: dict[str, tuple[str, str, dict[str, Any]]] = {}  # one build per distinct (env, kwargs)
+
+    def add(where: str, env_id: str, kwargs: dict[str, Any]) -> None:
+        builds.setdefault(json.dumps([env_id, kwargs], sort_keys=True), (where, env_id, kwargs))
+
+    for job in jobs:
+        if job.config.get("env_kwargs"):
+            add(f"training run {job.job_id}", job.env_id, job.config["env_kwargs"])
+    for i, e in enumerate(evaluations):
+        for job in jobs if e["env_kwargs"] else ():
+            if applies(e, job):
+                add(f"evaluate[{i}] (run {job.job_id})", e["env"],
+                    evaluation_env_kwargs(job.env_id, job.config.get("env_kwargs") or {}, e["env"], e["env_kwargs"]))
+    for where, env_id, kwargs in builds.values():
+        try:
+            make_eval_env(env_id, kwargs, allow_import=True).close()
+        except Exception as error:  # the env's own message says what is wrong
+            raise ValueError(f"{where}: cannot make {env_id} with env_kwargs {kwargs}: "
+                             f"{type(error).__name__}: {error}") from error
+
+
+def _json_object(where: str, value: Any) -> dict[str, Any]:
+    """A JSON object of plain data (what a spec file holds; no tuples, sets, NaN or objects from code)."""
+    try:
+        same = isinstance(value, dict) and json.loads(json.dumps(value, allow_nan=False)) == value
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        raise ValueError(f"{where} must be a JSON object of plain data (strings, numbers, booleans, lists, "
+                         f"objects), got {value!r}")
+    return copy.deepcopy(value)
 
 
 def _check_keys(where: str, entry: dict[str, Any], allowed: set[str], required: set[str]) -> None:

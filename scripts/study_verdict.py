@@ -2,7 +2,9 @@
 
 Two models are *separated* on a metric at a level when their 95% intervals across training seeds (from the study's
 summary.json, written by ``ncp-control study`` / ``study-report``) do not overlap; everything else is "not
-separated". Rates are compared as the summary gives them (Student-t intervals on seed means, not clipped).
+separated". Rates are compared as the summary gives them (Student-t intervals on seed means, not clipped). A study
+with training tags and evaluation conditions gets a line per (condition, metric): models of the same training tag,
+and each model against itself under another tag (``dr:lstm < lstm``).
 
     python scripts/study_verdict.py docs/study_ncp_noise/summary.json [--metrics crash_rate mean_abs_lateral_m]
 """

@@ -63,8 +63,143 @@ def test_bad_specs_are_refused_before_anything_runs(change, message):
         plan_study(spec)
 
 
+def tiny_lane_ppo(**config) -> dict:
+    """A PPO entry on the state-observation lane env (no rendering; seconds per run)."""
+    entry = tiny_ppo(256, **config)
+    return {**entry, "env": "LaneKeepingState-v0"}
+
+
+DR_GEOMETRY = {"domain_randomization": ["geometry"]}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000,
+                    "env_kwargs": {"domain_randomization": ["colour"]}}]},
+     r"evaluate\[0\] \(run ppo-LaneKeepingState-v0-mlp-s0\): cannot make .*unknown domain_randomization element"),
+    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000,
+                    "env_kwargs": {"domain_randomisation": True}}]}, "unexpected keyword argument"),
+    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000,
+                    "env_kwargs": {"domain_randomization": ("colours",)}}]}, "JSON object of plain data"),
+    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "env_kwargs": ["colours"]}]},
+     "JSON object of plain data"),
+    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "train_tags": ["rd"]}]},
+     r"train_tags: \['rd'\].*the tags there are \['untagged'\]"),
+    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "tag": "Clean"}]},
+     "lowercase letters"),
+    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "tag": "clean"},
+                   {"env": "LaneKeepingState-v0", "episodes": 4, "seed": 1000000, "tag": "clean"}]},
+     r"evaluate\[1\].tag 'clean' is already the tag of evaluate\[0\]"),
+    ({"train": [tiny_lane_ppo(env_kwargs={"domain_randomization": ["sky"]})]},
+     "training run ppo-LaneKeepingState-v0-mlp-s0: cannot make .*unknown domain_randomization element"),
+    ({"train": [{"kind": "bc", "env": "LaneKeeping-v0", "models": ["cnn"], "seeds": [0],
+                 "env_kwargs": {"domain_randomization": "yes"}}]}, "must be a bool or a collection"),
+])
+def test_bad_env_kwargs_and_tags_fail_when_the_spec_is_read(change, message):
+    spec = {"name": "bad", "train": [tiny_lane_ppo()], **change}
+    with pytest.raises(ValueError, match=message):
+        plan_study(spec)
+
+
+def test_evaluation_entries_apply_to_the_training_tags_they_name():
+    dr = tiny_lane_ppo(env_kwargs=DR_GEOMETRY)
+    spec = {"name": "t", "train": [tiny_lane_ppo(), {**dr, "tag": "dr"}],
+            "evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "tag": "clean"},
+                         {"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "tag": "geometry",
+                          "env_kwargs": DR_GEOMETRY, "train_tags": ["untagged"]},
+                         {"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "train_tags": ["dr"]}]}
+    plan = plan_study(spec)
+    jobs = {e.job_id: e for job in plan.train for e in plan.evaluations_of(job)}
+    assert sorted(jobs) == ["eval0-ppo-LaneKeepingState-v0-dr-mlp-s0", "eval0-ppo-LaneKeepingState-v0-mlp-s0",
+                            "eval1-ppo-LaneKeepingState-v0-mlp-s0", "eval2-ppo-LaneKeepingState-v0-dr-mlp-s0"]
+    geometry = jobs["eval1-ppo-LaneKeepingState-v0-mlp-s0"]
+    assert (geometry.condition, geometry.env_kwargs) == ("geometry", DR_GEOMETRY)
+    assert (jobs["eval2-ppo-LaneKeepingState-v0-dr-mlp-s0"].condition,
+            jobs["eval2-ppo-LaneKeepingState-v0-dr-mlp-s0"].env_kwargs) == (None, {})
+
+
+def test_evaluation_env_kwargs_keep_the_observation_and_drop_the_training_look():
+    from agents.study_jobs import evaluation_env_kwargs
+
+    trained = {"image_height": 32, "image_width": 64, "domain_randomization": True}
+    assert evaluation_env_kwargs("LaneKeeping-v0", trained, "LaneKeeping-v0", {}) == {"image_height": 32,
+                                                                                      "image_width": 64}
+    assert evaluation_env_kwargs("LaneKeeping-v0", trained, "envs:LaneKeeping-v0", {"domain_randomization": [
+        "camera"]}) == {"image_height": 32, "image_width": 64, "domain_randomization": ["camera"]}
+    assert evaluation_env_kwargs("LaneKeeping-v0", trained, "LaneKeepingState-v0", {"speed": 8.0}) == {"speed": 8.0}
+
+
+def test_a_run_trained_under_randomisation_is_evaluated_on_the_entrys_look(tmp_path):
+    """The evaluation job builds its env from the entry, not from the run's training look: a run trained with
+    randomised road geometry, evaluated on a "clean" entry, drives exactly the clean roads."""
+    from agents.evaluation import evaluate
+    from agents.runs import load_run
+
+    plan = plan_study({"name": "t", "train": [{**tiny_lane_ppo(env_kwargs=DR_GEOMETRY), "tag": "dr"}]})
+    run_dir = tmp_path / plan.train[0].job_id
+    train_job("ppo", plan.train[0].config, run_dir)
+    assert load_run(run_dir).env_kwargs == DR_GEOMETRY
+    predictor = load_run(run_dir).predictor
+    clean = evaluate(predictor, "LaneKeepingState-v0", 2, 1000000, env_kwargs={})
+    randomised = evaluate(predictor, "LaneKeepingState-v0", 2, 1000000, env_kwargs=DR_GEOMETRY)
+    assert clean["returns"] != randomised["returns"]  # the two looks do differ for this run
+    rows = evaluate_job(run_dir, "LaneKeepingState-v0", 2, 1000000)
+    assert rows[0]["mean_return"] == pytest.approx(clean["mean_return"])
+    swept = evaluate_job(run_dir, "LaneKeepingState-v0", 2, 1000000, ["obs_noise:0"], env_kwargs={})
+    assert swept[0]["mean_return"] == pytest.approx(clean["mean_return"])
+    rows = evaluate_job(run_dir, "LaneKeepingState-v0", 2, 1000000, env_kwargs=DR_GEOMETRY)
+    assert rows[0]["mean_return"] == pytest.approx(randomised["mean_return"])
+
+
+def test_the_generalisation_spec_reuses_the_noise_runs_and_evaluates_dr_runs_on_the_clean_look():
+    from agents.study_jobs import evaluation_env_kwargs
+
+    noise = plan_study(read_spec("agents/configs/studies/ncp-noise.json"))
+    plan = plan_study(read_spec("agents/configs/studies/ncp-generalisation.json"))
+    clean, dr = plan.train[:12], plan.train[12:]
+    # the clean entry is ncp-noise's: same ids, same resolved configs (so --runs-from copies those runs)
+    assert [(j.job_id, j.config) for j in clean] == [(j.job_id, j.config) for j in noise.train]
+    assert {j.job_id for j in dr} == {f"bc-LaneKeeping-v0-dr-{m}-s{s}" for m in ("ncp-ltc", "ncp-cfc", "lstm", "cnn")
+                                      for s in (0, 1, 2)}
+    assert all(j.config["env_kwargs"]["domain_randomization"] is True for j in dr)
+    conditions = {job.tag: [(e.condition, e.episodes, e.seed) for e in plan.evaluations_of(job)]
+                  for job in (clean[0], dr[0])}
+    elements = ["geometry", "colours", "lighting", "camera", "textures", "objects"]
+    assert conditions[None] == [(c, 20, 1000000) for c in ["clean", *elements, "all"]]
+    assert conditions["dr"] == [("clean", 20, 1000000), ("all", 20, 1000000)]
+    on_clean = plan.evaluations_of(dr[0])[0]
+    assert evaluation_env_kwargs(dr[0].env_id, dr[0].config["env_kwargs"], on_clean.env_id,
+                                 on_clean.env_kwargs) == {"image_height": 32, "image_width": 64}
+    assert len(plan.jobs()) == 24 + 12 * 8 + 12 * 2
+
+
 def test_run_ids_are_safe_folder_names():
     assert run_id("ppo", "mypkg.envs:Thing-v0", "mlp", 3) == "ppo-mypkg.envs_Thing-v0-mlp-s3"
+    assert run_id("bc", "LaneKeeping-v0", "ncp-ltc", 0, "dr") == "bc-LaneKeeping-v0-dr-ncp-ltc-s0"
+
+
+def test_a_training_tag_names_its_runs_and_untagged_ids_stay():
+    bc = {"kind": "bc", "env": "LaneKeeping-v0", "models": ["ncp-ltc"], "seeds": [0, 1],
+          "set": {"epochs": 1, "dagger_rounds": 0}}
+    plan = plan_study({"name": "t", "train": [bc, {**bc, "tag": "dr", "env_kwargs": {"domain_randomization": True}},
+                                              {**tiny_ppo(), "tag": "long"}]})
+    assert [(j.job_id, j.tag) for j in plan.train] == [
+        ("bc-LaneKeeping-v0-ncp-ltc-s0", None), ("bc-LaneKeeping-v0-ncp-ltc-s1", None),
+        ("bc-LaneKeeping-v0-dr-ncp-ltc-s0", "dr"), ("bc-LaneKeeping-v0-dr-ncp-ltc-s1", "dr"),
+        ("ppo-Pendulum-v1-long-mlp-s0", "long")]
+    assert plan.train[2].config["env_kwargs"] == {"image_height": 32, "image_width": 64, "domain_randomization": True}
+    assert plan.train[0].config["env_kwargs"] == {"image_height": 32, "image_width": 64}
+    # an untagged entry's ids are what every study before tags wrote (old study folders still resume)
+    noise = plan_study(read_spec("agents/configs/studies/ncp-noise.json"))
+    assert noise.train[0].job_id == "bc-LaneKeeping-v0-ncp-ltc-s0" and noise.train[0].tag is None
+    assert [e.job_id for e in noise.evaluations_of(noise.train[0])] == ["eval0-bc-LaneKeeping-v0-ncp-ltc-s0"]
+
+
+@pytest.mark.parametrize("tag, message", [("DR", "lowercase letters"), ("", "lowercase letters"),
+                                          ("d r", "lowercase letters"), (1, "lowercase letters"),
+                                          ("untagged", "reserved")])
+def test_bad_training_tags_are_refused(tag, message):
+    with pytest.raises(ValueError, match=message):
+        plan_study({"name": "t", "train": [{**tiny_ppo(), "tag": tag}]})
 
 
 def test_cli_reports_a_bad_spec_in_one_line(tmp_path, capsys):
@@ -206,6 +341,155 @@ def test_summary_is_a_t_interval_across_training_seeds(tmp_path):
         == pytest.approx(x.mean())
     assert summary["plots"] == ["summary-Pendulum-v1-e0-obs_noise.png"]
     assert (tmp_path / "s" / summary["plots"][0]).stat().st_size > 1000
+
+
+def _fake_conditions_study(out):
+    """A finished study with training tags and evaluation conditions: models a and b, untagged and "dr", 3 seeds;
+    entries "clean" (all runs), "colours" (untagged runs only) and an untagged sweep entry (all runs)."""
+    entry = {"kind": "ppo", "env": "E", "policies": ["a", "b"], "seeds": [0, 1, 2], "timesteps": 1}
+    colours = {"domain_randomization": ["colours"]}
+    spec = {"name": "cond", "train": [entry, {**entry, "tag": "dr"}],
+            "evaluate": [{"env": "E", "episodes": 4, "seed": 1000000, "tag": "clean"},
+                         {"env": "E", "episodes": 4, "seed": 1000000, "tag": "colours", "env_kwargs": colours,
+                          "train_tags": ["untagged"]},
+                         {"env": "E", "episodes": 4, "seed": 1000000, "perturb": ["obs_noise:0,0.1"]}]}
+    out.mkdir()
+    (out / "jobs").mkdir()
+    write_json_atomic(out / "spec.json", spec)
+    crash = {("a", None): 0.0, ("b", None): 0.5, ("a", "dr"): 0.1, ("b", "dr"): 0.4}  # clean, per run
+    for (model, tag), base in crash.items():
+        for seed in (0, 1, 2):
+            run = run_id("ppo", "E", model, seed, tag)
+            train = {"id": run, "status": "done", "seconds": 1.0,
+                     "spec": {"type": "train", "kind": "ppo", "env": "E", "model": model, "seed": seed,
+                              **({"tag": tag} if tag else {})}}
+            write_json_atomic(out / "jobs" / f"{run}.done", train)
+            for index in (0, 1, 2):
+                if index == 1 and tag:
+                    continue
+                rows = [{"perturbation": p, "level": level, "episodes": 4, "mean_return": -1.0 * seed,
+                         "crash_rate": base + 0.01 * seed + (0.3 if index == 1 else 0.0) + (level or 0.0),
+                         "completion_rate": None, "mean_abs_lateral_m": None}
+                        for p, level in ((("none", None),) if index < 2 else (("obs_noise", 0.0), ("obs_noise", 0.1)))]
+                write_json_atomic(out / "jobs" / f"eval{index}-{run}.done",
+                                  {"id": f"eval{index}-{run}", "status": "done", "seconds": 1.0, "rows": rows,
+                                   "spec": {"type": "evaluate", "run": f"runs/{run}", "evaluation": index,
+                                            **({"condition": spec["evaluate"][index]["tag"]} if index < 2 else {})}})
+
+
+def test_summary_of_a_study_with_conditions_is_keyed_by_training_tag_and_condition(tmp_path):
+    from agents.study_summary import separation_verdict
+
+    _fake_conditions_study(tmp_path / "s")
+    summary = write_summary(tmp_path / "s")
+    assert summary["key"] == ["env", "kind", "train_tag", "model", "evaluation", "condition", "perturbation", "level"]
+    cells = [(g["evaluation"], g["condition"], g["train_tag"], g["model"], g["level"], g["n_seeds"])
+             for g in summary["groups"]]
+    assert cells[:6] == [(0, "clean", "untagged", "a", None, 3), (0, "clean", "untagged", "b", None, 3),
+                         (0, "clean", "dr", "a", None, 3), (0, "clean", "dr", "b", None, 3),
+                         (1, "colours", "untagged", "a", None, 3), (1, "colours", "untagged", "b", None, 3)]
+    assert len(cells) == 6 + 8 and cells[6] == (2, None, "untagged", "a", 0.0, 3)
+    colours = summary["groups"][4]
+    assert colours["env_kwargs"] == {"domain_randomization": ["colours"]}
+    assert colours["metrics"]["crash_rate"]["per_seed"] == pytest.approx([0.3, 0.31, 0.32])
+    csv_lines = (tmp_path / "s" / "summary.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("env,kind,train_tag,model,evaluation,condition,perturbation,level,eval_seed")
+    assert csv_lines[3].startswith("E,ppo,dr,a,0,clean,none,,1000000,4,3,0;1;2")
+    md = (tmp_path / "s" / "summary.md").read_text()
+    assert "## E, trained dr: crash_rate by condition" in md and "| model | clean | colours | e2 |" not in md
+    assert "| model | clean | colours |" in md and "| model | clean |" in md
+    assert '## E, evaluation 1: colours, env_kwargs {"domain_randomization": ["colours"]} (4 episodes' in md
+    assert "| dr | ppo:b | none |  | 3 |" in md
+    assert sorted(summary["plots"]) == ["summary-E-dr-conditions.png", "summary-E-e2-obs_noise.png",
+                                        "summary-E-untagged-conditions.png"]
+    verdict = separation_verdict(json.loads((tmp_path / "s" / "summary.json").read_text()), ["crash_rate"])
+    assert verdict == [
+        "E clean crash_rate: a < b; a < dr:a; dr:b < b; dr:a < dr:b",  # same tag: models; same model: tags
+        "E colours crash_rate: a < b",
+        "E e2 obs_noise 0.0 crash_rate: a < b; a < dr:a; dr:b < b; dr:a < dr:b",
+        "E e2 obs_noise 0.1 crash_rate: a < b; a < dr:a; dr:b < b; dr:a < dr:b"]
+
+
+def _finished_study(out, spec) -> None:
+    """A study folder in which every training job of ``spec`` ran (records as the driver writes them)."""
+    from agents.study import _new_record
+
+    (out / "jobs").mkdir(parents=True)
+    write_json_atomic(out / "spec.json", spec)
+    for job in plan_study(spec).train:
+        result = train_job(job.kind, job.config, out / "runs" / job.job_id)
+        write_json_atomic(out / "jobs" / f"{job.job_id}.done", {**_new_record(job), "status": "done", **result})
+
+
+def _reuse(spec, out, sources):
+    from agents.study import _new_record, now
+    from agents.study_reuse import check_sources, reuse_runs
+
+    (out / "jobs").mkdir(parents=True)
+    (out / "runs").mkdir()
+    write_json_atomic(out / "spec.json", spec)
+    lines = []
+    reused = reuse_runs(plan_study(spec).train, out, check_sources(sources, out), _new_record, now, lines.append)
+    return reused, lines
+
+
+def test_runs_from_copies_finished_runs_trained_with_the_same_config(tmp_path):
+    src = tmp_path / "src"
+    _finished_study(src, {"name": "src", "train": [tiny_ppo(256)]})
+    spec = {"name": "dst", "train": [{**tiny_ppo(256), "seeds": [0, 1]}, {**tiny_ppo(256), "tag": "again"}]}
+    reused, lines = _reuse(spec, tmp_path / "dst", [src])
+    job = "ppo-Pendulum-v1-mlp-s0"
+    assert reused == [job]
+    assert lines[0] == f"{job}: reused from {src.resolve()}"
+    assert "ppo-Pendulum-v1-mlp-s1: not reused" in lines[1] and "no finished job" in lines[1]
+    assert lines[2].startswith("ppo-Pendulum-v1-again-mlp-s0: not reused")
+    copied = tmp_path / "dst" / "runs" / job
+    assert (copied / "model.zip").read_bytes() == (src / "runs" / job / "model.zip").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "dst" / "runs").iterdir()) == [job]  # no .partial left
+    record = read_records(tmp_path / "dst")[job]
+    assert record["status"] == "done" and record["reused_from"] == str(src.resolve())
+    assert record["spec"]["run"] == f"runs/{job}" and record["trained_seconds"] > 0
+    summary = summarize(tmp_path / "dst")
+    assert summary["reused"] == {job: str(src.resolve())}
+    from agents.study_summary import summary_markdown
+
+    assert f"Reused 1 finished training run(s) of {src.resolve()} (copied, not trained here): {job}." in \
+        summary_markdown(summary)
+    # a second pass (e.g. --resume) finds the job done and copies nothing
+    from agents.study import _new_record, now
+    from agents.study_reuse import reuse_runs
+
+    assert reuse_runs(plan_study(spec).train, tmp_path / "dst", [src.resolve()], _new_record, now, print) == []
+
+
+def test_runs_from_trains_a_run_whose_config_differs_or_that_holds_a_link(tmp_path):
+    src = tmp_path / "src"
+    _finished_study(src, {"name": "src", "train": [tiny_ppo(256)]})
+    reused, lines = _reuse({"name": "dst", "train": [tiny_ppo(512)]}, tmp_path / "dst", [src])
+    assert reused == [] and "trained with other settings (timesteps)" in lines[0]
+    assert not (tmp_path / "dst" / "jobs" / "ppo-Pendulum-v1-mlp-s0.done").exists()
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not part of the run")
+    (src / "runs" / "ppo-Pendulum-v1-mlp-s0" / "notes.txt").symlink_to(outside)
+    reused, lines = _reuse({"name": "dst", "train": [tiny_ppo(256)]}, tmp_path / "dst2", [src])
+    assert reused == [] and "notes.txt is a link" in lines[0]
+    with pytest.raises(ValueError, match="not a study folder"):
+        _reuse({"name": "dst", "train": [tiny_ppo(256)]}, tmp_path / "dst3", [tmp_path / "runs"])
+    with pytest.raises(ValueError, match="is the study folder itself"):
+        _reuse({"name": "dst", "train": [tiny_ppo(256)]}, tmp_path / "dst4", [tmp_path / "dst4"])
+
+
+def test_config_difference_of_imitation_runs():
+    from agents.study_jobs import config_difference
+
+    bc = {"kind": "bc", "env": "LaneKeeping-v0", "models": ["cnn"], "seeds": [0], "set": {"epochs": 1}}
+    config = plan_study({"name": "t", "train": [bc]}).train[0].config
+    assert config_difference("bc", config, {"kind": "bc", "training": config}) == []
+    assert config_difference("bc", config, {"kind": "bc", "training": {**config, "epochs": 2}}) == ["epochs"]
+    dr = plan_study({"name": "t", "train": [{**bc, "env_kwargs": {"domain_randomization": True}}]}).train[0].config
+    assert config_difference("bc", dr, {"kind": "bc", "training": config}) == ["env_kwargs"]
+    assert config_difference("bc", config, {"kind": "ppo"}) == ["kind"]
+    assert config_difference("bc", config, {"kind": "bc", "training": {"epochz": 1}}) == ["training"]
 
 
 def test_study_report_rerenders(tmp_path, capsys):

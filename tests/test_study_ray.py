@@ -104,6 +104,22 @@ class TestLocalRay:
         assert record["attempts"] == 2 and record["resumed_from"] == 256
         assert json.loads((out / "runs" / job / "evaluation.json").read_text())["timesteps"] == 1024
 
+    def test_runs_from_another_study_are_evaluated_not_trained_again(self, local, tmp_path):
+        first = tmp_path / "first"
+        run_study(tiny_spec("first", seeds=(0,)), first)
+        lines = []
+        summary = run_study(tiny_spec("second", seeds=(0, 1)), tmp_path / "second", runs_from=[first],
+                            progress=lines.append)
+        records = read_records(tmp_path / "second")
+        assert summary["jobs"]["done"] == summary["jobs"]["total"] == 4
+        assert records["ppo-Pendulum-v1-mlp-s0"]["reused_from"] == str(first.resolve())
+        assert "reused_from" not in records["ppo-Pendulum-v1-mlp-s1"]
+        assert summary["reused"] == {"ppo-Pendulum-v1-mlp-s0": str(first.resolve())}
+        assert "ppo-Pendulum-v1-mlp-s0: submitted" not in lines and "ppo-Pendulum-v1-mlp-s1: submitted" in lines
+        # the reused run's evaluation ran here, on the copy, and matches the first study's
+        assert per_run_metrics(tmp_path / "second")["eval0-ppo-Pendulum-v1-mlp-s0"] == \
+            per_run_metrics(first)["eval0-ppo-Pendulum-v1-mlp-s0"]
+
     def test_a_killed_driver_resumes_without_rerunning_finished_jobs(self, local, tmp_path):
         spec = tiny_spec("driver")
         spec_path = tmp_path / "spec.json"

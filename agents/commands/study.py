@@ -2,13 +2,14 @@
 
 The spec is a JSON file (see agents/study_spec.py and the shipped ones in agents/configs/studies/). Without
 --address a local Ray is started for the run and stopped after; --address (or RAY_ADDRESS) joins an existing
-cluster. DIR receives spec.json, jobs.jsonl, runs/<kind>-<env>-<model>-s<seed>/ (what train-ppo / train-bc
+cluster. DIR receives spec.json, jobs.jsonl, runs/<kind>-<env>[-<tag>]-<model>-s<seed>/ (what train-ppo / train-bc
 write), jobs/<job>.done and summary.{md,csv,json} + plots. See docs/scale.md. Needs the [ray] extra.
 
 Examples:
   ncp-control study agents/configs/studies/memory-smoke.json --out studies/smoke --num-cpus 2
   ncp-control study SPEC --out DIR --resume                  # after a crash: finished jobs are skipped
   ncp-control study SPEC --out DIR --address ray://head:10001 --storage transfer
+  ncp-control study SPEC --out DIR --runs-from studies/ncp-noise   # copy its matching finished runs, not retrain
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", choices=("auto", "shared", "transfer"), default="auto",
                         help="shared: tasks write DIR directly; transfer: run folders come back as archives; "
                              "auto (default): shared when every Ray node is this machine")
+    parser.add_argument("--runs-from", action="append", default=[], metavar="OTHER",
+                        help="a finished study folder whose training runs with the same job id and resolved config "
+                             "are copied into DIR instead of trained again (repeatable; others are trained)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--num-cpus must be >= 1")
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     summary = run_study(read_spec(args.spec), args.out, address=args.address, num_cpus=args.num_cpus,
-                        resume=args.resume, storage=args.storage, progress=say)
+                        resume=args.resume, storage=args.storage, runs_from=args.runs_from, progress=say)
     jobs = summary["jobs"]
     print(f"{jobs['done']}/{jobs['total']} jobs done ({jobs['failed']} failed, {jobs['skipped']} skipped); "
           f"summary in {args.out}/summary.md")

@@ -44,7 +44,7 @@ def goals(data: dict) -> str:
             f"**{cpu_ms:.2f} ms CPU, {wall_ms:.2f} ms wall** ({camera_ok}).")
 
 
-def layer_table(data: dict) -> str:
+def layer_table(data: dict, repeats: list[dict] | None = None) -> str:
     lines = ["| cell | our cell step (CPU) | layer `(x[:, None], h)` (CPU) | layer / cell (CPU, wall) | ncps layer (CPU) "
              "| ncps / our layer (CPU, wall) |", "|---|---|---|---|---|---|"]
     for row in data["layer_steps"]:
@@ -58,6 +58,16 @@ def layer_table(data: dict) -> str:
                              f"{min(row['cpu_speedup_vs_ncps'], row['speedup_vs_ncps']):.1f}-"
                              f"{max(row['cpu_speedup_vs_ncps'], row['speedup_vs_ncps']):.1f}x ncps"
                              for row in data["layer_steps"]) + ".")
+    if repeats:
+        spans = []
+        for kind, goal in (("ltc", 20), ("cfc", 10)):
+            rows = [r for run in repeats for r in run["layer_steps"] if r["kind"] == kind]
+            ratios = [r["cpu_speedup_vs_ncps"] for r in rows]
+            cells = [r["cpu_layer_vs_cell"] for r in rows]
+            spans.append(f"{kind.upper()} {min(ratios):.1f}-{max(ratios):.1f}x ncps (CPU; {sum(x >= goal for x in ratios)} "
+                         f"of {len(ratios)} runs >= {goal}x), layer / cell {min(cells):.2f}-{max(cells):.2f}")
+        lines.append("")
+        lines.append(f"Over the {len(repeats)} runs: " + "; ".join(spans) + ".")
     return "\n".join(lines)
 
 
@@ -83,10 +93,13 @@ def replace(text: str, name: str, body: str) -> str:
 def main() -> None:
     bench = json.loads((DOCS / "bench_export.json").read_text())
     layers = json.loads((DOCS / "bench_cells_layer_step.json").read_text())
+    repeats_path = DOCS / "bench_cells_layer_step_repeats.jsonl"
+    repeats = ([json.loads(line) for line in repeats_path.read_text().splitlines() if line.strip()]
+               if repeats_path.is_file() else None)
     demo = json.loads((DOCS / "deploy_demo_check.json").read_text())
     path = DOCS / "deploy.md"
     text = path.read_text()
-    for name, body in (("latency", latency_table(bench)), ("layers", layer_table(layers)), ("demo", demo_table(demo)),
+    for name, body in (("latency", latency_table(bench)), ("layers", layer_table(layers, repeats)), ("demo", demo_table(demo)),
                        ("goals", goals(bench))):
         text = replace(text, name, body)
     path.write_text(text)

@@ -165,6 +165,24 @@ def _noise_bullet() -> str:
             " ([docs/study_ncp_noise.md](docs/study_ncp_noise.md)).")
 
 
+def _ltc_ablation_bullet() -> str | None:
+    """The LTC-actor ablation (docs/ltc_ablation/, scripts/ltc_ablation.sh), if its data is there."""
+    folder = DOCS / "ltc_ablation"
+    if not (folder / "base.json").is_file():
+        return None
+
+    def returns(tag: str) -> list[float]:
+        return [r["mean_return"] for r in sorted(_load(f"ltc_ablation/{tag}.json")["rows"], key=lambda r: r["seed"])]
+
+    five = returns("lr-scale-10") + returns("lr-scale-10-seeds-3-4")
+    return (f"NCP-LTC on PendulumNoVel-v1 at 100k steps, each change alone on 3 training seeds (`docs/ltc_ablation/`, "
+            f"2026-11-28, [docs/ppo.md](docs/ppo.md)):\n  at the CfC's optimiser settings {_seeds(returns('base'))}; "
+            f"with the cell's parameters at 10x the rate (`ltc_lr_scale=10`)\n  {_seeds(returns('lr-scale-10'))}, "
+            f"on 5 seeds {_seeds(five)}; today's LTC optimiser preset {_seeds(returns('preset-today'))};\n  faster "
+            f"initial time constants {_seeds(returns('cm-0.3-0.5'))}, output gain 4 {_seeds(returns('gain-4-centred'))}"
+            f". Goal (>= −250 on 5 seeds): not met.")
+
+
 def render_measured() -> str:
     imitation = _load("bench_imitation_paper_ncp_ltc.json")
     (result,) = imitation["results"]
@@ -182,6 +200,9 @@ def render_measured() -> str:
         "([docs/cells_speed.md](docs/cells_speed.md)).",
         *_ppo_bullets(),
     ]
+    ablation = _ltc_ablation_bullet()
+    if ablation:
+        bullets.append(ablation)
     return ("Each number below is rendered from a data file in docs/ by `python scripts/render_readme_results.py`; "
             "the docs page\ngives the command, machine and date.\n\n" + "".join(f"- {b}\n" for b in bullets))
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Issue 17 item 1: each change to the PPO LTC actor alone, 3 training seeds, PendulumNoVel-v1 at 100k steps.
+# Base = today's ltc preset (AutoNCP(19) LTC actor, 32-unit input layer, fully connected CfC critic) trained with the
+# optimiser settings the CfC uses on this env (lr 1e-3, 10 epochs) instead of the LTC's own (lin_0.01, 20 epochs).
+# Writes one JSON per variant into OUT (default docs/ltc_ablation); render with scripts/render_ltc_ablation.py.
+#   bash scripts/ltc_ablation.sh [OUT] [JOBS]
+set -euo pipefail
+out=${1:-docs/ltc_ablation}
+jobs=${2:-2}
+seeds=${SEEDS:-0 1 2}
+mkdir -p "$out"
+run() {  # tag, then --set overrides
+  local tag=$1; shift
+  [ -f "$out/$tag.json" ] && { echo "skip $tag (done)"; return; }
+  python scripts/bench_ppo.py --envs PendulumNoVel-v1 --policies ltc --seeds $seeds --timesteps 100000 \
+    --eval-episodes 20 --jobs "$jobs" --tag "$tag" --json "$out/$tag.json" "$@"
+}
+base=(--set algo.learning_rate=0.001 --set algo.n_epochs=10)
+run preset-today                                   # the per-env optimiser preset (lin_0.01, 20 epochs)
+run base "${base[@]}"                              # ncps initialisation, the CfC's optimiser settings
+run lr-scale-10 "${base[@]}" --set policy_kwargs.ltc_lr_scale=10
+run lr-scale-3 "${base[@]}" --set policy_kwargs.ltc_lr_scale=3
+run cm-0.3-0.5 "${base[@]}" --set 'policy_kwargs.ltc_init={"cm": [0.3, 0.5]}'
+run gain-4-centred "${base[@]}" --set 'policy_kwargs.ltc_init={"output_gain": 4, "centre_output": true}'
+# dose and combination (after the single changes)
+run lr-scale-30 "${base[@]}" --set policy_kwargs.ltc_lr_scale=30
+run lr-scale-10-cm "${base[@]}" --set policy_kwargs.ltc_lr_scale=10 --set 'policy_kwargs.ltc_init={"cm": [0.3, 0.5]}'

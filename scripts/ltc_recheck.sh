@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Issue 17 item 1: the LTC with ltc_lr_scale=10 and each env's shared optimiser settings (no LTC-specific learning
+# rate) on the envs where today's LTC preset meets its goal, 3 seeds at 100k steps; plus PendulumNoVel-v1 seeds
+# 3 and 4 (seeds 0-2 are the ablation's lr-scale-10 row, the same configuration).
+#   bash scripts/ltc_recheck.sh [OUT] [JOBS]
+set -euo pipefail
+out=${1:-docs/ltc_ablation}
+jobs=${2:-2}
+mkdir -p "$out"
+run() {  # env, base learning rate, seeds, tag
+  local env=$1 lr=$2 seeds=$3 tag=$4
+  [ -f "$out/$tag.json" ] && { echo "skip $tag (done)"; return; }
+  python scripts/bench_ppo.py --envs "$env" --policies ltc --seeds $seeds --timesteps 100000 --eval-episodes 20 \
+    --jobs "$jobs" --tag "$tag" --json "$out/$tag.json" \
+    --set algo.learning_rate="$lr" --set algo.n_epochs=10 --set policy_kwargs.ltc_lr_scale=10
+}
+run PendulumNoVel-v1 0.001 "3 4" lr-scale-10-seeds-3-4
+run Pendulum-v1 0.001 "0 1 2" Pendulum-v1-lr-scale-10
+run InvertedPendulum-v5 0.0003 "0 1 2" InvertedPendulum-v5-lr-scale-10
+run LaneKeepingState-v0 0.0003 "0 1 2" LaneKeepingState-v0-lr-scale-10

@@ -122,7 +122,8 @@ def measure(case: str, repeat: int, s: Settings, root: Path) -> dict:
            "eval_s_per_step": eval_s / eval_steps, "process_wall_s": wall, "cpu_share": cpu_share,
            "steps_per_cpu_s": s.timesteps / train_s / cpu_share, "eval_cpu_s_per_step": eval_s / eval_steps * cpu_share,
            "load_before": load_before, "load_after": os.getloadavg(), "summary_line": lines[-1]}
-    print(f"  {env_id:20s} {policy:5s} {row['steps_per_s']:6.0f} steps/s (progress line {row['progress_steps_per_s']}), "
+    print(f"  {env_id:20s} {policy:5s} {row['steps_per_s']:6.0f} steps/s "
+          f"(progress line {row['progress_steps_per_s']}), "
           f"CPU share {cpu_share:.2f}: {row['steps_per_cpu_s']:6.0f} steps per CPU-s; "
           f"eval {1e3 * row['eval_cpu_s_per_step']:.2f} CPU-ms/step; load {load_before[0]:.1f}", flush=True)
     return row

@@ -43,6 +43,25 @@ def test_shipped_specs_plan_into_named_jobs():
     assert len(pendulum.train) == 20 and {j.config["timesteps"] for j in pendulum.train} == {100_000}
 
 
+def test_mujoco_memory_study_is_thirty_runs_at_one_budget_evaluated_on_held_out_episodes():
+    plan = plan_study(read_spec("agents/configs/studies/mujoco-novel.json"))
+    novel = {(env, policy, seed) for env in ("HopperNoVel-v5", "HalfCheetahNoVel-v5")
+             for policy in ("ltc", "cfc", "lstm", "mlp") for seed in (0, 1, 2)}
+    reference = {(env, "mlp", seed) for env in ("Hopper-v5", "HalfCheetah-v5") for seed in (0, 1, 2)}
+    assert len(plan.train) == 30 and {(j.env_id, j.model, j.seed) for j in plan.train} == novel | reference
+    assert {j.config["timesteps"] for j in plan.train} == {150_000}
+    # the MuJoCo presets, not the defaults: rl-zoo's discount, 4 envs
+    assert {j.config["algo"]["gamma"] for j in plan.train} == {0.999, 0.98}
+    assert {j.config["n_envs"] for j in plan.train} == {4}
+    for job in plan.train:
+        (evaluation,) = plan.evaluations_of(job)
+        config = job.config
+        assert evaluation.env_id == job.env_id and evaluation.episodes == 10
+        # episodes no training env was reset with (seeds seed..seed+n_envs-1) and not train-ppo's own evaluation's
+        assert evaluation.seed > job.seed + config["n_envs"]
+        assert evaluation.seed >= config["eval_seed"] + config["eval_episodes"]
+
+
 @pytest.mark.parametrize("change, message", [
     ({"train": []}, "empty"),
     ({"trian": []}, "unknown keys"),

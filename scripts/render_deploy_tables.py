@@ -64,7 +64,9 @@ def layer_table(data: dict, repeats: list[dict] | None = None) -> str:
             rows = [r for run in repeats for r in run["layer_steps"] if r["kind"] == kind]
             ratios = [r["cpu_speedup_vs_ncps"] for r in rows]
             cells = [r["cpu_layer_vs_cell"] for r in rows]
-            spans.append(f"{kind.upper()} {min(ratios):.1f}-{max(ratios):.1f}x ncps (CPU; {sum(x >= goal for x in ratios)} "
+            median = sorted(ratios)[len(ratios) // 2]
+            spans.append(f"{kind.upper()} {min(ratios):.1f}-{max(ratios):.1f}x ncps (CPU; median {median:.1f}x; "
+                         f"{sum(x >= goal for x in ratios)} "
                          f"of {len(ratios)} runs >= {goal}x), layer / cell {min(cells):.2f}-{max(cells):.2f}")
         lines.append("")
         lines.append(f"Over the {len(repeats)} runs: " + "; ".join(spans) + ".")

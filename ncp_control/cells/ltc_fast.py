@@ -409,8 +409,15 @@ def try_step_no_grad(cell: LTCCell, x: Tensor, h: Tensor, elapsed_time: Any, min
     This is the whole per-step cost of a policy in an environment loop, so it checks only what can change
     between two such calls; everything else was checked when the tables were built.
     """
+    plan = _live_plan(cell, x.shape, x, h)
+    return None if plan is None else _run_step(plan, cell, x, h, elapsed_time, min_dt)
+
+
+def _live_plan(cell: LTCCell, x_shape: Any, x: Tensor, h: Tensor) -> _StepPlan | None:
+    """This thread's step tables for ``cell`` if they were built for inputs of ``x_shape`` (B, I), ``h``'s shape
+    and both tensors' dtype, on the CPU, and still point at the cell's tensors; else None."""
     plan = cell.__dict__.get("_step_plans", _NO_PLANS).get(_get_ident())
-    if (plan is None or x.shape != plan.x_shape or h.shape != plan.h_shape or x.dtype is not plan.dtype
+    if (plan is None or x_shape != plan.x_shape or h.shape != plan.h_shape or x.dtype is not plan.dtype
             or h.dtype is not plan.dtype or not x.is_cpu or not h.is_cpu or _functorch_active()):
         return None
     try:
@@ -418,7 +425,7 @@ def try_step_no_grad(cell: LTCCell, x: Tensor, h: Tensor, elapsed_time: Any, min
             return None
     except (KeyError, TypeError):
         return None
-    return _run_step(plan, cell, x, h, elapsed_time, min_dt)
+    return plan
 
 
 def try_layer_step_no_grad(cell: LTCCell, input: Tensor, h: Tensor, elapsed_time: Any, min_dt: float,
@@ -432,20 +439,12 @@ def try_layer_step_no_grad(cell: LTCCell, input: Tensor, h: Tensor, elapsed_time
     time, or a step the kernel refuses (a mask changed through ``.data``, a negative or NaN time): the caller then
     takes the general path, which rebuilds or explains.
     """
-    plan = cell.__dict__.get("_step_plans", _NO_PLANS).get(_get_ident())
-    if plan is None or not isinstance(elapsed_time, (int, float)) or isinstance(elapsed_time, bool):
-        return None
     shape = input.shape
-    if len(shape) != 3:
+    if len(shape) != 3 or not isinstance(elapsed_time, (int, float)) or isinstance(elapsed_time, bool):
         return None
     batch, steps = (shape[0], shape[1]) if batch_first else (shape[1], shape[0])
-    if (steps != 1 or (batch, shape[2]) != plan.x_shape or h.shape != plan.h_shape or input.dtype is not plan.dtype
-            or h.dtype is not plan.dtype or not input.is_cpu or not h.is_cpu or _functorch_active()):
-        return None
-    try:
-        if (*map(_data_ptr, plan.get_masks(cell._buffers) + plan.get_params(cell._parameters)),) != plan.key:
-            return None
-    except (KeyError, TypeError):
+    plan = _live_plan(cell, (batch, shape[2]), input, h) if steps == 1 else None
+    if plan is None:
         return None
     x_strides, h_strides = input.stride(), h.stride()
     if x_strides[2] != 1 or h_strides[1] != 1:

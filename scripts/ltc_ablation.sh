@@ -25,3 +25,8 @@ run gain-4-centred "${base[@]}" --set 'policy_kwargs.ltc_init={"output_gain": 4,
 # dose and combination (after the single changes)
 run lr-scale-30 "${base[@]}" --set policy_kwargs.ltc_lr_scale=30
 run lr-scale-10-cm "${base[@]}" --set policy_kwargs.ltc_lr_scale=10 --set 'policy_kwargs.ltc_init={"cm": [0.3, 0.5]}'
+# the scale with a decaying rate (the preset's lin_0.01 decays; 1e-3 x 10 does not)
+run lr-scale-10-lin --set algo.learning_rate=lin_0.001 --set algo.n_epochs=10 --set policy_kwargs.ltc_lr_scale=10
+run lr-scale-10-lin-20ep --set algo.learning_rate=lin_0.001 --set algo.n_epochs=20 --set policy_kwargs.ltc_lr_scale=10
+seeds="3 4" run lr-scale-10-lin-20ep-seeds-3-4 --set algo.learning_rate=lin_0.001 --set algo.n_epochs=20 \
+  --set policy_kwargs.ltc_lr_scale=10   # the best variant on 5 seeds

@@ -175,10 +175,12 @@ def _ltc_ablation_bullet() -> str | None:
         return [r["mean_return"] for r in sorted(_load(f"ltc_ablation/{tag}.json")["rows"], key=lambda r: r["seed"])]
 
     five = returns("lr-scale-10") + returns("lr-scale-10-seeds-3-4")
+    best = returns("lr-scale-10-lin-20ep") + returns("lr-scale-10-lin-20ep-seeds-3-4")
     return (f"NCP-LTC on PendulumNoVel-v1 at 100k steps, each change alone on 3 training seeds (`docs/ltc_ablation/`, "
             f"2026-11-28, [docs/ppo.md](docs/ppo.md)):\n  at the CfC's optimiser settings {_seeds(returns('base'))}; "
             f"with the cell's parameters at 10x the rate (`ltc_lr_scale=10`)\n  {_seeds(returns('lr-scale-10'))}, "
-            f"on 5 seeds {_seeds(five)}; today's LTC optimiser preset {_seeds(returns('preset-today'))};\n  faster "
+            f"on 5 seeds {_seeds(five)};\n  with a decaying rate and 20 epochs on 5 seeds {_seeds(best)}; today's "
+            f"LTC optimiser preset {_seeds(returns('preset-today'))};\n  faster "
             f"initial time constants {_seeds(returns('cm-0.3-0.5'))}, output gain 4 {_seeds(returns('gain-4-centred'))}"
             f". Goal (>= −250 on 5 seeds): not met.")
 

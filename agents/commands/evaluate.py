@@ -12,12 +12,28 @@ from __future__ import annotations
 import argparse
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="run folder written by train-ppo or train-bc")
-    parser.add_argument("--env", help="Gymnasium id (default: the run's own env)")
+def add_episode_arguments(parser: argparse.ArgumentParser, env_default: str) -> None:
+    """``--env``, ``--episodes``, ``--seed`` and ``--n-envs``: the seeded episodes of ``evaluate`` and
+    ``run-exported`` (checked by :func:`check_episode_arguments`)."""
+    parser.add_argument("--env", help=f"Gymnasium id (default: {env_default})")
     parser.add_argument("--episodes", type=int, default=10, help="number of episodes (default 10)")
     parser.add_argument("--seed", type=int, default=1000, help="seed of the first episode (default 1000)")
     parser.add_argument("--n-envs", type=int, default=1, help="environments stepped in parallel (default 1)")
+
+
+def check_episode_arguments(args: argparse.Namespace) -> None:
+    """One-line errors for the arguments of :func:`add_episode_arguments`."""
+    from agents.commands import _checks
+
+    _checks.positive("--episodes", args.episodes)
+    _checks.positive("--n-envs", args.n_envs)
+    _checks.non_negative("--seed", args.seed)
+    _checks.env_id(args.env)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="run folder written by train-ppo or train-bc")
+    add_episode_arguments(parser, "the run's own env")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic ones")
     parser.add_argument("--json", metavar="FILE",
                         help="write the full record (per-episode returns, lengths, seeds, ...) as JSON to FILE "
@@ -32,10 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from agents.commands import _checks
 
     _checks.run_folder(args.run_dir)
-    _checks.positive("--episodes", args.episodes)
-    _checks.positive("--n-envs", args.n_envs)
-    _checks.non_negative("--seed", args.seed)
-    _checks.env_id(args.env)
+    check_episode_arguments(args)
     _checks.writable_file(args.json, "--json")
 
     import torch

@@ -14,11 +14,10 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from agents.commands.evaluate import add_episode_arguments
+
     parser.add_argument("policy", help="ONNX file written by ncp-control export")
-    parser.add_argument("--env", help="Gymnasium id (default: the env stored in the file)")
-    parser.add_argument("--episodes", type=int, default=10, help="number of episodes (default 10)")
-    parser.add_argument("--seed", type=int, default=1000, help="seed of the first episode (default 1000)")
-    parser.add_argument("--n-envs", type=int, default=1, help="environments stepped in parallel (default 1)")
+    add_episode_arguments(parser, "the env stored in the file")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default 1)")
     parser.add_argument("--json", help="write the metrics to this file")
 
@@ -27,9 +26,14 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from agents.commands import _checks
+    from agents.commands.evaluate import check_episode_arguments
     from agents.evaluation import evaluate
     from ncp_control.deploy import OnnxPolicy
 
+    check_episode_arguments(args)
+    _checks.positive("--threads", args.threads)
+    _checks.writable_file(args.json, "--json")
     policy = OnnxPolicy(args.policy, threads=args.threads)
     stored = policy.metadata["env_id"]
     env_id = args.env or stored

@@ -27,13 +27,13 @@ from typing import Any
 
 from agents.run_io import write_json_atomic
 from agents.study_jobs import METRICS
+from agents.study_spec import UNTAGGED as _UNTAGGED
 
 CONFIDENCE = 0.95
 INTERVAL = "Student-t 95% interval of the mean across training seeds (one value per seed: the run's episode mean)"
 _KEY = ("env", "kind", "model", "evaluation", "perturbation", "level")
 #: the key of a study with training tags or evaluation conditions
 _TAGGED_KEY = ("env", "kind", "train_tag", "model", "evaluation", "condition", "perturbation", "level")
-_UNTAGGED = "untagged"  # agents.study_spec.UNTAGGED (not imported: the summary reads records, not specs' code)
 
 
 def read_records(out: str | os.PathLike) -> dict[str, dict[str, Any]]:

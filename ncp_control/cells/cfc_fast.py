@@ -299,6 +299,23 @@ class _StepPlan:
         self.tensors_of = _tensor_getter(cell)
         self.key = self.current_key(cell)
 
+    def number_dt(self, value: float) -> Tensor:
+        """The (1, B) elapsed-time table filled with the number ``value`` (refilled only when it changes)."""
+        if value != self.dt_value:
+            self.dt.fill_(value)
+            self.dt_value = value
+        return self.dt
+
+    def run(self, x: Tensor, x_batch_stride: int, h: Tensor, dt: Tensor) -> tuple[Tensor, int]:
+        """One step of ``x`` (read through ``x_batch_stride``, last stride 1) from ``h`` (last stride 1) with
+        ``dt`` (1, B): fills in the tables' addresses and strides and calls the kernel. Returns the new (B, N)
+        state and the kernel's status (0: done)."""
+        new_h = x.new_empty(self.batch, self.n_state)
+        d, p = self.dims, self.ptrs
+        p[0], p[1], p[2], p[4] = x.data_ptr(), h.data_ptr(), dt.data_ptr(), new_h.data_ptr()
+        d[8], d[9], d[11] = x_batch_stride, h.stride(0), dt.stride(1)
+        return new_h, self.fn(self.dims_addr, self.ptrs_addr)
+
     def current_key(self, cell: WiredCfCCell) -> tuple:
         """Addresses of the parameters and masks (a parameter set to None gives 0)."""
         try:
@@ -384,20 +401,14 @@ def step_no_grad(cell: WiredCfCCell, x: Tensor, h: Tensor, timespans: Any, *, bu
         if timespans != plan.dt_value:
             if not timespans >= 0:  # NaN fails too
                 raise ValueError("timespans must be >= 0 and not NaN everywhere (elapsed time between steps)")
-            plan.dt.fill_(timespans)
-            plan.dt_value = timespans
-        dt = plan.dt
+        dt = plan.number_dt(timespans)
     else:
         dt = step_times(timespans, batch, x)  # (1, B), checked
     if x.stride(1) != 1:
         x = x.contiguous()
     if h.stride(1) != 1:
         h = h.contiguous()
-    new_h = x.new_empty(batch, plan.n_state)
-    d, p = plan.dims, plan.ptrs
-    p[0], p[1], p[2], p[4] = x.data_ptr(), h.data_ptr(), dt.data_ptr(), new_h.data_ptr()
-    d[8], d[9], d[11] = x.stride(0), h.stride(0), dt.stride(1)
-    status = plan.fn(plan.dims_addr, plan.ptrs_addr)
+    new_h, status = plan.run(x, x.stride(0), h, dt)
     if status:
         raise ValueError(f"the CfC kernel takes at most {MAX_LAYERS} layers") if status == _STATUS_INVALID \
             else MemoryError("the CfC kernel could not allocate its work space")
@@ -426,14 +437,8 @@ def try_layer_step_no_grad(cell: WiredCfCCell, input: Tensor, h: Tensor, timespa
     x_strides, h_strides = input.stride(), h.stride()
     if x_strides[2] != 1 or h_strides[1] != 1:
         return None
-    if timespans != plan.dt_value:
-        plan.dt.fill_(timespans)
-        plan.dt_value = timespans
-    new_h = input.new_empty(batch, plan.n_state)
-    d, p = plan.dims, plan.ptrs
-    p[0], p[1], p[2], p[4] = input.data_ptr(), h.data_ptr(), plan.dt.data_ptr(), new_h.data_ptr()
-    d[8], d[9], d[11] = x_strides[0 if batch_first else 1], h_strides[0], plan.dt.stride(1)
-    if plan.fn(plan.dims_addr, plan.ptrs_addr):
+    new_h, status = plan.run(input, x_strides[0 if batch_first else 1], h, plan.number_dt(timespans))
+    if status:
         return None
     motor = cell._motor_slice
     if motor is None:  # motor neurons not contiguous in the state: gather

@@ -50,6 +50,8 @@ def test_mujoco_memory_study_is_thirty_runs_at_one_budget_evaluated_on_held_out_
     reference = {(env, "mlp", seed) for env in ("Hopper-v5", "HalfCheetah-v5") for seed in (0, 1, 2)}
     assert len(plan.train) == 30 and {(j.env_id, j.model, j.seed) for j in plan.train} == novel | reference
     assert {j.config["timesteps"] for j in plan.train} == {150_000}
+    # seed by seed: a study stopped part-way has every (env, policy) at the same seeds
+    assert [j.seed for j in plan.train] == sorted(j.seed for j in plan.train)
     # the MuJoCo presets, not the defaults: rl-zoo's discount, 4 envs
     assert {j.config["algo"]["gamma"] for j in plan.train} == {0.999, 0.98}
     assert {j.config["n_envs"] for j in plan.train} == {4}

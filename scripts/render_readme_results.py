@@ -185,6 +185,41 @@ def _ltc_ablation_bullet() -> str | None:
             f". Goal (>= −250 on 5 seeds): not met.")
 
 
+def _generalisation_bullet(summary: dict | None = None) -> str | None:
+    """Issue 17's generalisation study (docs/study_ncp_generalisation/), if its summary is there: completion with one
+    randomised element at a time and with all together, for runs trained on the default look and under domain
+    randomisation, with the verdict from the 95% intervals across training seeds."""
+    if summary is None:
+        if not (DOCS / "study_ncp_generalisation/summary.json").is_file():
+            return None
+        summary = _load("study_ncp_generalisation/summary.json")
+    cells = {(g["train_tag"], g["model"], g["condition"]): g for g in summary["groups"]}
+    models = sorted({model for _, model, _ in cells}, key=["ncp-ltc", "ncp-cfc", "lstm", "cnn"].index)
+    seeds = min(g["n_seeds"] for g in summary["groups"])
+
+    def completion(tag: str, condition: str) -> str:
+        parts = []
+        for model in models:
+            m = cells[(tag, model, condition)]["metrics"]["completion_rate"]
+            parts.append(f"{model} {m['mean']:.0%} [{max(m['ci_low'], 0):.0%}, {min(m['ci_high'], 1):.0%}]")
+        return ", ".join(parts)
+
+    alone = [(g["metrics"]["completion_rate"]["mean"], g["model"], g["condition"]) for g in summary["groups"]
+             if g["train_tag"] == "untagged" and g["condition"] not in ("clean", "all")]
+    worst = min(alone)
+    verdict = separation_verdict(summary, ["completion_rate"])
+    separated = [line for line in verdict if not line.endswith("not separated")]
+    return (f"Generalisation to held-out looks of the road scene (imitation, demo preset, {seeds} training seeds "
+            f"per model,\n  20 held-out roads, `docs/study_ncp_generalisation/summary.json`; completion, mean "
+            f"[95% interval across seeds, clipped to 0-100%]): trained on\n  the default look, one randomised element "
+            f"at a time: every model >= {worst[0]:.0%} (lowest {worst[1]} under {worst[2]}); all elements "
+            f"together: {completion('untagged', 'all')};\n  trained under domain randomisation, held-out "
+            f"randomised looks: {completion('dr', 'all')}; the clean look: {completion('dr', 'clean')}.\n  "
+            + ("Completion not separated between any two models or trainings" if not separated else
+               "Separated on completion: " + "; ".join(separated))
+            + " ([docs/study_ncp_generalisation.md](docs/study_ncp_generalisation.md)).")
+
+
 def render_measured() -> str:
     imitation = _load("bench_imitation_paper_ncp_ltc.json")
     (result,) = imitation["results"]
@@ -202,9 +237,7 @@ def render_measured() -> str:
         "([docs/cells_speed.md](docs/cells_speed.md)).",
         *_ppo_bullets(),
     ]
-    ablation = _ltc_ablation_bullet()
-    if ablation:
-        bullets.append(ablation)
+    bullets += [b for b in (_generalisation_bullet(), _ltc_ablation_bullet()) if b]
     return ("Each number below is rendered from a data file in docs/ by `python scripts/render_readme_results.py`; "
             "the docs page\ngives the command, machine and date.\n\n" + "".join(f"- {b}\n" for b in bullets))
 

@@ -39,3 +39,32 @@ def test_every_block_is_rendered_and_none_is_unknown(renderer):
 def test_spread_over_seeds_is_the_sample_standard_deviation(renderer):
     # -195, -157, -180: ddof=1 gives 19.1 (ddof=0 would give 15.6)
     assert renderer._seeds([-195.0, -157.0, -180.0]) == "−177 ± 19 (−195, −157, −180)"
+
+
+def _group(tag, model, condition, per_seed):
+    import statistics
+    mean = statistics.fmean(per_seed)
+    half = 0.1 if len(set(per_seed)) > 1 else 0.0
+    rate = {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "per_seed": per_seed}
+    return {"env": "LaneKeeping-v0", "kind": "bc", "train_tag": tag, "model": model, "evaluation": 0,
+            "condition": condition, "perturbation": "none", "level": None, "n_seeds": len(per_seed),
+            "metrics": {"completion_rate": rate}}
+
+
+def test_generalisation_bullet_reports_each_training_and_the_verdict_from_the_intervals(renderer):
+    groups = [_group(tag, model, condition, [1.0, 1.0, 1.0])
+              for tag, conditions in (("untagged", ("clean", "colours", "lighting", "all")), ("dr", ("clean", "all")))
+              for model in ("lstm", "ncp-ltc") for condition in conditions]
+    summary = {"key": ["env", "kind", "train_tag", "model", "evaluation", "condition", "perturbation", "level"],
+               "groups": groups}
+    text = renderer._generalisation_bullet(summary)
+    assert "3 training seeds" in text and "not separated" in text and "every model >= 100%" in text
+    # ncp-ltc falls apart under all elements when trained clean: the lowest single element and a separation
+    summary["groups"] = [g for g in groups if not (g["model"] == "ncp-ltc" and g["train_tag"] == "untagged"
+                                                   and g["condition"] in ("lighting", "all"))]
+    summary["groups"] += [_group("untagged", "ncp-ltc", "lighting", [0.9, 0.8, 0.7]),
+                          _group("untagged", "ncp-ltc", "all", [0.3, 0.2, 0.1])]
+    text = renderer._generalisation_bullet(summary)
+    assert "lowest ncp-ltc under lighting" in text and "every model >= 80%" in text
+    assert "ncp-ltc 20% [10%, 30%], lstm 100% [100%, 100%]" in text
+    assert "Separated on completion" in text and "ncp-ltc < lstm" in text and "ncp-ltc < dr:ncp-ltc" in text

@@ -206,13 +206,15 @@ def _generalisation_bullet(summary: dict | None = None) -> str | None:
 
     alone = [(g["metrics"]["completion_rate"]["mean"], g["model"], g["condition"]) for g in summary["groups"]
              if g["train_tag"] == "untagged" and g["condition"] not in ("clean", "all")]
-    worst = min(alone)
+    low = min(alone)[0]
+    lowest = ", ".join(f"{model} under {condition}" for mean, model, condition in sorted(alone)
+                       if round(mean, 3) == round(low, 3))
     verdict = separation_verdict(summary, ["completion_rate"])
     separated = [line for line in verdict if not line.endswith("not separated")]
     return (f"Generalisation to held-out looks of the road scene (imitation, demo preset, {seeds} training seeds "
             f"per model,\n  20 held-out roads, `docs/study_ncp_generalisation/summary.json`; completion, mean "
             f"[95% interval across seeds, clipped to 0-100%]): trained on\n  the default look, one randomised element "
-            f"at a time: every model >= {worst[0]:.0%} (lowest {worst[1]} under {worst[2]}); all elements "
+            f"at a time: every model >= {low:.0%} (lowest: {lowest}); all elements "
             f"together: {completion('untagged', 'all')};\n  trained under domain randomisation, held-out "
             f"randomised looks: {completion('dr', 'all')}; the clean look: {completion('dr', 'clean')}.\n  "
             + ("Completion not separated between any two models or trainings" if not separated else

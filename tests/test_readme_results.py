@@ -65,6 +65,6 @@ def test_generalisation_bullet_reports_each_training_and_the_verdict_from_the_in
     summary["groups"] += [_group("untagged", "ncp-ltc", "lighting", [0.9, 0.8, 0.7]),
                           _group("untagged", "ncp-ltc", "all", [0.3, 0.2, 0.1])]
     text = renderer._generalisation_bullet(summary)
-    assert "lowest ncp-ltc under lighting" in text and "every model >= 80%" in text
+    assert "lowest: ncp-ltc under lighting)" in text and "every model >= 80%" in text
     assert "ncp-ltc 20% [10%, 30%], lstm 100% [100%, 100%]" in text
     assert "Separated on completion" in text and "ncp-ltc < lstm" in text and "ncp-ltc < dr:ncp-ltc" in text

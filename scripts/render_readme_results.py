@@ -222,6 +222,52 @@ def _generalisation_bullet(summary: dict | None = None) -> str | None:
             + " ([docs/study_ncp_generalisation.md](docs/study_ncp_generalisation.md)).")
 
 
+def _mujoco_bullet(summary: dict | None = None, spec: dict | None = None) -> str | None:
+    """Issue 17's MuJoCo memory study (docs/study_mujoco_novel/), if its summary is there: mean evaluation return per
+    policy on each NoVel env, the fully observed env's MLP as the reference line, and the verdict from the 95%
+    intervals across training seeds. A study still running shows each cell's number of seeds."""
+    if summary is None:
+        if not (DOCS / "study_mujoco_novel/summary.json").is_file():
+            return None
+        summary, spec = _load("study_mujoco_novel/summary.json"), _load("study_mujoco_novel/spec.json")
+    steps = sorted({entry["timesteps"] for entry in spec["train"]})
+    cells = {(g["env"], g["model"]): g for g in summary["groups"]}
+    planned: dict[tuple[str, str], int] = {}  # seeds the spec trains per (env, policy), over all its entries
+    for entry in spec["train"]:
+        for policy in entry["policies"]:
+            planned[(entry["env"], policy)] = planned.get((entry["env"], policy), 0) + len(entry["seeds"])
+
+    def cell(env: str, model: str) -> str:
+        g = cells[(env, model)]
+        m = g["metrics"]["mean_return"]
+        text = f"{model} {_num(m['mean'])}"
+        if m["ci_low"] is not None:
+            text += f" [{_num(m['ci_low'])}, {_num(m['ci_high'])}]"
+        n, of = g["n_seeds"], planned[(env, model)]
+        return text + ("" if n == of else f" ({n} of {of} seeds)")
+
+    parts = []
+    for env, full in (("HopperNoVel-v5", "Hopper-v5"), ("HalfCheetahNoVel-v5", "HalfCheetah-v5")):
+        models = [m for m in ("ltc", "cfc", "lstm", "mlp") if (env, m) in cells]
+        if not models:
+            continue
+        line = f"{env}: " + ", ".join(cell(env, m) for m in models)
+        if (full, "mlp") in cells:
+            line += f"; reference, MLP on {full}: {cell(full, 'mlp').split(' ', 1)[1]}"
+        parts.append(line)
+    verdict = [f"{line.split(' ', 1)[0]}: {line.rsplit(': ', 1)[1]}"
+               for line in separation_verdict(summary, ["mean_return"])
+               if "NoVel" in line.split(" ", 1)[0] and not line.endswith("not separated")]
+    episodes = "/".join(str(n) for n in sorted({g["episodes"] for g in summary["groups"]}))
+    return (f"Memory tasks beyond Pendulum (PPO, {'/'.join(f'{s // 1000}k' for s in steps)} steps, "
+            f"{max(planned.values())} training seeds per policy, {episodes} held-out episodes,\n  "
+            f"`docs/study_mujoco_novel/summary.json`; "
+            f"mean return [95% interval across seeds]):\n  " + ";\n  ".join(parts) + ".\n  "
+            + ("Separated (non-overlapping intervals): " + "; ".join(verdict) if verdict else
+               "No two policies separated on the NoVel envs")
+            + " ([docs/ppo.md](docs/ppo.md), MuJoCo memory tasks).")
+
+
 def render_measured() -> str:
     imitation = _load("bench_imitation_paper_ncp_ltc.json")
     (result,) = imitation["results"]
@@ -239,7 +285,7 @@ def render_measured() -> str:
         "([docs/cells_speed.md](docs/cells_speed.md)).",
         *_ppo_bullets(),
     ]
-    bullets += [b for b in (_generalisation_bullet(), _ltc_ablation_bullet()) if b]
+    bullets += [b for b in (_generalisation_bullet(), _mujoco_bullet(), _ltc_ablation_bullet()) if b]
     return ("Each number below is rendered from a data file in docs/ by `python scripts/render_readme_results.py`; "
             "the docs page\ngives the command, machine and date.\n\n" + "".join(f"- {b}\n" for b in bullets))
 

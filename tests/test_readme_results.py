@@ -68,3 +68,28 @@ def test_generalisation_bullet_reports_each_training_and_the_verdict_from_the_in
     assert "lowest: ncp-ltc under lighting)" in text and "every model >= 80%" in text
     assert "ncp-ltc 20% [10%, 30%], lstm 100% [100%, 100%]" in text
     assert "Separated on completion" in text and "ncp-ltc < lstm" in text and "ncp-ltc < dr:ncp-ltc" in text
+
+
+def _ppo_group(env, model, returns):
+    import statistics
+    mean = statistics.fmean(returns)
+    low, high = (mean - 50, mean + 50) if len(returns) > 1 else (None, None)
+    return {"env": env, "kind": "ppo", "model": model, "evaluation": 0, "perturbation": "none", "level": None,
+            "episodes": 10, "n_seeds": len(returns),
+            "metrics": {"mean_return": {"mean": mean, "ci_low": low, "ci_high": high, "per_seed": returns}}}
+
+
+def test_mujoco_bullet_names_each_policy_the_reference_line_and_unfinished_cells(renderer):
+    spec = {"train": [{"env": env, "policies": policies, "seeds": [seed], "timesteps": 150000}
+                      for seed in (0, 1, 2) for env, policies in (("HopperNoVel-v5", ["ltc", "mlp"]),
+                                                                  ("Hopper-v5", ["mlp"]))]}
+    summary = {"groups": [_ppo_group("HopperNoVel-v5", "ltc", [900.0, 1000.0, 1100.0]),
+                          _ppo_group("HopperNoVel-v5", "mlp", [300.0, 310.0]),
+                          _ppo_group("Hopper-v5", "mlp", [1500.0, 1600.0, 1700.0])]}
+    text = renderer._mujoco_bullet(summary, spec)
+    assert "150k steps, 3 training seeds per policy, 10 held-out episodes" in text
+    assert "HopperNoVel-v5: ltc 1,000 [950, 1,050], mlp 305 [255, 355] (2 of 3 seeds)" in text
+    assert "reference, MLP on Hopper-v5: 1,600 [1,550, 1,650]" in text
+    assert "Separated (non-overlapping intervals): HopperNoVel-v5: mlp < ltc" in text
+    summary["groups"][1] = _ppo_group("HopperNoVel-v5", "mlp", [950.0, 1000.0, 1050.0])
+    assert "No two policies separated" in renderer._mujoco_bullet(summary, spec)

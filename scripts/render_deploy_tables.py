@@ -71,7 +71,8 @@ def _load(machine: str) -> str:
 
 def layer_table(data: dict, repeats: list[dict] | None = None) -> str:
     lines = [f"Measured {data['date']} on {data['machine']} (`{data['command']}`; data: "
-             f"`docs/bench_cells_layer_step.json`).", "","| cell | our cell step (CPU) | layer `(x[:, None], h)` (CPU) | layer / cell (CPU, wall) | ncps layer (CPU) "
+             f"`docs/bench_cells_layer_step.json`).", "",
+             "| cell | our cell step (CPU) | layer `(x[:, None], h)` (CPU) | layer / cell (CPU, wall) | ncps layer (CPU) "
              "| ncps / our layer (CPU, wall) |", "|---|---|---|---|---|---|"]
     for row in data["layer_steps"]:
         lines.append(f"| {row['kind'].upper()} {row['wiring']} B{row['batch']} | {_us(row['cpu_cell_step_s'])} | "

@@ -1,5 +1,6 @@
-"""Render the tables of docs/deploy.md from their data files (bench_export.json, bench_cells_layer_step.json,
-deploy_demo_check.json): the text between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` is replaced.
+"""Render the tables of docs/deploy.md from their data files (bench_export.json, bench_cells_layer_step.json and
+its repeats, deploy_demo_check.json, and bench_envs_2026-11-23.json for the env's own step time): the text between
+``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` is replaced. Reads data only; it measures nothing.
 
 Usage::
 
@@ -31,7 +32,26 @@ def latency_table(data: dict) -> str:
     return "\n".join(lines)
 
 
-def goals(data: dict) -> str:
+#: The env rows of docs/bench_envs_2026-11-23.json that time today's default camera env (textures and roadside
+#: objects included: the runs whose note starts with "with textures").
+ENV_BENCH = "bench_envs_2026-11-23.json"
+ENV_CASE = "LaneKeeping-v0 64x128 (default)"
+
+
+def env_step(envs: dict | None) -> str:
+    """What one step of the default camera env costs, rendering included, from the env benchmark's data."""
+    if not envs:
+        return ""
+    rates = [run["results"][ENV_CASE]["median_window"] for run in envs["runs"]
+             if run.get("note", "").startswith("with textures") and ENV_CASE in run["results"]]
+    if not rates:
+        return ""
+    ms = sorted(1e3 / r for r in rates)
+    return (f" (the default 64x128 env itself takes {ms[0]:.2f}-{ms[-1]:.2f} ms per step, rendering included: "
+            f"{min(rates):,.0f}-{max(rates):,.0f} steps/s in `docs/{ENV_BENCH}`)")
+
+
+def goals(data: dict, envs: dict | None = None) -> str:
     ppo, camera = data["ppo_state_policy"], data["camera_policy"]
     ppo_ok = "met" if min(ppo["ncps_over_ort_cpu"], ppo["ncps_over_ort_wall"]) >= 10 else "see the two measures"
     cpu_ms = camera["cpu_seconds_per_step"]["onnxruntime step"] * 1e3
@@ -40,12 +60,19 @@ def goals(data: dict) -> str:
         if cpu_ms < 1 else "not met"
     return (f"Goals: the exported NCP-LTC state policy at least 10x faster than the same policy stepped with ncps: "
             f"**{ppo['ncps_over_ort_cpu']:.1f}x in CPU time, {ppo['ncps_over_ort_wall']:.1f}x in wall time** "
-            f"({ppo_ok}); the camera policy under 1 ms per frame (the env renders a frame in ~1.2 ms): "
+            f"({ppo_ok}); the camera policy under 1 ms per frame{env_step(envs)}: "
             f"**{cpu_ms:.2f} ms CPU, {wall_ms:.2f} ms wall** ({camera_ok}).")
 
 
+def _load(machine: str) -> str:
+    m = re.search(r"load average ([0-9.]+)", machine)
+    return m.group(1) if m else "?"
+
+
 def layer_table(data: dict, repeats: list[dict] | None = None) -> str:
-    lines = ["| cell | our cell step (CPU) | layer `(x[:, None], h)` (CPU) | layer / cell (CPU, wall) | ncps layer (CPU) "
+    lines = [f"Measured {data['date']} on {data['machine']} (`{data['command']}`; data: "
+             f"`docs/bench_cells_layer_step.json`).", "",
+             "| cell | our cell step (CPU) | layer `(x[:, None], h)` (CPU) | layer / cell (CPU, wall) | ncps layer (CPU) "
              "| ncps / our layer (CPU, wall) |", "|---|---|---|---|---|---|"]
     for row in data["layer_steps"]:
         lines.append(f"| {row['kind'].upper()} {row['wiring']} B{row['batch']} | {_us(row['cpu_cell_step_s'])} | "
@@ -68,8 +95,16 @@ def layer_table(data: dict, repeats: list[dict] | None = None) -> str:
             spans.append(f"{kind.upper()} {min(ratios):.1f}-{max(ratios):.1f}x ncps (CPU; median {median:.1f}x; "
                          f"{sum(x >= goal for x in ratios)} "
                          f"of {len(ratios)} runs >= {goal}x), layer / cell {min(cells):.2f}-{max(cells):.2f}")
+        dates = sorted(run["date"] for run in repeats)
+        loads = sorted(float(_load(run["machine"])) for run in repeats if _load(run["machine"]) != "?")
+        when = f"{dates[0]} to {dates[-1]}" if dates[0] != dates[-1] else dates[0]
+        load = f", load average {loads[0]:.1f}-{loads[-1]:.1f}" if loads else ""
         lines.append("")
-        lines.append(f"Over the {len(repeats)} runs: " + "; ".join(spans) + ".")
+        hosts = {re.sub(r",? ?load average [0-9.]+", "", run["machine"]) for run in repeats}
+        host = "same machine" if hosts == {re.sub(r",? ?load average [0-9.]+", "", data["machine"])} \
+            else "; ".join(sorted(hosts))
+        lines.append(f"Over the {len(repeats)} runs ({when}, {host}{load}; data: "
+                     f"`docs/bench_cells_layer_step_repeats.jsonl`): " + "; ".join(spans) + ".")
     return "\n".join(lines)
 
 
@@ -99,10 +134,12 @@ def main() -> None:
     repeats = ([json.loads(line) for line in repeats_path.read_text().splitlines() if line.strip()]
                if repeats_path.is_file() else None)
     demo = json.loads((DOCS / "deploy_demo_check.json").read_text())
+    envs_path = DOCS / ENV_BENCH
+    envs = json.loads(envs_path.read_text()) if envs_path.is_file() else None
     path = DOCS / "deploy.md"
     text = path.read_text()
     for name, body in (("latency", latency_table(bench)), ("layers", layer_table(layers, repeats)), ("demo", demo_table(demo)),
-                       ("goals", goals(bench))):
+                       ("goals", goals(bench, envs))):
         text = replace(text, name, body)
     path.write_text(text)
 

@@ -11,8 +11,10 @@ NCP crashed least. Here, on ``LaneKeeping-v0``:
 2. Run :func:`agents.robustness.robustness_sweep` on held-out roads (episode seeds from
    ``agents.imitation.HELDOUT_SEED_START``): pixel noise sigma 0, 0.316, 0.447, 0.548 (variance 0, 0.1, 0.2, 0.3)
    plus the milder 0.05, 0.1, 0.2, sensor dropout and action delay; every model meets the same roads and the same noise draws.
-3. Write ``OUT/ncp_noise.{md,csv,json,png}``; the ``.md`` holds the table, the machine, the date, the preset and
-   a plain statement of whether the paper's ordering (NCP crashes least under pixel noise) holds here.
+3. Write ``OUT/ncp_noise.{md,csv,json,png}``; the ``.md`` holds the table, the machine, the date, the preset, the
+   data files and the command, and a plain statement of whether the paper's ordering (NCP crashes least under pixel
+   noise) holds here. The page is written only by a run (the JSON does not keep the date, machine and training times
+   of the header), so there is no render-only mode.
 
 Examples::
 
@@ -27,6 +29,8 @@ import datetime
 import json
 import os
 import platform
+import shlex
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +188,9 @@ def main() -> None:
         f"- Perturbations: `{PIXEL_NOISE}` (sigma; 0.316, 0.447, 0.548 are the paper's variances 0.1, 0.2, 0.3; 0.05-0.2 are milder extra levels), `{DROPOUT}`, "
         f"`{ACTION_DELAY}` (steps of 0.05 s).",
         f"- Intervals: {CI_METHOD} (95%). Crash = leaving the road (termination without success).",
+        f"- Data: `{paths['json'].name}` (every row, the models' run folders and the sweep settings) and "
+        f"`{paths['csv'].name}` (the rows), beside this page. Command: "
+        f"`{shlex.join(['python', 'scripts/reproduce_ncp_noise.py', *sys.argv[1:]])}`.",
         "",
         "## Verdict",
         "",

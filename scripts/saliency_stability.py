@@ -5,7 +5,7 @@ the recorded frames with ``pixel_noise`` at each level (the robustness protocol'
 VisualBackProp saliency of the run's conv head on clean and noisy frames
 (:func:`ncp_control.inspect.policy_saliency`) and report their mean SSIM
 (:func:`agents.saliency_stability.saliency_stability`): 1 means the policy attends to the same pixels under noise.
-Writes ``OUT.md`` (table, machine, date, command) and ``OUT.json``.
+Writes ``OUT.md`` (table, machine, date, command, data file) and ``OUT.json``.
 
 Example::
 
@@ -65,6 +65,7 @@ def main() -> None:
         f"- {a.episodes} held-out roads (reset seeds from {HELDOUT_SEED_START}), first {a.max_frames} frames of each, "
         "driven by the clean policy; VisualBackProp of each model's conv head on the clean and the noisy frame; "
         "mean SSIM over frames (1 = identical attention).",
+        f"- Data: `{Path(a.out).with_suffix('.json').as_posix()}` (every model and level: per-road SSIM, frames, seeds).",
         "",
         "| model | " + " | ".join(f"sigma {x:g}" for x in levels) + " |",
         "|---|" + "---|" * len(levels),

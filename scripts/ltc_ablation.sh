@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Issue 17 item 1: each change to the PPO LTC actor alone, 3 training seeds, PendulumNoVel-v1 at 100k steps.
-# Base = today's ltc preset (AutoNCP(19) LTC actor, 32-unit input layer, fully connected CfC critic) trained with the
-# optimiser settings the CfC uses on this env (lr 1e-3, 10 epochs) instead of the LTC's own (lin_0.01, 20 epochs).
+# Base = the ltc preset (AutoNCP(19) LTC actor, 32-unit input layer, fully connected CfC critic) without the cell's
+# learning-rate scale, trained with the optimiser settings the CfC uses on this env (lr 1e-3, 10 epochs) instead of
+# the LTC's old per-env preset (lin_0.01, 20 epochs). Since 2026-11-28 the ltc preset is lr-scale-10 (ltc_lr_scale=10,
+# the env's shared settings), so every variant sets the scale explicitly.
 # Writes one JSON per variant into OUT (default docs/ltc_ablation); render with scripts/render_ltc_ablation.py.
 #   bash scripts/ltc_ablation.sh [OUT] [JOBS]
 set -euo pipefail
@@ -15,8 +17,9 @@ run() {  # tag, then --set overrides
   python scripts/bench_ppo.py --envs PendulumNoVel-v1 --policies ltc --seeds $seeds --timesteps 100000 \
     --eval-episodes 20 --jobs "$jobs" --tag "$tag" --json "$out/$tag.json" "$@"
 }
-base=(--set algo.learning_rate=0.001 --set algo.n_epochs=10)
-run preset-today                                   # the per-env optimiser preset (lin_0.01, 20 epochs)
+base=(--set algo.learning_rate=0.001 --set algo.n_epochs=10 --set policy_kwargs.ltc_lr_scale=1)
+old=(--set algo.learning_rate=lin_0.01 --set algo.n_epochs=20 --set policy_kwargs.ltc_lr_scale=1)
+run preset-today "${old[@]}"                       # the old per-env optimiser preset (lin_0.01, 20 epochs; until 2026-11-28)
 run base "${base[@]}"                              # ncps initialisation, the CfC's optimiser settings
 run lr-scale-10 "${base[@]}" --set policy_kwargs.ltc_lr_scale=10
 run lr-scale-3 "${base[@]}" --set policy_kwargs.ltc_lr_scale=3
@@ -30,3 +33,4 @@ run lr-scale-10-lin --set algo.learning_rate=lin_0.001 --set algo.n_epochs=10 --
 run lr-scale-10-lin-20ep --set algo.learning_rate=lin_0.001 --set algo.n_epochs=20 --set policy_kwargs.ltc_lr_scale=10
 seeds="3 4" run lr-scale-10-lin-20ep-seeds-3-4 --set algo.learning_rate=lin_0.001 --set algo.n_epochs=20 \
   --set policy_kwargs.ltc_lr_scale=10   # the best variant on 5 seeds
+seeds="3 4" run preset-today-seeds-3-4 "${old[@]}"   # the old preset on the same 5 seeds as lr-scale-10

@@ -18,3 +18,12 @@ run PendulumNoVel-v1 0.001 "3 4" lr-scale-10-seeds-3-4
 run Pendulum-v1 0.001 "0 1 2" Pendulum-v1-lr-scale-10
 run InvertedPendulum-v5 0.0003 "0 1 2" InvertedPendulum-v5-lr-scale-10
 run LaneKeepingState-v0 0.0003 "0 1 2" LaneKeepingState-v0-lr-scale-10
+# Pendulum-v1 on 5 seeds before the preset changed (seeds 3 and 4, with the scale and with the old per-env preset:
+# lr 3e-3, no scale), since seed 0 with the scale fell below the env's -200 goal
+[ -f "$out/Pendulum-v1-lr-scale-10-seeds-3-4.json" ] || python scripts/bench_ppo.py --envs Pendulum-v1 --policies ltc \
+  --seeds 3 4 --timesteps 100000 --eval-episodes 20 --jobs "$jobs" --tag Pendulum-v1-lr-scale-10-seeds-3-4 \
+  --json "$out/Pendulum-v1-lr-scale-10-seeds-3-4.json" --set policy_kwargs.ltc_lr_scale=10 \
+  --set algo.learning_rate=0.001 --set algo.n_epochs=10
+[ -f "$out/Pendulum-v1-old-preset-seeds-3-4.json" ] || python scripts/bench_ppo.py --envs Pendulum-v1 --policies ltc \
+  --seeds 3 4 --timesteps 100000 --eval-episodes 20 --jobs "$jobs" --tag Pendulum-v1-old-preset-seeds-3-4 \
+  --json "$out/Pendulum-v1-old-preset-seeds-3-4.json" --set policy_kwargs.ltc_lr_scale=1 --set algo.learning_rate=0.003

@@ -27,15 +27,17 @@ VARIANTS = {
     "lr-scale-3": "base + `ltc_lr_scale=3`",
     "cm-0.3-0.5": "base + initial capacitances 0.3-0.5 (faster neurons)",
     "gain-4-centred": "base + output gain 4, output centred at rest",
-    "preset-today": "ncps initialisation, the LTC's own optimiser preset (lr lin_0.01, 20 epochs)",
+    "preset-today": "ncps initialisation, the LTC's old per-env optimiser preset (lr lin_0.01, 20 epochs; the "
+                    "default until 2026-11-28)",
     "lr-scale-30": "base + `ltc_lr_scale=30` (dose)",
     "lr-scale-10-cm": "base + `ltc_lr_scale=10` + capacitances 0.3-0.5 (combination)",
     "lr-scale-10-lin": "`ltc_lr_scale=10` with the rate decaying linearly to 0 (lin_0.001), 10 epochs",
     "lr-scale-10-lin-20ep": "`ltc_lr_scale=10`, lin_0.001, 20 epochs",
 }
 
-#: The other envs' check (scripts/ltc_recheck.sh) and today's LTC preset on them: rows of
-#: docs/bench_ppo_2026-11-23_session3.json (run index, seed) that docs/ppo.md's 100k x 3-seed table shows.
+#: The other envs' check (scripts/ltc_recheck.sh) and the old per-env LTC preset on them: rows of
+#: docs/bench_ppo_2026-11-23_session3.json (run index, seed) that docs/ppo.md's 100k x 3-seed table shows, plus
+#: ``<env>-old-preset-seeds-3-4`` / ``<env>-lr-scale-10-seeds-3-4`` where seeds 3 and 4 ran (2026-11-28).
 RECHECK = {"Pendulum-v1": [(13, 0), (1, 1), (13, 2)], "InvertedPendulum-v5": [(0, 0), (0, 1), (0, 2)],
            "LaneKeepingState-v0": [(0, 0), (0, 1), (0, 2)]}
 REFERENCE_FILE = Path(__file__).resolve().parents[1] / "docs" / "bench_ppo_2026-11-23_session3.json"
@@ -78,15 +80,16 @@ def five_seeds(results: dict[str, dict]) -> str:
 
 def recheck_table(results: dict[str, dict]) -> str:
     reference = json.loads(REFERENCE_FILE.read_text())["runs"]
-    lines = ["| env | today's LTC preset (per seed) | `ltc_lr_scale=10`, the env's shared rate (per seed) | "
-             "mean, today -> new (95% CI across seeds) |", "|---|---|---|---|"]
+    lines = ["| env | old per-env LTC preset (per seed) | `ltc_lr_scale=10`, the env's shared rate: today's preset "
+             "(per seed) | mean, old -> new (95% CI across seeds) |", "|---|---|---|---|"]
     for env, picks in RECHECK.items():
         new = results.get(f"{env}-lr-scale-10")
         if new is None:
             continue
         old_rows = [next(r for r in reference[i]["rows"] if r["env_id"] == env and r["policy"] == "ltc"
                          and r["seed"] == seed) for i, seed in picks]
-        old = _stats(old_rows)
+        old = _stats(old_rows + results.get(f"{env}-old-preset-seeds-3-4", {}).get("rows", []))
+        new = _stats(new["rows"] + results.get(f"{env}-lr-scale-10-seeds-3-4", {}).get("rows", []))
 
         def fmt(stats):
             text = ", ".join(f"{v:.0f}" for v in stats["returns"])

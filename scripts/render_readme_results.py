@@ -126,7 +126,7 @@ def _ppo_bullets() -> list[str]:
     lstm_key, ltc_key, dense_key = ("lstm (preset)", "ltc, fully_connected CfC critic", "ltc, dense CfC critic")
     return [
         "PPO, mean evaluation return over 3 seeds ± sample sd (per seed in brackets), 2026-11-23 on a shared 2-core "
-        f"machine\n  (`docs/{s3}`, `docs/{s4}`; commands in [docs/ppo.md](docs/ppo.md)). "
+        f"machine, the presets of that day\n  (`docs/{s3}`, `docs/{s4}`; commands in [docs/ppo.md](docs/ppo.md)). "
         "PendulumNoVel-v1 at 200k steps, on its\n  earlier Box(2,) variant (velocity dropped; it is now rl-zoo's "
         f"Box(3,) with the velocity zeroed): NCP-CfC {_seeds(novel['NCP-CfC'])},\n  NCP-LTC "
         f"{_seeds(novel['NCP-LTC'])}, LSTM {_seeds(novel['LSTM'])}, MLP {_seeds(novel['MLP'])} (no memory, no "
@@ -174,15 +174,36 @@ def _ltc_ablation_bullet() -> str | None:
     def returns(tag: str) -> list[float]:
         return [r["mean_return"] for r in sorted(_load(f"ltc_ablation/{tag}.json")["rows"], key=lambda r: r["seed"])]
 
+    def with_extra(tag: str) -> list[float]:  # seeds 0-2, then 3 and 4 where they ran
+        extra = folder / f"{tag}-seeds-3-4.json"
+        return returns(tag) + (returns(f"{tag}-seeds-3-4") if extra.is_file() else [])
+
+    def recheck(env: str) -> list[float]:
+        return returns(f"{env}-lr-scale-10") + (returns(f"{env}-lr-scale-10-seeds-3-4")
+                                                if (folder / f"{env}-lr-scale-10-seeds-3-4.json").is_file() else [])
+
     five = returns("lr-scale-10") + returns("lr-scale-10-seeds-3-4")
     best = returns("lr-scale-10-lin-20ep") + returns("lr-scale-10-lin-20ep-seeds-3-4")
+    old = with_extra("preset-today")
+    pendulum_old = [r["mean_return"] for r in sorted(
+        [row for run in _load("bench_ppo_2026-11-23_session3.json")["runs"] for row in run["rows"]
+         if (run["file"], row["seed"]) in (("sw5_Pendulum-v1_pi32_lr3.json", 0), ("final_p_ltc.json", 1),
+                                            ("sw5_Pendulum-v1_pi32_lr3.json", 2))
+         and row["env_id"] == "Pendulum-v1" and row["policy"] == "ltc"], key=lambda r: r["seed"])]
+    pendulum_old += returns("Pendulum-v1-old-preset-seeds-3-4")
+    lane = _load("ltc_ablation/LaneKeepingState-v0-lr-scale-10.json")["rows"]
+    completion = min(row["completion_rate"] for row in lane)
     return (f"NCP-LTC on PendulumNoVel-v1 at 100k steps, each change alone on 3 training seeds (`docs/ltc_ablation/`, "
             f"2026-11-28, [docs/ppo.md](docs/ppo.md)):\n  at the CfC's optimiser settings {_seeds(returns('base'))}; "
             f"with the cell's parameters at 10x the rate (`ltc_lr_scale=10`)\n  {_seeds(returns('lr-scale-10'))}, "
-            f"on 5 seeds {_seeds(five)};\n  with a decaying rate and 20 epochs on 5 seeds {_seeds(best)}; today's "
-            f"LTC optimiser preset {_seeds(returns('preset-today'))};\n  faster "
+            f"on 5 seeds {_seeds(five)};\n  with a decaying rate and 20 epochs on 5 seeds {_seeds(best)}; the old "
+            f"per-env LTC optimiser preset\n  (`lin_0.01`, 20 epochs) {_seeds(old)}; faster "
             f"initial time constants {_seeds(returns('cm-0.3-0.5'))}, output gain 4 {_seeds(returns('gain-4-centred'))}"
-            f". Goal (>= −250 on 5 seeds): not met.")
+            f".\n  Goal (>= −250 on 5 seeds): not met. The scale is now the LTC preset's construction, with each env's "
+            f"shared optimiser\n  settings and no LTC-specific rate: Pendulum-v1 {_seeds(recheck('Pendulum-v1'))} (the "
+            f"old preset on the same seeds\n  {_seeds(pendulum_old)}), InvertedPendulum-v5 "
+            f"{_seeds(recheck('InvertedPendulum-v5'))}, LaneKeepingState-v0 return\n  "
+            f"{_seeds(recheck('LaneKeepingState-v0'))} ({completion:.0%} completion on every seed).")
 
 
 def _generalisation_bullet(summary: dict | None = None) -> str | None:

@@ -146,6 +146,15 @@ def test_every_shipped_preset_resolves_and_builds_a_model(env_id):
         assert 0 < model.lr_schedule(1.0) <= 0.01
 
 
+@pytest.mark.parametrize("env_id", sorted(ppo.load_presets()["envs"]))
+def test_the_ltc_learns_at_each_envs_shared_settings_with_its_cell_at_ten_times_the_rate(env_id):
+    # issue 17: the LTC's fix is in the policy's construction (ltc_lr_scale), not a per-env optimiser preset
+    ltc = ppo.resolve_config(env_id, "ltc", timesteps=1000, seed=0)
+    mlp = ppo.resolve_config(env_id, "mlp", timesteps=1000, seed=0)
+    assert ltc["policy_kwargs"]["ltc_lr_scale"] == 10
+    assert ltc["algo"] == mlp["algo"]
+
+
 @pytest.mark.parametrize("bad", ["lin_", "lin_-0.1", "exp_0.1", "0.001", 0, -1e-3, True])
 def test_learning_rate_and_clip_range_reject_what_is_not_a_rate_or_lin_schedule(bad):
     for key in ("learning_rate", "clip_range"):

@@ -123,6 +123,9 @@ def _ppo_bullets() -> list[str]:
     critic = "bench_recurrent_critic_2026-11-28.json"
     critic_run = _load(critic)
     rate = critic_run["steps_per_s"]
+    now = "bench_recurrent_critic_2026-11-28_lr_scale.json"
+    now_run = _load(now)
+    now_rate = now_run["steps_per_s"]
     lstm_key, ltc_key, dense_key = ("lstm (preset)", "ltc, fully_connected CfC critic", "ltc, dense CfC critic")
     return [
         "PPO, mean evaluation return over 3 seeds ± sample sd (per seed in brackets), 2026-11-23 on a shared 2-core "
@@ -135,11 +138,13 @@ def _ppo_bullets() -> list[str]:
         f"{_seeds(lstm['Pendulum-v1'])}); InvertedPendulum-v5 {_seeds(inverted['cfc'])} (CfC) and\n  "
         f"{_seeds(inverted['ltc'])} (LTC); LaneKeepingState-v0 return {_seeds(lane['cfc'])} (CfC), "
         f"{_seeds(lane['ltc'])} (LTC).",
-        f"PPO throughput on PendulumNoVel-v1 (`docs/{critic}`, 2026-11-28, taking turns in one process, "
-        f"{critic_run['steps_per_round'][lstm_key]:,} steps a round): sb3-contrib's LSTM RecurrentPPO preset\n  "
-        f"{rate[lstm_key]:.1f} steps/s; NCP-LTC preset with its recurrent CfC critic on the native kernel "
-        f"{rate[ltc_key]:.1f} ({rate[ltc_key] / rate[lstm_key]:.1f}x;\n  with the earlier dense critic "
-        f"{rate[dense_key]:.1f}, {rate[dense_key] / rate[lstm_key]:.2f}x; [docs/ppo.md](docs/ppo.md)).",
+        f"PPO throughput on PendulumNoVel-v1, taking turns in one process with sb3-contrib's LSTM RecurrentPPO preset "
+        f"(1,024 steps a round): today's\n  NCP-LTC preset (recurrent CfC critic on the native kernel, 10 epochs) "
+        f"{now_rate[ltc_key]:,.0f} steps/s against the LSTM's {now_rate[lstm_key]:,.0f}\n  "
+        f"({now_rate[ltc_key] / now_rate[lstm_key]:.1f}x; `docs/{now}`, {now_run['date']}); the old preset "
+        f"(20 epochs) earlier that day {rate[ltc_key] / rate[lstm_key]:.1f}x, and with\n  the earlier dense critic "
+        f"{rate[dense_key] / rate[lstm_key]:.2f}x (`docs/{critic}`, {critic_run['date']}, a busier machine: "
+        f"LSTM {rate[lstm_key]:.1f} steps/s; [docs/ppo.md](docs/ppo.md)).",
     ]
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 17 item 1: the LTC with ltc_lr_scale=10 and each env's shared optimiser settings (no LTC-specific learning
-# rate) on the envs where today's LTC preset meets its goal, 3 seeds at 100k steps; plus PendulumNoVel-v1 seeds
+# rate) on the envs where the old per-env LTC preset (until 2026-11-28) met its goal, 3 seeds at 100k steps; plus PendulumNoVel-v1 seeds
 # 3 and 4 (seeds 0-2 are the ablation's lr-scale-10 row, the same configuration).
 #   bash scripts/ltc_recheck.sh [OUT] [JOBS]
 set -euo pipefail

@@ -46,7 +46,7 @@ def _group(tag, model, condition, per_seed):
     mean = statistics.fmean(per_seed)
     half = 0.1 if len(set(per_seed)) > 1 else 0.0
     rate = {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "per_seed": per_seed}
-    return {"env": "LaneKeeping-v0", "kind": "bc", "train_tag": tag, "model": model, "evaluation": 0,
+    return {"env": "LaneKeeping-v0", "kind": "bc", "train_tag": tag, "model": model, "evaluation": 0, "episodes": 20,
             "condition": condition, "perturbation": "none", "level": None, "n_seeds": len(per_seed),
             "metrics": {"completion_rate": rate}}
 

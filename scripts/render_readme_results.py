@@ -297,13 +297,21 @@ def _mujoco_bullet(summary: dict | None = None, spec: dict | None = None) -> str
                for line in separation_verdict(summary, ["mean_return"])
                if "NoVel" in line.split(" ", 1)[0] and not line.endswith("not separated")]
     episodes = "/".join(str(n) for n in sorted({g["episodes"] for g in summary["groups"]}))
+    unfinished = sum(n - cells[key]["n_seeds"] if key in cells else n for key, n in planned.items())
+    if unfinished:
+        state = (f"Study not finished: {unfinished} of {sum(planned.values())} runs to go; no verdict yet"
+                 if min(g["n_seeds"] for g in summary["groups"]) < 2 else
+                 f"Study not finished ({unfinished} of {sum(planned.values())} runs to go)")
+    else:
+        state = ""
     return (f"Memory tasks beyond Pendulum (PPO, {'/'.join(f'{s // 1000}k' for s in steps)} steps, "
             f"{max(planned.values())} training seeds per policy, {episodes} held-out episodes,\n  "
             f"`docs/study_mujoco_novel/summary.json`; "
             f"mean return [95% interval across seeds]):\n  " + ";\n  ".join(parts) + ".\n  "
-            + ("Separated (non-overlapping intervals): " + "; ".join(verdict) if verdict else
-               "No two policies separated on the NoVel envs")
-            + " ([docs/ppo.md](docs/ppo.md), MuJoCo memory tasks).")
+            + (state if state.endswith("no verdict yet") else
+               (state + ". " if state else "") + ("Separated (non-overlapping intervals): " + "; ".join(verdict)
+                                                  if verdict else "No two policies separated on the NoVel envs"))
+            + " ([docs/study_mujoco_novel.md](docs/study_mujoco_novel.md)).")
 
 
 def render_measured() -> str:

@@ -93,3 +93,12 @@ def test_mujoco_bullet_names_each_policy_the_reference_line_and_unfinished_cells
     assert "Separated (non-overlapping intervals): HopperNoVel-v5: mlp < ltc" in text
     summary["groups"][1] = _ppo_group("HopperNoVel-v5", "mlp", [950.0, 1000.0, 1050.0])
     assert "No two policies separated" in renderer._mujoco_bullet(summary, spec)
+
+
+def test_mujoco_bullet_gives_no_verdict_while_a_cell_has_one_seed(renderer):
+    spec = {"train": [{"env": "HopperNoVel-v5", "policies": ["ltc", "mlp"], "seeds": [0, 1, 2], "timesteps": 150000}]}
+    summary = {"groups": [_ppo_group("HopperNoVel-v5", "ltc", [900.0, 1000.0, 1100.0]),
+                          _ppo_group("HopperNoVel-v5", "mlp", [300.0])]}
+    text = renderer._mujoco_bullet(summary, spec)
+    assert "mlp 300 (1 of 3 seeds)" in text and "2 of 6 runs to go; no verdict yet" in text
+    assert "separated" not in text.lower()

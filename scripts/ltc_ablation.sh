@@ -34,3 +34,12 @@ run lr-scale-10-lin-20ep --set algo.learning_rate=lin_0.001 --set algo.n_epochs=
 seeds="3 4" run lr-scale-10-lin-20ep-seeds-3-4 --set algo.learning_rate=lin_0.001 --set algo.n_epochs=20 \
   --set policy_kwargs.ltc_lr_scale=10   # the best variant on 5 seeds
 seeds="3 4" run preset-today-seeds-3-4 "${old[@]}"   # the old preset on the same 5 seeds as lr-scale-10
+# the reference: the CfC preset on today's PendulumNoVel-v1 (Box(3,), velocity zeroed; its -216 of 2026-11-23 ran on
+# the earlier Box(2,) variant), 5 seeds
+[ -f "$out/cfc-preset.json" ] || python scripts/bench_ppo.py --envs PendulumNoVel-v1 --policies cfc --seeds 0 1 2 3 4 \
+  --timesteps 100000 --eval-episodes 20 --jobs "$jobs" --tag cfc-preset --json "$out/cfc-preset.json"
+# is the critic what separates the LTC from the CfC? The CfC actor with the LTC preset's fully connected 32-unit CfC
+# critic instead of its dense one
+[ -f "$out/cfc-fc-critic.json" ] || python scripts/bench_ppo.py --envs PendulumNoVel-v1 --policies cfc --seeds 0 1 2 \
+  --timesteps 100000 --eval-episodes 20 --jobs "$jobs" --tag cfc-fc-critic --json "$out/cfc-fc-critic.json" \
+  --set policy_kwargs.critic_cell=cfc --set policy_kwargs.critic_wiring=fully_connected

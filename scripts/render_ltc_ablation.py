@@ -78,6 +78,22 @@ def five_seeds(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+#: The CfC runs on the same env: the reference the LTC is measured against, and the CfC with the LTC's critic.
+REFERENCES = {"cfc-preset": "the CfC preset (dense CfC critic), the reference",
+              "cfc-fc-critic": "the CfC actor with the LTC preset's fully connected 32-unit CfC critic"}
+
+
+def references(results: dict[str, dict]) -> str:
+    """A line per CfC reference run that is there (``scripts/ltc_ablation.sh``'s last entries)."""
+    lines = []
+    for tag, what in REFERENCES.items():
+        if tag in results:
+            r = _stats(results[tag]["rows"])
+            lines.append(f"- {tag}: {what}, {len(r['returns'])} seeds: mean {r['mean']:.0f} [{r['low']:.0f}, "
+                         f"{r['high']:.0f}], per seed " + ", ".join(f"{v:.0f}" for v in r["returns"]) + ".")
+    return "\n".join(lines)
+
+
 def recheck_table(results: dict[str, dict]) -> str:
     reference = json.loads(REFERENCE_FILE.read_text())["runs"]
     lines = ["| env | old per-env LTC preset (per seed) | `ltc_lr_scale=10`, the env's shared rate: today's preset "
@@ -128,7 +144,8 @@ def main(argv=None) -> None:
     parser.add_argument("--write", type=Path, default=None, help="replace the table between the ablation markers")
     args = parser.parse_args(argv)
     results = load(args.folder)
-    text = "\n\n".join(part for part in (table(results), five_seeds(results), recheck_table(results)) if part)
+    text = "\n\n".join(part for part in (table(results), five_seeds(results), references(results),
+                                          recheck_table(results)) if part)
     if args.write is None:
         print(text)
         return

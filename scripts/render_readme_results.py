@@ -175,7 +175,7 @@ ABLATION_FILES = ("base", "lr-scale-10", "lr-scale-10-seeds-3-4", "lr-scale-10-l
                   "lr-scale-10-lin-20ep-seeds-3-4", "preset-today", "preset-today-seeds-3-4", "cm-0.3-0.5",
                   "gain-4-centred", "Pendulum-v1-lr-scale-10", "Pendulum-v1-lr-scale-10-seeds-3-4",
                   "Pendulum-v1-old-preset-seeds-3-4", "InvertedPendulum-v5-lr-scale-10",
-                  "LaneKeepingState-v0-lr-scale-10")
+                  "LaneKeepingState-v0-lr-scale-10", "cfc-preset")
 
 
 def _ltc_ablation_bullet() -> str | None:
@@ -207,7 +207,8 @@ def _ltc_ablation_bullet() -> str | None:
             f"per-env LTC optimiser preset\n  (`lin_0.01`, 20 epochs) on 5 seeds "
             f"{_seeds(returns('preset-today', 'preset-today-seeds-3-4'))}; faster initial time constants "
             f"{_seeds(returns('cm-0.3-0.5'))}, output gain 4 {_seeds(returns('gain-4-centred'))}"
-            f".\n  Goal (mean >= −250 on 5 seeds with the scale): {'met' if met else 'not met'}. The scale is now "
+            f".\n  Goal (mean >= −250 on 5 seeds with the scale): {'met' if met else 'not met'}; the CfC preset on the "
+            f"same env and seeds {_seeds(returns('cfc-preset'))}. The scale is now "
             f"the LTC preset's construction, with each env's shared optimiser\n  settings and no LTC-specific rate: "
             f"Pendulum-v1 {_seeds(returns('Pendulum-v1-lr-scale-10', 'Pendulum-v1-lr-scale-10-seeds-3-4'))} (the "
             f"old preset on the same seeds\n  {_seeds(pendulum_old)}), InvertedPendulum-v5 "

@@ -94,18 +94,28 @@ def references(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def recheck_table(results: dict[str, dict]) -> str:
+def recheck(results: dict[str, dict], env: str) -> tuple[dict, dict] | None:
+    """``env``'s old per-env LTC preset (the :data:`RECHECK` rows of :data:`REFERENCE_FILE`, plus
+    ``<env>-old-preset-seeds-3-4``) and today's preset (``<env>-lr-scale-10``, plus its ``-seeds-3-4``), as
+    :func:`_stats`; None before ``<env>-lr-scale-10`` has run."""
+    new = results.get(f"{env}-lr-scale-10")
+    if new is None:
+        return None
     reference = json.loads(REFERENCE_FILE.read_text())["runs"]
+    old_rows = [next(r for r in reference[i]["rows"] if r["env_id"] == env and r["policy"] == "ltc"
+                     and r["seed"] == seed) for i, seed in RECHECK[env]]
+    old = _stats(old_rows + results.get(f"{env}-old-preset-seeds-3-4", {}).get("rows", []))
+    return old, _stats(new["rows"] + results.get(f"{env}-lr-scale-10-seeds-3-4", {}).get("rows", []))
+
+
+def recheck_table(results: dict[str, dict]) -> str:
     lines = ["| env | old per-env LTC preset (per seed) | `ltc_lr_scale=10`, the env's shared rate: today's preset "
              "(per seed) | mean, old -> new (95% CI across seeds) |", "|---|---|---|---|"]
-    for env, picks in RECHECK.items():
-        new = results.get(f"{env}-lr-scale-10")
-        if new is None:
+    for env in RECHECK:
+        pair = recheck(results, env)
+        if pair is None:
             continue
-        old_rows = [next(r for r in reference[i]["rows"] if r["env_id"] == env and r["policy"] == "ltc"
-                         and r["seed"] == seed) for i, seed in picks]
-        old = _stats(old_rows + results.get(f"{env}-old-preset-seeds-3-4", {}).get("rows", []))
-        new = _stats(new["rows"] + results.get(f"{env}-lr-scale-10-seeds-3-4", {}).get("rows", []))
+        old, new = pair
 
         def fmt(stats):
             text = ", ".join(f"{v:.0f}" for v in stats["returns"])

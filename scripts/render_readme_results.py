@@ -24,6 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 from agents.study_summary import separation_verdict  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import render_ltc_ablation  # noqa: E402  (scripts/render_ltc_ablation.py: the ablation's own reading of its files)
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
@@ -191,12 +194,8 @@ def _ltc_ablation_bullet() -> str | None:
 
     five = returns("lr-scale-10", "lr-scale-10-seeds-3-4")
     met = statistics.fmean(five) >= -250
-    pendulum_old = [r["mean_return"] for r in sorted(
-        [row for run in _load("bench_ppo_2026-11-23_session3.json")["runs"] for row in run["rows"]
-         if (run["file"], row["seed"]) in (("sw5_Pendulum-v1_pi32_lr3.json", 0), ("final_p_ltc.json", 1),
-                                            ("sw5_Pendulum-v1_pi32_lr3.json", 2))
-         and row["env_id"] == "Pendulum-v1" and row["policy"] == "ltc"], key=lambda r: r["seed"])]
-    pendulum_old += returns("Pendulum-v1-old-preset-seeds-3-4")
+    pendulum_old, pendulum_new = (s["returns"] for s in render_ltc_ablation.recheck(
+        render_ltc_ablation.load(folder), "Pendulum-v1"))
     lane = _load("ltc_ablation/LaneKeepingState-v0-lr-scale-10.json")["rows"]
     completion = min(row["completion_rate"] for row in lane)
     return (f"NCP-LTC on PendulumNoVel-v1 at 100k steps, each change alone on 3 training seeds (`docs/ltc_ablation/`, "
@@ -210,7 +209,7 @@ def _ltc_ablation_bullet() -> str | None:
             f".\n  Goal (mean >= −250 on 5 seeds with the scale): {'met' if met else 'not met'}; the CfC preset on the "
             f"same env and seeds {_seeds(returns('cfc-preset'))}. The scale is now "
             f"the LTC preset's construction, with each env's shared optimiser\n  settings and no LTC-specific rate: "
-            f"Pendulum-v1 {_seeds(returns('Pendulum-v1-lr-scale-10', 'Pendulum-v1-lr-scale-10-seeds-3-4'))} (the "
+            f"Pendulum-v1 {_seeds(pendulum_new)} (the "
             f"old preset on the same seeds\n  {_seeds(pendulum_old)}), InvertedPendulum-v5 "
             f"{_seeds(returns('InvertedPendulum-v5-lr-scale-10'))}, LaneKeepingState-v0 return\n  "
             f"{_seeds(returns('LaneKeepingState-v0-lr-scale-10'))} ({'100% completion' if completion == 1 else f'completion >= {completion:.0%}'} on every seed).")

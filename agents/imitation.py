@@ -660,6 +660,11 @@ class BCConfig:
             raise ValueError(f"unknown training settings {sorted(unknown)}; allowed: {sorted(known)}")
         return cls(**dict(data))
 
+    def differences(self, other: BCConfig) -> dict[str, tuple[Any, Any]]:
+        """``{setting: (ours, other's)}`` for every setting in which ``other`` differs (empty: the same run)."""
+        return {f.name: (getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(other, f.name)}
+
     def epochs_of_round(self, round_index: int) -> int:
         return self.epochs if round_index == 0 else self.dagger_epochs
 
@@ -940,8 +945,8 @@ def train(
         if not isinstance(stored_run.get("training"), dict):
             raise ValueError(f"{config_path} has no 'training' settings: it is not an imitation run's config")
         stored = BCConfig.from_dict(stored_run["training"])
-        if stored != config:
-            diff = {k: (v, getattr(config, k)) for k, v in dataclasses.asdict(stored).items() if getattr(config, k) != v}
+        diff = stored.differences(config)
+        if diff:
             raise ValueError(f"resume with different settings (stored, given): {diff}")
 
     torch.manual_seed(config.seed)

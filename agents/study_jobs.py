@@ -18,7 +18,6 @@ file system with the driver.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -128,8 +127,7 @@ def config_difference(kind: str, config: Mapping[str, Any], run_config: Mapping[
             stored = BCConfig.from_dict(run_config["training"])
         except (KeyError, TypeError, ValueError):
             return ["training"]
-        ours = BCConfig.from_dict(config)
-        return [f.name for f in dataclasses.fields(BCConfig) if getattr(stored, f.name) != getattr(ours, f.name)]
+        return list(stored.differences(BCConfig.from_dict(config)))
     if kind == "ppo":
         from agents.ppo import finalize_config
 

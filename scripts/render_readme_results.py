@@ -188,16 +188,15 @@ def _ltc_ablation_bullet() -> str | None:
     if not all((folder / f"{name}.json").is_file() for name in ABLATION_FILES):
         return None
 
+    results = render_ltc_ablation.load(folder)
+
     def returns(*tags: str) -> list[float]:  # the runs of the tags, each tag's by seed
-        return [r["mean_return"] for tag in tags
-                for r in sorted(_load(f"ltc_ablation/{tag}.json")["rows"], key=lambda r: r["seed"])]
+        return [value for tag in tags for value in results[tag]["returns"]]
 
     five = returns("lr-scale-10", "lr-scale-10-seeds-3-4")
     met = statistics.fmean(five) >= -250
-    pendulum_old, pendulum_new = (s["returns"] for s in render_ltc_ablation.recheck(
-        render_ltc_ablation.load(folder), "Pendulum-v1"))
-    lane = _load("ltc_ablation/LaneKeepingState-v0-lr-scale-10.json")["rows"]
-    completion = min(row["completion_rate"] for row in lane)
+    pendulum_old, pendulum_new = (s["returns"] for s in render_ltc_ablation.recheck(results, "Pendulum-v1"))
+    completion = min(results["LaneKeepingState-v0-lr-scale-10"]["completion"])
     return (f"NCP-LTC on PendulumNoVel-v1 at 100k steps, each change alone on 3 training seeds (`docs/ltc_ablation/`, "
             f"2026-11-28, [docs/ppo.md](docs/ppo.md)):\n  at the CfC's optimiser settings {_seeds(returns('base'))}; "
             f"with the cell's parameters at 10x the rate (`ltc_lr_scale=10`)\n  {_seeds(returns('lr-scale-10'))}, "

@@ -280,10 +280,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         ltc_init: dict[str, Any] | str | None = None,
         ltc_lr_scale: float = 1.0,
     ):
-        _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, ltc_init)
-        self.ltc_lr_scale = check_lr_scale("ltc_lr_scale", ltc_lr_scale)
-        if self.ltc_lr_scale != 1.0 and cell != "ltc":
-            raise ValueError(f"ltc_lr_scale applies only to cell='ltc', not {cell!r}")
+        self.ltc_lr_scale = _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, ltc_init,
+                                                ltc_lr_scale)
         self.ltc_init = LTCActorInit.from_spec(ltc_init) if cell == "ltc" else None
         self._ltc_init_spec = ltc_init
         if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
@@ -505,8 +503,9 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         return values, distribution.log_prob(actions), distribution.entropy()
 
 
-def _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, ltc_init) -> None:
-    """``ValueError`` for an unknown choice or an option that does not apply to the chosen cells."""
+def _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, ltc_init, ltc_lr_scale) -> float:
+    """``ValueError`` for an unknown choice or an option that does not apply to the chosen cells; returns
+    ``ltc_lr_scale`` as a float."""
     _check_choice("cell", cell, CellKind)
     _check_choice("critic", critic, CriticKind)
     _check_positive_int("critic_units", critic_units)
@@ -519,6 +518,10 @@ def _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, 
         raise ValueError(f"critic_wiring={critic_wiring!r} needs critic='recurrent' with an 'ltc' or 'cfc' cell")
     if ltc_init is not None and cell != "ltc":
         raise ValueError(f"ltc_init applies only to cell='ltc', not {cell!r}")
+    ltc_lr_scale = check_lr_scale("ltc_lr_scale", ltc_lr_scale)
+    if ltc_lr_scale != 1.0 and cell != "ltc":
+        raise ValueError(f"ltc_lr_scale applies only to cell='ltc', not {cell!r}")
+    return ltc_lr_scale
 
 
 def _resolve_net_arch(net_arch) -> dict[str, list[int]]:

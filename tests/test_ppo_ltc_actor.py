@@ -193,6 +193,38 @@ def test_ltc_lr_scale_steps_the_cell_at_a_multiple_of_the_rate_and_survives_the_
     assert [g.get("lr_scale", 1.0) for g in loaded.policy.optimizer.param_groups] == [1.0, 10.0]
 
 
+def test_ltc_output_lr_scale_steps_the_motor_output_map_at_its_own_multiple(tmp_path):
+    """ltc_output_lr_scale=1 beside ltc_lr_scale=10: the cell's output map (output_w, output_b) moves about as far
+    as the MLPs (Adam: ~lr per step), the rest of the cell 10x as far; three groups, kept through save and load."""
+    model = _model("cfc", critic_wiring="fully_connected", ltc_lr_scale=10.0, ltc_output_lr_scale=1.0)
+    policy = model.policy
+    before = {name: p.detach().clone() for name, p in policy.named_parameters()}
+    model.learn(32)
+    delta = {name: (p.detach() - before[name]).abs().max().item() for name, p in policy.named_parameters()}
+    output_map = max(delta["actor_core.cell.output_w"], delta["actor_core.cell.output_b"])
+    rest_of_cell = max(v for n, v in delta.items() if n.startswith("actor_core.cell.") and "output_" not in n)
+    mlp = max(v for n, v in delta.items() if n.startswith("critic_mlp."))
+    assert output_map == pytest.approx(mlp, rel=0.2)
+    assert rest_of_cell > 5 * output_map
+    assert [g.get("lr_scale", 1.0) for g in policy.optimizer.param_groups] == [1.0, 10.0, 1.0]
+    assert [len(g["params"]) for g in policy.optimizer.param_groups][2] == 2
+    model.save(tmp_path / "m.zip")
+    loaded = RecurrentPPO.load(tmp_path / "m.zip", device="cpu")
+    assert (loaded.policy.ltc_lr_scale, loaded.policy.ltc_output_lr_scale) == (10.0, 1.0)
+    assert [g.get("lr_scale", 1.0) for g in loaded.policy.optimizer.param_groups] == [1.0, 10.0, 1.0]
+    # without it the output map steps with the rest of the cell, in the cell's group (models saved before it load)
+    assert len(_model("cfc", critic_wiring="fully_connected", ltc_lr_scale=10.0).policy.optimizer.param_groups) == 2
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), "10", True])
+def test_ltc_output_lr_scale_rejects_bad_values_and_other_cells(value):
+    with pytest.raises(ValueError, match="ltc_output_lr_scale must be a positive number"):
+        _pendulum_like_policy(0, ltc_output_lr_scale=value)
+    with pytest.raises(ValueError, match="ltc_output_lr_scale applies only to cell='ltc'"):
+        NCPActorCriticPolicy(spaces.Box(-1, 1, (2,)), spaces.Box(-1, 1, (1,)), lambda _: 1e-3, cell="cfc",
+                             ltc_output_lr_scale=1.0)
+
+
 @pytest.mark.parametrize("value", [0, -1.0, float("nan"), "10", True])
 def test_ltc_lr_scale_rejects_bad_values_and_other_cells(value):
     with pytest.raises(ValueError, match="ltc_lr_scale must be a positive number"):

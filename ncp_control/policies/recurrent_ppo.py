@@ -240,6 +240,11 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         ltc_lr_scale: learning-rate multiplier for the LTC actor cell's parameters (default 1.0): the optimiser
             steps them at ``ltc_lr_scale`` times the schedule's rate, everything else at the rate itself (see
             :mod:`ncp_control.policies.lr_scale`). LTC actor only.
+        ltc_output_lr_scale: learning-rate multiplier for the LTC actor cell's motor output map (``output_w``,
+            ``output_b``: motor potential to action mean), default ``None``: ``ltc_lr_scale``, like the rest of
+            the cell. The output map scales the action directly, so a step there is a step in action space; the
+            ltc preset keeps it at the rate itself (1) while the cell's conductances, slopes and reversal
+            potentials step at ``ltc_lr_scale`` (docs/ppo.md, ablation). LTC actor only.
         net_arch: ``dict(pi=[...], vf=[...])``: ``pi`` = MLP layers between features and the actor cell (default
             none: observations are the sensory neurons, as in the NCP paper), ``vf`` = critic MLP (default [64, 64]).
         activation_fn, ortho_init, use_sde, log_std_init, full_std, use_expln, squash_output,
@@ -279,9 +284,10 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         critic_wiring: CriticWiring = "dense",
         ltc_init: dict[str, Any] | str | None = None,
         ltc_lr_scale: float = 1.0,
+        ltc_output_lr_scale: float | None = None,
     ):
-        self.ltc_lr_scale = _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, ltc_init,
-                                                ltc_lr_scale)
+        self.ltc_lr_scale, self.ltc_output_lr_scale = _check_cell_options(
+            cell, critic, critic_units, critic_cell, critic_wiring, ltc_init, ltc_lr_scale, ltc_output_lr_scale)
         self.ltc_init = LTCActorInit.from_spec(ltc_init) if cell == "ltc" else None
         self._ltc_init_spec = ltc_init
         if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
@@ -387,12 +393,19 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             with th.no_grad():
                 rest = self.actor_mlp(th.zeros(1, self.features_dim))
             self.ltc_init.apply(self.actor_core.cell, rest)
-        if self.ltc_lr_scale == 1.0:
+        if self.ltc_lr_scale == 1.0 and self.ltc_output_lr_scale is None:
             self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
-        else:  # the LTC cell's parameters in their own group, stepped at ltc_lr_scale times the rate
-            cell_ids = {id(p) for p in self.actor_core.cell.parameters()}
-            groups = [{"params": [p for p in self.parameters() if id(p) not in cell_ids]},
-                      {"params": list(self.actor_core.cell.parameters()), LR_SCALE_KEY: self.ltc_lr_scale}]
+        else:  # the LTC cell's parameters in their own group(s), stepped at a multiple of the rate
+            cell = self.actor_core.cell
+            output_map = [] if self.ltc_output_lr_scale is None else [
+                p for p in (getattr(cell, "output_w", None), getattr(cell, "output_b", None))
+                if isinstance(p, nn.Parameter)]
+            grouped = {id(p) for p in cell.parameters()}
+            groups = [{"params": [p for p in self.parameters() if id(p) not in grouped]},
+                      {"params": [p for p in cell.parameters() if all(p is not q for q in output_map)],
+                       LR_SCALE_KEY: self.ltc_lr_scale}]
+            if self.ltc_output_lr_scale is not None:  # always its own group: the state dict's layout is fixed
+                groups.append({"params": output_map, LR_SCALE_KEY: self.ltc_output_lr_scale})
             self.optimizer = scaled_optimizer_class(self.optimizer_class)(
                 groups, lr=lr_schedule(1), **self.optimizer_kwargs)
 
@@ -408,7 +421,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             cell=self.cell_kind, wiring=self.wiring_spec, ode_unfolds=self.ode_unfolds, cfc_mode=self.cfc_mode,
             dt=self.dt, time_unit=self.time_unit, min_elapsed_time=self.min_elapsed_time, critic=self.critic_kind,
             critic_units=self.critic_units, critic_cell=self.critic_cell, critic_wiring=self.critic_wiring,
-            ltc_init=self._ltc_init_spec, ltc_lr_scale=self.ltc_lr_scale, normalize_images=self.normalize_images,
+            ltc_init=self._ltc_init_spec, ltc_lr_scale=self.ltc_lr_scale,
+            ltc_output_lr_scale=self.ltc_output_lr_scale, normalize_images=self.normalize_images,
         )
         return data
 
@@ -503,9 +517,10 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         return values, distribution.log_prob(actions), distribution.entropy()
 
 
-def _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, ltc_init, ltc_lr_scale) -> float:
+def _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, ltc_init, ltc_lr_scale,
+                        ltc_output_lr_scale=None) -> tuple[float, float | None]:
     """``ValueError`` for an unknown choice or an option that does not apply to the chosen cells; returns
-    ``ltc_lr_scale`` as a float."""
+    ``ltc_lr_scale`` as a float and ``ltc_output_lr_scale`` as a float or None."""
     _check_choice("cell", cell, CellKind)
     _check_choice("critic", critic, CriticKind)
     _check_positive_int("critic_units", critic_units)
@@ -521,7 +536,11 @@ def _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, 
     ltc_lr_scale = check_lr_scale("ltc_lr_scale", ltc_lr_scale)
     if ltc_lr_scale != 1.0 and cell != "ltc":
         raise ValueError(f"ltc_lr_scale applies only to cell='ltc', not {cell!r}")
-    return ltc_lr_scale
+    if ltc_output_lr_scale is not None:
+        ltc_output_lr_scale = check_lr_scale("ltc_output_lr_scale", ltc_output_lr_scale)
+        if cell != "ltc":
+            raise ValueError(f"ltc_output_lr_scale applies only to cell='ltc', not {cell!r}")
+    return ltc_lr_scale, ltc_output_lr_scale
 
 
 def _resolve_net_arch(net_arch) -> dict[str, list[int]]:

@@ -43,3 +43,18 @@ seeds="3 4" run preset-today-seeds-3-4 "${old[@]}"   # the old preset on the sam
 [ -f "$out/cfc-fc-critic.json" ] || python scripts/bench_ppo.py --envs PendulumNoVel-v1 --policies cfc --seeds 0 1 2 \
   --timesteps 100000 --eval-episodes 20 --jobs "$jobs" --tag cfc-fc-critic --json "$out/cfc-fc-critic.json" \
   --set policy_kwargs.critic_cell=cfc --set policy_kwargs.critic_wiring=fully_connected
+# 2026-11-28 evening, on today's preset (lr-scale-10): gSDE's exploration noise scales with the norm of the actor's
+# state (about 1 at initialisation for the LTC and the CfC alike) while the untrained LTC's action mean moves 3x less
+# with its input (motor std across envs 0.029 vs 0.083): start with less noise; and the input layer: the LTC's sensory
+# synapses read the observation directly, as in ncps, instead of a 32-unit tanh layer
+run lr-scale-10-logstd-1 "${base[@]}" --set policy_kwargs.ltc_lr_scale=10 --set policy_kwargs.log_std_init=-1
+run lr-scale-10-no-input-layer "${base[@]}" --set policy_kwargs.ltc_lr_scale=10 \
+  --set 'policy_kwargs.net_arch={"pi": [], "vf": [64, 64]}'
+# exploration independent of the actor's state (plain Gaussian instead of gSDE), and 20 epochs at a constant rate
+run lr-scale-10-no-sde "${base[@]}" --set policy_kwargs.ltc_lr_scale=10 --set algo.use_sde=false
+run lr-scale-10-20ep "${base[@]}" --set policy_kwargs.ltc_lr_scale=10 --set algo.n_epochs=20
+# the cell's motor output map (output_w, output_b) at the rate itself while the rest of the cell steps at 10x: a
+# step of the output map is a step in action space (cf. gain-4-centred)
+run lr-scale-10-out-map-1 "${base[@]}" --set policy_kwargs.ltc_lr_scale=10 --set policy_kwargs.ltc_output_lr_scale=1
+seeds="3 4" run lr-scale-10-out-map-1-seeds-3-4 "${base[@]}" --set policy_kwargs.ltc_lr_scale=10 \
+  --set policy_kwargs.ltc_output_lr_scale=1

@@ -33,7 +33,17 @@ VARIANTS = {
     "lr-scale-10-cm": "base + `ltc_lr_scale=10` + capacitances 0.3-0.5 (combination)",
     "lr-scale-10-lin": "`ltc_lr_scale=10` with the rate decaying linearly to 0 (lin_0.001), 10 epochs",
     "lr-scale-10-lin-20ep": "`ltc_lr_scale=10`, lin_0.001, 20 epochs",
+    # on today's preset (lr-scale-10), 2026-11-28 evening: compare with the lr-scale-10 row
+    "lr-scale-10-logstd-1": "lr-scale-10 + `log_std_init=-1` (less exploration noise at the start)",
+    "lr-scale-10-no-input-layer": "lr-scale-10 without the 32-unit input layer (`net_arch.pi=[]`: the sensory "
+                                  "synapses read the observation, as in ncps)",
+    "lr-scale-10-no-sde": "lr-scale-10 with state-independent Gaussian exploration (`use_sde=false`)",
+    "lr-scale-10-20ep": "lr-scale-10 with 20 epochs",
+    "lr-scale-10-out-map-1": "lr-scale-10 + `ltc_output_lr_scale=1` (the cell's motor output map at the rate "
+                             "itself, the rest of the cell at 10x)",
 }
+#: The row the evening's variants change (today's preset until ltc_output_lr_scale): the table's last column.
+PRESET = "lr-scale-10"
 
 #: The other envs' check (scripts/ltc_recheck.sh) and the old per-env LTC preset on them: rows of
 #: docs/bench_ppo_2026-11-23_session3.json (run index, seed) that docs/ppo.md's 100k x 3-seed table shows, plus
@@ -108,6 +118,25 @@ def recheck(results: dict[str, dict], env: str) -> tuple[dict, dict] | None:
     return old, _stats(new["rows"] + results.get(f"{env}-lr-scale-10-seeds-3-4", {}).get("rows", []))
 
 
+def output_map_checks(results: dict[str, dict]) -> str:
+    """A line per other env where ``ltc_output_lr_scale=1`` ran (``<env>-out-map-1``, scripts/ltc_recheck.sh),
+    beside today's preset on the same env."""
+    lines = []
+    for env in RECHECK:
+        if f"{env}-out-map-1" not in results:
+            continue
+        r = _stats(results[f"{env}-out-map-1"]["rows"])
+        text = (f"- {env} with `ltc_output_lr_scale=1`, {len(r['returns'])} seeds: mean {r['mean']:.0f} "
+                f"[{r['low']:.0f}, {r['high']:.0f}], per seed " + ", ".join(f"{v:.0f}" for v in r["returns"]))
+        pair = recheck(results, env)
+        if pair is not None:
+            now = pair[1]
+            text += (f"; today's preset (lr-scale-10) on seeds {', '.join(map(str, now['seeds']))}: mean "
+                     f"{now['mean']:.0f} [{now['low']:.0f}, {now['high']:.0f}]")
+        lines.append(text + ".")
+    return "\n".join(lines)
+
+
 def recheck_table(results: dict[str, dict]) -> str:
     lines = ["| env | old per-env LTC preset (per seed) | `ltc_lr_scale=10`, the env's shared rate: today's preset "
              "(per seed) | mean, old -> new (95% CI across seeds) |", "|---|---|---|---|"]
@@ -127,24 +156,29 @@ def recheck_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def _versus(r: dict, reference: dict | None, same: bool) -> str:
+    """Whether ``r``'s interval separates from ``reference``'s ("not separated" where they overlap)."""
+    if reference is None or same:
+        return ""
+    if r["low"] > reference["high"]:
+        return "better (separated)"
+    if r["high"] < reference["low"]:
+        return "worse (separated)"
+    return "not separated"
+
+
 def table(results: dict[str, dict]) -> str:
-    base = results.get("base")
-    lines = ["| variant | what changes | mean return (95% CI across seeds) | per seed | vs base |",
-             "|---|---|---|---|---|"]
+    base, preset = results.get("base"), results.get(PRESET)
+    lines = ["| variant | what changes | mean return (95% CI across seeds) | per seed | vs base | vs lr-scale-10 |",
+             "|---|---|---|---|---|---|"]
     order = [v for v in VARIANTS if v in results]  # (the seeds-3-4 files feed five_seeds)
     for name in order:
         r = results[name]
-        if base is None or name == "base":
-            verdict = ""
-        elif r["low"] > base["high"]:
-            verdict = "better (separated)"
-        elif r["high"] < base["low"]:
-            verdict = "worse (separated)"
-        else:
-            verdict = "not separated"
         seeds = ", ".join(f"{v:.0f}" for v in r["returns"])
+        on_preset = name.startswith(PRESET + "-")
         lines.append(f"| {name} | {VARIANTS.get(name, '')} | {r['mean']:.0f} [{r['low']:.0f}, {r['high']:.0f}] "
-                     f"(n={len(r['returns'])}) | {seeds} | {verdict} |")
+                     f"(n={len(r['returns'])}) | {seeds} | {_versus(r, base, name == 'base')} | "
+                     f"{_versus(r, preset, not on_preset)} |")
     return "\n".join(lines)
 
 
@@ -155,7 +189,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     results = load(args.folder)
     text = "\n\n".join(part for part in (table(results), five_seeds(results), references(results),
-                                          recheck_table(results)) if part)
+                                          recheck_table(results), output_map_checks(results)) if part)
     if args.write is None:
         print(text)
         return

@@ -178,7 +178,8 @@ ABLATION_FILES = ("base", "lr-scale-10", "lr-scale-10-seeds-3-4", "lr-scale-10-l
                   "lr-scale-10-lin-20ep-seeds-3-4", "preset-today", "preset-today-seeds-3-4", "cm-0.3-0.5",
                   "gain-4-centred", "Pendulum-v1-lr-scale-10", "Pendulum-v1-lr-scale-10-seeds-3-4",
                   "Pendulum-v1-old-preset-seeds-3-4", "InvertedPendulum-v5-lr-scale-10",
-                  "LaneKeepingState-v0-lr-scale-10", "cfc-preset")
+                  "LaneKeepingState-v0-lr-scale-10", "cfc-preset", "lr-scale-10-out-map-1",
+                  "lr-scale-10-out-map-1-seeds-3-4")
 
 
 def _ltc_ablation_bullet() -> str | None:
@@ -201,7 +202,9 @@ def _ltc_ablation_bullet() -> str | None:
             f"2026-11-28, [docs/ppo.md](docs/ppo.md)):\n  at the CfC's optimiser settings {_seeds(returns('base'))}; "
             f"with the cell's parameters at 10x the rate (`ltc_lr_scale=10`)\n  {_seeds(returns('lr-scale-10'))}, "
             f"on 5 seeds {_seeds(five)};\n  with a decaying rate and 20 epochs on 5 seeds "
-            f"{_seeds(returns('lr-scale-10-lin-20ep', 'lr-scale-10-lin-20ep-seeds-3-4'))}; the old "
+            f"{_seeds(returns('lr-scale-10-lin-20ep', 'lr-scale-10-lin-20ep-seeds-3-4'))}; with the motor output map at "
+            f"the rate itself\n  (`ltc_output_lr_scale=1`) on 5 seeds "
+            f"{_seeds(returns('lr-scale-10-out-map-1', 'lr-scale-10-out-map-1-seeds-3-4'))}; the old "
             f"per-env LTC optimiser preset\n  (`lin_0.01`, 20 epochs) on 5 seeds "
             f"{_seeds(returns('preset-today', 'preset-today-seeds-3-4'))}; faster initial time constants "
             f"{_seeds(returns('cm-0.3-0.5'))}, output gain 4 {_seeds(returns('gain-4-centred'))}"

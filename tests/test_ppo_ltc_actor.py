@@ -216,19 +216,11 @@ def test_ltc_output_lr_scale_steps_the_motor_output_map_at_its_own_multiple(tmp_
     assert len(_model("cfc", critic_wiring="fully_connected", ltc_lr_scale=10.0).policy.optimizer.param_groups) == 2
 
 
+@pytest.mark.parametrize("option", ["ltc_lr_scale", "ltc_output_lr_scale"])
 @pytest.mark.parametrize("value", [0, -1.0, float("nan"), "10", True])
-def test_ltc_output_lr_scale_rejects_bad_values_and_other_cells(value):
-    with pytest.raises(ValueError, match="ltc_output_lr_scale must be a positive number"):
-        _pendulum_like_policy(0, ltc_output_lr_scale=value)
-    with pytest.raises(ValueError, match="ltc_output_lr_scale applies only to cell='ltc'"):
+def test_ltc_lr_scales_reject_bad_values_and_other_cells(option, value):
+    with pytest.raises(ValueError, match=f"{option} must be a positive number"):
+        _pendulum_like_policy(0, **{option: value})
+    with pytest.raises(ValueError, match=f"{option} applies only to cell='ltc'"):
         NCPActorCriticPolicy(spaces.Box(-1, 1, (2,)), spaces.Box(-1, 1, (1,)), lambda _: 1e-3, cell="cfc",
-                             ltc_output_lr_scale=1.0)
-
-
-@pytest.mark.parametrize("value", [0, -1.0, float("nan"), "10", True])
-def test_ltc_lr_scale_rejects_bad_values_and_other_cells(value):
-    with pytest.raises(ValueError, match="ltc_lr_scale must be a positive number"):
-        _pendulum_like_policy(0, ltc_lr_scale=value)
-    with pytest.raises(ValueError, match="ltc_lr_scale applies only to cell='ltc'"):
-        NCPActorCriticPolicy(spaces.Box(-1, 1, (2,)), spaces.Box(-1, 1, (1,)), lambda _: 1e-3, cell="cfc",
-                             ltc_lr_scale=10.0)
+                             **{option: 10.0})

@@ -242,9 +242,9 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             :mod:`ncp_control.policies.lr_scale`). LTC actor only.
         ltc_output_lr_scale: learning-rate multiplier for the LTC actor cell's motor output map (``output_w``,
             ``output_b``: motor potential to action mean), default ``None``: ``ltc_lr_scale``, like the rest of
-            the cell. The output map scales the action directly, so a step there is a step in action space; the
-            ltc preset keeps it at the rate itself (1) while the cell's conductances, slopes and reversal
-            potentials step at ``ltc_lr_scale`` (docs/ppo.md, ablation). LTC actor only.
+            the cell. The output map scales the action directly, so a step there is a step in action space; for
+            experiments (1 with ``ltc_lr_scale=10`` was not better on 5 seeds: docs/ppo.md, ablation), no preset
+            sets it. LTC actor only.
         net_arch: ``dict(pi=[...], vf=[...])``: ``pi`` = MLP layers between features and the actor cell (default
             none: observations are the sensory neurons, as in the NCP paper), ``vf`` = critic MLP (default [64, 64]).
         activation_fn, ortho_init, use_sde, log_std_init, full_std, use_expln, squash_output,

@@ -58,3 +58,8 @@ run lr-scale-10-20ep "${base[@]}" --set policy_kwargs.ltc_lr_scale=10 --set algo
 run lr-scale-10-out-map-1 "${base[@]}" --set policy_kwargs.ltc_lr_scale=10 --set policy_kwargs.ltc_output_lr_scale=1
 seeds="3 4" run lr-scale-10-out-map-1-seeds-3-4 "${base[@]}" --set policy_kwargs.ltc_lr_scale=10 \
   --set policy_kwargs.ltc_output_lr_scale=1
+# how often does a seed fail? today's preset and the CfC preset on 5 more training seeds (5-9)
+seeds="5 6 7 8 9" run lr-scale-10-seeds-5-9 "${base[@]}" --set policy_kwargs.ltc_lr_scale=10
+[ -f "$out/cfc-preset-seeds-5-9.json" ] || python scripts/bench_ppo.py --envs PendulumNoVel-v1 --policies cfc \
+  --seeds 5 6 7 8 9 --timesteps 100000 --eval-episodes 20 --jobs "$jobs" --tag cfc-preset-seeds-5-9 \
+  --json "$out/cfc-preset-seeds-5-9.json"

@@ -104,6 +104,27 @@ def references(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+#: Seeds 0-9 of today's preset and of the CfC preset: how often a training seed fails.
+TEN_SEEDS = {"lr-scale-10": ("lr-scale-10", EXTRA_SEEDS, "lr-scale-10-seeds-5-9"),
+             "cfc-preset": ("cfc-preset", "cfc-preset-seeds-5-9")}
+FAILED_BELOW = -400
+
+
+def ten_seeds(results: dict[str, dict]) -> str:
+    """A line per preset with all of its :data:`TEN_SEEDS` files: every seed, the mean and its interval, and how
+    many seeds end below :data:`FAILED_BELOW`."""
+    lines = []
+    for name, tags in TEN_SEEDS.items():
+        if not all(tag in results for tag in tags):
+            continue
+        r = _stats([row for tag in tags for row in results[tag]["rows"]])
+        failed = sum(v < FAILED_BELOW for v in r["returns"])
+        lines.append(f"- {name} on {len(r['returns'])} training seeds (0-{max(r['seeds'])}): mean {r['mean']:.0f} "
+                     f"[{r['low']:.0f}, {r['high']:.0f}], per seed " + ", ".join(f"{v:.0f}" for v in r["returns"])
+                     + f"; {failed} of {len(r['returns'])} below {FAILED_BELOW}.")
+    return "\n".join(lines)
+
+
 def recheck(results: dict[str, dict], env: str) -> tuple[dict, dict] | None:
     """``env``'s old per-env LTC preset (the :data:`RECHECK` rows of :data:`REFERENCE_FILE`, plus
     ``<env>-old-preset-seeds-3-4``) and today's preset (``<env>-lr-scale-10``, plus its ``-seeds-3-4``), as
@@ -188,7 +209,7 @@ def main(argv=None) -> None:
     parser.add_argument("--write", type=Path, default=None, help="replace the table between the ablation markers")
     args = parser.parse_args(argv)
     results = load(args.folder)
-    text = "\n\n".join(part for part in (table(results), five_seeds(results), references(results),
+    text = "\n\n".join(part for part in (table(results), five_seeds(results), references(results), ten_seeds(results),
                                           recheck_table(results), output_map_checks(results)) if part)
     if args.write is None:
         print(text)

@@ -179,7 +179,19 @@ ABLATION_FILES = ("base", "lr-scale-10", "lr-scale-10-seeds-3-4", "lr-scale-10-l
                   "gain-4-centred", "Pendulum-v1-lr-scale-10", "Pendulum-v1-lr-scale-10-seeds-3-4",
                   "Pendulum-v1-old-preset-seeds-3-4", "InvertedPendulum-v5-lr-scale-10",
                   "LaneKeepingState-v0-lr-scale-10", "cfc-preset", "lr-scale-10-out-map-1",
-                  "lr-scale-10-out-map-1-seeds-3-4")
+                  "lr-scale-10-out-map-1-seeds-3-4", "lr-scale-10-seeds-5-9", "cfc-preset-seeds-5-9")
+
+
+def _ten_seeds(results: dict) -> str:
+    """Today's LTC preset against the CfC preset on training seeds 0-9 (render_ltc_ablation.TEN_SEEDS), with
+    whether their 95% intervals separate."""
+    ltc, cfc = (render_ltc_ablation._stats([row for tag in render_ltc_ablation.TEN_SEEDS[name]
+                                             for row in results[tag]["rows"]]) for name in ("lr-scale-10", "cfc-preset"))
+    separated = ltc["high"] < cfc["low"] or cfc["high"] < ltc["low"]
+    return (f"On 10 training seeds: the LTC preset {_num(ltc['mean'])} [{_num(ltc['low'])}, {_num(ltc['high'])}] "
+            f"({sum(v < render_ltc_ablation.FAILED_BELOW for v in ltc['returns'])} seeds below "
+            f"{_num(render_ltc_ablation.FAILED_BELOW)}), the CfC preset {_num(cfc['mean'])} [{_num(cfc['low'])}, "
+            f"{_num(cfc['high'])}]: {'separated' if separated else 'not separated'}.")
 
 
 def _ltc_ablation_bullet() -> str | None:
@@ -209,7 +221,7 @@ def _ltc_ablation_bullet() -> str | None:
             f"{_seeds(returns('preset-today', 'preset-today-seeds-3-4'))}; faster initial time constants "
             f"{_seeds(returns('cm-0.3-0.5'))}, output gain 4 {_seeds(returns('gain-4-centred'))}"
             f".\n  Goal (mean >= −250 on 5 seeds with the scale): {'met' if met else 'not met'}; the CfC preset on the "
-            f"same env and seeds {_seeds(returns('cfc-preset'))}. The scale is now "
+            f"same env and seeds {_seeds(returns('cfc-preset'))}.\n  {_ten_seeds(results)} The scale is now "
             f"the LTC preset's construction, with each env's shared optimiser\n  settings and no LTC-specific rate: "
             f"Pendulum-v1 {_seeds(pendulum_new)} (the "
             f"old preset on the same seeds\n  {_seeds(pendulum_old)}), InvertedPendulum-v5 "

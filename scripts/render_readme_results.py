@@ -185,8 +185,11 @@ ABLATION_FILES = ("base", "lr-scale-10", "lr-scale-10-seeds-3-4", "lr-scale-10-l
 def _ten_seeds(results: dict) -> str:
     """Today's LTC preset against the CfC preset on training seeds 0-9 (render_ltc_ablation.TEN_SEEDS), with
     whether their 95% intervals separate."""
-    ltc, cfc = (render_ltc_ablation._stats([row for tag in render_ltc_ablation.TEN_SEEDS[name]
-                                             for row in results[tag]["rows"]]) for name in ("lr-scale-10", "cfc-preset"))
+    def pooled(name: str) -> dict:  # every seed of the preset's files
+        return render_ltc_ablation._stats([row for tag in render_ltc_ablation.TEN_SEEDS[name]
+                                           for row in results[tag]["rows"]])
+
+    ltc, cfc = pooled("lr-scale-10"), pooled("cfc-preset")
     separated = ltc["high"] < cfc["low"] or cfc["high"] < ltc["low"]
     return (f"On 10 training seeds: the LTC preset {_num(ltc['mean'])} [{_num(ltc['low'])}, {_num(ltc['high'])}] "
             f"({sum(v < render_ltc_ablation.FAILED_BELOW for v in ltc['returns'])} seeds below "

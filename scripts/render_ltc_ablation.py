@@ -12,6 +12,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -110,19 +111,33 @@ TEN_SEEDS = {"lr-scale-10": ("lr-scale-10", EXTRA_SEEDS, "lr-scale-10-seeds-5-9"
 FAILED_BELOW = -400
 
 
+def ten_seed_stats(results: dict[str, dict], name: str) -> dict | None:
+    """:func:`_stats` over every seed of ``name``'s :data:`TEN_SEEDS` files; None while one is missing."""
+    tags = TEN_SEEDS[name]
+    if not all(tag in results for tag in tags):
+        return None
+    return _stats([row for tag in tags for row in results[tag]["rows"]])
+
+
 def ten_seeds(results: dict[str, dict]) -> str:
     """A line per preset with all of its :data:`TEN_SEEDS` files: every seed, the mean and its interval, and how
     many seeds end below :data:`FAILED_BELOW`."""
     lines = []
-    for name, tags in TEN_SEEDS.items():
-        if not all(tag in results for tag in tags):
+    for name in TEN_SEEDS:
+        r = ten_seed_stats(results, name)
+        if r is None:
             continue
-        r = _stats([row for tag in tags for row in results[tag]["rows"]])
         failed = sum(v < FAILED_BELOW for v in r["returns"])
         lines.append(f"- {name} on {len(r['returns'])} training seeds (0-{max(r['seeds'])}): mean {r['mean']:.0f} "
                      f"[{r['low']:.0f}, {r['high']:.0f}], per seed " + ", ".join(f"{v:.0f}" for v in r["returns"])
                      + f"; {failed} of {len(r['returns'])} below {FAILED_BELOW}.")
     return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=1)
+def _reference_runs() -> list[dict]:
+    """The runs of :data:`REFERENCE_FILE`, read once (every env's recheck picks from them)."""
+    return json.loads(REFERENCE_FILE.read_text())["runs"]
 
 
 def recheck(results: dict[str, dict], env: str) -> tuple[dict, dict] | None:
@@ -132,7 +147,7 @@ def recheck(results: dict[str, dict], env: str) -> tuple[dict, dict] | None:
     new = results.get(f"{env}-lr-scale-10")
     if new is None:
         return None
-    reference = json.loads(REFERENCE_FILE.read_text())["runs"]
+    reference = _reference_runs()
     old_rows = [next(r for r in reference[i]["rows"] if r["env_id"] == env and r["policy"] == "ltc"
                      and r["seed"] == seed) for i, seed in RECHECK[env]]
     old = _stats(old_rows + results.get(f"{env}-old-preset-seeds-3-4", {}).get("rows", []))

@@ -142,7 +142,7 @@ def _ppo_bullets() -> list[str]:
         f"{_seeds(inverted['ltc'])} (LTC); LaneKeepingState-v0 return {_seeds(lane['cfc'])} (CfC), "
         f"{_seeds(lane['ltc'])} (LTC).",
         f"PPO throughput on PendulumNoVel-v1, taking turns in one process with sb3-contrib's LSTM RecurrentPPO preset "
-        f"(1,024 steps a round): today's\n  NCP-LTC preset (recurrent CfC critic on the native kernel, 10 epochs) "
+        f"({now_run['steps_per_round'][lstm_key]:,} steps a round): today's\n  NCP-LTC preset (recurrent CfC critic on the native kernel, 10 epochs) "
         f"{now_rate[ltc_key]:,.0f} steps/s against the LSTM's {now_rate[lstm_key]:,.0f}\n  "
         f"({now_rate[ltc_key] / now_rate[lstm_key]:.1f}x; `docs/{now}`, {now_run['date']}); the old preset "
         f"(20 epochs) earlier that day {rate[ltc_key] / rate[lstm_key]:.1f}x, and with\n  the earlier dense critic "
@@ -185,12 +185,8 @@ ABLATION_FILES = ("base", "lr-scale-10", "lr-scale-10-seeds-3-4", "lr-scale-10-l
 def _ten_seeds(results: dict) -> str:
     """Today's LTC preset against the CfC preset on training seeds 0-9 (render_ltc_ablation.TEN_SEEDS), with
     whether their 95% intervals separate."""
-    def pooled(name: str) -> dict:  # every seed of the preset's files
-        return render_ltc_ablation._stats([row for tag in render_ltc_ablation.TEN_SEEDS[name]
-                                           for row in results[tag]["rows"]])
-
-    ltc, cfc = pooled("lr-scale-10"), pooled("cfc-preset")
-    separated = ltc["high"] < cfc["low"] or cfc["high"] < ltc["low"]
+    ltc, cfc = (render_ltc_ablation.ten_seed_stats(results, name) for name in ("lr-scale-10", "cfc-preset"))
+    separated = render_ltc_ablation._versus(ltc, cfc, same=False) != "not separated"
     return (f"On 10 training seeds: the LTC preset {_num(ltc['mean'])} [{_num(ltc['low'])}, {_num(ltc['high'])}] "
             f"({sum(v < render_ltc_ablation.FAILED_BELOW for v in ltc['returns'])} seeds below "
             f"{_num(render_ltc_ablation.FAILED_BELOW)}), the CfC preset {_num(cfc['mean'])} [{_num(cfc['low'])}, "
@@ -315,20 +311,19 @@ def _mujoco_bullet(summary: dict | None = None, spec: dict | None = None) -> str
                if "NoVel" in line.split(" ", 1)[0] and not line.endswith("not separated")]
     episodes = "/".join(str(n) for n in sorted({g["episodes"] for g in summary["groups"]}))
     unfinished = sum(n - cells[key]["n_seeds"] if key in cells else n for key, n in planned.items())
-    if unfinished:
-        state = (f"Study not finished: {unfinished} of {sum(planned.values())} runs to go; no verdict yet"
-                 if min(g["n_seeds"] for g in summary["groups"]) < 2 else
-                 f"Study not finished ({unfinished} of {sum(planned.values())} runs to go)")
+    verdict_text = ("Separated (non-overlapping intervals): " + "; ".join(verdict) if verdict else
+                    "No two policies separated on the NoVel envs")
+    if not unfinished:
+        state = verdict_text
+    elif min(g["n_seeds"] for g in summary["groups"]) < 2:  # a cell without an interval: no verdict
+        state = f"Study not finished: {unfinished} of {sum(planned.values())} runs to go; no verdict yet"
     else:
-        state = ""
+        state = f"Study not finished ({unfinished} of {sum(planned.values())} runs to go). {verdict_text}"
     return (f"Memory tasks beyond Pendulum (PPO, {'/'.join(f'{s // 1000}k' for s in steps)} steps, "
             f"{max(planned.values())} training seeds per policy, {episodes} held-out episodes,\n  "
             f"`docs/study_mujoco_novel/summary.json`; "
             f"mean return [95% interval across seeds]):\n  " + ";\n  ".join(parts) + ".\n  "
-            + (state if state.endswith("no verdict yet") else
-               (state + ". " if state else "") + ("Separated (non-overlapping intervals): " + "; ".join(verdict)
-                                                  if verdict else "No two policies separated on the NoVel envs"))
-            + " ([docs/study_mujoco_novel.md](docs/study_mujoco_novel.md)).")
+            + state + " ([docs/study_mujoco_novel.md](docs/study_mujoco_novel.md)).")
 
 
 def render_measured() -> str:

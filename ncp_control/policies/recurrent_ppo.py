@@ -400,9 +400,9 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             output_map = [] if self.ltc_output_lr_scale is None else [
                 p for p in (getattr(cell, "output_w", None), getattr(cell, "output_b", None))
                 if isinstance(p, nn.Parameter)]
-            grouped = {id(p) for p in cell.parameters()}
-            groups = [{"params": [p for p in self.parameters() if id(p) not in grouped]},
-                      {"params": [p for p in cell.parameters() if all(p is not q for q in output_map)],
+            in_cell, in_output_map = {id(p) for p in cell.parameters()}, {id(p) for p in output_map}
+            groups = [{"params": [p for p in self.parameters() if id(p) not in in_cell]},
+                      {"params": [p for p in cell.parameters() if id(p) not in in_output_map],
                        LR_SCALE_KEY: self.ltc_lr_scale}]
             if self.ltc_output_lr_scale is not None:  # always its own group: the state dict's layout is fixed
                 groups.append({"params": output_map, LR_SCALE_KEY: self.ltc_output_lr_scale})

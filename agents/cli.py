@@ -14,20 +14,20 @@ import re
 import sys
 import traceback
 
-from agents.errors import EXPECTED_ERRORS, one_line
+from ncp_control.agents.errors import EXPECTED_ERRORS, one_line
 
 # name -> module implementing it (modules live in agents/commands/)
 COMMANDS: dict[str, str] = {
-    "train-bc": "agents.commands.train_bc",
-    "demo": "agents.commands.demo",
-    "train-ppo": "agents.commands.train_ppo",
-    "evaluate": "agents.commands.evaluate",
-    "inspect": "agents.commands.inspect",
-    "robustness": "agents.commands.robustness",
-    "export": "agents.commands.export",
-    "run-exported": "agents.commands.run_exported",
-    "study": "agents.commands.study",
-    "study-report": "agents.commands.study_report",
+    "train-bc": "ncp_control.agents.commands.train_bc",
+    "demo": "ncp_control.agents.commands.demo",
+    "train-ppo": "ncp_control.agents.commands.train_ppo",
+    "evaluate": "ncp_control.agents.commands.evaluate",
+    "inspect": "ncp_control.agents.commands.inspect",
+    "robustness": "ncp_control.agents.commands.robustness",
+    "export": "ncp_control.agents.commands.export",
+    "run-exported": "ncp_control.agents.commands.run_exported",
+    "study": "ncp_control.agents.commands.study",
+    "study-report": "ncp_control.agents.commands.study_report",
 }
 
 
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one subcommand. Expected errors (see :mod:`agents.errors`) print one line on stderr and return 2."""
+    """Run one subcommand. Expected errors (see :mod:`ncp_control.agents.errors`) print one line on stderr and return 2."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -2,7 +2,7 @@
 
 Library code raises ``ValueError`` (bad values, unknown names, corrupt files) or ``FileNotFoundError`` /
 ``PermissionError`` with a message that names the file or setting at fault and says what to do. The CLI
-(``agents.cli.main``) prints such an error as one line, ``ncp-control <command>: error: <message>``, on stderr and
+(``ncp_control.agents.cli.main``) prints such an error as one line, ``ncp-control <command>: error: <message>``, on stderr and
 exits with status 2; ``--debug`` or ``NCP_CONTROL_DEBUG=1`` shows the traceback instead.
 
 :class:`UsageError` is for problems with the command line itself (a missing or contradictory flag); its message

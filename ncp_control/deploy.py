@@ -15,7 +15,7 @@ Example::
 
 ``predict`` has stable-baselines3's recurrent semantics: ``state=None`` starts from zeros and the rows where
 ``episode_start`` is true are reset before the step; stateless models return ``None`` as state. The policy is a
-Predictor for ``agents.evaluation.evaluate`` (``ncp-control run-exported``).
+Predictor for ``ncp_control.agents.evaluation.episodes.evaluate`` (``ncp-control run-exported``).
 
 This module imports numpy and onnxruntime only (``import ncp_control`` does not import torch), so a deployment
 needs ``pip install numpy onnxruntime`` and the ``.onnx`` file.
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-#: Newest metadata format this runtime reads (see ``agents/export.py``).
+#: Newest metadata format this runtime reads (see ``agents/export/writer.py``).
 FORMAT_VERSION = 1
 
 

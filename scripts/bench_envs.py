@@ -50,8 +50,8 @@ def measure(env_id: str, kwargs: dict, driver: str, seconds: float, core: int) -
     os.sched_setaffinity(0, {core})
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers the lane-keeping ids)
-    from agents.experts import PurePursuitExpert
+    import ncp_control.envs  # noqa: F401  (registers the lane-keeping ids)
+    from ncp_control.agents.imitation.experts import PurePursuitExpert
 
     try:
         env = gym.make(env_id, **kwargs)

@@ -81,7 +81,7 @@ def _interleaved(variants: dict, s: Settings) -> tuple[dict[str, float], dict[st
 
 
 def _ppo_run(folder: Path) -> Path:
-    from agents import ppo
+    from ncp_control.agents import ppo
 
     overrides = {"n_envs": 1, "progress_bar": False, "checkpoint_freq": 0,
                  "algo": {"n_steps": 128, "batch_size": 64, "n_epochs": 1}}
@@ -120,8 +120,8 @@ def _ncps_cell(cell, wiring_factory, input_mapping: str):
 def _variants_ppo(run: Path) -> tuple[dict, dict]:
     import ncps.wirings as ncps_wirings
 
-    from agents.export import export_run
-    from agents.runs import load_run
+    from ncp_control.agents.export.writer import export_run
+    from ncp_control.agents.runs.load import load_run
     from ncp_control.deploy import OnnxPolicy
 
     onnx_path = run / "policy_bench.onnx"
@@ -164,8 +164,8 @@ def _variants_ppo(run: Path) -> tuple[dict, dict]:
 def _variants_camera(run: Path) -> tuple[dict, dict]:
     import ncps.wirings as ncps_wirings
 
-    from agents.export import export_run
-    from agents.runs import load_run
+    from ncp_control.agents.export.writer import export_run
+    from ncp_control.agents.runs.load import load_run
     from ncp_control.deploy import OnnxPolicy
 
     onnx_path = run / "policy_bench.onnx"

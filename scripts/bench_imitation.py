@@ -1,7 +1,7 @@
 """Benchmark imitation-trained camera lane keeping: NCP-LTC, NCP-CfC, LSTM and CNN at the same data and budget.
 
 For each model and seed this trains a run exactly as ``ncp-control train-bc --preset PRESET`` does (through
-``agents.imitation.train``; the round-0 expert demonstrations are identical for every model of a seed, the DAgger
+``ncp_control.agents.imitation.train``; the round-0 expert demonstrations are identical for every model of a seed, the DAgger
 rounds are each learner's own), then evaluates it closed loop on ``--episodes`` held-out roads (reset seeds
 1,000,000, 1,000,001, ...). In the same run it measures two references on the same roads: the privileged expert
 (the ceiling) and an untrained NCP-LTC (the floor). It prints a Markdown table (completion rate, mean |lateral
@@ -71,7 +71,7 @@ def parse() -> Settings:
 
 def expert_reference(config, episodes: int) -> dict:
     """The expert's completion and mean |lateral offset| on the held-out roads."""
-    from agents import imitation as im
+    from ncp_control.agents import imitation as im
 
     env = im.make_env(config.env_id, config.env_kwargs)
     expert = im.resolve_expert(config.env_id, config.expert)(env)
@@ -88,8 +88,8 @@ def main() -> None:
     s = parse()
     import torch
 
-    from agents import imitation as im
-    from agents.commands.train_bc import parse_overrides
+    from ncp_control.agents import imitation as im
+    from ncp_control.agents.commands.train_bc import parse_overrides
     from ncp_control.policies.imitation import build_model, parameter_counts
 
     torch.set_num_threads(s.threads)

@@ -93,7 +93,7 @@ def measure(case: str, repeat: int, s: Settings, root: Path) -> dict:
     """One ``train-ppo`` run in a fresh process; its throughput from the run folder's file times."""
     env_id, policy = case.split(":")
     run_dir = root / f"{env_id}_{policy}_{repeat}"
-    command = [sys.executable, "-m", "agents.cli", "train-ppo", "--env", env_id, "--policy", policy,
+    command = [sys.executable, "-m", "ncp_control.agents.cli", "train-ppo", "--env", env_id, "--policy", policy,
                "--seed", str(s.seed), "--timesteps", str(s.timesteps), "--out", str(run_dir), "--threads", "1",
                "--no-progress", *(["--config", s.config] if s.config else [])]
     threads = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
@@ -132,7 +132,7 @@ def measure(case: str, repeat: int, s: Settings, root: Path) -> dict:
 def max_episode_steps(env_id: str) -> int:
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers the NoVel ids)
+    import ncp_control.envs  # noqa: F401  (registers the NoVel ids)
 
     return int(gym.spec(env_id).max_episode_steps)
 

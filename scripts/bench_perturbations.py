@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.spaces import Box
 
-from envs.perturbations import make_perturbation
+from ncp_control.envs.perturbations import make_perturbation
 
 SPECS = ["pixel_noise:0.316", "dropout:0.1", "frozen:0.1", "occlusion:0.2", "brightness:0.1", "blur:1", "blur:2",
          "action_noise:0.1", "action_delay:2", "irregular_time:3"]

@@ -1,7 +1,7 @@
 """Benchmark PPO actors at the same budget: NCP-LTC, NCP-CfC, LSTM (RecurrentPPO) and MLP (PPO).
 
 For each env, policy and seed this trains a run with the presets of ``agents/configs/ppo.json`` (through
-``agents.ppo.train``, exactly what ``ncp-control train-ppo`` does), then records the final evaluation
+``ncp_control.agents.ppo.train``, exactly what ``ncp-control train-ppo`` does), then records the final evaluation
 (``--eval-episodes`` seeded episodes), the training wall time and the throughput (environment steps per second of
 wall time, collection + updates). It prints one table per env with mean ± std over seeds and each policy's
 throughput as a ratio to the LSTM's measured in the same run, and writes every number to ``--json``.
@@ -105,7 +105,7 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def bench_one(env_id: str, policy: str, seed: int, s: Settings, root: Path) -> dict:
-    from agents import ppo
+    from ncp_control.agents import ppo
 
     import torch
 
@@ -119,7 +119,7 @@ def bench_one(env_id: str, policy: str, seed: int, s: Settings, root: Path) -> d
     start = time.perf_counter()
     ppo.train(config, run_dir, evaluate_at_end=False)
     wall = time.perf_counter() - start
-    from agents.evaluation import evaluate
+    from ncp_control.agents.evaluation.episodes import evaluate
 
     result = evaluate(ppo.load_policy(run_dir, ppo.finalize_config(config)), env_id, s.eval_episodes,
                       config["eval_seed"], env_kwargs=config["env_kwargs"])

@@ -39,7 +39,7 @@ def parse() -> argparse.Namespace:
 def build(env_id: str, policy: str, overrides: dict, n_steps: int | None):
     import copy
 
-    from agents.ppo import build_model, finalize_config, make_training_env, resolve_config
+    from ncp_control.agents.ppo import build_model, finalize_config, make_training_env, resolve_config
 
     overrides = copy.deepcopy(overrides)
     if n_steps is not None:
@@ -53,7 +53,7 @@ def build(env_id: str, policy: str, overrides: dict, n_steps: int | None):
 def main() -> None:
     import torch
 
-    import envs  # noqa: F401  (registers the env ids)
+    import ncp_control.envs  # noqa: F401  (registers the env ids)
 
     args = parse()
     torch.set_num_threads(1)

@@ -27,8 +27,8 @@ SPEC = Path(__file__).resolve().parents[1] / "agents" / "configs" / "studies" / 
 def example_run(workers: int, folder: Path) -> dict:
     import ray
 
-    from agents.study import run_study
-    from agents.study_spec import read_spec
+    from ncp_control.agents.study.driver import run_study
+    from ncp_control.agents.study.spec import read_spec
 
     t0 = time.perf_counter()
     ray.init(address="local", num_cpus=workers, include_dashboard=False, logging_level="ERROR", log_to_driver=False)

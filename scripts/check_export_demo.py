@@ -32,7 +32,7 @@ KEYS = ("completion_rate", "mean_abs_lateral_m", "departures_per_km", "steering_
 
 def lockstep(loaded, exported, seed: int) -> tuple[float, int]:
     """Largest |action difference| along one episode driven by the exported policy (torch sees the same frames)."""
-    from agents.evaluation import make_eval_env
+    from ncp_control.agents.evaluation.episodes import make_eval_env
 
     env = make_eval_env(loaded.env_id, loaded.env_kwargs, getattr(loaded.predictor, "env_wrappers", ()))
     obs, _ = env.reset(seed=seed)
@@ -59,9 +59,9 @@ def main(argv=None) -> None:
     parser.add_argument("--machine", default="2-core VM, shared")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    from agents.evaluation import evaluate
-    from agents.export import export_run
-    from agents.runs import load_run
+    from ncp_control.agents.evaluation.episodes import evaluate
+    from ncp_control.agents.export.writer import export_run
+    from ncp_control.agents.runs.load import load_run
     from ncp_control.deploy import OnnxPolicy
 
     loaded = load_run(args.run_dir)

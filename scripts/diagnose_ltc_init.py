@@ -45,7 +45,7 @@ def parse() -> argparse.Namespace:
 
 def build_policy(env_id: str, policy: str, overrides: dict, seed: int):
     """The untrained policy ``train-ppo`` would build for ``env_id``/``policy``/``seed`` with these overrides."""
-    from agents.ppo import build_model, finalize_config, make_training_env, resolve_config
+    from ncp_control.agents.ppo import build_model, finalize_config, make_training_env, resolve_config
 
     config = finalize_config(resolve_config(env_id, policy, timesteps=1, seed=seed,
                                             overrides={"policy_kwargs": overrides}))
@@ -55,7 +55,7 @@ def build_policy(env_id: str, policy: str, overrides: dict, seed: int):
 def main() -> None:
     import torch
 
-    import envs  # noqa: F401  (registers the env ids)
+    import ncp_control.envs  # noqa: F401  (registers the env ids)
     from ncp_control.inspect.actor_response import actor_response, lag_gains
 
     args = parse()

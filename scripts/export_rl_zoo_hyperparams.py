@@ -1,9 +1,9 @@
-"""Write agents/configs/rl_zoo/ppo_lstm_ncp_{ltc,cfc}.yml from agents/configs/ppo.json (see agents/rl_zoo.py).
+"""Write agents/configs/rl_zoo/ppo_lstm_ncp_{ltc,cfc}.yml from agents/configs/ppo.json (see agents/ppo/rl_zoo.py).
 
     python scripts/export_rl_zoo_hyperparams.py
 """
 
-from agents.rl_zoo import hyperparams_path, render_hyperparams_file
+from ncp_control.agents.ppo.rl_zoo import hyperparams_path, render_hyperparams_file
 
 if __name__ == "__main__":
     for cell in ("ltc", "cfc"):

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch as th  # noqa: E402
 
-from agents.ppo import _normalize, build_model, make_training_env, resolve_config  # noqa: E402
+from ncp_control.agents.ppo import _normalize, build_model, make_training_env, resolve_config  # noqa: E402
 
 ENV = "PendulumNoVel-v1"
 

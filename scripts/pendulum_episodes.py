@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
-import envs  # noqa: E402,F401  (registers PendulumNoVel-v1)
-from agents import ppo  # noqa: E402
+import ncp_control.envs  # noqa: E402,F401  (registers PendulumNoVel-v1)
+from ncp_control.agents import ppo  # noqa: E402
 
 UPRIGHT_COS = 0.95
 

@@ -21,8 +21,8 @@ import sys
 import gymnasium as gym
 import numpy as np
 
-import envs  # noqa: F401  (registers the ids)
-from agents.experts import PurePursuitExpert
+import ncp_control.envs  # noqa: F401  (registers the ids)
+from ncp_control.agents.imitation.experts import PurePursuitExpert
 
 SEEDS = (0, 3, 4)  # first curve left, right, right (see lane_keeping_roads.png)
 TIMES_S = (1.0, 4.0, 8.0)

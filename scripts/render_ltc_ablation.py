@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.robustness import mean_confidence_interval  # noqa: E402
+from ncp_control.agents.evaluation.robustness import mean_confidence_interval  # noqa: E402
 
 #: Display order and what each variant changes (the JSON file stem is the variant's tag).
 VARIANTS = {

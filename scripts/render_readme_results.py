@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
-from agents.study_summary import separation_verdict  # noqa: E402
+from ncp_control.agents.study.summary import separation_verdict  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import render_ltc_ablation  # noqa: E402  (scripts/render_ltc_ablation.py: the ablation's own reading of its files)

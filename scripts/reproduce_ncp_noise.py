@@ -4,12 +4,12 @@ Lechner et al. (2020) add Gaussian pixel noise of variance 0.1, 0.2 and 0.3 (ima
 imitation-trained lane-keeping policies, with the same noise seed for every model, and count crashes; the 19-neuron
 NCP crashed least. Here, on ``LaneKeeping-v0``:
 
-1. Train (``agents.imitation.train`` at ``--preset``, exactly as ``ncp-control train-bc``) or reuse the run folders
+1. Train (``ncp_control.agents.imitation.train`` at ``--preset``, exactly as ``ncp-control train-bc``) or reuse the run folders
    of the four models: ``RUNS/<model>``, or any folder in ``RUNS`` whose stored training settings equal the
    preset's for that model (so ``bench_imitation.py --runs`` folders are found); a folder is reused when its
    ``model.pt`` exists; an unfinished one (no ``model.pt``, perhaps still training) stops the script.
-2. Run :func:`agents.robustness.robustness_sweep` on held-out roads (episode seeds from
-   ``agents.imitation.HELDOUT_SEED_START``): pixel noise sigma 0, 0.316, 0.447, 0.548 (variance 0, 0.1, 0.2, 0.3)
+2. Run :func:`ncp_control.agents.evaluation.robustness.robustness_sweep` on held-out roads (episode seeds from
+   ``ncp_control.agents.imitation.HELDOUT_SEED_START``): pixel noise sigma 0, 0.316, 0.447, 0.548 (variance 0, 0.1, 0.2, 0.3)
    plus the milder 0.05, 0.1, 0.2, sensor dropout and action delay; every model meets the same roads and the same noise draws.
 3. Write ``OUT/ncp_noise.{md,csv,json,png}``; the ``.md`` holds the table, the machine, the date, the preset, the
    data files and the command, and a plain statement of whether the paper's ordering (NCP crashes least under pixel
@@ -77,7 +77,7 @@ def parse() -> Settings:
 def find_run(runs: Path, model: str, preset: str, seed: int) -> Path:
     """``RUNS/<model>``, or else an existing folder in ``RUNS`` whose stored settings are this model at the preset
     (e.g. ``LaneKeeping-v0-paper-ncp-ltc-seed0`` from ``bench_imitation.py --runs``); ``RUNS/<model>`` if none."""
-    from agents.imitation import BCConfig, preset_config
+    from ncp_control.agents.imitation import BCConfig, preset_config
 
     wanted = preset_config(preset, model=model, seed=seed)
     for candidate in sorted(runs.glob("*/config.json")):
@@ -92,7 +92,7 @@ def find_run(runs: Path, model: str, preset: str, seed: int) -> Path:
 
 def ensure_run(run_dir: Path, model: str, preset: str, seed: int) -> str:
     """Reuse ``run_dir`` if it holds a finished run with the preset's settings, else train it; returns what was done."""
-    from agents.imitation import BCConfig, preset_config, train
+    from ncp_control.agents.imitation import BCConfig, preset_config, train
 
     config = preset_config(preset, model=model, seed=seed)
     stored_path = run_dir / "config.json"
@@ -153,8 +153,8 @@ def main() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
 
-    from agents.imitation import HELDOUT_SEED_START
-    from agents.robustness import CI_METHOD, robustness_sweep
+    from ncp_control.agents.imitation import HELDOUT_SEED_START
+    from ncp_control.agents.evaluation.robustness import CI_METHOD, robustness_sweep
 
     torch.set_num_threads(1)
     runs = Path(s.runs)

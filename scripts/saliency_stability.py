@@ -4,7 +4,7 @@ For each run folder (``ncp-control train-bc`` / ``demo`` output), drive the clea
 the recorded frames with ``pixel_noise`` at each level (the robustness protocol's noise draws), compute
 VisualBackProp saliency of the run's conv head on clean and noisy frames
 (:func:`ncp_control.inspect.policy_saliency`) and report their mean SSIM
-(:func:`agents.saliency_stability.saliency_stability`): 1 means the policy attends to the same pixels under noise.
+(:func:`ncp_control.agents.evaluation.saliency_stability.saliency_stability`): 1 means the policy attends to the same pixels under noise.
 Writes ``OUT.md`` (table, machine, date, command, data file) and ``OUT.json``.
 
 Example::
@@ -37,9 +37,9 @@ def main() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
 
-    from agents.imitation import HELDOUT_SEED_START
-    from agents.runs import load_run
-    from agents.saliency_stability import saliency_stability
+    from ncp_control.agents.imitation import HELDOUT_SEED_START
+    from ncp_control.agents.runs.load import load_run
+    from ncp_control.agents.evaluation.saliency_stability import saliency_stability
     from ncp_control.inspect import policy_saliency
 
     torch.set_num_threads(1)

@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from agents.study_summary import separation_verdict
+from ncp_control.agents.study.summary import separation_verdict
 
 
 def main(argv: list[str] | None = None) -> int:

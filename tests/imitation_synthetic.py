@@ -91,7 +91,7 @@ class TinyLaneEnv(gym.Env):
 
 
 def make_expert(env: gym.Env):
-    """Expert factory in the form ``agents.imitation`` expects: env -> (() -> action)."""
+    """Expert factory in the form ``ncp_control.agents.imitation`` expects: env -> (() -> action)."""
     unwrapped = env.unwrapped
     return unwrapped.expert_action
 

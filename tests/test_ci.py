@@ -21,7 +21,7 @@ def test_ci_runs_the_readme_test_command_in_a_fresh_venv():
 
 
 def test_demo_help_shows_the_readme_demo_command():
-    from agents.cli import build_parser
+    from ncp_control.agents.cli import build_parser
 
     demo, _ = _readme_commands()
     assert demo.endswith("ncp-control demo --out runs/demo")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import tests.imitation_synthetic  # noqa: F401  registers TinyLane-v0
-from agents.cli import main
+from ncp_control.agents.cli import main
 from tests._ppo_helpers import register_test_envs
 from tests._robust_helpers import write_untrained_bc_run
 
@@ -91,7 +91,7 @@ CASES = [
     ("evaluate-episodes-0", "evaluate {runs}/ppo --episodes 0", "--episodes must be > 0"),
     ("evaluate-unknown-env", "evaluate {runs}/ppo --env Countr-v0", "did you mean Counter-v0"),
     ("evaluate-json-folder", "evaluate {runs}/ppo --json {tmp}/no/such/e.json", "the folder {tmp}/no/such does not"),
-    ("evaluate-truncated-policy", "evaluate {tmp}/ppo_cut_zip --episodes 1", "ppo_cut_zip/policy.pt"),
+    ("evaluate-truncated-policy", "evaluate {tmp}/ppo_cut_policy --episodes 1", "ppo_cut_policy/policy.pt"),
     ("evaluate-truncated-pt", "evaluate {tmp}/bc_cut --episodes 1", "model.pt"),
     ("run-exported-episodes-0", "run-exported {tmp}/p.onnx --episodes 0", "--episodes must be > 0"),
     ("run-exported-seed-negative", "run-exported {tmp}/p.onnx --seed -1", "--seed must be >= 0, got -1"),
@@ -105,8 +105,8 @@ CASES = [
     ("robustness-bad-perturb", "robustness {runs}/ppo --perturb noise:0.1 --out {tmp}/out", "valid names: obs_noise"),
     ("robustness-episodes-0", "robustness {runs}/ppo --perturb obs_noise:0,0.1 --episodes 0 --out {tmp}/out",
      "--episodes must be > 0"),
-    ("robustness-nothing-evaluable", "robustness {tmp}/ppo_cut_zip --perturb obs_noise:0,0.1 --episodes 1 "
-     "--out {tmp}/out", "ppo_cut_zip/policy.pt"),
+    ("robustness-nothing-evaluable", "robustness {tmp}/ppo_cut_policy --perturb obs_noise:0,0.1 --episodes 1 "
+     "--out {tmp}/out", "ppo_cut_policy/policy.pt"),
     ("robustness-nothing-fits", "robustness {runs}/ppo --env TinyLane-v0 --perturb obs_noise:0,0.1 --episodes 1 "
      "--quiet --out {tmp}/out", "no model could be evaluated (ppo: ValueError: the model does not fit"),
 ]
@@ -118,8 +118,9 @@ def test_bad_input_gives_one_line_exit_2_and_leaves_nothing(argv, expected, runs
     (tmp_path / "algo.json").write_text(json.dumps({"algo": {"n_step": 3}}))
     if "ppo_cut_ckpt" in argv:
         _truncated_copy(runs / "ppo", tmp_path / "ppo_cut_ckpt", _last_checkpoint(runs / "ppo"))
-    if "ppo_cut_zip" in argv:
-        _truncated_copy(runs / "ppo", tmp_path / "ppo_cut_zip", "policy.pt")  
+    if "ppo_cut_policy" in argv:
+        # policy.pt: what evaluate reads (never the zip)
+        _truncated_copy(runs / "ppo", tmp_path / "ppo_cut_policy", "policy.pt")
     if "badcfg" in argv:
         (tmp_path / "badcfg").mkdir()
         (tmp_path / "badcfg" / "config.json").write_text('{"kind": "bc", "training": {"epochs": 3')
@@ -142,7 +143,7 @@ def test_bad_input_gives_one_line_exit_2_and_leaves_nothing(argv, expected, runs
 
 def test_the_installed_command_prints_one_line_without_traceback(tmp_path):
     """The real entry point (a new process, as a user runs it), not only main()."""
-    done = subprocess.run([sys.executable, "-m", "agents.cli", "evaluate", str(tmp_path / "none")],
+    done = subprocess.run([sys.executable, "-m", "ncp_control.agents.cli", "evaluate", str(tmp_path / "none")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [f"ncp-control evaluate: error: RUN_DIR {tmp_path / 'none'}: run folder "
@@ -174,7 +175,7 @@ def test_a_failed_bc_start_does_not_block_the_retry(tmp_path, capsys):
 
 
 def test_a_failure_inside_an_existing_output_folder_removes_only_what_it_wrote(tmp_path):
-    from agents.commands._checks import removed_on_failure
+    from ncp_control.agents.commands._checks import removed_on_failure
 
     out = tmp_path / "out"
     (out / "old").mkdir(parents=True)

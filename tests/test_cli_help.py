@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from agents.cli import COMMANDS, main, plain_text
+from ncp_control.agents.cli import COMMANDS, main, plain_text
 
 
 def _help(argv: list[str]) -> str:

@@ -1,4 +1,4 @@
-"""agents.evaluation.evaluate and agents.runs.load_run: metrics on known tiny envs, seeds, errors."""
+"""ncp_control.agents.evaluation.episodes.evaluate and ncp_control.agents.runs.load.load_run: metrics on known tiny envs, seeds, errors."""
 
 import json
 from pathlib import Path
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from agents.evaluation import evaluate
-from agents.runs import LOADERS, load_run, read_config
+from ncp_control.agents.evaluation.episodes import evaluate
+from ncp_control.agents.runs.load import LOADERS, load_run, read_config
 from tests._ppo_helpers import register_test_envs
 
 register_test_envs()
@@ -114,7 +114,7 @@ def test_load_run_errors(tmp_path):
 
 
 def test_load_run_without_model(tmp_path):
-    from agents.ppo import resolve_config
+    from ncp_control.agents.ppo import resolve_config
 
     config = resolve_config("Pendulum-v1", "cfc", timesteps=10)
     (tmp_path / "config.json").write_text(json.dumps(config))
@@ -129,7 +129,7 @@ def test_load_run_without_model(tmp_path):
 
 
 def test_run_env_kwargs_for_ppo_and_imitation_configs(tmp_path):
-    from agents.runs import LoadedRun
+    from ncp_control.agents.runs.load import LoadedRun
 
     ppo = LoadedRun(tmp_path, {"kind": "ppo", "env_kwargs": {"a": 1}}, None)
     bc = LoadedRun(tmp_path, {"kind": "bc", "training": {"env_kwargs": {"image_height": 32}}}, None)
@@ -138,7 +138,7 @@ def test_run_env_kwargs_for_ppo_and_imitation_configs(tmp_path):
 
 
 def test_module_prefixed_env_id_imports_the_registering_module():
-    from agents.evaluation import make_eval_env
+    from ncp_control.agents.evaluation.episodes import make_eval_env
 
     env = make_eval_env("tests.imitation_synthetic:TinyLane-v0", allow_import=True)  # named by the user
     assert env.observation_space.shape == (16, 32, 3)
@@ -149,8 +149,8 @@ def test_module_prefixed_env_id_imports_the_registering_module():
 
 def test_an_env_id_from_a_run_config_cannot_import_a_module(tmp_path, capsys):
     """A crafted config.json naming ``os:system`` (or any module) as the env: nothing is imported, clear refusal."""
-    from agents.cli import main
-    from agents.evaluation import make_eval_env
+    from ncp_control.agents.cli import main
+    from ncp_control.agents.evaluation.episodes import make_eval_env
 
     with pytest.raises(ValueError, match="--env os:system"):
         make_eval_env("os:system")
@@ -171,7 +171,7 @@ def test_an_env_id_from_a_run_config_cannot_import_a_module(tmp_path, capsys):
 
 def test_evaluate_command_uses_an_imitation_run_s_training_env_kwargs(tmp_path, capsys):
     import tests.imitation_synthetic  # noqa: F401  registers TinyLane-v0
-    from agents.cli import main
+    from ncp_control.agents.cli import main
     from tests._robust_helpers import write_untrained_bc_run
 
     run = write_untrained_bc_run(tmp_path / "run", height=8, width=16)  # not the env's default 16x32
@@ -185,7 +185,7 @@ def test_a_channels_first_image_model_fits_a_channels_last_camera_env():
     import gymnasium as gym
     import numpy as np
 
-    from agents.evaluation import check_spaces_fit
+    from ncp_control.agents.evaluation.episodes import check_spaces_fit
 
     class Env:
         observation_space = gym.spaces.Box(0, 255, (64, 128, 3), np.uint8)

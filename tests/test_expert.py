@@ -1,11 +1,11 @@
-"""The privileged pure-pursuit expert (agents/experts.py) on the lane-keeping envs."""
+"""The privileged pure-pursuit expert (agents/imitation/experts.py) on the lane-keeping envs."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs  # noqa: F401  (registers the ids)
-from agents.experts import PurePursuitExpert, expert_action
+import ncp_control.envs  # noqa: F401  (registers the ids)
+from ncp_control.agents.imitation.experts import PurePursuitExpert, expert_action
 
 
 def drive(env, expert, seed):

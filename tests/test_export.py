@@ -14,11 +14,11 @@ import torch
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from agents import ppo  # noqa: E402
-from agents.cli import main  # noqa: E402
-from agents.evaluation import evaluate, make_eval_env  # noqa: E402
-from agents.export import METADATA_KEYS, export_run  # noqa: E402
-from agents.runs import load_run  # noqa: E402
+from ncp_control.agents import ppo  # noqa: E402
+from ncp_control.agents.cli import main  # noqa: E402
+from ncp_control.agents.evaluation.episodes import evaluate, make_eval_env  # noqa: E402
+from ncp_control.agents.export.writer import METADATA_KEYS, export_run  # noqa: E402
+from ncp_control.agents.runs.load import load_run  # noqa: E402
 from ncp_control.deploy import OnnxPolicy  # noqa: E402
 from ncp_control.policies.imitation import MODEL_KINDS, ModelConfig, build_model  # noqa: E402
 from tests.imitation_synthetic import ENV_ID as TINY_LANE  # noqa: E402  (registers TinyLane-v0)
@@ -195,7 +195,7 @@ def test_run_exported_without_torch(runs, tmp_path):
     out = tmp_path / "metrics.json"
     code = (
         "import sys\n"
-        "from agents.cli import main\n"
+        "from ncp_control.agents.cli import main\n"
         f"rc = main(['run-exported', {str(runs['ppo-ltc'] / 'policy.onnx')!r}, '--episodes', '2', '--seed', '3',"
         f" '--json', {str(out)!r}])\n"
         "assert rc == 0, rc\n"

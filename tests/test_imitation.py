@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.imitation import (
+from ncp_control.agents.imitation import (
     HELDOUT_SEED_START,
     TRAIN_SEED_LIMIT,
     BCConfig,
@@ -348,7 +348,7 @@ def test_expert_resolution_errors():
     with pytest.raises(ValueError, match="package.module:factory"):
         resolve_expert(ENV, "just_a_name")
     assert resolve_expert(ENV, EXPERT, allow_import=True) is make_expert  # named by the caller
-    from agents.experts import PurePursuitExpert
+    from ncp_control.agents.imitation.experts import PurePursuitExpert
 
     assert resolve_expert("LaneKeeping-v0") is PurePursuitExpert  # the registry needs no permission
     assert resolve_expert(ENV, "pure-pursuit") is PurePursuitExpert
@@ -368,7 +368,7 @@ def test_a_crafted_config_cannot_make_resume_import_code(tmp_path):
                                                  "training": config.to_dict()}))
     with pytest.raises(ValueError, match="os:system"):
         train(config, run, resume=True)
-    from agents.cli import main as cli_main
+    from ncp_control.agents.cli import main as cli_main
 
     assert cli_main(["train-bc", "--out", str(run), "--resume"]) == 2
 
@@ -420,7 +420,7 @@ def test_a_symlink_inside_the_folder_stays_usable(tmp_path):
 
 
 def test_a_planted_temporary_symlink_cannot_redirect_writes(tmp_path):
-    from agents.run_io import append_line, write_json_atomic
+    from ncp_control.agents.runs.files import append_line, write_json_atomic
 
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")

@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from agents.cli import main
-from agents.commands.train_bc import parse_overrides
+from ncp_control.agents.cli import main
+from ncp_control.agents.commands.train_bc import parse_overrides
 from tests.imitation_synthetic import ENV_ID
 
 torch.set_num_threads(1)
@@ -35,7 +35,7 @@ def test_train_bc_then_resume_a_finished_run(tmp_path, capsys):
     # stored settings; nothing left to train
     assert (out / "model.pt").read_bytes() == before
     # the shared evaluator rebuilds the env with the run's own env arguments (stored under "training")
-    from agents.runs import load_run
+    from ncp_control.agents.runs.load import load_run
 
     assert load_run(out).env_kwargs == config["training"]["env_kwargs"]
     capsys.readouterr()

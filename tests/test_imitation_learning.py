@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from agents.imitation import BCConfig, evaluate_heldout, load_policy, train
+from ncp_control.agents.imitation import BCConfig, evaluate_heldout, load_policy, train
 from ncp_control.policies.imitation import ModelConfig, build_model
 from tests.imitation_synthetic import ENV_ID
 

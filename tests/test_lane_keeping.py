@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
-import envs  # noqa: F401  (registers the ids)
+import ncp_control.envs  # noqa: F401  (registers the ids)
 
 ID = "LaneKeeping-v0"
 

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs  # noqa: F401  (registers the ids)
+import ncp_control.envs  # noqa: F401  (registers the ids)
 
 REFERENCE = json.loads((pathlib.Path(__file__).parent / "data" / "lane_keeping_plain_frames.json").read_text())
 
@@ -66,8 +66,8 @@ def test_roadside_objects_never_come_within_the_margin_of_the_asphalt():
     """Footprints (discs, box rectangles) of every visible slot stay >= lane_width + shoulder (0.5) + margin (1.0)
     from the centre line, over many seeds and randomised lane widths; also on a tight circle where the road
     surrounds slots on the inside (those must be hidden)."""
-    from envs.road import Road
-    from envs.roadside import place_roadside
+    from ncp_control.envs.lane_keeping.road import Road
+    from ncp_control.envs.lane_keeping.roadside import place_roadside
 
     env = gym.make("LaneKeepingState-v0", domain_randomization=True).unwrapped
     checked = 0
@@ -148,11 +148,11 @@ def test_textures_vary_across_seeds_and_show_in_the_asphalt_and_ground():
     textured = [p for name, p in patches.items() if name is not None]
     assert len(textured) >= 2 and not np.array_equal(textured[0], textured[1])
     # colours stay the default ones (only textures are randomised here)
-    assert base._appearance.asphalt == envs.lane_world.Appearance().asphalt
+    assert base._appearance.asphalt == ncp_control.envs.lane_keeping.world.Appearance().asphalt
 
 
 def test_texture_generator_is_deterministic_and_validated():
-    from envs.textures import ASPHALT_TEXTURES, GROUND_TEXTURES, make_texture
+    from ncp_control.envs.lane_keeping.textures import ASPHALT_TEXTURES, GROUND_TEXTURES, make_texture
 
     for name in [*ASPHALT_TEXTURES, *GROUND_TEXTURES]:
         a, b = make_texture(name), make_texture(name)
@@ -186,7 +186,7 @@ def test_same_seed_same_frames_with_full_domain_randomization():
 
 
 def test_element_subsets_randomise_only_what_they_name():
-    plain = envs.lane_world.Appearance(lane_width=3.5)
+    plain = ncp_control.envs.lane_keeping.world.Appearance(lane_width=3.5)
     env = gym.make("LaneKeepingState-v0", domain_randomization=["objects"]).unwrapped
     env.reset(seed=4)
     assert env._appearance == plain and env.roadside_objects() is not None
@@ -235,7 +235,7 @@ def test_pickle_round_trip_with_domain_randomization():
 
 
 def test_expert_completes_camera_roads_with_full_domain_randomization():
-    from agents.experts import PurePursuitExpert
+    from ncp_control.agents.imitation.experts import PurePursuitExpert
 
     env = gym.make("LaneKeeping-v0", domain_randomization=True)
     expert = PurePursuitExpert(env)

@@ -1,11 +1,11 @@
-"""Road geometry of the lane-keeping envs (envs/road.py): integration, projection, generation, meshes."""
+"""Road geometry of the lane-keeping envs (envs/lane_keeping/road.py): integration, projection, generation, meshes."""
 
 import math
 
 import numpy as np
 import pytest
 
-from envs.road import Road, RoadConfig, wrap_angle
+from ncp_control.envs.lane_keeping.road import Road, RoadConfig, wrap_angle
 
 
 def test_straight_road_projection_is_exact():

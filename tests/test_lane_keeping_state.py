@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
-import envs  # noqa: F401  (registers the ids)
+import ncp_control.envs  # noqa: F401  (registers the ids)
 
 ID = "LaneKeepingState-v0"
 INFO_KEYS = {"lateral_offset_m", "heading_error_rad", "road_curvature", "distance_m", "is_success", "elapsed_time",

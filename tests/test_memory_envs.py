@@ -10,8 +10,8 @@ import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import envs  # noqa: F401  (registers the ids)
-from envs.memory import KeepObservationIndices, MaskVelocity, position_indices
+import ncp_control.envs  # noqa: F401  (registers the ids)
+from ncp_control.envs.masked_velocity import KeepObservationIndices, MaskVelocity, position_indices
 
 torch.set_num_threads(1)  # SB3's checker imports torch; the machine is shared
 
@@ -113,7 +113,7 @@ def test_pendulum_novel_is_pendulum_with_the_angular_velocity_zeroed_as_in_rl_zo
     assert trunc  # the 200-step limit ends the episode
 
 
-REGISTERED = list(envs.REGISTERED_IDS)
+REGISTERED = list(ncp_control.envs.REGISTERED_IDS)
 
 
 @pytest.mark.parametrize("env_id", REGISTERED)
@@ -131,9 +131,9 @@ def test_every_registered_id_rejects_non_finite_actions(env_id, bad):
 
 
 def test_registered_ids_lists_every_id_the_envs_package_registers():
-    """envs.REGISTERED_IDS is the whole list (so every id is in the non-finite-action test)."""
+    """ncp_control.envs.REGISTERED_IDS is the whole list (so every id is in the non-finite-action test)."""
     entry_points = {k for k, spec in gym.registry.items()
-                    if isinstance(spec.entry_point, str) and spec.entry_point.startswith("envs.")}
+                    if isinstance(spec.entry_point, str) and spec.entry_point.startswith("ncp_control.envs.")}
     assert entry_points == set(REGISTERED)
 
 
@@ -200,7 +200,7 @@ def test_position_indices_refuses_unknown_layouts():
 
 
 def test_a_model_of_the_old_box2_pendulum_novel_gets_an_error_that_says_why():
-    from agents.evaluation import check_spaces_fit
+    from ncp_control.agents.evaluation.episodes import check_spaces_fit
 
     class OldModel:
         observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)

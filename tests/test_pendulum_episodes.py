@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import ppo
+from ncp_control.agents import ppo
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pendulum_episodes.py"
 

@@ -12,7 +12,7 @@ from gymnasium.spaces import Box
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from envs.perturbations import (
+from ncp_control.envs.perturbations import (
     PERTURBATIONS,
     ActionDelay,
     ActionNoise,

@@ -1,4 +1,4 @@
-"""agents.ppo: configs, run folders, resume, baselines through one front door, loading, a memory learning check."""
+"""ncp_control.agents.ppo: configs, run folders, resume, baselines through one front door, loading, a memory learning check."""
 
 import json
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from agents import ppo
-from agents.cli import main as cli_main
-from agents.evaluation import evaluate
-from agents.runs import load_run
+from ncp_control.agents import ppo
+from ncp_control.agents.cli import main as cli_main
+from ncp_control.agents.evaluation.episodes import evaluate
+from ncp_control.agents.runs.load import load_run
 from tests._ppo_helpers import register_test_envs
 
 torch.set_num_threads(1)

@@ -80,7 +80,7 @@ def test_float32_state_stays_finite(kind, x, dt):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """Real files of each kind the loaders read: torch weights, normaliser .npz, JSON config, manifest."""
-    from agents.run_io import ObsNormalizer, save_normalizer, save_tensors
+    from ncp_control.agents.runs.files import ObsNormalizer, save_normalizer, save_tensors
 
     folder = tmp_path_factory.mktemp("files")
     save_tensors({"w": torch.randn(4, 4), "b": torch.zeros(4)}, folder / "model.pt")
@@ -91,8 +91,8 @@ def files(tmp_path_factory):
 
 
 def _loaders():
-    from agents.run_io import load_normalizer, load_tensors
-    from agents.runs import read_config
+    from ncp_control.agents.runs.files import load_normalizer, load_tensors
+    from ncp_control.agents.runs.load import read_config
 
     return {
         "model.pt": lambda path: load_tensors(path, "model weights"),
@@ -136,7 +136,7 @@ def test_random_bytes_give_a_value_error_naming_the_file(tmp_path, name, data):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=500))
 def test_random_manifests_are_refused_clearly(tmp_path, data):
-    from agents.imitation import DatasetError, Demonstrations
+    from ncp_control.agents.imitation import DatasetError, Demonstrations
 
     folder = tmp_path / f"d{abs(hash(data)) % 10**9}"
     folder.mkdir(exist_ok=True)

@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("rl_zoo3")  # the dev extra declares it
 import yaml  # noqa: E402  (rl_zoo3 requires pyyaml)
 
-from agents.rl_zoo import ZOO_ENVS, ZOO_POLICY, hyperparams_path, render_hyperparams_file  # noqa: E402
+from ncp_control.agents.ppo.rl_zoo import ZOO_ENVS, ZOO_POLICY, hyperparams_path, render_hyperparams_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,10 +28,10 @@ import importlib, json, sys
 import numpy as np, gymnasium as gym
 for name in sys.argv[1:]:
     importlib.import_module(name)
-import envs
+import ncp_control.envs
 from rl_zoo3.wrappers import MaskVelocityWrapper
 zoo_ids = {k.replace("-v", "NoVel-v") for k in MaskVelocityWrapper.velocity_indices}
-ours = set(envs.REGISTERED_IDS)
+ours = set(ncp_control.envs.REGISTERED_IDS)
 env, zoo = gym.make("PendulumNoVel-v1"), MaskVelocityWrapper(gym.make("Pendulum-v1"))
 obs, _ = env.reset(seed=7); obs_zoo, _ = zoo.reset(seed=7)
 same = bool(np.array_equal(obs, obs_zoo))
@@ -50,7 +50,8 @@ def _run(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
-@pytest.mark.parametrize("order", [["envs", "rl_zoo3.import_envs"], ["rl_zoo3.import_envs", "envs"]])
+@pytest.mark.parametrize("order", [["ncp_control.envs", "rl_zoo3.import_envs"],
+                                   ["rl_zoo3.import_envs", "ncp_control.envs"]])
 def test_pendulum_novel_is_rl_zoos_env_in_either_import_order(order):
     done = _run(["-c", _ORDER_SCRIPT, *order])
     assert done.returncode == 0, done.stderr[-3000:]
@@ -76,7 +77,7 @@ def test_shipped_hyperparameter_files_agree_with_the_ppo_presets(cell):
 
 @pytest.mark.parametrize("cell", ["cfc", "ltc"])
 def test_rl_zoo_train_entry_point_trains_the_ncp_policy_from_the_shipped_file(cell, tmp_path):
-    done = _run(["-m", "rl_zoo3.train", "--algo", "ppo_lstm", "--env", "PendulumNoVel-v1", "--gym-packages", "envs",
+    done = _run(["-m", "rl_zoo3.train", "--algo", "ppo_lstm", "--env", "PendulumNoVel-v1", "--gym-packages", "ncp_control.envs",
                  "-c", str(hyperparams_path(cell)), "-n", "256", "--seed", "0", "--device", "cpu",
                  "--eval-freq", "-1", "-f", str(tmp_path),
                  "--hyperparams", "n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:1"])

@@ -1,4 +1,4 @@
-"""agents.robustness: common random numbers, level 0 = unperturbed, intervals, errors, failures, parallel runs, CLI."""
+"""ncp_control.agents.evaluation.robustness: common random numbers, level 0 = unperturbed, intervals, errors, failures, parallel runs, CLI."""
 
 import csv
 import io
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from agents.evaluation import evaluate
-from agents.robustness import (
+from ncp_control.agents.evaluation.episodes import evaluate
+from ncp_control.agents.evaluation.robustness import (
     RobustnessResults,
     mean_confidence_interval,
     parse_sweeps,
@@ -18,7 +18,7 @@ from agents.robustness import (
     t_quantile,
     wilson_interval,
 )
-from agents.runs import load_run
+from ncp_control.agents.runs.load import load_run
 from tests._robust_helpers import MeanPixel, Unpicklable, write_untrained_bc_run
 
 torch.set_num_threads(1)
@@ -66,7 +66,7 @@ def test_wilson_interval_on_known_counts():
 
 
 def test_plot_title_names_the_runs_env_when_no_env_id_was_given():
-    from agents.robustness import RobustnessResults, Row
+    from ncp_control.agents.evaluation.robustness import RobustnessResults, Row
 
     rows = [Row(model, "pixel_noise", level, returns=[1.0, 2.0, 3.0], lengths=[5, 5, 5], crashes=[False] * 3,
                 successes=None, abs_lateral_m=None, distances_m=None) for model in "ab" for level in (0.0, 0.5)]
@@ -201,7 +201,7 @@ def test_lane_metrics_writers_and_json_round_trip(tmp_path):
 
 
 def test_cli_writes_outputs_and_rejects_bad_specs(bc_run, tmp_path, capsys):
-    from agents.cli import main
+    from ncp_control.agents.cli import main
 
     code = main(["robustness", str(bc_run), "--env", TINY, "--perturb", "pixel_noise:0,0.2", "--perturb",
                  "action_delay:0,3", "--episodes", "2", "--out", str(tmp_path / "out"), "--quiet", "--no-plot"])

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from agents import ppo
-from agents.cli import main
+from ncp_control.agents import ppo
+from ncp_control.agents.cli import main
 from tests._ppo_helpers import register_test_envs
 from tests.imitation_synthetic import ENV_ID
 
@@ -56,7 +56,7 @@ def ppo_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bc_run(tmp_path_factory):
-    from agents.imitation import BCConfig, train
+    from ncp_control.agents.imitation import BCConfig, train
 
     config = BCConfig(env_id=ENV_ID, expert="tests.imitation_synthetic:make_expert", model="ncp-cfc",
                       conv_channels=(4, 4, 4, 4, 4), features=8, demo_episodes=2, dagger_rounds=0, epochs=1,
@@ -145,7 +145,7 @@ def test_the_checkpoint_fallback_is_safe_too(kind, ppo_run, bc_run, tmp_path, ca
 
 def test_normaliser_statistics_are_plain_data_equal_to_sb3s(ppo_run):
     """vecnormalize.npz holds what SB3's pickle holds (the pickle is read here only because this test made it)."""
-    from agents.run_io import ObsNormalizer, load_normalizer
+    from ncp_control.agents.runs.files import ObsNormalizer, load_normalizer
 
     with open(ppo_run / "vecnormalize.pkl", "rb") as f:
         sb3 = pickle.load(f)

@@ -1,11 +1,11 @@
-"""agents.saliency_stability: SSIM against a brute-force reference and closed forms; the clean/noisy protocol."""
+"""ncp_control.agents.evaluation.saliency_stability: SSIM against a brute-force reference and closed forms; the clean/noisy protocol."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents.saliency_stability import perturb_frames, saliency_stability, ssim, ssim_map
-from envs.perturbations import gaussian_blur, make_perturbation
+from ncp_control.agents.evaluation.saliency_stability import perturb_frames, saliency_stability, ssim, ssim_map
+from ncp_control.envs.perturbations import gaussian_blur, make_perturbation
 from tests._robust_helpers import MeanPixel
 
 TINY = "tests.imitation_synthetic:TinyLane-v0"

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from agents.run_io import write_json_atomic
-from agents.study_jobs import evaluate_job, pack_folder, train_job, unpack_folder
-from agents.study_spec import plan_study, read_spec, run_id
-from agents.study_summary import read_records, summarize, write_records, write_summary
+from ncp_control.agents.runs.files import write_json_atomic
+from ncp_control.agents.study.jobs import evaluate_job, pack_folder, train_job, unpack_folder
+from ncp_control.agents.study.spec import plan_study, read_spec, run_id
+from ncp_control.agents.study.summary import read_records, summarize, write_records, write_summary
 
 SMOKE = "agents/configs/studies/memory-smoke.json"
 
@@ -139,7 +139,7 @@ def test_evaluation_entries_apply_to_the_training_tags_they_name():
 
 
 def test_evaluation_env_kwargs_keep_the_observation_and_drop_the_training_look():
-    from agents.study_jobs import evaluation_env_kwargs
+    from ncp_control.agents.study.jobs import evaluation_env_kwargs
 
     trained = {"image_height": 32, "image_width": 64, "domain_randomization": True}
     assert evaluation_env_kwargs("LaneKeeping-v0", trained, "LaneKeeping-v0", {}) == {"image_height": 32,
@@ -152,8 +152,8 @@ def test_evaluation_env_kwargs_keep_the_observation_and_drop_the_training_look()
 def test_a_run_trained_under_randomisation_is_evaluated_on_the_entrys_look(tmp_path):
     """The evaluation job builds its env from the entry, not from the run's training look: a run trained with
     randomised road geometry, evaluated on a "clean" entry, drives exactly the clean roads."""
-    from agents.evaluation import evaluate
-    from agents.runs import load_run
+    from ncp_control.agents.evaluation.episodes import evaluate
+    from ncp_control.agents.runs.load import load_run
 
     plan = plan_study({"name": "t", "train": [{**tiny_lane_ppo(env_kwargs=DR_GEOMETRY), "tag": "dr"}]})
     run_dir = tmp_path / plan.train[0].job_id
@@ -172,7 +172,7 @@ def test_a_run_trained_under_randomisation_is_evaluated_on_the_entrys_look(tmp_p
 
 
 def test_the_generalisation_spec_reuses_the_noise_runs_and_evaluates_dr_runs_on_the_clean_look():
-    from agents.study_jobs import evaluation_env_kwargs
+    from ncp_control.agents.study.jobs import evaluation_env_kwargs
 
     noise = plan_study(read_spec("agents/configs/studies/ncp-noise.json"))
     plan = plan_study(read_spec("agents/configs/studies/ncp-generalisation.json"))
@@ -224,7 +224,7 @@ def test_bad_training_tags_are_refused(tag, message):
 
 
 def test_cli_reports_a_bad_spec_in_one_line(tmp_path, capsys):
-    from agents.cli import main
+    from ncp_control.agents.cli import main
 
     spec = tmp_path / "spec.json"
     spec.write_text("{not json")
@@ -237,7 +237,7 @@ def test_cli_reports_a_bad_spec_in_one_line(tmp_path, capsys):
 
 
 def test_missing_ray_names_the_extra(tmp_path, monkeypatch, capsys):
-    from agents.cli import main
+    from ncp_control.agents.cli import main
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     spec = tmp_path / "spec.json"
@@ -248,7 +248,7 @@ def test_missing_ray_names_the_extra(tmp_path, monkeypatch, capsys):
 
 def test_ppo_job_killed_after_its_checkpoint_continues_from_it(tmp_path, monkeypatch):
     """The work a Ray task does: a fresh run killed after its first checkpoint; the next attempt resumes it."""
-    import agents.study_jobs as jobs
+    import ncp_control.agents.study.jobs as jobs
 
     class Killed(Exception):
         pass
@@ -399,7 +399,7 @@ def _fake_conditions_study(out):
 
 
 def test_summary_of_a_study_with_conditions_is_keyed_by_training_tag_and_condition(tmp_path):
-    from agents.study_summary import separation_verdict
+    from ncp_control.agents.study.summary import separation_verdict
 
     _fake_conditions_study(tmp_path / "s")
     summary = write_summary(tmp_path / "s")
@@ -433,7 +433,7 @@ def test_summary_of_a_study_with_conditions_is_keyed_by_training_tag_and_conditi
 
 def _finished_study(out, spec) -> None:
     """A study folder in which every training job of ``spec`` ran (records as the driver writes them)."""
-    from agents.study import _new_record
+    from ncp_control.agents.study.driver import _new_record
 
     (out / "jobs").mkdir(parents=True)
     write_json_atomic(out / "spec.json", spec)
@@ -443,8 +443,8 @@ def _finished_study(out, spec) -> None:
 
 
 def _reuse(spec, out, sources):
-    from agents.study import _new_record, now
-    from agents.study_reuse import check_sources, reuse_runs
+    from ncp_control.agents.study.driver import _new_record, now
+    from ncp_control.agents.study.reuse import check_sources, reuse_runs
 
     (out / "jobs").mkdir(parents=True)
     (out / "runs").mkdir()
@@ -472,13 +472,13 @@ def test_runs_from_copies_finished_runs_trained_with_the_same_config(tmp_path):
     assert record["spec"]["run"] == f"runs/{job}" and record["trained_seconds"] > 0
     summary = summarize(tmp_path / "dst")
     assert summary["reused"] == {job: str(src.resolve())}
-    from agents.study_summary import summary_markdown
+    from ncp_control.agents.study.summary import summary_markdown
 
     assert f"Reused 1 finished training run(s) of {src.resolve()} (copied, not trained here): {job}." in \
         summary_markdown(summary)
     # a second pass (e.g. --resume) finds the job done and copies nothing
-    from agents.study import _new_record, now
-    from agents.study_reuse import reuse_runs
+    from ncp_control.agents.study.driver import _new_record, now
+    from ncp_control.agents.study.reuse import reuse_runs
 
     assert reuse_runs(plan_study(spec).train, tmp_path / "dst", [src.resolve()], _new_record, now, print) == []
 
@@ -501,7 +501,7 @@ def test_runs_from_trains_a_run_whose_config_differs_or_that_holds_a_link(tmp_pa
 
 
 def test_config_difference_of_imitation_runs():
-    from agents.study_jobs import config_difference
+    from ncp_control.agents.study.jobs import config_difference
 
     bc = {"kind": "bc", "env": "LaneKeeping-v0", "models": ["cnn"], "seeds": [0], "set": {"epochs": 1}}
     config = plan_study({"name": "t", "train": [bc]}).train[0].config
@@ -514,7 +514,7 @@ def test_config_difference_of_imitation_runs():
 
 
 def test_study_report_rerenders(tmp_path, capsys):
-    from agents.cli import main
+    from ncp_control.agents.cli import main
 
     _fake_study(tmp_path / "s", {0: (-1.0, -2.0)})
     assert main(["study-report", str(tmp_path / "s"), "--no-plot"]) == 0
@@ -525,7 +525,7 @@ def test_study_report_rerenders(tmp_path, capsys):
 
 
 def test_a_study_folder_is_not_overwritten_or_resumed_with_another_spec(tmp_path):
-    from agents.study import run_study
+    from ncp_control.agents.study.driver import run_study
 
     spec = {"name": "x", "train": [tiny_ppo()]}
     (tmp_path / "s").mkdir()
@@ -543,7 +543,7 @@ def test_a_study_folder_is_not_overwritten_or_resumed_with_another_spec(tmp_path
 
 
 def test_sessions_are_recorded_as_they_go(tmp_path):
-    from agents.study import record_session
+    from ncp_control.agents.study.driver import record_session
 
     first = record_session(tmp_path, {"start": "a", "end": None, "wall_seconds": 0.0})
     record_session(tmp_path, {"start": "a", "end": None, "wall_seconds": 5.0}, first)  # then killed
@@ -553,7 +553,7 @@ def test_sessions_are_recorded_as_they_go(tmp_path):
 
 
 def test_separation_verdict_names_only_pairs_whose_intervals_do_not_overlap():
-    from agents.study_summary import separation_verdict
+    from ncp_control.agents.study.summary import separation_verdict
 
     def group(model, low, high, n_seeds=3):
         return {"env": "E", "perturbation": "p", "level": 0.1, "model": model, "n_seeds": n_seeds,

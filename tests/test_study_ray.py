@@ -15,9 +15,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from agents.study import FAULT_ENV, run_study  # noqa: E402
-from agents.study_spec import read_spec  # noqa: E402
-from agents.study_summary import read_records  # noqa: E402
+from ncp_control.agents.study.driver import FAULT_ENV, run_study  # noqa: E402
+from ncp_control.agents.study.spec import read_spec  # noqa: E402
+from ncp_control.agents.study.summary import read_records  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,7 +125,7 @@ class TestLocalRay:
         spec_path = tmp_path / "spec.json"
         spec_path.write_text(json.dumps(spec))
         out = tmp_path / "study"
-        driver = subprocess.Popen([sys.executable, "-m", "agents.cli", "study", str(spec_path), "--out", str(out),
+        driver = subprocess.Popen([sys.executable, "-m", "ncp_control.agents.cli", "study", str(spec_path), "--out", str(out),
                                    "--num-cpus", "1", "--quiet"], cwd=ROOT, start_new_session=True,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         first = out / "jobs" / "ppo-Pendulum-v1-mlp-s0.done"

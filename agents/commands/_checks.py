@@ -1,4 +1,4 @@
-"""Argument checks shared by the subcommands: run before any work, raise :class:`~agents.errors.UsageError` (or
+"""Argument checks shared by the subcommands: run before any work, raise :class:`~ncp_control.agents.errors.UsageError` (or
 ``ValueError`` for a bad file) with a message in the command line's words.
 
 Also :func:`removed_on_failure`, which takes away an output folder a failed command created, so that a failed
@@ -13,7 +13,8 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from agents.errors import UsageError
+from ncp_control.agents.errors import UsageError
+from ncp_control.agents.runs.legacy import current_name
 
 
 def positive(flag: str, value: int | None) -> None:
@@ -29,7 +30,7 @@ def non_negative(flag: str, value: int | None) -> None:
 
 
 def env_id(value: str | None, flag: str = "--env") -> None:
-    """``value`` must be a registered Gymnasium id (after importing ``envs``; ``module:Id`` imports ``module``).
+    """``value`` must be a registered Gymnasium id (after importing ``ncp_control.envs``; ``module:Id`` imports ``module``).
 
     The message lists the closest registered ids.
     """
@@ -39,11 +40,11 @@ def env_id(value: str | None, flag: str = "--env") -> None:
 
     import gymnasium as gym
 
-    import envs  # noqa: F401  registers this project's ids
+    import ncp_control.envs  # noqa: F401  registers this project's ids
 
     name = value
     if ":" in value:
-        module, _, name = value.partition(":")
+        module, _, name = current_name(value).partition(":")
         try:
             importlib.import_module(module)
         except ImportError as error:
@@ -57,7 +58,7 @@ def env_id(value: str | None, flag: str = "--env") -> None:
 
 def run_folder(path: str | Path, flag: str = "RUN_DIR") -> None:
     """``path`` must be a run folder (``config.json`` with kind, env_id, policy, seed) written by a training command."""
-    from agents.runs import read_config
+    from ncp_control.agents.runs.load import read_config
 
     try:
         read_config(path)
@@ -67,7 +68,7 @@ def run_folder(path: str | Path, flag: str = "RUN_DIR") -> None:
 
 def loadable_run(path: str | Path, flag: str = "RUN_DIR") -> None:
     """``path`` must be a run folder whose model loads (a truncated or corrupt model file is reported here)."""
-    from agents.runs import load_run
+    from ncp_control.agents.runs.load import load_run
 
     run_folder(path, flag)
     load_run(path)
@@ -75,8 +76,8 @@ def loadable_run(path: str | Path, flag: str = "RUN_DIR") -> None:
 
 def stored_bc_config(out: str | Path):
     """The training settings stored in an imitation run folder, for ``--resume``; errors name the file."""
-    from agents.imitation import BCConfig
-    from agents.runs import read_json_object
+    from ncp_control.agents.imitation import BCConfig
+    from ncp_control.agents.runs.load import read_json_object
 
     path = Path(out) / "config.json"
     if not path.is_file():

@@ -27,9 +27,9 @@ import json
 import time
 from pathlib import Path
 
-from agents.commands import _checks
-from agents.commands.train_bc import MODELS, parse_overrides, print_progress
-from agents.errors import UsageError
+from ncp_control.agents.commands import _checks
+from ncp_control.agents.commands.train_bc import MODELS, parse_overrides, print_progress
+from ncp_control.agents.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +80,7 @@ def plot_trace(episode, path: Path, title: str) -> None:
 
 def _config(args: argparse.Namespace):
     """The demo's training settings, checked before any work (the stored ones with --resume)."""
-    from agents import imitation as im
+    from ncp_control.agents import imitation as im
 
     _checks.positive("--episodes", args.episodes)
     _checks.positive("--threads", args.threads)
@@ -103,10 +103,10 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from agents import imitation as im
-    from agents.commands.train_bc import has_progress
-    from agents.evaluation import progress_printer, summary_line
-    from agents.inspection import inspect_run
+    from ncp_control.agents import imitation as im
+    from ncp_control.agents.commands.train_bc import has_progress
+    from ncp_control.agents.evaluation.episodes import progress_printer, summary_line
+    from ncp_control.agents.evaluation.inspection import inspect_run
     from ncp_control.policies.imitation import ModelConfig, build_model, format_parameter_table, parameter_counts
 
     torch.set_num_threads(args.threads)

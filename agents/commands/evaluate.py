@@ -23,7 +23,7 @@ def add_episode_arguments(parser: argparse.ArgumentParser, env_default: str) -> 
 
 def check_episode_arguments(args: argparse.Namespace) -> None:
     """One-line errors for the arguments of :func:`add_episode_arguments`."""
-    from agents.commands import _checks
+    from ncp_control.agents.commands import _checks
 
     _checks.positive("--episodes", args.episodes)
     _checks.positive("--n-envs", args.n_envs)
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from agents.commands import _checks
+    from ncp_control.agents.commands import _checks
 
     _checks.run_folder(args.run_dir)
     check_episode_arguments(args)
@@ -53,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from agents.evaluation import evaluate, format_table, progress_printer
-    from agents.runs import load_run
+    from ncp_control.agents.evaluation.episodes import evaluate, format_table, progress_printer
+    from ncp_control.agents.runs.load import load_run
 
     torch.set_num_threads(1)
     loaded = load_run(args.run_dir)

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from agents.export import export_run
+    from ncp_control.agents.export.writer import export_run
 
     torch.set_num_threads(1)
     metadata = export_run(args.run_dir, args.out)

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     """Everything about the command line that can be checked before any work."""
-    from agents.commands import _checks
+    from ncp_control.agents.commands import _checks
 
     _checks.run_folder(args.run_dir)
     for flag, value in (("--episodes", args.episodes), ("--max-steps", args.max_steps),
@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from agents.commands import _checks
-    from agents.inspection import inspect_run
+    from ncp_control.agents.commands import _checks
+    from ncp_control.agents.evaluation.inspection import inspect_run
 
     torch.set_num_threads(args.threads)
     print(f"inspecting {args.run_dir} on {args.episodes} episode(s) ...", flush=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from agents.errors import UsageError
+from ncp_control.agents.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     """Everything about the command line that can be checked before any work."""
-    from agents.commands import _checks
-    from agents.robustness import parse_sweeps
+    from ncp_control.agents.commands import _checks
+    from ncp_control.agents.evaluation.robustness import parse_sweeps
 
     for run_dir in args.run_dirs:
         _checks.loadable_run(run_dir)
@@ -65,8 +65,8 @@ def check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from agents.commands import _checks
-    from agents.robustness import robustness_sweep
+    from ncp_control.agents.commands import _checks
+    from ncp_control.agents.evaluation.robustness import robustness_sweep
 
     check_args(args)
     results = robustness_sweep(

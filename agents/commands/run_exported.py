@@ -14,7 +14,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from agents.commands.evaluate import add_episode_arguments
+    from ncp_control.agents.commands.evaluate import add_episode_arguments
 
     parser.add_argument("policy", help="ONNX file written by ncp-control export")
     add_episode_arguments(parser, "the env stored in the file")
@@ -26,9 +26,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from agents.commands import _checks
-    from agents.commands.evaluate import check_episode_arguments
-    from agents.evaluation import evaluate
+    from ncp_control.agents.commands import _checks
+    from ncp_control.agents.commands.evaluate import check_episode_arguments
+    from ncp_control.agents.evaluation.episodes import evaluate
     from ncp_control.deploy import OnnxPolicy
 
     check_episode_arguments(args)

@@ -1,6 +1,6 @@
 """Run a study on Ray: train models x seeds and evaluate every run (with perturbation sweeps), then summarise.
 
-The spec is a JSON file (see agents/study_spec.py and the shipped ones in agents/configs/studies/). Without
+The spec is a JSON file (see agents/study/spec.py and the shipped ones in agents/configs/studies/). Without
 --address a local Ray is started for the run and stopped after; --address (or RAY_ADDRESS) joins an existing
 cluster. DIR receives spec.json, jobs.jsonl, runs/<kind>-<env>[-<tag>]-<model>-s<seed>/ (what train-ppo / train-bc
 write), jobs/<job>.done and summary.{md,csv,json} + plots. See docs/scale.md. Needs the [ray] extra.
@@ -36,9 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from agents.errors import UsageError
-    from agents.study import run_study
-    from agents.study_spec import read_spec
+    from ncp_control.agents.errors import UsageError
+    from ncp_control.agents.study.driver import run_study
+    from ncp_control.agents.study.spec import read_spec
 
     if args.num_cpus is not None and args.num_cpus < 1:
         raise UsageError("--num-cpus must be >= 1")

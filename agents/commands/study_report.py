@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from agents.study_summary import summary_markdown, write_summary
+    from ncp_control.agents.study.summary import summary_markdown, write_summary
 
     if not (Path(args.out) / "spec.json").is_file():
         raise ValueError(f"{args.out} is not a study folder (it has no spec.json)")

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from agents.commands import _checks
-from agents.errors import UsageError
+from ncp_control.agents.commands import _checks
+from ncp_control.agents.errors import UsageError
 
 MODELS = ("ncp-ltc", "ncp-cfc", "lstm", "cnn")
 PRESET_NAMES = ("demo", "paper")
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_overrides(items: list[str]) -> dict:
     """``["epochs=3", "lr=0.001"]`` -> ``{"epochs": 3, "lr": 0.001}`` (JSON values, else strings), each checked
-    against the type of the :class:`~agents.imitation.BCConfig` field it sets.
+    against the type of the :class:`~ncp_control.agents.imitation.BCConfig` field it sets.
 
     Raises:
         UsageError: not KEY=VALUE, an unknown setting (with close matches), or a value of the wrong type; the
@@ -69,7 +69,7 @@ def _check_setting(key: str, value, item: str) -> None:
     import difflib
     import typing
 
-    from agents.imitation import BCConfig
+    from ncp_control.agents.imitation import BCConfig
 
     hints = typing.get_type_hints(BCConfig)
     if key not in hints:
@@ -115,8 +115,8 @@ def _fits(value, hint) -> bool:
 
 
 def config_from_args(args: argparse.Namespace):
-    """The :class:`~agents.imitation.BCConfig` the arguments describe (the stored one with ``--resume``)."""
-    from agents.imitation import preset_config
+    """The :class:`~ncp_control.agents.imitation.BCConfig` the arguments describe (the stored one with ``--resume``)."""
+    from ncp_control.agents.imitation import preset_config
 
     if args.resume:
         return _checks.stored_bc_config(args.out)
@@ -143,7 +143,7 @@ def _json_object(text: str):
 
 
 def print_progress(record: dict) -> None:
-    """One line per progress record of :func:`agents.imitation.train` (reads well in a log file)."""
+    """One line per progress record of :func:`ncp_control.agents.imitation.train` (reads well in a log file)."""
     if "collect/episode" in record:
         print(f"round {record['collect/round']}: collected episode {record['collect/episode']}/"
               f"{record['collect/episodes']} ({record['collect/steps']} steps, {record['time/seconds']:.0f} s)",
@@ -180,8 +180,8 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from agents import imitation as im
-    from agents.evaluation import progress_printer, summary_line
+    from ncp_control.agents import imitation as im
+    from ncp_control.agents.evaluation.episodes import progress_printer, summary_line
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

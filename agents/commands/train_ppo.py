@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from agents.commands import _checks
-from agents.errors import UsageError
+from ncp_control.agents.commands import _checks
+from ncp_control.agents.errors import UsageError
 
 POLICIES = ("ltc", "cfc", "lstm", "mlp")
 
@@ -63,7 +63,7 @@ def check_args(args: argparse.Namespace) -> None:
                          "(or --resume --out RUN_DIR)")
     _checks.env_id(args.env)
     if args.out:
-        from agents.ppo import has_progress
+        from ncp_control.agents.ppo import has_progress
 
         if has_progress(args.out):
             _checks.new_run_folder(args.out)
@@ -83,7 +83,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def _new_config(args: argparse.Namespace, overrides: dict) -> dict:
-    from agents import ppo
+    from ncp_control.agents import ppo
 
     try:
         config = ppo.resolve_config(args.env, args.policy, timesteps=args.timesteps, seed=args.seed,
@@ -99,7 +99,7 @@ def _new_config(args: argparse.Namespace, overrides: dict) -> dict:
 def run(args: argparse.Namespace) -> int:
     check_args(args)
     overrides = _overrides(args)
-    from agents.runs import read_config
+    from ncp_control.agents.runs.load import read_config
 
     if args.resume:
         config = read_config(args.out)
@@ -113,9 +113,9 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from agents import ppo
-    from agents.callbacks import ProgressLines
-    from agents.evaluation import summary_line
+    from ncp_control.agents import ppo
+    from ncp_control.agents.ppo.callbacks import ProgressLines
+    from ncp_control.agents.evaluation.episodes import summary_line
 
     torch.set_num_threads(args.threads)
     print(f"{'resuming' if args.resume else 'training'} {config['policy']} on {config['env_id']} for "

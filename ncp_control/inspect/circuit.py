@@ -243,8 +243,8 @@ def circuit_from_policy(policy: Any, *, observation_transform: Callable | None =
             raise ValueError("observation_transform applies to PPO policies only")
         return _sequence_circuit(policy, name)
     raise TypeError(
-        f"cannot inspect a {type(policy).__name__}: pass an imitation SequencePolicy (agents.imitation.load_policy), "
-        "an NCPActorCriticPolicy or a RecurrentPPO model using it (agents.runs.load_run(...).predictor.policy)")
+        f"cannot inspect a {type(policy).__name__}: pass an imitation SequencePolicy (ncp_control.agents.imitation.load_policy), "
+        "an NCPActorCriticPolicy or a RecurrentPPO model using it (ncp_control.agents.runs.load.load_run(...).predictor.policy)")
 
 
 def _sequence_circuit(policy, name: str | None) -> Circuit:

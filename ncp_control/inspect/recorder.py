@@ -3,7 +3,7 @@ rewards and the environment's ``info``; keep it in memory or save it as ``record
 
 The environment is any object with Gymnasium's ``reset(seed=...)`` / ``step(action)``; this module never creates
 one (``ncp_control`` does not depend on the environments). Episode ``i`` is reset with ``seed + i`` (the same
-episodes as ``agents.evaluation.evaluate``).
+episodes as ``ncp_control.agents.evaluation.episodes.evaluate``).
 
 Alignment: row ``t`` of every array belongs to the same step: the observation the policy saw, the ``info`` that
 came with that observation (from ``reset`` for the first step), the sensory inputs (``features``), the neuron
@@ -11,7 +11,7 @@ states *after* the cell step, the motor outputs and action of that step, and the
 States are indexed by **wiring neuron id** (motor, command, inter for NCP), whatever the cell's own order.
 
 Elapsed time: the cell is given ``info["elapsed_time"]`` of the previous step when the environment reports it, else
-the circuit's nominal step (as ``agents.imitation.rollout`` does); the cell time actually used is saved (``cell_dt``).
+the circuit's nominal step (as ``ncp_control.agents.imitation.rollout`` does); the cell time actually used is saved (``cell_dt``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,71 @@
+"""Inspect a trained run folder (PPO or imitation): the glue between ``ncp_control.agents.runs.load`` and ``ncp_control.inspect``.
+
+:func:`inspect_run` loads the run, opens its policy as a :class:`~ncp_control.inspect.circuit.Circuit`, makes the
+environment the run was trained on (same ``env_kwargs``, the wrappers its policy needs) and calls
+:func:`ncp_control.inspect.inspect_circuit`, which writes the figures, tables and ``report.html``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ncp_control.agents.evaluation.episodes import check_spaces_fit, make_eval_env
+from ncp_control.agents.runs.load import LoadedRun, load_run
+
+__all__ = ["circuit_for_run", "inspect_run"]
+
+
+def circuit_for_run(loaded: LoadedRun):
+    """The run's policy as a Circuit (PPO: the RecurrentPPO actor behind the run's observation normaliser).
+
+    Raises:
+        ValueError: the run's policy has no wired LTC/CfC core (mlp, lstm, cnn runs).
+    """
+    from ncp_control.inspect import circuit_from_policy
+
+    predictor = loaded.predictor
+    if loaded.config["kind"] == "ppo":
+        if loaded.config["policy"] not in ("ltc", "cfc"):
+            raise ValueError(f"run {loaded.run_dir} uses policy {loaded.config['policy']!r}: only 'ltc' and 'cfc' "
+                             "runs have neurons to inspect")
+        return circuit_from_policy(predictor.policy, name=f"ppo-{loaded.config['policy']}",
+                                   observation_transform=None if predictor.normalizer is None
+                                   else predictor.normalize_obs)
+    return circuit_from_policy(predictor)
+
+
+def inspect_run(run_dir: str | Path, out: str | Path, *, env_id: str | None = None, episodes: int = 1,
+                seed: int = 1_000_000, closed_loop_episodes: int | None = None, max_steps: int | None = None,
+                ig_steps: int = 32, saliency_frames: int = 4, gif_steps: int = 200,
+                figures: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Inspect the run in ``run_dir`` and write everything into ``out`` (see ``ncp_control.inspect.pipeline``).
+
+    Args:
+        env_id: environment (default: the run's own; its ``env_kwargs`` are used only for the run's own env).
+        seed: reset seed of the first episode (default 1,000,000: the first held-out road of lane keeping).
+        figures: subset of ``ncp_control.inspect.pipeline.FIGURES`` to draw (default: all).
+        Other arguments: see :func:`ncp_control.inspect.inspect_circuit`.
+    Returns:
+        The inspection summary.
+    """
+    from ncp_control.inspect import inspect_circuit
+    from ncp_control.inspect.pipeline import FIGURES
+
+    loaded = load_run(run_dir)
+    circuit = circuit_for_run(loaded)
+    user_named = env_id is not None  # only an id the user named may import a module (see make_eval_env)
+    env_id = env_id or loaded.env_id
+    env_kwargs = loaded.env_kwargs if env_id == loaded.env_id else {}
+    env = make_eval_env(env_id, env_kwargs, getattr(loaded.predictor, "env_wrappers", ()), allow_import=user_named)
+    try:
+        check_spaces_fit(loaded.predictor, env)
+        meta = {"run_dir": str(run_dir), "env_id": env_id, "env_kwargs": env_kwargs, "run_kind": loaded.config["kind"],
+                "policy": loaded.config["policy"]}
+        return inspect_circuit(circuit, env, out, episodes=episodes, seed=seed,
+                               closed_loop_episodes=closed_loop_episodes, max_steps=max_steps, ig_steps=ig_steps,
+                               saliency_frames=saliency_frames, gif_steps=gif_steps,
+                               figures=FIGURES if figures is None else tuple(figures),
+                               title=f"Inspection of {run_dir} on {env_id}", meta=meta)
+    finally:
+        env.close()

@@ -1,0 +1,353 @@
+"""Study specs: what to train and how to evaluate it, read from JSON and expanded into jobs.
+
+A spec is a JSON object (shipped examples: ``agents/configs/studies/``)::
+
+    {
+      "name": "memory-smoke",
+      "train": [
+        {"kind": "ppo", "env": "PendulumNoVel-v1", "policies": ["ltc", "cfc"], "seeds": [0, 1], "timesteps": 2048},
+        {"kind": "bc", "env": "LaneKeeping-v0", "models": ["ncp-ltc"], "preset": "demo", "seeds": [0],
+         "set": {"epochs": 1, "dagger_rounds": 0}}
+      ],
+      "evaluate": [
+        {"env": "PendulumNoVel-v1", "episodes": 3, "seed": 1000},
+        {"env": "LaneKeeping-v0", "episodes": 2, "seed": 1000000, "perturb": ["pixel_noise:0,0.2"]}
+      ]
+    }
+
+Training entries (one job per model x seed, run folder ``runs/<kind>-<env>-<model>-s<seed>``, or
+``runs/<kind>-<env>-<tag>-<model>-s<seed>`` for an entry with a ``tag``):
+
+- ``kind: "ppo"``: ``env``, ``policies`` (ltc, cfc, lstm, mlp), ``seeds``, ``timesteps``; optional ``config`` (an
+  object with the keys of a run's config.json, what ``train-ppo --config FILE`` takes).
+- ``kind: "bc"``: ``env``, ``models`` (ncp-ltc, ncp-cfc, lstm, cnn), ``seeds``; optional ``preset`` (demo, paper;
+  default demo), ``set`` (BCConfig fields, what ``train-bc --set KEY=VALUE`` takes), ``env_kwargs``.
+- either kind: optional ``tag`` (lowercase letters, digits, ``-``; not ``"untagged"``), so that the same model and
+  seed trained twice with other settings (e.g. ``"env_kwargs": {"domain_randomization": true}``, tag ``"dr"``)
+  get their own run folders; untagged entries keep the plain names.
+
+Evaluation entries apply to every run trained on their ``env``: ``episodes``, ``seed`` (of the first episode);
+optional:
+
+- ``perturb``: sweeps such as ``"pixel_noise:0,0.316"`` (see ``ncp-control robustness``);
+- ``env_kwargs``: ``gym.make`` arguments of the evaluation env (a JSON object), e.g.
+  ``{"domain_randomization": ["colours"]}``. The env of an evaluation is built from the run's training arguments
+  (image size, road settings) *without* its training look (``domain_randomization``), then these on top
+  (:func:`ncp_control.agents.study.jobs.evaluation_env_kwargs`): a run trained under randomisation is evaluated on the clean
+  look unless the entry asks for randomisation. Every such env is built once when the spec is read, so a bad
+  argument (an unknown randomisation element) fails before any job runs;
+- ``tag``: the condition's name in the summary (e.g. ``"clean"``, ``"colours"``; unique per env);
+- ``train_tags``: the training tags whose runs the entry evaluates (``"untagged"``: entries without a tag;
+  default: every run on its env).
+
+Job ids: ``<run>`` for training, ``eval<i>-<run>`` for evaluation entry ``i`` (tags and ``env_kwargs`` do not
+change the ids of a spec that does not use them).
+
+Every entry (and the spec itself, as the default) may set ``cpus`` (CPUs the job reserves and torch threads it
+uses; default 1). The spec may set ``max_attempts`` (runs of a job whose worker or node dies; default 3).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_TOP_KEYS = {"name", "train", "evaluate", "cpus", "max_attempts", "_doc"}
+_PPO_KEYS = {"kind", "env", "policies", "seeds", "timesteps", "config", "tag", "cpus"}
+_BC_KEYS = {"kind", "env", "models", "seeds", "preset", "set", "env_kwargs", "tag", "cpus"}
+_TAG = re.compile(r"^[a-z0-9-]+$")
+#: what an evaluation entry's ``train_tags`` calls the runs of training entries without a ``tag``
+UNTAGGED = "untagged"
+_EVAL_KEYS = {"env", "episodes", "seed", "perturb", "env_kwargs", "tag", "train_tags", "cpus"}
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One training run: ``config`` is the resolved PPO config or ``BCConfig.to_dict()``; ``tag`` the entry's
+    ``tag`` (None: untagged)."""
+
+    job_id: str
+    kind: str
+    env_id: str
+    model: str
+    seed: int
+    cpus: int
+    config: dict[str, Any] = field(compare=False, repr=False)
+    entry: dict[str, Any] = field(compare=False, repr=False)
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """One evaluation of one run (``index``: position of its entry in the spec's ``evaluate`` list; ``env_kwargs``
+    and ``condition``: the entry's ``env_kwargs`` and ``tag``)."""
+
+    job_id: str
+    run_id: str
+    index: int
+    env_id: str
+    episodes: int
+    seed: int
+    perturb: tuple[str, ...]
+    cpus: int
+    env_kwargs: dict[str, Any] = field(default_factory=dict, compare=False)
+    condition: str | None = None
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """A validated spec: its training jobs and its evaluation entries."""
+
+    name: str
+    spec: dict[str, Any]
+    train: tuple[TrainJob, ...]
+    evaluate: tuple[dict[str, Any], ...]
+    max_attempts: int
+
+    def evaluations_of(self, job: TrainJob) -> list[EvalJob]:
+        """The evaluation jobs of one training run: every entry on the run's env that applies to its tag."""
+        return [EvalJob(f"eval{i}-{job.job_id}", job.job_id, i, e["env"], e["episodes"], e["seed"],
+                        tuple(e.get("perturb", ())), e["cpus"], copy.deepcopy(e["env_kwargs"]), e["tag"])
+                for i, e in enumerate(self.evaluate) if applies(e, job)]
+
+    def jobs(self) -> list[TrainJob | EvalJob]:
+        return [*self.train, *(e for job in self.train for e in self.evaluations_of(job))]
+
+
+def applies(entry: dict[str, Any], job: TrainJob) -> bool:
+    """Whether a validated evaluation entry evaluates ``job``'s run: same env, and its tag (``UNTAGGED`` for an
+    untagged entry) among the entry's ``train_tags`` (None: every tag)."""
+    tags = entry["train_tags"]
+    return entry["env"] == job.env_id and (tags is None or (job.tag or UNTAGGED) in tags)
+
+
+def read_spec(path: str | Path) -> dict[str, Any]:
+    """The spec file as a dict (JSON). Raises ``ValueError`` naming the file when it is missing or not JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"study spec {path} does not exist")
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"study spec {path} is not valid JSON: {error}") from error
+    if not isinstance(spec, dict):
+        raise ValueError(f"study spec {path} must hold a JSON object")
+    return spec
+
+
+def plan_study(spec: dict[str, Any]) -> StudyPlan:
+    """Validate ``spec`` and expand it into jobs; the training configs are resolved here (a typo fails before
+    anything runs).
+
+    Raises:
+        ValueError: unknown keys, wrong types, unknown policies/models/presets/perturbations, repeated jobs.
+    """
+    _check_keys("the spec", spec, _TOP_KEYS, {"name", "train"})
+    name = _string("name", spec["name"])
+    cpus = _positive("cpus", spec.get("cpus", 1))
+    max_attempts = _positive("max_attempts", spec.get("max_attempts", 3))
+    entries = _list("train", spec["train"])
+    if not entries:
+        raise ValueError("the spec's 'train' list is empty: name at least one training entry")
+    jobs: list[TrainJob] = []
+    for i, entry in enumerate(entries):
+        jobs.extend(_train_jobs(f"train[{i}]", entry, cpus))
+    ids = [job.job_id for job in jobs]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ValueError(f"the spec names these runs twice: {repeated}")
+    evaluations = tuple(_evaluation(f"evaluate[{i}]", e, cpus, jobs)
+                        for i, e in enumerate(_list("evaluate", spec.get("evaluate", []))))
+    _check_conditions(evaluations)
+    _check_envs(jobs, evaluations)
+    return StudyPlan(name, copy.deepcopy(spec), tuple(jobs), evaluations, max_attempts)
+
+
+def run_id(kind: str, env_id: str, model: str, seed: int, tag: str | None = None) -> str:
+    """``<kind>-<env>-<model>-s<seed>``, or ``<kind>-<env>-<tag>-<model>-s<seed>`` for a tagged training entry,
+    with anything but letters, digits, ``.``, ``_``, ``-`` replaced by ``_``."""
+    name = f"{kind}-{env_id}-{model}-s{seed}" if tag is None else f"{kind}-{env_id}-{tag}-{model}-s{seed}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def check_tag(where: str, value: Any) -> str:
+    """A tag: a short name of lowercase letters, digits and ``-`` (it becomes part of folder names)."""
+    if not isinstance(value, str) or not _TAG.match(value):
+        raise ValueError(f"{where} must be a short name of lowercase letters, digits and '-', got {value!r}")
+    return value
+
+
+def _train_jobs(where: str, entry: Any, default_cpus: int) -> list[TrainJob]:
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where} must be an object, got {entry!r}")
+    kind = entry.get("kind")
+    if kind not in ("ppo", "bc"):
+        raise ValueError(f"{where}.kind must be 'ppo' or 'bc', got {kind!r}")
+    ppo = kind == "ppo"
+    _check_keys(where, entry, _PPO_KEYS if ppo else _BC_KEYS,
+                {"kind", "env", "seeds"} | ({"policies", "timesteps"} if ppo else {"models"}))
+    env_id = _string(f"{where}.env", entry["env"])
+    cpus = _positive(f"{where}.cpus", entry.get("cpus", default_cpus))
+    tag = check_tag(f"{where}.tag", entry["tag"]) if "tag" in entry else None
+    if tag == UNTAGGED:
+        raise ValueError(f"{where}.tag: {UNTAGGED!r} is reserved (it names the runs of untagged entries)")
+    seeds = [_non_negative(f"{where}.seeds", s) for s in _list(f"{where}.seeds", entry["seeds"])]
+    models = [_string(f"{where}.{'policies' if ppo else 'models'}", m)
+              for m in _list(where, entry["policies" if ppo else "models"])]
+    jobs = []
+    for model in models:
+        for seed in seeds:
+            config = _ppo_config(where, entry, model, seed) if ppo else _bc_config(where, entry, model, seed)
+            jobs.append(TrainJob(run_id(kind, env_id, model, seed, tag), kind, env_id, model, seed, cpus, config,
+                                 copy.deepcopy(entry), tag))
+    return jobs
+
+
+def _ppo_config(where: str, entry: dict[str, Any], policy: str, seed: int) -> dict[str, Any]:
+    """What ``train-ppo --env E --policy P --timesteps T --seed S --config FILE --no-progress`` resolves."""
+    from ncp_control.agents.ppo import resolve_config
+
+    overrides = copy.deepcopy(entry.get("config", {}))
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{where}.config must be an object (the keys of a PPO run's config.json)")
+    overrides["progress_bar"] = False
+    try:
+        return resolve_config(entry["env"], policy, timesteps=_positive(f"{where}.timesteps", entry["timesteps"]),
+                              seed=seed, overrides=overrides)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from error
+
+
+def _bc_config(where: str, entry: dict[str, Any], model: str, seed: int) -> dict[str, Any]:
+    """What ``train-bc --env E --model M --preset P --seed S --set K=V ... [--env-kwargs J]`` resolves."""
+    from ncp_control.agents.imitation import preset_config
+
+    preset = entry.get("preset", "demo")
+    settings = entry.get("set", {})
+    if not isinstance(settings, dict):
+        raise ValueError(f"{where}.set must be an object of BCConfig fields, e.g. {{\"epochs\": 1}}")
+    try:
+        values = {"env_id": entry["env"], "model": model, "seed": seed, "expert": None, **settings}
+        if "env_kwargs" in entry:
+            values["env_kwargs"] = {**preset_config(preset, env_id=entry["env"]).env_kwargs,
+                                    **_json_object("env_kwargs", entry["env_kwargs"])}
+        return preset_config(preset, **values).to_dict()
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{where}: {error}") from error
+
+
+def _evaluation(where: str, entry: Any, default_cpus: int, jobs: list[TrainJob]) -> dict[str, Any]:
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where} must be an object, got {entry!r}")
+    _check_keys(where, entry, _EVAL_KEYS, {"env", "episodes", "seed"})
+    env_id = _string(f"{where}.env", entry["env"])
+    train_tags = None
+    if "train_tags" in entry:
+        known = sorted({job.tag or UNTAGGED for job in jobs if job.env_id == env_id})
+        train_tags = [_string(f"{where}.train_tags", t) for t in _list(f"{where}.train_tags", entry["train_tags"])]
+        unknown = sorted(set(train_tags) - set(known))
+        if unknown or not train_tags:
+            raise ValueError(f"{where}.train_tags: {unknown or 'empty'}: no training entry on {env_id} has such a tag;"
+                             f" the tags there are {known} ({UNTAGGED!r}: entries without a tag)")
+    perturb = [_string(f"{where}.perturb", p) for p in _list(f"{where}.perturb", entry.get("perturb", []))]
+    if perturb:
+        from ncp_control.agents.evaluation.robustness import parse_sweeps
+
+        try:
+            parse_sweeps(perturb)
+        except ValueError as error:
+            raise ValueError(f"{where}.perturb: {error}") from error
+    return {"env": env_id, "episodes": _positive(f"{where}.episodes", entry["episodes"]),
+            "seed": _non_negative(f"{where}.seed", entry["seed"]), "perturb": perturb,
+            "env_kwargs": _json_object(f"{where}.env_kwargs", entry.get("env_kwargs", {})),
+            "tag": check_tag(f"{where}.tag", entry["tag"]) if "tag" in entry else None, "train_tags": train_tags,
+            "cpus": _positive(f"{where}.cpus", entry.get("cpus", default_cpus))}
+
+
+def _check_conditions(evaluations: tuple[dict[str, Any], ...]) -> None:
+    """An evaluation tag names one condition of its env in the summary: two entries cannot share it."""
+    seen: dict[tuple[str, str], int] = {}
+    for i, e in enumerate(evaluations):
+        if e["tag"] is not None:
+            if (e["env"], e["tag"]) in seen:
+                raise ValueError(f"evaluate[{i}].tag {e['tag']!r} is already the tag of evaluate"
+                                 f"[{seen[e['env'], e['tag']]}] on {e['env']}: give each evaluation condition its "
+                                 "own tag")
+            seen[e["env"], e["tag"]] = i
+
+
+def _check_envs(jobs: list[TrainJob], evaluations: tuple[dict[str, Any], ...]) -> None:
+    """Build (and close) every distinct env a job will build from a spec's ``env_kwargs`` (for training, and for
+    each evaluation entry with the kwargs of every run it evaluates), so that a bad argument (an unknown
+    ``domain_randomization`` element, a misspelt keyword) fails here, before any job runs."""
+    from ncp_control.agents.evaluation.episodes import make_eval_env
+    from ncp_control.agents.study.jobs import evaluation_env_kwargs
+
+    builds: dict[str, tuple[str, str, dict[str, Any]]] = {}  # one build per distinct (env, kwargs)
+
+    def add(where: str, env_id: str, kwargs: dict[str, Any]) -> None:
+        builds.setdefault(json.dumps([env_id, kwargs], sort_keys=True), (where, env_id, kwargs))
+
+    for job in jobs:
+        if job.config.get("env_kwargs"):
+            add(f"training run {job.job_id}", job.env_id, job.config["env_kwargs"])
+    for i, e in enumerate(evaluations):
+        for job in jobs if e["env_kwargs"] else ():
+            if applies(e, job):
+                add(f"evaluate[{i}] (run {job.job_id})", e["env"],
+                    evaluation_env_kwargs(job.env_id, job.config.get("env_kwargs") or {}, e["env"], e["env_kwargs"]))
+    for where, env_id, kwargs in builds.values():
+        try:
+            make_eval_env(env_id, kwargs, allow_import=True).close()
+        except Exception as error:  # the env's own message says what is wrong
+            raise ValueError(f"{where}: cannot make {env_id} with env_kwargs {kwargs}: "
+                             f"{type(error).__name__}: {error}") from error
+
+
+def _json_object(where: str, value: Any) -> dict[str, Any]:
+    """A JSON object of plain data (what a spec file holds; no tuples, sets, NaN or objects from code)."""
+    try:
+        same = isinstance(value, dict) and json.loads(json.dumps(value, allow_nan=False)) == value
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        raise ValueError(f"{where} must be a JSON object of plain data (strings, numbers, booleans, lists, "
+                         f"objects), got {value!r}")
+    return copy.deepcopy(value)
+
+
+def _check_keys(where: str, entry: dict[str, Any], allowed: set[str], required: set[str]) -> None:
+    unknown = set(entry) - allowed
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed - {'_doc'})}")
+    missing = required - set(entry)
+    if missing:
+        raise ValueError(f"{where}: missing keys {sorted(missing)}")
+
+
+def _list(where: str, value: Any) -> list:
+    if not isinstance(value, list):
+        raise ValueError(f"{where} must be a list, got {value!r}")
+    return value
+
+
+def _string(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{where} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _positive(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{where} must be a positive integer, got {value!r}")
+    return value
+
+
+def _non_negative(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{where} must be a non-negative integer, got {value!r}")
+    return value

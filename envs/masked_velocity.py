@@ -1,4 +1,4 @@
-"""Memory tasks: velocity-masked (positions only) variants of Gymnasium control envs.
+"""Velocity-masked (positions only) variants of Gymnasium control envs: tasks that need memory.
 
 A feed-forward policy that sees only positions cannot tell how fast the system moves; a recurrent policy can
 infer velocities from the history of positions. This module provides
@@ -40,6 +40,8 @@ positions. Pendulum's ``cos``/``sin`` pair is the angle, kept as the base env en
 ``PendulumNoVel-v1`` does).
 
 Every registered id raises ``ValueError`` on a non-finite action (:class:`RejectNonFiniteActions`).
+
+May import: numpy, gymnasium (and its MuJoCo envs); never torch.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ wall time includes waiting for a core). The ncps variant holds the same weights 
 
 Usage::
 
-    python scripts/bench_export.py --camera-run runs/demo --json docs/bench_export.json
+    python scripts/bench_export.py --camera-run runs/demo --json docs/data/deploy/bench_export.json
     python scripts/bench_export.py --quick       # fewer repeats
 
 Without ``--ppo-run`` a PPO run is trained for 256 steps in a temporary folder (latency does not depend on the

@@ -14,7 +14,7 @@ parameters, trained in <= 30 min on 2 CPU cores; ``demo`` preset >= 90 %.
 Examples::
 
     python scripts/bench_imitation.py --preset demo --models ncp-ltc --episodes 100
-    python scripts/bench_imitation.py --preset paper --models ncp-ltc ncp-cfc lstm cnn --json docs/bench_imitation.json
+    python scripts/bench_imitation.py --preset paper --models ncp-ltc ncp-cfc lstm cnn --json docs/data/imitation/bench_imitation.json
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def main() -> None:
                 seconds = json.loads((run_dir / "progress.jsonl").read_text().splitlines()[-1])["time/seconds"]
                 frame_epochs = sum(json.loads(line)["train/frames"]
                                    for line in (run_dir / "progress.jsonl").read_text().splitlines())
-                policy = im.load_policy(run_dir)
+                policy = im.load_predictor(run_dir)
                 metrics = im.evaluate_heldout(policy, config.env_id, s.episodes, env_kwargs=config.env_kwargs)
                 counts = parameter_counts(policy)
                 row = {

@@ -21,7 +21,7 @@ own final evaluation and the study's evaluation job), every evaluation episode c
 ``--workers`` parallel jobs.
 
     python scripts/bench_mujoco_novel.py --timesteps 16384 --repeats 2 --study-timesteps 100000 150000 200000 \\
-        --json docs/bench_mujoco_novel_$(date +%F).json
+        --json docs/data/ppo/bench_mujoco_novel_$(date +%F).json
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ InvertedPendulum-v5 >= 950, LaneKeepingState-v0 >= 95 % completion; NCP throughp
 Example (one core, about 15 min per 100k-step recurrent run)::
 
     python scripts/bench_ppo.py --envs Pendulum-v1 PendulumNoVel-v1 --policies ltc cfc lstm mlp \
-        --seeds 0 1 2 --timesteps 100000 --json docs/bench_ppo.json
+        --seeds 0 1 2 --timesteps 100000 --json docs/data/ppo/bench_ppo.json
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def bench_one(env_id: str, policy: str, seed: int, s: Settings, root: Path) -> d
     overrides = {"progress_bar": False, "checkpoint_freq": 0, "eval_episodes": s.eval_episodes}
     if s.n_envs is not None:
         overrides["n_envs"] = s.n_envs
-    ppo._merge(overrides, s.overrides)
+    ppo.merge_config(overrides, s.overrides)
     config = ppo.resolve_config(env_id, policy, timesteps=s.timesteps, seed=seed, overrides=overrides)
     run_dir = root / f"{env_id}_{policy}{'_' + s.tag if s.tag else ''}_s{seed}"
     start = time.perf_counter()
@@ -121,7 +121,7 @@ def bench_one(env_id: str, policy: str, seed: int, s: Settings, root: Path) -> d
     wall = time.perf_counter() - start
     from ncp_control.agents.evaluation.episodes import evaluate
 
-    result = evaluate(ppo.load_policy(run_dir, ppo.finalize_config(config)), env_id, s.eval_episodes,
+    result = evaluate(ppo.load_predictor(run_dir, ppo.finalize_config(config)), env_id, s.eval_episodes,
                       config["eval_seed"], env_kwargs=config["env_kwargs"])
     row = {"env_id": env_id, "policy": policy, "tag": s.tag, "overrides": s.overrides, "seed": seed, "timesteps": s.timesteps, "wall_s": wall,
            "steps_per_s": s.timesteps / wall, "mean_return": result["mean_return"],

@@ -5,7 +5,7 @@ once; then, round after round, each model trains one PPO iteration (``n_envs * n
 update) in turn, so that every configuration sees the same machine load. Prints steps/s per configuration (over
 all rounds but the first, which warms up) and the ratio to the LSTM's.
 
-    python scripts/bench_recurrent_critic.py --env PendulumNoVel-v1 --rounds 3 --json docs/bench_recurrent_critic.json
+    python scripts/bench_recurrent_critic.py --env PendulumNoVel-v1 --rounds 3 --json docs/data/ppo/bench_recurrent_critic.json
 """
 
 from __future__ import annotations
@@ -39,14 +39,14 @@ def parse() -> argparse.Namespace:
 def build(env_id: str, policy: str, overrides: dict, n_steps: int | None):
     import copy
 
-    from ncp_control.agents.ppo import build_model, finalize_config, make_training_env, resolve_config
+    from ncp_control.agents.ppo import build_algorithm, finalize_config, make_training_env, resolve_config
 
     overrides = copy.deepcopy(overrides)
     if n_steps is not None:
         n_envs = resolve_config(env_id, policy, timesteps=1)["n_envs"]
         overrides.setdefault("algo", {}).update(n_steps=n_steps, batch_size=n_steps * n_envs)
     config = finalize_config(resolve_config(env_id, policy, timesteps=1, seed=0, overrides=overrides))
-    model = build_model(config, make_training_env(config, seed=0))
+    model = build_algorithm(config, make_training_env(config, seed=0))
     return model, config["n_envs"] * config["algo"]["n_steps"]
 
 

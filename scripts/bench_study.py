@@ -7,7 +7,7 @@ time (latency) and all at once (throughput); (b) in each example run, ``(wall x 
 (Ray's per-job cost plus idle CPU at the end of the run: an upper bound). Goal: <= 1 s per job. Prints the load
 average (the machine may be shared) and writes a JSON record.
 
-    PYTHONPATH=. python scripts/bench_study.py --out docs/bench_study.json
+    PYTHONPATH=. python scripts/bench_study.py --out docs/data/scale/bench_study.json
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ step both on the same observations along one road (lockstep) to measure the larg
 Usage::
 
     ncp-control demo --out runs/demo
-    python scripts/check_export_demo.py runs/demo --episodes 20 --json docs/deploy_demo_check.json
+    python scripts/check_export_demo.py runs/demo --episodes 20 --json docs/data/deploy/deploy_demo_check.json
 
 Closed loop the two runs see slightly different frames after a while (a difference of 1e-7 in steering moves the
 car by a fraction of a pixel, and a pixel that flips changes the features), so per-episode numbers such as the

@@ -7,7 +7,7 @@ For each construction (the CfC actor as the reference, the LTC actor with ncps's
 deterministic action, its gain (mean |d action / d observation|), each layer's potential spread and, for the LTC,
 the median time constant per layer in environment steps. ``--json`` writes every number.
 
-    python scripts/diagnose_ltc_init.py --env PendulumNoVel-v1 --seeds 0 1 2 3 4 --json docs/ltc_init_diagnosis.json
+    python scripts/diagnose_ltc_init.py --env PendulumNoVel-v1 --seeds 0 1 2 3 4 --json docs/data/ppo/ltc_init_diagnosis.json
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ def parse() -> argparse.Namespace:
 
 def build_policy(env_id: str, policy: str, overrides: dict, seed: int):
     """The untrained policy ``train-ppo`` would build for ``env_id``/``policy``/``seed`` with these overrides."""
-    from ncp_control.agents.ppo import build_model, finalize_config, make_training_env, resolve_config
+    from ncp_control.agents.ppo import build_algorithm, finalize_config, make_training_env, resolve_config
 
     config = finalize_config(resolve_config(env_id, policy, timesteps=1, seed=seed,
                                             overrides={"policy_kwargs": overrides}))
-    return build_model(config, make_training_env(config, seed=seed, n_envs=1)).policy
+    return build_algorithm(config, make_training_env(config, seed=seed, n_envs=1)).policy
 
 
 def main() -> None:

@@ -4,10 +4,10 @@
 # learning-rate scale, trained with the optimiser settings the CfC uses on this env (lr 1e-3, 10 epochs) instead of
 # the LTC's old per-env preset (lin_0.01, 20 epochs). Since 2026-11-28 the ltc preset is lr-scale-10 (ltc_lr_scale=10,
 # the env's shared settings), so every variant sets the scale explicitly.
-# Writes one JSON per variant into OUT (default docs/ltc_ablation); render with scripts/render_ltc_ablation.py.
+# Writes one JSON per variant into OUT (default docs/data/ltc_ablation); render with scripts/render_ltc_ablation.py.
 #   bash scripts/ltc_ablation.sh [OUT] [JOBS]
 set -euo pipefail
-out=${1:-docs/ltc_ablation}
+out=${1:-docs/data/ltc_ablation}
 jobs=${2:-2}
 seeds=${SEEDS:-0 1 2}
 mkdir -p "$out"

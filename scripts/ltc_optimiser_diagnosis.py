@@ -9,7 +9,9 @@
 
 Usage::
 
-    python scripts/ltc_optimiser_diagnosis.py > docs/ltc_ablation/optimiser_diagnosis_2026-11-28.txt
+    python scripts/ltc_optimiser_diagnosis.py
+
+It prints two tables; the run of 2026-11-28 is kept as docs/data/ppo/ltc_optimiser_diagnosis_2026-11-28.json.
 """
 
 from __future__ import annotations
@@ -24,15 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch as th  # noqa: E402
 
-from ncp_control.agents.ppo import _normalize, build_model, make_training_env, resolve_config  # noqa: E402
+from ncp_control.agents.ppo import build_algorithm, make_training_env, normalize_env, resolve_config  # noqa: E402
 
 ENV = "PendulumNoVel-v1"
 
 
 def model(policy: str, seed: int = 0):
     config = resolve_config(ENV, policy, timesteps=8192, seed=seed)
-    venv = _normalize(make_training_env(config), config)
-    return build_model(config, venv), venv
+    venv = normalize_env(make_training_env(config), config)
+    return build_algorithm(config, venv), venv
 
 
 def exploration_against_signal(policy: str, steps: int = 200) -> tuple[float, float]:
@@ -44,8 +46,8 @@ def exploration_against_signal(policy: str, steps: int = 200) -> tuple[float, fl
     norms, spread = [], []
     with th.no_grad():
         for t in range(steps):
-            features, dt = p._features_and_dt(th.as_tensor(obs).float())
-            motor, states, every = p._run_core(p.actor_core, p.actor_mlp(features), dt, states, starts, True)
+            features, dt = p.features_and_dt(th.as_tensor(obs).float())
+            motor, states, every = p.run_core(p.actor_core, p.actor_mlp(features), dt, states, starts, True)
             starts = th.zeros(n)
             if t >= 50:  # after the start-up transient
                 norms.append(every.norm(dim=-1).mean().item())

@@ -4,7 +4,7 @@
 # 3 and 4 (seeds 0-2 are the ablation's lr-scale-10 row, the same configuration).
 #   bash scripts/ltc_recheck.sh [OUT] [JOBS]
 set -euo pipefail
-out=${1:-docs/ltc_ablation}
+out=${1:-docs/data/ltc_ablation}
 jobs=${2:-2}
 mkdir -p "$out"
 run() {  # env, base learning rate, seeds, tag

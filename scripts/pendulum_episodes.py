@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     config = ppo.finalize_config(json.loads(config_path.read_text()))
     if config["env_id"] not in ("Pendulum-v1", "PendulumNoVel-v1"):
         parser.error(f"the run trained on {config['env_id']}; this looks at Pendulum-v1 / PendulumNoVel-v1 runs")
-    policy = ppo.load_policy(args.run_dir, config)
+    policy = ppo.load_predictor(args.run_dir, config)
     env = gym.make(config["env_id"], **config["env_kwargs"])
     first_seed = config["eval_seed"] if args.seed is None else args.seed
     print(f"# {args.run_dir} ({config['policy']}, seed {config['seed']}), {args.episodes} deterministic episodes "

@@ -1,6 +1,8 @@
-"""Render the tables of docs/deploy.md from their data files (bench_export.json, bench_cells_layer_step.json and
-its repeats, deploy_demo_check.json, and bench_envs_2026-11-23.json for the env's own step time): the text between
-``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` is replaced. Reads data only; it measures nothing.
+"""Render the tables of docs/deploy.md from their data files in docs/data/deploy/ (bench_export.json,
+bench_cells_layer_step.json and its repeats, deploy_demo_check.json) and docs/data/envs/bench_envs_2026-11-23.json
+(the env's own step time): the text between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` is replaced. Reads
+data only; it measures nothing. Every number in the output comes from those files, except the goals, which are the
+constants below (the same ones the verdicts are computed with).
 
 Usage::
 
@@ -13,7 +15,20 @@ import json
 import re
 from pathlib import Path
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+DATA = DOCS / "data" / "deploy"
+
+#: Goals of the export and layer-step work (issue targets), used for the verdicts and quoted in the text.
+EXPORT_SPEEDUP_GOAL = 10  # the exported NCP-LTC state policy against the same policy stepped with ncps
+CAMERA_STEP_GOAL_MS = 1  # the exported camera policy, per frame
+LAYER_VS_CELL_GOAL = 1.3  # the layer's one-step call at most this many times the cell's step
+LAYER_SPEEDUP_GOAL = {"ltc": 20, "cfc": 10}  # the layer's one-step call against ncps's same call
+
+
+def _repo(path: Path) -> str:
+    """``path`` relative to the repository, as the pages quote it."""
+    return path.relative_to(ROOT).as_posix()
 
 
 def _us(seconds: float) -> str:
@@ -32,9 +47,9 @@ def latency_table(data: dict) -> str:
     return "\n".join(lines)
 
 
-#: The env rows of docs/bench_envs_2026-11-23.json that time today's default camera env (textures and roadside
+#: The env rows of docs/data/envs/bench_envs_2026-11-23.json that time today's default camera env (textures and roadside
 #: objects included: the runs whose note starts with "with textures").
-ENV_BENCH = "bench_envs_2026-11-23.json"
+ENV_BENCH = DOCS / "data" / "envs" / "bench_envs_2026-11-23.json"
 ENV_CASE = "LaneKeeping-v0 64x128 (default)"
 
 
@@ -47,20 +62,22 @@ def env_step(envs: dict | None) -> str:
     if not rates:
         return ""
     ms = sorted(1e3 / r for r in rates)
-    return (f" (the default 64x128 env itself takes {ms[0]:.2f}-{ms[-1]:.2f} ms per step, rendering included: "
-            f"{min(rates):,.0f}-{max(rates):,.0f} steps/s in `docs/{ENV_BENCH}`)")
+    size = re.search(r"\d+x\d+", ENV_CASE).group(0)
+    return (f" (the default {size} env itself takes {ms[0]:.2f}-{ms[-1]:.2f} ms per step, rendering included: "
+            f"{min(rates):,.0f}-{max(rates):,.0f} steps/s in `{_repo(ENV_BENCH)}`)")
 
 
 def goals(data: dict, envs: dict | None = None) -> str:
     ppo, camera = data["ppo_state_policy"], data["camera_policy"]
-    ppo_ok = "met" if min(ppo["ncps_over_ort_cpu"], ppo["ncps_over_ort_wall"]) >= 10 else "see the two measures"
+    ppo_ok = ("met" if min(ppo["ncps_over_ort_cpu"], ppo["ncps_over_ort_wall"]) >= EXPORT_SPEEDUP_GOAL
+              else "see the two measures")
     cpu_ms = camera["cpu_seconds_per_step"]["onnxruntime step"] * 1e3
     wall_ms = camera["wall_seconds_per_step"]["onnxruntime step"] * 1e3
-    camera_ok = "met" if wall_ms < 1 else "met in CPU time; the wall time includes waiting for a core" \
-        if cpu_ms < 1 else "not met"
-    return (f"Goals: the exported NCP-LTC state policy at least 10x faster than the same policy stepped with ncps: "
-            f"**{ppo['ncps_over_ort_cpu']:.1f}x in CPU time, {ppo['ncps_over_ort_wall']:.1f}x in wall time** "
-            f"({ppo_ok}); the camera policy under 1 ms per frame{env_step(envs)}: "
+    camera_ok = "met" if wall_ms < CAMERA_STEP_GOAL_MS else "met in CPU time; the wall time includes waiting for a " \
+        "core" if cpu_ms < CAMERA_STEP_GOAL_MS else "not met"
+    return (f"Goals: the exported NCP-LTC state policy at least {EXPORT_SPEEDUP_GOAL:g}x faster than the same policy "
+            f"stepped with ncps: **{ppo['ncps_over_ort_cpu']:.1f}x in CPU time, {ppo['ncps_over_ort_wall']:.1f}x in "
+            f"wall time** ({ppo_ok}); the camera policy under {CAMERA_STEP_GOAL_MS:g} ms per frame{env_step(envs)}: "
             f"**{cpu_ms:.2f} ms CPU, {wall_ms:.2f} ms wall** ({camera_ok}).")
 
 
@@ -71,7 +88,7 @@ def _load(machine: str) -> str:
 
 def layer_table(data: dict, repeats: list[dict] | None = None) -> str:
     lines = [f"Measured {data['date']} on {data['machine']} (`{data['command']}`; data: "
-             f"`docs/bench_cells_layer_step.json`).", "",
+             f"`{_repo(DATA / 'bench_cells_layer_step.json')}`).", "",
              "| cell | our cell step (CPU) | layer `(x[:, None], h)` (CPU) | layer / cell (CPU, wall) | ncps layer (CPU) "
              "| ncps / our layer (CPU, wall) |", "|---|---|---|---|---|---|"]
     for row in data["layer_steps"]:
@@ -80,14 +97,15 @@ def layer_table(data: dict, repeats: list[dict] | None = None) -> str:
                      f"{_us(row['cpu_ncps_layer_step_s'])} | {row['cpu_speedup_vs_ncps']:.1f}x, "
                      f"{row['speedup_vs_ncps']:.1f}x |")
     lines.append("")
-    lines.append("Goals: the layer's step at most 1.3x the cell's; at least 20x ncps's same call for LTC and 10x for CfC. "
+    lines.append(f"Goals: the layer's step at most {LAYER_VS_CELL_GOAL:g}x the cell's; at least "
+                 f"{LAYER_SPEEDUP_GOAL['ltc']}x ncps's same call for LTC and {LAYER_SPEEDUP_GOAL['cfc']}x for CfC. "
                  + "; ".join(f"{row['kind'].upper()}: {row['cpu_layer_vs_cell']:.2f}x the cell (CPU), "
                              f"{min(row['cpu_speedup_vs_ncps'], row['speedup_vs_ncps']):.1f}-"
                              f"{max(row['cpu_speedup_vs_ncps'], row['speedup_vs_ncps']):.1f}x ncps"
                              for row in data["layer_steps"]) + ".")
     if repeats:
         spans = []
-        for kind, goal in (("ltc", 20), ("cfc", 10)):
+        for kind, goal in LAYER_SPEEDUP_GOAL.items():
             rows = [r for run in repeats for r in run["layer_steps"] if r["kind"] == kind]
             ratios = [r["cpu_speedup_vs_ncps"] for r in rows]
             cells = [r["cpu_layer_vs_cell"] for r in rows]
@@ -104,13 +122,13 @@ def layer_table(data: dict, repeats: list[dict] | None = None) -> str:
         host = "same machine" if hosts == {re.sub(r",? ?load average [0-9.]+", "", data["machine"])} \
             else "; ".join(sorted(hosts))
         lines.append(f"Over the {len(repeats)} runs ({when}, {host}{load}; data: "
-                     f"`docs/bench_cells_layer_step_repeats.jsonl`): " + "; ".join(spans) + ".")
+                     f"`{_repo(DATA / 'bench_cells_layer_step_repeats.jsonl')}`): " + "; ".join(spans) + ".")
     return "\n".join(lines)
 
 
 def demo_table(data: dict) -> str:
     keys = ("completion_rate", "mean_abs_lateral_m", "departures_per_km", "steering_smoothness", "mean_return")
-    lines = ["| metric (20 held-out roads) | torch | ONNX Runtime |", "|---|---|---|"]
+    lines = [f"| metric ({data['episodes']} held-out roads) | torch | ONNX Runtime |", "|---|---|---|"]
     for k in keys:
         lines.append(f"| {k} | {data['torch'][k]:.6g} | {data['onnxruntime'][k]:.6g} |")
     same = ", ".join(k for k, v in data["same"].items() if v) or "none"
@@ -128,14 +146,13 @@ def replace(text: str, name: str, body: str) -> str:
 
 
 def main() -> None:
-    bench = json.loads((DOCS / "bench_export.json").read_text())
-    layers = json.loads((DOCS / "bench_cells_layer_step.json").read_text())
-    repeats_path = DOCS / "bench_cells_layer_step_repeats.jsonl"
+    bench = json.loads((DATA / "bench_export.json").read_text())
+    layers = json.loads((DATA / "bench_cells_layer_step.json").read_text())
+    repeats_path = DATA / "bench_cells_layer_step_repeats.jsonl"
     repeats = ([json.loads(line) for line in repeats_path.read_text().splitlines() if line.strip()]
                if repeats_path.is_file() else None)
-    demo = json.loads((DOCS / "deploy_demo_check.json").read_text())
-    envs_path = DOCS / ENV_BENCH
-    envs = json.loads(envs_path.read_text()) if envs_path.is_file() else None
+    demo = json.loads((DATA / "deploy_demo_check.json").read_text())
+    envs = json.loads(ENV_BENCH.read_text()) if ENV_BENCH.is_file() else None
     path = DOCS / "deploy.md"
     text = path.read_text()
     for name, body in (("latency", latency_table(bench)), ("layers", layer_table(layers, repeats)), ("demo", demo_table(demo)),

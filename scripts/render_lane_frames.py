@@ -9,7 +9,7 @@ Drives a few seeded roads with the pure-pursuit expert and writes
 - ``lane_keeping_randomized.png``: domain randomisation (textures, roadside objects, colours, light, camera) on
   seeds 0-3 after 3 s: dash-camera observation (64x128, 2x enlarged) beside the chase view.
 
-    python scripts/render_lane_frames.py [--out docs/img]
+    python scripts/render_lane_frames.py [--out docs/data/envs]
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def grid(images: list[np.ndarray], columns: int, zoom: int = 1, pad: int = 4) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join("docs", "img"), help="output folder")
+    parser.add_argument("--out", default=os.path.join("docs", "data", "envs"), help="output folder")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     import matplotlib

@@ -1,15 +1,18 @@
-"""Render the README's measured figures from the data files in docs/, between marker comments.
+"""Render the measured figures of README.md and docs/results.md from the data files in docs/data/, between marker
+comments.
 
-Each block of README.md between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` is produced here from
-JSON files in docs/ (each of which names the command, machine and date that made it), so a figure in the README
-cannot drift from its data: ``tests/test_readme_results.py`` re-renders the blocks and compares.
+Each block between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` is produced here from the data files
+in docs/data/ (each of which names the command, machine and date that made it), so a figure cannot drift from its
+data: ``tests/test_readme_results.py`` re-renders the blocks and compares. Every number and count in the output
+(seeds, steps, dates, loads, cores, threads, versions) is read from those files (the ncps version from
+pyproject.toml's pin, the ablation's goal from scripts/render_ltc_ablation.py); none is typed here.
 
-    python scripts/render_readme_results.py          # rewrite the blocks in README.md
-    python scripts/render_readme_results.py --check  # exit 1 if README.md differs from the data
+    python scripts/render_readme_results.py          # rewrite the blocks in README.md and docs/results.md
+    python scripts/render_readme_results.py --check  # exit 1 if a page differs from the data
 
-Blocks: ``env-speed`` (the lane-keeping env's steps/s under the env table), ``speed`` (the Speed section) and
-``measured`` (the "Measured so far" list). Spread over seeds is the sample standard deviation (ddof=1), with the
-per-seed values.
+Blocks: README.md's ``headline`` (the short results table); docs/results.md's ``env-speed`` (the lane-keeping env's
+steps/s), ``speed`` (the cells against ncps) and ``measured`` (every result, one bullet each). Spread over seeds is
+the sample standard deviation (ddof=1), with the per-seed values.
 """
 
 from __future__ import annotations
@@ -29,17 +32,47 @@ import render_ltc_ablation  # noqa: E402  (scripts/render_ltc_ablation.py: the a
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+DATA = DOCS / "data"
 README = ROOT / "README.md"
+RESULTS = DOCS / "results.md"
 BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
+
+ENV_CASE = "LaneKeeping-v0 64x128 (default)"
+RANDOMISED_CASE = "LaneKeeping-v0 64x128 + domain rand."
+CELL_CASES = {"ltc_train": "LTC autoncp:19 fwd+bwd B64 x T32", "ltc_step": "LTC autoncp:19 inference step B8 (no grad)",
+              "cfc_train": "CFC autoncp:19 fwd+bwd B64 x T32", "cfc_step": "CFC autoncp:19 inference step B8 (no grad)"}
+WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
 
 
 def _load(name: str) -> dict:
-    return json.loads((DOCS / name).read_text())
+    """A data file by its path under docs/data/."""
+    return json.loads((DATA / name).read_text())
+
+
+def _file(name: str, page: Path = RESULTS) -> str:
+    """A link to the data file ``docs/data/<name>`` from ``page``, labelled with the file's name."""
+    target = Path("data", name) if page.parent == DOCS else Path("docs", "data", name)
+    return f"[{Path(name).name}]({target.as_posix()})"
+
+
+def _page(name: str, page: Path = RESULTS) -> str:
+    """A link to the docs page ``docs/<name>`` from ``page``."""
+    return f"[{name}]({name})" if page.parent == DOCS else f"[docs/{name}](docs/{name})"
 
 
 def _num(x: float) -> str:
     """-1234.5 -> '−1,235' (typographic minus, thousands separator)."""
     return f"{x:,.0f}".replace("-", "−")
+
+
+def _word(n: int) -> str:
+    """Small counts as words (10 -> 'ten'), as the pages write them."""
+    return WORDS[n] if 0 <= n < len(WORDS) else f"{n:,}"
+
+
+def _steps(timesteps: int) -> str:
+    """100000 -> '100k'."""
+    return f"{timesteps // 1000}k" if timesteps % 1000 == 0 else f"{timesteps:,}"
 
 
 def _seeds(values: list[float]) -> str:
@@ -48,59 +81,108 @@ def _seeds(values: list[float]) -> str:
     return f"{_num(mean)} ± {_num(sd)} ({', '.join(_num(v) for v in values)})"
 
 
+def _one(values, what: str):
+    """The single value all of ``values`` share (a count or setting the text states once)."""
+    distinct = set(values)
+    if len(distinct) != 1:
+        raise ValueError(f"{what} differ between the runs the text states once: {sorted(distinct)}")
+    return distinct.pop()
+
+
+def _load_average(machine: str) -> float:
+    return float(re.search(r"load average ~?([\d.]+)", machine).group(1))
+
+
+def _cores(text: str) -> int:
+    """The machine's core count from a data file's machine or note text ('2 logical cores', '2 vCPUs', '2-core')."""
+    return int(re.search(r"(\d+)(?: logical cores| vCPUs| cores|-core)", text).group(1))
+
+
+def _ncps_version() -> str:
+    """The ncps release the benchmarks and parity tests pin (pyproject.toml)."""
+    return re.search(r'"ncps==([\d.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+
+
+def _percent(confidence: float) -> str:
+    return f"{confidence:.0%}"
+
+
 # ---------------------------------------------------------------------------------------------------- env speed
-def render_env_speed() -> str:
-    data = _load("bench_envs_2026-11-23.json")
+def _env_speed() -> dict:
+    data = _load("envs/bench_envs_2026-11-23.json")
     textured = [run for run in data["runs"] if run["note"].startswith("with textures")]
-    rates = sorted(run["results"]["LaneKeeping-v0 64x128 (default)"]["median_window"] for run in textured)
-    randomised = sorted(run["results"]["LaneKeeping-v0 64x128 + domain rand."]["median_window"]
-                        / run["results"]["LaneKeeping-v0 64x128 (default)"]["median_window"] for run in textured)
-    text = (f"Speed of `LaneKeeping-v0` (64×128, random actions, one core, `python scripts/bench_envs.py`): "
-            f"{_num(rates[0])}–{_num(rates[-1])} steps/s in {len(rates)} runs on a shared 2-core machine "
-            f"(2026-11-23, load average 3.9–4.3; `docs/bench_envs_2026-11-23.json`)")
-    today = DOCS / "bench_envs_2026-11-28.json"
-    if today.is_file():
-        run = _load(today.name)
-        load = re.search(r"load average ([\d.]+)", run["machine"]).group(1)
-        rate = run["results"]["LaneKeeping-v0 64x128 (default)"]["median_window"]
-        text += (f"; {_num(rate)} steps/s on {run['date'][:10]} at load average {load} (niced, "
-                 f"`docs/{today.name}`)")
-    return (text + f". With domain randomisation (all elements) it ran at {randomised[0]:.2f}–{randomised[-1]:.2f}× "
-            "the plain env's rate in the same runs; see [docs/envs.md](docs/envs.md).\n")
+    rates = sorted(run["results"][ENV_CASE]["median_window"] for run in textured)
+    randomised = sorted(run["results"][RANDOMISED_CASE]["median_window"] / run["results"][ENV_CASE]["median_window"]
+                        for run in textured)
+    return {"rates": rates, "randomised": randomised, "runs": textured, "first": data["runs"][0],
+            "size": "×".join(re.search(r"(\d+)x(\d+)", ENV_CASE).groups())}
+
+
+def _pinned(runs: list[dict]) -> str:
+    """How many cores each case ran on: ``bench_envs.py --core N`` pins a case to one core."""
+    return f"{_word(1)} core" if all("--core" in run["command"] for run in runs) else "all cores"
+
+
+def render_env_speed() -> str:
+    e = _env_speed()
+    rates, runs = e["rates"], e["runs"]
+    loads = sorted(_load_average(run["machine"]) for run in runs)
+    dates = ", ".join(sorted({run["date"][:10] for run in runs}))
+    pinned = _pinned(runs)
+    text = (f"Speed of `LaneKeeping-v0` ({e['size']}, random actions, {pinned}, `python scripts/bench_envs.py`): "
+            f"{_num(rates[0])}–{_num(rates[-1])} steps/s in {len(rates)} runs on a shared "
+            f"{_cores(e['first']['machine'])}-core machine ({dates}, load average {loads[0]:g}–{loads[-1]:g}; "
+            f"{_file('envs/bench_envs_2026-11-23.json')})")
+    today = "envs/bench_envs_2026-11-28.json"
+    if (DATA / today).is_file():
+        run = _load(today)
+        rate = run["results"][ENV_CASE]["median_window"]
+        niced = "niced, " if "nice" in run.get("note", "") + run["command"] else ""
+        text += (f"; {_num(rate)} steps/s on {run['date'][:10]} at load average {_load_average(run['machine']):g} "
+                 f"({niced}{_file(today)})")
+    return (text + f". With domain randomisation (all elements) it ran at {e['randomised'][0]:.2f}–"
+            f"{e['randomised'][-1]:.2f}× the plain env's rate in the same runs; see {_page('envs.md')}.\n")
 
 
 # -------------------------------------------------------------------------------------------------------- cells
 def _cells() -> dict:
-    data = _load("cells_speed.json")
+    data = _load("cells_speed/cells_speed.json")
     rows = {row["case"]: row for row in data["rows"]}
     quick = [run["speedup"] for run in data["quick_runs"]["runs"]]
     quick_us = [run["ours_s"] * 1e6 for run in data["quick_runs"]["runs"]]
-    return {"ltc_train": rows["LTC autoncp:19 fwd+bwd B64 x T32"],
-            "ltc_step": rows["LTC autoncp:19 inference step B8 (no grad)"],
-            "cfc_train": rows["CFC autoncp:19 fwd+bwd B64 x T32"],
-            "cfc_step": rows["CFC autoncp:19 inference step B8 (no grad)"],
-            "quick": quick, "quick_us": quick_us, "date": data["date"][:10]}
+    return {**{key: rows[case] for key, case in CELL_CASES.items()}, "quick": quick, "quick_us": quick_us,
+            "date": data["date"][:10], "machine": data["machine"], "command": data["command"]}
 
 
 def render_speed() -> str:
     c = _cells()
     memory = c["ltc_train"]["saved_mb_ncps"] / c["ltc_train"]["saved_mb_ours"]
+    train = re.search(r"autoncp:(\d+) fwd\+bwd (B\d+ x T\d+)", CELL_CASES["ltc_train"])
+    step = re.search(r"inference step (B\d+) \((no grad)\)", CELL_CASES["ltc_step"])
+    threads = re.search(r"(\w+) torch threads?", c["machine"]).group(0)
+    shared = re.search(r"shared with ([^(,]+?)\s*(?:\(|,|$)", c["machine"]).group(1)
     return (
         "On the CPU the LTC and wired CfC cells run in small C kernels, compiled on first use with the system C "
         "compiler\n(a few seconds, cached in `~/.cache/ncp_control`), with the same outputs and gradients as ncps "
-        "1.0.1. Measured against\nncps in the same run (`python scripts/bench_cells.py`, one torch thread, a 2-core "
-        f"machine shared with a PPO run, {c['date']};\n`docs/cells_speed.json`): LTC training (B64 x T32, "
-        f"AutoNCP(19, 1), 32 inputs) {c['ltc_train']['speedup']:.1f}x faster than ncps\nwith {memory:.0f}x less "
-        f"memory kept for backward; an LTC inference step (B8, no grad) {c['ltc_step']['speedup']:.1f}x "
+        f"{_ncps_version()}. Measured against\nncps in the same run (`{c['command']}`, {threads}, a "
+        f"{_cores(c['machine'])}-core machine shared with {shared}, {c['date']};\n"
+        f"{_file('cells_speed/cells_speed.json')}): LTC training ({train.group(2)}, AutoNCP with {train.group(1)} "
+        f"neurons) {c['ltc_train']['speedup']:.1f}x faster than ncps\nwith {memory:.0f}x less memory kept for "
+        f"backward; an LTC inference step ({step.group(1)}, {step.group(2)}) {c['ltc_step']['speedup']:.1f}x "
         f"({c['ltc_step']['ours_s'] * 1e6:.0f} us), and\n{min(c['quick']):.1f}-{max(c['quick']):.1f}x (median "
-        f"{statistics.median(c['quick']):.1f}x, {min(c['quick_us']):.0f}-{max(c['quick_us']):.0f} us) in ten "
-        f"`--quick` runs; wired CfC {c['cfc_train']['speedup']:.1f}x training and {c['cfc_step']['speedup']:.1f}x "
-        "inference.\nWithout a compiler (or with `NCP_CONTROL_PURE_TORCH=1`) the same numbers come from pure torch. "
-        "Details and the full table:\n[docs/cells_speed.md](docs/cells_speed.md).\n"
+        f"{statistics.median(c['quick']):.1f}x, {min(c['quick_us']):.0f}-{max(c['quick_us']):.0f} us) in "
+        f"{_word(len(c['quick']))} `--quick` runs; wired CfC {c['cfc_train']['speedup']:.1f}x training and "
+        f"{c['cfc_step']['speedup']:.1f}x inference.\nWithout a compiler (or with `NCP_CONTROL_PURE_TORCH=1`) the "
+        f"same numbers come from pure torch. Details and the full table:\n{_page('cells_speed.md')}.\n"
     )
 
 
 # ----------------------------------------------------------------------------------------------------- measured
+S3, S4 = "ppo/bench_ppo_2026-11-23_session3.json", "ppo/bench_ppo_2026-11-23_session4.json"
+CRITIC, CRITIC_NOW = "ppo/bench_recurrent_critic_2026-11-28.json", "ppo/bench_recurrent_critic_2026-11-28_lr_scale.json"
+LSTM_KEY, LTC_KEY, DENSE_KEY = "lstm (preset)", "ltc, fully_connected CfC critic", "ltc, dense CfC critic"
+
+
 def _ppo_rows(file: str, run: str, env_id: str, policy: str) -> list[dict]:
     data = _load(file)
     (match,) = [r for r in data["runs"] if r["file"] == run]
@@ -113,67 +195,86 @@ def _returns(rows: list[dict]) -> list[float]:
 
 
 def _ppo_bullets() -> list[str]:
-    s3, s4 = "bench_ppo_2026-11-23_session3.json", "bench_ppo_2026-11-23_session4.json"
-    novel = {name: _returns(_ppo_rows(s4, run, "PendulumNoVel-v1", policy)) for name, run, policy in (
+    novel_rows = {name: _ppo_rows(S4, run, "PendulumNoVel-v1", policy) for name, run, policy in (
         ("NCP-CfC", "base200k.json", "cfc"), ("NCP-LTC", "lin10.json", "ltc"), ("LSTM", "base200k.json", "lstm"),
         ("MLP", "base200k.json", "mlp"))}
-    ltc_pendulum = sorted(_ppo_rows(s3, "sw5_Pendulum-v1_pi32_lr3.json", "Pendulum-v1", "ltc")
-                          + _ppo_rows(s3, "final_p_ltc.json", "Pendulum-v1", "ltc"), key=lambda r: r["seed"])
-    inverted = {p: _returns(_ppo_rows(s3, "final_iplk.json", "InvertedPendulum-v5", p)) for p in ("cfc", "ltc")}
-    lane = {p: _returns(_ppo_rows(s3, "final_iplk.json", "LaneKeepingState-v0", p)) for p in ("cfc", "ltc")}
-    lstm = {env: _returns(_ppo_rows(s3, "lstm_pend.json", env, "lstm")) for env in ("Pendulum-v1", "PendulumNoVel-v1")}
-    cfc_novel_100k = _returns(_ppo_rows(s3, "pnv_cfc_critrec.json", "PendulumNoVel-v1", "cfc"))
-    critic = "bench_recurrent_critic_2026-11-28.json"
-    critic_run = _load(critic)
-    rate = critic_run["steps_per_s"]
-    now = "bench_recurrent_critic_2026-11-28_lr_scale.json"
-    now_run = _load(now)
-    now_rate = now_run["steps_per_s"]
-    lstm_key, ltc_key, dense_key = ("lstm (preset)", "ltc, fully_connected CfC critic", "ltc, dense CfC critic")
+    ltc_pendulum = sorted(_ppo_rows(S3, "sw5_Pendulum-v1_pi32_lr3.json", "Pendulum-v1", "ltc")
+                          + _ppo_rows(S3, "final_p_ltc.json", "Pendulum-v1", "ltc"), key=lambda r: r["seed"])
+    inverted = {p: _ppo_rows(S3, "final_iplk.json", "InvertedPendulum-v5", p) for p in ("cfc", "ltc")}
+    lane = {p: _ppo_rows(S3, "final_iplk.json", "LaneKeepingState-v0", p) for p in ("cfc", "ltc")}
+    lstm = {env: _ppo_rows(S3, "lstm_pend.json", env, "lstm") for env in ("Pendulum-v1", "PendulumNoVel-v1")}
+    cfc_novel_100k = _ppo_rows(S3, "pnv_cfc_critrec.json", "PendulumNoVel-v1", "cfc")
+    short = [cfc_novel_100k, ltc_pendulum, *inverted.values(), *lane.values(), *lstm.values()]
+    every = [*novel_rows.values(), *short]
+    seeds = _one((len(rows) for rows in every), "seed counts")
+    long_steps = _one((row["timesteps"] for rows in novel_rows.values() for row in rows), "timesteps")
+    short_steps = _one((row["timesteps"] for rows in short for row in rows), "timesteps")
+    sessions = [_load(S3), _load(S4)]
+    date = _one((run["date"] for data in sessions for run in data["runs"]), "dates")
+    cores = _one((_cores(data["note"]) for data in sessions), "core counts")
+    novel = {name: _returns(rows) for name, rows in novel_rows.items()}
+    critic_run, now_run = _load(CRITIC), _load(CRITIC_NOW)
+    rate, now_rate = critic_run["steps_per_s"], now_run["steps_per_s"]
+    env = _one((re.search(r"--env (\S+)", run["command"]).group(1) for run in (critic_run, now_run)), "envs")
+    same_day = critic_run["date"][:10] == now_run["date"][:10] and critic_run["date"] < now_run["date"]
     return [
-        "PPO, mean evaluation return over 3 seeds ± sample sd (per seed in brackets), 2026-11-23 on a shared 2-core "
-        f"machine, the presets of that day\n  (`docs/{s3}`, `docs/{s4}`; commands in [docs/ppo.md](docs/ppo.md)). "
-        "PendulumNoVel-v1 at 200k steps, on its\n  earlier Box(2,) variant (velocity dropped; it is now rl-zoo's "
-        f"Box(3,) with the velocity zeroed): NCP-CfC {_seeds(novel['NCP-CfC'])},\n  NCP-LTC "
+        f"PPO, mean evaluation return over {seeds} seeds ± sample sd (per seed in brackets), {date} on a shared "
+        f"{cores}-core machine, the presets of that day\n  ({_file(S3)}, {_file(S4)}; commands in "
+        f"{_page('ppo.md')}). PendulumNoVel-v1 at {_steps(long_steps)} steps, on its\n  earlier variant (velocity "
+        f"dropped; it is now rl-zoo's, with the velocity zeroed): NCP-CfC {_seeds(novel['NCP-CfC'])},\n  NCP-LTC "
         f"{_seeds(novel['NCP-LTC'])}, LSTM {_seeds(novel['LSTM'])}, MLP {_seeds(novel['MLP'])} (no memory, no "
-        f"solution).\n  At 100k steps: NCP-CfC {_seeds(cfc_novel_100k)} on PendulumNoVel-v1 (LSTM "
-        f"{_seeds(lstm['PendulumNoVel-v1'])}); NCP-LTC\n  {_seeds(_returns(ltc_pendulum))} on Pendulum-v1 (LSTM "
-        f"{_seeds(lstm['Pendulum-v1'])}); InvertedPendulum-v5 {_seeds(inverted['cfc'])} (CfC) and\n  "
-        f"{_seeds(inverted['ltc'])} (LTC); LaneKeepingState-v0 return {_seeds(lane['cfc'])} (CfC), "
-        f"{_seeds(lane['ltc'])} (LTC).",
-        f"PPO throughput on PendulumNoVel-v1, taking turns in one process with sb3-contrib's LSTM RecurrentPPO preset "
-        f"({now_run['steps_per_round'][lstm_key]:,} steps a round): today's\n  NCP-LTC preset (recurrent CfC critic on the native kernel, 10 epochs) "
-        f"{now_rate[ltc_key]:,.0f} steps/s against the LSTM's {now_rate[lstm_key]:,.0f}\n  "
-        f"({now_rate[ltc_key] / now_rate[lstm_key]:.1f}x; `docs/{now}`, {now_run['date']}); the old preset "
-        f"(20 epochs) earlier that day {rate[ltc_key] / rate[lstm_key]:.1f}x, and with\n  the earlier dense critic "
-        f"{rate[dense_key] / rate[lstm_key]:.2f}x (`docs/{critic}`, {critic_run['date']}, a busier machine: "
-        f"LSTM {rate[lstm_key]:.1f} steps/s; [docs/ppo.md](docs/ppo.md)).",
+        f"solution).\n  At {_steps(short_steps)} steps: NCP-CfC {_seeds(_returns(cfc_novel_100k))} on "
+        f"PendulumNoVel-v1 (LSTM {_seeds(_returns(lstm['PendulumNoVel-v1']))}); NCP-LTC\n  "
+        f"{_seeds(_returns(ltc_pendulum))} on Pendulum-v1 (LSTM {_seeds(_returns(lstm['Pendulum-v1']))}); "
+        f"InvertedPendulum-v5 {_seeds(_returns(inverted['cfc']))} (CfC) and\n  {_seeds(_returns(inverted['ltc']))} "
+        f"(LTC); LaneKeepingState-v0 return {_seeds(_returns(lane['cfc']))} (CfC), {_seeds(_returns(lane['ltc']))} "
+        "(LTC).",
+        f"PPO throughput on {env}, taking turns in one process with sb3-contrib's LSTM RecurrentPPO preset "
+        f"({now_run['steps_per_round'][LSTM_KEY]:,} steps a round): today's\n  NCP-LTC preset (recurrent CfC critic "
+        f"on the native kernel) {now_rate[LTC_KEY]:,.0f} steps/s against the LSTM's {now_rate[LSTM_KEY]:,.0f}\n  "
+        f"({now_rate[LTC_KEY] / now_rate[LSTM_KEY]:.1f}x; {_file(CRITIC_NOW)}, {now_run['date']}); the old preset "
+        f"{'earlier that day' if same_day else 'on ' + critic_run['date'][:10]} "
+        f"{rate[LTC_KEY] / rate[LSTM_KEY]:.1f}x, and with\n  the earlier dense critic "
+        f"{rate[DENSE_KEY] / rate[LSTM_KEY]:.2f}x ({_file(CRITIC)}, {critic_run['date']}, a busier machine: "
+        f"LSTM {rate[LSTM_KEY]:.1f} steps/s; {_page('ppo.md')}).",
     ]
 
 
-def _noise_bullet() -> str:
-    data = _load("ncp_noise.json")
+def _noise() -> dict:
+    """The one-seed pixel-noise run (docs/data/ncp_noise/) and the 3-seed study (docs/data/study_ncp_noise/)."""
+    data = _load("ncp_noise/ncp_noise.json")
     crash: dict[str, dict[float, float]] = {}
     for row in data["rows"]:
         if row["perturbation"] == "pixel_noise":
             crash.setdefault(row["model"], {})[row["level"]] = row["crash_rate"]
     levels = sorted({level for rates in crash.values() for level in rates if level > 0})
     total = {model: sum(rates[level] for level in levels) for model, rates in crash.items()}
-    best = min(total, key=total.get)
-    rates = "; ".join(f"{model} {', '.join(f'{crash[model][lv]:.0%}' for lv in levels)}" for model in crash)
+    runs_per_model = _one((sum(m["policy"] == model for m in data["models"].values()) for model in crash),
+                          "runs per model")
     study = _load("study_ncp_noise/summary.json")
-    seeds = min(group["n_seeds"] for group in study["groups"])
     verdict = [line.rsplit(": ", 1)[1] for line in separation_verdict(study, ["crash_rate"])]
     separated = sorted({pair for line in verdict if line != "not separated" for pair in line.split("; ")})
-    return (f"NCP paper's pixel-noise protocol (demo-preset models, one training seed, {data['episodes']} held-out "
-            f"roads, `docs/ncp_noise.json`): crash rates at\n  pixel-noise std {', '.join(f'{lv:g}' for lv in levels)}: "
-            f"{rates}; fewest crashes: {best} ([docs/ncp_noise.md](docs/ncp_noise.md)).\n  With {seeds} training "
-            f"seeds per model as the unit (`docs/study_ncp_noise/summary.json`, 95% intervals across seeds): crash "
-            f"rates {'not separated at any level' if not separated else 'separated only for ' + ', '.join(separated)}"
-            " ([docs/study_ncp_noise.md](docs/study_ncp_noise.md)).")
+    return {"data": data, "crash": crash, "levels": levels, "best": min(total, key=total.get),
+            "runs_per_model": runs_per_model, "study": study,
+            "seeds": min(group["n_seeds"] for group in study["groups"]),
+            "verdict": ("not separated at any level" if not separated
+                        else "separated only for " + ", ".join(separated))}
 
 
-#: The files of docs/ltc_ablation/ that the README's ablation bullet reads (scripts/ltc_ablation.sh, ltc_recheck.sh).
+def _noise_bullet() -> str:
+    n = _noise()
+    crash, levels = n["crash"], n["levels"]
+    rates = "; ".join(f"{model} {', '.join(f'{crash[model][lv]:.0%}' for lv in levels)}" for model in crash)
+    return (f"NCP paper's pixel-noise protocol (demo-preset models, {_word(n['runs_per_model'])} training seed"
+            f"{'s' if n['runs_per_model'] > 1 else ''}, {n['data']['episodes']} held-out roads, "
+            f"{_file('ncp_noise/ncp_noise.json')}): crash rates at\n  pixel-noise std "
+            f"{', '.join(f'{lv:g}' for lv in levels)}: {rates}; fewest crashes: {n['best']} ({_page('ncp_noise.md')})."
+            f"\n  With {n['seeds']} training seeds per model as the unit ({_file('study_ncp_noise/summary.json')}, "
+            f"{_percent(n['study']['confidence'])} intervals across seeds): crash rates {n['verdict']} "
+            f"({_page('study_ncp_noise.md')}).")
+
+
+#: The files of docs/data/ltc_ablation/ that the ablation bullet reads (scripts/ltc_ablation.sh, ltc_recheck.sh).
 ABLATION_FILES = ("base", "lr-scale-10", "lr-scale-10-seeds-3-4", "lr-scale-10-lin-20ep",
                   "lr-scale-10-lin-20ep-seeds-3-4", "preset-today", "preset-today-seeds-3-4", "cm-0.3-0.5",
                   "gain-4-centred", "Pendulum-v1-lr-scale-10", "Pendulum-v1-lr-scale-10-seeds-3-4",
@@ -182,200 +283,307 @@ ABLATION_FILES = ("base", "lr-scale-10", "lr-scale-10-seeds-3-4", "lr-scale-10-l
                   "lr-scale-10-out-map-1-seeds-3-4", "lr-scale-10-seeds-5-9", "cfc-preset-seeds-5-9")
 
 
-def _ten_seeds(results: dict) -> str:
-    """Today's LTC preset against the CfC preset on training seeds 0-9 (render_ltc_ablation.TEN_SEEDS), with
-    whether their 95% intervals separate."""
+def _ablation() -> dict | None:
+    """The LTC-actor ablation's results (render_ltc_ablation.load), if all of :data:`ABLATION_FILES` are there."""
+    folder = DATA / "ltc_ablation"
+    if not all((folder / f"{name}.json").is_file() for name in ABLATION_FILES):
+        return None
+    return render_ltc_ablation.load(folder)
+
+
+def _ten_seed_pair(results: dict) -> tuple[dict, dict, bool]:
+    """Today's LTC preset and the CfC preset on every seed of render_ltc_ablation.TEN_SEEDS, and whether their
+    intervals separate."""
     ltc, cfc = (render_ltc_ablation.ten_seed_stats(results, name) for name in ("lr-scale-10", "cfc-preset"))
-    separated = render_ltc_ablation._versus(ltc, cfc, same=False) != "not separated"
-    return (f"On 10 training seeds: the LTC preset {_num(ltc['mean'])} [{_num(ltc['low'])}, {_num(ltc['high'])}] "
-            f"({sum(v < render_ltc_ablation.FAILED_BELOW for v in ltc['returns'])} seeds below "
-            f"{_num(render_ltc_ablation.FAILED_BELOW)}), the CfC preset {_num(cfc['mean'])} [{_num(cfc['low'])}, "
-            f"{_num(cfc['high'])}]: {'separated' if separated else 'not separated'}.")
+    return ltc, cfc, render_ltc_ablation._versus(ltc, cfc, same=False) != "not separated"
+
+
+def _interval(stats: dict) -> str:
+    return f"{_num(stats['mean'])} [{_num(stats['low'])}, {_num(stats['high'])}]"
+
+
+def _ten_seeds(results: dict) -> str:
+    ltc, cfc, separated = _ten_seed_pair(results)
+    n = _one((len(ltc["returns"]), len(cfc["returns"])), "seed counts")
+    failed = render_ltc_ablation.FAILED_BELOW
+    return (f"On {n} training seeds: the LTC preset {_interval(ltc)} ({sum(v < failed for v in ltc['returns'])} "
+            f"seeds below {_num(failed)}), the CfC preset {_interval(cfc)}: "
+            f"{'separated' if separated else 'not separated'}.")
 
 
 def _ltc_ablation_bullet() -> str | None:
-    """The LTC-actor ablation (docs/ltc_ablation/, scripts/ltc_ablation.sh and ltc_recheck.sh), if all of
+    """The LTC-actor ablation (docs/data/ltc_ablation/, scripts/ltc_ablation.sh and ltc_recheck.sh), if all of
     :data:`ABLATION_FILES` are there."""
-    folder = DOCS / "ltc_ablation"
-    if not all((folder / f"{name}.json").is_file() for name in ABLATION_FILES):
+    results = _ablation()
+    if results is None:
         return None
-
-    results = render_ltc_ablation.load(folder)
 
     def returns(*tags: str) -> list[float]:  # the runs of the tags, each tag's by seed
         return [value for tag in tags for value in results[tag]["returns"]]
 
+    def setting(tag: str, path: str) -> str:
+        return render_ltc_ablation.describe(results, tag, "{" + path + "}")
+
+    base = results["base"]["settings"]
+    env, steps = _one(base["envs"], "envs"), base["timesteps"]
     five = returns("lr-scale-10", "lr-scale-10-seeds-3-4")
-    met = statistics.fmean(five) >= -250
+    goal = render_ltc_ablation.GOAL_RETURN
+    met = statistics.fmean(five) >= goal
     pendulum_old, pendulum_new = (s["returns"] for s in render_ltc_ablation.recheck(results, "Pendulum-v1"))
     completion = min(results["LaneKeepingState-v0-lr-scale-10"]["completion"])
-    return (f"NCP-LTC on PendulumNoVel-v1 at 100k steps, each change alone on 3 training seeds (`docs/ltc_ablation/`, "
-            f"2026-11-28, [docs/ppo.md](docs/ppo.md)):\n  at the CfC's optimiser settings {_seeds(returns('base'))}; "
-            f"with the cell's parameters at 10x the rate (`ltc_lr_scale=10`)\n  {_seeds(returns('lr-scale-10'))}, "
-            f"on 5 seeds {_seeds(five)};\n  with a decaying rate and 20 epochs on 5 seeds "
-            f"{_seeds(returns('lr-scale-10-lin-20ep', 'lr-scale-10-lin-20ep-seeds-3-4'))}; with the motor output map at "
-            f"the rate itself\n  (`ltc_output_lr_scale=1`) on 5 seeds "
-            f"{_seeds(returns('lr-scale-10-out-map-1', 'lr-scale-10-out-map-1-seeds-3-4'))}; the old "
-            f"per-env LTC optimiser preset\n  (`lin_0.01`, 20 epochs) on 5 seeds "
-            f"{_seeds(returns('preset-today', 'preset-today-seeds-3-4'))}; faster initial time constants "
-            f"{_seeds(returns('cm-0.3-0.5'))}, output gain 4 {_seeds(returns('gain-4-centred'))}"
-            f".\n  Goal (mean >= −250 on 5 seeds with the scale): {'met' if met else 'not met'}; the CfC preset on the "
-            f"same env and seeds {_seeds(returns('cfc-preset'))}.\n  {_ten_seeds(results)} The scale is now "
-            f"the LTC preset's construction, with each env's shared optimiser\n  settings and no LTC-specific rate: "
-            f"Pendulum-v1 {_seeds(pendulum_new)} (the "
-            f"old preset on the same seeds\n  {_seeds(pendulum_old)}), InvertedPendulum-v5 "
-            f"{_seeds(returns('InvertedPendulum-v5-lr-scale-10'))}, LaneKeepingState-v0 return\n  "
-            f"{_seeds(returns('LaneKeepingState-v0-lr-scale-10'))} ({'100% completion' if completion == 1 else f'completion >= {completion:.0%}'} on every seed).")
+    scale = setting("lr-scale-10", "policy_kwargs.ltc_lr_scale")
+
+    def on(*tags: str) -> str:  # "on 5 seeds −312 ± ..."
+        values = returns(*tags)
+        return f"on {len(values)} seeds {_seeds(values)}"
+    return (f"NCP-LTC on {env} at {_steps(steps)} steps, each change alone on {len(base['seeds'])} training seeds "
+            f"([data/ltc_ablation/](data/ltc_ablation/), {results['base']['date']}, {_page('ppo.md')}):\n  at the "
+            f"CfC's optimiser settings {_seeds(returns('base'))}; with the cell's parameters at {scale}x the rate "
+            f"(`ltc_lr_scale={scale}`)\n  {_seeds(returns('lr-scale-10'))}, "
+            f"{on('lr-scale-10', 'lr-scale-10-seeds-3-4')};\n  with a decaying rate and {setting('lr-scale-10-lin-20ep', 'algo.n_epochs')} epochs "
+            f"{on('lr-scale-10-lin-20ep', 'lr-scale-10-lin-20ep-seeds-3-4')}; with the motor output map at the rate "
+            f"itself\n  (`ltc_output_lr_scale={setting('lr-scale-10-out-map-1', 'policy_kwargs.ltc_output_lr_scale')}`)"
+            f" {on('lr-scale-10-out-map-1', 'lr-scale-10-out-map-1-seeds-3-4')}; the old per-env LTC optimiser preset"
+            f"\n  (`{setting('preset-today', 'algo.learning_rate')}`, {setting('preset-today', 'algo.n_epochs')} "
+            f"epochs) {on('preset-today', 'preset-today-seeds-3-4')}; faster initial time constants "
+            f"{_seeds(returns('cm-0.3-0.5'))}, output gain "
+            f"{setting('gain-4-centred', 'policy_kwargs.ltc_init.output_gain')} {_seeds(returns('gain-4-centred'))}"
+            f".\n  Goal (mean >= {_num(goal)} on {len(five)} seeds with the scale): {'met' if met else 'not met'}; "
+            f"the CfC preset on the same env and seeds {_seeds(returns('cfc-preset'))}.\n  {_ten_seeds(results)} "
+            "The scale is now the LTC preset's construction, with each env's shared optimiser\n  settings and no "
+            f"LTC-specific rate: Pendulum-v1 {_seeds(pendulum_new)} (the old preset on the same seeds\n  "
+            f"{_seeds(pendulum_old)}), InvertedPendulum-v5 {_seeds(returns('InvertedPendulum-v5-lr-scale-10'))}, "
+            f"LaneKeepingState-v0 return\n  {_seeds(returns('LaneKeepingState-v0-lr-scale-10'))} "
+            f"({'100% completion' if completion == 1 else f'completion >= {completion:.0%}'} on every seed).")
 
 
-def _generalisation_bullet(summary: dict | None = None) -> str | None:
-    """Issue 17's generalisation study (docs/study_ncp_generalisation/), if its summary is there: completion with one
-    randomised element at a time and with all together, for runs trained on the default look and under domain
-    randomisation, with the verdict from the 95% intervals across training seeds."""
-    if summary is None:
-        if not (DOCS / "study_ncp_generalisation/summary.json").is_file():
-            return None
-        summary = _load("study_ncp_generalisation/summary.json")
+def _generalisation(summary: dict) -> dict:
     cells = {(g["train_tag"], g["model"], g["condition"]): g for g in summary["groups"]}
     order = ["ncp-ltc", "ncp-cfc", "lstm", "cnn"]
     models = sorted({model for _, model, _ in cells}, key=lambda m: (order.index(m) if m in order else len(order), m))
-    seeds = min(g["n_seeds"] for g in summary["groups"])
+    alone = [(g["metrics"]["completion_rate"]["mean"], g["model"], g["condition"]) for g in summary["groups"]
+             if g["train_tag"] == "untagged" and g["condition"] not in ("clean", "all")]
+    verdict = separation_verdict(summary, ["completion_rate"])
+    return {"cells": cells, "models": models, "alone": alone,
+            "separated": [line for line in verdict if not line.endswith("not separated")],
+            "seeds": min(g["n_seeds"] for g in summary["groups"]),
+            "roads": "/".join(str(n) for n in sorted({g["episodes"] for g in summary["groups"]}))}
+
+
+def _generalisation_bullet(summary: dict | None = None) -> str | None:
+    """Issue 17's generalisation study (docs/data/study_ncp_generalisation/), if its summary is there: completion
+    with one randomised element at a time and with all together, for runs trained on the default look and under
+    domain randomisation, with the verdict from the intervals across training seeds."""
+    if summary is None:
+        if not (DATA / "study_ncp_generalisation/summary.json").is_file():
+            return None
+        summary = _load("study_ncp_generalisation/summary.json")
+    g = _generalisation(summary)
+    if not g["alone"]:
+        return None
 
     def completion(tag: str, condition: str) -> str:
         parts = []
-        for model in models:
-            if (tag, model, condition) not in cells:
+        for model in g["models"]:
+            if (tag, model, condition) not in g["cells"]:
                 continue
-            m = cells[(tag, model, condition)]["metrics"]["completion_rate"]
+            m = g["cells"][(tag, model, condition)]["metrics"]["completion_rate"]
             interval = ("" if m["ci_low"] is None else
                         f" [{max(m['ci_low'], 0):.0%}, {min(m['ci_high'], 1):.0%}]")
             parts.append(f"{model} {m['mean']:.0%}{interval}")
         return ", ".join(parts) or "not evaluated yet"
 
-    alone = [(g["metrics"]["completion_rate"]["mean"], g["model"], g["condition"]) for g in summary["groups"]
-             if g["train_tag"] == "untagged" and g["condition"] not in ("clean", "all")]
-    if not alone:
-        return None
-    low = min(alone)[0]
-    lowest = ", ".join(f"{model} under {condition}" for mean, model, condition in sorted(alone)
+    low = min(g["alone"])[0]
+    lowest = ", ".join(f"{model} under {condition}" for mean, model, condition in sorted(g["alone"])
                        if round(mean, 3) == round(low, 3))
-    verdict = separation_verdict(summary, ["completion_rate"])
-    separated = [line for line in verdict if not line.endswith("not separated")]
-    roads = "/".join(str(n) for n in sorted({g["episodes"] for g in summary["groups"]}))
-    return (f"Generalisation to held-out looks of the road scene (imitation, {seeds} training seeds "
-            f"per model,\n  {roads} held-out roads, `docs/study_ncp_generalisation/summary.json`; completion, mean "
-            f"[95% interval across seeds, clipped to 0-100%]): trained on\n  the default look, one randomised element "
-            f"at a time: every model >= {low:.0%} (lowest: {lowest}); all elements "
+    confidence = _percent(summary.get("confidence", 0.95))
+    return (f"Generalisation to held-out looks of the road scene (imitation, {g['seeds']} training seeds "
+            f"per model,\n  {g['roads']} held-out roads, {_file('study_ncp_generalisation/summary.json')}; completion, "
+            f"mean [{confidence} interval across seeds, clipped to 0-100%]): trained on\n  the default look, one "
+            f"randomised element at a time: every model >= {low:.0%} (lowest: {lowest}); all elements "
             f"together: {completion('untagged', 'all')};\n  trained under domain randomisation, held-out "
             f"randomised looks: {completion('dr', 'all')}; the clean look: {completion('dr', 'clean')}.\n  "
-            + ("Completion not separated between any two models or trainings" if not separated else
-               "Separated on completion: " + "; ".join(separated))
-            + " ([docs/study_ncp_generalisation.md](docs/study_ncp_generalisation.md)).")
+            + ("Completion not separated between any two models or trainings" if not g["separated"] else
+               "Separated on completion: " + "; ".join(g["separated"]))
+            + f" ({_page('study_ncp_generalisation.md')}).")
 
 
-def _mujoco_bullet(summary: dict | None = None, spec: dict | None = None) -> str | None:
-    """Issue 17's MuJoCo memory study (docs/study_mujoco_novel/), if its summary is there: mean evaluation return per
-    policy on each NoVel env, the fully observed env's MLP as the reference line, and the verdict from the 95%
-    intervals across training seeds. A study still running shows each cell's number of seeds."""
-    if summary is None:
-        if not (DOCS / "study_mujoco_novel/summary.json").is_file():
-            return None
-        summary, spec = _load("study_mujoco_novel/summary.json"), _load("study_mujoco_novel/spec.json")
-    steps = sorted({entry["timesteps"] for entry in spec["train"]})
+def _mujoco(summary: dict, spec: dict) -> dict:
     cells = {(g["env"], g["model"]): g for g in summary["groups"]}
     planned: dict[tuple[str, str], int] = {}  # seeds the spec trains per (env, policy), over all its entries
     for entry in spec["train"]:
         for policy in entry["policies"]:
             planned[(entry["env"], policy)] = planned.get((entry["env"], policy), 0) + len(entry["seeds"])
+    verdict = [f"{line.split(' ', 1)[0]}: {line.rsplit(': ', 1)[1]}"
+               for line in separation_verdict(summary, ["mean_return"])
+               if "NoVel" in line.split(" ", 1)[0] and not line.endswith("not separated")]
+    unfinished = sum(n - cells[key]["n_seeds"] if key in cells else n for key, n in planned.items())
+    return {"cells": cells, "planned": planned, "verdict": verdict, "unfinished": unfinished,
+            "verdict_text": ("Separated (non-overlapping intervals): " + "; ".join(verdict) if verdict else
+                             "No two policies separated on the NoVel envs")}
+
+
+def _mujoco_bullet(summary: dict | None = None, spec: dict | None = None) -> str | None:
+    """Issue 17's MuJoCo memory study (docs/data/study_mujoco_novel/), if its summary is there: mean evaluation
+    return per policy on each NoVel env, the fully observed env's MLP as the reference line, and the verdict from the
+    intervals across training seeds. A study still running shows each cell's number of seeds."""
+    if summary is None:
+        if not (DATA / "study_mujoco_novel/summary.json").is_file():
+            return None
+        summary, spec = _load("study_mujoco_novel/summary.json"), _load("study_mujoco_novel/spec.json")
+    m = _mujoco(summary, spec)
+    cells, planned = m["cells"], m["planned"]
+    steps = sorted({entry["timesteps"] for entry in spec["train"]})
 
     def cell(env: str, model: str) -> str:
         g = cells[(env, model)]
-        m = g["metrics"]["mean_return"]
-        text = f"{model} {_num(m['mean'])}"
-        if m["ci_low"] is not None:
-            text += f" [{_num(m['ci_low'])}, {_num(m['ci_high'])}]"
+        ret = g["metrics"]["mean_return"]
+        text = f"{model} {_num(ret['mean'])}"
+        if ret["ci_low"] is not None:
+            text += f" [{_num(ret['ci_low'])}, {_num(ret['ci_high'])}]"
         n, of = g["n_seeds"], planned[(env, model)]
         return text + ("" if n == of else f" ({n} of {of} seeds)")
 
     parts = []
     for env, full in (("HopperNoVel-v5", "Hopper-v5"), ("HalfCheetahNoVel-v5", "HalfCheetah-v5")):
-        models = [m for m in ("ltc", "cfc", "lstm", "mlp") if (env, m) in cells]
+        models = [model for model in ("ltc", "cfc", "lstm", "mlp") if (env, model) in cells]
         if not models:
             continue
-        line = f"{env}: " + ", ".join(cell(env, m) for m in models)
+        line = f"{env}: " + ", ".join(cell(env, model) for model in models)
         if (full, "mlp") in cells:
             line += f"; reference, MLP on {full}: {cell(full, 'mlp').split(' ', 1)[1]}"
         parts.append(line)
-    verdict = [f"{line.split(' ', 1)[0]}: {line.rsplit(': ', 1)[1]}"
-               for line in separation_verdict(summary, ["mean_return"])
-               if "NoVel" in line.split(" ", 1)[0] and not line.endswith("not separated")]
     episodes = "/".join(str(n) for n in sorted({g["episodes"] for g in summary["groups"]}))
-    unfinished = sum(n - cells[key]["n_seeds"] if key in cells else n for key, n in planned.items())
-    verdict_text = ("Separated (non-overlapping intervals): " + "; ".join(verdict) if verdict else
-                    "No two policies separated on the NoVel envs")
+    unfinished, total = m["unfinished"], sum(planned.values())
     if not unfinished:
-        state = verdict_text
+        state = m["verdict_text"]
     elif min(g["n_seeds"] for g in summary["groups"]) < 2:  # a cell without an interval: no verdict
-        state = f"Study not finished: {unfinished} of {sum(planned.values())} runs to go; no verdict yet"
+        state = f"Study not finished: {unfinished} of {total} runs to go; no verdict yet"
     else:
-        state = f"Study not finished ({unfinished} of {sum(planned.values())} runs to go). {verdict_text}"
-    return (f"Memory tasks beyond Pendulum (PPO, {'/'.join(f'{s // 1000}k' for s in steps)} steps, "
+        state = f"Study not finished ({unfinished} of {total} runs to go). {m['verdict_text']}"
+    confidence = _percent(summary.get("confidence", 0.95))
+    return (f"Memory tasks beyond Pendulum (PPO, {'/'.join(_steps(s) for s in steps)} steps, "
             f"{max(planned.values())} training seeds per policy, {episodes} held-out episodes,\n  "
-            f"`docs/study_mujoco_novel/summary.json`; "
-            f"mean return [95% interval across seeds]):\n  " + ";\n  ".join(parts) + ".\n  "
-            + state + " ([docs/study_mujoco_novel.md](docs/study_mujoco_novel.md)).")
+            f"{_file('study_mujoco_novel/summary.json')}; mean return [{confidence} interval across seeds]):\n  "
+            + ";\n  ".join(parts) + ".\n  " + state + f" ({_page('study_mujoco_novel.md')}).")
+
+
+def _imitation() -> dict:
+    data = _load("imitation/bench_imitation_paper_ncp_ltc.json")
+    (result,) = data["results"]
+    return {**result, "episodes": data["settings"]["episodes"], "threads": data["settings"]["threads"],
+            "date": data["date"]}
 
 
 def render_measured() -> str:
-    imitation = _load("bench_imitation_paper_ncp_ltc.json")
-    (result,) = imitation["results"]
+    i = _imitation()
     c = _cells()
     bullets = [
-        f"Camera lane keeping by imitation, the paper's 19-neuron NCP-LTC ({result['recurrent_parameters']:,} "
-        f"recurrent parameters) at the\n  `{result['preset']}` preset: {result['completion_rate']:.0%} of "
-        f"{imitation['settings']['episodes']} held-out roads completed, trained in {result['train_minutes']:.0f} "
-        f"minutes on 2 CPU cores\n  ({imitation['date']}, `docs/bench_imitation_paper_ncp_ltc.json`, "
-        "[docs/imitation.md](docs/imitation.md)).",
+        f"Camera lane keeping by imitation, the paper's NCP-LTC ({i['recurrent_parameters']:,} recurrent parameters, "
+        f"{i['synapses']:,} synapses) at the\n  `{i['preset']}` preset: {i['completion_rate']:.0%} of "
+        f"{i['episodes']} held-out roads completed, trained in {i['train_minutes']:.0f} minutes with "
+        f"{_word(i['threads'])} torch thread{'s' if i['threads'] > 1 else ''}\n  ({i['date']}, "
+        f"{_file('imitation/bench_imitation_paper_ncp_ltc.json')}, {_page('imitation.md')}).",
         _noise_bullet(),
-        f"Cells against ncps 1.0.1 on the CPU: LTC training {c['ltc_train']['speedup']:.1f}x, LTC inference step "
-        f"{c['ltc_step']['speedup']:.1f}x\n  (median {statistics.median(c['quick']):.1f}x over ten quick runs), wired "
-        f"CfC {c['cfc_train']['speedup']:.1f}x training and {c['cfc_step']['speedup']:.1f}x inference "
-        "([docs/cells_speed.md](docs/cells_speed.md)).",
+        f"Cells against ncps {_ncps_version()} on the CPU: LTC training {c['ltc_train']['speedup']:.1f}x, LTC "
+        f"inference step {c['ltc_step']['speedup']:.1f}x\n  (median {statistics.median(c['quick']):.1f}x over "
+        f"{_word(len(c['quick']))} quick runs), wired CfC {c['cfc_train']['speedup']:.1f}x training and "
+        f"{c['cfc_step']['speedup']:.1f}x inference ({_page('cells_speed.md')}).",
         *_ppo_bullets(),
     ]
     bullets += [b for b in (_generalisation_bullet(), _mujoco_bullet(), _ltc_ablation_bullet()) if b]
-    return ("Each number below is rendered from a data file in docs/ by `python scripts/render_readme_results.py`; "
-            "the docs page\ngives the command, machine and date.\n\n" + "".join(f"- {b}\n" for b in bullets))
+    return ("Each number below is rendered from a data file in [data/](data/) by "
+            "`python scripts/render_readme_results.py`; the docs page\ngives the command, machine and date.\n\n"
+            + "".join(f"- {b}\n" for b in bullets))
 
 
-RENDERERS = {"env-speed": render_env_speed, "speed": render_speed, "measured": render_measured}
+# ----------------------------------------------------------------------------------------------------- headline
+def render_headline() -> str:
+    """README.md's short table: one row per headline result, each with its page."""
+    c, i, n = _cells(), _imitation(), _noise()
+    e = _env_speed()
+    rows = [
+        (f"Cells against ncps {_ncps_version()} (CPU)",
+         f"LTC training {c['ltc_train']['speedup']:.1f}x faster, LTC inference step {c['ltc_step']['speedup']:.1f}x, "
+         f"wired CfC {c['cfc_train']['speedup']:.1f}x / {c['cfc_step']['speedup']:.1f}x", "cells_speed.md"),
+        (f"Camera lane keeping by imitation (the paper's NCP-LTC, `{i['preset']}` preset)",
+         f"{i['completion_rate']:.0%} of {i['episodes']} held-out roads, trained in {i['train_minutes']:.0f} min",
+         "imitation.md"),
+        (f"The NCP paper's pixel-noise test, {n['seeds']} training seeds per model",
+         f"crash rates {n['verdict']}", "study_ncp_noise.md"),
+    ]
+    if _generalisation_bullet() is not None:
+        g = _generalisation(_load("study_ncp_generalisation/summary.json"))
+        rows.append((f"Held-out looks of the road scene, {g['seeds']} training seeds per model",
+                     "completion not separated between any two models or trainings" if not g["separated"]
+                     else "separated on completion: " + "; ".join(g["separated"]), "study_ncp_generalisation.md"))
+    results = _ablation()
+    if results is not None:
+        ltc, cfc, separated = _ten_seed_pair(results)
+        settings = results["base"]["settings"]
+        rows.append((f"PPO on {_one(settings['envs'], 'envs')} at {_steps(settings['timesteps'])} steps, "
+                     f"{len(ltc['returns'])} training seeds",
+                     f"NCP-LTC {_interval(ltc)}, NCP-CfC {_interval(cfc)} (mean return, "
+                     f"{_percent(render_ltc_ablation.CONFIDENCE)} interval): "
+                     f"{'separated' if separated else 'not separated'}", "ppo.md"))
+    if _mujoco_bullet() is not None:
+        summary, spec = _load("study_mujoco_novel/summary.json"), _load("study_mujoco_novel/spec.json")
+        m = _mujoco(summary, spec)
+        envs = " / ".join(sorted({env for env, _ in m["cells"] if "NoVel" in env}, reverse=True))
+        rows.append((f"Memory tasks {envs} (PPO, {max(m['planned'].values())} training seeds)",
+                     m["verdict_text"][0].lower() + m["verdict_text"][1:] if not m["unfinished"]
+                     else "study not finished", "study_mujoco_novel.md"))
+    export, demo = _load("deploy/bench_export.json"), _load("deploy/deploy_demo_check.json")
+    ppo = export["ppo_state_policy"]
+    done = {kind: round(demo[kind]["completion_rate"] * demo["episodes"]) for kind in ("torch", "onnxruntime")}
+    rows.append(("Exported ONNX policy, run without torch",
+                 f"NCP-LTC state policy {ppo['ncps_over_ort_cpu']:.1f}x faster than the same policy stepped with "
+                 f"ncps (CPU time); the demo policy completes {done['onnxruntime']}/{demo['episodes']} held-out roads "
+                 f"({done['torch']}/{demo['episodes']} in torch)", "deploy.md"))
+    rows.append(("Lane-keeping camera env",
+                 f"{_num(e['rates'][0])}–{_num(e['rates'][-1])} steps/s ({e['size']}, {_pinned(e['runs'])})",
+                 "envs.md"))
+    lines = ["| result | measured | details |", "|---|---|---|"]
+    lines += [f"| {what} | {value} | {_page(page, README)} |" for what, value, page in rows]
+    return "\n".join(lines) + (f"\n\nEvery figure with its data file, machine and date: "
+                               f"{_page('results.md', README)}.\n")
 
 
-def render(text: str) -> str:
-    """``text`` (the README) with every results block re-rendered from the data.
+#: The blocks of each page, in the order they appear.
+PAGES = {README: {"headline": render_headline},
+         RESULTS: {"env-speed": render_env_speed, "speed": render_speed, "measured": render_measured}}
+RENDERERS = {name: fn for blocks in PAGES.values() for name, fn in blocks.items()}
+
+
+def render(text: str, page: Path = RESULTS) -> str:
+    """``text`` (the page ``page``) with every results block re-rendered from the data.
 
     Raises:
-        ValueError: a block named here is missing from the text, or the text has a block with no renderer.
+        ValueError: a block of the page is missing from the text, or the text has a block with no renderer.
     """
+    blocks = PAGES[page]
     found = [m.group("name") for m in BLOCK.finditer(text)]
-    if sorted(found) != sorted(RENDERERS):
-        raise ValueError(f"README results blocks {sorted(found)} do not match the renderers {sorted(RENDERERS)}")
-    return BLOCK.sub(lambda m: m.group(1) + RENDERERS[m.group("name")]() + m.group(4), text)
+    if sorted(found) != sorted(blocks):
+        raise ValueError(f"{page.name} results blocks {sorted(found)} do not match the renderers {sorted(blocks)}")
+    return BLOCK.sub(lambda m: m.group(1) + blocks[m.group("name")]() + m.group(4), text)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if README.md differs from the data")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a page differs from the data")
     args = parser.parse_args(argv)
-    text = README.read_text()
-    rendered = render(text)
-    if args.check:
-        if rendered != text:
-            print("README.md's results blocks differ from docs/ data: run python scripts/render_readme_results.py")
-            return 1
-        return 0
-    README.write_text(rendered)
-    return 0
+    status = 0
+    for page in PAGES:
+        text = page.read_text()
+        rendered = render(text, page)
+        if args.check:
+            if rendered != text:
+                print(f"{page.relative_to(ROOT)}'s results blocks differ from docs/data/: run python "
+                      "scripts/render_readme_results.py")
+                status = 1
+        else:
+            page.write_text(rendered)
+    return status
 
 
 if __name__ == "__main__":

@@ -11,14 +11,15 @@ NCP crashed least. Here, on ``LaneKeeping-v0``:
 2. Run :func:`ncp_control.agents.evaluation.robustness.robustness_sweep` on held-out roads (episode seeds from
    ``ncp_control.agents.imitation.HELDOUT_SEED_START``): pixel noise sigma 0, 0.316, 0.447, 0.548 (variance 0, 0.1, 0.2, 0.3)
    plus the milder 0.05, 0.1, 0.2, sensor dropout and action delay; every model meets the same roads and the same noise draws.
-3. Write ``OUT/ncp_noise.{md,csv,json,png}``; the ``.md`` holds the table, the machine, the date, the preset, the
-   data files and the command, and a plain statement of whether the paper's ordering (NCP crashes least under pixel
-   noise) holds here. The page is written only by a run (the JSON does not keep the date, machine and training times
-   of the header), so there is no render-only mode.
+3. Write ``OUT/ncp_noise.{csv,json,png}`` (the data, default ``docs/data/ncp_noise``) and the page ``PAGE``
+   (default ``docs/ncp_noise.md``): the table, the machine, the date, the preset, links to the data files and the
+   command, and a plain statement of whether the paper's ordering (NCP crashes least under pixel noise) holds here.
+   The page is written only by a run (the JSON does not keep the date, machine and training times of the header),
+   so there is no render-only mode.
 
 Examples::
 
-    PYTHONPATH=. python scripts/reproduce_ncp_noise.py --preset demo --runs /tmp/runs_demo --episodes 30 --out docs
+    PYTHONPATH=. python scripts/reproduce_ncp_noise.py --preset demo --runs runs_demo --episodes 30
     PYTHONPATH=. python scripts/reproduce_ncp_noise.py --preset paper --runs runs_paper --episodes 100 --processes 2
 """
 
@@ -50,7 +51,9 @@ class Settings:
     runs: str
     """folder holding (or receiving) one run folder per model, named after the model"""
     out: str
-    """folder for ncp_noise.{md,csv,json,png}"""
+    """folder for the data, ncp_noise.{csv,json,png}"""
+    page: str
+    """the Markdown page (table, verdict, machine, date, links to the data)"""
     episodes: int
     """held-out roads per model and level"""
     seed: int
@@ -65,13 +68,15 @@ def parse() -> Settings:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=("demo", "paper"), default="demo", help=Settings.__dataclass_fields__["preset"].__doc__)
     p.add_argument("--runs", required=True, help="folder with one run folder per model (trained when missing)")
-    p.add_argument("--out", default="docs", help="where to write ncp_noise.{md,csv,json,png} (default docs)")
+    p.add_argument("--out", default="docs/data/ncp_noise",
+                   help="where to write ncp_noise.{csv,json,png} (default docs/data/ncp_noise)")
+    p.add_argument("--page", default="docs/ncp_noise.md", help="the page to write (default docs/ncp_noise.md)")
     p.add_argument("--episodes", type=int, default=30, help="held-out roads per model and level (default 30)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--processes", type=int, default=1, help="evaluation worker processes (default 1)")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     a = p.parse_args()
-    return Settings(a.preset, a.runs, a.out, a.episodes, a.seed, a.processes, tuple(a.models))
+    return Settings(a.preset, a.runs, a.out, a.page, a.episodes, a.seed, a.processes, tuple(a.models))
 
 
 def find_run(runs: Path, model: str, preset: str, seed: int) -> Path:
@@ -154,7 +159,8 @@ def main() -> None:
     import torch
 
     from ncp_control.agents.imitation import HELDOUT_SEED_START
-    from ncp_control.agents.evaluation.robustness import CI_METHOD, robustness_sweep
+    from ncp_control.agents.evaluation.robustness import robustness_sweep
+    from ncp_control.agents.evaluation.robustness_results import CI_METHOD
 
     torch.set_num_threads(1)
     runs = Path(s.runs)
@@ -171,8 +177,12 @@ def main() -> None:
                                HELDOUT_SEED_START, processes=s.processes,
                                progress=lambda line: print(line, flush=True))
     seconds = time.perf_counter() - t0
-    out = Path(s.out)
+    out, page = Path(s.out), Path(s.page)
     paths = results.write(out, stem="ncp_noise")
+    paths["table"].unlink()  # the table goes into the page, which lives apart from its data
+    page.parent.mkdir(parents=True, exist_ok=True)
+    rel = {kind: Path(os.path.relpath(paths[kind], page.parent)).as_posix() for kind in ("json", "csv", "plot")
+           if kind in paths}
     noise_levels = results.sweeps[0][1]
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
     header = [
@@ -188,8 +198,8 @@ def main() -> None:
         f"- Perturbations: `{PIXEL_NOISE}` (sigma; 0.316, 0.447, 0.548 are the paper's variances 0.1, 0.2, 0.3; 0.05-0.2 are milder extra levels), `{DROPOUT}`, "
         f"`{ACTION_DELAY}` (steps of 0.05 s).",
         f"- Intervals: {CI_METHOD} (95%). Crash = leaving the road (termination without success).",
-        f"- Data: `{paths['json'].name}` (every row, the models' run folders and the sweep settings) and "
-        f"`{paths['csv'].name}` (the rows), beside this page. Command: "
+        f"- Data: [{rel['json']}]({rel['json']}) (every row, the models' run folders and the sweep settings) and "
+        f"[{rel['csv']}]({rel['csv']}) (the rows). Command: "
         f"`{shlex.join(['python', 'scripts/reproduce_ncp_noise.py', *sys.argv[1:]])}`.",
         "",
         "## Verdict",
@@ -200,8 +210,9 @@ def main() -> None:
         "",
         "",
     ]
-    paths["table"].write_text("\n".join(header) + results.table() + "\n\n![plot](ncp_noise.png)\n")
-    print(paths["table"].read_text())
+    plot = f"\n\n![plot]({rel['plot']})" if "plot" in rel else ""
+    page.write_text("\n".join(header) + results.table() + plot + "\n")
+    print(page.read_text())
 
 
 if __name__ == "__main__":

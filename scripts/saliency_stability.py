@@ -5,12 +5,13 @@ the recorded frames with ``pixel_noise`` at each level (the robustness protocol'
 VisualBackProp saliency of the run's conv head on clean and noisy frames
 (:func:`ncp_control.inspect.policy_saliency`) and report their mean SSIM
 (:func:`ncp_control.agents.evaluation.saliency_stability.saliency_stability`): 1 means the policy attends to the same pixels under noise.
-Writes ``OUT.md`` (table, machine, date, command, data file) and ``OUT.json``.
+Writes the data to ``OUT`` (default ``docs/data/saliency_stability/saliency_stability.json``) and the page to ``PAGE``
+(default ``docs/saliency_stability.md``: table, machine, date, command, a link to the data file).
 
 Example::
 
     PYTHONPATH=. python scripts/saliency_stability.py runs/demo runs/bc-lstm --levels 0.1 0.316 --episodes 3 \\
-        --max-frames 100 --out docs/saliency_stability
+        --max-frames 100
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ def main() -> None:
                    help="pixel_noise sigmas (0.316/0.447/0.548 = the paper's variances 0.1/0.2/0.3)")
     p.add_argument("--episodes", type=int, default=3, help="held-out roads driven per run (default 3)")
     p.add_argument("--max-frames", type=int, default=100, help="frames used per road (default 100)")
-    p.add_argument("--out", default="docs/saliency_stability", help="output path without extension")
+    p.add_argument("--out", default="docs/data/saliency_stability/saliency_stability.json",
+                   help="the JSON data file to write (default docs/data/saliency_stability/saliency_stability.json)")
+    p.add_argument("--page", default="docs/saliency_stability.md",
+                   help="the Markdown page to write (default docs/saliency_stability.md)")
     a = p.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
@@ -54,6 +58,8 @@ def main() -> None:
             print(f"{loaded.config['policy']:8s} sigma {level:.3f}: mean SSIM {result['mean_ssim']:.3f} "
                   f"({result['frames']} frames)", flush=True)
     minutes = (time.perf_counter() - t0) / 60
+    out, page = Path(a.out), Path(a.page)
+    data_link = Path(os.path.relpath(out, page.parent)).as_posix()
     levels = sorted({r["sigma"] for r in rows})
     models = list(dict.fromkeys(r["model"] for r in rows))
     lines = [
@@ -65,7 +71,7 @@ def main() -> None:
         f"- {a.episodes} held-out roads (reset seeds from {HELDOUT_SEED_START}), first {a.max_frames} frames of each, "
         "driven by the clean policy; VisualBackProp of each model's conv head on the clean and the noisy frame; "
         "mean SSIM over frames (1 = identical attention).",
-        f"- Data: `{Path(a.out).with_suffix('.json').as_posix()}` (every model and level: per-road SSIM, frames, seeds).",
+        f"- Data: [{data_link}]({data_link}) (every model and level: per-road SSIM, frames, seeds).",
         "",
         "| model | " + " | ".join(f"sigma {x:g}" for x in levels) + " |",
         "|---|" + "---|" * len(levels),
@@ -74,11 +80,10 @@ def main() -> None:
         cells = [next((f"{r['mean_ssim']:.3f}" for r in rows if r["model"] == model and r["sigma"] == x), "-")
                  for x in levels]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"date": datetime.date.today().isoformat(), "rows": rows},
-                                                   indent=1) + "\n")
+    for path in (out, page):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text("\n".join(lines) + "\n")
+    out.write_text(json.dumps({"date": datetime.date.today().isoformat(), "rows": rows}, indent=1) + "\n")
     print("\n".join(lines))
 
 

@@ -6,7 +6,7 @@ separated". Rates are compared as the summary gives them (Student-t intervals on
 with training tags and evaluation conditions gets a line per (condition, metric): models of the same training tag,
 and each model against itself under another tag (``dr:lstm < lstm``).
 
-    python scripts/study_verdict.py docs/study_ncp_noise/summary.json [--metrics crash_rate mean_abs_lateral_m]
+    python scripts/study_verdict.py docs/data/study_ncp_noise/summary.json [--metrics crash_rate mean_abs_lateral_m]
 """
 
 from __future__ import annotations

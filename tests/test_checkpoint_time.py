@@ -11,6 +11,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from ncp_control.agents import imitation
+from ncp_control.agents.imitation import checkpoints, training
 
 from ncp_control.agents import ppo
 from ncp_control.agents.ppo.callbacks import ProgressLines, WallTimeCheckpoint
@@ -94,7 +95,7 @@ def test_imitation_wall_time_checkpoint_inside_an_epoch_and_resume_from_it(tmp_p
     reference = imitation.train(config, tmp_path / "reference", checkpoint_seconds=0)
     expected = torch.load(reference / "model.pt", weights_only=True)
 
-    save = imitation.save_tensors
+    save = checkpoints.save_tensors
     positions = []
 
     def save_then_kill(obj, path):  # the kill comes right after the first checkpoint written inside an epoch
@@ -103,21 +104,21 @@ def test_imitation_wall_time_checkpoint_inside_an_epoch_and_resume_from_it(tmp_p
             positions.append((obj["epoch"], obj["partial"]["window"]))
             raise _Killed
 
-    monkeypatch.setattr(imitation, "save_tensors", save_then_kill)
+    monkeypatch.setattr(checkpoints, "save_tensors", save_then_kill)
     with pytest.raises(_Killed):
         imitation.train(config, tmp_path / "run", checkpoint_seconds=1e-9)
-    monkeypatch.setattr(imitation, "save_tensors", save)
+    monkeypatch.setattr(checkpoints, "save_tensors", save)
     assert positions == [(0, 4)]  # epoch 0 not done, the next window starts at frame 4
     assert not (tmp_path / "run" / "model.pt").exists()
 
     resumed_from = []
-    train_epoch = imitation._train_epoch
+    train_epoch = training.train_epoch
 
     def spy(*args, partial=None, **kwargs):
         resumed_from.append(None if partial is None else partial["window"])
         return train_epoch(*args, partial=partial, **kwargs)
 
-    monkeypatch.setattr(imitation, "_train_epoch", spy)
+    monkeypatch.setattr(training, "train_epoch", spy)
     imitation.train(config, tmp_path / "run", resume=True, checkpoint_seconds=0, trusted_expert=config.expert)
     assert resumed_from == [4, None]  # epoch 0 continued from its 2nd window, then epoch 1
     got = torch.load(tmp_path / "run" / "model.pt", weights_only=True)

@@ -6,7 +6,7 @@ import torch
 from ncps import torch as ncps_torch
 from ncps import wirings as ncps_wirings
 
-from ncp_control.policies._backend import wirings
+from ncp_control.policies.backend import wirings
 from ncp_control.policies.core import CfCCore, LSTMCore, LTCCore, RecurrentCore, make_core
 
 torch.set_num_threads(1)

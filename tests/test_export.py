@@ -35,7 +35,7 @@ def _ppo_run(root: Path, env_id: str, policy: str, **extra) -> Path:
     overrides = json.loads(json.dumps(PPO_FAST))
     if policy == "lstm":
         overrides["policy_kwargs"] = {"lstm_hidden_size": 8}
-    ppo._merge(overrides, extra)
+    ppo.merge_config(overrides, extra)
     config = ppo.resolve_config(env_id, policy, timesteps=64, seed=0, overrides=overrides)
     run = root / f"{env_id}_{policy}"
     ppo.train(config, run, evaluate_at_end=False)  # a few PPO updates: trained weights, not the init

@@ -15,17 +15,17 @@ from ncp_control.agents.imitation import (
     Demonstrations,
     Episode,
     SteeringNoise,
-    _SequenceData,
     beta_schedule,
     evaluate_heldout,
     heldout_road_seeds,
-    load_policy,
+    load_predictor,
     preset_config,
     resolve_expert,
     rollout,
     train,
     training_road_seeds,
 )
+from ncp_control.agents.imitation.sequence_bc import SequenceData
 from ncp_control.policies.imitation import ModelConfig, build_model
 from tests.imitation_synthetic import ENV_ID, make_expert
 
@@ -258,7 +258,7 @@ def test_dagger_aggregates_labelled_learner_episodes(tmp_path):
 
 def test_streams_visit_every_frame_once_in_episode_order():
     episodes = [_episode(steps=n, seed=n) for n in (5, 9, 3, 12, 7)]
-    data = _SequenceData(episodes, 0.1)
+    data = SequenceData(episodes, 0.1)
     streams = data.streams(2, 4, np.random.default_rng(0))
     assert streams.shape[1] % 4 == 0
     valid = streams[streams >= 0]
@@ -273,7 +273,7 @@ def test_streams_visit_every_frame_once_in_episode_order():
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     config = _tiny_config(model="ncp-cfc", epochs=3, dagger_epochs=2)
-    full = load_policy(train(config, tmp_path / "full"))
+    full = load_predictor(train(config, tmp_path / "full"))
 
     class Interrupt(Exception):
         pass
@@ -285,7 +285,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     with pytest.raises(Interrupt):
         train(config, tmp_path / "resumed", callback=stop_in_round_1)
     assert not (tmp_path / "resumed" / "model.pt").exists()
-    resumed = load_policy(train(config, tmp_path / "resumed", resume=True, trusted_expert=EXPERT))
+    resumed = load_predictor(train(config, tmp_path / "resumed", resume=True, trusted_expert=EXPERT))
     for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
         torch.testing.assert_close(a, b, msg=name)
     lines = (tmp_path / "resumed" / "progress.jsonl").read_text().splitlines()
@@ -303,28 +303,28 @@ def test_run_folder_guards(tmp_path):
         train(config, tmp_path / "empty", resume=True)
 
 
-def test_load_policy_round_trip_and_errors(tmp_path):
+def test_load_predictor_round_trip_and_errors(tmp_path):
     run = train(_tiny_config(model="lstm", dagger_rounds=0, epochs=1), tmp_path / "run")
-    policy = load_policy(run)
+    policy = load_predictor(run)
     config = json.loads((run / "config.json").read_text())
-    again = load_policy(run, config)
+    again = load_predictor(run, config)
     frames = np.random.default_rng(0).integers(0, 256, (2, *SHAPE), dtype=np.uint8)
     a, sa = policy.predict(frames)
     b, sb = again.predict(frames)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(sa, sb)
     with pytest.raises(ValueError, match="does not exist"):
-        load_policy(tmp_path / "nothing")
+        load_predictor(tmp_path / "nothing")
     (tmp_path / "corrupt").mkdir()
     (tmp_path / "corrupt" / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="corrupt"):
-        load_policy(tmp_path / "corrupt")
+        load_predictor(tmp_path / "corrupt")
     with pytest.raises(ValueError, match="not an imitation"):
-        load_policy(run, {**config, "kind": "ppo"})
+        load_predictor(run, {**config, "kind": "ppo"})
     (run / "model.pt").unlink()
     (run / "checkpoint.pt").unlink()
     with pytest.raises(ValueError, match="neither model.pt nor checkpoint.pt"):
-        load_policy(run)
+        load_predictor(run)
 
 
 def test_presets_and_config_validation():

@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from ncp_control.agents.imitation import BCConfig, evaluate_heldout, load_policy, train
+from ncp_control.agents.imitation import BCConfig, evaluate_heldout, load_predictor, train
 from ncp_control.policies.imitation import ModelConfig, build_model
 from tests.imitation_synthetic import ENV_ID
 
@@ -20,7 +20,7 @@ def test_ncp_ltc_trained_by_bc_and_dagger_beats_the_untrained_policy(tmp_path):
         lr=1e-2, demo_noise_std=0.3, demo_noise_rho=0.9,  # this env's expert recovers from stronger noise
     )
     run = train(config, tmp_path / "run")
-    trained = evaluate_heldout(load_policy(run), ENV, 20)
+    trained = evaluate_heldout(load_predictor(run), ENV, 20)
     model_config = ModelConfig.from_dict(json.loads((run / "config.json").read_text())["model"])
     untrained = evaluate_heldout(build_model(model_config, seed=0), ENV, 20)
     # measured: trained 0.8-0.9, untrained 0.0-0.1 (the zero-steering policy completes 12% of these roads)

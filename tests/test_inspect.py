@@ -432,14 +432,14 @@ def test_integrated_gradients_agree_with_captum(which, request):
     circuit, rec = request.getfixturevalue(which)
     ours = integrated_gradients(circuit, rec, steps=8)
     drivers = circuit.driver_ids
-    features, before, dt = attr._one_step_inputs(circuit, rec)
-    actual = attr._actual_driver_states(circuit, rec, drivers)
+    features, before, dt = attr.one_step_inputs(circuit, rec)
+    actual = attr.actual_driver_states(circuit, rec, drivers)
     baseline = circuit.silence_values[drivers].expand_as(actual)
 
     def motor(z):  # Captum stacks its path points along the batch axis
         copies = z.shape[0] // features.shape[0]
         rep = lambda t: t.repeat(copies, *([1] * (t.dim() - 1)))  # noqa: E731
-        return attr._motor_given_drivers(circuit, rep(features), rep(before), rep(dt), drivers, z)
+        return attr.motor_given_drivers(circuit, rep(features), rep(before), rep(dt), drivers, z)
 
     for j in range(circuit.motor_size):
         reference = captum_attr.IntegratedGradients(lambda z: motor(z)[:, j]).attribute(

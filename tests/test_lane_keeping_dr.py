@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import ncp_control.envs  # noqa: F401  (registers the ids)
+from ncp_control.envs.lane_keeping.appearance import Appearance
 
 REFERENCE = json.loads((pathlib.Path(__file__).parent / "data" / "lane_keeping_plain_frames.json").read_text())
 
@@ -135,7 +136,7 @@ def test_textures_vary_across_seeds_and_show_in_the_asphalt_and_ground():
     patches, names = {}, set()
     for seed in range(12):
         obs, _ = env.reset(seed=seed)
-        look = base._appearance
+        look = base.appearance
         names.add((look.asphalt_texture, look.ground_texture))
         patch = obs[54:64, 40:56].astype(np.float64)  # right lane just ahead of the car: asphalt only
         spread = patch.std(axis=(0, 1)).max()  # per channel over the pixels, max over channels
@@ -148,7 +149,7 @@ def test_textures_vary_across_seeds_and_show_in_the_asphalt_and_ground():
     textured = [p for name, p in patches.items() if name is not None]
     assert len(textured) >= 2 and not np.array_equal(textured[0], textured[1])
     # colours stay the default ones (only textures are randomised here)
-    assert base._appearance.asphalt == ncp_control.envs.lane_keeping.world.Appearance().asphalt
+    assert base.appearance.asphalt == Appearance().asphalt
 
 
 def test_texture_generator_is_deterministic_and_validated():
@@ -186,20 +187,20 @@ def test_same_seed_same_frames_with_full_domain_randomization():
 
 
 def test_element_subsets_randomise_only_what_they_name():
-    plain = ncp_control.envs.lane_keeping.world.Appearance(lane_width=3.5)
+    plain = Appearance(lane_width=3.5)
     env = gym.make("LaneKeepingState-v0", domain_randomization=["objects"]).unwrapped
     env.reset(seed=4)
-    assert env._appearance == plain and env.roadside_objects() is not None
+    assert env.appearance == plain and env.roadside_objects() is not None
     env = gym.make("LaneKeepingState-v0", domain_randomization=("colours", "lighting")).unwrapped
     env.reset(seed=4)
-    look = env._appearance
+    look = env.appearance
     assert env.roadside_objects() is None
     assert look.asphalt != plain.asphalt and look.sun_dir != plain.sun_dir
     assert (look.lane_width, look.asphalt_texture, look.camera_pitch) == (3.5, None, 0.0)
     # the full set draws the same values for the elements it shares with a subset (one look stream)
     full = gym.make("LaneKeepingState-v0", domain_randomization=True).unwrapped
     full.reset(seed=4)
-    assert full._appearance.asphalt == look.asphalt and full._appearance.sun_dir == look.sun_dir
+    assert full.appearance.asphalt == look.asphalt and full.appearance.sun_dir == look.sun_dir
 
 
 @pytest.mark.parametrize("value, error", [(("colors",), ValueError), ("colours", TypeError), (1, TypeError),
@@ -221,6 +222,15 @@ def test_roads_and_start_do_not_depend_on_textures_or_objects():
             trace.append(env.step(_steer(k))[0])
         traces.append(np.array(trace))
     assert np.array_equal(traces[0], traces[1])
+
+
+def test_a_look_pickled_before_appearance_py_existed_still_loads():
+    """Envs pickled before ``Appearance`` moved from world.py to appearance.py name it ``world.Appearance``."""
+    import pickle
+
+    look = Appearance(lane_width=3.2, asphalt_texture="grain")
+    old = pickle.dumps(look, protocol=0).replace(b"lane_keeping.appearance", b"lane_keeping.world")
+    assert b"lane_keeping.world" in old and pickle.loads(old) == look
 
 
 def test_pickle_round_trip_with_domain_randomization():

@@ -60,9 +60,9 @@ def test_domain_randomization_is_seeded_and_changes_the_road_look():
         widths.add(env.unwrapped.road.lane_width)
     assert len(widths) == 4 and all(3.0 <= w <= 4.0 for w in widths)
     env.reset(seed=11)
-    look = env.unwrapped._appearance
+    look = env.unwrapped.appearance
     env.reset(seed=11)
-    assert env.unwrapped._appearance == look
+    assert env.unwrapped.appearance == look
 
 
 def test_pickle_round_trip():

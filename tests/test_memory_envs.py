@@ -1,4 +1,5 @@
-"""Velocity-masked memory tasks: registration, env checkers, and which entries are kept (checked against MuJoCo)."""
+"""Velocity-masked envs (tasks that need memory): registration, env checkers, and which entries are kept (checked
+against MuJoCo)."""
 
 import pickle
 import warnings

@@ -82,3 +82,14 @@ def test_installs_beside_openai_agents_and_envs_in_a_fresh_venv(tmp_path):
     _run([*pip, "uninstall", "-y", "openai-agents"], env=env)
     assert "train-bc" in _run(ours, env=env, cwd=tmp_path).stdout
     _run([str(python), "-c", "from envs import env; import ncp_control.agents.cli"], env=env, cwd=tmp_path)
+
+
+def test_no_package_file_is_hidden_by_gitignore():
+    """A package file that .gitignore hides works in this checkout and is missing from every clone (the root's
+    ``runs/`` pattern once hid ``agents/runs/``)."""
+    if not ROOT.joinpath(".git").exists() or shutil.which("git") is None:
+        return  # not a git checkout (an sdist): nothing can be hidden
+    done = _run(["git", "ls-files", "--others", "--ignored", "--exclude-standard", "--", "ncp_control", "agents",
+                 "envs"], cwd=ROOT)
+    hidden = [line for line in done.stdout.splitlines() if "__pycache__" not in line and ".egg-info" not in line]
+    assert not hidden, f"ignored by .gitignore but part of the package: {hidden}"

@@ -65,14 +65,14 @@ def test_rollout_resets_state_exactly_at_episode_starts_mid_rollout():
                          policy_kwargs={"cell": "cfc", "wiring": SMALL, "dt": 0.05}, device="cpu")
     core = model.policy.actor_core
     seen = []
-    original = core._cell_step
+    original = core.cell_step
 
     def recording(x, state, dt):
         if x.shape[0] == 2:  # rollout steps (batch = n_envs); training runs sequences of other sizes
             seen.append(state.detach().clone())
         return original(x, state, dt)
 
-    core._cell_step = recording
+    core.cell_step = recording
     model.learn(12)
     starts = torch.stack(seen[:12]).numpy()  # (12 steps, 2 envs, S)
     expected_start = {0: {0, 3, 6, 9}, 1: {0, 4, 8}}

@@ -24,7 +24,7 @@ def _fast(policy, env_id="Counter-v0", timesteps=128, **extra):
     overrides = json.loads(json.dumps(FAST))
     if policy in ("lstm", "mlp"):
         overrides["policy_kwargs"] = {"lstm_hidden_size": 8} if policy == "lstm" else {}
-    ppo._merge(overrides, extra)
+    ppo.merge_config(overrides, extra)
     return ppo.resolve_config(env_id, policy, timesteps=timesteps, seed=0, overrides=overrides)
 
 
@@ -139,7 +139,7 @@ def test_every_shipped_preset_resolves_and_builds_a_model(env_id):
         config = ppo.finalize_config(ppo.resolve_config(env_id, policy, timesteps=1000, seed=0))
         venv = ppo.make_training_env(config)
         try:
-            model = ppo.build_model(config, venv)
+            model = ppo.build_algorithm(config, venv)
         finally:
             venv.close()
         assert model.n_steps == config["algo"]["n_steps"] and model.n_epochs == config["algo"]["n_epochs"]
@@ -214,7 +214,7 @@ def test_ncp_learns_a_memory_task_a_memoryless_policy_cannot_solve(tmp_path):
                                     if policy == "cfc" else {**overrides, "policy_kwargs": {}})
         ppo.train(config, tmp_path / policy)
         results[policy] = json.loads((tmp_path / policy / "evaluation.json").read_text())["mean_return"]
-    untrained = ppo.build_model(ppo.finalize_config(config | {"policy": "cfc", "policy_kwargs":
+    untrained = ppo.build_algorithm(ppo.finalize_config(config | {"policy": "cfc", "policy_kwargs":
                                                               overrides["policy_kwargs"]}),
                                 ppo.make_training_env(config, n_envs=1))
     results["untrained"] = evaluate(untrained, "CueRecall-v0", 50, 1000)["mean_return"]

@@ -1,4 +1,4 @@
-"""ncp_control.agents.evaluation.robustness: common random numbers, level 0 = unperturbed, intervals, errors, failures, parallel runs, CLI."""
+"""ncp_control.agents.evaluation.robustness (and its intervals, results, workers): common random numbers, level 0 = unperturbed, intervals, errors, failures, parallel runs, CLI."""
 
 import csv
 import io
@@ -10,14 +10,9 @@ import pytest
 import torch
 
 from ncp_control.agents.evaluation.episodes import evaluate
-from ncp_control.agents.evaluation.robustness import (
-    RobustnessResults,
-    mean_confidence_interval,
-    parse_sweeps,
-    robustness_sweep,
-    t_quantile,
-    wilson_interval,
-)
+from ncp_control.agents.evaluation.intervals import mean_confidence_interval, t_quantile, wilson_interval
+from ncp_control.agents.evaluation.robustness import parse_sweeps, robustness_sweep
+from ncp_control.agents.evaluation.robustness_results import RobustnessResults
 from ncp_control.agents.runs.load import load_run
 from tests._robust_helpers import MeanPixel, Unpicklable, write_untrained_bc_run
 
@@ -66,7 +61,7 @@ def test_wilson_interval_on_known_counts():
 
 
 def test_plot_title_names_the_runs_env_when_no_env_id_was_given():
-    from ncp_control.agents.evaluation.robustness import RobustnessResults, Row
+    from ncp_control.agents.evaluation.robustness_results import Row
 
     rows = [Row(model, "pixel_noise", level, returns=[1.0, 2.0, 3.0], lengths=[5, 5, 5], crashes=[False] * 3,
                 successes=None, abs_lateral_m=None, distances_m=None) for model in "ab" for level in (0.0, 0.5)]
@@ -84,6 +79,18 @@ def test_plot_title_names_the_runs_env_when_no_env_id_was_given():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_the_sweep_module_still_exports_the_names_that_moved():
+    """Intervals and results live in their own modules; ``robustness`` re-exports them for existing imports."""
+    from ncp_control.agents.evaluation import intervals, robustness, robustness_results, robustness_workers
+
+    for name in ("t_quantile", "mean_confidence_interval", "wilson_interval"):
+        assert getattr(robustness, name) is getattr(intervals, name)
+    for name in ("Row", "RobustnessResults", "CI_METHOD"):
+        assert getattr(robustness, name) is getattr(robustness_results, name)
+    assert robustness.Condition is robustness_workers.Condition
+    assert set(robustness.__all__) <= set(dir(robustness))
 
 
 # ------------------------------------------------------------------------------------------------ protocol

@@ -25,10 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ncp_control.agents.commands import _checks
-from ncp_control.agents.commands.train_bc import MODELS, parse_overrides, print_progress
+from ncp_control.agents.commands.train_bc import MODELS, evaluate_run, new_run_settings, set_threads, train_run
 from ncp_control.agents.errors import UsageError
 
 
@@ -80,7 +81,7 @@ def plot_trace(episode, path: Path, title: str) -> None:
 
 def _config(args: argparse.Namespace):
     """The demo's training settings, checked before any work (the stored ones with --resume)."""
-    from ncp_control.agents import imitation as im
+    from ncp_control.agents.imitation import preset_config
 
     _checks.positive("--episodes", args.episodes)
     _checks.positive("--threads", args.threads)
@@ -88,43 +89,56 @@ def _config(args: argparse.Namespace):
     _checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
     if args.resume:
         return _checks.stored_bc_config(args.out)
-    _checks.new_run_folder(args.out)
-    _checks.env_id(args.env)
-    settings = {"env_id": args.env, "model": args.model, "seed": args.seed, "expert": args.expert}
-    overrides = parse_overrides(args.overrides)
+    settings = new_run_settings(args)
     try:
-        return im.preset_config("demo", **{**settings, **overrides})
+        return preset_config("demo", **settings)
     except ValueError as error:
         raise UsageError(f"--set {' '.join(args.overrides) or '(none)'}: {error}") from None
+
+
+@dataclass(frozen=True)
+class _Seconds:
+    """Wall-clock seconds of the demo's steps."""
+
+    train: float
+    evaluate: float
+    inspect: float
+    total: float
 
 
 def run(args: argparse.Namespace) -> int:
     config = _config(args)
 
-    import torch
+    from ncp_control.agents.evaluation.episodes import summary_line
 
-    from ncp_control.agents import imitation as im
-    from ncp_control.agents.commands.train_bc import has_progress
-    from ncp_control.agents.evaluation.episodes import progress_printer, summary_line
-    from ncp_control.agents.evaluation.inspection import inspect_run
-    from ncp_control.policies.imitation import ModelConfig, build_model, format_parameter_table, parameter_counts
-
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     out = Path(args.out)
     t0 = time.perf_counter()
     print(f"[1/3] training {config.model} by behaviour cloning + DAgger (demo preset); run folder {out}", flush=True)
-    with _checks.removed_on_failure(out, keep=has_progress):
-        im.train(config, out, resume=args.resume, callback=print_progress, on_collect=print_progress,
-                 checkpoint_seconds=args.checkpoint_seconds, trusted_expert=args.expert)
+    train_run(config, args)
     t_train = time.perf_counter() - t0
 
     print(f"[2/3] evaluating on {args.episodes} held-out roads ...", flush=True)
-    policy = im.load_policy(out)
-    metrics = im.evaluate_heldout(policy, config.env_id, args.episodes, env_kwargs=config.env_kwargs,
-                                  progress=progress_printer("      evaluated"))
-    (out / "eval_heldout.json").write_text(json.dumps(metrics, indent=1))
+    policy, metrics = evaluate_run(out, config, args.episodes, "      evaluated")
     t_eval = time.perf_counter() - t0 - t_train
     print(f"      {summary_line(metrics)} ({t_eval:.0f} s)", flush=True)
+
+    road = _write_trace(config, policy, out, args)
+    table = _write_parameter_table(policy, out)
+    t_inspect = time.perf_counter()
+    print("[3/3] inspecting the circuit on the first 300 steps of a held-out road ...", flush=True)
+    first_top = _inspect(out, road)
+    t_inspect = time.perf_counter() - t_inspect
+    seconds = _Seconds(train=t_train, evaluate=t_eval, inspect=t_inspect, total=time.perf_counter() - t0)
+    _write_summary(out, config, args.episodes, metrics, first_top, seconds)
+    _print_results(out, config, args.episodes, metrics, first_top, seconds, table)
+    return 0
+
+
+def _write_trace(config, policy, out: Path, args: argparse.Namespace) -> int:
+    """Drive ``policy`` on the first held-out road with the expert labelling each frame and plot it to trace.png;
+    returns that road's seed."""
+    from ncp_control.agents import imitation as im
 
     env = im.make_env(config.env_id, config.env_kwargs)
     named = not args.resume or args.expert == config.expert  # an expert from config.json must be in the registry
@@ -134,6 +148,12 @@ def run(args: argparse.Namespace) -> int:
     env.close()
     plot_trace(trace, out / "trace.png", f"{config.model} on held-out road {road} "
                                          f"({'completed' if trace.success else 'left the lane'})")
+    return road
+
+
+def _write_parameter_table(policy, out: Path) -> str:
+    """parameters.md: the parameters of the four models at this run's image size and conv widths; returns the table."""
+    from ncp_control.policies.imitation import ModelConfig, build_model, format_parameter_table, parameter_counts
 
     rows = []
     for kind in MODELS:
@@ -145,38 +165,55 @@ def run(args: argparse.Namespace) -> int:
         "the recurrent core that can receive a gradient (masked-out synapses excluded); recurrent_stored: the dense "
         "tensors as stored.\n\n" + table + "\n"
     )
-    t_inspect = time.perf_counter()
-    print("[3/3] inspecting the circuit on the first 300 steps of a held-out road ...", flush=True)
+    return table
+
+
+def _inspect(out: Path, road: int) -> dict:
+    """The reduced inspection of the trained circuit on road ``road`` (``out/inspect``); returns the first motor
+    neuron's strongest drivers."""
+    from ncp_control.agents.evaluation.run_inspection import inspect_run
+
     inspection = inspect_run(out, out / "inspect", episodes=1, seed=road, closed_loop_episodes=0, max_steps=300,
                              ig_steps=16, saliency_frames=2, gif_steps=120,
                              figures=("traces", "wiring", "heatmap", "pca", "saliency"))
-    t_inspect = time.perf_counter() - t_inspect
-    first_top = next(iter(inspection["top_driver"].values()))  # the first motor neuron's strongest drivers
-    total = time.perf_counter() - t0
+    return next(iter(inspection["top_driver"].values()))  # the first motor neuron's strongest drivers
+
+
+def _write_summary(out: Path, config, episodes: int, metrics: dict, first_top: dict, seconds: _Seconds) -> None:
+    """demo.json: the held-out metrics, the strongest command neuron and the timings."""
+    import torch
+
     summary = {
         "model": config.model,
         "env_id": config.env_id,
-        "heldout_roads": args.episodes,
+        "heldout_roads": episodes,
         "completion_rate": metrics["completion_rate"],
         "mean_abs_lateral_m": metrics["mean_abs_lateral_m"],
         "departures_per_km": metrics["departures_per_km"],
         "steering_smoothness": metrics["steering_smoothness"],
-        "seconds_train": t_train,
-        "seconds_eval": t_eval,
-        "seconds_inspect": t_inspect,
+        "seconds_train": seconds.train,
+        "seconds_eval": seconds.evaluate,
+        "seconds_inspect": seconds.inspect,
         "top_command_neuron": first_top,
-        "seconds_total": total,
+        "seconds_total": seconds.total,
         "torch_threads": torch.get_num_threads(),
     }
     (out / "demo.json").write_text(json.dumps(summary, indent=1))
+
+
+def _print_results(out: Path, config, episodes: int, metrics: dict, first_top: dict, seconds: _Seconds,
+                   table: str) -> None:
+    """The closing lines: the parameter table, the held-out metrics, the strongest command neuron, the timings."""
+    from ncp_control.agents.evaluation.episodes import summary_line
+
     print(table)
     print(
-        f"\n{config.model}: completed {metrics['completion_rate']:.0%} of {args.episodes} held-out roads, "
+        f"\n{config.model}: completed {metrics['completion_rate']:.0%} of {episodes} held-out roads, "
         f"mean |lateral offset| {metrics['mean_abs_lateral_m']:.3f} m, "
         f"{metrics['departures_per_km']:.2f} departures/km, steering smoothness {metrics['steering_smoothness']:.4f}"
     )
     print(f"command neuron driving the motor neuron most (mean rank of three views): "
           f"{first_top['overall']}; report: {out / 'inspect' / 'report.html'}")
-    print(f"train {t_train:.0f} s, evaluate {t_eval:.0f} s, inspect {t_inspect:.0f} s, total {total:.0f} s")
+    print(f"train {seconds.train:.0f} s, evaluate {seconds.evaluate:.0f} s, inspect {seconds.inspect:.0f} s, "
+          f"total {seconds.total:.0f} s")
     print(f"{config.model} held-out: {summary_line(metrics)}; run folder {out}")
-    return 0

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ncp_control.agents.commands import _checks
-    from ncp_control.agents.evaluation.inspection import inspect_run
+    from ncp_control.agents.evaluation.run_inspection import inspect_run
 
     torch.set_num_threads(args.threads)
     print(f"inspecting {args.run_dir} on {args.episodes} episode(s) ...", flush=True)

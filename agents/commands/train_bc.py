@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ncp_control.agents.commands import _checks
 from ncp_control.agents.errors import UsageError
@@ -120,10 +121,7 @@ def config_from_args(args: argparse.Namespace):
 
     if args.resume:
         return _checks.stored_bc_config(args.out)
-    _checks.new_run_folder(args.out)
-    _checks.env_id(args.env)
-    settings = {"env_id": args.env, "model": args.model, "seed": args.seed, "expert": args.expert}
-    settings.update(parse_overrides(args.overrides))
+    settings = new_run_settings(args)
     if args.env_kwargs is not None:
         if not isinstance(args.env_kwargs, dict):
             raise UsageError("--env-kwargs must be a JSON object, e.g. '{\"image_height\": 48}'")
@@ -132,6 +130,21 @@ def config_from_args(args: argparse.Namespace):
         return preset_config(args.preset, **settings)
     except ValueError as error:
         raise UsageError(f"--preset {args.preset} with --set {' '.join(args.overrides) or '(none)'}: {error}") from None
+
+
+def new_run_settings(args: argparse.Namespace) -> dict:
+    """The training settings of the flags train-bc and demo share (``--env``, ``--model``, ``--seed``, ``--expert``,
+    ``--set``) for a new run, after checking that ``--out`` holds no run and ``--env`` is registered.
+
+    Raises:
+        UsageError: ``--out`` already holds a run, an unknown ``--env``, or a bad ``--set`` (see
+            :func:`parse_overrides`).
+    """
+    _checks.new_run_folder(args.out)
+    _checks.env_id(args.env)
+    settings = {"env_id": args.env, "model": args.model, "seed": args.seed, "expert": args.expert}
+    settings.update(parse_overrides(args.overrides))
+    return settings
 
 
 def _json_object(text: str):
@@ -167,33 +180,60 @@ def check_args(args: argparse.Namespace) -> None:
 
 def has_progress(run_dir) -> bool:
     """Whether an imitation run folder holds work worth resuming (a checkpoint, a model or demonstrations)."""
-    from pathlib import Path
-
     run_dir = Path(run_dir)
     return any((run_dir / name).exists() for name in ("checkpoint.pt", "model.pt")) or any(
         (run_dir / "demonstrations").glob("*.npz"))
+
+
+# The steps of `run` below (and new_run_settings above) are also the first steps of `ncp-control demo`.
+
+
+def set_threads(threads: int | None) -> None:
+    """Set torch's CPU threads to ``threads`` (None: leave torch's choice)."""
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def train_run(config, args: argparse.Namespace) -> Path:
+    """Train the run ``config`` describes into ``--out`` (continue it with ``--resume``), printing one line per
+    collected episode and per epoch; returns the run folder.
+
+    If training fails, what it wrote is removed unless the folder holds work worth resuming (:func:`has_progress`).
+    """
+    from ncp_control.agents.imitation import train
+
+    with _checks.removed_on_failure(args.out, keep=has_progress):
+        return train(config, args.out, resume=args.resume, callback=print_progress, on_collect=print_progress,
+                     checkpoint_seconds=args.checkpoint_seconds, trusted_expert=args.expert)
+
+
+def evaluate_run(run_dir, config, episodes: int, label: str):
+    """Load the trained model of ``run_dir``, evaluate it on ``episodes`` held-out roads (progress lines start
+    with ``label``) and write ``eval_heldout.json``; returns the predictor and the metrics dict."""
+    from ncp_control.agents.evaluation.episodes import progress_printer
+    from ncp_control.agents.imitation import evaluate_heldout, load_predictor
+
+    predictor = load_predictor(run_dir)
+    metrics = evaluate_heldout(predictor, config.env_id, episodes, env_kwargs=config.env_kwargs,
+                               progress=progress_printer(label))
+    (Path(run_dir) / "eval_heldout.json").write_text(json.dumps(metrics, indent=1))
+    return predictor, metrics
 
 
 def run(args: argparse.Namespace) -> int:
     check_args(args)
     config = config_from_args(args)
 
-    import torch
+    from ncp_control.agents.evaluation.episodes import summary_line
 
-    from ncp_control.agents import imitation as im
-    from ncp_control.agents.evaluation.episodes import progress_printer, summary_line
-
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    with _checks.removed_on_failure(args.out, keep=has_progress):
-        run_dir = im.train(config, args.out, resume=args.resume, callback=print_progress, on_collect=print_progress,
-                           checkpoint_seconds=args.checkpoint_seconds, trusted_expert=args.expert)
+    set_threads(args.threads)
+    run_dir = train_run(config, args)
     if args.eval_episodes == 0:
         print(f"{config.model}: trained; run folder {run_dir}")
         return 0
     print(f"evaluating on {args.eval_episodes} held-out roads ...", flush=True)
-    metrics = im.evaluate_heldout(im.load_policy(run_dir), config.env_id, args.eval_episodes,
-                                  env_kwargs=config.env_kwargs, progress=progress_printer("evaluated"))
-    (run_dir / "eval_heldout.json").write_text(json.dumps(metrics, indent=1))
+    _, metrics = evaluate_run(run_dir, config, args.eval_episodes, "evaluated")
     print(f"{config.model} held-out: {summary_line(metrics)}; run folder {run_dir}")
     return 0

@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ncp_control.agents.ppo import env_step_duration, resolve_config
+from ncp_control.agents.ppo.config import resolve_config
+from ncp_control.agents.ppo.envs import env_step_duration
 
 __all__ = ["ZOO_ENVS", "ZOO_POLICY", "hyperparams_path", "zoo_hyperparams", "render_hyperparams_file"]
 

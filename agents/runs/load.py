@@ -20,8 +20,8 @@ from ncp_control.agents.runs.files import read_json_object  # noqa: F401  (re-ex
 
 #: kind -> "module:function" loading a run of that kind; the function takes (run_dir, config).
 LOADERS: dict[str, str] = {
-    "ppo": "ncp_control.agents.ppo:load_policy",
-    "bc": "ncp_control.agents.imitation:load_policy",
+    "ppo": "ncp_control.agents.ppo:load_predictor",
+    "bc": "ncp_control.agents.imitation:load_predictor",
 }
 
 _REQUIRED_KEYS = ("kind", "env_id", "policy", "seed")

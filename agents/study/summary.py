@@ -122,7 +122,7 @@ def _sort_key(group: dict[str, Any]) -> tuple:
 
 def _group(group: dict[str, Any], by_seed: dict[int, dict[str, Any]], spec: dict[str, Any]) -> dict[str, Any]:
     """``group`` (its key as a dict) completed with the entry's settings and the metrics across seeds."""
-    from ncp_control.agents.evaluation.robustness import mean_confidence_interval
+    from ncp_control.agents.evaluation.intervals import mean_confidence_interval
 
     seeds = sorted(by_seed)
     evaluation = spec.get("evaluate", [])[group["evaluation"]]

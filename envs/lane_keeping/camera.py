@@ -6,7 +6,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils import EzPickle
 
-from ncp_control.envs.lane_keeping.world import _CAR_GROUP, WORLD_MANUAL, LaneKeepingBase, _check_size
+from ncp_control.envs.lane_keeping.scene import CAR_GROUP
+from ncp_control.envs.lane_keeping.world import WORLD_MANUAL, LaneKeepingBase, check_size
 
 __all__ = ["LaneKeepingEnv"]
 
@@ -33,7 +34,7 @@ class LaneKeepingEnv(LaneKeepingBase):
     =========  =======================================  ===============
 
     **Arguments** (besides the shared ones below): ``image_height=64``, ``image_width=128`` (pixels, 8-2048).
-    At 64x128 the lane lines are visible up to the horizon (``docs/img/lane_keeping_dashcam.png``); the NCP paper
+    At 64x128 the lane lines are visible up to the horizon (``docs/data/envs/lane_keeping_dashcam.png``); the NCP paper
     used 78x200.
 
     Example::
@@ -45,15 +46,15 @@ class LaneKeepingEnv(LaneKeepingBase):
     """
 
     def __init__(self, *, image_height: int = 64, image_width: int = 128, **kwargs):
-        image_height = _check_size("image_height", image_height)
-        image_width = _check_size("image_width", image_width)
+        image_height = check_size("image_height", image_height)
+        image_width = check_size("image_width", image_width)
         EzPickle.__init__(self, image_height=image_height, image_width=image_width, **kwargs)
         super().__init__(observation_camera=(image_height, image_width), **kwargs)
         self._image_size = (image_height, image_width)
         self.observation_space = gym.spaces.Box(0, 255, shape=(image_height, image_width, 3), dtype=np.uint8)
 
     def _observation(self) -> np.ndarray:
-        return self._render_camera_image(self._dashcam, *self._image_size, (_CAR_GROUP,))
+        return self._render_camera_image(self._dashcam, *self._image_size, (CAR_GROUP,))
 
 
 LaneKeepingEnv.__doc__ += WORLD_MANUAL

@@ -2,26 +2,18 @@
 
 One implementation of road, car, reward and termination lives here in :class:`LaneKeepingBase`; the two env
 modules only define their observation. :data:`WORLD_MANUAL` is the shared part of both user manuals (it is
-appended to each env's class docstring).
+appended to each env's class docstring). The MuJoCo model is built once per env instance by
+:mod:`~ncp_control.envs.lane_keeping.scene`; each episode draws its look
+(:mod:`~ncp_control.envs.lane_keeping.appearance`) and road, writes the look into the model, and rewrites the road
+and roadside meshes in place before the first frame it draws.
 
-How the MuJoCo model is built: ``assets/lane_scene.xml`` (ground, sky, light, road-mesh placeholders) and
-``assets/lane_vehicle.xml`` (the car) are merged once per env instance with the road meshes sized for the
-configured road length. Every road drawn from the same :class:`~ncp_control.envs.lane_keeping.road.RoadConfig` has the same number of
-vertices, so a new episode rewrites the vertices in place (``model.mesh_vert``) and re-uploads them to the render
-context (~1 ms) instead of recompiling the model and rebuilding the render context (~130 ms measured).
-Domain randomisation swaps materials (textured variants of asphalt and ground, ``ncp_control.envs.lane_keeping.textures``) and rewrites one
-roadside mesh (``ncp_control.envs.lane_keeping.roadside``) the same way; without it the extra materials are unused and the roadside geom sits
-in a hidden geom group, so the plain frames are unchanged bit for bit.
+May import: numpy, mujoco, gymnasium and the other modules of this package; never torch.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import xml.etree.ElementTree as ET
-import dataclasses
-from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -32,28 +24,29 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 from gymnasium.utils import EzPickle  # noqa: E402
 
-from ncp_control.envs.lane_keeping.road import Mesh, Road, RoadConfig, wrap_angle  # noqa: E402
-from ncp_control.envs.lane_keeping.roadside import PALETTE, PALETTE_SIDE, RoadsideLayout, place_roadside, pool_faces, pool_mesh  # noqa: E402
-from ncp_control.envs.lane_keeping.textures import ASPHALT_TEXTURES, GROUND_TEXTURES, TEXTURE_SIZE, make_texture  # noqa: E402
+# Appearance is also looked up here by pickles of envs made before it moved to appearance.py.
+from ncp_control.envs.lane_keeping.appearance import Appearance, check_dr_elements, episode_look  # noqa: E402
+from ncp_control.envs.lane_keeping.road import Road, RoadConfig, wrap_angle  # noqa: E402
+from ncp_control.envs.lane_keeping.roadside import RoadsideLayout, place_roadside, pool_faces, pool_mesh  # noqa: E402
+from ncp_control.envs.lane_keeping.scene import (  # noqa: E402
+    CAR_GROUP,
+    ROAD_MESHES,
+    ROADSIDE_GROUP,
+    SHOULDER,
+    asphalt_texcoords,
+    build_model,
+    road_meshes,
+)
+from ncp_control.envs.lane_keeping.textures import ASPHALT_TEXTURES, GROUND_TEXTURES  # noqa: E402
 
-__all__ = ["LaneKeepingBase", "WORLD_MANUAL", "Appearance", "DR_ELEMENTS"]
+__all__ = ["LaneKeepingBase", "WORLD_MANUAL", "check_size"]
 
-_ROAD_MESHES = ("road_surface", "left_edge", "right_edge", "centre_dashes")
-_CAR_GROUP = 1  # geom group of the car's own body (hidden from the dash camera)
 _PHYSICS_SUBSTEPS = 5  # MuJoCo steps per control step
 _START_OFFSET = 10.0  # m of road behind the start position (seen by the chase camera)
-_SHOULDER = 0.5  # m of asphalt outside each edge line
-_DASH, _GAP = 3.0, 6.0  # m, centre-line dash pattern
 _SKY_DISTANCE = 380.0  # m, the sky backdrop's distance ahead of the car (lane_vehicle.xml)
-_MESH_STRIDE = 4  # road strips use every 4th centre-line sample (2 m chords): 4x fewer triangles to draw
 _HEADING_SCALE = math.pi / 8  # rad, heading error that costs the full heading weight
-_ROADSIDE_GROUP = 2  # geom group of the roadside objects (not drawn unless they are randomised)
 _ROADSIDE_MARGIN = 1.0  # m of free ground between the asphalt's edge and any roadside object
 _ROADSIDE_BEHIND = 15.0  # m, roadside slots this far behind the car are recycled for slots ahead
-_ASPHALT_TILE = 4.0  # m, one asphalt texture tile (across and along the road)
-# ground textures are mapped in world x/y: texture repeats per metre (MuJoCo texuniform)
-_GROUND_REPEAT = {"meadow": 0.25, "fields": 0.02, "furrows": 0.1}
-DR_ELEMENTS = ("geometry", "colours", "lighting", "camera", "textures", "objects")
 
 
 WORLD_MANUAL = """
@@ -112,7 +105,8 @@ WORLD_MANUAL = """
 
     **Semantic accessors** (on ``env.unwrapped``, used by ``ncp_control.agents.imitation.experts``): ``road``, ``arc_length()`` (m),
     ``lateral_offset()`` (m), ``heading_error()`` (rad), ``car_pose()`` ((x, y, yaw) of the rear-axle midpoint),
-    ``steering()``, ``lane_center_offset`` (m), and the car parameters ``speed``, ``wheelbase``,
+    ``steering()``, ``lane_center_offset`` (m), ``appearance`` (the episode's look, an
+    ``ncp_control.envs.lane_keeping.appearance.Appearance``), and the car parameters ``speed``, ``wheelbase``,
     ``max_steering_curvature``, ``steering_time_constant``, ``dt``, ``lateral_offset_bound``,
     ``roadside_objects()`` (an ``ncp_control.envs.lane_keeping.roadside.RoadsideLayout`` or None). ``model`` and
     ``data`` are the MuJoCo model and data (``data.warning`` counts MuJoCo warnings).
@@ -151,173 +145,6 @@ WORLD_MANUAL = """
 """
 
 
-@dataclass(frozen=True)
-class Appearance:
-    """What domain randomisation changes; the defaults are the fixed look without it.
-
-    Colours are RGBA in [0, 1]; ``sun_dir`` is the light direction (world
-    frame); ``camera_height``/``camera_pitch`` are offsets of the dash camera (m, rad, pitch down positive);
-    ``asphalt_texture``/``ground_texture`` name a texture of ``ncp_control.envs.lane_keeping.textures`` (None: plain colour).
-    :data:`ELEMENTS` says which fields each element of :data:`DR_ELEMENTS` randomises (``"objects"`` is not a
-    field: roadside objects are an ``ncp_control.envs.lane_keeping.roadside.RoadsideLayout`` drawn after the road)."""
-
-    LANE_WIDTH_RANGE = (3.0, 4.0)  # m, drawn under domain randomisation (a class constant, not a field)
-
-    lane_width: float = 3.5
-    curvature_scale: float = 1.0
-    line_width: float = 0.2
-    asphalt: tuple[float, ...] = (0.30, 0.30, 0.32, 1.0)
-    edge_line: tuple[float, ...] = (0.95, 0.95, 0.95, 1.0)
-    centre_line: tuple[float, ...] = (0.95, 0.95, 0.95, 1.0)
-    ground: tuple[float, ...] = (0.30, 0.45, 0.22, 1.0)
-    sky: tuple[float, ...] = (0.60, 0.72, 0.88, 1.0)
-    sun_diffuse: float = 0.6
-    sun_dir: tuple[float, float, float] = (0.3, 0.2, -1.0)
-    ambient: float = 0.35
-    camera_height: float = 0.0
-    camera_pitch: float = 0.0
-    asphalt_texture: str | None = None
-    ground_texture: str | None = None
-
-    ELEMENTS = {  # fields randomised by each element of DR_ELEMENTS (a class constant, not a field)
-        "geometry": ("lane_width", "curvature_scale", "line_width"),
-        "colours": ("asphalt", "edge_line", "centre_line", "ground", "sky"),
-        "lighting": ("sun_diffuse", "sun_dir", "ambient"),
-        "camera": ("camera_height", "camera_pitch"),
-        "textures": ("asphalt_texture", "ground_texture"),
-        "objects": (),
-    }
-
-    @classmethod
-    def random(cls, rng: np.random.Generator) -> "Appearance":
-        """Draw a random look (see the ``domain_randomization`` argument)."""
-        grey = rng.uniform(0.15, 0.45)
-        asphalt = tuple(np.clip(grey + rng.uniform(-0.03, 0.03, 3), 0, 1)) + (1.0,)
-        white = rng.uniform(0.75, 1.0)
-        edge = (white, white, white * rng.uniform(0.9, 1.0), 1.0)
-        if rng.random() < 0.3:  # yellow centre line
-            centre = (rng.uniform(0.8, 1.0), rng.uniform(0.65, 0.85), rng.uniform(0.0, 0.2), 1.0)
-        else:
-            centre = edge
-        hue = rng.uniform(0, 1)  # 0 -> green, 1 -> dry brown
-        ground = (0.25 + 0.25 * hue, 0.45 - 0.1 * hue, 0.18 + 0.05 * hue)
-        ground = tuple(np.clip(np.asarray(ground) * rng.uniform(0.7, 1.2), 0, 1)) + (1.0,)
-        azimuth = rng.uniform(0, 2 * math.pi)
-        elevation = rng.uniform(0.3, 1.3)  # rad above the horizon
-        sun_dir = (-math.cos(elevation) * math.cos(azimuth), -math.cos(elevation) * math.sin(azimuth),
-                   -math.sin(elevation))
-        return cls(
-            lane_width=rng.uniform(*cls.LANE_WIDTH_RANGE),
-            curvature_scale=rng.uniform(0.6, 1.0),
-            line_width=rng.uniform(0.12, 0.25),
-            asphalt=asphalt, edge_line=edge, centre_line=centre, ground=ground,
-            sky=tuple(np.clip(np.array([0.60, 0.72, 0.88]) * rng.uniform(0.8, 1.1, 3)
-                              + rng.uniform(-0.15, 0.1), 0, 1)) + (1.0,),
-            sun_diffuse=rng.uniform(0.3, 0.8), sun_dir=sun_dir, ambient=rng.uniform(0.2, 0.5),
-            camera_height=rng.uniform(-0.1, 0.1), camera_pitch=math.radians(rng.uniform(-2.0, 2.0)),
-            # drawn last so that adding textures did not change the earlier draws of a seed
-            asphalt_texture=(None, *ASPHALT_TEXTURES)[rng.integers(len(ASPHALT_TEXTURES) + 1)],
-            ground_texture=(None, *GROUND_TEXTURES)[rng.integers(len(GROUND_TEXTURES) + 1)],
-        )
-
-    def restricted(self, elements: frozenset[str], default: "Appearance") -> "Appearance":
-        """This look with the fields of the elements not in ``elements`` taken from ``default``."""
-        fixed = {name: getattr(default, name) for element, names in self.ELEMENTS.items()
-                 if element not in elements for name in names}
-        return dataclasses.replace(self, **fixed)
-
-
-def _road_meshes(road: Road, line_width: float) -> dict[str, Mesh]:
-    """The four road meshes: asphalt, both edge lines, dashed centre line (fixed sizes for a road config)."""
-    w = road.lane_width
-    return {
-        "road_surface": road.strip_mesh(w + _SHOULDER, -w - _SHOULDER, 0.01, _MESH_STRIDE),
-        "left_edge": road.strip_mesh(w + 0.5 * line_width, w - 0.5 * line_width, 0.02, _MESH_STRIDE),
-        "right_edge": road.strip_mesh(-w + 0.5 * line_width, -w - 0.5 * line_width, 0.02, _MESH_STRIDE),
-        "centre_dashes": road.dashed_mesh(0.0, line_width, _DASH, _GAP, 0.02),
-    }
-
-
-def _read_asset(name: str) -> ET.Element:
-    return ET.fromstring(resources.files("ncp_control.envs.lane_keeping").joinpath("assets", name).read_text())
-
-
-def _build_model(config: RoadConfig, *, timestep: float, wheelbase: float, steering_time_constant: float,
-                 offscreen: tuple[int, int]) -> mujoco.MjModel:
-    """Merge scene and vehicle MJCF, size the road meshes for ``config`` and compile.
-
-    Args:
-        offscreen: (height, width) of the offscreen buffer: the largest image any camera will render.
-    """
-    scene = _read_asset("lane_scene.xml")
-    vehicle = _read_asset("lane_vehicle.xml")
-    for section in ("default", "asset", "worldbody", "actuator"):
-        target = scene.find(section)
-        if target is None:
-            target = ET.SubElement(scene, section)
-        for child in list(vehicle.find(section)):
-            target.append(child)
-    scene.find("option").set("timestep", repr(timestep))
-    offscreen_el = scene.find("visual/global")
-    offscreen_el.set("offheight", str(offscreen[0]))
-    offscreen_el.set("offwidth", str(offscreen[1]))
-    scene.find(".//body[@name='front_axle']").set("pos", f"{wheelbase!r} 0 0.33")
-    scene.find(".//position[@name='steer']").set("timeconst", repr(steering_time_constant))
-    # placeholder road: a straight one of the right size (vertices are rewritten every episode)
-    placeholder_road = Road(np.zeros(config.num_samples), config.ds, config.length)
-    placeholder = _road_meshes(placeholder_road, 0.2)
-    for mesh_el in scene.findall("asset/mesh"):
-        mesh = placeholder[mesh_el.get("name")]
-        mesh_el.set("vertex", " ".join(f"{v:.3f}" for v in mesh.vertices.ravel()))
-        mesh_el.set("face", " ".join(str(i) for i in mesh.faces.ravel()))
-        if mesh_el.get("name") == "road_surface":  # texture coordinates for the asphalt textures
-            uv = _asphalt_texcoords(placeholder_road)
-            mesh_el.set("texcoord", " ".join(f"{v:.3f}" for v in uv.ravel()))
-    # domain randomisation: textured variants of the asphalt and ground materials (texels written after compiling,
-    # see _write_textures) and the pool of roadside geoms (hidden in their own group unless randomised)
-    asset, worldbody = scene.find("asset"), scene.find("worldbody")
-    plain = {m.get("name"): m for m in asset.findall("material")}
-    for surface, names in (("asphalt", ASPHALT_TEXTURES), ("ground", GROUND_TEXTURES)):
-        for name in names:
-            ET.SubElement(asset, "texture", name=f"tex_{name}", type="2d", builtin="flat", width=str(TEXTURE_SIZE),
-                          height=str(TEXTURE_SIZE), rgb1="1 1 1")
-            material = ET.SubElement(asset, "material", dict(plain[surface].attrib), name=f"{surface}_{name}",
-                                     texture=f"tex_{name}")
-            if surface == "ground":
-                repeat = _GROUND_REPEAT[name]
-                material.set("texuniform", "true")
-                material.set("texrepeat", f"{repeat!r} {repeat!r}")
-    faces = pool_faces()
-    _, normals, texcoords = pool_mesh(None, 0)
-    count = len(normals)
-    # distinct placeholder vertices (MuJoCo merges repeated ones); the real ones are written per episode
-    placeholder_vertices = np.stack([np.arange(count), np.arange(count) ** 2 % 97, np.arange(count) % 7], axis=1)
-    ET.SubElement(asset, "mesh", name="roadside", inertia="shell",
-                  vertex=" ".join(str(v) for v in placeholder_vertices.ravel()),
-                  normal=" ".join(f"{v:.3f}" for v in normals.ravel()),
-                  texcoord=" ".join(f"{v:.4f}" for v in texcoords.ravel()),
-                  face=" ".join(str(i) for i in faces.ravel()))
-    ET.SubElement(asset, "texture", name="tex_roadside", type="2d", builtin="flat", width=str(PALETTE_SIDE),
-                  height=str(PALETTE_SIDE), rgb1="1 1 1")
-    ET.SubElement(asset, "material", name="roadside", texture="tex_roadside", specular="0", shininess="0")
-    ET.SubElement(worldbody, "geom", name="roadside", type="mesh", mesh="roadside", material="roadside",
-                  group=str(_ROADSIDE_GROUP), contype="0", conaffinity="0")
-    return mujoco.MjModel.from_xml_string(ET.tostring(scene, encoding="unicode"))
-
-
-def _asphalt_texcoords(road: Road) -> np.ndarray:
-    """(V, 2) texture coordinates of the ``road_surface`` strip's vertices: (lateral, arc-length) coordinate over
-    the tile size, so asphalt textures run along the road. Vertex order as in ``Road.strip_mesh``."""
-    w = road.lane_width
-    index = np.arange(0, road.num_samples, _MESH_STRIDE)
-    if index[-1] != road.num_samples - 1:
-        index = np.append(index, road.num_samples - 1)
-    uv = np.empty((2 * index.size, 2))
-    uv[0::2, 0], uv[1::2, 0] = -w - _SHOULDER, w + _SHOULDER  # right then left vertex of each pair
-    uv[0::2, 1] = uv[1::2, 1] = road.s[index]
-    return uv / _ASPHALT_TILE
-
-
 def _check_positive(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
@@ -334,20 +161,8 @@ def _check_nonnegative(name: str, value: Any) -> float:
     return float(value)
 
 
-def _check_dr_elements(value: Any) -> frozenset[str]:
-    """``domain_randomization`` as the set of randomised elements (True: all of DR_ELEMENTS, False: none)."""
-    if isinstance(value, bool):
-        return frozenset(DR_ELEMENTS) if value else frozenset()
-    if not isinstance(value, (tuple, list, set, frozenset)) or not all(isinstance(v, str) for v in value):
-        raise TypeError(f"domain_randomization must be a bool or a collection of names from {DR_ELEMENTS}, "
-                        f"got {value!r}")
-    unknown = sorted(set(value) - set(DR_ELEMENTS))
-    if unknown:
-        raise ValueError(f"unknown domain_randomization element(s) {unknown}; choose from {DR_ELEMENTS}")
-    return frozenset(value)
-
-
-def _check_size(name: str, value: Any) -> int:
+def check_size(name: str, value: Any) -> int:
+    """An image side in pixels (``render_height``, ``image_width``, ...): an integer in [8, 2048]."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 8 <= value <= 2048:
         raise ValueError(f"{name} must be an integer in [8, 2048], got {value!r}")
     return int(value)
@@ -399,7 +214,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
         self._progress_weight = _check_nonnegative("progress_weight", progress_weight)
         self._lateral_weight = _check_nonnegative("lateral_weight", lateral_weight)
         self._heading_weight = _check_nonnegative("heading_weight", heading_weight)
-        self._dr_elements = _check_dr_elements(domain_randomization)
+        self._dr_elements = check_dr_elements(domain_randomization)
         self._domain_randomization = bool(self._dr_elements)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
@@ -407,13 +222,19 @@ class LaneKeepingBase(gym.Env, EzPickle):
         if render_camera not in ("chase", "dashcam"):
             raise ValueError(f"render_camera must be 'chase' or 'dashcam', got {render_camera!r}")
         self._render_camera = render_camera
-        self._render_size = (_check_size("render_height", render_height), _check_size("render_width", render_width))
+        self._render_size = (check_size("render_height", render_height), check_size("render_width", render_width))
         if self._max_curvature >= self._max_steering_curvature:
             raise ValueError(f"max_curvature ({max_curvature}) must be below max_steering_curvature "
                              f"({max_steering_curvature}) or the car cannot follow the road")
         if self._max_steering_curvature * self._wheelbase >= 10.0:
             raise ValueError("max_steering_curvature * wheelbase must be < 10 (wheel angle below ~84 degrees)")
 
+        self._build_simulation(observation_camera)
+        self._init_episode_state()
+
+    def _build_simulation(self, observation_camera: tuple[int, int] | None) -> None:
+        """Road config, MuJoCo model (offscreen buffer also large enough for ``observation_camera``) and data,
+        cached ids, action space."""
         self.dt = 1.0 / self._control_frequency
         self._road_config = RoadConfig(length=_START_OFFSET + self._road_length,
                                        max_curvature=self._max_curvature,
@@ -421,9 +242,9 @@ class LaneKeepingBase(gym.Env, EzPickle):
         offscreen = self._render_size
         if observation_camera is not None:
             offscreen = (max(offscreen[0], observation_camera[0]), max(offscreen[1], observation_camera[1]))
-        self.model = _build_model(self._road_config, timestep=self.dt / _PHYSICS_SUBSTEPS,
-                                  wheelbase=self._wheelbase, steering_time_constant=self._steering_time_constant,
-                                  offscreen=offscreen)
+        self.model = build_model(self._road_config, timestep=self.dt / _PHYSICS_SUBSTEPS,
+                                 wheelbase=self._wheelbase, steering_time_constant=self._steering_time_constant,
+                                 offscreen=offscreen)
         self.data = mujoco.MjData(self.model)
         self._timestep = float(self.model.opt.timestep)
         self._cache_ids()
@@ -432,9 +253,9 @@ class LaneKeepingBase(gym.Env, EzPickle):
         self.metadata = dict(self.metadata, render_fps=self._control_frequency)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
 
-        # per-episode state (set by reset)
-        self.road: Road = Road(np.zeros(self._road_config.num_samples), self._road_config.ds,
-                               self._road_config.length, self._lane_width)
+    def _init_episode_state(self) -> None:
+        """The per-episode state before the first reset (reset sets it): a straight road, the default look."""
+        self.road: Road = self.road_placeholder()
         self._appearance = Appearance(lane_width=self._lane_width)
         self._scene_stale = True
         self._roadside_seed: int | None = None
@@ -462,9 +283,9 @@ class LaneKeepingBase(gym.Env, EzPickle):
         self._a_dx, self._a_dy, self._a_dyaw, self._a_steer = (
             mujoco.mj_name2id(m, obj.mjOBJ_ACTUATOR, n) for n in ("drive_x", "drive_y", "drive_yaw", "steer"))
         self._steer_act = int(m.actuator_actadr[self._a_steer])
-        self._mesh_ids = {n: mujoco.mj_name2id(m, obj.mjOBJ_MESH, n) for n in _ROAD_MESHES}
-        self._road_geom_ids = {n: mujoco.mj_name2id(m, obj.mjOBJ_GEOM, n) for n in _ROAD_MESHES}
-        placeholder = _road_meshes(self.road_placeholder(), 0.2)
+        self._mesh_ids = {n: mujoco.mj_name2id(m, obj.mjOBJ_MESH, n) for n in ROAD_MESHES}
+        self._road_geom_ids = {n: mujoco.mj_name2id(m, obj.mjOBJ_GEOM, n) for n in ROAD_MESHES}
+        placeholder = road_meshes(self.road_placeholder(), 0.2)
         for name, mesh_id in self._mesh_ids.items():
             if (m.mesh_vertnum[mesh_id] != len(placeholder[name].vertices)
                     or m.mesh_facenum[mesh_id] != len(placeholder[name].faces)):
@@ -484,12 +305,6 @@ class LaneKeepingBase(gym.Env, EzPickle):
         for surface, names in (("asphalt", ASPHALT_TEXTURES), ("ground", GROUND_TEXTURES)):
             for name in names:
                 self._materials[f"{surface}_{name}"] = mujoco.mj_name2id(m, obj.mjOBJ_MATERIAL, f"{surface}_{name}")
-                tex = mujoco.mj_name2id(m, obj.mjOBJ_TEXTURE, f"tex_{name}")
-                size = int(m.tex_height[tex]) * int(m.tex_width[tex]) * int(m.tex_nchannel[tex])
-                m.tex_data[m.tex_adr[tex]:m.tex_adr[tex] + size] = make_texture(name, TEXTURE_SIZE).ravel()
-        tex = mujoco.mj_name2id(m, obj.mjOBJ_TEXTURE, "tex_roadside")
-        palette = np.round(255 * PALETTE).astype(np.uint8)  # (64, 3): texel i at row i // 8, column i % 8
-        m.tex_data[m.tex_adr[tex]:m.tex_adr[tex] + palette.size] = palette.ravel()
         self._roadside_mesh = mujoco.mj_name2id(m, obj.mjOBJ_MESH, "roadside")
         mesh_id, faces = self._roadside_mesh, pool_faces()
         face = slice(m.mesh_faceadr[mesh_id], m.mesh_faceadr[mesh_id] + m.mesh_facenum[mesh_id])
@@ -553,15 +368,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
         # independent streams: the appearance draws (domain randomisation on or off) do not shift the road's or the
         # start pose's random numbers
         road_seed, look_seed, start_seed = (int(x) for x in self.np_random.integers(0, 2**63 - 1, size=3))
-        default_look = Appearance(lane_width=self._lane_width)
-        self._roadside_seed = None
-        if self._dr_elements:
-            look_rng = np.random.default_rng(look_seed)
-            look = Appearance.random(look_rng).restricted(self._dr_elements, default_look)
-            if "objects" in self._dr_elements:
-                self._roadside_seed = int(look_rng.integers(0, 2**63 - 1))  # after the appearance's draws
-        else:
-            look = default_look
+        look, self._roadside_seed = episode_look(look_seed, self._dr_elements, Appearance(lane_width=self._lane_width))
         config = self._road_config
         if look.curvature_scale != 1.0:
             config = RoadConfig(length=config.length, max_curvature=config.max_curvature * look.curvature_scale,
@@ -642,7 +449,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
             gym.logger.warn("render() called without render_mode; create the env with render_mode='rgb_array'")
             return None
         camera = self._chase if self._render_camera == "chase" else self._dashcam
-        hidden = () if self._render_camera == "chase" else (_CAR_GROUP,)
+        hidden = () if self._render_camera == "chase" else (CAR_GROUP,)
         return self._render_camera_image(camera, *self._render_size, hidden)
 
     def close(self):
@@ -686,6 +493,11 @@ class LaneKeepingBase(gym.Env, EzPickle):
     def lane_center_offset(self) -> float:
         """Lateral coordinate (m, left positive) of the driving lane's centre relative to the road centre line."""
         return self.road.lane_center_offset
+
+    @property
+    def appearance(self) -> Appearance:
+        """This episode's look (the fixed default look where domain randomisation does not change it)."""
+        return self._appearance
 
     def arc_length(self) -> float:
         """Arc length (m) along the road centre line of the car's projection."""
@@ -771,14 +583,14 @@ class LaneKeepingBase(gym.Env, EzPickle):
         ``reset`` to the first frame, so envs that never render skip it (about 2 ms)."""
         self._scene_stale = False
         m = self.model
-        for name, mesh in _road_meshes(self.road, self._appearance.line_width).items():
+        for name, mesh in road_meshes(self.road, self._appearance.line_width).items():
             mesh_id = self._mesh_ids[name]
             adr, num = m.mesh_vertadr[mesh_id], m.mesh_vertnum[mesh_id]
             m.mesh_vert[adr:adr + num] = mesh.vertices
             m.mesh_normal[m.mesh_normaladr[mesh_id]:m.mesh_normaladr[mesh_id] + m.mesh_normalnum[mesh_id]] = (0, 0, 1)
             if name == "road_surface":
                 adr = m.mesh_texcoordadr[mesh_id]
-                uv = _asphalt_texcoords(self.road)
+                uv = asphalt_texcoords(self.road)
                 m.mesh_texcoord[adr:adr + len(uv)] = uv
             self._renderer.upload_mesh(mesh_id)
 
@@ -790,7 +602,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
         if self._scene_stale:
             self._write_road_meshes()
         if self._roadside_seed is None:
-            hidden = (*hidden, _ROADSIDE_GROUP)
+            hidden = (*hidden, ROADSIDE_GROUP)
         else:
             self._place_roadside_geoms()
         return self._renderer.render(self.data, camera_id, height, width, hidden)
@@ -799,7 +611,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
         """This episode's roadside objects (``ncp_control.envs.lane_keeping.roadside.RoadsideLayout``: every slot along the road, in world
         coordinates), or None when they are not randomised. Drawn on first use from the episode's look stream."""
         if self._roadside is None and self._roadside_seed is not None:
-            clearance = self.road.lane_width + _SHOULDER + _ROADSIDE_MARGIN
+            clearance = self.road.lane_width + SHOULDER + _ROADSIDE_MARGIN
             self._roadside = place_roadside(np.random.default_rng(self._roadside_seed), self.road, clearance)
         return self._roadside
 

@@ -71,7 +71,7 @@ _FAST_DTYPES = (torch.float32, torch.float64)
 
 def fast_path_available(cell: LTCCell, *tensors: Tensor) -> bool:
     """True if the native kernel can run ``cell`` on ``tensors`` (all on the CPU, one float32/float64 dtype)."""
-    if not getattr(cell, "_has_fast_path", False):  # e.g. an ncps cell swapped in by policies/_backend.py
+    if not getattr(cell, "_has_fast_path", False):  # e.g. an ncps cell swapped in by policies/backend.py
         return False
     w = cell._parameters["w"]
     dtype = w.dtype

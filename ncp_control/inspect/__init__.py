@@ -2,7 +2,8 @@
 (synaptic currents, ablation, integrated gradients), plot traces, the trained wiring, PCA and camera saliency,
 and write a browsable ``report.html``.
 
-Typical use (the ``ncp-control inspect`` command does this for a run folder)::
+Typical use (for a run folder, the ``ncp-control inspect`` command does this through
+:func:`ncp_control.agents.evaluation.run_inspection.inspect_run`)::
 
     from ncp_control.inspect import circuit_from_policy, inspect_circuit
     circuit = circuit_from_policy(policy)          # SequencePolicy, NCPActorCriticPolicy or RecurrentPPO model

@@ -52,6 +52,9 @@ __all__ = [
     "ablation",
     "Gradients",
     "integrated_gradients",
+    "one_step_inputs",
+    "actual_driver_states",
+    "motor_given_drivers",
     "attribution_table",
     "write_table",
     "CURRENTS_UNDEFINED_FOR_CFC",
@@ -63,8 +66,9 @@ CURRENTS_UNDEFINED_FOR_CFC = (
 )
 
 
-def _one_step_inputs(circuit: Circuit, recording: Recording) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """features (T, F), state before each step (T, N) in cell order, cell time (T,)."""
+def one_step_inputs(circuit: Circuit, recording: Recording) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The inputs of every recorded step, to replay it alone: features (T, F), the state before the step (T, N)
+    in cell order, and the cell time (T,)."""
     features = torch.as_tensor(recording.features, dtype=torch.float32)
     before = circuit.from_ids(torch.as_tensor(recording.states_before(), dtype=torch.float32))
     return features, before, torch.as_tensor(recording.cell_dt, dtype=torch.float32)
@@ -124,7 +128,7 @@ def synaptic_currents(circuit: Circuit, recording: Recording, *, substeps: bool 
     """
     if circuit.kind != "ltc":
         raise ValueError(CURRENTS_UNDEFINED_FOR_CFC)
-    features, before, dt = _one_step_inputs(circuit, recording)
+    features, before, dt = one_step_inputs(circuit, recording)
     from ..cells.ltc_functional import ltc_synapse_activation
 
     internal_parts, sensory_parts, conductance_parts = [], [], []
@@ -217,7 +221,7 @@ class Gradients:
         return np.abs(self.integrated).mean(axis=0)  # over steps
 
 
-def _motor_given_drivers(circuit: Circuit, features, before, dt, drivers: np.ndarray, z: torch.Tensor) -> torch.Tensor:
+def motor_given_drivers(circuit: Circuit, features, before, dt, drivers: np.ndarray, z: torch.Tensor) -> torch.Tensor:
     """Motor outputs (B, M) of one step when the drivers' states (B, K) are ``z`` (see the module docstring)."""
     if circuit.kind == "ltc":
         state_ids = circuit.to_ids(before).clone()
@@ -230,7 +234,7 @@ def _motor_given_drivers(circuit: Circuit, features, before, dt, drivers: np.nda
     return circuit.step(features, before, dt, clamp=(mask, values))[0]
 
 
-def _actual_driver_states(circuit: Circuit, recording: Recording, drivers: np.ndarray) -> torch.Tensor:
+def actual_driver_states(circuit: Circuit, recording: Recording, drivers: np.ndarray) -> torch.Tensor:
     """(T, K) the driver states the motor layer reads: LTC: before the step; CfC: the layer output of the step."""
     states = recording.states_before() if circuit.kind == "ltc" else recording.states
     return torch.as_tensor(states[:, drivers], dtype=torch.float32)
@@ -247,8 +251,8 @@ def integrated_gradients(circuit: Circuit, recording: Recording, *, steps: int =
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     drivers = circuit.driver_ids
-    features, before, dt = _one_step_inputs(circuit, recording)
-    actual = _actual_driver_states(circuit, recording, drivers)
+    features, before, dt = one_step_inputs(circuit, recording)
+    actual = actual_driver_states(circuit, recording, drivers)
     baseline = circuit.silence_values[drivers].expand_as(actual)
     alphas = (torch.arange(steps, dtype=torch.float32) + 0.5) / steps  # midpoints in (0, 1)
     m = circuit.motor_size
@@ -264,8 +268,8 @@ def integrated_gradients(circuit: Circuit, recording: Recording, *, steps: int =
         ig = mean_grad * (a - z0)[:, :, None]
         sens = _jacobian_rows(circuit, features[sl], before[sl], dt[sl], drivers, a.clone(), m)
         with torch.no_grad():
-            top = _motor_given_drivers(circuit, features[sl], before[sl], dt[sl], drivers, a)
-            bottom = _motor_given_drivers(circuit, features[sl], before[sl], dt[sl], drivers, z0.clone())
+            top = motor_given_drivers(circuit, features[sl], before[sl], dt[sl], drivers, a)
+            bottom = motor_given_drivers(circuit, features[sl], before[sl], dt[sl], drivers, z0.clone())
         ig_parts.append(ig)
         sens_parts.append(sens)
         err_parts.append(ig.sum(1) - (top - bottom))  # sum over drivers
@@ -277,7 +281,7 @@ def _jacobian_rows(circuit, features, before, dt, drivers, z, motor_size) -> tor
     """(B, K, M) d motor_m / d z_k per sample (samples are independent, so summing over the batch is exact)."""
     z = z.detach().requires_grad_(True)
     with torch.enable_grad():
-        motor = _motor_given_drivers(circuit, features, before, dt, drivers, z)
+        motor = motor_given_drivers(circuit, features, before, dt, drivers, z)
         rows = [torch.autograd.grad(motor[:, j].sum(), z, retain_graph=j < motor_size - 1)[0]
                 for j in range(motor_size)]
     return torch.stack(rows, dim=-1).detach()

@@ -243,7 +243,7 @@ def circuit_from_policy(policy: Any, *, observation_transform: Callable | None =
             raise ValueError("observation_transform applies to PPO policies only")
         return _sequence_circuit(policy, name)
     raise TypeError(
-        f"cannot inspect a {type(policy).__name__}: pass an imitation SequencePolicy (ncp_control.agents.imitation.load_policy), "
+        f"cannot inspect a {type(policy).__name__}: pass an imitation SequencePolicy (ncp_control.agents.imitation.load_predictor), "
         "an NCPActorCriticPolicy or a RecurrentPPO model using it (ncp_control.agents.runs.load.load_run(...).predictor.policy)")
 
 
@@ -288,7 +288,7 @@ def _ppo_circuit(policy, transform: Callable | None, name: str | None) -> Circui
         if transform is not None:
             observations = transform(observations)
         obs, _ = policy.obs_to_tensor(observations)
-        features, dt = policy._features_and_dt(obs)
+        features, dt = policy.features_and_dt(obs)
         features = policy.actor_mlp(features)
         dt = torch.as_tensor(dt, dtype=features.dtype).reshape(-1).expand(features.shape[0])
         return features, dt

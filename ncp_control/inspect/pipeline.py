@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -76,91 +76,135 @@ def inspect_circuit(
         raise ValueError(f"unknown figures {sorted(unknown)}; choose from {FIGURES}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 3)
-        clock = now
+    clock = _Laps()
 
     camera = circuit.image_encoder is not None
     recording = record(circuit, env, episodes, seed, keep_observations=camera, max_steps=max_steps, meta=meta)
     recording.save(out / "recording")
-    lap("record")
+    clock.lap("record")
 
-    currents = attr.synaptic_currents(circuit, recording) if circuit.kind == "ltc" else None
-    lap("currents")
-    effect = attr.ablation(circuit, recording)
-    lap("ablation_open_loop")
     closed_n = episodes if closed_loop_episodes is None else closed_loop_episodes
+    views = _attribution_views(circuit, env, recording, seed, closed_n, max_steps, ig_steps, clock)
+    notes = _attribution_notes(circuit, views, ig_steps, closed_n, seed)
+    attr.write_table(views.rows, out / "attribution.csv", out / "attribution.json", notes=notes)
+    clock.lap("table")
+
+    drawn, ratio = _draw_figures(circuit, recording, views, out, set(figures))
+    clock.lap("plots")
+
+    saliency_files: list[Path] = []
+    gif = None
+    if camera and "saliency" in figures:
+        saliency_files, gif = _draw_saliency(circuit, recording, out, saliency_frames, gif_steps)
+        clock.lap("saliency")
+
+    summary = _summary(circuit, recording, views.rows, views.closed, ratio, clock.timings)
+    summary["files"] = sorted(str(p.relative_to(out)) for p in [*drawn.values(), *saliency_files]
+                              + ([gif] if gif else []))
+    summary["meta"] = meta or {}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    _write_report(out, title or f"Inspection of {circuit.name}", circuit, recording, views.rows, summary, drawn,
+                  saliency_files, gif, notes)
+    clock.lap("report")
+    summary["seconds"] = clock.timings
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+class _Laps:
+    """Seconds spent in each phase: ``lap(name)`` records the time since the previous lap (or the start)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self._clock, 3)
+        self._clock = now
+
+
+class _Views(NamedTuple):
+    """The attribution views of one recording and the ranked table built from them."""
+
+    currents: attr.SynapticCurrents | None  # LTC only
+    effect: attr.AblationEffect  # open-loop ablation
+    closed: list[dict[str, Any]] | None  # closed-loop ablation, one entry per silenced neuron (None: skipped)
+    gradients: attr.Gradients
+    rows: list[dict[str, Any]]  # attribution.attribution_table
+
+
+def _attribution_views(circuit: Circuit, env, recording: Recording, seed: int, closed_n: int,
+                       max_steps: int | None, ig_steps: int, clock: _Laps) -> _Views:
+    """Synaptic currents (LTC), open- and closed-loop ablation (``closed_n`` episodes per driver, 0: skipped),
+    integrated gradients, and the table ranking the drivers of every motor neuron."""
+    currents = attr.synaptic_currents(circuit, recording) if circuit.kind == "ltc" else None
+    clock.lap("currents")
+    effect = attr.ablation(circuit, recording)
+    clock.lap("ablation_open_loop")
     closed = None
     if closed_n:
         # the intact reference is re-recorded on the ablation arithmetic path, so that a neuron without effect
         # shows exactly zero change (the recording above ran the native kernel: float rounding differs)
         closed = closed_loop_ablation(circuit, env, closed_n, seed, circuit.driver_ids, max_steps=max_steps)
-    lap("ablation_closed_loop")
+    clock.lap("ablation_closed_loop")
     gradients = attr.integrated_gradients(circuit, recording, steps=ig_steps)
-    lap("gradients")
+    clock.lap("gradients")
     rows = attr.attribution_table(circuit, currents=currents, ablation_effect=effect, gradients=gradients,
                                   closed_loop=closed)
-    notes = {
+    return _Views(currents, effect, closed, gradients, rows)
+
+
+def _attribution_notes(circuit: Circuit, views: _Views, ig_steps: int, closed_n: int, seed: int) -> dict[str, Any]:
+    """How each view was computed, in words (saved with the table and shown in the report)."""
+    return {
         "currents": attr.__doc__.split("1. ")[1].split("2. ")[0].strip() if circuit.kind == "ltc"
         else attr.CURRENTS_UNDEFINED_FOR_CFC,
         "ablation": "silence value: leak potential vleak (LTC) / 0 (CfC); score = mean |change of motor output| "
                     "over the recorded steps, inputs replayed open loop",
         "gradients": f"integrated gradients, {ig_steps} midpoint steps from the silence value; "
-                     f"max |completeness error| {float(np.abs(gradients.completeness_error).max()):.2e}",
-        "closed_loop": None if closed is None else f"{closed_n} episode(s) per silenced neuron, seeds from {seed}",
+                     f"max |completeness error| {float(np.abs(views.gradients.completeness_error).max()):.2e}",
+        "closed_loop": None if views.closed is None
+        else f"{closed_n} episode(s) per silenced neuron, seeds from {seed}",
     }
-    attr.write_table(rows, out / "attribution.csv", out / "attribution.json", notes=notes)
-    lap("table")
 
-    wanted = set(figures)
-    figures: dict[str, Path] = {}
+
+def _draw_figures(circuit: Circuit, recording: Recording, views: _Views, out: Path,
+                  wanted: set[str]) -> tuple[dict[str, Path], np.ndarray]:
+    """The ``wanted`` figures other than saliency (``currents`` only for LTC), and the PCA explained-variance
+    ratios (computed without a plot when ``pca`` is not wanted)."""
+    drawn: dict[str, Path] = {}
     if "traces" in wanted:
-        figures["traces"] = plots.plot_traces(recording, out / "traces.png")
+        drawn["traces"] = plots.plot_traces(recording, out / "traces.png")
     if "wiring" in wanted:
-        figures["wiring"] = plots.plot_wiring(circuit, out / "wiring.png")
+        drawn["wiring"] = plots.plot_wiring(circuit, out / "wiring.png")
     if "heatmap" in wanted:
-        figures["heatmap"] = plots.plot_attribution_heatmap(rows, out / "attribution_heatmap.png")
-    if currents is not None and "currents" in wanted:
-        figures["currents"] = plots.plot_currents(currents, recording, out / "currents.png")
+        drawn["heatmap"] = plots.plot_attribution_heatmap(views.rows, out / "attribution_heatmap.png")
+    if views.currents is not None and "currents" in wanted:
+        drawn["currents"] = plots.plot_currents(views.currents, recording, out / "currents.png")
     if "pca" in wanted:
-        figures["pca"], ratio = plots.plot_pca(recording, out / "pca.png")
+        drawn["pca"], ratio = plots.plot_pca(recording, out / "pca.png")
     else:
         ratio = plots.pca(recording.states.astype(np.float64))[1]
-    lap("plots")
+    return drawn, ratio
 
-    saliency_files: list[Path] = []
-    gif = None
-    if camera and "saliency" in wanted:
-        from .saliency import save_frames, save_gif, saliency_maps
 
-        rows0 = recording.episode_slice(0)
-        frames = recording.observations[rows0]
-        count = rows0.stop - rows0.start
-        limit = min(count, gif_steps) if gif_steps else min(count, 1)
-        picks = np.unique(np.linspace(0, count - 1, max(saliency_frames, 1)).astype(int))
-        needed = max(limit, int(picks.max()) + 1)
-        masks = saliency_maps(circuit, frames[:needed])
-        saliency_files = save_frames(frames, masks, picks, out / "saliency", prefix="step")
-        if gif_steps:
-            gif = save_gif(frames[:limit], masks[:limit], out / "saliency.gif")
-        lap("saliency")
+def _draw_saliency(circuit: Circuit, recording: Recording, out: Path, saliency_frames: int,
+                   gif_steps: int) -> tuple[list[Path], Path | None]:
+    """VisualBackProp over episode 0 (camera policies): ``saliency_frames`` evenly spaced PNGs in
+    ``out/saliency/`` and, unless ``gif_steps`` is 0, the first ``gif_steps`` steps as ``saliency.gif``."""
+    from .saliency import save_frames, save_gif, saliency_maps
 
-    summary = _summary(circuit, recording, rows, closed, ratio, timings)
-    summary["files"] = sorted(str(p.relative_to(out)) for p in [*figures.values(), *saliency_files]
-                              + ([gif] if gif else []))
-    summary["meta"] = meta or {}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    _write_report(out, title or f"Inspection of {circuit.name}", circuit, recording, rows, summary, figures,
-                  saliency_files, gif, notes)
-    lap("report")
-    summary["seconds"] = timings
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    rows0 = recording.episode_slice(0)
+    frames = recording.observations[rows0]
+    count = rows0.stop - rows0.start
+    limit = min(count, gif_steps) if gif_steps else min(count, 1)
+    picks = np.unique(np.linspace(0, count - 1, max(saliency_frames, 1)).astype(int))
+    needed = max(limit, int(picks.max()) + 1)
+    masks = saliency_maps(circuit, frames[:needed])
+    saliency_files = save_frames(frames, masks, picks, out / "saliency", prefix="step")
+    gif = save_gif(frames[:limit], masks[:limit], out / "saliency.gif") if gif_steps else None
+    return saliency_files, gif
 
 
 def _summary(circuit: Circuit, recording: Recording, rows, closed, ratio, timings) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def policy_saliency(policy, batch_size: int = 128) -> Callable[[np.ndarray], np.
     """VisualBackProp of any imitation camera model's conv head (``ncp-ltc``, ``ncp-cfc``, ``lstm`` or ``cnn``).
 
     Args:
-        policy: a :class:`~ncp_control.policies.imitation.SequencePolicy` (``ncp_control.agents.imitation.load_policy``).
+        policy: a :class:`~ncp_control.policies.imitation.SequencePolicy` (``ncp_control.agents.imitation.load_predictor``).
     Returns:
         ``saliency(frames (T, H, W, 3) uint8) -> masks (T, H, W)`` in [0, 1] (one per frame; the conv head sees each
         frame on its own, so no recurrent state is involved).

@@ -19,7 +19,7 @@ Conventions shared by every core:
 Example::
 
     >>> from ncp_control.policies.core import make_core
-    >>> from ncp_control.policies._backend import wirings
+    >>> from ncp_control.policies.backend import wirings
     >>> core = make_core("cfc", input_size=8, wiring_or_units=wirings.AutoNCP(19, 2))
     >>> state = core.initial_state(4)                        # (4, 19)
     >>> out, state = core.step(torch.randn(4, 8), state, torch.full((4,), 0.05))
@@ -36,7 +36,7 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
-from ._backend import cells, wirings
+from .backend import cells, wirings
 from ..cells import cfc_fast, ltc_fast
 from ..cells.ltc import LTCCell
 
@@ -59,16 +59,16 @@ class RecurrentCore(nn.Module):
     """
 
     kind: str
-    #: ``_cell_step`` also accepts dt as a Python number (the same value as the clamped tensor; see ``step``)
+    #: ``cell_step`` also accepts dt as a Python number (the same value as the clamped tensor; see ``step``)
     _number_dt = False
-    #: ``_cell_step`` raises the NaN error itself (saves ``step`` two tensor ops on every call)
+    #: ``cell_step`` raises the NaN error itself (saves ``step`` two tensor ops on every call)
     _cell_rejects_nan = False
 
     def __init__(self, input_size: int, state_size: int, output_size: int, min_elapsed_time: float):
         super().__init__()
-        _check_positive_int("input_size", input_size)
-        _check_positive_int("state_size", state_size)
-        _check_positive_int("output_size", output_size)
+        check_positive_int("input_size", input_size)
+        check_positive_int("state_size", state_size)
+        check_positive_int("output_size", output_size)
         if not (isinstance(min_elapsed_time, (int, float)) and min_elapsed_time > 0):
             raise ValueError(f"min_elapsed_time must be a positive number of seconds, got {min_elapsed_time!r}")
         self.input_size = int(input_size)
@@ -77,15 +77,16 @@ class RecurrentCore(nn.Module):
         self.min_elapsed_time = float(min_elapsed_time)
 
     # -- the one method a subclass implements -------------------------------------------------------------------
-    def _cell_step(self, x: torch.Tensor, state: torch.Tensor, dt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Advance the cell one step. x: (B, F), state: (B, S), dt: (B, 1) already clamped (or, where
-        ``_number_dt`` is set, a number already clamped) -> ((B, O), (B, S))."""
+    def cell_step(self, x: torch.Tensor, state: torch.Tensor, dt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Advance the cell one step, without the checks and the clamp of :meth:`step` (which calls it, as
+        :meth:`sequence` does step by step where no fused kernel runs). x: (B, F), state: (B, S), dt: (B, 1)
+        already clamped (or, where ``_number_dt`` is set, a number already clamped) -> ((B, O), (B, S))."""
         raise NotImplementedError
 
     # -- public interface ---------------------------------------------------------------------------------------
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
         """The state at an episode start: zeros of shape (batch_size, state_size), float32 (or the core's dtype)."""
-        _check_positive_int("batch_size", batch_size)
+        check_positive_int("batch_size", batch_size)
         if device is None:
             device = self._device()
         return torch.zeros(batch_size, self.state_size, device=device, dtype=self._dtype())
@@ -110,9 +111,9 @@ class RecurrentCore(nn.Module):
         if self._number_dt and isinstance(dt, (int, float)):
             number = _clamped_number(dt, self.min_elapsed_time, x.dtype)
             if number is not None:  # the same value the tensor path below gives the cell, without tensor ops
-                return self._cell_step(x, state, number)
+                return self.cell_step(x, state, number)
         dt = self._elapsed_time(dt, (batch,), x, check_nan=not self._cell_rejects_nan)
-        return self._cell_step(x, state, dt.unsqueeze(-1))
+        return self.cell_step(x, state, dt.unsqueeze(-1))
 
     def sequence(
         self,
@@ -156,13 +157,13 @@ class RecurrentCore(nn.Module):
         (outputs (B, T, O), states after each step (B, T, S)). Subclasses may fuse the loop."""
         if x.shape[1] == 1:  # one step (acting in an environment): no loop, no stacking
             state = state.masked_fill(starts, 0.0)  # exact reset; (B, 1) broadcast over the state axis
-            out, state = self._cell_step(x[:, 0], state, dt)
+            out, state = self.cell_step(x[:, 0], state, dt)
             return out.unsqueeze(1), state.unsqueeze(1)
         zeros = torch.zeros_like(state)
         outputs, states = [], []
         for t in range(x.shape[1]):
             state = torch.where(starts[:, t, None], zeros, state)  # exact reset, broadcast over the state axis
-            out, state = self._cell_step(x[:, t], state, dt[:, t, None])
+            out, state = self.cell_step(x[:, t], state, dt[:, t, None])
             outputs.append(out)
             states.append(state)
         return torch.stack(outputs, dim=1), torch.stack(states, dim=1)
@@ -213,7 +214,7 @@ class LTCCore(RecurrentCore):
 
     def __init__(self, input_size: int, wiring, *, ode_unfolds: int = 6, input_mapping: str = "affine",
                  min_elapsed_time: float = DEFAULT_MIN_ELAPSED_TIME):
-        _check_positive_int("ode_unfolds", ode_unfolds)
+        check_positive_int("ode_unfolds", ode_unfolds)
         super().__init__(input_size, wiring.units, wiring.output_dim, min_elapsed_time)
         self.wiring = wiring
         self.cell = cells.LTCCell(wiring, in_features=input_size, input_mapping=input_mapping, ode_unfolds=ode_unfolds,
@@ -221,7 +222,7 @@ class LTCCore(RecurrentCore):
         # our cell takes a number as elapsed time and rounds it like a tensor (ncps's cell would not round it)
         self._number_dt = self._cell_rejects_nan = isinstance(self.cell, LTCCell)
 
-    def _cell_step(self, x, state, dt):
+    def cell_step(self, x, state, dt):
         try:
             return self.cell(x, state, dt)
         except ValueError as exc:  # our cell rejects NaN times: say it in the core's words
@@ -249,7 +250,7 @@ class CfCCore(RecurrentCore):
 
     def __init__(self, input_size: int, wiring_or_units, *, mode: CfCMode = "default",
                  min_elapsed_time: float = DEFAULT_MIN_ELAPSED_TIME):
-        _check_choice("mode", mode, CfCMode)
+        check_choice("mode", mode, CfCMode)
         if _is_wiring(wiring_or_units):
             wiring = wiring_or_units
             cell = cells.WiredCfCCell(input_size, wiring, mode=mode)
@@ -262,7 +263,7 @@ class CfCCore(RecurrentCore):
         self.wiring = wiring
         self.cell = cell
 
-    def _cell_step(self, x, state, dt):
+    def cell_step(self, x, state, dt):
         return self.cell(x, state, dt)
 
     def _cell_sequence(self, x, state, dt, starts):
@@ -284,7 +285,7 @@ class LSTMCore(RecurrentCore):
         self.hidden_size = int(hidden_size)
         self.cell = nn.LSTMCell(input_size, hidden_size)
 
-    def _cell_step(self, x, state, dt):
+    def cell_step(self, x, state, dt):
         h, c = state.split(self.hidden_size, dim=1)
         h, c = self.cell(x, (h, c))
         return h, torch.cat([h, c], dim=1)
@@ -320,15 +321,15 @@ def make_core(
         ValueError: unknown kind or mode, non-positive sizes, an option given for a kind that has no such option.
         TypeError: a wiring for ``"lstm"``, or ``wiring_or_units`` that is neither a wiring nor an int.
     """
-    _check_choice("kind", kind, CoreKind)
-    _check_positive_int("input_size", input_size)
+    check_choice("kind", kind, CoreKind)
+    check_positive_int("input_size", input_size)
     is_wiring = _is_wiring(wiring_or_units)
     if not is_wiring:
         if isinstance(wiring_or_units, bool) or not isinstance(wiring_or_units, numbers.Integral):
             raise TypeError(
                 f"wiring_or_units must be a wiring (e.g. AutoNCP(19, 2)) or a positive int, got {type(wiring_or_units).__name__}"
             )
-        _check_positive_int("wiring_or_units", wiring_or_units)
+        check_positive_int("wiring_or_units", wiring_or_units)
     if ode_unfolds is not None and kind != "ltc":
         raise ValueError(f"ode_unfolds applies only to kind='ltc', not {kind!r}")
     if input_mapping is not None and kind != "ltc":
@@ -366,12 +367,14 @@ def _is_wiring(obj) -> bool:
         hasattr(obj, a) for a in ("units", "output_dim", "build", "adjacency_matrix", "sensory_adjacency_matrix"))
 
 
-def _check_positive_int(name: str, value) -> None:
+def check_positive_int(name: str, value) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is a positive int (a bool is not)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _check_choice(name: str, value, literal) -> None:
+def check_choice(name: str, value, literal) -> None:
+    """``ValueError`` naming ``name`` and the allowed values unless ``value`` is one of the ``Literal`` ``literal``."""
     allowed = get_args(literal)
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")

@@ -69,9 +69,9 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Flatten
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from ._backend import wirings
+from .backend import wirings
 from .conv import PAPER_CHANNELS, ConvHead, Normalization
-from .core import CfCMode, RecurrentCore, make_core, _check_choice, _check_positive_int
+from .core import CfCMode, RecurrentCore, check_choice, check_positive_int, make_core
 from .elapsed_time import ELAPSED_TIME_KEY, OBSERVATION_KEY, is_timed_space
 from .lr_scale import LR_SCALE_KEY, check_lr_scale, scaled_optimizer_class
 from .ltc_actor_init import LTCActorInit
@@ -121,7 +121,7 @@ def build_wiring(spec: dict[str, Any], motor_neurons: int):
     if not isinstance(spec, dict) or "type" not in spec:
         raise ValueError(f"wiring must be a dict with a 'type' key (one of {list(_MOTOR_ARGUMENT)}), got {spec!r}")
     kind = spec["type"]
-    _check_choice("wiring type", kind, WiringType)
+    check_choice("wiring type", kind, WiringType)
     cls = getattr(wirings, kind)
     kwargs = {k: v for k, v in spec.items() if k != "type"}
     motor_arg = _MOTOR_ARGUMENT[kind]
@@ -167,7 +167,7 @@ class _ActionScale(nn.Module):
 def _mlp(in_dim: int, layers: list[int], activation: type[nn.Module]) -> tuple[nn.Module, int]:
     modules: list[nn.Module] = []
     for width in layers:
-        _check_positive_int("net_arch layer width", width)
+        check_positive_int("net_arch layer width", width)
         modules += [nn.Linear(in_dim, width), activation()]
         in_dim = width
     return nn.Sequential(*modules), in_dim
@@ -290,19 +290,9 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             cell, critic, critic_units, critic_cell, critic_wiring, ltc_init, ltc_lr_scale, ltc_output_lr_scale)
         self.ltc_init = LTCActorInit.from_spec(ltc_init) if cell == "ltc" else None
         self._ltc_init_spec = ltc_init
-        if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
-        if time_unit is not None and not (isinstance(time_unit, (int, float)) and np.isfinite(time_unit)
-                                          and time_unit > 0):
-            raise ValueError(f"time_unit must be a positive number of seconds or None (= dt), got {time_unit!r}")
+        _check_time_options(dt, time_unit)
         net_arch = _resolve_net_arch(net_arch)
-        self._timed = is_timed_space(observation_space)
-        inner = observation_space[OBSERVATION_KEY] if self._timed else observation_space
-        if isinstance(observation_space, spaces.Dict) and not self._timed:
-            raise ValueError(
-                "Dict observations are supported only as made by ElapsedTimeObservation "
-                f"(keys {OBSERVATION_KEY!r}, {ELAPSED_TIME_KEY!r}); got keys {list(observation_space.spaces)}"
-            )
+        self._timed, inner = _split_timed_space(observation_space)
         if features_extractor_class is None:
             features_extractor_class = ConvHeadExtractor if is_image_space(inner) else FlattenExtractor
         self.cell_kind = cell
@@ -427,8 +417,9 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         return data
 
     # -- the recurrent pieces -----------------------------------------------------------------------------------
-    def _features_and_dt(self, obs) -> tuple[th.Tensor, th.Tensor | float]:
-        """Features (N, F) and elapsed cell time ((N,) in time units, or a float) for flattened observations."""
+    def features_and_dt(self, obs) -> tuple[th.Tensor, th.Tensor | float]:
+        """Features (N, F) and elapsed cell time ((N,) in time units, or a float) for flattened observations
+        ``obs`` as SB3 hands them to the policy (tensors; a dict of them for ``ElapsedTimeObservation``)."""
         if self._timed:
             x = preprocess_obs(obs[OBSERVATION_KEY], self.observation_space[OBSERVATION_KEY],
                                normalize_images=self.normalize_images)
@@ -439,7 +430,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         unit = self.dt if self.time_unit is None else self.time_unit
         return self.features_extractor(x), seconds / unit
 
-    def _run_core(
+    def run_core(
         self,
         core: RecurrentCore,
         inputs: th.Tensor,
@@ -478,21 +469,21 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         """The action distribution for every step and the new actor state."""
         inputs = self.actor_mlp(features)
         if isinstance(self.action_dist, StateDependentNoiseDistribution):
-            motor, states, every = self._run_core(self.actor_core, inputs, dt, states, episode_starts, True)
+            motor, states, every = self.run_core(self.actor_core, inputs, dt, states, episode_starts, True)
             return self.action_dist.proba_distribution(self.action_net(motor), self.log_std, every), states
-        motor, states = self._run_core(self.actor_core, inputs, dt, states, episode_starts)
+        motor, states = self.run_core(self.actor_core, inputs, dt, states, episode_starts)
         return self._get_action_dist_from_latent(motor), states
 
     def _critic(self, features, dt, states, episode_starts):
         if self.critic_core is None:
             latent = features
         else:
-            latent, states = self._run_core(self.critic_core, features, dt, states, episode_starts)
+            latent, states = self.run_core(self.critic_core, features, dt, states, episode_starts)
         return self.value_net(self.critic_mlp(latent)), states
 
     # -- SB3 interface ------------------------------------------------------------------------------------------
     def forward(self, obs, lstm_states: RNNStates, episode_starts: th.Tensor, deterministic: bool = False):
-        features, dt = self._features_and_dt(obs)
+        features, dt = self.features_and_dt(obs)
         distribution, pi_states = self._actor(features, dt, lstm_states.pi, episode_starts)
         values, vf_states = self._critic(features, dt, lstm_states.vf, episode_starts)
         actions = distribution.get_actions(deterministic=deterministic)
@@ -502,16 +493,16 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
 
     def get_distribution(self, obs, lstm_states: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor
                          ) -> tuple[Distribution, tuple[th.Tensor, ...]]:
-        features, dt = self._features_and_dt(obs)
+        features, dt = self.features_and_dt(obs)
         return self._actor(features, dt, lstm_states, episode_starts)
 
     def predict_values(self, obs, lstm_states: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor) -> th.Tensor:
-        features, dt = self._features_and_dt(obs)
+        features, dt = self.features_and_dt(obs)
         values, _ = self._critic(features, dt, lstm_states, episode_starts)
         return values
 
     def evaluate_actions(self, obs, actions: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor):
-        features, dt = self._features_and_dt(obs)
+        features, dt = self.features_and_dt(obs)
         distribution, _ = self._actor(features, dt, lstm_states.pi, episode_starts)
         values, _ = self._critic(features, dt, lstm_states.vf, episode_starts)
         return values, distribution.log_prob(actions), distribution.entropy()
@@ -521,14 +512,14 @@ def _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, 
                         ltc_output_lr_scale=None) -> tuple[float, float | None]:
     """``ValueError`` for an unknown choice or an option that does not apply to the chosen cells; returns
     ``ltc_lr_scale`` as a float and ``ltc_output_lr_scale`` as a float or None."""
-    _check_choice("cell", cell, CellKind)
-    _check_choice("critic", critic, CriticKind)
-    _check_positive_int("critic_units", critic_units)
+    check_choice("cell", cell, CellKind)
+    check_choice("critic", critic, CriticKind)
+    check_positive_int("critic_units", critic_units)
     if critic_cell is not None:
-        _check_choice("critic_cell", critic_cell, CriticCell)
+        check_choice("critic_cell", critic_cell, CriticCell)
         if critic != "recurrent":
             raise ValueError(f"critic_cell={critic_cell!r} needs critic='recurrent' (the MLP critic has no cell)")
-    _check_choice("critic_wiring", critic_wiring, CriticWiring)
+    check_choice("critic_wiring", critic_wiring, CriticWiring)
     if critic_wiring != "dense" and (critic != "recurrent" or (critic_cell or cell) == "lstm"):
         raise ValueError(f"critic_wiring={critic_wiring!r} needs critic='recurrent' with an 'ltc' or 'cfc' cell")
     if ltc_init is not None and cell != "ltc":
@@ -541,6 +532,28 @@ def _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, 
         if cell != "ltc":
             raise ValueError(f"ltc_output_lr_scale applies only to cell='ltc', not {cell!r}")
     return ltc_lr_scale, ltc_output_lr_scale
+
+
+def _check_time_options(dt, time_unit) -> None:
+    """``ValueError`` unless ``dt`` is a positive finite number of seconds and ``time_unit`` is one or None."""
+    if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
+    if time_unit is not None and not (isinstance(time_unit, (int, float)) and np.isfinite(time_unit)
+                                      and time_unit > 0):
+        raise ValueError(f"time_unit must be a positive number of seconds or None (= dt), got {time_unit!r}")
+
+
+def _split_timed_space(observation_space: spaces.Space) -> tuple[bool, spaces.Space]:
+    """Whether observations carry their elapsed time (the Dict made by ``ElapsedTimeObservation``), and the space
+    of the observation itself. ``ValueError`` for any other Dict space."""
+    timed = is_timed_space(observation_space)
+    inner = observation_space[OBSERVATION_KEY] if timed else observation_space
+    if isinstance(observation_space, spaces.Dict) and not timed:
+        raise ValueError(
+            "Dict observations are supported only as made by ElapsedTimeObservation "
+            f"(keys {OBSERVATION_KEY!r}, {ELAPSED_TIME_KEY!r}); got keys {list(observation_space.spaces)}"
+        )
+    return timed, inner
 
 
 def _resolve_net_arch(net_arch) -> dict[str, list[int]]:

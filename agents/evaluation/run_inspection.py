@@ -1,8 +1,12 @@
-"""Inspect a trained run folder (PPO or imitation): the glue between ``ncp_control.agents.runs.load`` and ``ncp_control.inspect``.
+"""A run folder (PPO or imitation) handed to the circuit-inspection library: what ``ncp-control inspect`` calls.
 
-:func:`inspect_run` loads the run, opens its policy as a :class:`~ncp_control.inspect.circuit.Circuit`, makes the
-environment the run was trained on (same ``env_kwargs``, the wrappers its policy needs) and calls
-:func:`ncp_control.inspect.inspect_circuit`, which writes the figures, tables and ``report.html``.
+Three things carry the name: the library :mod:`ncp_control.inspect` (works on a
+:class:`~ncp_control.inspect.circuit.Circuit` and an environment it is given; knows nothing of run folders), the
+command ``ncp-control inspect`` (:mod:`ncp_control.agents.commands.inspect`: arguments and printing), and this
+module, the glue between them. :func:`circuit_for_run` opens a loaded run's policy as a ``Circuit``;
+:func:`inspect_run` loads the run, makes the environment it was trained on (same ``env_kwargs``, the wrappers its
+policy needs) and calls :func:`ncp_control.inspect.inspect_circuit`, which writes the figures, tables and
+``report.html``.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ def inspect_run(run_dir: str | Path, out: str | Path, *, env_id: str | None = No
                 seed: int = 1_000_000, closed_loop_episodes: int | None = None, max_steps: int | None = None,
                 ig_steps: int = 32, saliency_frames: int = 4, gif_steps: int = 200,
                 figures: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Inspect the run in ``run_dir`` and write everything into ``out`` (see ``ncp_control.inspect.pipeline``).
+    """Load the run in ``run_dir``, record its circuit in its env and write the inspection files into ``out``
+    (see :mod:`ncp_control.inspect.pipeline`).
 
     Args:
         env_id: environment (default: the run's own; its ``env_kwargs`` are used only for the run's own env).
@@ -47,7 +52,7 @@ def inspect_run(run_dir: str | Path, out: str | Path, *, env_id: str | None = No
         figures: subset of ``ncp_control.inspect.pipeline.FIGURES`` to draw (default: all).
         Other arguments: see :func:`ncp_control.inspect.inspect_circuit`.
     Returns:
-        The inspection summary.
+        The summary :func:`ncp_control.inspect.inspect_circuit` returns (also in ``out/summary.json``).
     """
     from ncp_control.inspect import inspect_circuit
     from ncp_control.inspect.pipeline import FIGURES

@@ -1,0 +1,134 @@
+"""The configuration of a PPO run: the presets file, :func:`resolve_config` (presets, a user file, overrides,
+merged by :func:`merge_config`), :func:`validate_config` and :func:`finalize_config` (what depends on the env).
+
+Imports :mod:`.models` (the policy names, ``algo`` schedules) and :mod:`.envs` (the env's step duration).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+from ncp_control.agents.ppo.envs import env_step_duration
+from ncp_control.agents.ppo.models import SCHEDULED_KEYS, PolicyName, _check_choice, schedule_value
+from ncp_control.agents.runs.load import read_json_object
+
+VecEnvName = Literal["dummy", "subproc"]
+ElapsedTimeMode = Literal["constant", "observation"]
+
+PRESETS_PATH = Path(__file__).resolve().parents[1] / "configs" / "ppo.json"
+
+# Keys of a resolved config and their types (the file-level schema; "algo" and "policy_kwargs" are checked
+# against the algorithm's and policy's constructors when the model is built).
+_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "kind": str, "env_id": str, "policy": str, "seed": int, "timesteps": int,
+    "n_envs": int, "vec_env": str, "normalize_obs": bool, "normalize_reward": bool, "elapsed_time": str,
+    "env_kwargs": dict, "checkpoint_freq": int, "eval_freq": int, "eval_episodes": int, "eval_seed": int,
+    "progress_bar": bool, "algo": dict, "policy_kwargs": dict, "checkpoint_seconds": (int, float),
+}
+#: Keys a run's config.json may lack (runs written before the key existed) and their values then.
+OPTIONAL_KEYS: dict[str, Any] = {"checkpoint_seconds": 60}
+_ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "silu")
+
+
+def load_presets(path: str | Path = PRESETS_PATH) -> dict[str, Any]:
+    """The presets file as a dict (``defaults``, ``policies``, ``envs``)."""
+    return read_json_object(Path(path), "presets file")
+
+
+def resolve_config(
+    env_id: str,
+    policy: PolicyName,
+    *,
+    timesteps: int,
+    seed: int = 0,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    presets: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The full training configuration for ``env_id`` and ``policy``.
+
+    Layers (later wins, dicts merged key by key): presets ``defaults``, ``policies[policy]``, ``envs[env_id]``,
+    ``envs[env_id].policies[policy]``, the JSON ``config_file``, ``overrides`` (e.g. ``{"n_envs": 8}``), then
+    ``env_id``/``policy``/``seed``/``timesteps``.
+
+    Raises:
+        ValueError: unknown policy, unknown or mistyped keys, non-positive sizes, bad choices.
+    """
+    _check_choice("policy", policy, PolicyName)
+    presets = load_presets() if presets is None else presets
+    config = copy.deepcopy(presets.get("defaults", {}))
+    merge_config(config, presets.get("policies", {}).get(policy, {}))
+    env_preset = copy.deepcopy(presets.get("envs", {}).get(env_id, {}))
+    per_policy = env_preset.pop("policies", {})
+    merge_config(config, env_preset)
+    merge_config(config, per_policy.get(policy, {}))
+    if config_file is not None:
+        user = read_json_object(Path(config_file), "config file")
+        for key in sorted(set(user) - set(_SCHEMA) - {"_doc"}):
+            import difflib
+
+            close = difflib.get_close_matches(key, sorted(_SCHEMA), n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"allowed: {', '.join(sorted(_SCHEMA))}"
+            raise ValueError(f"config file {config_file}: unknown key {key!r}; {hint}")
+        merge_config(config, user)
+    merge_config(config, overrides or {})
+    config.update(kind="ppo", env_id=env_id, policy=policy, seed=int(seed), timesteps=int(timesteps))
+    validate_config(config)
+    return config
+
+
+def validate_config(config: dict[str, Any]) -> None:
+    """Check keys, types and choices of a resolved config (raises ``ValueError``)."""
+    unknown = set(config) - set(_SCHEMA) - {"_doc"}
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}; allowed: {sorted(_SCHEMA)}")
+    missing = set(_SCHEMA) - set(config) - set(OPTIONAL_KEYS)
+    if missing:
+        raise ValueError(f"config is missing keys {sorted(missing)}")
+    for key, typ in _SCHEMA.items():
+        value = config.get(key, OPTIONAL_KEYS.get(key))
+        if (typ is int and (isinstance(value, bool) or not isinstance(value, int))) or not isinstance(value, typ):
+            name = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+            raise ValueError(f"config[{key!r}] must be {name}, got {value!r}")
+    if not config.get("checkpoint_seconds", 1) >= 0:
+        raise ValueError(f"config['checkpoint_seconds'] must be >= 0 (0 turns it off), got {config['checkpoint_seconds']}")
+    if config["kind"] != "ppo":
+        raise ValueError(f"config kind must be 'ppo', got {config['kind']!r}")
+    _check_choice("policy", config["policy"], PolicyName)
+    _check_choice("vec_env", config["vec_env"], VecEnvName)
+    _check_choice("elapsed_time", config["elapsed_time"], ElapsedTimeMode)
+    for key in ("timesteps", "n_envs", "eval_episodes"):
+        if config[key] < 1:
+            raise ValueError(f"config[{key!r}] must be >= 1, got {config[key]}")
+    for key in ("checkpoint_freq", "eval_freq"):
+        if config[key] < 0:
+            raise ValueError(f"config[{key!r}] must be >= 0 (0 turns it off), got {config[key]}")
+    if config["elapsed_time"] == "observation" and config["policy"] not in ("ltc", "cfc"):
+        raise ValueError("elapsed_time='observation' is for the ltc/cfc policies; the lstm/mlp baselines take no time")
+    act = config["policy_kwargs"].get("activation_fn")
+    if act is not None and act not in _ACTIVATIONS:
+        raise ValueError(f"policy_kwargs.activation_fn must be one of {_ACTIVATIONS}, got {act!r}")
+    for key in SCHEDULED_KEYS:
+        if key in config["algo"]:
+            schedule_value(f"algo.{key}", config["algo"][key])
+
+
+def finalize_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Fill what depends on the env: ``policy_kwargs.dt`` for NCP policies (from ``env.unwrapped.dt``)."""
+    config = copy.deepcopy(config)
+    if config["policy"] in ("ltc", "cfc") and "dt" not in config["policy_kwargs"]:
+        config["policy_kwargs"]["dt"] = env_step_duration(config["env_id"], config["env_kwargs"])
+    validate_config(config)
+    return config
+
+
+def merge_config(base: dict[str, Any], update: dict[str, Any]) -> None:
+    """Recursive in-place merge of one config layer into ``base``: nested dicts merged key by key, everything else
+    replaced (by a deep copy)."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge_config(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)

@@ -1,4 +1,5 @@
-"""The README's measured figures agree with the data files in docs/ (scripts/render_readme_results.py)."""
+"""README.md's results table and docs/results.md agree with the data files in docs/data/
+(scripts/render_readme_results.py)."""
 
 import importlib.util
 import re
@@ -17,23 +18,46 @@ def renderer():
     return module
 
 
-def test_readme_results_blocks_equal_a_fresh_render_from_the_data(renderer):
-    text = (ROOT / "README.md").read_text()
-    assert renderer.render(text) == text, "README.md drifted from docs/: run python scripts/render_readme_results.py"
+def test_the_pages_are_the_readme_and_docs_results(renderer):
+    assert set(renderer.PAGES) == {ROOT / "README.md", ROOT / "docs" / "results.md"}
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/results.md"])
+def test_results_blocks_equal_a_fresh_render_from_the_data(renderer, page):
+    path = ROOT / page
+    text = path.read_text()
+    assert renderer.render(text, path) == text, (f"{page} drifted from docs/data/: run python "
+                                                  "scripts/render_readme_results.py")
 
 
 def test_a_changed_figure_is_caught(renderer):
-    text = (ROOT / "README.md").read_text()
+    path = ROOT / "docs" / "results.md"
+    text = path.read_text()
     tampered = text.replace("16.7x faster than ncps", "20x faster than ncps", 1)
-    assert tampered != text and renderer.render(tampered) != tampered
+    assert tampered != text and renderer.render(tampered, path) != tampered
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    tampered = text.replace("LTC training 16.7x faster", "LTC training 20x faster", 1)
+    assert tampered != text and renderer.render(tampered, readme) != tampered
 
 
 def test_every_block_is_rendered_and_none_is_unknown(renderer):
-    text = (ROOT / "README.md").read_text()
-    names = re.findall(r"<!-- results:([a-z-]+) -->", text)
-    assert sorted(names) == sorted(renderer.RENDERERS)
+    for path, blocks in renderer.PAGES.items():
+        text = path.read_text()
+        names = re.findall(r"<!-- results:([a-z-]+) -->", text)
+        assert sorted(names) == sorted(blocks), path
+    text = (ROOT / "docs" / "results.md").read_text()
     with pytest.raises(ValueError, match="do not match"):
-        renderer.render(text.replace("<!-- results:speed -->", "<!-- results:spead -->"))
+        renderer.render(text.replace("<!-- results:speed -->", "<!-- results:spead -->"), ROOT / "docs" / "results.md")
+    with pytest.raises(ValueError, match="do not match"):  # a block rendered into the wrong page
+        renderer.render(text, ROOT / "README.md")
+
+
+def test_the_rendered_text_links_only_to_files_that_exist(renderer):
+    for path, blocks in renderer.PAGES.items():
+        for name, render in blocks.items():
+            for target in re.findall(r"\]\(([^)]+)\)", render()):
+                assert (path.parent / target).exists(), f"{path.name} block {name} links to missing {target}"
 
 
 def test_spread_over_seeds_is_the_sample_standard_deviation(renderer):

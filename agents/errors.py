@@ -6,7 +6,7 @@ Library code raises ``ValueError`` (bad values, unknown names, corrupt files) or
 exits with status 2; ``--debug`` or ``NCP_CONTROL_DEBUG=1`` shows the traceback instead.
 
 :class:`UsageError` is for problems with the command line itself (a missing or contradictory flag); its message
-uses the command line's words (``--timesteps must be > 0``).
+uses the command line's words (``--timesteps must be a positive int``).
 """
 
 from __future__ import annotations

@@ -41,13 +41,12 @@ positions. Pendulum's ``cos``/``sin`` pair is the angle, kept as the base env en
 
 Every registered id raises ``ValueError`` on a non-finite action (:class:`RejectNonFiniteActions`).
 
-May import: numpy, gymnasium (and its MuJoCo envs); never torch.
+May import: numpy, gymnasium (and its MuJoCo envs), :mod:`ncp_control.checks`; never torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,6 +54,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 from gymnasium.spaces import Box
+
+from ncp_control import checks
 
 __all__ = [
     "KeepObservationIndices",
@@ -88,7 +89,7 @@ class KeepObservationIndices(gym.ObservationWrapper, gym.utils.RecordConstructor
                 f"KeepObservationIndices needs a 1-D Box observation space, got {space!r}; "
                 "flatten the observation first (gymnasium.wrappers.FlattenObservation)."
             )
-        kept = _check_indices(indices, space.shape[0])
+        kept = checks.indices("indices", indices, space.shape[0], what="observation entry")
         gym.utils.RecordConstructorArgs.__init__(self, indices=kept)
         gym.ObservationWrapper.__init__(self, env)
         self._indices = np.asarray(kept, dtype=np.intp)
@@ -121,7 +122,7 @@ class ZeroObservationIndices(gym.ObservationWrapper, gym.utils.RecordConstructor
         space = env.observation_space
         if not isinstance(space, Box) or len(space.shape) != 1:
             raise TypeError(f"ZeroObservationIndices needs a 1-D Box observation space, got {space!r}.")
-        kept = _check_indices(indices, space.shape[0])
+        kept = checks.indices("indices", indices, space.shape[0], what="observation entry")
         gym.utils.RecordConstructorArgs.__init__(self, indices=kept)
         gym.ObservationWrapper.__init__(self, env)
         self._mask = np.ones(space.shape, dtype=space.dtype)
@@ -155,21 +156,6 @@ class RejectNonFiniteActions(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise ValueError(f"action must be finite, got {action!r}; NaN/inf actions are rejected "
                              "(check the policy's outputs and its observation normalisation)")
         return self.env.step(action)
-
-
-def _check_indices(indices: Sequence[int], size: int) -> tuple[int, ...]:
-    """``indices`` as a tuple of ints in ``[0, size)``, non-empty, without repeats (else TypeError/ValueError)."""
-    try:
-        kept = tuple(operator.index(i) for i in indices)
-    except TypeError as err:
-        raise TypeError(f"indices must be a sequence of ints, got {indices!r}") from err
-    if not kept:
-        raise ValueError("indices must name at least one observation entry, got an empty sequence.")
-    if any(i < 0 or i >= size for i in kept):
-        raise ValueError(f"indices must lie in [0, {size}) for this observation space, got {kept}.")
-    if len(set(kept)) != len(kept):
-        raise ValueError(f"indices must not repeat, got {kept}.")
-    return kept
 
 
 # Gymnasium v5 MuJoCo envs whose `_get_obs` is `concatenate(qpos[skipped_qpos:], qvel)` and whose

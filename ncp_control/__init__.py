@@ -16,7 +16,7 @@ __all__ = [*_CELL_EXPORTS, "wirings"]
 
 if TYPE_CHECKING:
     from . import wirings
-    from .cells import CfC, CfCCell, LTC, LTCCell, WiredCfCCell
+    from .cells import LTC, CfC, CfCCell, LTCCell, WiredCfCCell  # noqa: F401 (lazy exports, resolved by __getattr__)
 
 
 def __getattr__(name: str) -> Any:

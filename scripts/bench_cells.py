@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from ncp_control import CfC, LTC, wirings  # noqa: E402
-from ncp_control.cells import _native  # noqa: E402
+from ncp_control import LTC, CfC, wirings  # noqa: E402
+from ncp_control.cells import native  # noqa: E402
 
 try:
     import ncps.torch as ncps_torch
@@ -193,7 +193,7 @@ def main(argv=None) -> None:
     s = Settings(**vars(parser.parse_args(argv)))
     torch.set_num_threads(1)
 
-    kernels = {name: _native.load(name) for name in ("ltc_kernel", "cfc_kernel")}
+    kernels = {name: native.load(name) for name in ("ltc_kernel", "cfc_kernel")}
     print(f"# bench_cells  {date.today()}  python {platform.python_version()}  torch {torch.__version__}  "
           f"{platform.processor() or platform.machine()}  threads=1")
     print(f"# native kernels: { {k: ('compiled' if v is not None else 'unavailable') for k, v in kernels.items()} }")

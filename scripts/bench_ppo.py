@@ -105,9 +105,9 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def bench_one(env_id: str, policy: str, seed: int, s: Settings, root: Path) -> dict:
-    from ncp_control.agents import ppo
-
     import torch
+
+    from ncp_control.agents import ppo
 
     torch.set_num_threads(s.threads)
     overrides = {"progress_bar": False, "checkpoint_freq": 0, "eval_episodes": s.eval_episodes}

@@ -253,7 +253,7 @@ def recheck_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def _versus(r: dict, reference: dict | None, same: bool) -> str:
+def versus(r: dict, reference: dict | None, same: bool) -> str:
     """Whether ``r``'s interval separates from ``reference``'s ("not separated" where they overlap)."""
     if reference is None or same:
         return ""
@@ -274,8 +274,8 @@ def table(results: dict[str, dict]) -> str:
         seeds = ", ".join(f"{v:.0f}" for v in r["returns"])
         on_preset = name.startswith(PRESET + "-")
         lines.append(f"| {name} | {describe(results, name)} | {r['mean']:.0f} [{r['low']:.0f}, {r['high']:.0f}] "
-                     f"(n={len(r['returns'])}) | {seeds} | {_versus(r, base, name == 'base')} | "
-                     f"{_versus(r, preset, not on_preset)} |")
+                     f"(n={len(r['returns'])}) | {seeds} | {versus(r, base, name == 'base')} | "
+                     f"{versus(r, preset, not on_preset)} |")
     return "\n".join(lines)
 
 

@@ -158,9 +158,9 @@ def main() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
 
-    from ncp_control.agents.imitation import HELDOUT_SEED_START
     from ncp_control.agents.evaluation.robustness import robustness_sweep
     from ncp_control.agents.evaluation.robustness_results import CI_METHOD
+    from ncp_control.agents.imitation import HELDOUT_SEED_START
 
     torch.set_num_threads(1)
     runs = Path(s.runs)

@@ -41,9 +41,9 @@ def main() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
 
+    from ncp_control.agents.evaluation.saliency_stability import saliency_stability
     from ncp_control.agents.imitation import HELDOUT_SEED_START
     from ncp_control.agents.runs.load import load_run
-    from ncp_control.agents.evaluation.saliency_stability import saliency_stability
     from ncp_control.inspect import policy_saliency
 
     torch.set_num_threads(1)

@@ -35,10 +35,10 @@ fi
 echo "sanitize_kernels: $("$CC" --version | head -1); flags: $NCP_CONTROL_EXTRA_CFLAGS"
 echo "sanitize_kernels: LD_PRELOAD=$ASAN_LIB $UBSAN_LIB"
 LD_PRELOAD="$ASAN_LIB $UBSAN_LIB" "$PY" - <<'PYEOF'
-from ncp_control.cells import _native
+from ncp_control.cells import native
 for name in ("ltc_kernel", "cfc_kernel"):
-    lib = _native.load(name)
-    print(f"sanitize_kernels: {name}: {_native.status()[name]} -> {getattr(lib, '_name', None)}")
+    lib = native.load(name)
+    print(f"sanitize_kernels: {name}: {native.status()[name]} -> {getattr(lib, '_name', None)}")
     if lib is None:
         raise SystemExit(f"sanitize_kernels: {name} could not be built with the sanitizers")
 PYEOF

@@ -8,10 +8,8 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from ncp_control import CfC, CfCCell, LTC, LTCCell, WiredCfCCell
-from ncp_control import wirings
+from ncp_control import LTC, CfC, CfCCell, LTCCell, WiredCfCCell, wirings
 from ncp_control.cells import MIN_ELAPSED_TIME
-
 
 torch.set_num_threads(1)
 
@@ -140,7 +138,7 @@ def test_wired_cfc_masked_connections_get_zero_gradient(recurrent):
     cfc = CfC(3, small_ncp(), recurrent_connections=recurrent)
     out, h = cfc(torch.randn(4, 6, 3), 0.5 * torch.randn(4, 9))
     (out.sum() + h.pow(2).sum()).backward()
-    for layer in cfc.rnn_cell._layers:
+    for layer in cfc.rnn_cell.layer_cells:
         masked = ["ff1", "ff2"] + (["time_a", "time_b"] if recurrent == "wiring" else [])
         for head in ("ff1", "ff2", "time_a", "time_b"):
             grad = getattr(layer, head).weight.grad

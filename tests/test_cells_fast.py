@@ -15,13 +15,13 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from ncp_control import CfC, LTC, LTCCell, WiredCfCCell, wirings
-from ncp_control.cells import MIN_ELAPSED_TIME, _native, cfc_fast, ltc_fast
+from ncp_control import LTC, CfC, LTCCell, WiredCfCCell, wirings
+from ncp_control.cells import MIN_ELAPSED_TIME, cfc_fast, ltc_fast, native
 from ncp_control.policies.core import make_core
 
 torch.set_num_threads(1)
 
-needs_kernel = pytest.mark.skipif(_native.load("ltc_kernel") is None or _native.load("cfc_kernel") is None,
+needs_kernel = pytest.mark.skipif(native.load("ltc_kernel") is None or native.load("cfc_kernel") is None,
                                   reason="no C compiler: the fast path cannot be built here")
 pytestmark = needs_kernel
 
@@ -87,7 +87,7 @@ def _compare_runs(module, run, tensors, pure, tol):
         _assert_same(a, b, tol)
     assert set(n1) == set(n2)
     for name in n1:
-        torch.testing.assert_close(n1[name], n2[name], atol=tol, rtol=tol, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(n1[name], n2[name], atol=tol, rtol=tol, msg=lambda m, name=name: f"{name}: {m}")
     for a, b in zip(l1, l2):
         _assert_same(a, b, tol)
 
@@ -97,7 +97,7 @@ def test_fast_path_is_taken_by_default_for_cpu_float_cells():
     cell = LTCCell(_ncp(), 4)
     x, h = torch.randn(3, 4), torch.randn(3, 9)
     assert ltc_fast.fast_path_available(cell, x, h)
-    assert _native.status()["ltc_kernel"] == "native"
+    assert native.status()["ltc_kernel"] == "native"
     assert ltc_fast.fast_path_available(cell.double(), x.double(), h.double())
     assert not ltc_fast.fast_path_available(cell.double(), x, h)  # mixed dtypes go to torch
 
@@ -393,10 +393,10 @@ def test_double_backward_is_refused_with_a_clear_error():
 def fresh_native(monkeypatch, tmp_path):
     """Forget the loaded kernels (and the warned flag) before and after, with a private cache directory."""
     monkeypatch.setenv("NCP_CONTROL_CACHE_DIR", str(tmp_path))
-    _native._forget_loaded()
+    native.forget_loaded()
     yield tmp_path
     monkeypatch.undo()
-    _native._forget_loaded()
+    native.forget_loaded()
 
 
 def test_no_compiler_falls_back_to_torch_with_one_warning(fresh_native, monkeypatch):
@@ -408,9 +408,9 @@ def test_no_compiler_falls_back_to_torch_with_one_warning(fresh_native, monkeypa
         cell(x, h, 0.5)
         LTC(4, _ncp())(torch.randn(1, 3, 4))
     assert len([w for w in record if issubclass(w.category, RuntimeWarning)]) == 1
-    assert "no C compiler" in _native.status()["ltc_kernel"]
+    assert "no C compiler" in native.status()["ltc_kernel"]
     monkeypatch.delenv("CC")
-    _native._forget_loaded()
+    native.forget_loaded()
     fast_out, fast_new = cell(x, h, 0.5)  # compiled now, same numbers
     _assert_same(fast_new, new, 1e-6)
 
@@ -426,16 +426,16 @@ def test_pure_torch_env_var_disables_the_kernel_silently(fresh_native, monkeypat
 
 
 def test_compiled_library_is_cached_and_reused(fresh_native, monkeypatch):
-    assert _native.load("ltc_kernel") is not None
+    assert native.load("ltc_kernel") is not None
     built = list(fresh_native.glob("ltc_kernel-*.so"))
     assert len(built) == 1
-    _native._forget_loaded()
+    native.forget_loaded()
 
     def no_compiler(*a, **k):
         raise AssertionError("the cached library should have been loaded without compiling")
 
-    monkeypatch.setattr(_native.subprocess, "run", no_compiler)
-    assert _native.load("ltc_kernel") is not None
+    monkeypatch.setattr(native.subprocess, "run", no_compiler)
+    assert native.load("ltc_kernel") is not None
 
 
 # ---------------------------------------------------------------------------- wired CfC
@@ -489,7 +489,7 @@ def test_wired_cfc_masked_weights_get_zero_gradient_and_negative_time_raises():
     cell = WiredCfCCell(4, _ncp(), recurrent_connections="wiring")
     out, h = cell(torch.randn(3, 4), torch.randn(3, 9), 0.5)
     (out.sum() + h.square().sum()).backward()
-    for layer in cell._layers:
+    for layer in cell.layer_cells:
         off = layer.sparsity_mask == 0
         for head in (layer.ff1, layer.ff2, layer.time_a, layer.time_b):
             assert torch.all(head.weight.grad[off] == 0)
@@ -518,7 +518,7 @@ def test_wired_cfc_no_grad_steps_follow_batch_dtype_and_parameter_changes(pure):
 
     def check(target=cell, ts=0.3):
         for b in (5, 1, 3, 5):
-            dtype = target._layers[0].ff1.weight.dtype
+            dtype = target.layer_cells[0].ff1.weight.dtype
             x, h = (t.to(dtype) for t in batches[b])
             with torch.no_grad():
                 fast = target(x, h, ts)
@@ -530,7 +530,7 @@ def test_wired_cfc_no_grad_steps_follow_batch_dtype_and_parameter_changes(pure):
     check()
     check(ts=0.8)  # another number: the table's time buffer is refilled
     check(ts=0.1 + torch.rand(5)[:1].item())
-    layer = cell._layers[0]
+    layer = cell.layer_cells[0]
     layer.ff1.weight.data.mul_(2.0)  # read directly by the kernel: no cache to go stale
     check()
     layer.ff2.weight.data = layer.ff2.weight.data * 0.5  # new memory
@@ -544,7 +544,7 @@ def test_wired_cfc_no_grad_steps_follow_batch_dtype_and_parameter_changes(pure):
     check()
     for other in (copy.deepcopy(cell), pickle.loads(pickle.dumps(cell))):
         with torch.no_grad():
-            other._layers[1].ff1.weight.mul_(3.0)
+            other.layer_cells[1].ff1.weight.mul_(3.0)
         check(other)
     check()
     x, h = batches[3][0].double(), batches[3][1].double()

@@ -15,7 +15,7 @@ import torch
 ncps_torch = pytest.importorskip("ncps.torch")
 ncps_wirings = pytest.importorskip("ncps.wirings")
 
-from ncp_control import CfC, LTC  # noqa: E402
+from ncp_control import LTC, CfC  # noqa: E402
 
 torch.set_num_threads(1)
 ATOL = RTOL = 1e-5
@@ -107,7 +107,7 @@ def _compare(ours, ref, x, ts, batch_first, mixed, seed, hx_given):
     torch.testing.assert_close(xg1, xg2, atol=ATOL, rtol=RTOL)
     assert set(g1) == set(g2), set(g1) ^ set(g2)
     for name in g1:
-        torch.testing.assert_close(g1[name], g2[name], atol=ATOL, rtol=RTOL, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(g1[name], g2[name], atol=ATOL, rtol=RTOL, msg=lambda m, name=name: f"{name}: {m}")
 
 
 LTC_CASES = [

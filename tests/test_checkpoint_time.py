@@ -10,10 +10,8 @@ import pytest
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from ncp_control.agents import imitation
+from ncp_control.agents import imitation, ppo
 from ncp_control.agents.imitation import checkpoints, training
-
-from ncp_control.agents import ppo
 from ncp_control.agents.ppo.callbacks import ProgressLines, WallTimeCheckpoint
 from tests._ppo_helpers import register_test_envs
 from tests.imitation_synthetic import ENV_ID, make_expert  # noqa: F401  (registers TinyLane-v0)

@@ -55,12 +55,12 @@ def _last_checkpoint(run: Path) -> str:
 
 # (id, argv with {runs}/{tmp} placeholders, what the message must say). "{tmp}/out" must not exist afterwards.
 CASES = [
-    ("ppo-timesteps-0", "train-ppo --env Counter-v0 --policy cfc --timesteps 0 --out {tmp}/out", "--timesteps must be > 0"),
+    ("ppo-timesteps-0", "train-ppo --env Counter-v0 --policy cfc --timesteps 0 --out {tmp}/out", "--timesteps must be a positive int"),
     ("ppo-no-timesteps", "train-ppo --env Counter-v0 --policy cfc --out {tmp}/out", "--timesteps is required"),
     ("ppo-unknown-env", "train-ppo --env PendulumNoVel --policy cfc --timesteps 64 --out {tmp}/out",
      "did you mean PendulumNoVel-v1"),
     ("ppo-n-envs-0", "train-ppo --env Counter-v0 --policy cfc --timesteps 64 --n-envs 0 --out {tmp}/out",
-     "--n-envs must be > 0"),
+     "--n-envs must be a positive int"),
     ("ppo-config-key-typo", "train-ppo --env Counter-v0 --policy cfc --timesteps 64 --config {tmp}/typo.json "
      "--out {tmp}/out", "typo.json: unknown key 'n_env'; did you mean n_envs"),
     ("ppo-config-algo-typo", "train-ppo --env Counter-v0 --policy cfc --timesteps 64 --config {tmp}/algo.json "
@@ -81,30 +81,30 @@ CASES = [
     ("bc-resume-a-ppo-run", "train-bc --out {runs}/ppo --resume", "is not an imitation run's config"),
     ("demo-resume-corrupt-config", "demo --out {tmp}/badcfg --resume", "badcfg/config.json is corrupt"),
     ("bc-env-kwargs-json", "train-bc --out {tmp}/out --env-kwargs {{bad", "--env-kwargs: not valid JSON"),
-    ("demo-episodes-negative", "demo --out {tmp}/out --episodes -1", "--episodes must be > 0, got -1"),
+    ("demo-episodes-negative", "demo --out {tmp}/out --episodes -1", "--episodes must be a positive int, got -1"),
     ("demo-episodes-not-int", "demo --out {tmp}/out --episodes x", "argument --episodes: invalid int value"),
     ("demo-set-type", "demo --out {tmp}/out --set lr=fast", "--set lr=fast: lr expects a number"),
     ("evaluate-missing-run", "evaluate {tmp}/nothing", "run folder {tmp}/nothing does not exist"),
     ("evaluate-not-a-run", "evaluate {tmp}", "it has no config.json"),
-    ("evaluate-seed-negative", "evaluate {runs}/ppo --seed -5", "--seed must be >= 0, got -5"),
-    ("bc-seed-negative", "train-bc --out {tmp}/out --seed -1", "--seed must be >= 0"),
-    ("evaluate-episodes-0", "evaluate {runs}/ppo --episodes 0", "--episodes must be > 0"),
+    ("evaluate-seed-negative", "evaluate {runs}/ppo --seed -5", "--seed must be a non-negative int, got -5"),
+    ("bc-seed-negative", "train-bc --out {tmp}/out --seed -1", "--seed must be a non-negative int"),
+    ("evaluate-episodes-0", "evaluate {runs}/ppo --episodes 0", "--episodes must be a positive int"),
     ("evaluate-unknown-env", "evaluate {runs}/ppo --env Countr-v0", "did you mean Counter-v0"),
     ("evaluate-json-folder", "evaluate {runs}/ppo --json {tmp}/no/such/e.json", "the folder {tmp}/no/such does not"),
     ("evaluate-truncated-policy", "evaluate {tmp}/ppo_cut_policy --episodes 1", "ppo_cut_policy/policy.pt"),
     ("evaluate-truncated-pt", "evaluate {tmp}/bc_cut --episodes 1", "model.pt"),
-    ("run-exported-episodes-0", "run-exported {tmp}/p.onnx --episodes 0", "--episodes must be > 0"),
-    ("run-exported-seed-negative", "run-exported {tmp}/p.onnx --seed -1", "--seed must be >= 0, got -1"),
-    ("run-exported-threads-0", "run-exported {tmp}/p.onnx --threads 0", "--threads must be > 0"),
+    ("run-exported-episodes-0", "run-exported {tmp}/p.onnx --episodes 0", "--episodes must be a positive int"),
+    ("run-exported-seed-negative", "run-exported {tmp}/p.onnx --seed -1", "--seed must be a non-negative int, got -1"),
+    ("run-exported-threads-0", "run-exported {tmp}/p.onnx --threads 0", "--threads must be a positive int"),
     ("run-exported-json-folder", "run-exported {tmp}/p.onnx --json {tmp}/no/such/e.json",
      "the folder {tmp}/no/such does not"),
     ("inspect-missing-run", "inspect {tmp}/nothing --out {tmp}/out", "does not exist"),
-    ("inspect-episodes-negative", "inspect {runs}/ppo --episodes -1 --out {tmp}/out", "--episodes must be > 0"),
+    ("inspect-episodes-negative", "inspect {runs}/ppo --episodes -1 --out {tmp}/out", "--episodes must be a positive int"),
     ("inspect-no-neurons", "inspect {runs}/bc --out {tmp}/out", "error:"),
     ("robustness-missing-run", "robustness {tmp}/nothing --perturb obs_noise:0,0.1 --out {tmp}/out", "does not exist"),
     ("robustness-bad-perturb", "robustness {runs}/ppo --perturb noise:0.1 --out {tmp}/out", "valid names: obs_noise"),
     ("robustness-episodes-0", "robustness {runs}/ppo --perturb obs_noise:0,0.1 --episodes 0 --out {tmp}/out",
-     "--episodes must be > 0"),
+     "--episodes must be a positive int"),
     ("robustness-nothing-evaluable", "robustness {tmp}/ppo_cut_policy --perturb obs_noise:0,0.1 --episodes 1 "
      "--out {tmp}/out", "ppo_cut_policy/policy.pt"),
     ("robustness-nothing-fits", "robustness {runs}/ppo --env TinyLane-v0 --perturb obs_noise:0,0.1 --episodes 1 "
@@ -175,7 +175,7 @@ def test_a_failed_bc_start_does_not_block_the_retry(tmp_path, capsys):
 
 
 def test_a_failure_inside_an_existing_output_folder_removes_only_what_it_wrote(tmp_path):
-    from ncp_control.agents.commands._checks import removed_on_failure
+    from ncp_control.agents.commands.checks import removed_on_failure
 
     out = tmp_path / "out"
     (out / "old").mkdir(parents=True)

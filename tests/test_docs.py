@@ -37,8 +37,11 @@ def _links_in(text: str) -> list[str]:
 
 
 def test_docs_root_holds_only_pages():
-    others = sorted(p.name for p in DOCS.iterdir() if not (p.is_file() and p.suffix == ".md") and p != DATA)
+    api = DOCS / "api"  # the site's API reference pages (mkdocs.yml, tests/test_docs_site.py)
+    others = sorted(p.name for p in DOCS.iterdir() if not (p.is_file() and p.suffix == ".md") and p not in (DATA, api))
     assert not others, f"docs/ holds pages only; move these under docs/data/<topic>/: {others}"
+    assert not [p.name for p in api.iterdir() if not (p.is_file() and p.suffix == ".md")], \
+        "docs/api/ holds reference pages (*.md) only"
     assert DATA.is_dir() and not [p.name for p in DATA.iterdir() if p.is_file()], \
         "docs/data/ holds one folder per page or topic, no loose files"
 

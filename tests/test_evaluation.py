@@ -1,7 +1,6 @@
 """ncp_control.agents.evaluation.episodes.evaluate and ncp_control.agents.runs.load.load_run: metrics on known tiny envs, seeds, errors."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

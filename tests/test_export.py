@@ -70,7 +70,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     # the real MuJoCo camera env, episodes capped at 60 steps to stay fast
     found["bc-lane-ncp-ltc"] = _bc_run(root, "LaneKeeping-v0", "ncp-ltc", (32, 64, 3),
                                        {"image_height": 32, "image_width": 64, "max_episode_steps": 60})
-    for name, run in found.items():
+    for run in found.values():
         export_run(run, run / "policy.onnx")
     return found
 

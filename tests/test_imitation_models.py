@@ -143,7 +143,7 @@ def test_model_config_round_trips_through_json():
         (dict(kind="ncp-gru"), "model kind must be one of"),
         (dict(kind="lstm", observation_shape=(16, 32)), r"\(H, W, 3\)"),
         (dict(kind="ncp-ltc", action_size=2), "motor neurons are its actions"),
-        (dict(kind="lstm", lstm_units=0), "lstm_units must be a positive integer"),
+        (dict(kind="lstm", lstm_units=0), "lstm_units must be a positive int"),
         (dict(kind="lstm", step_seconds=0.0), "step_seconds must be positive"),
     ],
 )

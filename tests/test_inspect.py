@@ -442,7 +442,7 @@ def test_integrated_gradients_agree_with_captum(which, request):
         return attr.motor_given_drivers(circuit, rep(features), rep(before), rep(dt), drivers, z)
 
     for j in range(circuit.motor_size):
-        reference = captum_attr.IntegratedGradients(lambda z: motor(z)[:, j]).attribute(
+        reference = captum_attr.IntegratedGradients(lambda z, j=j: motor(z)[:, j]).attribute(
             actual.clone(), baselines=baseline.clone(), n_steps=8, method="riemann_middle")
         np.testing.assert_allclose(ours.integrated[:, :, j], reference.detach().numpy(), rtol=1e-4, atol=1e-6)
     assert np.abs(ours.integrated).max() > 1e-3  # not a vacuous agreement of zeros

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from ncp_control import wirings
-from ncp_control.cells import _native, cfc_fast, ltc_fast
+from ncp_control.cells import cfc_fast, ltc_fast, native
 from ncp_control.cells.ltc import LTCCell
 from ncp_control.cells.wired_cfc import WiredCfCCell
 
 torch.set_num_threads(1)
-pytestmark = pytest.mark.skipif(_native.load("ltc_kernel") is None or _native.load("cfc_kernel") is None,
+pytestmark = pytest.mark.skipif(native.load("ltc_kernel") is None or native.load("cfc_kernel") is None,
                                 reason="no C compiler: the kernels cannot be built here")
 
 T, B, I, N = 3, 2, 32, 19
@@ -103,7 +103,7 @@ def test_a_parameter_of_the_wrong_size_is_refused_not_read_out_of_bounds():
     with torch.no_grad(), pytest.raises(ValueError, match="w has shape"):
         ltc_fast.ltc_sequence(cell, x, h, dt, min_dt=1e-6)
     cfc = _cfc()
-    cfc._layers[1].ff1.weight.data = torch.zeros(7, 3)
+    cfc.layer_cells[1].ff1.weight.data = torch.zeros(7, 3)
     with torch.no_grad(), pytest.raises(ValueError, match="ff1.weight"):
         cfc_fast.cfc_sequence(cfc, x, h, dt)
 

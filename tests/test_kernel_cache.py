@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from ncp_control import wirings
-from ncp_control.cells import _native
+from ncp_control.cells import native
 from ncp_control.cells.wired_cfc import WiredCfCCell
 
 NAME = "cfc_kernel"
-needs_cc = pytest.mark.skipif(_native._compiler() is None, reason="no C compiler")
+needs_cc = pytest.mark.skipif(native.compiler() is None, reason="no C compiler")
 pytestmark = needs_cc
 
 EVIL = r"""
@@ -41,11 +41,11 @@ def cache(monkeypatch, tmp_path):
     """A private cache directory and freshly forgotten kernels (before and after), with quick builds."""
     directory = tmp_path / "cache"
     monkeypatch.setenv("NCP_CONTROL_CACHE_DIR", str(directory))
-    monkeypatch.setattr(_native, "_FLAG_SETS", FAST_FLAGS)
-    _native._forget_loaded()
+    monkeypatch.setattr(native, "FLAG_SETS", FAST_FLAGS)
+    native.forget_loaded()
     yield directory
     monkeypatch.undo()
-    _native._forget_loaded()
+    native.forget_loaded()
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def evil_library(tmp_path_factory):
     folder = tmp_path_factory.mktemp("evil")
     source, library, marker = folder / "evil.c", folder / "evil.so", folder / "MARKER"
     source.write_text(EVIL)
-    subprocess.run([_native._compiler(), "-shared", "-fPIC", f'-DMARKER="{marker}"', "-o", str(library),
+    subprocess.run([native.compiler(), "-shared", "-fPIC", f'-DMARKER="{marker}"', "-o", str(library),
                     str(source)], check=True, capture_output=True)
     return library, marker
 
@@ -63,7 +63,7 @@ def _plant(cache_dir, evil_library, *, mode=0o700, hash_text=None, hash_mode=0o6
     """Put the evil library where the cache expects the first (-march=native) build of NAME, with a hash file."""
     library, marker = evil_library
     cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    target = _native._library_path(NAME, _native._with_extra_flags(_native._FLAG_SETS[0]), cache_dir)
+    target = native.library_path(NAME, native.with_extra_flags(native.FLAG_SETS[0]), cache_dir)
     shutil.copyfile(library, target)
     os.chmod(target, mode)
     hash_file = target.with_name(target.name + ".sha256")
@@ -89,21 +89,21 @@ PLANTS = {
 @pytest.mark.parametrize("plant", list(PLANTS))
 def test_a_planted_library_never_runs_and_is_replaced(cache, evil_library, plant):
     target, marker = _plant(cache, evil_library, **PLANTS[plant])
-    assert _native._verified(target) is not None
+    assert native.why_untrusted(target) is not None
     with pytest.warns(RuntimeWarning, match="not loading the cached kernel"):
-        lib = _native.load(NAME)
+        lib = native.load(NAME)
     assert not marker.exists(), "the planted library's constructor ran"
     assert lib is not None and hasattr(lib, "cfc_backward_f64")  # the real kernel, rebuilt
-    assert _native._verified(target) is None  # replaced by our own build, with its hash
-    assert _native.status()[NAME] == "native"
+    assert native.why_untrusted(target) is None  # replaced by our own build, with its hash
+    assert native.status()[NAME] == "native"
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="os.chown to another user needs root")
 def test_a_library_owned_by_another_user_never_runs(cache, evil_library):
     target, marker = _plant(cache, evil_library, owner=12345)
-    assert "owned by uid 12345" in _native._verified(target)
+    assert "owned by uid 12345" in native.why_untrusted(target)
     with pytest.warns(RuntimeWarning):
-        assert _native.load(NAME) is not None
+        assert native.load(NAME) is not None
     assert not marker.exists()
 
 
@@ -112,7 +112,7 @@ def test_a_cache_directory_owned_by_another_user_is_not_used(cache, evil_library
     target, marker = _plant(cache, evil_library)
     os.chown(cache, 12345, 12345)
     with pytest.warns(RuntimeWarning, match="cannot be trusted"):
-        lib = _native.load(NAME)
+        lib = native.load(NAME)
     assert not marker.exists()
     assert lib is not None and not lib._name.startswith(str(cache))  # built in a private temporary directory
     shutil.rmtree(os.path.dirname(lib._name))
@@ -122,41 +122,41 @@ def test_the_checks_are_what_keep_planted_code_out(cache, evil_library):
     """Control: a file that passes every check (yours, private, matching hash) is trusted: so the refusals above
     come from the checks, not from the planted file being unusable. (It is not loaded here.)"""
     target, _ = _plant(cache, evil_library)
-    assert _native._verified(target) is None
+    assert native.why_untrusted(target) is None
 
 
 def test_cache_directory_is_private_and_a_too_open_one_is_closed(cache):
-    assert _native.load(NAME) is not None
+    assert native.load(NAME) is not None
     assert (cache.stat().st_mode & 0o777) == 0o700
-    _native._forget_loaded()
+    native.forget_loaded()
     os.chmod(cache, 0o777)
-    assert _native.load(NAME) is not None
+    assert native.load(NAME) is not None
     assert (cache.stat().st_mode & 0o777) == 0o700
 
 
 def test_a_corrupt_library_with_a_matching_hash_is_replaced(cache):
     cache.mkdir(mode=0o700)
-    target = _native._library_path(NAME, _native._with_extra_flags(_native._FLAG_SETS[0]), cache)
+    target = native.library_path(NAME, native.with_extra_flags(native.FLAG_SETS[0]), cache)
     target.write_bytes(b"\x7fELF truncated")
     os.chmod(target, 0o700)
     target.with_name(target.name + ".sha256").write_text(hashlib.sha256(target.read_bytes()).hexdigest())
     with pytest.warns(RuntimeWarning, match="rebuilding"):
-        assert _native.load(NAME) is not None
-    assert target.stat().st_size > 1000 and _native._verified(target) is None
-    assert _native.status()[NAME] == "native"
+        assert native.load(NAME) is not None
+    assert target.stat().st_size > 1000 and native.why_untrusted(target) is None
+    assert native.status()[NAME] == "native"
 
 
 def test_status_says_portable_when_march_native_was_not_used(cache, monkeypatch):
-    monkeypatch.setattr(_native, "_FLAG_SETS", (("-O0", "-march=no-such-cpu", "-fPIC", "-shared"),
+    monkeypatch.setattr(native, "FLAG_SETS", (("-O0", "-march=no-such-cpu", "-fPIC", "-shared"),
                                                 ("-O0", "-fPIC", "-shared")))
-    assert _native.load(NAME) is not None
-    assert _native.status()[NAME] == "portable (-O0 -fPIC -shared)"
+    assert native.load(NAME) is not None
+    assert native.status()[NAME] == "portable (-O0 -fPIC -shared)"
 
 
 def test_the_key_includes_the_compiler_version(cache, monkeypatch):
-    a = _native._library_path(NAME, _native._with_extra_flags(_native._FLAG_SETS[0]), cache)
-    monkeypatch.setitem(_native._compiler_versions, _native._compiler(), "cc (Imaginary) 99.0")
-    assert _native._library_path(NAME, _native._with_extra_flags(_native._FLAG_SETS[0]), cache) != a
+    a = native.library_path(NAME, native.with_extra_flags(native.FLAG_SETS[0]), cache)
+    monkeypatch.setattr(native, "compiler_version", lambda cc: "cc (Imaginary) 99.0")
+    assert native.library_path(NAME, native.with_extra_flags(native.FLAG_SETS[0]), cache) != a
 
 
 def test_stale_temporary_files_of_killed_compiles_are_removed(cache):
@@ -166,7 +166,7 @@ def test_stale_temporary_files_of_killed_compiles_are_removed(cache):
     fresh.write_bytes(b"half")
     an_hour_ago = time.time() - 3600
     os.utime(old, (an_hour_ago, an_hour_ago))
-    assert _native.load(NAME) is not None
+    assert native.load(NAME) is not None
     assert not old.exists() and fresh.exists()  # a fresh one may belong to a compile still running
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ncp_control import CfC, LTC, wirings
+from ncp_control import LTC, CfC, wirings
 from ncp_control.cells import cfc_fast, layers, ltc_fast
 
 torch.set_num_threads(1)
@@ -137,7 +137,7 @@ def test_online_step_keeps_the_checks_and_follows_changed_weights(cls):
             layer(x[..., :3], h)
         before = layer(x, h)[0]
         cell = layer.rnn_cell
-        weight = cell.w if cls is LTC else cell._layers[0].ff1.weight
+        weight = cell.w if cls is LTC else cell.layer_cells[0].ff1.weight
         weight.data.mul_(1.5)  # in place: the same address
         after = layer(x, h)[0]
     reference = layer(x, h)[0].detach()  # grad enabled: the sequence kernel

@@ -86,7 +86,7 @@ def test_mujoco_kept_entries_are_qpos_and_dropped_entries_are_qvel(base_id, skip
     obs_base, _ = base.reset(seed=1)
     obs_masked, _ = masked.reset(seed=1)
     rng = np.random.default_rng(1)
-    for step in range(20):
+    for _ in range(20):
         np.testing.assert_array_equal(obs_masked, data.qpos[skipped:])  # the kept entries are positions
         velocity = data.qvel if clip is None else np.clip(data.qvel, -clip, clip)
         np.testing.assert_array_equal(obs_base[n_pos : n_pos + data.qvel.size], velocity)  # dropped = velocities

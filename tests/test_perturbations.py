@@ -6,8 +6,8 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 import scipy.ndimage
+import torch
 from gymnasium.spaces import Box
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
@@ -340,7 +340,7 @@ def test_action_delay_copies_actions_and_clips_the_neutral_action_into_bounds():
 
 def test_action_delay_on_discrete_actions_and_explicit_neutral():
     env = ActionDelay(gym.make("CartPole-v1"), 2)
-    assert env._neutral == 0
+    assert env.neutral_action == 0
     with pytest.raises(ValueError, match="neutral_action"):
         ActionDelay(gym.make("CartPole-v1"), 2, neutral_action=5)
 
@@ -465,7 +465,7 @@ def _perturbation_draws(env, actions, seed):
     """What the perturbation did at each step, measured against the clean inner result."""
     wrapper = env
     env.reset(seed=seed)
-    states = [wrapper._rng.bit_generator.state]
+    states = [wrapper.rng.bit_generator.state]
     effects = []
     for action in actions:
         if isinstance(wrapper, ActionNoise):
@@ -483,7 +483,7 @@ def _perturbation_draws(env, actions, seed):
         else:
             env.step(action)
             effects.append(None)  # value-level checks: test_observation_noise_values_are_common_across_policies
-        states.append(wrapper._rng.bit_generator.state)
+        states.append(wrapper.rng.bit_generator.state)
     return states, effects
 
 
@@ -518,7 +518,7 @@ def test_perturbation_stream_is_independent_of_the_env_stream():
     """The wrapper's draws differ from a generator seeded like Gymnasium seeds the env."""
     env = PixelNoise(ImageEnv(), 0.1)
     env.reset(seed=0)
-    ours = env._rng.standard_normal(8)
+    ours = env.rng.standard_normal(8)
     gym_like = np.random.Generator(np.random.PCG64(np.random.SeedSequence(0))).standard_normal(8)
     assert not np.allclose(ours, gym_like)
 
@@ -527,8 +527,8 @@ def test_stacked_perturbations_draw_from_separate_streams():
     env = apply_perturbations(EchoEnv(), ["obs_noise:0.1", "action_noise:0.1"], seed=0)
     action_noise, obs_noise = env, env.env
     # Same explicit seed and reset seed: only the stream name tells the two generators apart.
-    first_action_draws = action_noise._make_rng(7).standard_normal(4)
-    first_obs_draws = obs_noise._make_rng(7).standard_normal(4)
+    first_action_draws = action_noise.rng_for(7).standard_normal(4)
+    first_obs_draws = obs_noise.rng_for(7).standard_normal(4)
     assert not np.allclose(first_action_draws, first_obs_draws)
 
 

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from ncp_control import wirings
-from ncp_control.cells import _native, cfc_fast, ltc_fast
+from ncp_control.cells import cfc_fast, ltc_fast, native
 from ncp_control.cells.ltc import LTCCell
 from ncp_control.cells.wired_cfc import WiredCfCCell
 
 torch.set_num_threads(1)
-needs_kernel = pytest.mark.skipif(_native.load("ltc_kernel") is None or _native.load("cfc_kernel") is None,
+needs_kernel = pytest.mark.skipif(native.load("ltc_kernel") is None or native.load("cfc_kernel") is None,
                                   reason="no C compiler: no native path to compare")
 I, N, B = 5, 10, 3
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

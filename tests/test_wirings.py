@@ -11,10 +11,10 @@ from collections import deque
 from pathlib import Path
 
 import matplotlib
+import ncps.wirings as ref
 import numpy as np
 import pytest
 
-import ncps.wirings as ref
 from ncp_control.wirings import NCP, AutoNCP, FullyConnected, Random, Wiring, layered_layout
 
 matplotlib.use("Agg")

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ncp_control.agents.commands import _checks
+from ncp_control.agents.commands import checks
 from ncp_control.agents.commands.train_bc import MODELS, evaluate_run, new_run_settings, set_threads, train_run
 from ncp_control.agents.errors import UsageError
 
@@ -83,12 +83,12 @@ def _config(args: argparse.Namespace):
     """The demo's training settings, checked before any work (the stored ones with --resume)."""
     from ncp_control.agents.imitation import preset_config
 
-    _checks.positive("--episodes", args.episodes)
-    _checks.positive("--threads", args.threads)
-    _checks.non_negative("--seed", args.seed)
-    _checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
+    checks.positive("--episodes", args.episodes)
+    checks.positive("--threads", args.threads)
+    checks.non_negative("--seed", args.seed)
+    checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
     if args.resume:
-        return _checks.stored_bc_config(args.out)
+        return checks.stored_bc_config(args.out)
     settings = new_run_settings(args)
     try:
         return preset_config("demo", **settings)

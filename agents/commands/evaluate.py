@@ -23,12 +23,12 @@ def add_episode_arguments(parser: argparse.ArgumentParser, env_default: str) -> 
 
 def check_episode_arguments(args: argparse.Namespace) -> None:
     """One-line errors for the arguments of :func:`add_episode_arguments`."""
-    from ncp_control.agents.commands import _checks
+    from ncp_control.agents.commands import checks
 
-    _checks.positive("--episodes", args.episodes)
-    _checks.positive("--n-envs", args.n_envs)
-    _checks.non_negative("--seed", args.seed)
-    _checks.env_id(args.env)
+    checks.positive("--episodes", args.episodes)
+    checks.positive("--n-envs", args.n_envs)
+    checks.non_negative("--seed", args.seed)
+    checks.env_id(args.env)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,11 +45,11 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from ncp_control.agents.commands import _checks
+    from ncp_control.agents.commands import checks
 
-    _checks.run_folder(args.run_dir)
+    checks.run_folder(args.run_dir)
     check_episode_arguments(args)
-    _checks.writable_file(args.json, "--json")
+    checks.writable_file(args.json, "--json")
 
     import torch
 

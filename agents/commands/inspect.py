@@ -32,16 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     """Everything about the command line that can be checked before any work."""
-    from ncp_control.agents.commands import _checks
+    from ncp_control.agents.commands import checks
 
-    _checks.run_folder(args.run_dir)
+    checks.run_folder(args.run_dir)
     for flag, value in (("--episodes", args.episodes), ("--max-steps", args.max_steps),
                         ("--ig-steps", args.ig_steps), ("--threads", args.threads)):
-        _checks.positive(flag, value)
-    _checks.non_negative("--closed-loop-episodes", args.closed_loop_episodes)
-    _checks.non_negative("--gif-steps", args.gif_steps)
-    _checks.non_negative("--seed", args.seed)
-    _checks.env_id(args.env)
+        checks.positive(flag, value)
+    checks.non_negative("--closed-loop-episodes", args.closed_loop_episodes)
+    checks.non_negative("--gif-steps", args.gif_steps)
+    checks.non_negative("--seed", args.seed)
+    checks.env_id(args.env)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,12 +51,12 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ncp_control.agents.commands import _checks
+    from ncp_control.agents.commands import checks
     from ncp_control.agents.evaluation.run_inspection import inspect_run
 
     torch.set_num_threads(args.threads)
     print(f"inspecting {args.run_dir} on {args.episodes} episode(s) ...", flush=True)
-    with _checks.removed_on_failure(args.out):
+    with checks.removed_on_failure(args.out):
         summary = inspect_run(args.run_dir, args.out, env_id=args.env, episodes=args.episodes, seed=args.seed,
                               closed_loop_episodes=args.closed_loop_episodes, max_steps=args.max_steps,
                               ig_steps=args.ig_steps, gif_steps=args.gif_steps)

@@ -45,17 +45,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     """Everything about the command line that can be checked before any work."""
-    from ncp_control.agents.commands import _checks
+    from ncp_control.agents.commands import checks
     from ncp_control.agents.evaluation.robustness import parse_sweeps
 
     for run_dir in args.run_dirs:
-        _checks.loadable_run(run_dir)
+        checks.loadable_run(run_dir)
     for flag, value in (("--episodes", args.episodes), ("--processes", args.processes), ("--n-envs", args.n_envs),
                         ("--block-episodes", args.block_episodes)):
-        _checks.positive(flag, value)
-    _checks.non_negative("--seed", args.seed)
-    _checks.non_negative("--perturbation-seed", args.perturbation_seed)
-    _checks.env_id(args.env)
+        checks.positive(flag, value)
+    checks.non_negative("--seed", args.seed)
+    checks.non_negative("--perturbation-seed", args.perturbation_seed)
+    checks.env_id(args.env)
     try:
         parse_sweeps(args.perturb)
     except ValueError as error:
@@ -65,7 +65,7 @@ def check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from ncp_control.agents.commands import _checks
+    from ncp_control.agents.commands import checks
     from ncp_control.agents.evaluation.robustness import robustness_sweep
 
     check_args(args)
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if not results.labels:  # nothing to tabulate: say why, write nothing
         reasons = "; ".join(f"{label}: {why}" for label, why in results.failures.items())
         raise ValueError(f"no model could be evaluated ({reasons})")
-    with _checks.removed_on_failure(args.out):
+    with checks.removed_on_failure(args.out):
         paths = results.write(args.out, plot=not args.no_plot)
     print(results.table())
     print("\nwrote " + ", ".join(str(p) for p in paths.values()))

@@ -26,14 +26,14 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from ncp_control.agents.commands import _checks
+    from ncp_control.agents.commands import checks
     from ncp_control.agents.commands.evaluate import check_episode_arguments
     from ncp_control.agents.evaluation.episodes import evaluate
     from ncp_control.deploy import OnnxPolicy
 
     check_episode_arguments(args)
-    _checks.positive("--threads", args.threads)
-    _checks.writable_file(args.json, "--json")
+    checks.positive("--threads", args.threads)
+    checks.writable_file(args.json, "--json")
     policy = OnnxPolicy(args.policy, threads=args.threads)
     stored = policy.metadata["env_id"]
     env_id = args.env or stored

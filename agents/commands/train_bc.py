@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ncp_control.agents.commands import _checks
+from ncp_control.agents.commands import checks
 from ncp_control.agents.errors import UsageError
 
 MODELS = ("ncp-ltc", "ncp-cfc", "lstm", "cnn")
@@ -120,7 +120,7 @@ def config_from_args(args: argparse.Namespace):
     from ncp_control.agents.imitation import preset_config
 
     if args.resume:
-        return _checks.stored_bc_config(args.out)
+        return checks.stored_bc_config(args.out)
     settings = new_run_settings(args)
     if args.env_kwargs is not None:
         if not isinstance(args.env_kwargs, dict):
@@ -140,8 +140,8 @@ def new_run_settings(args: argparse.Namespace) -> dict:
         UsageError: ``--out`` already holds a run, an unknown ``--env``, or a bad ``--set`` (see
             :func:`parse_overrides`).
     """
-    _checks.new_run_folder(args.out)
-    _checks.env_id(args.env)
+    checks.new_run_folder(args.out)
+    checks.env_id(args.env)
     settings = {"env_id": args.env, "model": args.model, "seed": args.seed, "expert": args.expert}
     settings.update(parse_overrides(args.overrides))
     return settings
@@ -172,10 +172,10 @@ def print_progress(record: dict) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     """Everything about the command line that can be checked before any work."""
-    _checks.positive("--threads", args.threads)
-    _checks.non_negative("--seed", args.seed)
-    _checks.non_negative("--eval-episodes", args.eval_episodes)
-    _checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
+    checks.positive("--threads", args.threads)
+    checks.non_negative("--seed", args.seed)
+    checks.non_negative("--eval-episodes", args.eval_episodes)
+    checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
 
 
 def has_progress(run_dir) -> bool:
@@ -204,7 +204,7 @@ def train_run(config, args: argparse.Namespace) -> Path:
     """
     from ncp_control.agents.imitation import train
 
-    with _checks.removed_on_failure(args.out, keep=has_progress):
+    with checks.removed_on_failure(args.out, keep=has_progress):
         return train(config, args.out, resume=args.resume, callback=print_progress, on_collect=print_progress,
                      checkpoint_seconds=args.checkpoint_seconds, trusted_expert=args.expert)
 

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from ncp_control.agents.commands import _checks
+from ncp_control.agents.commands import checks
 from ncp_control.agents.errors import UsageError
 
 POLICIES = ("ltc", "cfc", "lstm", "mlp")
@@ -46,27 +46,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     """Everything about the command line that can be checked before any work."""
-    _checks.positive("--timesteps", args.timesteps)
-    _checks.positive("--n-envs", args.n_envs)
-    _checks.positive("--threads", args.threads)
-    _checks.non_negative("--seed", args.seed)
-    _checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
+    checks.positive("--timesteps", args.timesteps)
+    checks.positive("--n-envs", args.n_envs)
+    checks.positive("--threads", args.threads)
+    checks.non_negative("--seed", args.seed)
+    checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
     if args.resume:
         if not args.out:
             raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
-        _checks.run_folder(args.out, "--out")
+        checks.run_folder(args.out, "--out")
         return
     missing = [flag for flag, value in (("--env", args.env), ("--policy", args.policy), ("--timesteps", args.timesteps))
                if value is None]
     if missing:
         raise UsageError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required for a new run "
                          "(or --resume --out RUN_DIR)")
-    _checks.env_id(args.env)
+    checks.env_id(args.env)
     if args.out:
         from ncp_control.agents.ppo import has_progress
 
         if has_progress(args.out):
-            _checks.new_run_folder(args.out)
+            checks.new_run_folder(args.out)
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -114,13 +114,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ncp_control.agents import ppo
-    from ncp_control.agents.ppo.callbacks import ProgressLines
     from ncp_control.agents.evaluation.episodes import summary_line
+    from ncp_control.agents.ppo.callbacks import ProgressLines
 
     torch.set_num_threads(args.threads)
     print(f"{'resuming' if args.resume else 'training'} {config['policy']} on {config['env_id']} for "
           f"{config['timesteps']} steps; run folder {out}", flush=True)
-    with _checks.removed_on_failure(out, keep=ppo.has_progress):
+    with checks.removed_on_failure(out, keep=ppo.has_progress):
         ppo.train(config, out, resume=args.resume, callbacks=[ProgressLines(config["timesteps"])])
     result = json.loads((Path(out) / ppo.EVALUATION_FILE).read_text())
     print(f"{config['policy']} on {config['env_id']}, {result['timesteps']} steps: {summary_line(result)}; "

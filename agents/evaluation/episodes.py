@@ -24,6 +24,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ncp_control import checks
 from ncp_control.agents.runs.legacy import current_name
 
 #: info keys that identify a lane-keeping environment (all three must be present).
@@ -138,10 +139,8 @@ def evaluate(
     Raises:
         ValueError: bad ``episodes``/``n_envs``, unknown env id, or a model whose spaces do not fit the env.
     """
-    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
-        raise ValueError(f"episodes must be a positive int, got {episodes!r}")
-    if isinstance(n_envs, bool) or not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
-        raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
+    episodes = checks.positive_int("episodes", episodes)
+    n_envs = checks.positive_int("n_envs", n_envs)
     all_wrappers = [*wrappers, *getattr(predictor, "env_wrappers", ())]
     n_envs = min(int(n_envs), int(episodes))
     envs_ = [make_eval_env(env_id, env_kwargs, all_wrappers, allow_import=allow_import) for _ in range(n_envs)]

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ncp_control import checks
+
 __all__ = ["t_quantile", "check_confidence", "mean_confidence_interval", "wilson_interval"]
 
 
@@ -24,18 +26,14 @@ def t_quantile(probability: float, df: int) -> float:
     (``scipy.stats.t.ppf``). Example: ``t_quantile(0.975, 4) = 2.776445...``."""
     from scipy import stats
 
-    if isinstance(df, bool) or not isinstance(df, (int, np.integer)) or df < 1:
-        raise ValueError(f"df must be a positive integer, got {df!r}")
-    if not 0.0 < probability < 1.0:
-        raise ValueError(f"probability must be in (0, 1), got {probability}")
-    return float(stats.t.ppf(probability, int(df)))
+    df = checks.positive_int("df", df)
+    probability = checks.probability("probability", probability, open_interval=True)
+    return float(stats.t.ppf(probability, df))
 
 
 def check_confidence(confidence: float) -> float:
-    """``confidence`` as a float; ``ValueError`` unless it is a number in (0, 1) (0.95, not 95)."""
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be a number in (0, 1), e.g. 0.95; got {confidence!r}")
-    return float(confidence)
+    """``confidence`` as a float in (0, 1) (0.95, not 95): :func:`ncp_control.checks.probability`."""
+    return checks.probability("confidence", confidence, open_interval=True, hint="e.g. 0.95, not 95")
 
 
 def mean_confidence_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:

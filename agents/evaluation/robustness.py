@@ -56,8 +56,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
+from ncp_control import checks
 from ncp_control.agents.evaluation.intervals import (
     check_confidence,
     mean_confidence_interval,
@@ -128,12 +127,6 @@ def _label_models(models: Mapping[str, Any] | Sequence[Any]) -> list[tuple[str, 
     if not pairs:
         raise ValueError("give at least one model (a run folder or a Predictor)")
     return pairs
-
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _prepare_model(label: str, source: Any, env_id: str | None, env_kwargs: Mapping[str, Any] | None,
@@ -290,12 +283,6 @@ def _gathered_row(model: str, name: str, level: float | int, parts: Sequence[dic
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return int(seed)
-
-
 def robustness_sweep(
     models: Mapping[str, Any] | Sequence[Any],
     env_id: str | None,
@@ -345,15 +332,14 @@ def robustness_sweep(
             bad ``episodes``/``n_envs``/``processes``/``block_episodes``/``confidence``/``start_method``.
     """
     sweeps = parse_sweeps(perturbations)
-    episodes = _check_positive_int("episodes", episodes)
-    n_envs = _check_positive_int("n_envs", n_envs)
-    processes = _check_positive_int("processes", processes)
-    block_episodes = _check_positive_int("block_episodes", block_episodes)
+    episodes = checks.positive_int("episodes", episodes)
+    n_envs = checks.positive_int("n_envs", n_envs)
+    processes = checks.positive_int("processes", processes)
+    block_episodes = checks.positive_int("block_episodes", block_episodes)
     confidence = check_confidence(confidence)
-    if start_method not in _START_METHODS:
-        raise ValueError(f"start_method must be one of {_START_METHODS}, got {start_method!r}")
-    seed = _check_seed(seed)
-    perturbation_seed = seed if perturbation_seed is None else int(perturbation_seed)
+    checks.choice("start_method", start_method, _START_METHODS)
+    seed = checks.seed("seed", seed)
+    perturbation_seed = seed if perturbation_seed is None else checks.seed("perturbation_seed", perturbation_seed)
     say = progress or (lambda line: None)
 
     labelled = _label_models(models)

@@ -21,6 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from ncp_control import checks
 from ncp_control.envs.perturbations import gaussian_blur, make_perturbation, parse_spec
 
 __all__ = ["ssim", "ssim_map", "perturb_frames", "saliency_stability"]
@@ -56,10 +57,8 @@ def ssim_map(a: np.ndarray, b: np.ndarray, data_range: float, sigma: float = SSI
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"ssim needs two (H, W) images of one shape, got {a.shape} and {b.shape}")
-    if not np.isfinite(data_range) or data_range <= 0:
-        raise ValueError(f"data_range must be a positive number, got {data_range}")
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma}")
+    checks.positive_real("data_range", data_range)
+    checks.positive_real("sigma", sigma)
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2
 

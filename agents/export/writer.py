@@ -160,9 +160,10 @@ def _imitation_step(model):
 
 
 def _ppo_step(predictor, env_space, action_space, env_dt):
+    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+
     from ncp_control.agents.export import steps
     from ncp_control.policies.recurrent_ppo import NCPActorCriticPolicy
-    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 
     policy = predictor.policy
     normalization = predictor.obs_normalization()

@@ -17,10 +17,9 @@ from typing import Any
 
 import torch
 
-from ncp_control.policies.imitation import SequencePolicy
-
 from ncp_control.agents.imitation.config import BCConfig
 from ncp_control.agents.runs.files import load_tensors, save_tensors
+from ncp_control.policies.imitation import SequencePolicy
 
 __all__ = ["Checkpointer", "ResumePoint", "restore_checkpoint", "checkpoint_part"]
 

@@ -17,10 +17,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ncp_control.policies.imitation import SequencePolicy
-
 from ncp_control.agents.imitation.demonstrations import Episode
 from ncp_control.agents.runs.legacy import current_name
+from ncp_control.policies.imitation import SequencePolicy
 
 __all__ = ["EXPERTS", "EXPERT_FACTORIES", "LANE_INFO_KEYS", "make_env", "resolve_expert", "SteeringNoise", "rollout",
            "measure_step_seconds"]

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ncp_control import checks
+from ncp_control.agents.imitation.collection import SteeringNoise
 from ncp_control.policies.conv import PAPER_CHANNELS
 from ncp_control.policies.imitation import MODEL_KINDS
-
-from ncp_control.agents.imitation.collection import SteeringNoise
 
 __all__ = ["BCConfig", "PRESETS", "PRESET_ENV_KWARGS", "preset_config", "beta_schedule"]
 
@@ -72,8 +72,7 @@ class BCConfig:
     """max gradient norm"""
 
     def __post_init__(self) -> None:
-        if self.model not in MODEL_KINDS:
-            raise ValueError(f"model must be one of {MODEL_KINDS}, got {self.model!r}")
+        checks.choice("model", self.model, MODEL_KINDS)
         object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
         object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
         positive = ("features", "demo_episodes", "window", "batch_size", "epochs")
@@ -152,8 +151,7 @@ def preset_config(name: str, **overrides: Any) -> BCConfig:
 
     Unless ``env_kwargs`` is given, the preset's env arguments for ``env_id`` (:data:`PRESET_ENV_KWARGS`) are used.
     """
-    if name not in PRESETS:
-        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
+    checks.choice("preset", name, sorted(PRESETS))
     settings = {**PRESETS[name], **overrides}
     env_id = settings.get("env_id", BCConfig.env_id)
     settings.setdefault("env_kwargs", dict(PRESET_ENV_KWARGS[name].get(env_id, {})))

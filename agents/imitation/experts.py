@@ -12,6 +12,8 @@ import math
 import gymnasium as gym
 import numpy as np
 
+from ncp_control import checks
+
 __all__ = ["PurePursuitExpert", "expert_action"]
 
 
@@ -58,11 +60,10 @@ class PurePursuitExpert:
             if not hasattr(base, name):
                 raise TypeError(f"PurePursuitExpert needs a lane-keeping env (ncp_control.envs.lane_keeping.world.LaneKeepingBase); "
                                 f"{type(base).__name__} has no {name!r}")
-        for name, value in (("lookahead_time", lookahead_time), ("min_lookahead", min_lookahead)):
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if lag is not None and not (math.isfinite(lag) and lag >= 0):
-            raise ValueError(f"lag must be None or a finite number >= 0, got {lag!r}")
+        checks.positive_real("lookahead_time", lookahead_time)
+        checks.positive_real("min_lookahead", min_lookahead)
+        if lag is not None:
+            checks.non_negative_real("lag", lag, hint="or None")
         self._env = base
         self._lookahead_time = float(lookahead_time)
         self._min_lookahead = float(min_lookahead)

@@ -13,11 +13,10 @@ from typing import Any
 
 import torch
 
-from ncp_control.policies.imitation import ModelConfig, SequencePolicy, build_model
-
 from ncp_control.agents.imitation.checkpoints import checkpoint_part
 from ncp_control.agents.runs.files import load_tensors
 from ncp_control.agents.runs.load import read_config
+from ncp_control.policies.imitation import ModelConfig, SequencePolicy, build_model
 
 __all__ = ["load_predictor"]
 

@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ncp_control.policies.imitation import SequencePolicy
-
 from ncp_control.agents.imitation.config import BCConfig
 from ncp_control.agents.imitation.demonstrations import Episode
+from ncp_control.policies.imitation import SequencePolicy
 
 __all__ = ["SequenceData", "train_epoch", "make_optimizer"]
 

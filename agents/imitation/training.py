@@ -34,16 +34,21 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ncp_control.policies.imitation import ModelConfig, SequencePolicy, build_model
-
 from ncp_control.agents.imitation.checkpoints import Checkpointer, ResumePoint, restore_checkpoint
-from ncp_control.agents.imitation.collection import (LANE_INFO_KEYS, SteeringNoise, make_env, measure_step_seconds,
-                                                     resolve_expert, rollout)
+from ncp_control.agents.imitation.collection import (
+    LANE_INFO_KEYS,
+    SteeringNoise,
+    make_env,
+    measure_step_seconds,
+    resolve_expert,
+    rollout,
+)
 from ncp_control.agents.imitation.config import BCConfig, beta_schedule
 from ncp_control.agents.imitation.demonstrations import MANIFEST_NAME, Demonstrations
 from ncp_control.agents.imitation.seeds import TRAIN_SEED_LIMIT, check_training_seed, training_road_seeds
 from ncp_control.agents.imitation.sequence_bc import SequenceData, make_optimizer, train_epoch
 from ncp_control.agents.runs.files import append_line, read_json_object, save_tensors, write_json_atomic
+from ncp_control.policies.imitation import ModelConfig, SequencePolicy, build_model
 
 __all__ = ["train"]
 

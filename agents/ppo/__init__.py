@@ -48,9 +48,9 @@ not the CLI, :mod:`ncp_control.agents.study` or :mod:`ncp_control.agents.imitati
 from __future__ import annotations
 
 from ncp_control.agents.ppo.config import (
-    ElapsedTimeMode,
     OPTIONAL_KEYS,
     PRESETS_PATH,
+    ElapsedTimeMode,
     VecEnvName,
     finalize_config,
     load_presets,

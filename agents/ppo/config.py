@@ -10,8 +10,9 @@ import copy
 from pathlib import Path
 from typing import Any, Literal
 
+from ncp_control import checks
 from ncp_control.agents.ppo.envs import env_step_duration
-from ncp_control.agents.ppo.models import SCHEDULED_KEYS, PolicyName, _check_choice, schedule_value
+from ncp_control.agents.ppo.models import SCHEDULED_KEYS, PolicyName, schedule_value
 from ncp_control.agents.runs.load import read_json_object
 
 VecEnvName = Literal["dummy", "subproc"]
@@ -56,7 +57,7 @@ def resolve_config(
     Raises:
         ValueError: unknown policy, unknown or mistyped keys, non-positive sizes, bad choices.
     """
-    _check_choice("policy", policy, PolicyName)
+    checks.choice("policy", policy, PolicyName)
     presets = load_presets() if presets is None else presets
     config = copy.deepcopy(presets.get("defaults", {}))
     merge_config(config, presets.get("policies", {}).get(policy, {}))
@@ -96,20 +97,18 @@ def validate_config(config: dict[str, Any]) -> None:
         raise ValueError(f"config['checkpoint_seconds'] must be >= 0 (0 turns it off), got {config['checkpoint_seconds']}")
     if config["kind"] != "ppo":
         raise ValueError(f"config kind must be 'ppo', got {config['kind']!r}")
-    _check_choice("policy", config["policy"], PolicyName)
-    _check_choice("vec_env", config["vec_env"], VecEnvName)
-    _check_choice("elapsed_time", config["elapsed_time"], ElapsedTimeMode)
+    checks.choice("policy", config["policy"], PolicyName)
+    checks.choice("vec_env", config["vec_env"], VecEnvName)
+    checks.choice("elapsed_time", config["elapsed_time"], ElapsedTimeMode)
     for key in ("timesteps", "n_envs", "eval_episodes"):
-        if config[key] < 1:
-            raise ValueError(f"config[{key!r}] must be >= 1, got {config[key]}")
+        checks.positive_int(f"config[{key!r}]", config[key])
     for key in ("checkpoint_freq", "eval_freq"):
-        if config[key] < 0:
-            raise ValueError(f"config[{key!r}] must be >= 0 (0 turns it off), got {config[key]}")
+        checks.non_negative_int(f"config[{key!r}]", config[key], hint="0 turns it off")
     if config["elapsed_time"] == "observation" and config["policy"] not in ("ltc", "cfc"):
         raise ValueError("elapsed_time='observation' is for the ltc/cfc policies; the lstm/mlp baselines take no time")
     act = config["policy_kwargs"].get("activation_fn")
-    if act is not None and act not in _ACTIVATIONS:
-        raise ValueError(f"policy_kwargs.activation_fn must be one of {_ACTIVATIONS}, got {act!r}")
+    if act is not None:
+        checks.choice("policy_kwargs.activation_fn", act, _ACTIVATIONS)
     for key in SCHEDULED_KEYS:
         if key in config["algo"]:
             schedule_value(f"algo.{key}", config["algo"][key])

@@ -8,9 +8,11 @@ The lowest module of :mod:`ncp_control.agents.ppo`: it imports none of its sibli
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import numpy as np
+
+from ncp_control import checks
 
 PolicyName = Literal["ltc", "cfc", "lstm", "mlp"]
 
@@ -42,7 +44,7 @@ def schedule_value(name: str, value: Any):
 
 def algorithm_class(policy: PolicyName):
     """``RecurrentPPO`` for ltc/cfc/lstm, ``PPO`` for mlp."""
-    _check_choice("policy", policy, PolicyName)
+    checks.choice("policy", policy, PolicyName)
     if policy == "mlp":
         from stable_baselines3 import PPO
 
@@ -121,17 +123,11 @@ def check_model_keys(config: dict[str, Any]) -> None:
         from stable_baselines3.common.policies import ActorCriticPolicy as policy_cls
     params = inspect.signature(policy_cls.__init__).parameters
     policy_allowed = set(params) - {"self", "observation_space", "action_space", "lr_schedule"}
-    checks = [("algo", config["algo"], allowed)]
+    sections = [("algo", config["algo"], allowed)]
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        checks.append(("policy_kwargs", config["policy_kwargs"], policy_allowed))
-    for section, given, known in checks:
+        sections.append(("policy_kwargs", config["policy_kwargs"], policy_allowed))
+    for section, given, known in sections:
         for key in sorted(set(given) - known):
             close = difflib.get_close_matches(key, sorted(known), n=3)
             hint = f"did you mean {', '.join(close)}?" if close else f"allowed: {', '.join(sorted(known))}"
             raise ValueError(f"unknown {section} key {key!r} for {config['policy']} ({cls.__name__}); {hint}")
-
-
-def _check_choice(name: str, value, literal) -> None:
-    allowed = get_args(literal)
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ncp_control.agents.runs.legacy import current_name
 from ncp_control.agents.runs.files import read_json_object  # noqa: F401  (re-exported: the one JSON reader of run folders)
+from ncp_control.agents.runs.legacy import current_name
 
 #: kind -> "module:function" loading a run of that kind; the function takes (run_dir, config).
 LOADERS: dict[str, str] = {

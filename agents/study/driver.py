@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from ncp_control import checks
 from ncp_control.agents.runs.files import write_json_atomic
 from ncp_control.agents.study.spec import EvalJob, StudyPlan, TrainJob, plan_study
 
@@ -162,8 +163,7 @@ def run_study(spec: dict[str, Any], out: str | os.PathLike, *, address: str | No
     """
     from ncp_control.agents.study.reuse import check_sources, reuse_runs
 
-    if storage not in STORAGES:
-        raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
+    checks.choice("storage", storage, STORAGES)
     plan = plan_study(spec)
     out = Path(out)
     _check_folder(out, plan, resume)
@@ -184,7 +184,7 @@ def run_study(spec: dict[str, Any], out: str | os.PathLike, *, address: str | No
                              "/ RAY_ADDRESS (a running cluster's head, e.g. auto or HEAD_IP:6379)") from error
     try:
         _init_folder(out, plan)
-        reuse_runs(plan.train, out, sources, _new_record, now, say)
+        reuse_runs(plan.train, out, sources, new_record, now, say)
         driver = _Driver(plan, out, _choose_storage(ray, storage), say)
         driver.run()
     finally:
@@ -236,7 +236,7 @@ class _Driver:
         from ncp_control.agents.study.summary import read_records
 
         self.plan, self.out, self.storage, self.say = plan, out, storage, say
-        self.records = {job.job_id: _new_record(job) for job in plan.jobs()}
+        self.records = {job.job_id: new_record(job) for job in plan.jobs()}
         for job_id, record in read_records(out).items():
             if job_id in self.records and (out / "jobs" / f"{job_id}.done").is_file():
                 self.records[job_id] = record
@@ -359,7 +359,10 @@ class _Driver:
         write_records(self.out, self.records.values())
 
 
-def _new_record(job: TrainJob | EvalJob) -> dict[str, Any]:
+def new_record(job: TrainJob | EvalJob) -> dict[str, Any]:
+    """The record of a job not yet run: its id, its spec, ``status: "pending"``, no attempts and empty timing and
+    placement fields (a finished job's record, completed, is its ``jobs/<id>.done``). ``reuse_runs`` takes this
+    function to write the records of the runs it copies in."""
     if isinstance(job, TrainJob):
         spec = {"type": "train", "kind": job.kind, "env": job.env_id, "model": job.model, "seed": job.seed,
                 "cpus": job.cpus, "run": f"runs/{job.job_id}"}

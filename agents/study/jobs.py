@@ -216,8 +216,32 @@ def unpack_folder(data: bytes, folder: str | os.PathLike) -> Path:
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r") as archive:
-        archive.extractall(partial, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(partial, filter="data")
+        else:  # Python < 3.10.12 / 3.11.4 (Debian 12's 3.11.2): the same refusals, checked here
+            archive.extractall(partial, members=plain_members(archive, partial))
     return replace_folder(partial, folder)
+
+
+def plain_members(archive: tarfile.TarFile, destination: str | os.PathLike) -> list[tarfile.TarInfo]:
+    """The archive's members if every one is a plain file or folder that lands inside ``destination``, with the
+    permissions ``tarfile``'s ``data`` filter would give them; raises ``tarfile.TarError`` naming the first that is
+    a link, a device or would land outside; leading slashes are stripped (for Pythons whose ``extractall`` has no
+    ``filter``)."""
+    root = os.path.realpath(destination)
+    members = []
+    for member in archive.getmembers():
+        if not (member.isfile() or member.isdir()):
+            raise tarfile.TarError(f"{member.name!r} is not a plain file or folder (links and devices are refused)")
+        member.name = member.name.lstrip("/" + os.sep)  # as the data filter does: "/a" unpacks to "a"
+        target = os.path.realpath(os.path.join(root, member.name))
+        if os.path.isabs(member.name) or os.path.commonpath([root, target]) != root:
+            raise tarfile.TarError(f"{member.name!r} would be written outside the destination folder")
+        member.mode = (member.mode | 0o600) & 0o755 if member.isfile() else 0o755  # no setuid, no group/other write
+        member.uid = member.gid = None  # type: ignore[assignment]
+        member.uname = member.gname = None  # type: ignore[assignment]
+        members.append(member)
+    return members
 
 
 def replace_folder(partial: str | os.PathLike, folder: str | os.PathLike) -> Path:

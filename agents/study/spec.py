@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ncp_control import checks
+
 _TOP_KEYS = {"name", "train", "evaluate", "cpus", "max_attempts", "_doc"}
 _PPO_KEYS = {"kind", "env", "policies", "seeds", "timesteps", "config", "tag", "cpus"}
 _BC_KEYS = {"kind", "env", "models", "seeds", "preset", "set", "env_kwargs", "tag", "cpus"}
@@ -148,8 +150,8 @@ def plan_study(spec: dict[str, Any]) -> StudyPlan:
     """
     _check_keys("the spec", spec, _TOP_KEYS, {"name", "train"})
     name = _string("name", spec["name"])
-    cpus = _positive("cpus", spec.get("cpus", 1))
-    max_attempts = _positive("max_attempts", spec.get("max_attempts", 3))
+    cpus = checks.positive_int("cpus", spec.get("cpus", 1))
+    max_attempts = checks.positive_int("max_attempts", spec.get("max_attempts", 3))
     entries = _list("train", spec["train"])
     if not entries:
         raise ValueError("the spec's 'train' list is empty: name at least one training entry")
@@ -191,11 +193,11 @@ def _train_jobs(where: str, entry: Any, default_cpus: int) -> list[TrainJob]:
     _check_keys(where, entry, _PPO_KEYS if ppo else _BC_KEYS,
                 {"kind", "env", "seeds"} | ({"policies", "timesteps"} if ppo else {"models"}))
     env_id = _string(f"{where}.env", entry["env"])
-    cpus = _positive(f"{where}.cpus", entry.get("cpus", default_cpus))
+    cpus = checks.positive_int(f"{where}.cpus", entry.get("cpus", default_cpus))
     tag = check_tag(f"{where}.tag", entry["tag"]) if "tag" in entry else None
     if tag == UNTAGGED:
         raise ValueError(f"{where}.tag: {UNTAGGED!r} is reserved (it names the runs of untagged entries)")
-    seeds = [_non_negative(f"{where}.seeds", s) for s in _list(f"{where}.seeds", entry["seeds"])]
+    seeds = [checks.seed(f"{where}.seeds", s) for s in _list(f"{where}.seeds", entry["seeds"])]
     models = [_string(f"{where}.{'policies' if ppo else 'models'}", m)
               for m in _list(where, entry["policies" if ppo else "models"])]
     jobs = []
@@ -216,8 +218,8 @@ def _ppo_config(where: str, entry: dict[str, Any], policy: str, seed: int) -> di
         raise ValueError(f"{where}.config must be an object (the keys of a PPO run's config.json)")
     overrides["progress_bar"] = False
     try:
-        return resolve_config(entry["env"], policy, timesteps=_positive(f"{where}.timesteps", entry["timesteps"]),
-                              seed=seed, overrides=overrides)
+        timesteps = checks.positive_int(f"{where}.timesteps", entry["timesteps"])
+        return resolve_config(entry["env"], policy, timesteps=timesteps, seed=seed, overrides=overrides)
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from error
 
@@ -261,11 +263,11 @@ def _evaluation(where: str, entry: Any, default_cpus: int, jobs: list[TrainJob])
             parse_sweeps(perturb)
         except ValueError as error:
             raise ValueError(f"{where}.perturb: {error}") from error
-    return {"env": env_id, "episodes": _positive(f"{where}.episodes", entry["episodes"]),
-            "seed": _non_negative(f"{where}.seed", entry["seed"]), "perturb": perturb,
+    return {"env": env_id, "episodes": checks.positive_int(f"{where}.episodes", entry["episodes"]),
+            "seed": checks.seed(f"{where}.seed", entry["seed"]), "perturb": perturb,
             "env_kwargs": _json_object(f"{where}.env_kwargs", entry.get("env_kwargs", {})),
             "tag": check_tag(f"{where}.tag", entry["tag"]) if "tag" in entry else None, "train_tags": train_tags,
-            "cpus": _positive(f"{where}.cpus", entry.get("cpus", default_cpus))}
+            "cpus": checks.positive_int(f"{where}.cpus", entry.get("cpus", default_cpus))}
 
 
 def _check_conditions(evaluations: tuple[dict[str, Any], ...]) -> None:
@@ -338,16 +340,4 @@ def _list(where: str, value: Any) -> list:
 def _string(where: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{where} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _positive(where: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{where} must be a positive integer, got {value!r}")
-    return value
-
-
-def _non_negative(where: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{where} must be a non-negative integer, got {value!r}")
     return value

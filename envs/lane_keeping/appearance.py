@@ -63,7 +63,7 @@ class Appearance:
     }
 
     @classmethod
-    def random(cls, rng: np.random.Generator) -> "Appearance":
+    def random(cls, rng: np.random.Generator) -> Appearance:
         """Draw a random look (see the ``domain_randomization`` argument)."""
         grey = rng.uniform(0.15, 0.45)
         asphalt = tuple(np.clip(grey + rng.uniform(-0.03, 0.03, 3), 0, 1)) + (1.0,)
@@ -94,7 +94,7 @@ class Appearance:
             ground_texture=(None, *GROUND_TEXTURES)[rng.integers(len(GROUND_TEXTURES) + 1)],
         )
 
-    def restricted(self, elements: frozenset[str], default: "Appearance") -> "Appearance":
+    def restricted(self, elements: frozenset[str], default: Appearance) -> Appearance:
         """This look with the fields of the elements not in ``elements`` taken from ``default``."""
         fixed = {name: getattr(default, name) for element, names in self.ELEMENTS.items()
                  if element not in elements for name in names}

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ncp_control import checks
+
 __all__ = ["Road", "RoadConfig", "Mesh", "wrap_angle"]
 
 
@@ -62,14 +64,11 @@ class RoadConfig:
     def __post_init__(self) -> None:
         positive = ("length", "extra_length", "max_curvature", "transition_length", "ds")
         for name in positive:
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"RoadConfig.{name} must be a finite number > 0, got {value!r}")
+            checks.positive_real(f"RoadConfig.{name}", getattr(self, name))
         if not 0 <= self.min_curvature <= self.max_curvature:
             raise ValueError(f"need 0 <= min_curvature <= max_curvature, got {self.min_curvature!r} and "
                              f"{self.max_curvature!r}")
-        if self.start_straight < 0:
-            raise ValueError(f"RoadConfig.start_straight must be >= 0, got {self.start_straight!r}")
+        checks.non_negative_real("RoadConfig.start_straight", self.start_straight)
         for name in ("straight_length", "curve_turn"):
             low, high = getattr(self, name)
             if not 0 <= low <= high:
@@ -144,12 +143,12 @@ class Road:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_curvature(cls, curvature: np.ndarray, ds: float, length: float, lane_width: float = 3.5) -> "Road":
+    def from_curvature(cls, curvature: np.ndarray, ds: float, length: float, lane_width: float = 3.5) -> Road:
         """A road with the given curvature samples ``curvature``: (N,) in 1/m, spaced ``ds`` metres apart."""
         return cls(curvature, ds, length, lane_width)
 
     @classmethod
-    def generate(cls, rng: np.random.Generator, config: RoadConfig = RoadConfig(), lane_width: float = 3.5) -> "Road":
+    def generate(cls, rng: np.random.Generator, config: RoadConfig = RoadConfig(), lane_width: float = 3.5) -> Road:
         """Draw a random road: a start straight, then alternating curves and straights until the end.
 
         Each curve has a random sign (forced to turn back when the heading has drifted beyond 45 degrees from the
@@ -304,8 +303,7 @@ class Road:
         deviate from the true curve by at most ``(stride * ds)**2 * |kappa| / 8`` (2 cm for 2 m chords at
         ``kappa = 0.04``). Returns a :class:`Mesh` with ``2 M`` vertices and ``2 (M - 1)`` faces, ``M`` the number of
         samples used (fixed for a given N and stride)."""
-        if not (isinstance(stride, int) and stride >= 1):
-            raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
+        stride = checks.positive_int("stride", stride)
         index = np.arange(0, self.num_samples, stride)
         if index[-1] != self.num_samples - 1:
             index = np.append(index, self.num_samples - 1)

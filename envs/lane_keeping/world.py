@@ -7,7 +7,7 @@ appended to each env's class docstring). The MuJoCo model is built once per env 
 (:mod:`~ncp_control.envs.lane_keeping.appearance`) and road, writes the look into the model, and rewrites the road
 and roadside meshes in place before the first frame it draws.
 
-May import: numpy, mujoco, gymnasium and the other modules of this package; never torch.
+May import: numpy, mujoco, gymnasium, :mod:`ncp_control.checks` and the other modules of this package; never torch.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 from gymnasium.utils import EzPickle  # noqa: E402
+
+from ncp_control import checks  # noqa: E402
 
 # Appearance is also looked up here by pickles of envs made before it moved to appearance.py.
 from ncp_control.envs.lane_keeping.appearance import Appearance, check_dr_elements, episode_look  # noqa: E402
@@ -145,27 +147,9 @@ WORLD_MANUAL = """
 """
 
 
-def _check_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _check_nonnegative(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
 def check_size(name: str, value: Any) -> int:
     """An image side in pixels (``render_height``, ``image_width``, ...): an integer in [8, 2048]."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 8 <= value <= 2048:
-        raise ValueError(f"{name} must be an integer in [8, 2048], got {value!r}")
-    return int(value)
+    return checks.int_in_range(name, value, 8, 2048, hint="pixels")
 
 
 class LaneKeepingBase(gym.Env, EzPickle):
@@ -200,20 +184,20 @@ class LaneKeepingBase(gym.Env, EzPickle):
         render_width: int = 320,
         observation_camera: tuple[int, int] | None = None,
     ):
-        self._road_length = _check_positive("road_length", road_length)
-        self._max_curvature = _check_positive("max_curvature", max_curvature)
-        self._lane_width = _check_positive("lane_width", lane_width)
-        self._speed = _check_positive("speed", speed)
-        self._control_frequency = _check_positive("control_frequency", control_frequency)
-        self._wheelbase = _check_positive("wheelbase", wheelbase)
-        self._max_steering_curvature = _check_positive("max_steering_curvature", max_steering_curvature)
-        self._steering_time_constant = _check_positive("steering_time_constant", steering_time_constant)
-        self._max_steering_rate = _check_positive("max_steering_rate", max_steering_rate)
+        self._road_length = checks.positive_real("road_length", road_length)
+        self._max_curvature = checks.positive_real("max_curvature", max_curvature)
+        self._lane_width = checks.positive_real("lane_width", lane_width)
+        self._speed = checks.positive_real("speed", speed)
+        self._control_frequency = checks.positive_real("control_frequency", control_frequency)
+        self._wheelbase = checks.positive_real("wheelbase", wheelbase)
+        self._max_steering_curvature = checks.positive_real("max_steering_curvature", max_steering_curvature)
+        self._steering_time_constant = checks.positive_real("steering_time_constant", steering_time_constant)
+        self._max_steering_rate = checks.positive_real("max_steering_rate", max_steering_rate)
         self._max_lateral_offset = (None if max_lateral_offset is None
-                                    else _check_positive("max_lateral_offset", max_lateral_offset))
-        self._progress_weight = _check_nonnegative("progress_weight", progress_weight)
-        self._lateral_weight = _check_nonnegative("lateral_weight", lateral_weight)
-        self._heading_weight = _check_nonnegative("heading_weight", heading_weight)
+                                    else checks.positive_real("max_lateral_offset", max_lateral_offset))
+        self._progress_weight = checks.non_negative_real("progress_weight", progress_weight)
+        self._lateral_weight = checks.non_negative_real("lateral_weight", lateral_weight)
+        self._heading_weight = checks.non_negative_real("heading_weight", heading_weight)
         self._dr_elements = check_dr_elements(domain_randomization)
         self._domain_randomization = bool(self._dr_elements)
         if render_mode not in (None, "rgb_array"):

@@ -15,7 +15,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.spaces import Box, Discrete
 
-from ncp_control.envs.perturbations.base import Seeded, check_int, check_real
+from ncp_control import checks
+from ncp_control.envs.perturbations.base import Seeded
 
 __all__ = ["ActionNoise", "ActionDelay", "IrregularTime"]
 
@@ -37,7 +38,7 @@ class ActionNoise(gym.ActionWrapper, gym.utils.RecordConstructorArgs, Seeded):
     def __init__(self, env: gym.Env, sigma: float, seed: int | None = None):
         if not isinstance(env.action_space, Box):
             raise TypeError(f"ActionNoise needs a Box action space, got {env.action_space!r}")
-        self.sigma = check_real("sigma", sigma, 0.0)
+        self.sigma = checks.non_negative_real("sigma", sigma)
         gym.utils.RecordConstructorArgs.__init__(self, sigma=sigma, seed=seed)
         gym.ActionWrapper.__init__(self, env)
         self._init_rng(seed)
@@ -77,7 +78,7 @@ class ActionDelay(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """
 
     def __init__(self, env: gym.Env, delay: int, neutral_action: Any = None):
-        self.delay = check_int("delay", delay, 0)
+        self.delay = checks.non_negative_int("delay", delay)
         gym.utils.RecordConstructorArgs.__init__(self, delay=delay, neutral_action=neutral_action)
         gym.Wrapper.__init__(self, env)
         if neutral_action is None:
@@ -86,6 +87,12 @@ class ActionDelay(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise ValueError(f"neutral_action {neutral_action!r} is not in the action space {env.action_space!r}")
         self._neutral = neutral_action
         self._queue: collections.deque[Any] = collections.deque()
+
+    @property
+    def neutral_action(self) -> Any:
+        """The action executed for the first ``delay`` steps of an episode (None when ``delay`` is 0 and none was
+        given)."""
+        return self._neutral
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         self._queue = collections.deque([self._neutral] * self.delay)
@@ -119,7 +126,7 @@ class IrregularTime(gym.Wrapper, gym.utils.RecordConstructorArgs, Seeded):
     _stream = "irregular_time"
 
     def __init__(self, env: gym.Env, max_skip: int, seed: int | None = None):
-        self.max_skip = check_int("max_skip", max_skip, 1)
+        self.max_skip = checks.positive_int("max_skip", max_skip)
         gym.utils.RecordConstructorArgs.__init__(self, max_skip=max_skip, seed=seed)
         gym.Wrapper.__init__(self, env)
         self._init_rng(seed)
@@ -144,7 +151,7 @@ class IrregularTime(gym.Wrapper, gym.utils.RecordConstructorArgs, Seeded):
         total_reward = 0.0
         elapsed = 0.0
         reward_terms: dict[str, float] = {}
-        for executed in range(1, skip + 1):
+        for executed in range(1, skip + 1):  # noqa: B007 (read after the loop: the frames actually run)
             observation, reward, terminated, truncated, info = self.env.step(action)
             total_reward += float(reward)
             elapsed += self._inner_dt(info)

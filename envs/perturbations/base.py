@@ -1,27 +1,25 @@
-"""Building blocks of the perturbation wrappers: argument checks, space helpers, [0, 1] scaling, seeding.
+"""Building blocks of the perturbation wrappers: space helpers, [0, 1] scaling, seeding.
 
 :class:`Seeded` is the mixin every random wrapper inherits: one ``numpy.random.Generator`` per wrapper, reseeded
 from ``(seed, reset seed)`` (the package docstring, :mod:`ncp_control.envs.perturbations`, says how).
 These names serve the wrapper modules of this package; they are not re-exported by it.
 
-May import: numpy, gymnasium and the standard library; nothing else of this package.
+May import: numpy, gymnasium, the standard library and :mod:`ncp_control.checks` (the argument checks the
+wrappers use); nothing else of this package.
 """
 
 from __future__ import annotations
 
-import math
 import zlib
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.spaces import Box
 
+from ncp_control import checks
+
 __all__ = [
     "SEED_TAG",
-    "check_real",
-    "check_int",
-    "check_seed",
     "box_observation_space",
     "finite_bounds",
     "is_channel_last_image",
@@ -37,34 +35,8 @@ SEED_TAG = 0x4E4350  # "NCP"
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Validation and space helpers
+# Space helpers
 # --------------------------------------------------------------------------------------------------------------
-
-
-def check_real(name: str, value: Any, low: float, high: float = math.inf) -> float:
-    """Return ``value`` as a float after checking it is a finite real in ``[low, high]``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or not low <= value <= high:
-        raise ValueError(f"{name} must be a finite number in [{low}, {high}], got {value}")
-    return value
-
-
-def check_int(name: str, value: Any, low: int) -> int:
-    """Return ``value`` as an int after checking it is an integer ``>= low``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value}")
-    return int(value)
-
-
-def check_seed(seed: Any) -> int | None:
-    """A wrapper's optional seed: None, or an integer ``>= 0``."""
-    if seed is None:
-        return None
-    return check_int("seed", seed, 0)
 
 
 def box_observation_space(env: gym.Env, who: str) -> Box:
@@ -149,10 +121,18 @@ class Seeded:
     _stream: str
 
     def _init_rng(self, seed: int | None) -> None:
-        self._seed = check_seed(seed)
-        self._rng = self._make_rng(None)
+        self._seed = checks.seed("seed", seed, optional=True)
+        self._rng = self.rng_for(None)
 
-    def _make_rng(self, reset_seed: int | None) -> np.random.Generator:
+    @property
+    def rng(self) -> np.random.Generator:
+        """The generator the wrapper draws its perturbations from now (replaced on ``reset(seed=...)``)."""
+        return self._rng
+
+    def rng_for(self, reset_seed: int | None) -> np.random.Generator:
+        """A fresh generator as this wrapper gets it on ``reset(seed=reset_seed)`` (None: the one it starts with): a
+        function of the wrapper's own seed, ``reset_seed`` and its stream name, so that stacked wrappers never share
+        draws; OS entropy when neither seed is set."""
         if self._seed is None and reset_seed is None:
             sequence = np.random.SeedSequence()  # fresh OS entropy until a seed is given
         else:
@@ -166,4 +146,4 @@ class Seeded:
 
     def _reseed(self, reset_seed: int | None) -> None:
         if reset_seed is not None:
-            self._rng = self._make_rng(check_int("reset seed", reset_seed, 0))
+            self._rng = self.rng_for(checks.seed("reset seed", reset_seed))

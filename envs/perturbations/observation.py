@@ -10,17 +10,16 @@ May import: numpy, scipy (``gaussian_blur``, imported when called), gymnasium an
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 
+from ncp_control import checks
 from ncp_control.envs.perturbations.base import (
     Seeded,
     UnitScale,
     box_observation_space,
-    check_real,
     is_channel_last_image,
     require_image,
     to_space_dtype,
@@ -80,7 +79,7 @@ class ObservationNoise(_ObservationPerturbation):
                 f"ObservationNoise needs a floating-point Box, got dtype {space.dtype}; use PixelNoise "
                 "('pixel_noise') for images."
             )
-        self.sigma = check_real("sigma", sigma, 0.0)
+        self.sigma = checks.non_negative_real("sigma", sigma)
         super().__init__(env, seed, sigma=sigma)
         self._low, self._high = space.low, space.high
 
@@ -113,7 +112,7 @@ class PixelNoise(_ObservationPerturbation):
     def __init__(self, env: gym.Env, sigma: float, seed: int | None = None):
         space = box_observation_space(env, "PixelNoise")
         self._scale = UnitScale(space, "PixelNoise")
-        self.sigma = check_real("sigma", sigma, 0.0)
+        self.sigma = checks.non_negative_real("sigma", sigma)
         super().__init__(env, seed, sigma=sigma)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
@@ -143,7 +142,7 @@ class SensorDropout(_ObservationPerturbation):
 
     def __init__(self, env: gym.Env, p: float, seed: int | None = None):
         space = box_observation_space(env, "SensorDropout")
-        self.p = check_real("p", p, 0.0, 1.0)
+        self.p = checks.probability("p", p)
         super().__init__(env, seed, p=p)
         if is_channel_last_image(space):
             self._mask_shape = (*space.shape[:2], 1)  # one decision per pixel, broadcast over channels
@@ -177,7 +176,7 @@ class FrozenSensor(gym.Wrapper, gym.utils.RecordConstructorArgs, Seeded):
     _stream = "frozen"
 
     def __init__(self, env: gym.Env, p: float, seed: int | None = None):
-        self.p = check_real("p", p, 0.0, 1.0)
+        self.p = checks.probability("p", p)
         gym.utils.RecordConstructorArgs.__init__(self, p=p, seed=seed)
         gym.Wrapper.__init__(self, env)
         self._init_rng(seed)
@@ -228,10 +227,10 @@ class Occlusion(_ObservationPerturbation):
     ):
         space = box_observation_space(env, "Occlusion")
         require_image(space, "Occlusion")
-        self.size = check_real("size", size, 0.0, 1.0)
+        self.size = checks.real_in_range("size", size, 0.0, 1.0)
         if resample not in ("episode", "step"):
             raise ValueError(f"resample must be 'episode' or 'step', got {resample!r}")
-        fill = check_real("fill", fill, -math.inf)
+        fill = checks.real_in_range("fill", fill)
         if not (np.all(space.low <= fill) and np.all(fill <= space.high)):
             raise ValueError(f"fill must lie inside the observation bounds, got {fill}")
         super().__init__(env, seed, size=size, resample=resample, fill=fill)
@@ -289,8 +288,8 @@ class BrightnessShift(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     def __init__(self, env: gym.Env, shift: float, contrast: float = 1.0):
         space = box_observation_space(env, "BrightnessShift")
         self._scale = UnitScale(space, "BrightnessShift")
-        self.shift = check_real("shift", shift, -1.0, 1.0)
-        self.contrast = check_real("contrast", contrast, 0.0)
+        self.shift = checks.real_in_range("shift", shift, -1.0, 1.0)
+        self.contrast = checks.non_negative_real("contrast", contrast)
         gym.utils.RecordConstructorArgs.__init__(self, shift=shift, contrast=contrast)
         gym.ObservationWrapper.__init__(self, env)
 
@@ -339,7 +338,7 @@ class GaussianBlur(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     def __init__(self, env: gym.Env, sigma: float):
         space = box_observation_space(env, "GaussianBlur")
         require_image(space, "GaussianBlur")
-        self.sigma = check_real("sigma", sigma, 0.0)
+        self.sigma = checks.non_negative_real("sigma", sigma)
         gym.utils.RecordConstructorArgs.__init__(self, sigma=sigma)
         gym.ObservationWrapper.__init__(self, env)
 

@@ -6,7 +6,7 @@ sequences (``layer(input, hx=None, timespans=None) -> (output, hx)``). Parameter
 """
 
 from .cfc import ACTIVATIONS, CfCCell, LeCunTanh
-from .layers import CfC, LTC
+from .layers import LTC, CfC
 from .lstm import LSTMCell
 from .ltc import LTC_INIT_RANGES, MIN_ELAPSED_TIME, LTCCell
 from .wired_cfc import WiredCfCCell

@@ -1,4 +1,4 @@
-"""Shared plumbing for the cells: argument checks, elapsed-time handling, wiring masks.
+"""Shared plumbing for the cells: elapsed-time handling, wiring masks (argument checks: :mod:`ncp_control.checks`).
 
 Nothing here is specific to LTC or CfC; the math lives in ``ltc_functional.py`` and ``cfc.py``.
 """
@@ -6,28 +6,14 @@ Nothing here is specific to LTC or CfC; the math lives in ``ltc_functional.py`` 
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-
-def check_positive_int(value: Any, name: str) -> int:
-    """Return ``value`` if it is a positive ``int`` (not a bool), else raise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return int(value)
-
-
-def check_choice(value: Any, name: str, allowed: Iterable[str]) -> str:
-    """Return ``value`` if it is one of ``allowed``, else raise a ``ValueError`` listing them."""
-    allowed = tuple(allowed)
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value
+from .. import checks
 
 
 def is_wiring(obj: Any) -> bool:
@@ -48,7 +34,7 @@ def build_wiring(wiring: Any, input_size: int | None, arg_name: str) -> Any:
             f"expected a wiring (e.g. ncp_control.wirings.AutoNCP(19, 1)), got {type(wiring).__name__}"
         )
     if input_size is not None:
-        wiring.build(check_positive_int(input_size, arg_name))
+        wiring.build(checks.positive_int(arg_name, input_size))
     if not wiring.is_built():
         raise ValueError(
             f"the wiring's number of inputs is unknown: pass {arg_name}=<number of input features> "

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._common import cell_elapsed_time, check_choice, check_loaded_masks, check_positive_int
+from .. import checks
+from ._common import cell_elapsed_time, check_loaded_masks
 
 Mode = Literal["default", "pure", "no_gate"]
 MODES = ("default", "pure", "no_gate")
@@ -101,10 +102,10 @@ class CfCCell(nn.Module):
         mask_time_gates: bool = False,
     ):
         super().__init__()
-        self.input_size = check_positive_int(input_size, "input_size")
-        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
-        self.mode = check_choice(mode, "mode", MODES)
-        activation = ACTIVATIONS[check_choice(backbone_activation, "backbone_activation", ACTIVATIONS)]
+        self.input_size = checks.positive_int("input_size", input_size)
+        self.hidden_size = checks.positive_int("hidden_size", hidden_size)
+        self.mode = checks.choice("mode", mode, MODES)
+        activation = ACTIVATIONS[checks.choice("backbone_activation", backbone_activation, ACTIVATIONS)]
         if isinstance(backbone_layers, bool) or not isinstance(backbone_layers, (int, np.integer)) \
                 or backbone_layers < 0:
             raise ValueError(f"backbone_layers must be an int >= 0, got {backbone_layers!r}")
@@ -114,7 +115,7 @@ class CfCCell(nn.Module):
 
         self.backbone = None
         if self.backbone_layers > 0:
-            backbone_units = check_positive_int(backbone_units, "backbone_units")
+            backbone_units = checks.positive_int("backbone_units", backbone_units)
             if backbone_dropout > 0.0 and self.backbone_layers == 1:
                 warnings.warn("backbone_dropout has no effect with backbone_layers=1 (as in ncps: dropout follows "
                               "the second and later backbone layers only)", stacklevel=2)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from . import _native
+from . import native
 from ._common import PlanCache, cell_elapsed_time
 from ._kernel_args import check_parameters, check_sequence_args, check_tensor, shapes_match
 
@@ -34,7 +34,7 @@ _FAST_DTYPES = (torch.float32, torch.float64)
 
 
 def _library() -> ctypes.CDLL | None:
-    lib = _native.load("cfc_kernel")
+    lib = native.load("cfc_kernel")
     if lib is not None and not hasattr(lib, "_ncp_ready"):
         for fn in ("cfc_forward_f32", "cfc_forward_f64", "cfc_backward_f32", "cfc_backward_f64"):
             f = getattr(lib, fn)
@@ -69,7 +69,7 @@ def fast_path_available(cell: WiredCfCCell, *tensors: Tensor) -> bool:
             return False
     if torch._C._are_functorch_transforms_active():
         return False
-    lib = _native._libraries.get("cfc_kernel", False)
+    lib = native.loaded("cfc_kernel", False)
     if lib is False:
         lib = _library()
     return lib is not None

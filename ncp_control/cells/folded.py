@@ -64,7 +64,10 @@ class FoldedLTCStep(nn.Module):
             k = {name: t.detach().double().cpu().numpy() for name, t in cell.constants()._asdict().items()}
             params = dict(cell.named_parameters(recurse=False))
             n, i_size, m = cell.state_size, cell.sensory_size, cell.motor_size
-            get = lambda name, default: params[name].detach().double().cpu().numpy() if name in params else default
+
+            def get(name, default):
+                return params[name].detach().double().cpu().numpy() if name in params else default
+
             input_w, input_b = get("input_w", np.ones(i_size)), get("input_b", np.zeros(i_size))
             output_w, output_b = get("output_w", np.ones(m)), get("output_b", np.zeros(m))
             mask = cell.sparsity_mask.detach().cpu().numpy()

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ._common import check_positive_int, is_wiring, sequence_timespans
+from .. import checks
+from . import cfc_fast, ltc_fast
+from ._common import is_wiring, sequence_timespans
 from .cfc import CfCCell, Mode
 from .lstm import LSTMCell
-from . import cfc_fast, ltc_fast
 from .ltc import MIN_ELAPSED_TIME, LTCCell, Mapping
 from .wired_cfc import RecurrentConnections, WiredCfCCell
 
-State = Union[Tensor, tuple[Tensor, Tensor]]
+State = Tensor | tuple[Tensor, Tensor]
 
 _grad_enabled = torch.is_grad_enabled
 _try_ltc_step = ltc_fast.try_step_no_grad
@@ -42,7 +43,7 @@ class _SequenceLayer(nn.Module):
 
     def __init__(self, input_size: int, return_sequences: bool, batch_first: bool, mixed_memory: bool):
         super().__init__()
-        self.input_size = check_positive_int(input_size, "input_size")
+        self.input_size = checks.positive_int("input_size", input_size)
         self.return_sequences = bool(return_sequences)
         self.batch_first = bool(batch_first)
         self.use_mixed = bool(mixed_memory)
@@ -122,7 +123,7 @@ class _SequenceLayer(nn.Module):
         return t if batched else t.unsqueeze(0)
 
     def forward(
-        self, input: Tensor, hx: Optional[State] = None, timespans: float | Tensor | None = None
+        self, input: Tensor, hx: State | None = None, timespans: float | Tensor | None = None
     ) -> tuple[Tensor, State]:
         """Run over a sequence.
 
@@ -201,7 +202,8 @@ class LTC(_SequenceLayer):
         return_sequences: return the output of every step (else only the last).
         batch_first: inputs are (B, T, I) (else (T, B, I)).
         mixed_memory: run an LSTM memory cell before each LTC step (state becomes a pair ``(h, c)``).
-        input_mapping, output_mapping: ``"affine"``, ``"linear"`` or ``"none"`` (see ``LTCCell``).
+        input_mapping: ``"affine"``, ``"linear"`` or ``"none"`` (see ``LTCCell``).
+        output_mapping: ``"affine"``, ``"linear"`` or ``"none"`` (see ``LTCCell``).
         ode_unfolds: solver sub-steps per time step.
         epsilon: added to the solver's denominator.
         implicit_param_constraints: softplus positivity (default here, unlike the bare cell); False needs
@@ -231,7 +233,7 @@ class LTC(_SequenceLayer):
         if is_wiring(units):
             wiring = units
         else:
-            wiring = _fully_connected(check_positive_int(units, "units"))
+            wiring = _fully_connected(checks.positive_int("units", units))
         self._wiring = wiring
         self.rnn_cell = LTCCell(
             wiring=wiring, in_features=input_size, input_mapping=input_mapping, output_mapping=output_mapping,
@@ -332,8 +334,9 @@ class CfC(_SequenceLayer):
         mixed_memory: run an LSTM memory cell before each CfC step (state becomes a pair ``(h, c)``).
         mode: ``"default"``, ``"pure"`` or ``"no_gate"`` (see ``cfc.py``).
         activation: backbone activation, one of ``ACTIVATIONS`` (dense mode only).
-        backbone_units, backbone_layers, backbone_dropout: backbone MLP size (defaults 128, 1, 0.0; dense mode
-            only, a ``ValueError`` with a wiring).
+        backbone_units: backbone MLP width (default 128; dense mode only, a ``ValueError`` with a wiring).
+        backbone_layers: backbone MLP depth (default 1; dense mode only, a ``ValueError`` with a wiring).
+        backbone_dropout: backbone dropout (default 0.0; dense mode only, a ``ValueError`` with a wiring).
         recurrent_connections: wired mode only: ``"dense"`` (ncps: all-to-all within each layer) or
             ``"wiring"`` (follow the wiring's synapses), see ``WiredCfCCell``.
     """
@@ -342,15 +345,15 @@ class CfC(_SequenceLayer):
         self,
         input_size: int,
         units: Any,
-        proj_size: Optional[int] = None,
+        proj_size: int | None = None,
         return_sequences: bool = True,
         batch_first: bool = True,
         mixed_memory: bool = False,
         mode: Mode = "default",
         activation: str = "lecun_tanh",
-        backbone_units: Optional[int] = None,
-        backbone_layers: Optional[int] = None,
-        backbone_dropout: Optional[float] = None,
+        backbone_units: int | None = None,
+        backbone_layers: int | None = None,
+        backbone_dropout: float | None = None,
         *,
         recurrent_connections: RecurrentConnections = "dense",
     ):
@@ -373,7 +376,7 @@ class CfC(_SequenceLayer):
             if recurrent_connections != "dense":
                 raise ValueError("recurrent_connections applies to a wired CfC only (units=<wiring>)")
             self.wiring = None
-            self.state_size = check_positive_int(units, "units")
+            self.state_size = checks.positive_int("units", units)
             self.output_size = self.state_size
             self.rnn_cell = CfCCell(
                 input_size, self.state_size, mode, activation,
@@ -385,7 +388,7 @@ class CfC(_SequenceLayer):
         if proj_size is None:
             self.fc: nn.Module = nn.Identity()
         else:
-            self.fc = nn.Linear(self.output_size, check_positive_int(proj_size, "proj_size"))
+            self.fc = nn.Linear(self.output_size, checks.positive_int("proj_size", proj_size))
 
     def _online_step(self, input, hx, timespans):
         cell = self._modules["rnn_cell"]

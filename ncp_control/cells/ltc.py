@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._common import abs_mask, build_wiring, cell_elapsed_time, check_choice, check_loaded_masks, check_positive_int
+from .. import checks
 from . import ltc_fast
+from ._common import abs_mask, build_wiring, cell_elapsed_time, check_loaded_masks
 from .ltc_functional import LTCConstants, ltc_constants, ltc_sensory_drive, ltc_unfold
 
 Mapping = Literal["affine", "linear", "none"]
@@ -83,12 +84,10 @@ class LTCCell(nn.Module):
     ):
         super().__init__()
         self._wiring = build_wiring(wiring, in_features, "in_features")
-        self._input_mapping = check_choice(input_mapping, "input_mapping", MAPPINGS)
-        self._output_mapping = check_choice(output_mapping, "output_mapping", MAPPINGS)
-        self._ode_unfolds = check_positive_int(ode_unfolds, "ode_unfolds")
-        if not float(epsilon) >= 0.0:
-            raise ValueError(f"epsilon must be >= 0, got {epsilon}")
-        self._epsilon = float(epsilon)
+        self._input_mapping = checks.choice("input_mapping", input_mapping, MAPPINGS)
+        self._output_mapping = checks.choice("output_mapping", output_mapping, MAPPINGS)
+        self._ode_unfolds = checks.positive_int("ode_unfolds", ode_unfolds)
+        self._epsilon = checks.non_negative_real("epsilon", epsilon)
         self._implicit_param_constraints = bool(implicit_param_constraints)
         self._allocate_parameters()
 

@@ -10,7 +10,7 @@ rounding, tested to 1e-5 against ncps and to gradcheck precision in float64), bu
   the backward pass, so it needs far less memory than autograd's dense (B, N, N) activations per unfold.
 
 :func:`ltc_sequence` is used by ``LTCCell.forward``, the ``LTC`` layer and ``LTCCore.sequence`` whenever
-:func:`fast_path_available` says so: CPU tensors, float32 or float64, a compiled kernel (see ``_native.py``),
+:func:`fast_path_available` says so: CPU tensors, float32 or float64, a compiled kernel (see ``native.py``),
 no ``torch.func`` transform active. Everything else (CUDA, half precision, double backward, no compiler,
 ``NCP_CONTROL_PURE_TORCH=1``) uses the pure-torch path, which computes the same function. Double backward
 (gradients of gradients) is not supported by the fast path: it raises; use ``NCP_CONTROL_PURE_TORCH=1``.
@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from . import _native
+from . import native
 from ._common import PlanCache
 from ._kernel_args import check_parameters, check_sequence_args, check_tensor, shapes_match
 
@@ -48,7 +48,7 @@ _P_CONSTS, _P_SNAP = 48, 49
 
 
 def _library() -> ctypes.CDLL | None:
-    lib = _native.load("ltc_kernel")
+    lib = native.load("ltc_kernel")
     if lib is not None and not hasattr(lib, "_ncp_ready"):
         for fn in ("ltc_forward_f32", "ltc_forward_f64", "ltc_backward_f32", "ltc_backward_f64"):
             f = getattr(lib, fn)
@@ -89,7 +89,7 @@ def fast_path_available(cell: LTCCell, *tensors: Tensor) -> bool:
 
 
 _functorch_active = torch._C._are_functorch_transforms_active
-_loaded = _native._libraries.get
+_loaded = native.loaded
 
 
 def _expected(cell: LTCCell) -> tuple[list[str], list[tuple[int, ...]]]:

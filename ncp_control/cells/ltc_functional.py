@@ -15,7 +15,8 @@ evaluated for a whole sequence at once by :func:`ltc_sensory_drive`. Matrices ar
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from torch import Tensor
 

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .. import checks
 from . import cfc_fast
-from ._common import build_wiring, cell_elapsed_time, check_choice
+from ._common import build_wiring, cell_elapsed_time
 from .cfc import CfCCell, Mode
 
 RecurrentConnections = Literal["dense", "wiring"]
@@ -59,8 +60,7 @@ class WiredCfCCell(nn.Module):
     ):
         super().__init__()
         self._wiring = build_wiring(wiring, input_size, "input_size")
-        self.recurrent_connections = check_choice(
-            recurrent_connections, "recurrent_connections", ("dense", "wiring"))
+        self.recurrent_connections = checks.choice("recurrent_connections", recurrent_connections, ("dense", "wiring"))
         adjacency = np.asarray(self._wiring.adjacency_matrix)
         self._layer_neurons = [list(self._wiring.get_neurons_of_layer(l)) for l in range(self._wiring.num_layers)]
         self._layers: list[CfCCell] = []

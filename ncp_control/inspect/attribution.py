@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import checks
 from .circuit import Circuit
 from .recorder import Recording, replay
 
@@ -248,8 +249,7 @@ def integrated_gradients(circuit: Circuit, recording: Recording, *, steps: int =
         steps: points of the midpoint rule on the path from the baseline to the actual states (>= 1).
         batch_size: recorded steps per batch (each batch runs ``batch_size * steps`` one-step evaluations).
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    steps = checks.positive_int("steps", steps)
     drivers = circuit.driver_ids
     features, before, dt = one_step_inputs(circuit, recording)
     actual = actual_driver_states(circuit, recording, drivers)

@@ -193,7 +193,7 @@ def _draw_saliency(circuit: Circuit, recording: Recording, out: Path, saliency_f
                    gif_steps: int) -> tuple[list[Path], Path | None]:
     """VisualBackProp over episode 0 (camera policies): ``saliency_frames`` evenly spaced PNGs in
     ``out/saliency/`` and, unless ``gif_steps`` is 0, the first ``gif_steps`` steps as ``saliency.gif``."""
-    from .saliency import save_frames, save_gif, saliency_maps
+    from .saliency import saliency_maps, save_frames, save_gif
 
     rows0 = recording.episode_slice(0)
     frames = recording.observations[rows0]

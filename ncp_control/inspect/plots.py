@@ -148,7 +148,7 @@ def plot_currents(currents: SynapticCurrents, recording: Recording, path, *, epi
     fig, axes = plt.subplots(2 * len(motors), 1, figsize=(9, 4.2 * len(motors)), sharex=True, squeeze=False)
     for mi, motor in enumerate(motors):
         ax = axes[2 * mi, 0]
-        for ki, driver in enumerate(drivers):
+        for driver in drivers:
             if currents.erev[driver, motor] != 0:
                 ax.plot(steps, internal[rows, driver, motor], lw=0.9,
                         label=f"{driver} (E={currents.erev[driver, motor]:+.2f})")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import checks
 from .circuit import Circuit
 
 __all__ = ["Recording", "record", "replay", "closed_loop_ablation", "RECORDING_FILE", "MANIFEST_FILE"]
@@ -176,12 +177,6 @@ class Recording:
                    **{name: arrays[name] for name in _ARRAYS})
 
 
-def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def _clamp_for(circuit: Circuit, neurons) -> tuple[torch.Tensor, torch.Tensor] | None:
     """``(mask, values)`` holding ``neurons`` (ids) at their silence value; None for ``neurons=None``.
 
@@ -216,9 +211,9 @@ def record(circuit: Circuit, env, episodes: int, seed: int, *, keep_observations
             closed-loop ablation; None for the intact circuit ([] for the intact circuit on the ablation path).
         meta: JSON-ready description stored with the recording.
     """
-    episodes = _check_count("episodes", episodes)
+    episodes = checks.positive_int("episodes", episodes)
     if max_steps is not None:
-        max_steps = _check_count("max_steps", max_steps)
+        max_steps = checks.positive_int("max_steps", max_steps)
     clamp = _clamp_for(circuit, silence)
     rows: dict[str, list] = {name: [] for name in _ARRAYS}
     infos: list[dict[str, Any]] = []
@@ -377,11 +372,12 @@ def closed_loop_ablation(circuit: Circuit, env, episodes: int, seed: int, neuron
                          max_steps: int | None = None) -> list[dict[str, Any]]:
     """Silence each neuron in turn while driving the environment and compare with the intact circuit.
 
+    Other arguments are as in :func:`record`.
+
     Args:
         neurons: neuron ids to silence one at a time.
         baseline: a recording of the intact circuit on the same episodes (made here if None, with ``silence=[]``
             so that it shares the ablations' arithmetic; a recording made without it can differ by float rounding).
-        Other arguments as in :func:`record`.
     Returns:
         One dict per neuron: ``neuron``, ``return`` (mean over episodes), ``delta_return`` (minus the baseline's),
         and when the env reports them ``completion`` / ``delta_completion`` (fraction of episodes with

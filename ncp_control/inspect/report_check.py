@@ -42,13 +42,13 @@ window.addEventListener('load', function () {
   var images = Array.from(document.images).map(function (i) {
     return {src: i.getAttribute('src'), width: i.naturalWidth, loaded: i.complete && i.naturalWidth > 0}; });
   var out = document.createElement('pre');
-  out.id = '%s';
+  out.id = '__PROBE_ID__';
   out.textContent = JSON.stringify({images: images, errors: window.__reportErrors,
                                     page_width: document.documentElement.scrollWidth,
                                     window_width: window.innerWidth});
   document.body.appendChild(out);
 });
-</script>""" % _PROBE_ID
+</script>""".replace("__PROBE_ID__", _PROBE_ID)
 # Chromium's console lines on stderr: [pid:tid:date:LEVEL:CONSOLE(line)] "message", source: url (line)
 _CONSOLE = re.compile(r":(INFO|WARNING|ERROR|FATAL):CONSOLE[^\]]*\] (.*)")
 

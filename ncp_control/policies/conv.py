@@ -10,10 +10,12 @@ by ``kernel // 2`` so that small images keep a non-empty map.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, get_args
+from typing import Literal
 
 import torch
 from torch import nn
+
+from .. import checks
 
 __all__ = ["ConvHead", "PAPER_CHANNELS", "Normalization"]
 
@@ -63,9 +65,7 @@ class ConvHead(nn.Module):
         normalize: Normalization = "standardize",
     ) -> None:
         super().__init__()
-        if normalize not in get_args(Normalization):
-            raise ValueError(f"normalize must be one of {get_args(Normalization)}, got {normalize!r}")
-        self.normalize = normalize
+        self.normalize = checks.choice("normalize", normalize, Normalization)
         shape = tuple(int(s) for s in observation_shape)
         if len(shape) != 3 or shape[2] != 3:
             raise ValueError(f"observation_shape must be (H, W, 3) for RGB images, got {tuple(observation_shape)}")

@@ -30,15 +30,15 @@ Example::
 from __future__ import annotations
 
 import math
-import numbers
-from typing import Literal, get_args
+from typing import Literal
 
 import torch
 from torch import nn
 
-from .backend import cells, wirings
+from .. import checks
 from ..cells import cfc_fast, ltc_fast
 from ..cells.ltc import LTCCell
+from .backend import cells, wirings
 
 CoreKind = Literal["ltc", "cfc", "lstm"]
 CfCMode = Literal["default", "pure", "no_gate"]
@@ -66,11 +66,10 @@ class RecurrentCore(nn.Module):
 
     def __init__(self, input_size: int, state_size: int, output_size: int, min_elapsed_time: float):
         super().__init__()
-        check_positive_int("input_size", input_size)
-        check_positive_int("state_size", state_size)
-        check_positive_int("output_size", output_size)
-        if not (isinstance(min_elapsed_time, (int, float)) and min_elapsed_time > 0):
-            raise ValueError(f"min_elapsed_time must be a positive number of seconds, got {min_elapsed_time!r}")
+        checks.positive_int("input_size", input_size)
+        checks.positive_int("state_size", state_size)
+        checks.positive_int("output_size", output_size)
+        checks.positive_real("min_elapsed_time", min_elapsed_time, hint="seconds")
         self.input_size = int(input_size)
         self.state_size = int(state_size)
         self.output_size = int(output_size)
@@ -86,7 +85,7 @@ class RecurrentCore(nn.Module):
     # -- public interface ---------------------------------------------------------------------------------------
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
         """The state at an episode start: zeros of shape (batch_size, state_size), float32 (or the core's dtype)."""
-        check_positive_int("batch_size", batch_size)
+        checks.positive_int("batch_size", batch_size)
         if device is None:
             device = self._device()
         return torch.zeros(batch_size, self.state_size, device=device, dtype=self._dtype())
@@ -214,7 +213,7 @@ class LTCCore(RecurrentCore):
 
     def __init__(self, input_size: int, wiring, *, ode_unfolds: int = 6, input_mapping: str = "affine",
                  min_elapsed_time: float = DEFAULT_MIN_ELAPSED_TIME):
-        check_positive_int("ode_unfolds", ode_unfolds)
+        checks.positive_int("ode_unfolds", ode_unfolds)
         super().__init__(input_size, wiring.units, wiring.output_dim, min_elapsed_time)
         self.wiring = wiring
         self.cell = cells.LTCCell(wiring, in_features=input_size, input_mapping=input_mapping, ode_unfolds=ode_unfolds,
@@ -250,7 +249,7 @@ class CfCCore(RecurrentCore):
 
     def __init__(self, input_size: int, wiring_or_units, *, mode: CfCMode = "default",
                  min_elapsed_time: float = DEFAULT_MIN_ELAPSED_TIME):
-        check_choice("mode", mode, CfCMode)
+        checks.choice("mode", mode, CfCMode)
         if _is_wiring(wiring_or_units):
             wiring = wiring_or_units
             cell = cells.WiredCfCCell(input_size, wiring, mode=mode)
@@ -321,15 +320,11 @@ def make_core(
         ValueError: unknown kind or mode, non-positive sizes, an option given for a kind that has no such option.
         TypeError: a wiring for ``"lstm"``, or ``wiring_or_units`` that is neither a wiring nor an int.
     """
-    check_choice("kind", kind, CoreKind)
-    check_positive_int("input_size", input_size)
+    checks.choice("kind", kind, CoreKind)
+    checks.positive_int("input_size", input_size)
     is_wiring = _is_wiring(wiring_or_units)
     if not is_wiring:
-        if isinstance(wiring_or_units, bool) or not isinstance(wiring_or_units, numbers.Integral):
-            raise TypeError(
-                f"wiring_or_units must be a wiring (e.g. AutoNCP(19, 2)) or a positive int, got {type(wiring_or_units).__name__}"
-            )
-        check_positive_int("wiring_or_units", wiring_or_units)
+        checks.positive_int("wiring_or_units", wiring_or_units, hint="or a wiring, e.g. AutoNCP(19, 2)")
     if ode_unfolds is not None and kind != "ltc":
         raise ValueError(f"ode_unfolds applies only to kind='ltc', not {kind!r}")
     if input_mapping is not None and kind != "ltc":
@@ -365,16 +360,3 @@ def _is_wiring(obj) -> bool:
     """A wiring object: ours or ncps's (both have the same interface; the cells validate the rest)."""
     return isinstance(obj, wirings.Wiring) or all(
         hasattr(obj, a) for a in ("units", "output_dim", "build", "adjacency_matrix", "sensory_adjacency_matrix"))
-
-
-def check_positive_int(name: str, value) -> None:
-    """``ValueError`` naming ``name`` unless ``value`` is a positive int (a bool is not)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def check_choice(name: str, value, literal) -> None:
-    """``ValueError`` naming ``name`` and the allowed values unless ``value`` is one of the ``Literal`` ``literal``."""
-    allowed = get_args(literal)
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")

@@ -36,9 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ncp_control.policies.conv import PAPER_CHANNELS, ConvHead
-
+from ncp_control import checks
 from ncp_control import wirings as _wirings
+from ncp_control.policies.conv import PAPER_CHANNELS, ConvHead
 from ncp_control.policies.core import make_core
 
 __all__ = [
@@ -113,8 +113,7 @@ class ModelConfig:
     """elapsed time per frame assumed by :meth:`SequencePolicy.predict` when none is given (the env's step)"""
 
     def __post_init__(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {self.kind!r}")
+        checks.choice("model kind", self.kind, MODEL_KINDS)
         shape = tuple(int(s) for s in self.observation_shape)
         if len(shape) != 3 or shape[2] != 3:
             raise ValueError(f"observation_shape must be (H, W, 3), got {self.observation_shape}")
@@ -123,9 +122,7 @@ class ModelConfig:
         if isinstance(self.ncp, Mapping):
             object.__setattr__(self, "ncp", NCPShape(**self.ncp))
         for name in ("action_size", "features", "lstm_units", "cnn_hidden", "ode_unfolds"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            checks.positive_int(name, getattr(self, name))
         if self.kind.startswith("ncp") and self.ncp.motor_neurons != self.action_size:
             raise ValueError(
                 f"an NCP's motor neurons are its actions: motor_neurons={self.ncp.motor_neurons} must equal "

@@ -12,10 +12,11 @@ learn best at the usual rate.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
+
+from .. import checks
 
 LR_SCALE_KEY = "lr_scale"
 
@@ -23,10 +24,8 @@ _CLASSES: dict[type, type] = {}
 
 
 def check_lr_scale(name: str, value: Any) -> float:
-    """``value`` as a positive finite float, else ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number (a multiplier of the learning rate), got {value!r}")
-    return float(value)
+    """``value`` as a positive finite float (:func:`ncp_control.checks.positive_real`)."""
+    return checks.positive_real(name, value, hint="a multiplier of the learning rate")
 
 
 def scaled_optimizer_class(base: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
+from .. import checks
 from ..cells.ltc import LTCCell
-
 
 #: Unit steps from a zero state to the resting state when centring the output (see ``_resting_state``).
 _SETTLE_STEPS = 50
@@ -51,7 +51,7 @@ class LTCActorInit:
     input (ncps: ``output_b`` = 0, and the resting motor potential times the gain is an action offset)."""
 
     @classmethod
-    def from_spec(cls, spec: Any) -> "LTCActorInit":
+    def from_spec(cls, spec: Any) -> LTCActorInit:
         """``None`` (the package default, :data:`DEFAULT_LTC_ACTOR_INIT`), ``"ncps"`` (ncps's initialisation)
         or a dict of the fields above (missing fields: ncps's values).
 
@@ -71,8 +71,8 @@ class LTCActorInit:
         if unknown:
             raise ValueError(f"ltc_init does not take {sorted(unknown)}; allowed keys: {list(_FIELDS)}")
         gain = spec.get("output_gain")
-        if gain is not None and not (_is_number(gain) and math.isfinite(gain) and gain > 0):
-            raise ValueError(f"ltc_init.output_gain must be a positive number, got {gain!r}")
+        if gain is not None:
+            checks.positive_real("ltc_init.output_gain", gain)
         ranges = {name: _check_range(f"ltc_init.{name}", spec.get(name)) for name in ("gleak", "cm")}
         centre = spec.get("centre_output", False)
         if not isinstance(centre, bool):

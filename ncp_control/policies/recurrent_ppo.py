@@ -45,9 +45,9 @@ rollouts (per environment of a vector env) and in training sequences.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -56,11 +56,8 @@ from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.distributions import (
-    BernoulliDistribution,
-    CategoricalDistribution,
     DiagGaussianDistribution,
     Distribution,
-    MultiCategoricalDistribution,
     StateDependentNoiseDistribution,
 )
 from stable_baselines3.common.policies import ActorCriticPolicy
@@ -69,9 +66,10 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Flatten
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
+from .. import checks
 from .backend import wirings
 from .conv import PAPER_CHANNELS, ConvHead, Normalization
-from .core import CfCMode, RecurrentCore, check_choice, check_positive_int, make_core
+from .core import CfCMode, RecurrentCore, make_core
 from .elapsed_time import ELAPSED_TIME_KEY, OBSERVATION_KEY, is_timed_space
 from .lr_scale import LR_SCALE_KEY, check_lr_scale, scaled_optimizer_class
 from .ltc_actor_init import LTCActorInit
@@ -121,7 +119,7 @@ def build_wiring(spec: dict[str, Any], motor_neurons: int):
     if not isinstance(spec, dict) or "type" not in spec:
         raise ValueError(f"wiring must be a dict with a 'type' key (one of {list(_MOTOR_ARGUMENT)}), got {spec!r}")
     kind = spec["type"]
-    check_choice("wiring type", kind, WiringType)
+    checks.choice("wiring type", kind, WiringType)
     cls = getattr(wirings, kind)
     kwargs = {k: v for k, v in spec.items() if k != "type"}
     motor_arg = _MOTOR_ARGUMENT[kind]
@@ -167,7 +165,7 @@ class _ActionScale(nn.Module):
 def _mlp(in_dim: int, layers: list[int], activation: type[nn.Module]) -> tuple[nn.Module, int]:
     modules: list[nn.Module] = []
     for width in layers:
-        check_positive_int("net_arch layer width", width)
+        checks.positive_int("net_arch layer width", width)
         modules += [nn.Linear(in_dim, width), activation()]
         in_dim = width
     return nn.Sequential(*modules), in_dim
@@ -201,7 +199,7 @@ class ConvHeadExtractor(BaseFeaturesExtractor):
         self.head = ConvHead(hwc, features=features, channels=channels, normalize=normalize)
         self.convs = self.head.convs  # for saliency (VisualBackProp finds the Conv2d layers here)
 
-    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+    def forward(self, observations: th.Tensor) -> th.Tensor:
         """``observations``: (B, 3, H, W) or (B, H, W, 3), floats in [0, 1] (or uint8) -> (B, features)."""
         if self.channels_first:
             observations = observations.permute(0, 2, 3, 1)
@@ -512,14 +510,14 @@ def _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, 
                         ltc_output_lr_scale=None) -> tuple[float, float | None]:
     """``ValueError`` for an unknown choice or an option that does not apply to the chosen cells; returns
     ``ltc_lr_scale`` as a float and ``ltc_output_lr_scale`` as a float or None."""
-    check_choice("cell", cell, CellKind)
-    check_choice("critic", critic, CriticKind)
-    check_positive_int("critic_units", critic_units)
+    checks.choice("cell", cell, CellKind)
+    checks.choice("critic", critic, CriticKind)
+    checks.positive_int("critic_units", critic_units)
     if critic_cell is not None:
-        check_choice("critic_cell", critic_cell, CriticCell)
+        checks.choice("critic_cell", critic_cell, CriticCell)
         if critic != "recurrent":
             raise ValueError(f"critic_cell={critic_cell!r} needs critic='recurrent' (the MLP critic has no cell)")
-    check_choice("critic_wiring", critic_wiring, CriticWiring)
+    checks.choice("critic_wiring", critic_wiring, CriticWiring)
     if critic_wiring != "dense" and (critic != "recurrent" or (critic_cell or cell) == "lstm"):
         raise ValueError(f"critic_wiring={critic_wiring!r} needs critic='recurrent' with an 'ltc' or 'cfc' cell")
     if ltc_init is not None and cell != "ltc":
@@ -536,11 +534,9 @@ def _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, 
 
 def _check_time_options(dt, time_unit) -> None:
     """``ValueError`` unless ``dt`` is a positive finite number of seconds and ``time_unit`` is one or None."""
-    if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
-    if time_unit is not None and not (isinstance(time_unit, (int, float)) and np.isfinite(time_unit)
-                                      and time_unit > 0):
-        raise ValueError(f"time_unit must be a positive number of seconds or None (= dt), got {time_unit!r}")
+    checks.positive_real("dt", dt, hint="seconds")
+    if time_unit is not None:
+        checks.positive_real("time_unit", time_unit, hint="seconds, or None for dt")
 
 
 def _split_timed_space(observation_space: spaces.Space) -> tuple[bool, spaces.Space]:

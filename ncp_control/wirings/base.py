@@ -36,7 +36,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from ._validation import check_int, check_matrix, check_polarity
+from .. import checks
+from ._validation import check_matrix, check_polarity
 
 NeuronType = Literal["motor", "command", "inter"]
 NEURON_TYPES: tuple[str, ...] = ("motor", "command", "inter")
@@ -75,7 +76,7 @@ class Wiring:
         Wiring._registry.setdefault(cls.__name__, cls)
 
     def __init__(self, units: int) -> None:
-        self._units = check_int("units", units, low=1)
+        self._units = checks.int_in_range("units", units, low=1)
         self._adjacency = np.zeros((self._units, self._units), dtype=np.int32)
         self._sensory_adjacency: np.ndarray | None = None
         self._input_dim: int | None = None
@@ -109,7 +110,7 @@ class Wiring:
 
     def set_output_dim(self, output_dim: int) -> None:
         """Declare the first ``output_dim`` neurons motor neurons (once; the same value again is a no-op)."""
-        output_dim = check_int("output_dim", output_dim, 1, self._units, "the number of units")
+        output_dim = checks.int_in_range("output_dim", output_dim, 1, self._units, hint="the number of units")
         if self._output_dim is not None and self._output_dim != output_dim:
             raise ValueError(f"output_dim is already {self._output_dim}; it cannot be changed to {output_dim}")
         self._output_dim = output_dim
@@ -123,7 +124,7 @@ class Wiring:
 
         Building again with the same ``input_dim`` does nothing; a different ``input_dim`` raises ``ValueError``.
         """
-        input_dim = check_int("input_dim", input_dim, low=1)
+        input_dim = checks.int_in_range("input_dim", input_dim, low=1)
         if self._input_dim is not None:
             if input_dim != self._input_dim:
                 raise ValueError(
@@ -165,15 +166,15 @@ class Wiring:
 
     def add_synapse(self, src: int, dest: int, polarity: int) -> None:
         """Set the synapse from neuron ``src`` to neuron ``dest`` to ``polarity`` (-1 or +1), replacing any old one."""
-        src = check_int("src", src, 0, self._units - 1, "a neuron id")
-        dest = check_int("dest", dest, 0, self._units - 1, "a neuron id")
+        src = checks.int_in_range("src", src, 0, self._units - 1, hint="a neuron id")
+        dest = checks.int_in_range("dest", dest, 0, self._units - 1, hint="a neuron id")
         self._adjacency[src, dest] = check_polarity(polarity)
 
     def add_sensory_synapse(self, src: int, dest: int, polarity: int) -> None:
         """Set the synapse from sensory input ``src`` to neuron ``dest`` to ``polarity`` (-1 or +1). Needs ``build``."""
         self._require_built("add_sensory_synapse")
-        src = check_int("src", src, 0, self._input_dim - 1, "a sensory input id")
-        dest = check_int("dest", dest, 0, self._units - 1, "a neuron id")
+        src = checks.int_in_range("src", src, 0, self._input_dim - 1, hint="a sensory input id")
+        dest = checks.int_in_range("dest", dest, 0, self._units - 1, hint="a neuron id")
         self._sensory_adjacency[src, dest] = check_polarity(polarity)
 
     def erev_initializer(self, shape=None, dtype=None) -> np.ndarray:
@@ -204,12 +205,13 @@ class Wiring:
     def get_neurons_of_layer(self, layer_id: int) -> list[int]:
         """Neuron ids of layer ``layer_id`` (0 .. num_layers-1), as a list of ints (ncps's format)."""
         n_layers = self.num_layers
-        check_int("layer_id", layer_id, 0, n_layers - 1, f"{type(self).__name__} has {n_layers} layer(s)")
+        checks.int_in_range("layer_id", layer_id, 0, n_layers - 1,
+                            hint=f"{type(self).__name__} has {n_layers} layer(s)")
         return list(range(self._units))
 
     def get_type_of_neuron(self, neuron_id: int) -> str:
         """"motor" for ids below ``output_dim``, otherwise "inter" (every neuron is "inter" if output_dim is unset)."""
-        neuron_id = check_int("neuron_id", neuron_id, 0, self._units - 1, "a neuron id")
+        neuron_id = checks.int_in_range("neuron_id", neuron_id, 0, self._units - 1, hint="a neuron id")
         return "motor" if neuron_id < (self._output_dim or 0) else "inter"
 
     @property
@@ -224,8 +226,7 @@ class Wiring:
                 "sensory inputs are not neurons of the cell: their ids are range(input_dim), "
                 "indices into the rows of sensory_adjacency_matrix"
             )
-        if neuron_type not in NEURON_TYPES:
-            raise ValueError(f"neuron_type must be one of {NEURON_TYPES}, got {neuron_type!r}")
+        checks.choice("neuron_type", neuron_type, NEURON_TYPES)
         return np.flatnonzero(self.neuron_types == neuron_type)
 
     # ------------------------------------------------------------------ graph

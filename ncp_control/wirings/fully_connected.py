@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import checks
 from ._sampling import biased_polarity
-from ._validation import check_bool, check_seed
+from ._validation import check_seed
 from .base import Wiring
 
 
@@ -38,7 +39,7 @@ class FullyConnected(Wiring):
         super().__init__(units)
         self.set_output_dim(self.units if output_dim is None else output_dim)
         self._erev_init_seed = check_seed("erev_init_seed", erev_init_seed)
-        self._self_connections = check_bool("self_connections", self_connections)
+        self._self_connections = checks.boolean("self_connections", self_connections)
         self._rng = np.random.default_rng(self._erev_init_seed)
         for src in range(self.units):
             for dest in range(self.units):

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import checks
 from ._sampling import fair_polarity, sample_distinct, uniform_index
-from ._validation import check_fraction, check_int, check_seed
+from ._validation import check_seed
 from .base import Wiring
 
 
@@ -68,18 +69,22 @@ class NCP(Wiring):
         motor_fanin: int,
         seed: int = 22222,
     ) -> None:
-        n_inter = check_int("inter_neurons", inter_neurons, low=1)
-        n_command = check_int("command_neurons", command_neurons, low=1)
-        n_motor = check_int("motor_neurons", motor_neurons, low=1)
+        n_inter = checks.int_in_range("inter_neurons", inter_neurons, low=1)
+        n_command = checks.int_in_range("command_neurons", command_neurons, low=1)
+        n_motor = checks.int_in_range("motor_neurons", motor_neurons, low=1)
         super().__init__(n_inter + n_command + n_motor)
         self.set_output_dim(n_motor)
         self._num_inter = n_inter
         self._num_command = n_command
         self._num_motor = n_motor
-        self._sensory_fanout = check_int("sensory_fanout", sensory_fanout, 1, n_inter, "the number of inter neurons")
-        self._inter_fanout = check_int("inter_fanout", inter_fanout, 1, n_command, "the number of command neurons")
-        self._recurrent_command_synapses = check_int("recurrent_command_synapses", recurrent_command_synapses, low=0)
-        self._motor_fanin = check_int("motor_fanin", motor_fanin, 1, n_command, "the number of command neurons")
+        self._sensory_fanout = checks.int_in_range("sensory_fanout", sensory_fanout, 1, n_inter,
+                                                   hint="the number of inter neurons")
+        self._inter_fanout = checks.int_in_range("inter_fanout", inter_fanout, 1, n_command,
+                                                 hint="the number of command neurons")
+        self._recurrent_command_synapses = checks.int_in_range("recurrent_command_synapses",
+                                                               recurrent_command_synapses, low=0)
+        self._motor_fanin = checks.int_in_range("motor_fanin", motor_fanin, 1, n_command,
+                                                hint="the number of command neurons")
         self._seed = check_seed("seed", seed)
         self._rng = np.random.RandomState(self._seed)
 
@@ -128,12 +133,12 @@ class NCP(Wiring):
 
     def get_neurons_of_layer(self, layer_id: int) -> list[int]:
         """Layer 0: inter neurons, 1: command neurons, 2: motor neurons (lists of ids)."""
-        layer_id = check_int("layer_id", layer_id, 0, 2, "NCP layers: 0 inter, 1 command, 2 motor")
+        layer_id = checks.int_in_range("layer_id", layer_id, 0, 2, hint="NCP layers: 0 inter, 1 command, 2 motor")
         return list(self._layer_ranges()[layer_id])
 
     def get_type_of_neuron(self, neuron_id: int) -> str:
         """"motor" for ids ``[0, M)``, "command" for ``[M, M+C)``, "inter" for ``[M+C, units)``."""
-        neuron_id = check_int("neuron_id", neuron_id, 0, self.units - 1, "a neuron id")
+        neuron_id = checks.int_in_range("neuron_id", neuron_id, 0, self.units - 1, hint="a neuron id")
         if neuron_id < self._num_motor:
             return "motor"
         if neuron_id < self._num_motor + self._num_command:
@@ -239,11 +244,11 @@ class AutoNCP(NCP):
     """
 
     def __init__(self, units: int, output_size: int, sparsity_level: float = 0.5, seed: int = 22222) -> None:
-        units = check_int("units", units, low=4)
-        output_size = check_int(
-            "output_size", output_size, 1, units - 3, f"fewer than units - 2 = {units - 2}, as ncps requires"
+        units = checks.int_in_range("units", units, low=4)
+        output_size = checks.int_in_range(
+            "output_size", output_size, 1, units - 3, hint=f"fewer than units - 2 = {units - 2}, as ncps requires"
         )
-        sparsity_level = check_fraction("sparsity_level", sparsity_level, 0.0, 1.0, high_inclusive=True)
+        sparsity_level = checks.real_in_range("sparsity_level", sparsity_level, 0.0, 1.0)
         self._output_size = output_size
         self._sparsity_level = sparsity_level
         # The same float expressions as ncps, so int() truncates identically.

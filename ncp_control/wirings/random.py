@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import checks
 from ._sampling import biased_polarity
-from ._validation import check_fraction, check_seed
+from ._validation import check_seed
 from .base import Wiring
 
 
@@ -39,7 +40,7 @@ class Random(Wiring):
     ) -> None:
         super().__init__(units)
         self.set_output_dim(self.units if output_dim is None else output_dim)
-        self._sparsity_level = check_fraction("sparsity_level", sparsity_level, 0.0, 1.0, high_inclusive=False)
+        self._sparsity_level = checks.real_in_range("sparsity_level", sparsity_level, 0.0, 1.0, high_open=True)
         self._random_seed = check_seed("random_seed", random_seed)
         self._rng = np.random.default_rng(self._random_seed)
         self._fill_random(self._adjacency, draws_per_synapse=1)

@@ -1,6 +1,6 @@
 /* Wired CfC (one CfC layer per wiring layer): forward and hand-derived backward over whole sequences.
  *
- * Compiled on first use by ncp_control/cells/_native.py and called through ctypes from cells/cfc_fast.py, which
+ * Compiled on first use by ncp_control/cells/native.py and called through ctypes from cells/cfc_fast.py, which
  * documents the argument tables. Instantiated for float (_f32) and double (_f64) inputs and outputs; every
  * computation runs in double. Per-sample quantities are stored transposed, [feature][batch], so that the loops
  * over the batch are innermost; masked weights (zero in the wiring's mask) are skipped.

@@ -1,6 +1,6 @@
 /* LTC cell: forward and hand-derived backward over whole sequences, on synapse edge lists.
  *
- * Compiled on first use by ncp_control/cells/_native.py (plain C99, no Python or torch headers) and called
+ * Compiled on first use by ncp_control/cells/native.py (plain C99, no Python or torch headers) and called
  * through ctypes. The file includes itself twice to instantiate the code for float (suffix _f32) and double
  * (_f64). The equations are those of ltc_functional.py; the Python side documents the argument layout.
  *

@@ -13,15 +13,21 @@ Environment variables:
   ``~/.cache/ncp_control``). A library is named by a hash of its source, compiler path and version (first line of
   ``cc --version``), flags and CPU, so editing a source or changing the compiler recompiles; stale files can be
   deleted at any time.
+- ``CC``: the C compiler (default: the first of ``cc``, ``gcc``, ``clang`` on the PATH).
+- ``NCP_CONTROL_EXTRA_CFLAGS``: extra compiler flags appended to every flag set (part of the cache key), e.g.
+  ``-fsanitize=address,undefined`` for ``scripts/sanitize_kernels.sh``.
 
 The cache cannot be used to run someone else's code in your process: the directory is created 0700; a cached
 library is loaded only if it and the ``.sha256`` file written beside it after a successful build are regular files
 owned by you and writable by nobody else, and the hash matches the library's bytes. Anything else (planted,
 modified, corrupt, or a directory someone else owns) is removed and rebuilt, or rebuilt in a fresh private
 temporary directory where it cannot be removed. Temporary files of killed compiles are removed after 10 minutes.
-- ``CC``: the C compiler (default: the first of ``cc``, ``gcc``, ``clang`` on the PATH).
-- ``NCP_CONTROL_EXTRA_CFLAGS``: extra compiler flags appended to every flag set (part of the cache key), e.g.
-  ``-fsanitize=address,undefined`` for ``scripts/sanitize_kernels.sh``.
+
+Public names: :func:`load` and :data:`loaded` (what the fast cells use), :func:`status` (what was loaded),
+:func:`pure_torch_forced`, :func:`cache_dir`; for tests and ``scripts/``: :data:`FLAG_SETS`, :func:`compiler`,
+:func:`compiler_version`, :func:`with_extra_flags`, :func:`library_path` (where a build is cached),
+:func:`why_untrusted` (the cache's checks) and :func:`forget_loaded`. Everything with a leading underscore is
+internal to this module.
 """
 
 from __future__ import annotations
@@ -31,8 +37,8 @@ import hashlib
 import os
 import platform
 import shutil
-import subprocess
 import stat
+import subprocess
 import sys
 import tempfile
 import threading
@@ -45,7 +51,9 @@ _PURE_TORCH_ENV = "NCP_CONTROL_PURE_TORCH"
 _CACHE_ENV = "NCP_CONTROL_CACHE_DIR"
 #: Flag sets tried in order: the first that compiles wins (``-march=native`` is not accepted everywhere). No
 #: ``-ffast-math``: results keep IEEE semantics; ``-fno-trapping-math`` only lets branches on floats vectorise.
-_FLAG_SETS = (
+#: :func:`load` reads this module attribute on every build (tests replace it with quick ``-O0`` sets), and
+#: :func:`with_extra_flags` appends ``NCP_CONTROL_EXTRA_CFLAGS`` to each.
+FLAG_SETS = (
     ("-O3", "-march=native", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno", "-fPIC", "-shared"),
     ("-O3", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno", "-fPIC", "-shared"),
     ("-O2", "-fPIC", "-shared"),
@@ -56,6 +64,11 @@ _libraries: dict[str, ctypes.CDLL | None] = {}  # source name -> library, or Non
 _built_with: dict[str, tuple[str, ...]] = {}  # source name -> the flags of the library actually loaded
 _failures: dict[str, str] = {}  # source name -> reason
 _warned = False
+
+#: ``loaded(name, default)``: the library :func:`load` already settled on for ``native/<name>.c`` (None where the
+#: pure-torch path is used), or ``default`` while it has not been asked for it in this process. A bound
+#: ``dict.get`` (no call into Python), so the fast cells can check it on every step.
+loaded = _libraries.get
 
 
 def pure_torch_forced() -> bool:
@@ -71,7 +84,9 @@ def cache_dir() -> Path:
     return Path(base) / "ncp_control"
 
 
-def _compiler() -> str | None:
+def compiler() -> str | None:
+    """Path of the C compiler the kernels are built with: ``$CC`` if set (None if it does not exist), else the
+    first of ``cc``, ``gcc``, ``clang`` on the PATH; None when there is none."""
     cc = os.environ.get("CC")
     if cc:
         return shutil.which(cc) or (cc if os.path.isfile(cc) else None)
@@ -105,7 +120,7 @@ _HASH_SUFFIX = ".sha256"
 _compiler_versions: dict[str, str] = {}
 
 
-def _compiler_version(cc: str) -> str:
+def compiler_version(cc: str) -> str:
     """First line of ``cc --version`` (part of the cache key: a compiler upgrade recompiles)."""
     if cc not in _compiler_versions:
         try:
@@ -138,9 +153,10 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _verified(target: Path) -> str | None:
-    """Why the cached library ``target`` must not be loaded, or None when it is private (see :func:`_private`) and
-    its contents match the private hash file written beside it after a successful build."""
+def why_untrusted(target: Path) -> str | None:
+    """Why the cached library ``target`` must not be loaded, or None when it may be: it and the ``.sha256`` file
+    written beside it after a successful build are regular files owned by this user and writable by nobody else,
+    and the recorded hash matches the library's bytes (see the module docstring). Reads only; removes nothing."""
     hash_file = target.with_name(target.name + _HASH_SUFFIX)
     for path in (target, hash_file):
         reason = _private(path)
@@ -213,17 +229,21 @@ def _compile(cc: str, flags: tuple[str, ...], source: Path, target: Path) -> str
     return None
 
 
-def _with_extra_flags(flags: tuple[str, ...]) -> tuple[str, ...]:
+def with_extra_flags(flags: tuple[str, ...]) -> tuple[str, ...]:
+    """``flags`` (one of :data:`FLAG_SETS`) with ``NCP_CONTROL_EXTRA_CFLAGS`` appended: the flags a build uses."""
     return flags + tuple(os.environ.get("NCP_CONTROL_EXTRA_CFLAGS", "").split())
 
 
-def _library_path(name: str, flags: tuple[str, ...], directory: Path | None = None) -> Path:
-    """Where the library for ``native/<name>.c`` built with ``flags`` by this compiler is cached."""
-    cc = _compiler()
+def library_path(name: str, flags: tuple[str, ...], directory: Path | None = None) -> Path:
+    """Where the library for ``native/<name>.c`` built with ``flags`` (as :func:`with_extra_flags` returns them)
+    by this compiler is cached, in ``directory`` (default :func:`cache_dir`). The file name holds a hash of the
+    source, the compiler's path and :func:`compiler_version`, the flags and the CPU. Raises ``RuntimeError`` when
+    there is no compiler."""
+    cc = compiler()
     if cc is None:
         raise RuntimeError("no C compiler found (looked for $CC, cc, gcc, clang)")
     text = (_SOURCE_DIR / f"{name}.c").read_bytes()
-    key = hashlib.sha256(b"\0".join([text, cc.encode(), _compiler_version(cc).encode(), " ".join(flags).encode(),
+    key = hashlib.sha256(b"\0".join([text, cc.encode(), compiler_version(cc).encode(), " ".join(flags).encode(),
                                       _machine_tag().encode()]))
     return (directory or cache_dir()) / f"{name}-{key.hexdigest()[:16]}{_library_suffix()}"
 
@@ -234,22 +254,22 @@ def _build(name: str) -> tuple[ctypes.CDLL, tuple[str, ...]]:
     source = _SOURCE_DIR / f"{name}.c"
     if not source.is_file():
         raise RuntimeError(f"kernel source {source} is missing from the installation")
-    cc = _compiler()
+    cc = compiler()
     if cc is None:
         raise RuntimeError("no C compiler found (looked for $CC, cc, gcc, clang)")
     directory = _private_dir(cache_dir())
     _remove_stale_temporaries(directory, name)
     errors = []
-    for flags in map(_with_extra_flags, _FLAG_SETS):
-        target = _library_path(name, flags, directory)
-        for attempt in range(2):  # a cached file that fails its checks or does not load is rebuilt once
-            reason = _verified(target) if target.exists() else "not built yet"
+    for flags in map(with_extra_flags, FLAG_SETS):
+        target = library_path(name, flags, directory)
+        for _attempt in range(2):  # a cached file that fails its checks or does not load is rebuilt once
+            reason = why_untrusted(target) if target.exists() else "not built yet"
             if reason is not None:
                 if target.exists():
                     _discard(target, reason)
                     if target.exists():  # could not remove it (not ours): build where only we can write
                         directory = Path(tempfile.mkdtemp(prefix="ncp_control-"))
-                        target = _library_path(name, flags, directory)
+                        target = library_path(name, flags, directory)
                 error = _compile(cc, flags, source, target)
                 if error is not None:
                     errors.append(error)
@@ -323,8 +343,10 @@ def status() -> dict[str, str]:
     return out
 
 
-def _forget_loaded() -> None:
-    """Drop the loaded libraries and the warned flag (tests use it to exercise compilation and fallback)."""
+def forget_loaded() -> None:
+    """Forget what :func:`load` settled on in this process (libraries, failures, the one warning), so that the next
+    :func:`load` looks at the compiler and the cache afresh. Libraries already loaded stay mapped; cells holding
+    them keep working. Tests use it to exercise compilation, the cache and the fallback."""
     global _warned
     with _lock:
         _libraries.clear()

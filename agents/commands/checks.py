@@ -1,6 +1,9 @@
 """Argument checks shared by the subcommands: run before any work, raise :class:`~ncp_control.agents.errors.UsageError` (or
 ``ValueError`` for a bad file) with a message in the command line's words.
 
+The checks of flag values (:func:`positive`, :func:`non_negative`, :func:`flag_value`) are those of
+:mod:`ncp_control.checks`, given the flag as the argument's name; only the exception type differs.
+
 Also :func:`removed_on_failure`, which takes away an output folder a failed command created, so that a failed
 start never leaves a half-written folder behind that blocks the retry.
 """
@@ -12,21 +15,36 @@ import difflib
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
+from ncp_control import checks as shared
 from ncp_control.agents.errors import UsageError
 from ncp_control.agents.runs.legacy import current_name
 
-
-def positive(flag: str, value: int | None) -> None:
-    """``value`` (of ``flag``, e.g. ``--episodes``) must be > 0 when given."""
-    if value is not None and value <= 0:
-        raise UsageError(f"{flag} must be > 0, got {value}")
+T = TypeVar("T")
 
 
-def non_negative(flag: str, value: int | None) -> None:
-    """``value`` (of ``flag``) must be >= 0 when given."""
-    if value is not None and value < 0:
-        raise UsageError(f"{flag} must be >= 0, got {value}")
+def flag_value(check: Callable[..., T], flag: str, value: Any, *args: Any, **kwargs: Any) -> T | None:
+    """``check(flag, value, *args, **kwargs)`` (a check of :mod:`ncp_control.checks`) for a flag's value, None when
+    the flag was not given; its ``TypeError`` / ``ValueError`` comes back as a :class:`UsageError` with the same
+    message (which names the flag)."""
+    if value is None:
+        return None
+    try:
+        return check(flag, value, *args, **kwargs)
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from None
+
+
+def positive(flag: str, value: int | float | None) -> None:
+    """``value`` (of ``flag``, e.g. ``--episodes``) must be > 0 when given: a positive int, or a positive finite
+    float for a float flag."""
+    flag_value(shared.positive_real if isinstance(value, float) else shared.positive_int, flag, value)
+
+
+def non_negative(flag: str, value: int | float | None) -> None:
+    """``value`` (of ``flag``) must be >= 0 when given: a non-negative int, or a finite float >= 0."""
+    flag_value(shared.non_negative_real if isinstance(value, float) else shared.non_negative_int, flag, value)
 
 
 def env_id(value: str | None, flag: str = "--env") -> None:

@@ -1,0 +1,37 @@
+"""ruff (the linter Stable-Baselines3 and Gymnasium run in CI) passes over the package, scripts and tests, with the
+configuration in pyproject.toml."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ruff() -> list[str]:
+    pytest.importorskip("ruff", reason="ruff is in the dev extra: pip install -e '.[dev]'")
+    from ruff.__main__ import find_ruff_bin
+
+    return [find_ruff_bin()]
+
+
+def test_ruff_check_passes():
+    if not (ROOT / "pyproject.toml").is_file():
+        pytest.skip("not a checkout")
+    done = subprocess.run([*_ruff(), "check", "--no-cache", "--output-format", "concise", "ncp_control", "envs",
+                           "agents", "scripts", "tests"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"ruff check found problems (fix them, or `ruff check --fix`):\n{done.stdout[-5000:]}"
+
+
+def test_ruff_sees_a_real_problem(tmp_path):
+    """The check can fail: an unused import and an undefined name are reported under the project's configuration."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("import os\n\n\ndef f():\n    return undefined_name\n")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    done = subprocess.run([*_ruff(), "check", "--no-cache", "--output-format", "concise", str(bad)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "F401" in done.stdout and "F821" in done.stdout, done.stdout + done.stderr

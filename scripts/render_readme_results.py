@@ -75,8 +75,8 @@ def _steps(timesteps: int) -> str:
     return f"{timesteps // 1000}k" if timesteps % 1000 == 0 else f"{timesteps:,}"
 
 
-def _seeds(values: list[float]) -> str:
-    """'mean ± sd (ddof=1): v1, v2, v3'."""
+def spread(values: list[float]) -> str:
+    """A spread over seeds as the pages state it: 'mean ± sd (v1, v2, v3)', sd the sample standard deviation."""
     mean, sd = statistics.fmean(values), statistics.stdev(values)
     return f"{_num(mean)} ± {_num(sd)} ({', '.join(_num(v) for v in values)})"
 
@@ -221,13 +221,13 @@ def _ppo_bullets() -> list[str]:
         f"PPO, mean evaluation return over {seeds} seeds ± sample sd (per seed in brackets), {date} on a shared "
         f"{cores}-core machine, the presets of that day\n  ({_file(S3)}, {_file(S4)}; commands in "
         f"{_page('ppo.md')}). PendulumNoVel-v1 at {_steps(long_steps)} steps, on its\n  earlier variant (velocity "
-        f"dropped; it is now rl-zoo's, with the velocity zeroed): NCP-CfC {_seeds(novel['NCP-CfC'])},\n  NCP-LTC "
-        f"{_seeds(novel['NCP-LTC'])}, LSTM {_seeds(novel['LSTM'])}, MLP {_seeds(novel['MLP'])} (no memory, no "
-        f"solution).\n  At {_steps(short_steps)} steps: NCP-CfC {_seeds(_returns(cfc_novel_100k))} on "
-        f"PendulumNoVel-v1 (LSTM {_seeds(_returns(lstm['PendulumNoVel-v1']))}); NCP-LTC\n  "
-        f"{_seeds(_returns(ltc_pendulum))} on Pendulum-v1 (LSTM {_seeds(_returns(lstm['Pendulum-v1']))}); "
-        f"InvertedPendulum-v5 {_seeds(_returns(inverted['cfc']))} (CfC) and\n  {_seeds(_returns(inverted['ltc']))} "
-        f"(LTC); LaneKeepingState-v0 return {_seeds(_returns(lane['cfc']))} (CfC), {_seeds(_returns(lane['ltc']))} "
+        f"dropped; it is now rl-zoo's, with the velocity zeroed): NCP-CfC {spread(novel['NCP-CfC'])},\n  NCP-LTC "
+        f"{spread(novel['NCP-LTC'])}, LSTM {spread(novel['LSTM'])}, MLP {spread(novel['MLP'])} (no memory, no "
+        f"solution).\n  At {_steps(short_steps)} steps: NCP-CfC {spread(_returns(cfc_novel_100k))} on "
+        f"PendulumNoVel-v1 (LSTM {spread(_returns(lstm['PendulumNoVel-v1']))}); NCP-LTC\n  "
+        f"{spread(_returns(ltc_pendulum))} on Pendulum-v1 (LSTM {spread(_returns(lstm['Pendulum-v1']))}); "
+        f"InvertedPendulum-v5 {spread(_returns(inverted['cfc']))} (CfC) and\n  {spread(_returns(inverted['ltc']))} "
+        f"(LTC); LaneKeepingState-v0 return {spread(_returns(lane['cfc']))} (CfC), {spread(_returns(lane['ltc']))} "
         "(LTC).",
         f"PPO throughput on {env}, taking turns in one process with sb3-contrib's LSTM RecurrentPPO preset "
         f"({now_run['steps_per_round'][LSTM_KEY]:,} steps a round): today's\n  NCP-LTC preset (recurrent CfC critic "
@@ -258,7 +258,15 @@ def _noise() -> dict:
             "runs_per_model": runs_per_model, "study": study,
             "seeds": min(group["n_seeds"] for group in study["groups"]),
             "verdict": ("not separated at any level" if not separated
-                        else "separated only for " + ", ".join(separated))}
+                        else f"separated ({_weak(study)}) only for " + ", ".join(separated))}
+
+
+def _weak(summary: dict) -> str:
+    """How a separated pair was decided, and how much it weighs at the study's number of seeds: with 3 seeds per
+    model, a pair where every seed of one beats every seed of the other gets the interval [1, 1]."""
+    seeds = min(group["n_seeds"] for group in summary["groups"])
+    rule = "rliable: P(a better than b) interval above 0.5"
+    return f"{rule}; weak evidence at {seeds} seeds" if seeds <= 3 else rule
 
 
 def _noise_bullet() -> str:
@@ -295,7 +303,7 @@ def _ten_seed_pair(results: dict) -> tuple[dict, dict, bool]:
     """Today's LTC preset and the CfC preset on every seed of render_ltc_ablation.TEN_SEEDS, and whether their
     intervals separate."""
     ltc, cfc = (render_ltc_ablation.ten_seed_stats(results, name) for name in ("lr-scale-10", "cfc-preset"))
-    return ltc, cfc, render_ltc_ablation._versus(ltc, cfc, same=False) != "not separated"
+    return ltc, cfc, render_ltc_ablation.versus(ltc, cfc, same=False) != "not separated"
 
 
 def _interval(stats: dict) -> str:
@@ -335,25 +343,25 @@ def _ltc_ablation_bullet() -> str | None:
 
     def on(*tags: str) -> str:  # "on 5 seeds −312 ± ..."
         values = returns(*tags)
-        return f"on {len(values)} seeds {_seeds(values)}"
+        return f"on {len(values)} seeds {spread(values)}"
     return (f"NCP-LTC on {env} at {_steps(steps)} steps, each change alone on {len(base['seeds'])} training seeds "
             f"([data/ltc_ablation/](data/ltc_ablation/), {results['base']['date']}, {_page('ppo.md')}):\n  at the "
-            f"CfC's optimiser settings {_seeds(returns('base'))}; with the cell's parameters at {scale}x the rate "
-            f"(`ltc_lr_scale={scale}`)\n  {_seeds(returns('lr-scale-10'))}, "
+            f"CfC's optimiser settings {spread(returns('base'))}; with the cell's parameters at {scale}x the rate "
+            f"(`ltc_lr_scale={scale}`)\n  {spread(returns('lr-scale-10'))}, "
             f"{on('lr-scale-10', 'lr-scale-10-seeds-3-4')};\n  with a decaying rate and {setting('lr-scale-10-lin-20ep', 'algo.n_epochs')} epochs "
             f"{on('lr-scale-10-lin-20ep', 'lr-scale-10-lin-20ep-seeds-3-4')}; with the motor output map at the rate "
             f"itself\n  (`ltc_output_lr_scale={setting('lr-scale-10-out-map-1', 'policy_kwargs.ltc_output_lr_scale')}`)"
             f" {on('lr-scale-10-out-map-1', 'lr-scale-10-out-map-1-seeds-3-4')}; the old per-env LTC optimiser preset"
             f"\n  (`{setting('preset-today', 'algo.learning_rate')}`, {setting('preset-today', 'algo.n_epochs')} "
             f"epochs) {on('preset-today', 'preset-today-seeds-3-4')}; faster initial time constants "
-            f"{_seeds(returns('cm-0.3-0.5'))}, output gain "
-            f"{setting('gain-4-centred', 'policy_kwargs.ltc_init.output_gain')} {_seeds(returns('gain-4-centred'))}"
+            f"{spread(returns('cm-0.3-0.5'))}, output gain "
+            f"{setting('gain-4-centred', 'policy_kwargs.ltc_init.output_gain')} {spread(returns('gain-4-centred'))}"
             f".\n  Goal (mean >= {_num(goal)} on {len(five)} seeds with the scale): {'met' if met else 'not met'}; "
-            f"the CfC preset on the same env and seeds {_seeds(returns('cfc-preset'))}.\n  {_ten_seeds(results)} "
+            f"the CfC preset on the same env and seeds {spread(returns('cfc-preset'))}.\n  {_ten_seeds(results)} "
             "The scale is now the LTC preset's construction, with each env's shared optimiser\n  settings and no "
-            f"LTC-specific rate: Pendulum-v1 {_seeds(pendulum_new)} (the old preset on the same seeds\n  "
-            f"{_seeds(pendulum_old)}), InvertedPendulum-v5 {_seeds(returns('InvertedPendulum-v5-lr-scale-10'))}, "
-            f"LaneKeepingState-v0 return\n  {_seeds(returns('LaneKeepingState-v0-lr-scale-10'))} "
+            f"LTC-specific rate: Pendulum-v1 {spread(pendulum_new)} (the old preset on the same seeds\n  "
+            f"{spread(pendulum_old)}), InvertedPendulum-v5 {spread(returns('InvertedPendulum-v5-lr-scale-10'))}, "
+            f"LaneKeepingState-v0 return\n  {spread(returns('LaneKeepingState-v0-lr-scale-10'))} "
             f"({'100% completion' if completion == 1 else f'completion >= {completion:.0%}'} on every seed).")
 
 
@@ -370,7 +378,7 @@ def _generalisation(summary: dict) -> dict:
             "roads": "/".join(str(n) for n in sorted({g["episodes"] for g in summary["groups"]}))}
 
 
-def _generalisation_bullet(summary: dict | None = None) -> str | None:
+def generalisation_bullet(summary: dict | None = None) -> str | None:
     """Issue 17's generalisation study (docs/data/study_ncp_generalisation/), if its summary is there: completion
     with one randomised element at a time and with all together, for runs trained on the default look and under
     domain randomisation, with the verdict from the intervals across training seeds."""
@@ -404,7 +412,7 @@ def _generalisation_bullet(summary: dict | None = None) -> str | None:
             f"together: {completion('untagged', 'all')};\n  trained under domain randomisation, held-out "
             f"randomised looks: {completion('dr', 'all')}; the clean look: {completion('dr', 'clean')}.\n  "
             + ("Completion not separated between any two models or trainings" if not g["separated"] else
-               "Separated on completion: " + "; ".join(g["separated"]))
+               f"Separated on completion ({_weak(summary)}): " + "; ".join(g["separated"]))
             + f" ({_page('study_ncp_generalisation.md')}).")
 
 
@@ -419,11 +427,11 @@ def _mujoco(summary: dict, spec: dict) -> dict:
                if "NoVel" in line.split(" ", 1)[0] and not line.endswith("not separated")]
     unfinished = sum(n - cells[key]["n_seeds"] if key in cells else n for key, n in planned.items())
     return {"cells": cells, "planned": planned, "verdict": verdict, "unfinished": unfinished,
-            "verdict_text": ("Separated (non-overlapping intervals): " + "; ".join(verdict) if verdict else
+            "verdict_text": (f"Separated ({_weak(summary)}): " + "; ".join(verdict) if verdict else
                              "No two policies separated on the NoVel envs")}
 
 
-def _mujoco_bullet(summary: dict | None = None, spec: dict | None = None) -> str | None:
+def mujoco_bullet(summary: dict | None = None, spec: dict | None = None) -> str | None:
     """Issue 17's MuJoCo memory study (docs/data/study_mujoco_novel/), if its summary is there: mean evaluation
     return per policy on each NoVel env, the fully observed env's MLP as the reference line, and the verdict from the
     intervals across training seeds. A study still running shows each cell's number of seeds."""
@@ -491,7 +499,7 @@ def render_measured() -> str:
         f"{c['cfc_step']['speedup']:.1f}x inference ({_page('cells_speed.md')}).",
         *_ppo_bullets(),
     ]
-    bullets += [b for b in (_generalisation_bullet(), _mujoco_bullet(), _ltc_ablation_bullet()) if b]
+    bullets += [b for b in (generalisation_bullet(), mujoco_bullet(), _ltc_ablation_bullet()) if b]
     return ("Each number below is rendered from a data file in [data/](data/) by "
             "`python scripts/render_readme_results.py`; the docs page\ngives the command, machine and date.\n\n"
             + "".join(f"- {b}\n" for b in bullets))
@@ -512,7 +520,7 @@ def render_headline() -> str:
         (f"The NCP paper's pixel-noise test, {n['seeds']} training seeds per model",
          f"crash rates {n['verdict']}", "study_ncp_noise.md"),
     ]
-    if _generalisation_bullet() is not None:
+    if generalisation_bullet() is not None:
         g = _generalisation(_load("study_ncp_generalisation/summary.json"))
         rows.append((f"Held-out looks of the road scene, {g['seeds']} training seeds per model",
                      "completion not separated between any two models or trainings" if not g["separated"]
@@ -526,7 +534,7 @@ def render_headline() -> str:
                      f"NCP-LTC {_interval(ltc)}, NCP-CfC {_interval(cfc)} (mean return, "
                      f"{_percent(render_ltc_ablation.CONFIDENCE)} interval): "
                      f"{'separated' if separated else 'not separated'}", "ppo.md"))
-    if _mujoco_bullet() is not None:
+    if mujoco_bullet() is not None:
         summary, spec = _load("study_mujoco_novel/summary.json"), _load("study_mujoco_novel/spec.json")
         m = _mujoco(summary, spec)
         envs = " / ".join(sorted({env for env, _ in m["cells"] if "NoVel" in env}, reverse=True))

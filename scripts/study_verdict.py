@@ -1,10 +1,10 @@
 """Verdict of a study from its intervals across training seeds: which models are separated, per level and metric.
 
-Two models are *separated* on a metric at a level when their 95% intervals across training seeds (from the study's
-summary.json, written by ``ncp-control study`` / ``study-report``) do not overlap; everything else is "not
-separated". Rates are compared as the summary gives them (Student-t intervals on seed means, not clipped). A study
-with training tags and evaluation conditions gets a line per (condition, metric): models of the same training tag,
-and each model against itself under another tag (``dr:lstm < lstm``).
+"a better than b" on a metric at a level where the 95% stratified-bootstrap interval of the probability that a is
+better than b across training seeds (rliable's probability of improvement, in the study's summary.json written by
+``ncp-control study`` / ``study-report``) lies wholly above 0.5; everything else is "not separated". A study with
+training tags and evaluation conditions gets a line per (condition, metric): models of the same training tag, and
+each model against itself under another tag (``dr:lstm better than lstm``).
 
     python scripts/study_verdict.py docs/data/study_ncp_noise/summary.json [--metrics crash_rate mean_abs_lateral_m]
 """

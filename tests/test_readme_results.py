@@ -62,7 +62,7 @@ def test_the_rendered_text_links_only_to_files_that_exist(renderer):
 
 def test_spread_over_seeds_is_the_sample_standard_deviation(renderer):
     # -195, -157, -180: ddof=1 gives 19.1 (ddof=0 would give 15.6)
-    assert renderer._seeds([-195.0, -157.0, -180.0]) == "−177 ± 19 (−195, −157, −180)"
+    assert renderer.spread([-195.0, -157.0, -180.0]) == "−177 ± 19 (−195, −157, −180)"
 
 
 def _group(tag, model, condition, per_seed):
@@ -81,17 +81,18 @@ def test_generalisation_bullet_reports_each_training_and_the_verdict_from_the_in
               for model in ("lstm", "ncp-ltc") for condition in conditions]
     summary = {"key": ["env", "kind", "train_tag", "model", "evaluation", "condition", "perturbation", "level"],
                "groups": groups}
-    text = renderer._generalisation_bullet(summary)
+    text = renderer.generalisation_bullet(summary)
     assert "3 training seeds" in text and "not separated" in text and "every model >= 100%" in text
     # ncp-ltc falls apart under all elements when trained clean: the lowest single element and a separation
     summary["groups"] = [g for g in groups if not (g["model"] == "ncp-ltc" and g["train_tag"] == "untagged"
                                                    and g["condition"] in ("lighting", "all"))]
     summary["groups"] += [_group("untagged", "ncp-ltc", "lighting", [0.9, 0.8, 0.7]),
                           _group("untagged", "ncp-ltc", "all", [0.3, 0.2, 0.1])]
-    text = renderer._generalisation_bullet(summary)
+    text = renderer.generalisation_bullet(summary)
     assert "lowest: ncp-ltc under lighting)" in text and "every model >= 80%" in text
     assert "ncp-ltc 20% [10%, 30%], lstm 100% [100%, 100%]" in text
-    assert "Separated on completion" in text and "ncp-ltc < lstm" in text and "ncp-ltc < dr:ncp-ltc" in text
+    assert "Separated on completion" in text and "lstm better than ncp-ltc" in text
+    assert "dr:ncp-ltc better than ncp-ltc" in text
 
 
 def _ppo_group(env, model, returns):
@@ -110,19 +111,20 @@ def test_mujoco_bullet_names_each_policy_the_reference_line_and_unfinished_cells
     summary = {"groups": [_ppo_group("HopperNoVel-v5", "ltc", [900.0, 1000.0, 1100.0]),
                           _ppo_group("HopperNoVel-v5", "mlp", [300.0, 310.0]),
                           _ppo_group("Hopper-v5", "mlp", [1500.0, 1600.0, 1700.0])]}
-    text = renderer._mujoco_bullet(summary, spec)
+    text = renderer.mujoco_bullet(summary, spec)
     assert "150k steps, 3 training seeds per policy, 10 held-out episodes" in text
     assert "HopperNoVel-v5: ltc 1,000 [950, 1,050], mlp 305 [255, 355] (2 of 3 seeds)" in text
     assert "reference, MLP on Hopper-v5: 1,600 [1,550, 1,650]" in text
-    assert "Separated (non-overlapping intervals): HopperNoVel-v5: mlp < ltc" in text
+    assert "Separated (rliable: P(a better than b) interval above 0.5; weak evidence at 2 seeds): HopperNoVel-v5: " \
+        "ltc better than mlp" in text
     summary["groups"][1] = _ppo_group("HopperNoVel-v5", "mlp", [950.0, 1000.0, 1050.0])
-    assert "No two policies separated" in renderer._mujoco_bullet(summary, spec)
+    assert "No two policies separated" in renderer.mujoco_bullet(summary, spec)
 
 
 def test_mujoco_bullet_gives_no_verdict_while_a_cell_has_one_seed(renderer):
     spec = {"train": [{"env": "HopperNoVel-v5", "policies": ["ltc", "mlp"], "seeds": [0, 1, 2], "timesteps": 150000}]}
     summary = {"groups": [_ppo_group("HopperNoVel-v5", "ltc", [900.0, 1000.0, 1100.0]),
                           _ppo_group("HopperNoVel-v5", "mlp", [300.0])]}
-    text = renderer._mujoco_bullet(summary, spec)
+    text = renderer.mujoco_bullet(summary, spec)
     assert "mlp 300 (1 of 3 seeds)" in text and "2 of 6 runs to go; no verdict yet" in text
     assert "separated" not in text.lower()

@@ -207,6 +207,34 @@ def test_lane_metrics_writers_and_json_round_trip(tmp_path):
     assert "| pixel_noise | 0.3 | wild |" in paths["table"].read_text()
 
 
+def test_models_are_compared_with_rliables_probability_of_improvement_over_episodes():
+    from ncp_control.agents.evaluation.robustness_results import Row
+    from ncp_control.agents.evaluation.statistics import aggregate_intervals
+
+    rng = np.random.default_rng(0)
+
+    def row(model, level, returns):
+        return Row(model, "obs_noise", level, [float(v) for v in returns], [10] * len(returns),
+                   [False] * len(returns), None, None, None)
+
+    low, twin_a, twin_b = rng.normal(0.0, 1.0, 20), rng.normal(5.0, 1.0, 20), rng.normal(5.0, 1.0, 20)
+    rows = [row("good", 0.0, low + 5.0), row("bad", 0.0, low), row("good", 0.1, twin_a), row("bad", 0.1, twin_b)]
+    results = RobustnessResults(env_id="E", episodes=20, seed=0, perturbation_seed=0,
+                                sweeps=[("obs_noise", (0.0, 0.1))], rows=rows,
+                                models={"good": {}, "bad": {}}, failures={})
+    # better by construction at level 0, two draws of the same distribution at level 0.1
+    assert results.verdicts() == ["obs_noise 0: good better than bad", "obs_noise 0.1: not separated"]
+    (first, second) = results.statistics()["comparisons"]
+    assert (first["a"], first["b"], first["prob_improvement"]) == ("good", "bad", pytest.approx(1.0, abs=0.01))
+    assert second["prob_improvement_ci"][0] < 0.5 < second["prob_improvement_ci"][1]
+    summary = results.summaries()[0]
+    assert summary["iqm_return"] == pytest.approx(aggregate_intervals({"x": low + 5.0})["x"]["iqm"])
+    assert summary["iqm_return_ci_low"] <= summary["iqm_return"] <= summary["iqm_return_ci_high"]
+    assert "- obs_noise 0: good better than bad" in results.table()
+    assert "iqm_return_ci_low" in results.csv().splitlines()[0]
+    assert results.to_dict()["comparisons"][0]["prob_improvement_ci"] == first["prob_improvement_ci"]
+
+
 def test_cli_writes_outputs_and_rejects_bad_specs(bc_run, tmp_path, capsys):
     from ncp_control.agents.cli import main
 

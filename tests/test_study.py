@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 
 import numpy as np
@@ -76,7 +75,7 @@ def test_mujoco_memory_study_is_thirty_runs_at_one_budget_evaluated_on_held_out_
     ({"train": [{**tiny_ppo(), "seeds": [-1]}]}, "non-negative"),
     ({"evaluate": [{"env": "Pendulum-v1", "episodes": 2, "seed": 0, "perturb": ["pixel_nosie:0.1"]}]},
      "evaluate[0].perturb"),
-    ({"cpus": 0}, "cpus must be a positive integer"),
+    ({"cpus": 0}, "cpus must be a positive int"),
 ])
 def test_bad_specs_are_refused_before_anything_runs(change, message):
     spec = {"name": "bad", "train": [tiny_ppo()], **change}
@@ -281,7 +280,20 @@ def test_a_folder_without_checkpoint_is_trained_from_scratch(tmp_path):
     assert (run_dir / "model.zip").is_file()
 
 
-def test_run_folders_travel_as_archives(tmp_path):
+@pytest.fixture(params=["tarfile filter", "own check"])
+def extraction(request, monkeypatch):
+    """Both ways unpack_folder extracts: tarfile's ``data`` filter (Python >= 3.10.12 / 3.11.4) and the check of
+    its own for the Pythons without it (Debian 12's 3.11.2)."""
+    import tarfile
+
+    if request.param == "own check":
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    elif not hasattr(tarfile, "data_filter"):
+        pytest.skip(f"this Python ({sys.version.split()[0]}) has no tarfile data filter")
+    return request.param
+
+
+def test_run_folders_travel_as_archives(tmp_path, extraction):
     src = tmp_path / "src"
     (src / "checkpoints").mkdir(parents=True)
     (src / "config.json").write_text("{}")
@@ -296,17 +308,33 @@ def test_run_folders_travel_as_archives(tmp_path):
     assert [p.name for p in dest.parent.iterdir()] == ["r"]  # no .partial / .old left
 
 
-def test_archives_with_links_out_are_refused(tmp_path):
+def test_absolute_archive_paths_unpack_inside(tmp_path, extraction):
     import io
     import tarfile
 
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo("../escape.txt")
+        archive.addfile(tarfile.TarInfo("/abs/inside.txt"), io.BytesIO(b""))
+    unpack_folder(buffer.getvalue(), tmp_path / "r")
+    assert (tmp_path / "r" / "abs" / "inside.txt").is_file()
+
+
+@pytest.mark.parametrize("member", ["../escape.txt", "link-out", "device"])
+def test_archives_with_links_out_are_refused(tmp_path, extraction, member):
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(member if "/" in member else "inside")
+        if member == "link-out":
+            info.type, info.linkname = tarfile.SYMTYPE, "../../escape.txt"
+        elif member == "device":
+            info.type = tarfile.CHRTYPE
         archive.addfile(info, io.BytesIO(b""))
     with pytest.raises(tarfile.TarError):
         unpack_folder(buffer.getvalue(), tmp_path / "r")
-    assert not (tmp_path / "escape.txt").exists()
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "r").exists()
 
 
 def _fake_study(out, values_by_seed):
@@ -335,8 +363,8 @@ def _fake_study(out, values_by_seed):
     write_records(out, [{**r, "status": "submitted"} for r in records[:-1]] + records[-1:])
 
 
-def test_summary_is_a_t_interval_across_training_seeds(tmp_path):
-    from scipy import stats
+def test_summary_is_rliables_statistics_across_training_seeds(tmp_path):
+    from ncp_control.agents.evaluation.statistics import aggregate_intervals
 
     values = {0: (-100.0, -300.0), 1: (-140.0, -260.0), 2: (-120.0, -410.0)}
     _fake_study(tmp_path / "s", values)
@@ -344,10 +372,14 @@ def test_summary_is_a_t_interval_across_training_seeds(tmp_path):
     assert [(g["level"], g["n_seeds"]) for g in summary["groups"]] == [(0.0, 3), (0.1, 3)]
     noisy = summary["groups"][1]["metrics"]["mean_return"]
     x = np.array([v[1] for v in values.values()])
-    half = stats.t.ppf(0.975, df=2) * x.std(ddof=1) / math.sqrt(3)  # n = seeds, not episodes
+    expected = aggregate_intervals({"x": x})["x"]  # n = seeds, not episodes
     assert noisy["per_seed"] == list(x)
-    assert noisy["mean"] == pytest.approx(x.mean())
-    assert (noisy["ci_low"], noisy["ci_high"]) == pytest.approx((x.mean() - half, x.mean() + half), rel=1e-9)
+    assert noisy["mean"] == pytest.approx(x.mean()) and noisy["iqm"] == pytest.approx(expected["iqm"])
+    assert [noisy["ci_low"], noisy["ci_high"]] == noisy["mean_ci"] == pytest.approx(expected["mean_ci"])
+    assert noisy["iqm_ci"] == pytest.approx(expected["iqm_ci"])
+    assert x.min() <= noisy["ci_low"] <= noisy["ci_high"] <= x.max()  # a percentile interval stays in range
+    # one model: nothing to compare
+    assert summary["comparisons"] == [] and "rliable" in summary["statistics"]
     assert "completion_rate" not in summary["groups"][0]["metrics"]
     # the .done markers win over a stale jobs.jsonl; the failed job is counted
     assert summary["jobs"] == {"total": 7, "done": 6, "failed": 1, "skipped": 0, "submitted": 0, "pending": 0,
@@ -424,33 +456,38 @@ def test_summary_of_a_study_with_conditions_is_keyed_by_training_tag_and_conditi
     assert sorted(summary["plots"]) == ["summary-E-dr-conditions.png", "summary-E-e2-obs_noise.png",
                                         "summary-E-untagged-conditions.png"]
     verdict = separation_verdict(json.loads((tmp_path / "s" / "summary.json").read_text()), ["crash_rate"])
+    every = "a better than b; a better than dr:a; dr:b better than b; dr:a better than dr:b"
     assert verdict == [
-        "E clean crash_rate: a < b; a < dr:a; dr:b < b; dr:a < dr:b",  # same tag: models; same model: tags
-        "E colours crash_rate: a < b",
-        "E e2 obs_noise 0.0 crash_rate: a < b; a < dr:a; dr:b < b; dr:a < dr:b",
-        "E e2 obs_noise 0.1 crash_rate: a < b; a < dr:a; dr:b < b; dr:a < dr:b"]
+        f"E clean crash_rate: {every}",  # same tag: models; same model: tags
+        "E colours crash_rate: a better than b",
+        f"E e2 obs_noise 0.0 crash_rate: {every}",
+        f"E e2 obs_noise 0.1 crash_rate: {every}"]
+    pair = next(c for c in summary["comparisons"] if c["condition"] == "colours" and c["metric"] == "crash_rate")
+    assert (pair["a"], pair["b"], pair["better"], pair["prob_improvement"]) == ("a", "b", "lower", 1.0)
+    assert pair["prob_improvement_ci"] == [1.0, 1.0]  # every seed of a beats every seed of b
+    assert sorted(summary["profiles"])[0].startswith("profile-E-")
 
 
 def _finished_study(out, spec) -> None:
     """A study folder in which every training job of ``spec`` ran (records as the driver writes them)."""
-    from ncp_control.agents.study.driver import _new_record
+    from ncp_control.agents.study.driver import new_record
 
     (out / "jobs").mkdir(parents=True)
     write_json_atomic(out / "spec.json", spec)
     for job in plan_study(spec).train:
         result = train_job(job.kind, job.config, out / "runs" / job.job_id)
-        write_json_atomic(out / "jobs" / f"{job.job_id}.done", {**_new_record(job), "status": "done", **result})
+        write_json_atomic(out / "jobs" / f"{job.job_id}.done", {**new_record(job), "status": "done", **result})
 
 
 def _reuse(spec, out, sources):
-    from ncp_control.agents.study.driver import _new_record, now
+    from ncp_control.agents.study.driver import new_record, now
     from ncp_control.agents.study.reuse import check_sources, reuse_runs
 
     (out / "jobs").mkdir(parents=True)
     (out / "runs").mkdir()
     write_json_atomic(out / "spec.json", spec)
     lines = []
-    reused = reuse_runs(plan_study(spec).train, out, check_sources(sources, out), _new_record, now, lines.append)
+    reused = reuse_runs(plan_study(spec).train, out, check_sources(sources, out), new_record, now, lines.append)
     return reused, lines
 
 
@@ -477,10 +514,10 @@ def test_runs_from_copies_finished_runs_trained_with_the_same_config(tmp_path):
     assert f"Reused 1 finished training run(s) of {src.resolve()} (copied, not trained here): {job}." in \
         summary_markdown(summary)
     # a second pass (e.g. --resume) finds the job done and copies nothing
-    from ncp_control.agents.study.driver import _new_record, now
+    from ncp_control.agents.study.driver import new_record, now
     from ncp_control.agents.study.reuse import reuse_runs
 
-    assert reuse_runs(plan_study(spec).train, tmp_path / "dst", [src.resolve()], _new_record, now, print) == []
+    assert reuse_runs(plan_study(spec).train, tmp_path / "dst", [src.resolve()], new_record, now, print) == []
 
 
 def test_runs_from_trains_a_run_whose_config_differs_or_that_holds_a_link(tmp_path):
@@ -552,14 +589,20 @@ def test_sessions_are_recorded_as_they_go(tmp_path):
     assert (first, second) == (0, 1) and [s["wall_seconds"] for s in study["sessions"]] == [5.0, 2.0]
 
 
-def test_separation_verdict_names_only_pairs_whose_intervals_do_not_overlap():
-    from ncp_control.agents.study.summary import separation_verdict
+def test_separation_verdict_needs_the_probability_of_improvement_interval_above_one_half():
+    from ncp_control.agents.study.summary import metric_statistics, separation_verdict
 
-    def group(model, low, high, n_seeds=3):
-        return {"env": "E", "perturbation": "p", "level": 0.1, "model": model, "n_seeds": n_seeds,
-                "metrics": {"crash_rate": {"ci_low": low, "ci_high": high, "mean": (low + high) / 2}}}
+    def group(model, per_seed):
+        return {"env": "E", "kind": "ppo", "evaluation": 0, "perturbation": "p", "level": 0.1, "model": model,
+                "n_seeds": len(per_seed), "metrics": {"crash_rate": metric_statistics(per_seed)}}
 
-    summary = {"groups": [group("a", 0.0, 0.2), group("b", 0.3, 0.5), group("c", 0.1, 0.4), group("d", 0.9, 1.0, 1)]}
-    assert separation_verdict(summary, ["crash_rate"]) == ["E p 0.1 crash_rate: a < b"]
-    summary["groups"][1] = group("b", 0.2, 0.5)  # touching ends overlap
+    rng = np.random.default_rng(0)
+    low, high = list(rng.uniform(0.0, 0.2, 10)), list(rng.uniform(0.3, 0.5, 10))
+    summary = {"groups": [group("a", low), group("b", high), group("c", list(rng.uniform(0.0, 0.2, 10))),
+                          group("d", [0.9])]}  # one seed: left out
+    # written before the comparisons: computed from the per-seed values; lower crash rate is better
+    assert separation_verdict(summary, ["crash_rate"]) == [
+        "E p 0.1 crash_rate: a better than b; c better than b"]
+    summary["groups"][1] = group("b", [v + 0.001 for v in low])  # nearly the same as a: not separated
+    summary["groups"] = summary["groups"][:2]
     assert separation_verdict(summary, ["crash_rate"]) == ["E p 0.1 crash_rate: not separated"]

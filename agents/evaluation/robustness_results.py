@@ -1,10 +1,14 @@
 """Results of a robustness sweep: per-episode values and summaries of every model at every perturbation level.
 
 :class:`Row` holds one model under one perturbation level (per-episode returns, lengths, crashes and lane-keeping
-metrics) and summarises it with the intervals of :mod:`ncp_control.agents.evaluation.intervals`;
+metrics) and summarises it with the intervals of :mod:`ncp_control.agents.evaluation.intervals`, and the IQM of the
+return with its stratified-bootstrap interval from rliable (:mod:`ncp_control.agents.evaluation.statistics`);
 :class:`RobustnessResults` (what :func:`ncp_control.agents.evaluation.robustness.robustness_sweep` returns) holds
-every row with the sweep's setup and writes them as a Markdown table, CSV, JSON (round-tripped by
-:meth:`RobustnessResults.from_dict`) and a plot.
+every row with the sweep's setup, compares every pair of models at each level (rliable's probability of improvement
+on the episode returns, :meth:`RobustnessResults.comparisons`) and writes them as a Markdown table, CSV, JSON
+(round-tripped by :meth:`RobustnessResults.from_dict`) and a plot. Within one sweep each model is one trained run,
+so the unit of these statistics is the episode: they say how a model behaves on these roads and seeds, not how
+another training seed would (that is a study's question, :mod:`ncp_control.agents.study.summary`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from ncp_control.envs.perturbations import PERTURBATIONS
 
 __all__ = ["Row", "RobustnessResults", "CI_METHOD"]
 
-CI_METHOD = "student-t interval on the mean return over episodes; Wilson score interval on the crash rate"
+CI_METHOD = ("student-t interval on the mean return over episodes; Wilson score interval on the crash rate; rliable "
+             "IQM of the return with its stratified-bootstrap interval and probability of improvement between models, "
+             "over episodes")
 
 
 @dataclasses.dataclass
@@ -89,7 +95,7 @@ class Row:
 
 _SUMMARY_COLUMNS = ("model", "perturbation", "level", "episodes", "mean_return", "return_ci_low", "return_ci_high",
                     "std_return", "mean_length", "crash_rate", "crash_ci_low", "crash_ci_high", "completion_rate",
-                    "mean_abs_lateral_m", "departures_per_km")
+                    "mean_abs_lateral_m", "departures_per_km", "iqm_return", "iqm_return_ci_low", "iqm_return_ci_high")
 
 
 @dataclasses.dataclass
@@ -111,6 +117,7 @@ class RobustnessResults:
     failures: dict[str, str]
     confidence: float = 0.95
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    _statistics: dict[str, Any] | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
     def labels(self) -> list[str]:
@@ -132,7 +139,52 @@ class RobustnessResults:
         raise KeyError(f"no row for {model!r} {perturbation}:{level}")
 
     def summaries(self) -> list[dict[str, Any]]:
-        return [r.summary() for r in self.rows]
+        """Each row's :meth:`Row.summary` with ``iqm_return`` and its interval (:meth:`statistics`)."""
+        iqm = self.statistics()["iqm_return"]
+        out = []
+        for r in self.rows:
+            stats = iqm[(r.model, r.perturbation, r.level)]
+            low, high = stats["iqm_ci"] or (None, None)
+            out.append({**r.summary(), "iqm_return": stats["iqm"], "iqm_return_ci_low": low,
+                        "iqm_return_ci_high": high})
+        return out
+
+    def statistics(self) -> dict[str, Any]:
+        """rliable over the episodes of each row (computed once): ``iqm_return`` ``{(model, perturbation, level):
+        {"iqm", "iqm_ci", "mean", "mean_ci", "n_runs"}}`` and ``comparisons``, one per level and pair of models
+        (in the order given): ``{"perturbation", "level", "a", "b", "metric": "mean_return", "prob_improvement",
+        "prob_improvement_ci"}``, the probability that an episode of ``a`` returns more than one of ``b``."""
+        from ncp_control.agents.evaluation.statistics import aggregate_intervals, pairwise_improvement
+
+        if self._statistics is None:
+            iqm = {(r.model, r.perturbation, r.level): aggregate_intervals({"x": r.returns}, confidence=self.confidence)["x"]
+                   for r in self.rows}
+            order = {label: i for i, label in enumerate(self.models)}
+            found = []
+            for name, levels in self.sweeps:
+                for level in levels:
+                    rows = sorted((r for r in self.rows if r.perturbation == name and r.level == level),
+                                  key=lambda r: order[r.model])
+                    pairs = [(a.model, b.model) for i, a in enumerate(rows) for b in rows[i + 1:]]
+                    result = pairwise_improvement({r.model: r.returns for r in rows}, pairs,
+                                                  confidence=self.confidence)
+                    found += [{"perturbation": name, "level": level, "a": a, "b": b, "metric": "mean_return", **v}
+                              for (a, b), v in result.items()]
+            self._statistics = {"iqm_return": iqm, "comparisons": found}
+        return self._statistics
+
+    def verdicts(self) -> list[str]:
+        """One line per perturbation level: ``"a better than b"`` (return, over episodes) for every pair whose 95%
+        probability-of-improvement interval lies wholly above 0.5, else "not separated"."""
+        from ncp_control.agents.evaluation.statistics import separated
+
+        lines = []
+        for name, levels in self.sweeps:
+            for level in levels:
+                found = [separated(c["a"], c["b"], c["prob_improvement_ci"]) for c in self.statistics()["comparisons"]
+                         if c["perturbation"] == name and c["level"] == level]
+                lines.append(f"{name} {level:g}: " + ("; ".join(v for v in found if v) or "not separated"))
+        return lines
 
     # ---------------------------------------------------------------------------------------------- writers
 
@@ -140,7 +192,8 @@ class RobustnessResults:
         """Markdown table: one line per model x perturbation x level (the models side by side per level)."""
         lane = any(r.successes is not None for r in self.rows)
         pct = int(round(100 * self.confidence))
-        head = ["perturbation", "level", "model", f"mean return [{pct}% CI]", "crash rate"]
+        head = ["perturbation", "level", "model", f"mean return [{pct}% CI]", f"IQM return [{pct}% CI]",
+                "crash rate"]
         if lane:
             head += ["completion", "mean abs lateral (m)"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -151,12 +204,17 @@ class RobustnessResults:
                                 key=lambda r: order[r.model]):
                     s = r.summary()
                     ci = "" if math.isnan(s["return_ci_low"]) else f" [{s['return_ci_low']:.2f}, {s['return_ci_high']:.2f}]"
-                    cells = [name, f"{level:g}", r.model, f"{s['mean_return']:.2f}{ci}",
+                    iqm = self.statistics()["iqm_return"][(r.model, name, level)]
+                    iqm_ci = "" if iqm["iqm_ci"] is None else f" [{iqm['iqm_ci'][0]:.2f}, {iqm['iqm_ci'][1]:.2f}]"
+                    cells = [name, f"{level:g}", r.model, f"{s['mean_return']:.2f}{ci}", f"{iqm['iqm']:.2f}{iqm_ci}",
                              f"{s['crash_rate']:.0%} ({sum(r.crashes)}/{r.episodes})"]
                     if lane:
                         cells += ["-" if s["completion_rate"] is None else f"{s['completion_rate']:.0%}",
                                   "-" if s["mean_abs_lateral_m"] is None else f"{s['mean_abs_lateral_m']:.3f}"]
                     lines.append("| " + " | ".join(cells) + " |")
+        if len(self.labels) > 1:
+            lines += ["", f"Return, P(a better than b) over episodes (rliable), separated where its {pct}% interval "
+                      "lies wholly above 0.5:", *(f"- {line}" for line in self.verdicts())]
         for label, reason in self.failures.items():
             lines.append(f"\nNot evaluated: {label}: {reason}")
         return "\n".join(lines)
@@ -177,7 +235,8 @@ class RobustnessResults:
             "perturbation_seed": self.perturbation_seed, "confidence": self.confidence, "ci_method": CI_METHOD,
             "sweeps": [[name, list(levels)] for name, levels in self.sweeps],
             "models": self.models, "failures": self.failures, "settings": self.settings,
-            "rows": [r.to_dict() for r in self.rows],
+            "rows": [{**r.to_dict(), **s} for r, s in zip(self.rows, self.summaries())],
+            "comparisons": self.statistics()["comparisons"],
         }
 
     @classmethod

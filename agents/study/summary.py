@@ -2,9 +2,16 @@
 
 For every (env, kind, model, evaluation entry, perturbation, level) the summary holds, for each metric (mean
 return, completion rate, crash rate, mean |lateral offset|), the value of every training seed's run (the mean over
-that run's evaluation episodes), their mean and a 95% Student-t interval across seeds: the seed is the unit, so
-``n`` is the number of training seeds, not of episodes (one seed: no interval). It also counts jobs by status and
-reports the study's wall time (sum over sessions) and the jobs' own seconds.
+that run's evaluation episodes, ``per_seed``) and, from rliable (:mod:`ncp_control.agents.evaluation.statistics`),
+their IQM and mean with stratified-bootstrap 95% intervals across seeds (``iqm``, ``iqm_ci``, ``mean``,
+``mean_ci``; ``ci_low`` / ``ci_high`` are the mean's interval): the seed is the unit, so ``n`` is the number of
+training seeds, not of episodes (one seed: no interval). ``comparisons`` holds, for every pair of models in the
+same cell (the group key without kind, model and training tag) and every metric, the probability that ``a`` is
+better than ``b`` (rliable's probability of improvement across seeds, oriented so that better means a lower crash
+rate or |lateral offset|) with its interval; :func:`separation_verdict` reads it. It also counts jobs by status
+and reports the study's wall time (sum over sessions) and the jobs' own seconds. With plots, a performance profile
+per metric (``profile-*.png``) and, where the PPO runs' folders hold evaluation curves
+(``runs/<id>/eval/evaluations.npz``), IQM against training steps (``efficiency-*.png``).
 
 A study whose spec uses training tags or evaluation conditions (``tag``, ``env_kwargs``, ``train_tags``; see
 :mod:`ncp_control.agents.study.spec`) is keyed also by ``train_tag`` (the run's training tag, ``"untagged"`` without one) and
@@ -25,12 +32,20 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ncp_control.agents.evaluation.statistics import (
+    METHOD,
+    aggregate_intervals,
+    higher_is_better,
+    pairwise_improvement,
+    separated,
+)
 from ncp_control.agents.runs.files import write_json_atomic
 from ncp_control.agents.study.jobs import METRICS
 from ncp_control.agents.study.spec import UNTAGGED as _UNTAGGED
 
 CONFIDENCE = 0.95
-INTERVAL = "Student-t 95% interval of the mean across training seeds (one value per seed: the run's episode mean)"
+INTERVAL = ("rliable stratified-bootstrap 95% interval of the mean across training seeds (one value per seed: the "
+            "run's episode mean)")
 _KEY = ("env", "kind", "model", "evaluation", "perturbation", "level")
 #: the key of a study with training tags or evaluation conditions
 _TAGGED_KEY = ("env", "kind", "train_tag", "model", "evaluation", "condition", "perturbation", "level")
@@ -87,10 +102,12 @@ def summarize(out: str | os.PathLike) -> dict[str, Any]:
     study = read_json_object(out / "study.json", "study record") if (out / "study.json").is_file() else {}
     sessions = study.get("sessions", [])
     statuses = [r["status"] for r in records.values()]
+    summary_groups = sorted((_group(dict(zip(names, key)), by_seed, spec) for key, by_seed in groups.items()),
+                            key=_sort_key)
     summary = {
-        "name": spec.get("name"), "confidence": CONFIDENCE, "interval": INTERVAL,
-        "groups": sorted((_group(dict(zip(names, key)), by_seed, spec) for key, by_seed in groups.items()),
-                         key=_sort_key),
+        "name": spec.get("name"), "confidence": CONFIDENCE, "interval": INTERVAL, "statistics": METHOD,
+        "groups": summary_groups,
+        "comparisons": comparisons(summary_groups, names),
         "jobs": {"total": len(statuses), **{s: statuses.count(s) for s in
                                             ("done", "failed", "skipped", "submitted", "pending")},
                  "retried": sum(1 for r in records.values() if r.get("attempts", 0) > 1)},
@@ -99,6 +116,9 @@ def summarize(out: str | os.PathLike) -> dict[str, Any]:
     }
     if names is _TAGGED_KEY:  # absent from the summaries of studies without tags (unchanged since before them)
         summary["key"] = list(names)
+    efficiency = sample_efficiency(out, records)
+    if efficiency:  # PPO runs whose folders hold evaluation curves
+        summary["sample_efficiency"] = efficiency
     reused = {r["id"]: r["reused_from"] for r in records.values() if r["status"] == "done" and r.get("reused_from")}
     if reused:  # training runs copied from other study folders (--runs-from), not trained here
         summary["reused"] = dict(sorted(reused.items()))
@@ -122,8 +142,6 @@ def _sort_key(group: dict[str, Any]) -> tuple:
 
 def _group(group: dict[str, Any], by_seed: dict[int, dict[str, Any]], spec: dict[str, Any]) -> dict[str, Any]:
     """``group`` (its key as a dict) completed with the entry's settings and the metrics across seeds."""
-    from ncp_control.agents.evaluation.intervals import mean_confidence_interval
-
     seeds = sorted(by_seed)
     evaluation = spec.get("evaluate", [])[group["evaluation"]]
     if "condition" in group:
@@ -134,10 +152,71 @@ def _group(group: dict[str, Any], by_seed: dict[int, dict[str, Any]], spec: dict
         values = [by_seed[s][metric] for s in seeds]
         if any(v is None for v in values):
             continue
-        mean, low, high = mean_confidence_interval(values, CONFIDENCE)
-        group["metrics"][metric] = {"mean": mean, "ci_low": None if math.isnan(low) else low,
-                                    "ci_high": None if math.isnan(high) else high, "per_seed": values}
+        group["metrics"][metric] = metric_statistics(values)
     return group
+
+
+def metric_statistics(per_seed: Sequence[float]) -> dict[str, Any]:
+    """One metric of one group across training seeds: ``mean``, ``ci_low`` / ``ci_high`` and ``mean_ci`` (the
+    mean's interval), ``iqm``, ``iqm_ci`` (rliable, :func:`~ncp_control.agents.evaluation.statistics.aggregate_intervals`)
+    and ``per_seed``; intervals are None with one seed."""
+    values = [float(v) for v in per_seed]
+    stats = aggregate_intervals({"x": values}, confidence=CONFIDENCE)["x"]
+    low, high = stats["mean_ci"] or (None, None)
+    return {"mean": stats["mean"], "ci_low": low, "ci_high": high, "mean_ci": stats["mean_ci"], "iqm": stats["iqm"],
+            "iqm_ci": stats["iqm_ci"], "per_seed": values}
+
+
+#: the group key's fields that name a model's runs; the rest of the key is the cell whose models are compared
+_RUN_FIELDS = ("kind", "train_tag", "model")
+
+
+def _run_names(groups: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The groups of one cell by the name the verdict gives them: the model, ``<tag>:<model>`` for runs of a tagged
+    training entry, and ``<kind>:`` in front where two kinds share a name."""
+    def name(g: dict[str, Any], kind: bool) -> str:
+        tag = g.get("train_tag", _UNTAGGED)
+        return (f"{g['kind']}:" if kind else "") + (g["model"] if tag == _UNTAGGED else f"{tag}:{g['model']}")
+
+    plain = [name(g, False) for g in groups]
+    return {name(g, plain.count(n) > 1): g for g, n in zip(groups, plain)}
+
+
+def _cells(groups: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[tuple, dict[str, dict[str, Any]]]:
+    """The groups by cell (the key without :data:`_RUN_FIELDS`), then by run name (:func:`_run_names`)."""
+    fields = [k for k in names if k not in _RUN_FIELDS]
+    cells: dict[tuple, list[dict[str, Any]]] = {}
+    for group in groups:
+        cells.setdefault(tuple(group.get(k) for k in fields), []).append(group)
+    return {key: _run_names(members) for key, members in cells.items()}
+
+
+def _pairs(runs: dict[str, dict[str, Any]], tagged: bool) -> list[tuple[str, str]]:
+    """The pairs compared in a cell: every pair of models; in a study with conditions, models of the same training
+    tag and each model against itself under another training tag."""
+    return [(a, b) for a, b in itertools.combinations(sorted(runs), 2)
+            if not tagged or runs[a].get("train_tag") == runs[b].get("train_tag")
+            or runs[a]["model"] == runs[b]["model"]]
+
+
+def comparisons(groups: Sequence[dict[str, Any]], names: Sequence[str] = _KEY,
+                metrics: Sequence[str] = METRICS) -> list[dict[str, Any]]:
+    """For every cell, metric and compared pair (:func:`_pairs`) with two seeds or more on each side: the cell's
+    key fields, ``metric``, ``a``, ``b``, ``better`` (``"higher"`` or ``"lower"``), ``prob_improvement`` (the
+    probability that ``a`` is better than ``b`` across training seeds, rliable) and ``prob_improvement_ci``."""
+    fields = [k for k in names if k not in _RUN_FIELDS]
+    tagged = "train_tag" in names
+    out = []
+    for key, runs in _cells(groups, names).items():
+        pairs = _pairs(runs, tagged)
+        for metric in metrics:
+            scores = {n: g["metrics"][metric]["per_seed"] for n, g in runs.items() if metric in g["metrics"]}
+            higher = higher_is_better(metric)
+            found = pairwise_improvement(scores, [(a, b) for a, b in pairs if a in scores and b in scores],
+                                         higher_is_better=higher, confidence=CONFIDENCE)
+            out += [{**dict(zip(fields, key)), "metric": metric, "a": a, "b": b,
+                     "better": "higher" if higher else "lower", **result} for (a, b), result in found.items()]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -155,15 +234,111 @@ def write_summary(out: str | os.PathLike, *, plot: bool = True) -> dict[str, Any
         os.replace(tmp, out / name)
     if plot:
         summary["plots"] = [str(p.name) for p in plot_summary(summary, out)]
+        summary["profiles"] = [p.name for p in plot_profiles(summary, out)]
+        summary["plots_efficiency"] = [p.name for p in plot_efficiency(summary, out)]
     return summary
 
 
+def plot_profiles(summary: dict[str, Any], out: Path) -> list[Path]:
+    """Performance profiles (rliable; :func:`ncp_control.agents.evaluation.statistics.plot_performance_profiles`):
+    one figure per (env, evaluation entry, perturbation, metric), ``profile-<env>-e<i>-<perturbation>-<metric>.png``,
+    a panel per level; in a study with conditions, entries without sweeps share one figure per (env, metric),
+    ``profile-<env>-conditions-<metric>.png``, a panel per condition. Each line: a model's runs (training seeds)."""
+    from ncp_control.agents.evaluation.statistics import plot_performance_profiles
+
+    figures: dict[tuple, dict[str, list[dict[str, Any]]]] = {}
+    for group in summary["groups"]:
+        if "key" in summary and group["perturbation"] == "none":
+            stem, panel = f"profile-{group['env']}-conditions", _condition(group)
+        else:
+            stem = f"profile-{group['env']}-e{group['evaluation']}-{group['perturbation']}"
+            panel = f"{group['perturbation']} {group['level']}" if group["perturbation"] != "none" else group["env"]
+        figures.setdefault((stem, group["env"]), {}).setdefault(panel, []).append(group)
+    paths = []
+    for (stem, env), panels in figures.items():
+        for metric in METRICS:
+            scores = {panel: {_label(g): g["metrics"][metric]["per_seed"] for g in groups if metric in g["metrics"]}
+                      for panel, groups in panels.items()}
+            scores = {panel: s for panel, s in scores.items() if s}
+            if scores:
+                paths.append(plot_performance_profiles(
+                    scores, out / _file_name(f"{stem}-{metric}"), metric=metric,
+                    title=f"{summary['name']}: {env}, {metric}: performance profiles across training seeds"))
+    return paths
+
+
+def sample_efficiency(out: str | os.PathLike, records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """IQM of the periodic evaluation return against training steps, across the training seeds of each (env, kind,
+    training tag, model), from the run folders' ``eval/evaluations.npz`` (Stable-Baselines3's EvalCallback; PPO
+    runs with ``eval_freq > 0``), at the steps every seed reached; empty where no run folder holds one."""
+    import numpy as np
+
+    from ncp_control.agents.evaluation.statistics import sample_efficiency as iqm_curves
+
+    curves: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for record in records.values():
+        if record["spec"]["type"] != "train" or record["status"] != "done":
+            continue
+        path = Path(out) / "runs" / record["id"] / "eval" / "evaluations.npz"
+        if not path.is_file():
+            continue
+        with np.load(path) as data:
+            steps, results = np.asarray(data["timesteps"]), np.asarray(data["results"], dtype=np.float64)
+        spec = record["spec"]
+        key = (spec["env"], spec["kind"], spec.get("tag") or _UNTAGGED, spec["model"])
+        curves.setdefault(key, []).append((steps, results.mean(axis=1)))
+    found = []
+    for (env, kind, tag, model), runs in sorted(curves.items()):
+        common = sorted(set.intersection(*(set(steps.tolist()) for steps, _ in runs)))
+        if not common:
+            continue
+        matrix = np.array([[dict(zip(steps.tolist(), values))[t] for t in common] for steps, values in runs])
+        result = iqm_curves({"x": matrix}, confidence=CONFIDENCE)["x"]
+        found.append({"env": env, "kind": kind, "train_tag": tag, "model": model, "n_runs": len(runs),
+                      "steps": [int(t) for t in common], **result})
+    return found
+
+
+def plot_efficiency(summary: dict[str, Any], out: Path) -> list[Path]:
+    """Sample-efficiency curves (IQM of the evaluation return against training steps, with its bootstrap band), one
+    figure per (env, training tag), ``efficiency-<env>-<tag>.png``, where ``sample_efficiency`` has curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures: dict[tuple, list[dict[str, Any]]] = {}
+    for curve in summary.get("sample_efficiency", []):
+        figures.setdefault((curve["env"], curve["train_tag"]), []).append(curve)
+    paths = []
+    for (env, tag), curves in figures.items():
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for curve in curves:
+            line, = ax.plot(curve["steps"], curve["iqm"], label=f"{curve['kind']}:{curve['model']} (n={curve['n_runs']})")
+            if curve["iqm_ci"]:
+                ax.fill_between(curve["steps"], [c[0] for c in curve["iqm_ci"]], [c[1] for c in curve["iqm_ci"]],
+                                color=line.get_color(), alpha=0.2)
+        ax.set_xlabel("training steps")
+        ax.set_ylabel("IQM evaluation return")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{summary['name']}: {env}, trained {tag}", fontsize=9)
+        fig.tight_layout()
+        path = out / _file_name(f"efficiency-{env}-{tag}")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
 def summary_csv(summary: dict[str, Any]) -> str:
-    """One row per group; for each metric its mean, interval and the per-seed values (``;``-separated)."""
+    """One row per group; for each metric its mean, interval, the per-seed values (``;``-separated), and the IQM
+    with its interval."""
     key = summary.get("key", _KEY)
     columns = [*key, "eval_seed", "episodes", "n_seeds", "seeds"]
     for metric in METRICS:
-        columns += [metric, f"{metric}_ci_low", f"{metric}_ci_high", f"{metric}_per_seed"]
+        columns += [metric, f"{metric}_ci_low", f"{metric}_ci_high", f"{metric}_per_seed", f"{metric}_iqm",
+                    f"{metric}_iqm_ci_low", f"{metric}_iqm_ci_high"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -172,8 +347,10 @@ def summary_csv(summary: dict[str, Any]) -> str:
                                           ";".join(map(str, group["seeds"]))]
         for metric in METRICS:
             m = group["metrics"].get(metric)
-            row += ["", "", "", ""] if m is None else [m["mean"], _blank(m["ci_low"]), _blank(m["ci_high"]),
-                                                       ";".join(repr(v) for v in m["per_seed"])]
+            iqm_ci = (m or {}).get("iqm_ci") or (None, None)
+            row += [""] * 7 if m is None else [m["mean"], _blank(m["ci_low"]), _blank(m["ci_high"]),
+                                               ";".join(repr(v) for v in m["per_seed"]), m["iqm"],
+                                               _blank(iqm_ci[0]), _blank(iqm_ci[1])]
         writer.writerow(row)
     return buffer.getvalue()
 
@@ -195,7 +372,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     for source, ids in by_source.items():
         lines += [f"Reused {len(ids)} finished training run(s) of {source} (copied, not trained here): "
                   + ", ".join(ids) + ".", ""]
-    lines += [f"Each cell: mean over training seeds [{INTERVAL}]; per-seed values in summary.csv / summary.json.", ""]
+    lines += [f"Each cell: mean over training seeds [{INTERVAL}]; per-seed values, the IQM with its interval and "
+              "the probability of improvement of every pair in summary.csv / summary.json.", ""]
     tables: dict[tuple, list[dict[str, Any]]] = {}
     for group in summary["groups"]:
         tables.setdefault((group["env"], group["evaluation"]), []).append(group)
@@ -220,7 +398,31 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines.append("")
     if not tables:
         lines.append("No evaluation has finished yet.")
+    else:
+        lines += _improvement_lines(summary)
     return "\n".join(lines) + "\n"
+
+
+def _improvement_lines(summary: dict[str, Any]) -> list[str]:
+    """A table of the separated pairs (:func:`separation_verdict`'s rule), with their probability of improvement."""
+    names = summary.get("key", _KEY)
+    fields = [k for k in names if k not in _RUN_FIELDS]
+    rows = []
+    for c in summary.get("comparisons", []):
+        verdict = separated(c["a"], c["b"], c["prob_improvement_ci"])
+        if verdict:
+            where = ", ".join(f"{k} {c[k]}" for k in fields if c.get(k) is not None and c[k] != "none")
+            p, (low, high) = c["prob_improvement"], c["prob_improvement_ci"]
+            if not verdict.startswith(f"{c['a']} better"):  # b better than a: the winner's probability
+                p, low, high = 1.0 - p, 1.0 - high, 1.0 - low
+            rows.append(f"| {where} | {c['metric']} | {verdict} | {p:.2f} [{low:.2f}, {high:.2f}] |")
+    head = ["## Probability of improvement", "",
+            f"{len(summary.get('comparisons', []))} pairs compared (every metric); separated where the 95% interval "
+            "of P(a better than b) across training seeds lies wholly above 0.5 (better: higher return and "
+            "completion, lower crash rate and |lateral offset|). All pairs are in summary.json.", ""]
+    if not rows:
+        return head + ["No pair separated.", ""]
+    return head + ["| cell | metric | verdict | P(winner better) [95% CI] |", "|---|---|---|---|", *rows, ""]
 
 
 def _condition(group: dict[str, Any]) -> str:
@@ -275,7 +477,7 @@ def plot_summary(summary: dict[str, Any], out: Path) -> list[Path]:
                              out / _file_name(f"summary-{env}-e{evaluation}-{perturbation}")))
     for (env, tag), groups in conditions.items():
         names = list(dict.fromkeys(_condition(g) for g in groups))
-        paths.append(_figure(groups, lambda g: names.index(_condition(g)), "condition",
+        paths.append(_figure(groups, lambda g, names=names: names.index(_condition(g)), "condition",
                              f"{summary['name']}: {env}, trained {tag}",
                              out / _file_name(f"summary-{env}-{tag}-conditions"), ticks=names))
     return paths
@@ -333,56 +535,41 @@ def _plot_metric(ax, groups: list[dict[str, Any]], metric: str, x_of, categorica
 
 
 def separation_verdict(summary: dict, metrics: Sequence[str]) -> list[str]:
-    """One line per (env, perturbation, level, metric) of a study's ``summary.json``: the pairs of models whose 95%
-    intervals across training seeds do not overlap ("a < b"), or "not separated" (models with one seed are left out).
+    """One line per (env, perturbation, level, metric) of a study's ``summary.json``: ``"a better than b"`` for the
+    pairs of models where the 95% interval of the probability that ``a`` is better than ``b`` (rliable's
+    probability of improvement across training seeds, from the summary's ``comparisons``; oriented so that better
+    is a lower crash rate or |lateral offset|) lies wholly above 0.5, else "not separated" (models with one seed are
+    left out). A summary without ``comparisons`` (written before them) has them computed from its per-seed values.
 
     A study with conditions (its summary has ``key``) gets one line per (env, condition, perturbation, level,
     metric), ``<env> <condition> [<perturbation> <level>] <metric>: ...``; runs of a tagged training entry are
     named ``<tag>:<model>``, and the pairs compared are models of the same training tag and each model against
-    itself under another training tag (e.g. ``dr:lstm < lstm``).
+    itself under another training tag (e.g. ``dr:lstm better than lstm``).
     """
-    if "key" in summary:
-        return _condition_verdict(summary, metrics)
-    cells: dict[tuple, dict[str, dict]] = {}
-    for group in summary["groups"]:
-        key = (group["env"], group["perturbation"], group["level"])
-        cells.setdefault(key, {})[group["model"]] = group
+    names = summary.get("key", _KEY)
+    tagged = "key" in summary
+    fields = [k for k in names if k not in _RUN_FIELDS]
+    found = summary.get("comparisons")
+    if found is None:
+        found = comparisons(summary["groups"], names, metrics)
+    by_cell: dict[tuple, list[dict[str, Any]]] = {}
+    for c in found:
+        by_cell.setdefault((tuple(c.get(k) for k in fields), c["metric"]), []).append(c)
+    cells = _cells(summary["groups"], names)
+
+    def order(key: tuple) -> tuple:
+        cell = dict(zip(fields, key))
+        return (cell["env"], cell.get("evaluation") or 0, cell["perturbation"], cell["level"] or 0)
+
     lines = []
-    for (env, perturbation, level), models in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
+    for key in sorted(cells, key=order):
+        cell = dict(zip(fields, key))
+        if tagged:
+            where = " ".join([cell["env"], _condition(next(iter(cells[key].values())))]
+                             + ([] if cell["perturbation"] == "none" else [cell["perturbation"], str(cell["level"])]))
+        else:
+            where = f"{cell['env']} {cell['perturbation']} {cell['level']}"
         for metric in metrics:
-            found = _separated(models, itertools.combinations(sorted(models), 2), metric)
-            lines.append(f"{env} {perturbation} {level} {metric}: " + ("; ".join(found) or "not separated"))
+            verdicts = [separated(c["a"], c["b"], c["prob_improvement_ci"]) for c in by_cell.get((key, metric), [])]
+            lines.append(f"{where} {metric}: " + ("; ".join(v for v in verdicts if v) or "not separated"))
     return lines
-
-
-def _condition_verdict(summary: dict, metrics: Sequence[str]) -> list[str]:
-    cells: dict[tuple, dict[str, dict]] = {}
-    for group in summary["groups"]:
-        key = (group["env"], group["evaluation"], group["perturbation"], group["level"])
-        name = group["model"] if group["train_tag"] == _UNTAGGED else f"{group['train_tag']}:{group['model']}"
-        cells.setdefault(key, {})[name] = group
-    lines = []
-    for (env, _, perturbation, level), runs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2],
-                                                                                    kv[0][3] or 0)):
-        pairs = [(a, b) for a, b in itertools.combinations(sorted(runs), 2)
-                 if runs[a]["train_tag"] == runs[b]["train_tag"] or runs[a]["model"] == runs[b]["model"]]
-        where = " ".join([env, _condition(next(iter(runs.values())))]
-                         + ([] if perturbation == "none" else [perturbation, str(level)]))
-        for metric in metrics:
-            found = _separated(runs, pairs, metric)
-            lines.append(f"{where} {metric}: " + ("; ".join(found) or "not separated"))
-    return lines
-
-
-def _separated(groups: dict[str, dict], pairs, metric: str) -> list[str]:
-    """``"a < b"`` for each pair whose intervals on ``metric`` do not overlap (both with at least two seeds)."""
-    found = []
-    for a, b in pairs:
-        ma, mb = groups[a]["metrics"].get(metric), groups[b]["metrics"].get(metric)
-        if not ma or not mb or groups[a]["n_seeds"] < 2 or groups[b]["n_seeds"] < 2:
-            continue
-        if ma["ci_high"] < mb["ci_low"]:
-            found.append(f"{a} < {b}")
-        elif mb["ci_high"] < ma["ci_low"]:
-            found.append(f"{b} < {a}")
-    return found

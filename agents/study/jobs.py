@@ -133,8 +133,8 @@ def config_difference(kind: str, config: Mapping[str, Any], run_config: Mapping[
 
         how = ("progress_bar", "checkpoint_seconds")
         ours = {k: v for k, v in json.loads(json.dumps(finalize_config(dict(config)))).items() if k not in how}
-        stored = {k: v for k, v in run_config.items() if k not in how}
-        return sorted(k for k in ours.keys() | stored.keys() if ours.get(k) != stored.get(k))
+        theirs = {k: v for k, v in run_config.items() if k not in how}
+        return sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
     raise ValueError(f"unknown training kind {kind!r}; known: 'ppo', 'bc'")
 
 
@@ -219,7 +219,7 @@ def unpack_folder(data: bytes, folder: str | os.PathLike) -> Path:
         if hasattr(tarfile, "data_filter"):
             archive.extractall(partial, filter="data")
         else:  # Python < 3.10.12 / 3.11.4 (Debian 12's 3.11.2): the same refusals, checked here
-            archive.extractall(partial, members=plain_members(archive, partial))
+            archive.extractall(partial, members=plain_members(archive, partial), numeric_owner=True)
     return replace_folder(partial, folder)
 
 
@@ -238,8 +238,9 @@ def plain_members(archive: tarfile.TarFile, destination: str | os.PathLike) -> l
         if os.path.isabs(member.name) or os.path.commonpath([root, target]) != root:
             raise tarfile.TarError(f"{member.name!r} would be written outside the destination folder")
         member.mode = (member.mode | 0o600) & 0o755 if member.isfile() else 0o755  # no setuid, no group/other write
-        member.uid = member.gid = None  # type: ignore[assignment]
-        member.uname = member.gname = None  # type: ignore[assignment]
+        # owned by whoever unpacks (the data filter drops the archive's owners; these Pythons' chown, run as root,
+        # would look the names up and fail on None): extracted with numeric_owner=True, so these ids are used
+        member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
         members.append(member)
     return members
 

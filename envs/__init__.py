@@ -15,6 +15,7 @@ Every id raises ``ValueError`` on a NaN/inf action.
 """
 
 import os
+from typing import Any
 
 # Headless rendering on machines without a display: MuJoCo reads MUJOCO_GL at import time.
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -22,7 +23,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 from gymnasium.envs.registration import register, registry  # noqa: E402
 
 
-def _register(id: str, **kwargs) -> None:
+def _register(id: str, **kwargs: Any) -> None:
     if id not in registry:  # idempotent under reloads
         register(id=id, **kwargs)
 

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -150,7 +150,7 @@ class RejectNonFiniteActions(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.Wrapper.__init__(self, env)
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         values = np.asarray(action)
         if values.dtype.kind in "fc" and not np.isfinite(values).all():
             raise ValueError(f"action must be finite, got {action!r}; NaN/inf actions are rejected "

@@ -185,8 +185,9 @@ def _run(predictor, envs_: list[gym.Env], episodes: int, seed: int, deterministi
             returns[ep] += float(reward)
             lengths[ep] += 1
             flat_action = np.asarray(action, dtype=np.float64).reshape(-1)
-            if last_action[i] is not None:
-                lane["action_deltas"].append(np.abs(flat_action - last_action[i]).mean())  # mean over action dims
+            previous = last_action[i]
+            if previous is not None:
+                lane["action_deltas"].append(np.abs(flat_action - previous).mean())  # mean over action dims
             last_action[i] = flat_action
             if all(k in info for k in LANE_KEYS):
                 lane["abs_lateral"].append(abs(float(info["lateral_offset_m"])))
@@ -244,7 +245,7 @@ def _spaces_equal(a: spaces.Space, b: spaces.Space) -> bool:
         return set(a.spaces) == set(b.spaces) and all(_spaces_equal(a[k], b[k]) for k in a.spaces)
     if type(a) is not type(b):
         return False
-    if isinstance(a, spaces.Box):
+    if isinstance(a, spaces.Box) and isinstance(b, spaces.Box):  # b: same type as a
         return a.shape == b.shape or _transposed_image(a, b)
     return a == b
 

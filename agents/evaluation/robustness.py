@@ -338,8 +338,10 @@ def robustness_sweep(
     block_episodes = checks.positive_int("block_episodes", block_episodes)
     confidence = check_confidence(confidence)
     checks.choice("start_method", start_method, _START_METHODS)
-    seed = checks.seed("seed", seed)
-    perturbation_seed = seed if perturbation_seed is None else checks.seed("perturbation_seed", perturbation_seed)
+    # seeds: what checks.seed checks without optional or high, typed int
+    seed = checks.non_negative_int("seed", seed)
+    perturbation_seed = seed if perturbation_seed is None else checks.non_negative_int("perturbation_seed",
+                                                                                         perturbation_seed)
     say = progress or (lambda line: None)
 
     labelled = _label_models(models)

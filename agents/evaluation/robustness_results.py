@@ -78,6 +78,8 @@ class Row:
             "completion_rate": None, "mean_abs_lateral_m": None, "departures_per_km": None,
         }
         if self.successes is not None:
+            if self.distances_m is None or self.abs_lateral_m is None:
+                raise ValueError("successes, abs_lateral_m and distances_m are given together or not at all")
             lengths = np.asarray(self.lengths, dtype=np.float64)
             km = float(np.sum(self.distances_m)) / 1000.0
             out.update(

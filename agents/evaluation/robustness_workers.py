@@ -85,8 +85,9 @@ class _Worker:
         from ncp_control.agents.evaluation.episodes import evaluate
 
         job = self.jobs[task.model]
-        wrappers = () if task.condition.name is None else (
-            functools.partial(make_perturbation, spec=task.condition.spec, seed=self.perturbation_seed),)
+        spec = task.condition.spec  # None exactly when unperturbed
+        wrappers = () if spec is None else (
+            functools.partial(make_perturbation, spec=spec, seed=self.perturbation_seed),)
         try:
             return evaluate(self.predictor(task.model), job.env_id, task.count, self.seed + task.start,
                             env_kwargs=job.env_kwargs, wrappers=wrappers, n_envs=self.n_envs,

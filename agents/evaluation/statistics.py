@@ -180,7 +180,7 @@ def performance_profiles(scores: Mapping[str, Any], taus: Sequence[float] | np.n
     def func(x):  # rliable.library.score_distributions(x, taus), vectorised over taus (tests check they agree)
         return (x.reshape(-1)[None, :] > taus[:, None]).mean(axis=1)
 
-    out = {}
+    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     for name, values in scores.items():
         x = score_matrix(values)
         if x.shape[0] < 2:
@@ -245,7 +245,7 @@ def sample_efficiency(curves: Mapping[str, Any], *, reps: int = REPS, seed: int 
     def func(x):
         return np.array([metrics.aggregate_iqm(x[..., t]) for t in range(x.shape[-1])])
 
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for name, values in curves.items():
         x = np.asarray(values, dtype=np.float64)
         if x.ndim == 2:

@@ -13,14 +13,14 @@ that they return unchanged. The recurrent cells are replaced by their folded ste
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from ncp_control.cells import LTCCell, WiredCfCCell
+from ncp_control.cells import CfCCell, LTCCell, WiredCfCCell
 from ncp_control.cells.folded import FoldedLTCStep, FoldedWiredCfCStep
 from ncp_control.policies.core import CfCCore, LSTMCore, LTCCore, RecurrentCore
 
@@ -40,7 +40,7 @@ class CoreStep(nn.Module):
         self.min_elapsed_time = core.min_elapsed_time
         self.time_unit = float(time_unit)
         self.kind = core.kind
-        self.step = None
+        self.step: FoldedLTCStep | FoldedWiredCfCStep | None = None
         self.affine = None
         if isinstance(core, LTCCore) and isinstance(core.cell, LTCCell):
             self.step = FoldedLTCStep(core.cell, self.time_unit, core.min_elapsed_time, output_scale, output_shift)
@@ -69,7 +69,8 @@ class CoreStep(nn.Module):
             if self.step is not None:
                 out, state = self.step(x, state, dt)
             else:
-                out = state = self.cell.step(x, state, dt.unsqueeze(-1))  # dense CfC: the cell's own torch code
+                # dense CfC (kind "cfc", no folded step): the cell's own torch code
+                out = state = cast(CfCCell, self.cell).step(x, state, dt.unsqueeze(-1))
         if self.affine:
             out = self.shift + self.scale * out
         return out, state
@@ -124,6 +125,9 @@ class ObservationPrep(nn.Module):
 
 class ActionMap(nn.Module):
     """Deterministic action from the action net's output: SB3's squashing (tanh, then rescale) or its clip."""
+
+    low: Tensor  # buffers
+    high: Tensor
 
     def __init__(self, policy, action_space: spaces.Box):
         super().__init__()

@@ -113,13 +113,17 @@ def rollout(
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta must be in [0, 1], got {beta}")
     rng = rng if rng is not None else np.random.default_rng(road_seed)
-    low, high = env.action_space.low, env.action_space.high
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Box):
+        raise TypeError(f"rollout needs a Box action space, got {space!r}")
+    low, high = space.low, space.high
     obs, info = env.reset(seed=int(road_seed))
-    frames, labels, executed, learned, dts = [], [], [], [], []
+    frames: list[np.ndarray] = []
+    labels, executed, learned, dts = [], [], [], []
     infos: dict[str, list[float]] = {k: [] for k in LANE_INFO_KEYS if k in info}
-    state, dt, eps = None, float(step_seconds), np.zeros(env.action_space.shape, np.float64)
+    state, dt, eps = None, float(step_seconds), np.zeros(space.shape, np.float64)
     while True:
-        label = np.asarray(expert(), np.float32).reshape(env.action_space.shape)
+        label = np.asarray(expert(), np.float32).reshape(space.shape)
         action = label
         if learner is not None:
             out, state = learner.predict(obs[None], state, np.array([len(frames) == 0]), elapsed_time=dt)
@@ -127,7 +131,7 @@ def rollout(
             if rng.random() >= beta:
                 action = out[0]
         else:
-            learned.append(np.full(env.action_space.shape, np.nan, np.float32))
+            learned.append(np.full(space.shape, np.nan, np.float32))
         if noise is not None and noise.std > 0:
             eps = noise.rho * eps + np.sqrt(1.0 - noise.rho**2) * noise.std * rng.standard_normal(eps.shape)
             action = action + eps

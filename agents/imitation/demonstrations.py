@@ -294,7 +294,7 @@ class Demonstrations:
         }
         tmp = temporary_path(path)
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy's stub fears a key "allow_pickle"
         os.replace(tmp, path)
         entry = {
             "file": name,
@@ -319,7 +319,8 @@ class Demonstrations:
         """Delete the episodes of ``round_index`` if that round was not marked complete; returns how many."""
         if round_index in self._manifest["rounds_complete"]:
             return 0
-        keep, drop = [], []
+        keep: list[dict[str, Any]] = []
+        drop: list[dict[str, Any]] = []
         for entry in self._manifest["episodes"]:
             (drop if entry["round"] == round_index else keep).append(entry)
         if any(e["round"] > round_index for e in keep):

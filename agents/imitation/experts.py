@@ -8,13 +8,38 @@ observation.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
 
 from ncp_control import checks
 
+if TYPE_CHECKING:
+    from ncp_control.envs.lane_keeping.road import Road
+
 __all__ = ["PurePursuitExpert", "expert_action"]
+
+
+class _LaneKeepingWorld(Protocol):
+    """What the expert reads from the unwrapped env (``ncp_control.envs.lane_keeping.world.LaneKeepingBase``)."""
+
+    road: Road
+
+    @property
+    def speed(self) -> float: ...
+
+    @property
+    def steering_time_constant(self) -> float: ...
+
+    @property
+    def max_steering_curvature(self) -> float: ...
+
+    def car_pose(self) -> tuple[float, float, float]: ...
+
+    def arc_length(self) -> float: ...
+
+    def steering(self) -> float: ...
 
 
 class PurePursuitExpert:
@@ -64,7 +89,7 @@ class PurePursuitExpert:
         checks.positive_real("min_lookahead", min_lookahead)
         if lag is not None:
             checks.non_negative_real("lag", lag, hint="or None")
-        self._env = base
+        self._env = cast(_LaneKeepingWorld, base)  # duck-typed: its members are checked above
         self._lookahead_time = float(lookahead_time)
         self._min_lookahead = float(min_lookahead)
         self._lag = None if lag is None else float(lag)

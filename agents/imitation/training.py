@@ -149,13 +149,17 @@ def _prepare(config: BCConfig, run_dir: Path, resume: bool, trusted_expert: str 
     env = make_env(config.env_id, config.env_kwargs, config.max_episode_steps)
     if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 3:
         raise ValueError(f"{config.env_id} must observe (H, W, 3) images, has {env.observation_space}")
+    height, width, channels = env.observation_space.shape
+    action_shape = env.action_space.shape
+    if action_shape is None:
+        raise ValueError(f"{config.env_id} must have an action space of fixed shape, has {env.action_space}")
     allow = not resume or (trusted_expert is not None and trusted_expert == config.expert)
     expert = resolve_expert(config.env_id, config.expert, allow_import=allow)(env)
     step_seconds = measure_step_seconds(env)
     model_config = ModelConfig(
         kind=config.model,
-        observation_shape=tuple(env.observation_space.shape),
-        action_size=int(np.prod(env.action_space.shape)),
+        observation_shape=(height, width, channels),
+        action_size=int(np.prod(action_shape)),
         features=config.features,
         conv_channels=config.conv_channels,
         step_seconds=step_seconds,
@@ -165,7 +169,8 @@ def _prepare(config: BCConfig, run_dir: Path, resume: bool, trusted_expert: str 
         write_json_atomic(run_dir / "config.json", _run_config(config, model_config), indent=1, sort_keys=False)
     model = build_model(model_config, seed=config.seed)
     optimizer = make_optimizer(model, config)
-    store = _open_demonstrations(run_dir / "demonstrations", config, env, model_config.observation_shape)
+    store = _open_demonstrations(run_dir / "demonstrations", config, env, model_config.observation_shape,
+                                 action_shape)
     return _Run(run_dir, config, env, expert, step_seconds, model, optimizer, store)
 
 
@@ -182,17 +187,16 @@ def _run_config(config: BCConfig, model_config: ModelConfig) -> dict[str, Any]:
     }
 
 
-def _open_demonstrations(data_dir: Path, config: BCConfig, env: gym.Env,
-                         observation_shape: tuple[int, ...]) -> Demonstrations:
+def _open_demonstrations(data_dir: Path, config: BCConfig, env: gym.Env, observation_shape: tuple[int, ...],
+                         action_shape: tuple[int, ...]) -> Demonstrations:
     """The run's dataset: opened (checked against the env) if it exists, else created empty."""
     if (data_dir / MANIFEST_NAME).exists():
         return Demonstrations.open(
-            data_dir, env_id=config.env_id, observation_shape=observation_shape,
-            action_shape=env.action_space.shape,
+            data_dir, env_id=config.env_id, observation_shape=observation_shape, action_shape=action_shape,
         )
     return Demonstrations.create(
         data_dir, env_id=config.env_id, env_kwargs=config.env_kwargs,
-        observation_shape=observation_shape, action_shape=env.action_space.shape,
+        observation_shape=observation_shape, action_shape=action_shape,
         info_keys=[k for k in LANE_INFO_KEYS if k in env.reset(seed=0)[1]],
     )
 

@@ -115,12 +115,17 @@ def check_model_keys(config: dict[str, Any]) -> None:
     cls = algorithm_class(config["policy"])
     allowed = set(inspect.signature(cls.__init__).parameters) - {"self", "policy", "env", "policy_kwargs", "seed",
                                                                    "tensorboard_log", "device", "_init_setup_model"}
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    policy_cls: type[ActorCriticPolicy] = ActorCriticPolicy
     if config["policy"] in ("ltc", "cfc"):
-        from ncp_control.policies.recurrent_ppo import NCPActorCriticPolicy as policy_cls
+        from ncp_control.policies.recurrent_ppo import NCPActorCriticPolicy
+
+        policy_cls = NCPActorCriticPolicy
     elif config["policy"] == "lstm":
-        from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy as policy_cls
-    else:
-        from stable_baselines3.common.policies import ActorCriticPolicy as policy_cls
+        from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+
+        policy_cls = RecurrentActorCriticPolicy
     params = inspect.signature(policy_cls.__init__).parameters
     policy_allowed = set(params) - {"self", "observation_space", "action_space", "lr_schedule"}
     sections = [("algo", config["algo"], allowed)]

@@ -16,10 +16,11 @@ env.) ``hyperparams_path("cfc")`` gives the installed file's path.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ncp_control.agents.ppo.config import resolve_config
 from ncp_control.agents.ppo.envs import env_step_duration
+from ncp_control.agents.ppo.models import PolicyName
 
 __all__ = ["ZOO_ENVS", "ZOO_POLICY", "hyperparams_path", "zoo_hyperparams", "render_hyperparams_file"]
 
@@ -47,7 +48,7 @@ def zoo_hyperparams(env_id: str, cell: str) -> dict[str, Any]:
         ValueError: the preset cannot be expressed for rl-zoo (observation elapsed time, a vector env other than
             rl-zoo's default, or env kwargs).
     """
-    config = resolve_config(env_id, cell, timesteps=ZOO_TIMESTEPS)
+    config = resolve_config(env_id, cast(PolicyName, cell), timesteps=ZOO_TIMESTEPS)  # it checks the name
     if config["elapsed_time"] != "constant" or config["env_kwargs"] or config["vec_env"] != "dummy":
         raise ValueError(f"the {cell} preset for {env_id} uses settings rl-zoo files cannot express "
                          "(elapsed_time='observation', env_kwargs or a subproc vec_env)")

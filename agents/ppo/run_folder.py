@@ -39,7 +39,10 @@ def _numbered_checkpoints(run_dir: str | Path, pattern: re.Pattern) -> list[tupl
 
 def vecnormalize_for(checkpoint: Path) -> Path:
     """SB3's pickled ``VecNormalize`` file saved with the SB3 checkpoint ``checkpoint`` (``model_<N>_steps.zip``)."""
-    steps = _CHECKPOINT_RE.match(checkpoint.name).group(1)
+    match = _CHECKPOINT_RE.match(checkpoint.name)
+    if match is None:
+        raise ValueError(f"{checkpoint.name!r} is not an SB3 checkpoint name ({CHECKPOINT_PREFIX}_<N>_steps.zip)")
+    steps = match.group(1)
     return checkpoint.with_name(f"{CHECKPOINT_PREFIX}_vecnormalize_{steps}_steps.pkl")
 
 

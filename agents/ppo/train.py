@@ -118,11 +118,11 @@ def _build(config: dict[str, Any], run_dir: Path, checkpoint: Path | None):
 def _checkpoint_callbacks(config: dict[str, Any], run_dir: Path) -> list:
     """The callbacks writing checkpoints (SB3's files and the policy as data): every ``checkpoint_freq`` steps and
     every ``checkpoint_seconds`` of wall time, each when turned on."""
-    from stable_baselines3.common.callbacks import CheckpointCallback
+    from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 
     from ncp_control.agents.ppo.callbacks import WallTimeCheckpoint
 
-    found = []
+    found: list[BaseCallback] = []
     if config["checkpoint_freq"] > 0:
         save_freq = max(config["checkpoint_freq"] // config["n_envs"], 1)
         found.append(CheckpointCallback(

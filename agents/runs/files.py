@@ -132,6 +132,9 @@ class ObsNormalizer:
     def from_vecnormalize(cls, venv) -> ObsNormalizer:
         """The statistics of an SB3 ``VecNormalize``."""
         rms = venv.obs_rms
+        mean: np.ndarray | dict[str, np.ndarray]
+        var: np.ndarray | dict[str, np.ndarray]
+        keys: tuple[str, ...] | None
         if isinstance(rms, dict):
             mean = {k: np.asarray(r.mean, np.float64) for k, r in rms.items()}
             var = {k: np.asarray(r.var, np.float64) for k, r in rms.items()}
@@ -183,7 +186,7 @@ def save_normalizer(normalizer: ObsNormalizer, path: str | os.PathLike) -> None:
     path = Path(path)
     tmp = temporary_path(path)
     with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub fears a key "allow_pickle" (none is)
     os.replace(tmp, path)
 
 
@@ -212,6 +215,9 @@ def _normalizer_from_arrays(arrays: dict[str, np.ndarray]) -> ObsNormalizer:
         raise ValueError(f"format {arrays['format']!r} version {arrays['version']!r} is not {_NORMALIZER_FORMAT} v1")
     scalars = {name: float(arrays[name]) for name in _SCALARS}
     flags = {name: bool(arrays[name]) for name in _FLAGS}
+    keys: tuple[str, ...] | None
+    mean: np.ndarray | dict[str, np.ndarray]
+    var: np.ndarray | dict[str, np.ndarray]
     if "norm_obs_keys" in arrays:
         keys = tuple(str(k) for k in arrays["norm_obs_keys"].reshape(-1))
         mean = {k: _float_array(arrays[f"obs_mean_{i}"]) for i, k in enumerate(keys)}
@@ -225,7 +231,8 @@ def _normalizer_from_arrays(arrays: dict[str, np.ndarray]) -> ObsNormalizer:
             raise ValueError("observation mean/var must have one shape, be finite, and var >= 0")
     if not (scalars["epsilon"] > 0 and scalars["clip_obs"] > 0):
         raise ValueError("epsilon and clip_obs must be positive")
-    return ObsNormalizer(mean, var, **scalars, **flags, norm_obs_keys=keys)
+    # scalars fill the float fields, flags the bool ones (mypy cannot tell the keys apart)
+    return ObsNormalizer(mean, var, **scalars, **flags, norm_obs_keys=keys)  # type: ignore[arg-type]
 
 
 def _float_array(a: np.ndarray) -> np.ndarray:

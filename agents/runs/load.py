@@ -11,6 +11,7 @@ Loading runs nothing from the folder: the loaders read JSON, weights-only torch 
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def training_env_kwargs(config: dict[str, Any]) -> dict[str, Any]:
     return dict(kwargs or {})
 
 
-def read_config(run_dir: str | Path) -> dict[str, Any]:
+def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     """``RUN_DIR/config.json`` as a dict.
 
     Raises:
@@ -75,7 +76,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     return config
 
 
-def load_run(run_dir: str | Path) -> LoadedRun:
+def load_run(run_dir: str | os.PathLike) -> LoadedRun:
     """Load a run folder's model as a Predictor.
 
     Raises:

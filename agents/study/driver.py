@@ -104,7 +104,7 @@ def _train_task(job: TrainJob, run_dir: str | None, scratch_key: str, fault: boo
 
     record = _where(ledger, job.job_id, job.cpus)
     transfer = run_dir is None
-    if transfer:
+    if run_dir is None:
         run_dir = str(Path(tempfile.gettempdir()) / "ncp-control-study" / scratch_key / job.job_id)
     record.update(train_job(job.kind, job.config, run_dir, exit_after_checkpoint=fault))
     if transfer:

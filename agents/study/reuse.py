@@ -88,7 +88,9 @@ def _reusable(job: TrainJob, source: Path) -> tuple[str | None, dict[str, Any]]:
         record = read_json_object(marker, "job record")
     except ValueError as error:
         return str(error), {}
-    spec = record.get("spec") if isinstance(record.get("spec"), dict) else {}
+    spec = record.get("spec")
+    if not isinstance(spec, dict):
+        spec = {}
     ours = {"type": "train", "kind": job.kind, "env": job.env_id, "model": job.model, "seed": job.seed,
             "tag": job.tag}
     theirs = {key: spec.get(key) for key in ours}

@@ -54,9 +54,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ncp_control import checks
+
+if TYPE_CHECKING:
+    from ncp_control.agents.ppo.models import PolicyName
 
 _TOP_KEYS = {"name", "train", "evaluate", "cpus", "max_attempts", "_doc"}
 _PPO_KEYS = {"kind", "env", "policies", "seeds", "timesteps", "config", "tag", "cpus"}
@@ -197,7 +200,8 @@ def _train_jobs(where: str, entry: Any, default_cpus: int) -> list[TrainJob]:
     tag = check_tag(f"{where}.tag", entry["tag"]) if "tag" in entry else None
     if tag == UNTAGGED:
         raise ValueError(f"{where}.tag: {UNTAGGED!r} is reserved (it names the runs of untagged entries)")
-    seeds = [checks.seed(f"{where}.seeds", s) for s in _list(f"{where}.seeds", entry["seeds"])]
+    # what checks.seed checks without optional or high, typed int
+    seeds = [checks.non_negative_int(f"{where}.seeds", s) for s in _list(f"{where}.seeds", entry["seeds"])]
     models = [_string(f"{where}.{'policies' if ppo else 'models'}", m)
               for m in _list(where, entry["policies" if ppo else "models"])]
     jobs = []
@@ -219,7 +223,9 @@ def _ppo_config(where: str, entry: dict[str, Any], policy: str, seed: int) -> di
     overrides["progress_bar"] = False
     try:
         timesteps = checks.positive_int(f"{where}.timesteps", entry["timesteps"])
-        return resolve_config(entry["env"], policy, timesteps=timesteps, seed=seed, overrides=overrides)
+        # resolve_config checks the policy name
+        return resolve_config(entry["env"], cast("PolicyName", policy), timesteps=timesteps, seed=seed,
+                              overrides=overrides)
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from error
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 from gymnasium.utils import EzPickle
@@ -45,7 +47,7 @@ class LaneKeepingEnv(LaneKeepingBase):
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
     """
 
-    def __init__(self, *, image_height: int = 64, image_width: int = 128, **kwargs):
+    def __init__(self, *, image_height: int = 64, image_width: int = 128, **kwargs: Any) -> None:
         image_height = check_size("image_height", image_height)
         image_width = check_size("image_width", image_width)
         EzPickle.__init__(self, image_height=image_height, image_width=image_width, **kwargs)
@@ -57,4 +59,4 @@ class LaneKeepingEnv(LaneKeepingBase):
         return self._render_camera_image(self._dashcam, *self._image_size, (CAR_GROUP,))
 
 
-LaneKeepingEnv.__doc__ += WORLD_MANUAL
+LaneKeepingEnv.__doc__ = (LaneKeepingEnv.__doc__ or "") + WORLD_MANUAL  # None under python -OO

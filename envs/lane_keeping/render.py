@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 __all__ = ["OffscreenRenderer"]
 
 
-def _gl_context_class():
+def _gl_context_class() -> type:
     """The GL context class for ``MUJOCO_GL`` as it is now (default ``egl``).
 
     ``mujoco.GLContext`` is chosen when ``mujoco`` is first imported; a program that imported ``mujoco`` before

@@ -63,7 +63,15 @@ def road_meshes(road: Road, line_width: float) -> dict[str, Mesh]:
 
 
 def _read_asset(name: str) -> ET.Element:
-    return ET.fromstring(resources.files("ncp_control.envs.lane_keeping").joinpath("assets", name).read_text())
+    return ET.fromstring(resources.files("ncp_control.envs.lane_keeping").joinpath("assets").joinpath(name).read_text())
+
+
+def _find(parent: ET.Element, path: str) -> ET.Element:
+    """``parent.find(path)`` for an element the bundled MJCF assets always hold."""
+    element = parent.find(path)
+    if element is None:
+        raise ValueError(f"the lane-keeping MJCF assets lack the element {path!r}")
+    return element
 
 
 def build_model(config: RoadConfig, *, timestep: float, wheelbase: float, steering_time_constant: float,
@@ -79,19 +87,19 @@ def build_model(config: RoadConfig, *, timestep: float, wheelbase: float, steeri
         target = scene.find(section)
         if target is None:
             target = ET.SubElement(scene, section)
-        for child in list(vehicle.find(section)):
+        for child in list(_find(vehicle, section)):
             target.append(child)
-    scene.find("option").set("timestep", repr(timestep))
-    offscreen_el = scene.find("visual/global")
+    _find(scene, "option").set("timestep", repr(timestep))
+    offscreen_el = _find(scene, "visual/global")
     offscreen_el.set("offheight", str(offscreen[0]))
     offscreen_el.set("offwidth", str(offscreen[1]))
-    scene.find(".//body[@name='front_axle']").set("pos", f"{wheelbase!r} 0 0.33")
-    scene.find(".//position[@name='steer']").set("timeconst", repr(steering_time_constant))
+    _find(scene, ".//body[@name='front_axle']").set("pos", f"{wheelbase!r} 0 0.33")
+    _find(scene, ".//position[@name='steer']").set("timeconst", repr(steering_time_constant))
     # placeholder road: a straight one of the right size (vertices are rewritten every episode)
     placeholder_road = Road(np.zeros(config.num_samples), config.ds, config.length)
     placeholder = road_meshes(placeholder_road, 0.2)
     for mesh_el in scene.findall("asset/mesh"):
-        mesh = placeholder[mesh_el.get("name")]
+        mesh = placeholder[mesh_el.attrib["name"]]
         mesh_el.set("vertex", " ".join(f"{v:.3f}" for v in mesh.vertices.ravel()))
         mesh_el.set("face", " ".join(str(i) for i in mesh.faces.ravel()))
         if mesh_el.get("name") == "road_surface":  # texture coordinates for the asphalt textures
@@ -99,7 +107,7 @@ def build_model(config: RoadConfig, *, timestep: float, wheelbase: float, steeri
             mesh_el.set("texcoord", " ".join(f"{v:.3f}" for v in uv.ravel()))
     # domain randomisation: textured variants of the asphalt and ground materials (texels written after compiling,
     # see _write_texels) and the pool of roadside geoms (hidden in their own group unless randomised)
-    asset, worldbody = scene.find("asset"), scene.find("worldbody")
+    asset, worldbody = _find(scene, "asset"), _find(scene, "worldbody")
     plain = {m.get("name"): m for m in asset.findall("material")}
     for surface, names in (("asphalt", ASPHALT_TEXTURES), ("ground", GROUND_TEXTURES)):
         for name in names:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -44,7 +45,7 @@ class LaneKeepingStateEnv(LaneKeepingBase):
     ahead of the car's projection on the centre line (each finite and >= 0).
     """
 
-    def __init__(self, *, preview_distances: Sequence[float] = (0.0, 5.0, 10.0, 20.0, 30.0), **kwargs):
+    def __init__(self, *, preview_distances: Sequence[float] = (0.0, 5.0, 10.0, 20.0, 30.0), **kwargs: Any) -> None:
         try:
             preview = tuple(float(x) for x in preview_distances)
         except (TypeError, ValueError) as err:
@@ -78,4 +79,4 @@ class LaneKeepingStateEnv(LaneKeepingBase):
         return obs.copy()
 
 
-LaneKeepingStateEnv.__doc__ += WORLD_MANUAL
+LaneKeepingStateEnv.__doc__ = (LaneKeepingStateEnv.__doc__ or "") + WORLD_MANUAL  # None under python -OO

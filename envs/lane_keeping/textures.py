@@ -31,42 +31,42 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
     return rows[:, i0] * (1 - f)[None, :] + rows[:, i1] * f[None, :]  # then along axis 1
 
 
-def _grain(rng, size):
+def _grain(rng: np.random.Generator, size: int) -> np.ndarray:
     """Fine asphalt grain: independent texel noise."""
     return 1.0 - 0.3 * rng.random((size, size))
 
 
-def _patches(rng, size):
+def _patches(rng: np.random.Generator, size: int) -> np.ndarray:
     """Repaired asphalt: large smooth darker and lighter patches over fine grain."""
     return 0.75 + 0.2 * _smooth_noise(rng, size, 4) + 0.05 * rng.random((size, size))
 
 
-def _speckle(rng, size):
+def _speckle(rng: np.random.Generator, size: int) -> np.ndarray:
     """Chip seal: a dark base with sparse bright stones."""
     base = 0.7 + 0.1 * rng.random((size, size))
     return np.where(rng.random((size, size)) < 0.06, 1.0, base)
 
 
-def _streaks(rng, size):
+def _streaks(rng: np.random.Generator, size: int) -> np.ndarray:
     """Worn lanes: streaks along the road (constant along axis 0) at random lateral positions, a distractor that
     runs parallel to the lane lines."""
     across = 0.7 + 0.3 * _smooth_noise(rng, size, 8)[0]  # one row of periodic noise, across the road
     return across[None, :] * (0.95 + 0.05 * rng.random((size, size)))
 
 
-def _meadow(rng, size):
+def _meadow(rng: np.random.Generator, size: int) -> np.ndarray:
     """Grass: fine noise over gentle blotches."""
     return 0.7 + 0.15 * _smooth_noise(rng, size, 8) + 0.15 * rng.random((size, size))
 
 
-def _fields(rng, size):
+def _fields(rng: np.random.Generator, size: int) -> np.ndarray:
     """Farmland: blocks of different brightness (nearest-neighbour upsampled 4x4 cells) with grain."""
     cells = rng.uniform(0.6, 1.0, (4, 4))
     blocks = cells.repeat(size // 4, axis=0).repeat(size // 4, axis=1)
     return blocks * (0.9 + 0.1 * rng.random((size, size)))
 
 
-def _furrows(rng, size):
+def _furrows(rng: np.random.Generator, size: int) -> np.ndarray:
     """Ploughed soil: parallel rows (8 per tile) with noise."""
     rows = 0.8 + 0.2 * np.cos(2 * np.pi * 8 * np.arange(size) / size)
     return rows[:, None] * (0.85 + 0.15 * rng.random((size, size)))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("LP_NUM_THREADS", "0")  # see envs/lane_keeping/render.py
@@ -40,6 +40,9 @@ from ncp_control.envs.lane_keeping.scene import (  # noqa: E402
     road_meshes,
 )
 from ncp_control.envs.lane_keeping.textures import ASPHALT_TEXTURES, GROUND_TEXTURES  # noqa: E402
+
+if TYPE_CHECKING:
+    from ncp_control.envs.lane_keeping.render import OffscreenRenderer
 
 __all__ = ["LaneKeepingBase", "WORLD_MANUAL", "check_size"]
 
@@ -232,7 +235,8 @@ class LaneKeepingBase(gym.Env, EzPickle):
         self.data = mujoco.MjData(self.model)
         self._timestep = float(self.model.opt.timestep)
         self._cache_ids()
-        self._renderer = None  # created on first use (the state env never renders unless asked)
+        # created on first use (the state env never renders unless asked)
+        self._renderer: OffscreenRenderer | None = None
 
         self.metadata = dict(self.metadata, render_fps=self._control_frequency)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
@@ -347,7 +351,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
         self._roadside_window = -1
 
     # ------------------------------------------------------------------ gymnasium API
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         # independent streams: the appearance draws (domain randomisation on or off) do not shift the road's or the
         # start pose's random numbers
@@ -386,7 +390,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
         info = self._info(elapsed=0.0, success=False)
         return self._observation(), info
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         command = self._validate_action(action)
         self._last_command = command
         target = math.atan(self._wheelbase * command * self._max_steering_curvature)
@@ -428,7 +432,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
         info.update(terms)
         return self._observation(), reward, terminated, False, info
 
-    def render(self):
+    def render(self) -> np.ndarray | None:
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; create the env with render_mode='rgb_array'")
             return None
@@ -436,7 +440,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
         hidden = () if self._render_camera == "chase" else (CAR_GROUP,)
         return self._render_camera_image(camera, *self._render_size, hidden)
 
-    def close(self):
+    def close(self) -> None:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
@@ -509,10 +513,10 @@ class LaneKeepingBase(gym.Env, EzPickle):
         return self._last_command
 
     # ------------------------------------------------------------------ internals
-    def _observation(self):
+    def _observation(self) -> np.ndarray:
         raise NotImplementedError
 
-    def _validate_action(self, action) -> float:
+    def _validate_action(self, action: Any) -> float:
         try:
             a = np.asarray(action, dtype=np.float64)
         except (TypeError, ValueError) as err:
@@ -562,7 +566,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
         mujoco.mju_mulQuat(out, pitch, self._dashcam_quat)
         m.cam_quat[self._dashcam] = out
 
-    def _write_road_meshes(self) -> None:
+    def _write_road_meshes(self, renderer: OffscreenRenderer) -> None:
         """Write this episode's road meshes into the model and upload them to the render context. Deferred from
         ``reset`` to the first frame, so envs that never render skip it (about 2 ms)."""
         self._scene_stale = False
@@ -576,20 +580,21 @@ class LaneKeepingBase(gym.Env, EzPickle):
                 adr = m.mesh_texcoordadr[mesh_id]
                 uv = asphalt_texcoords(self.road)
                 m.mesh_texcoord[adr:adr + len(uv)] = uv
-            self._renderer.upload_mesh(mesh_id)
+            renderer.upload_mesh(mesh_id)
 
     def _render_camera_image(self, camera_id: int, height: int, width: int, hidden: tuple[int, ...]) -> np.ndarray:
-        if self._renderer is None:
+        renderer = self._renderer
+        if renderer is None:
             from ncp_control.envs.lane_keeping.render import OffscreenRenderer
 
-            self._renderer = OffscreenRenderer(self.model)
+            renderer = self._renderer = OffscreenRenderer(self.model)
         if self._scene_stale:
-            self._write_road_meshes()
+            self._write_road_meshes(renderer)
         if self._roadside_seed is None:
             hidden = (*hidden, ROADSIDE_GROUP)
         else:
-            self._place_roadside_geoms()
-        return self._renderer.render(self.data, camera_id, height, width, hidden)
+            self._place_roadside_geoms(renderer)
+        return renderer.render(self.data, camera_id, height, width, hidden)
 
     def roadside_objects(self) -> RoadsideLayout | None:
         """This episode's roadside objects (``ncp_control.envs.lane_keeping.roadside.RoadsideLayout``: every slot along the road, in world
@@ -599,10 +604,12 @@ class LaneKeepingBase(gym.Env, EzPickle):
             self._roadside = place_roadside(np.random.default_rng(self._roadside_seed), self.road, clearance)
         return self._roadside
 
-    def _place_roadside_geoms(self) -> None:
+    def _place_roadside_geoms(self, renderer: OffscreenRenderer) -> None:
         """Show the pool's worth of roadside slots from just behind the car onwards (``ncp_control.envs.lane_keeping.roadside.pool_mesh``):
         rewrite the roadside mesh and upload it, only when the first slot shown changes."""
         layout = self.roadside_objects()
+        if layout is None:
+            raise RuntimeError("roadside geoms are placed only in episodes that randomise the roadside")
         first = int(np.searchsorted(layout.s, self._s - _ROADSIDE_BEHIND))
         if first == self._roadside_window:
             return
@@ -612,4 +619,4 @@ class LaneKeepingBase(gym.Env, EzPickle):
         m.mesh_vert[m.mesh_vertadr[mesh_id]:m.mesh_vertadr[mesh_id] + len(vertices)] = vertices
         m.mesh_normal[m.mesh_normaladr[mesh_id]:m.mesh_normaladr[mesh_id] + len(normals)] = normals
         m.mesh_texcoord[m.mesh_texcoordadr[mesh_id]:m.mesh_texcoordadr[mesh_id] + len(texcoords)] = texcoords
-        self._renderer.upload_mesh(mesh_id)
+        renderer.upload_mesh(mesh_id)

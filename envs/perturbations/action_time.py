@@ -9,7 +9,7 @@ May import: numpy, gymnasium and :mod:`ncp_control.envs.perturbations.base`.
 from __future__ import annotations
 
 import collections
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -43,13 +43,15 @@ class ActionNoise(gym.ActionWrapper, gym.utils.RecordConstructorArgs, Seeded):
         gym.ActionWrapper.__init__(self, env)
         self._init_rng(seed)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         self._reseed(seed)
         return self.env.reset(seed=seed, options=options)
 
     def action(self, action: np.ndarray) -> np.ndarray:
         """``action``: shape of the action space -> the noisy action the env executes."""
         space = self.action_space
+        if not isinstance(space, Box):  # checked in __init__; narrows the type
+            raise TypeError(f"ActionNoise needs a Box action space, got {space!r}")
         noise = self._rng.standard_normal(space.shape)
         if self.sigma == 0.0:
             return action
@@ -94,11 +96,11 @@ class ActionDelay(gym.Wrapper, gym.utils.RecordConstructorArgs):
         given)."""
         return self._neutral
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         self._queue = collections.deque([self._neutral] * self.delay)
         return self.env.reset(seed=seed, options=options)
 
-    def step(self, action: Any):
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         if self.delay == 0:
             return self.env.step(action)
         self._queue.append(np.array(action, copy=True))  # copy: callers may reuse their action buffer
@@ -131,7 +133,7 @@ class IrregularTime(gym.Wrapper, gym.utils.RecordConstructorArgs, Seeded):
         gym.Wrapper.__init__(self, env)
         self._init_rng(seed)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         self._reseed(seed)
         return self.env.reset(seed=seed, options=options)
 
@@ -146,7 +148,7 @@ class IrregularTime(gym.Wrapper, gym.utils.RecordConstructorArgs, Seeded):
             )
         return float(dt)
 
-    def step(self, action: Any):
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         skip = int(self._rng.integers(1, self.max_skip + 1))  # k in [1, K]
         total_reward = 0.0
         elapsed = 0.0
@@ -161,6 +163,6 @@ class IrregularTime(gym.Wrapper, gym.utils.RecordConstructorArgs, Seeded):
             if terminated or truncated:
                 break
         info = {**info, **reward_terms, "elapsed_time": elapsed, "frame_skip": executed}
-        if skip == 1:
-            total_reward = reward  # keep the inner reward object (type and value) unchanged
-        return observation, total_reward, terminated, truncated, info
+        # a single frame keeps the inner reward object (type and value) unchanged
+        step_reward: SupportsFloat = reward if skip == 1 else total_reward
+        return observation, step_reward, terminated, truncated, info

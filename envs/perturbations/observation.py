@@ -10,7 +10,7 @@ May import: numpy, scipy (``gaussian_blur``, imported when called), gymnasium an
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Any, Literal, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -47,7 +47,7 @@ class _ObservationPerturbation(gym.ObservationWrapper, gym.utils.RecordConstruct
         gym.ObservationWrapper.__init__(self, env)
         self._init_rng(seed)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         self._reseed(seed)
         observation, info = self.env.reset(seed=seed, options=options)
         self._on_reset()
@@ -182,13 +182,13 @@ class FrozenSensor(gym.Wrapper, gym.utils.RecordConstructorArgs, Seeded):
         self._init_rng(seed)
         self._last: Any = None
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         self._reseed(seed)
         observation, info = self.env.reset(seed=seed, options=options)
         self._last = copy.deepcopy(observation)  # the inner env may reuse its observation buffer
         return observation, info
 
-    def step(self, action: Any):
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         observation, reward, terminated, truncated, info = self.env.step(action)
         frozen = bool(self._rng.random() < self.p)
         if frozen:
@@ -244,7 +244,7 @@ class Occlusion(_ObservationPerturbation):
         self._corner = (0, 0)
 
     def _draw_corner(self) -> None:
-        height, width = self.observation_space.shape[:2]
+        height, width = box_observation_space(self, "Occlusion").shape[:2]
         patch_h, patch_w = self.patch_shape
         # integers(0, n) draws from [0, n): the last valid corner is H - patch_h.
         self._corner = (
@@ -346,7 +346,7 @@ class GaussianBlur(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         """``observation``: (H, W) or (H, W, C) image -> blurred, same shape/dtype."""
         if self.sigma == 0.0:
             return observation
-        space = self.observation_space
+        space = box_observation_space(self, "GaussianBlur")
         work = np.result_type(space.dtype, np.float32)  # float32 for uint8 images
         blurred = np.clip(gaussian_blur(observation, self.sigma, dtype=work), space.low, space.high)
         return to_space_dtype(blurred, space)

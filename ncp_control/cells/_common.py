@@ -130,6 +130,7 @@ def sequence_timespans(
     if ts.dim() == 0:
         ts = ts.reshape(1, 1, 1).expand(seq_len, batch, 1)
     else:
+        lead: tuple[int, ...]
         if batched:
             lead = (batch, seq_len) if batch_first else (seq_len, batch)
         else:

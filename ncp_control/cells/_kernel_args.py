@@ -59,11 +59,8 @@ def check_sequence_args(where: str, x: Tensor, h0: Tensor, dt: Tensor, reset: Te
 def shapes_match(tensors: Sequence[Tensor | None], shapes: Sequence[tuple[int, ...]], dtype: torch.dtype) -> bool:
     """True when every tensor exists, is on the CPU, has ``dtype`` and its shape (the quick test before the
     detailed :func:`check_parameters`, which says what is wrong)."""
-    try:
-        return all(t.shape == s and t.dtype is dtype and t.is_cpu for t, s in zip(tensors, shapes)) \
-            and len(tensors) == len(shapes)
-    except AttributeError:  # a None
-        return False
+    return all(t is not None and t.shape == s and t.dtype is dtype and t.is_cpu for t, s in zip(tensors, shapes)) \
+        and len(tensors) == len(shapes)
 
 
 def check_parameters(where: str, named: Sequence[tuple[str, Tensor | None, Sequence[int] | None]],

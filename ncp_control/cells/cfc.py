@@ -55,7 +55,11 @@ def cfc_update(mode: str, ff1: Tensor, ts: Tensor, ff2: Tensor | None = None, t_
         (B, H) new hidden state.
     """
     if mode == "pure":
+        if w_tau is None or A is None:
+            raise TypeError("cfc_update: pure mode needs w_tau and A")
         return -A * torch.exp(-ts * (torch.abs(w_tau) + torch.abs(ff1))) * ff1 + A
+    if ff2 is None or t_a is None or t_b is None:
+        raise TypeError(f"cfc_update: mode {mode!r} needs ff2, t_a and t_b")
     gate = torch.sigmoid(t_a * ts + t_b)
     ff1, ff2 = torch.tanh(ff1), torch.tanh(ff2)
     if mode == "no_gate":
@@ -87,6 +91,8 @@ class CfCCell(nn.Module):
 
     Shapes: ``forward(input (B, I) or (I,), hx (B, H) or (H,), ts) -> (h (B, H), h (B, H))``.
     """
+
+    sparsity_mask: Tensor | None  # buffer, (H, I + H)
 
     def __init__(
         self,

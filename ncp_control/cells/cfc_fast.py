@@ -40,7 +40,7 @@ def _library() -> ctypes.CDLL | None:
             f = getattr(lib, fn)
             f.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
             f.restype = ctypes.c_int
-        lib._ncp_ready = True
+        setattr(lib, "_ncp_ready", True)  # noqa: B010 (a mark of our own: CDLL declares no such attribute)
     return lib
 
 
@@ -105,10 +105,12 @@ def _check_cell(cell: WiredCfCCell, dtype: torch.dtype, where: str) -> None:
     cell.__dict__["_fast_expected"] = (structure, _expected_shapes(cell))
 
 
-def _expected_shapes(cell: WiredCfCCell) -> tuple[list, list]:
+def _expected_shapes(cell: WiredCfCCell) -> tuple[list[tuple[int, ...] | None], list[tuple[int, int]]]:
     """Per layer, in :func:`_layer_params` order, the shape the kernel needs (None: not read in this mode), and
     the masks' shapes."""
-    shapes, mask_shapes, inputs = [], [], cell.sensory_size
+    shapes: list[tuple[int, ...] | None] = []
+    mask_shapes: list[tuple[int, int]] = []
+    inputs = cell.sensory_size
     for layer in cell._layers:
         H, pure = layer.hidden_size, layer.mode == "pure"
         K = inputs + H
@@ -172,7 +174,13 @@ def _dims(cell: WiredCfCCell, x, h0, dt, reset, states, g_states=None) -> list[i
 
 
 def _masks(cell: WiredCfCCell) -> list[Tensor]:
-    return [layer._buffers["sparsity_mask"].contiguous() for layer in cell._layers]
+    masks = []
+    for layer in cell._layers:
+        mask = layer._buffers["sparsity_mask"]
+        if mask is None:  # _check_cell refuses such a cell first
+            raise ValueError("the native CfC kernel needs every layer's sparsity_mask")
+        masks.append(mask.contiguous())
+    return masks
 
 
 def _pointers(cell, x, h0, dt, reset, states, params, masks, grads=None, g_states=None, gx=None, gh0=None,

@@ -55,6 +55,21 @@ class FoldedLTCStep(nn.Module):
             (e.g. a policy's fixed map from motor neurons to the action range).
     """
 
+    # buffers (shapes as at their register_buffer calls)
+    gather: Tensor
+    gather_bias: Tensor
+    scatter_num: Tensor
+    scatter_den: Tensor
+    sensory_gather: Tensor
+    sensory_gather_bias: Tensor
+    sensory_num: Tensor
+    sensory_den: Tensor
+    leak_num: Tensor
+    leak_den: Tensor
+    cm_unfolds: Tensor
+    readout: Tensor
+    readout_bias: Tensor
+
     def __init__(self, cell: LTCCell, time_unit: float = 1.0, min_elapsed_time: float = MIN_ELAPSED_TIME,
                  output_scale=None, output_shift=None):
         super().__init__()
@@ -115,6 +130,8 @@ class FoldedWiredCfCStep(nn.Module):
 
     ``forward(x (B, I), h (B, N) in layer order, ts (B,)) -> (motor outputs (B, M), h' (B, N))``.
     """
+
+    motor_index: Tensor  # buffer (M,): positions of the motor neurons in the state
 
     def __init__(self, cell: WiredCfCCell):
         super().__init__()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -40,6 +40,11 @@ class _SequenceLayer(nn.Module):
 
     Subclasses set ``state_size`` and implement ``_unroll``.
     """
+
+    if TYPE_CHECKING:  # pragma: no cover
+        @property
+        def state_size(self) -> int:
+            """N, the state size (a property of ``LTC``, an attribute of ``CfC``)."""
 
     def __init__(self, input_size: int, return_sequences: bool, batch_first: bool, mixed_memory: bool):
         super().__init__()
@@ -184,7 +189,11 @@ class _SequenceLayer(nn.Module):
             readout = readout[:, 0] if self.return_sequences else readout[0]
             h = h[0]
             c = c[0] if c is not None else None
-        return readout, ((h, c) if self.use_mixed else h)
+        if not self.use_mixed:
+            return readout, h
+        if c is None:  # _unroll carries the LSTM memory whenever use_mixed
+            raise RuntimeError("mixed-memory layer returned no LSTM memory state")
+        return readout, (h, c)
 
 
 class LTC(_SequenceLayer):
@@ -340,6 +349,8 @@ class CfC(_SequenceLayer):
         recurrent_connections: wired mode only: ``"dense"`` (ncps: all-to-all within each layer) or
             ``"wiring"`` (follow the wiring's synapses), see ``WiredCfCCell``.
     """
+
+    state_size: int  # H, or the wiring's units
 
     def __init__(
         self,

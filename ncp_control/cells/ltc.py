@@ -71,6 +71,8 @@ class LTCCell(nn.Module):
     """
 
     _has_fast_path = True  # read by ltc_fast.fast_path_available
+    sparsity_mask: Tensor  # buffers (0/1 masks, [src, dest])
+    sensory_sparsity_mask: Tensor
 
     def __init__(
         self,

@@ -62,7 +62,7 @@ def _library() -> ctypes.CDLL | None:
             f = getattr(lib, fn)
             f.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
             f.restype = ctypes.c_int
-        lib._ncp_ready = True
+        setattr(lib, "_ncp_ready", True)  # noqa: B010 (a mark of our own: CDLL declares no such attribute)
     return lib
 
 
@@ -74,6 +74,8 @@ def fast_path_available(cell: LTCCell, *tensors: Tensor) -> bool:
     if not getattr(cell, "_has_fast_path", False):  # e.g. an ncps cell swapped in by policies/backend.py
         return False
     w = cell._parameters["w"]
+    if w is None:
+        return False
     dtype = w.dtype
     if dtype not in _FAST_DTYPES or not w.is_cpu:
         return False
@@ -141,7 +143,7 @@ def _edges(cell: LTCCell) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     for m in masks:
         dst_src = torch.nonzero(m.t() != 0)  # (E, 2) rows (dest, src), ordered by dest
         lists += [dst_src[:, 1].to(torch.int32).contiguous(), dst_src[:, 0].to(torch.int32).contiguous()]
-    edges = tuple(lists)
+    edges = (lists[0], lists[1], lists[2], lists[3])
     cell.__dict__["_fast_edges"] = (tuple(m.clone() for m in masks), edges)
     return edges
 
@@ -279,7 +281,10 @@ def ltc_sequence(
         ValueError: a tensor of the wrong shape, dtype (all must have the cell's dtype; ``reset`` bool) or device,
             or a cell whose parameters do not have the shapes its wiring implies.
     """
-    dtype = cell._parameters["w"].dtype
+    w = cell._parameters["w"]
+    if w is None:
+        raise ValueError("ltc_sequence: the cell has no w, which the kernel needs")
+    dtype = w.dtype
     _check_cell(cell, dtype, "ltc_sequence")
     check_sequence_args("ltc_sequence", x, h0, dt, reset, inputs=cell.sensory_size, state=cell.state_size,
                         dtype=dtype)
@@ -475,7 +480,10 @@ def ltc_step_no_grad(
     Raises:
         ValueError: ``x`` or ``h`` of the wrong shape, dtype or device (see :func:`ltc_sequence`).
     """
-    dtype = cell._parameters["w"].dtype
+    w = cell._parameters["w"]
+    if w is None:
+        raise ValueError("ltc_step_no_grad: the cell has no w, which the kernel needs")
+    dtype = w.dtype
     if not isinstance(x, Tensor) or x.dim() != 2:
         raise ValueError(f"ltc_step_no_grad: x must be a (B, {cell.sensory_size}) tensor")
     check_tensor("x", x, (x.shape[0], cell.sensory_size), dtype, "ltc_step_no_grad")

@@ -15,7 +15,7 @@ evaluated for a whole sequence at once by :func:`ltc_sensory_drive`. Matrices ar
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from torch import Tensor
@@ -38,7 +38,10 @@ class LTCConstants(NamedTuple):
 
 
 def ltc_constants(
-    params: dict[str, Tensor], sparsity_mask: Tensor, sensory_sparsity_mask: Tensor, positive: Callable[[Tensor], Tensor]
+    params: Mapping[str, Tensor],
+    sparsity_mask: Tensor,
+    sensory_sparsity_mask: Tensor,
+    positive: Callable[[Tensor], Tensor],
 ) -> LTCConstants:
     """Hoist the sequence-invariant terms out of the unfold loop.
 

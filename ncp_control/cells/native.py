@@ -302,7 +302,7 @@ def load(name: str) -> ctypes.CDLL | None:
     emits one ``RuntimeWarning`` for the whole package.
     """
     lib = _libraries.get(name, False)
-    if lib is not False:
+    if not isinstance(lib, bool):  # cached: the library or None (False: not tried yet)
         return lib
     global _warned
     with _lock:

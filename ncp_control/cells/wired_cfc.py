@@ -49,6 +49,7 @@ class WiredCfCCell(nn.Module):
     """
 
     _has_fast_path = True  # read by cfc_fast.fast_path_available
+    _motor_index: Tensor | None  # buffer: motor positions in the state, when they are not one slice
 
     def __init__(
         self,
@@ -147,7 +148,10 @@ class WiredCfCCell(nn.Module):
         """Motor neurons' values (..., M), in id order, from a state (..., N)."""
         if self._motor_slice is not None:
             return state[..., self._motor_slice]
-        return state.index_select(-1, self._motor_index)
+        index = self._motor_index  # a tensor whenever there is no slice
+        if index is None:
+            raise RuntimeError("WiredCfCCell has neither a motor slice nor a motor index")
+        return state.index_select(-1, index)
 
     def step(self, input: Tensor, hx: Tensor, ts: Tensor) -> Tensor:
         """One update without argument checks: ``input`` (B, I), ``hx`` (B, N), ``ts`` (B, 1) -> new (B, N)."""

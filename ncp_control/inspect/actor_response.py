@@ -60,14 +60,14 @@ def actor_response(policy, steps: int = 200, seed: int = 0) -> ActorResponse:
             taus.append(_ltc_time_constants(policy, obs[t], state[0][0, :, : policy.actor_core.state_size]))
         state = tuple(s.detach() for s in new_state)
         states.append(state[0][0, 0, : policy.actor_core.state_size].numpy())
-    actions, states = np.concatenate(means), np.stack(states)
+    actions, state_rows = np.concatenate(means), np.stack(states)
     types = _neuron_types(policy)
-    layer_std = {k: float(states[:, types == k].std(axis=0).mean()) for k in ("motor", "command", "inter")
+    layer_std = {k: float(state_rows[:, types == k].std(axis=0).mean()) for k in ("motor", "command", "inter")
                  if np.any(types == k)}
     tau = {}
     if taus:
-        taus = np.stack(taus)
-        tau = {k: float(np.median(taus[:, types == k])) for k in layer_std}
+        tau_rows = np.stack(taus)
+        tau = {k: float(np.median(tau_rows[:, types == k])) for k in layer_std}
     return ActorResponse(float(actions.std()), float(actions.mean()), float(np.mean(gains)), layer_std, tau)
 
 
@@ -110,7 +110,7 @@ def lag_gains(policy, steps: int = 60, seed: int = 0, lags: tuple[int, ...] = (0
     for t in range(steps):
         dist, state = policy.get_distribution(obs[t], state, torch.zeros(1))
         actions.append(dist.distribution.mean.sum())
-    sums = {lag: [] for lag in lags}
+    sums: dict[int, list[float]] = {lag: [] for lag in lags}
     for t in range(burn_in, steps, 5):
         (grad,) = torch.autograd.grad(actions[t], obs, retain_graph=True)  # (steps, 1, n_obs)
         for lag in lags:

@@ -67,7 +67,7 @@ class Circuit:
         neuron_types: (N,) str array, type of each neuron id. state_ids: (N,) int array, id at each state position.
     """
 
-    def __init__(self, core, encode: Callable, act: Callable, *, image_encoder=None,
+    def __init__(self, core, encode: Callable, act: Callable, *, image_encoder: tuple[Callable, list] | None = None,
                  nominal_step_seconds: float | None = None, name: str = "policy"):
         kind = getattr(core, "kind", None)
         if kind not in ("ltc", "cfc"):

@@ -42,11 +42,11 @@ def plot_traces(recording: Recording, path, *, episode: int = 0, max_lines: int 
     plt = _pyplot()
     rows = recording.episode_slice(episode)
     steps = recording.step[rows]
-    layers = [("sensory", recording.features[rows], None)]
+    layers: list[tuple[str, np.ndarray, np.ndarray | None]] = [("sensory", recording.features[rows], None)]
     for neuron_type in ("inter", "command", "motor"):
-        ids = recording.ids_of(neuron_type)
-        if len(ids):
-            layers.append((neuron_type, recording.states[rows][:, ids], ids))
+        type_ids = recording.ids_of(neuron_type)
+        if len(type_ids):
+            layers.append((neuron_type, recording.states[rows][:, type_ids], type_ids))
     fig, axes = plt.subplots(len(layers) + 1, 1, figsize=(9, 1.7 * (len(layers) + 1)), sharex=True)
     for ax, (name, values, ids) in zip(axes, layers):
         color = _LAYER_COLORS[name]

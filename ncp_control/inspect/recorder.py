@@ -259,7 +259,7 @@ def record(circuit: Circuit, env, episodes: int, seed: int, *, keep_observations
         if lateral:
             summary["mean_abs_lateral_m"] = float(np.mean(lateral))
         summaries.append(summary)
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "features": np.stack(rows["features"]).astype(np.float32),
         "states": np.stack(rows["states"]).astype(np.float32),
         "motor": np.stack(rows["motor"]).astype(np.float32),
@@ -360,12 +360,13 @@ def replay(circuit: Circuit, recording: Recording, *, silence=None, from_observa
         motor, state = circuit.step(x_t[:, t], state, dt_t[:, t], clamp)
         motors.append(motor)
         states.append(circuit.to_ids(state))
-    motor = torch.stack(motors, 1).reshape(patterns, episodes, length, -1).numpy()
-    states = torch.stack(states, 1).reshape(patterns, episodes, length, -1).numpy()
-    motor, states = motor[:, valid], states[:, valid]  # (K, T, .) in episode-major order = recording order
+    motor_out = torch.stack(motors, 1).reshape(patterns, episodes, length, -1).numpy()
+    states_out = torch.stack(states, 1).reshape(patterns, episodes, length, -1).numpy()
+    # (K, T, .) in episode-major order = recording order
+    motor_out, states_out = motor_out[:, valid], states_out[:, valid]
     if batch_clamp is None:
-        return motor[0], states[0]
-    return motor, states
+        return motor_out[0], states_out[0]
+    return motor_out, states_out
 
 
 def closed_loop_ablation(circuit: Circuit, env, episodes: int, seed: int, neurons, *, baseline: Recording | None = None,
@@ -391,7 +392,7 @@ def closed_loop_ablation(circuit: Circuit, env, episodes: int, seed: int, neuron
         silenced = record(circuit, env, episodes, seed, keep_observations=False, max_steps=max_steps,
                           silence=[int(neuron)])
         outcome = _outcome(silenced.episodes)
-        row = {"neuron": int(neuron)}
+        row: dict[str, float] = {"neuron": int(neuron)}
         for key, value in outcome.items():
             row[key] = value
             row[f"delta_{key}"] = value - base[key] if key in base else float("nan")

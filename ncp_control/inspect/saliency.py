@@ -55,6 +55,8 @@ def visual_backprop(run: Callable, convs: Sequence[nn.Conv2d], inputs) -> np.nda
         averaged = F.relu(out).mean(dim=1, keepdim=True)  # (B, 1, h, w): mean over channels
         mask = averaged if mask is None else mask * averaged
         mask = _scale_up(mask, conv, in_size)
+    if mask is None:  # not reached: convs is not empty
+        raise ValueError("visual_backprop needs at least one nn.Conv2d layer")
     mask = mask[:, 0]
     low = mask.flatten(1).min(dim=1).values[:, None, None]
     high = mask.flatten(1).max(dim=1).values[:, None, None]
@@ -63,6 +65,8 @@ def visual_backprop(run: Callable, convs: Sequence[nn.Conv2d], inputs) -> np.nda
 
 def _scale_up(mask: torch.Tensor, conv: nn.Conv2d, size: tuple[int, int]) -> torch.Tensor:
     """Transposed convolution with ``conv``'s kernel size, stride and padding and unit weights, to ``size``."""
+    if isinstance(conv.padding, str):  # "same" / "valid": no transposed convolution to mirror it
+        raise ValueError(f"visual_backprop needs convolutions with numeric padding, got padding={conv.padding!r}")
     kernel = torch.ones(1, 1, *conv.kernel_size, dtype=mask.dtype)
     up = F.conv_transpose2d(mask, kernel, stride=conv.stride, padding=conv.padding)
     pad_h, pad_w = size[0] - up.shape[-2], size[1] - up.shape[-1]  # rows/columns the stride rounding dropped
@@ -144,7 +148,7 @@ def overlay(frame: np.ndarray, mask: np.ndarray, scale: int = 4, alpha: float = 
     return np.clip(both, 0, 255).astype(np.uint8)
 
 
-def save_frames(frames: np.ndarray, masks: np.ndarray, steps: Sequence[int], folder: str | Path,
+def save_frames(frames: np.ndarray, masks: np.ndarray, steps: Sequence[int] | np.ndarray, folder: str | Path,
                 prefix: str = "saliency") -> list[Path]:
     """Save ``overlay`` images of the chosen steps as PNG files ``{prefix}_{step:05d}.png``; returns their paths."""
     from PIL import Image

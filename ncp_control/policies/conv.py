@@ -78,7 +78,7 @@ class ConvHead(nn.Module):
             raise ValueError(
                 f"features must be a positive multiple of the last channel count {channels[-1]}, got {features}"
             )
-        self.observation_shape: tuple[int, int, int] = shape  # type: ignore[assignment]
+        self.observation_shape: tuple[int, int, int] = shape
         self.features = features
         self.channels = channels
 
@@ -92,7 +92,8 @@ class ConvHead(nn.Module):
         for layer in self.convs:
             if isinstance(layer, nn.Conv2d):  # He init keeps the activation scale through the ReLU stack
                 nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-                nn.init.zeros_(layer.bias)
+                if layer.bias is not None:  # always: the layers above are built with bias
+                    nn.init.zeros_(layer.bias)
         #: (height, width) of the final feature maps
         self.map_size: tuple[int, int] = (height, width)
 

@@ -30,7 +30,7 @@ Example::
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -42,6 +42,7 @@ from .backend import cells, wirings
 
 CoreKind = Literal["ltc", "cfc", "lstm"]
 CfCMode = Literal["default", "pure", "no_gate"]
+InputMapping = Literal["affine", "linear", "none"]
 
 #: Smallest elapsed time (seconds) a cell ever sees; see the module docstring (padding trap).
 DEFAULT_MIN_ELAPSED_TIME = 1e-3
@@ -76,7 +77,8 @@ class RecurrentCore(nn.Module):
         self.min_elapsed_time = float(min_elapsed_time)
 
     # -- the one method a subclass implements -------------------------------------------------------------------
-    def cell_step(self, x: torch.Tensor, state: torch.Tensor, dt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def cell_step(self, x: torch.Tensor, state: torch.Tensor,
+                  dt: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
         """Advance the cell one step, without the checks and the clamp of :meth:`step` (which calls it, as
         :meth:`sequence` does step by step where no fused kernel runs). x: (B, F), state: (B, S), dt: (B, 1)
         already clamped (or, where ``_number_dt`` is set, a number already clamped) -> ((B, O), (B, S))."""
@@ -216,7 +218,8 @@ class LTCCore(RecurrentCore):
         checks.positive_int("ode_unfolds", ode_unfolds)
         super().__init__(input_size, wiring.units, wiring.output_dim, min_elapsed_time)
         self.wiring = wiring
-        self.cell = cells.LTCCell(wiring, in_features=input_size, input_mapping=input_mapping, ode_unfolds=ode_unfolds,
+        self.cell = cells.LTCCell(wiring, in_features=input_size, ode_unfolds=ode_unfolds,
+                                  input_mapping=cast(InputMapping, input_mapping),  # the cell checks the value
                                   implicit_param_constraints=True)
         # our cell takes a number as elapsed time and rounds it like a tensor (ncps's cell would not round it)
         self._number_dt = self._cell_rejects_nan = isinstance(self.cell, LTCCell)
@@ -252,7 +255,7 @@ class CfCCore(RecurrentCore):
         checks.choice("mode", mode, CfCMode)
         if _is_wiring(wiring_or_units):
             wiring = wiring_or_units
-            cell = cells.WiredCfCCell(input_size, wiring, mode=mode)
+            cell: cells.WiredCfCCell | cells.CfCCell = cells.WiredCfCCell(input_size, wiring, mode=mode)
             state_size, output_size = wiring.units, wiring.output_dim
         else:
             wiring = None

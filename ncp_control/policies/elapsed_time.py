@@ -16,6 +16,8 @@ This module imports no torch.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -70,6 +72,6 @@ class ElapsedTimeObservation(gym.Wrapper):
         return self._wrap(observation, elapsed), reward, terminated, truncated, info
 
 
-def is_timed_space(space: spaces.Space) -> bool:
+def is_timed_space(space: spaces.Space) -> TypeGuard[spaces.Dict]:
     """True for the dictionary space :class:`ElapsedTimeObservation` produces (exactly those two keys)."""
     return isinstance(space, spaces.Dict) and set(space.spaces) == {OBSERVATION_KEY, ELAPSED_TIME_KEY}

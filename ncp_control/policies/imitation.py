@@ -39,7 +39,7 @@ from torch import nn
 from ncp_control import checks
 from ncp_control import wirings as _wirings
 from ncp_control.policies.conv import PAPER_CHANNELS, ConvHead
-from ncp_control.policies.core import make_core
+from ncp_control.policies.core import RecurrentCore, make_core
 
 __all__ = [
     "MODEL_KINDS",
@@ -156,7 +156,8 @@ class SequencePolicy(nn.Module):
         super().__init__()
         self.config = config
         self.conv = ConvHead(config.observation_shape, config.features, config.conv_channels)
-        self.core: nn.Module | None
+        self.core: RecurrentCore | None
+        self.readout: nn.Module
         if config.kind == "cnn":
             self.core = None
             self.readout = nn.Sequential(

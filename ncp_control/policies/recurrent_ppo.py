@@ -69,7 +69,7 @@ from torch import nn
 from .. import checks
 from .backend import wirings
 from .conv import PAPER_CHANNELS, ConvHead, Normalization
-from .core import CfCMode, RecurrentCore, make_core
+from .core import CfCMode, LTCCore, RecurrentCore, make_core
 from .elapsed_time import ELAPSED_TIME_KEY, OBSERVATION_KEY, is_timed_space
 from .lr_scale import LR_SCALE_KEY, check_lr_scale, scaled_optimizer_class
 from .ltc_actor_init import LTCActorInit
@@ -146,6 +146,9 @@ class _ActionScale(nn.Module):
 
     Buffers ``centre`` and ``half_width`` have shape (A,); for unbounded dimensions they are 0 and 1.
     """
+
+    centre: th.Tensor
+    half_width: th.Tensor
 
     def __init__(self, low: np.ndarray | None, high: np.ndarray | None, size: int):
         super().__init__()
@@ -251,6 +254,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             With gSDE the exploration features are the actor's whole state (every neuron).
     """
 
+    net_arch: dict[str, list[int]]  # always the dict _resolve_net_arch makes (SB3 also allows a list)
+
     def __init__(
         self,
         observation_space: spaces.Space,
@@ -328,7 +333,9 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
 
     # -- construction -------------------------------------------------------------------------------------------
     def make_features_extractor(self) -> BaseFeaturesExtractor:
-        space = self.observation_space[OBSERVATION_KEY] if self._timed else self.observation_space
+        space = self.observation_space
+        if isinstance(space, spaces.Dict):  # the only Dict accepted: ElapsedTimeObservation's (see _split_timed_space)
+            space = space[OBSERVATION_KEY]
         return self.features_extractor_class(space, **self.features_extractor_kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -341,7 +348,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         )
         if self.critic_kind == "recurrent":
             kind = self.critic_cell or self.cell_kind
-            units = self.critic_units
+            units: int | wirings.FullyConnected = self.critic_units
             if self.critic_wiring == "fully_connected":  # all neurons are outputs: the value MLP reads every one
                 units = wirings.FullyConnected(self.critic_units, output_dim=self.critic_units)
             self.critic_core: RecurrentCore | None = make_core(
@@ -380,25 +387,36 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         if self.ltc_init is not None:  # after the MLP's init: centring reads the input for the mean observation
             with th.no_grad():
                 rest = self.actor_mlp(th.zeros(1, self.features_dim))
-            self.ltc_init.apply(self.actor_core.cell, rest)
+            self.ltc_init.apply(self._ltc_actor_core().cell, rest)
         if self.ltc_lr_scale == 1.0 and self.ltc_output_lr_scale is None:
-            self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+            # SB3 types optimizer_class as type[Optimizer], whose constructor declares no lr (every subclass has one)
+            self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+                self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
         else:  # the LTC cell's parameters in their own group(s), stepped at a multiple of the rate
-            cell = self.actor_core.cell
+            cell = self._ltc_actor_core().cell
             output_map = [] if self.ltc_output_lr_scale is None else [
                 p for p in (getattr(cell, "output_w", None), getattr(cell, "output_b", None))
                 if isinstance(p, nn.Parameter)]
             in_cell, in_output_map = {id(p) for p in cell.parameters()}, {id(p) for p in output_map}
-            groups = [{"params": [p for p in self.parameters() if id(p) not in in_cell]},
-                      {"params": [p for p in cell.parameters() if id(p) not in in_output_map],
-                       LR_SCALE_KEY: self.ltc_lr_scale}]
+            groups: list[dict[str, Any]] = [
+                {"params": [p for p in self.parameters() if id(p) not in in_cell]},
+                {"params": [p for p in cell.parameters() if id(p) not in in_output_map], LR_SCALE_KEY: self.ltc_lr_scale},
+            ]
             if self.ltc_output_lr_scale is not None:  # always its own group: the state dict's layout is fixed
                 groups.append({"params": output_map, LR_SCALE_KEY: self.ltc_output_lr_scale})
-            self.optimizer = scaled_optimizer_class(self.optimizer_class)(
+            self.optimizer = scaled_optimizer_class(self.optimizer_class)(  # type: ignore[call-arg]  # as above
                 groups, lr=lr_schedule(1), **self.optimizer_kwargs)
 
-    @property
-    def lstm_actor(self) -> PackedStateShape:
+    def _ltc_actor_core(self) -> LTCCore:
+        """The actor core of a ``cell="ltc"`` policy, which the LTC-only options (``ltc_init``, learning-rate
+        scales; ``_check_cell_options`` refuses them for other cells) work on."""
+        core = self.actor_core
+        if not isinstance(core, LTCCore):
+            raise TypeError(f"the ltc_* options need an LTC actor, this policy's cell is {self.cell_kind!r}")
+        return core
+
+    @property  # RecurrentPPO reads only the sizes of its nn.LSTM attribute: deliberately not an LSTM here
+    def lstm_actor(self) -> PackedStateShape:  # type: ignore[override]
         """The state layout RecurrentPPO allocates buffers from (it reads ``num_layers`` and ``hidden_size``)."""
         return PackedStateShape(hidden_size=self.state_size)
 
@@ -418,12 +436,12 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
     def features_and_dt(self, obs) -> tuple[th.Tensor, th.Tensor | float]:
         """Features (N, F) and elapsed cell time ((N,) in time units, or a float) for flattened observations
         ``obs`` as SB3 hands them to the policy (tensors; a dict of them for ``ElapsedTimeObservation``)."""
-        if self._timed:
-            x = preprocess_obs(obs[OBSERVATION_KEY], self.observation_space[OBSERVATION_KEY],
-                               normalize_images=self.normalize_images)
+        space = self.observation_space
+        if isinstance(space, spaces.Dict):  # timed (the only Dict accepted, see _split_timed_space)
+            x = preprocess_obs(obs[OBSERVATION_KEY], space[OBSERVATION_KEY], normalize_images=self.normalize_images)
             seconds = obs[ELAPSED_TIME_KEY].reshape(-1).float()
         else:
-            x = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
+            x = preprocess_obs(obs, space, normalize_images=self.normalize_images)
             seconds = self.dt
         unit = self.dt if self.time_unit is None else self.time_unit
         return self.features_extractor(x), seconds / unit
@@ -480,26 +498,35 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         return self.value_net(self.critic_mlp(latent)), states
 
     # -- SB3 interface ------------------------------------------------------------------------------------------
-    def forward(self, obs, lstm_states: RNNStates, episode_starts: th.Tensor, deterministic: bool = False):
+    # RecurrentActorCriticPolicy's signatures (with recurrent states), which differ from ActorCriticPolicy's.
+    def forward(  # type: ignore[override]
+        self, obs, lstm_states: RNNStates, episode_starts: th.Tensor, deterministic: bool = False):
         features, dt = self.features_and_dt(obs)
         distribution, pi_states = self._actor(features, dt, lstm_states.pi, episode_starts)
         values, vf_states = self._critic(features, dt, lstm_states.vf, episode_starts)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
-        actions = actions.reshape((-1, *self.action_space.shape))
+        shape = self.action_space.shape
+        if shape is None:  # SB3's action spaces all have one
+            raise ValueError(f"the action space {self.action_space} has no shape")
+        actions = actions.reshape((-1, *shape))
         return actions, values, log_prob, RNNStates(pi_states, vf_states)
 
-    def get_distribution(self, obs, lstm_states: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor
-                         ) -> tuple[Distribution, tuple[th.Tensor, ...]]:
+    def get_distribution(  # type: ignore[override]
+        self, obs, lstm_states: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor
+    ) -> tuple[Distribution, tuple[th.Tensor, ...]]:
         features, dt = self.features_and_dt(obs)
         return self._actor(features, dt, lstm_states, episode_starts)
 
-    def predict_values(self, obs, lstm_states: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor) -> th.Tensor:
+    def predict_values(  # type: ignore[override]
+        self, obs, lstm_states: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor
+    ) -> th.Tensor:
         features, dt = self.features_and_dt(obs)
         values, _ = self._critic(features, dt, lstm_states, episode_starts)
         return values
 
-    def evaluate_actions(self, obs, actions: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor):
+    def evaluate_actions(  # type: ignore[override]
+        self, obs, actions: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor):
         features, dt = self.features_and_dt(obs)
         distribution, _ = self._actor(features, dt, lstm_states.pi, episode_starts)
         values, _ = self._critic(features, dt, lstm_states.vf, episode_starts)
@@ -542,14 +569,14 @@ def _check_time_options(dt, time_unit) -> None:
 def _split_timed_space(observation_space: spaces.Space) -> tuple[bool, spaces.Space]:
     """Whether observations carry their elapsed time (the Dict made by ``ElapsedTimeObservation``), and the space
     of the observation itself. ``ValueError`` for any other Dict space."""
-    timed = is_timed_space(observation_space)
-    inner = observation_space[OBSERVATION_KEY] if timed else observation_space
-    if isinstance(observation_space, spaces.Dict) and not timed:
+    if is_timed_space(observation_space):
+        return True, observation_space[OBSERVATION_KEY]
+    if isinstance(observation_space, spaces.Dict):
         raise ValueError(
             "Dict observations are supported only as made by ElapsedTimeObservation "
             f"(keys {OBSERVATION_KEY!r}, {ELAPSED_TIME_KEY!r}); got keys {list(observation_space.spaces)}"
         )
-    return timed, inner
+    return False, observation_space
 
 
 def _resolve_net_arch(net_arch) -> dict[str, list[int]]:

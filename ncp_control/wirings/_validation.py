@@ -24,14 +24,14 @@ def check_seed(name: str, value) -> int:
         raise checks.ArgumentTypeError(
             f"{name} must be an integer in [0, {MAX_SEED}]; None (an unseeded wiring) cannot be reproduced or saved"
         )
-    return checks.seed(name, value, high=MAX_SEED)
+    return checks.int_in_range(name, value, 0, MAX_SEED)  # what checks.seed does with high, typed int
 
 
 def check_polarity(value) -> int:
     """Return a synapse polarity as the ``int`` -1 (inhibitory) or +1 (excitatory)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or value not in (-1, 1):
         raise ValueError(f"polarity must be -1 (inhibitory) or +1 (excitatory), got {value!r}")
-    return int(value)
+    return -1 if value == -1 else 1
 
 
 def check_matrix(name: str, value, shape: tuple[int, int]) -> np.ndarray:

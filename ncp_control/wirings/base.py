@@ -161,8 +161,8 @@ class Wiring:
     @property
     def sensory_synapse_count(self) -> int:
         """Number of synapses from sensory inputs to neurons (nonzero entries of ``sensory_adjacency_matrix``)."""
-        self._require_built("sensory_synapse_count")
-        return int(np.count_nonzero(self._sensory_adjacency))
+        _, sensory = self._require_built("sensory_synapse_count")
+        return int(np.count_nonzero(sensory))
 
     def add_synapse(self, src: int, dest: int, polarity: int) -> None:
         """Set the synapse from neuron ``src`` to neuron ``dest`` to ``polarity`` (-1 or +1), replacing any old one."""
@@ -172,10 +172,10 @@ class Wiring:
 
     def add_sensory_synapse(self, src: int, dest: int, polarity: int) -> None:
         """Set the synapse from sensory input ``src`` to neuron ``dest`` to ``polarity`` (-1 or +1). Needs ``build``."""
-        self._require_built("add_sensory_synapse")
-        src = checks.int_in_range("src", src, 0, self._input_dim - 1, hint="a sensory input id")
+        input_dim, sensory = self._require_built("add_sensory_synapse")
+        src = checks.int_in_range("src", src, 0, input_dim - 1, hint="a sensory input id")
         dest = checks.int_in_range("dest", dest, 0, self._units - 1, hint="a neuron id")
-        self._sensory_adjacency[src, dest] = check_polarity(polarity)
+        sensory[src, dest] = check_polarity(polarity)
 
     def erev_initializer(self, shape=None, dtype=None) -> np.ndarray:
         """Initial reversal potentials of the internal synapses: a writable copy of ``adjacency_matrix``.
@@ -193,8 +193,8 @@ class Wiring:
 
         Same arguments as ``erev_initializer``; needs ``build``.
         """
-        self._require_built("sensory_erev_initializer")
-        return _initial_values("sensory_erev_initializer", self._sensory_adjacency, shape, dtype)
+        _, sensory = self._require_built("sensory_erev_initializer")
+        return _initial_values("sensory_erev_initializer", sensory, shape, dtype)
 
     # ------------------------------------------------------------------ neurons and layers
     @property
@@ -332,12 +332,14 @@ class Wiring:
         return wiring
 
     # ------------------------------------------------------------------ helpers
-    def _require_built(self, what: str) -> None:
-        if self._input_dim is None:
+    def _require_built(self, what: str) -> tuple[int, np.ndarray]:
+        """``(input_dim, the writable sensory adjacency)`` of a built wiring; ``ValueError`` before ``build``."""
+        if self._input_dim is None or self._sensory_adjacency is None:
             raise ValueError(
                 f"{what} needs the number of sensory inputs: call build(input_dim) first "
                 "(a cell built on this wiring does it for you)"
             )
+        return self._input_dim, self._sensory_adjacency
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._init_kwargs().items())

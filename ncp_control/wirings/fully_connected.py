@@ -55,9 +55,10 @@ class FullyConnected(Wiring):
         return self._self_connections
 
     def _connect_on_build(self) -> None:
-        for src in range(self.input_dim):
+        input_dim, sensory = self._require_built("build")
+        for src in range(input_dim):
             for dest in range(self.units):
-                self._sensory_adjacency[src, dest] = biased_polarity(self._rng)
+                sensory[src, dest] = biased_polarity(self._rng)
 
     def _init_kwargs(self) -> dict[str, Any]:
         return {

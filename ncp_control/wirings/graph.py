@@ -58,12 +58,12 @@ def to_networkx(wiring: Wiring, erev=None, sensory_erev=None):
 
     graph = nx.DiGraph()
     types = wiring.neuron_types
-    if wiring.is_built():
-        graph.add_nodes_from((f"sensory_{i}", {"type": "sensory", "index": i}) for i in range(wiring.input_dim))
+    input_dim, sensory = wiring.input_dim, wiring.sensory_adjacency_matrix  # both None before build
+    if input_dim is not None:
+        graph.add_nodes_from((f"sensory_{i}", {"type": "sensory", "index": i}) for i in range(input_dim))
     graph.add_nodes_from((f"neuron_{j}", {"type": str(types[j]), "index": j}) for j in range(units))
 
-    if wiring.is_built():
-        sensory = wiring.sensory_adjacency_matrix
+    if sensory is not None:
         shape = sensory.shape
         sensory_weights = (
             sensory.astype(np.float64) if sensory_erev is None else _as_numpy("sensory_erev", sensory_erev, shape)
@@ -92,8 +92,9 @@ def layered_layout(wiring: Wiring, include_sensory: bool = True) -> dict[str, np
     column centred vertically in id order (lowest id at the top). Returns ``{node name: array (2,) = (x, y)}``."""
     types = wiring.neuron_types
     columns: dict[str, list[str]] = {t: [] for t in LAYER_ORDER}
-    if include_sensory and wiring.is_built():
-        columns["sensory"] = [f"sensory_{i}" for i in range(wiring.input_dim)]
+    input_dim = wiring.input_dim  # None before build
+    if include_sensory and input_dim is not None:
+        columns["sensory"] = [f"sensory_{i}" for i in range(input_dim)]
     for j in range(wiring.units):
         columns[str(types[j])].append(f"neuron_{j}")
     present = [t for t in LAYER_ORDER if columns[t]]

@@ -149,12 +149,13 @@ class NCP(Wiring):
     # The fallback counts use ncps's expression int(a * b / c) (true division, then truncation).
     def _connect_on_build(self) -> None:
         inter, command, motor = (np.array(r) for r in self._layer_ranges())
-        sensory = np.arange(self.input_dim)
+        input_dim, sensory_adjacency = self._require_built("build")
+        sensory = np.arange(input_dim)
         n_sensory, n_inter, n_command, n_motor = len(sensory), len(inter), len(command), len(motor)
 
         # 1. sensory -> inter
         self._connect_layers(
-            self._sensory_adjacency, pickers=sensory, candidates=inter, picks=self._sensory_fanout,
+            sensory_adjacency, pickers=sensory, candidates=inter, picks=self._sensory_fanout,
             fallback=_clip(int(n_sensory * self._sensory_fanout / n_inter), 1, n_sensory), pickers_are_sources=True,
         )
         # 2. inter -> command (the fallback's upper bound is the command count, as in ncps)

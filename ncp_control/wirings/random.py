@@ -54,7 +54,8 @@ class Random(Wiring):
         return self._random_seed
 
     def _connect_on_build(self) -> None:
-        self._fill_random(self._sensory_adjacency, draws_per_synapse=2)
+        _, sensory = self._require_built("build")
+        self._fill_random(sensory, draws_per_synapse=2)
 
     def _fill_random(self, matrix: np.ndarray, draws_per_synapse: int) -> None:
         """Set ``round(matrix.size * density)`` entries of ``matrix`` (shape ``(n_src, units)``) to random polarities.

@@ -63,8 +63,9 @@ class OffscreenRenderer:
         if self._context.ntexture:
             from OpenGL import GL  # PyOpenGL: a dependency of mujoco's own EGL/OSMesa contexts
 
-            for name, kind in zip(self._context.texture[:self._context.ntexture],
-                                  self._context.textureType[:self._context.ntexture]):
+            for name, kind in zip(
+                self._context.texture[: self._context.ntexture], self._context.textureType[: self._context.ntexture]
+            ):
                 if kind == mujoco.mjtTexture.mjTEXTURE_2D:
                     GL.glBindTexture(GL.GL_TEXTURE_2D, int(name))
                     GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MIN_FILTER, GL.GL_NEAREST)
@@ -86,8 +87,9 @@ class OffscreenRenderer:
         self._gl.make_current()
         mujoco.mjr_uploadMesh(self._model, self._context, mesh_id)
 
-    def render(self, data: mujoco.MjData, camera_id: int, height: int, width: int,
-               hidden_groups: tuple[int, ...] = ()) -> np.ndarray:
+    def render(
+        self, data: mujoco.MjData, camera_id: int, height: int, width: int, hidden_groups: tuple[int, ...] = ()
+    ) -> np.ndarray:
         """Render camera ``camera_id`` at the state in ``data``.
 
         Args:
@@ -101,16 +103,19 @@ class OffscreenRenderer:
         """
         self._require_open()
         if not (0 < height <= self._height and 0 < width <= self._width):
-            raise ValueError(f"image size {height}x{width} must be positive and fit the offscreen buffer "
-                             f"{self._height}x{self._width} (<visual><global offheight offwidth> in the MJCF)")
+            raise ValueError(
+                f"image size {height}x{width} must be positive and fit the offscreen buffer "
+                f"{self._height}x{self._width} (<visual><global offheight offwidth> in the MJCF)"
+            )
         self._gl.make_current()
         geomgroup = self._option.geomgroup
         geomgroup[:] = 1
         for group in hidden_groups:
             geomgroup[group] = 0
         self._camera.fixedcamid = camera_id
-        mujoco.mjv_updateScene(self._model, data, self._option, self._perturb, self._camera,
-                               mujoco.mjtCatBit.mjCAT_ALL, self._scene)
+        mujoco.mjv_updateScene(
+            self._model, data, self._option, self._perturb, self._camera, mujoco.mjtCatBit.mjCAT_ALL, self._scene
+        )
         viewport = mujoco.MjrRect(0, 0, width, height)
         mujoco.mjr_render(viewport, self._scene, self._context)
         buffer = self._buffers.get((height, width))
@@ -122,8 +127,8 @@ class OffscreenRenderer:
     def close(self) -> None:
         """Free the render context and the GL context (idempotent)."""
         if self._context is not None:
-            with self._gl.as_current():
-                self._context.free()
+            self._gl.make_current()  # GLContext.as_current() is MuJoCo 4's; Python 3.10 gets MuJoCo 3.x
+            self._context.free()
             self._context = None
         if self._gl is not None:
             self._gl.free()

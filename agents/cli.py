@@ -40,8 +40,13 @@ class _Parser(argparse.ArgumentParser):
 
 # reStructuredText / Markdown inline markup in module docstrings, shown as plain text in --help:
 # :role:`~a.b.name` -> name (Sphinx shows the last component after ~), ``x`` / `x` -> x, **x** -> x
-_MARKUP = ((re.compile(r":[a-z]+:`~[^`]*?\.?([^.`]+)`"), r"\1"), (re.compile(r":[a-z]+:`([^`]+)`"), r"\1"),
-           (re.compile(r"``(.+?)``"), r"\1"), (re.compile(r"`([^`]+)`"), r"\1"), (re.compile(r"\*\*(.+?)\*\*"), r"\1"))
+_MARKUP = (
+    (re.compile(r":[a-z]+:`~[^`]*?\.?([^.`]+)`"), r"\1"),
+    (re.compile(r":[a-z]+:`([^`]+)`"), r"\1"),
+    (re.compile(r"``(.+?)``"), r"\1"),
+    (re.compile(r"`([^`]+)`"), r"\1"),
+    (re.compile(r"\*\*(.+?)\*\*"), r"\1"),
+)
 
 
 def plain_text(doc: str) -> str:
@@ -57,15 +62,20 @@ def _load(name: str):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ncp-control", description=plain_text(__doc__.splitlines()[0]))
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback of an error (also NCP_CONTROL_DEBUG=1)")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback of an error (also NCP_CONTROL_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMANDS:
         module = _load(name)
         doc = plain_text(module.__doc__ or name)
-        p = sub.add_parser(name, help=doc.strip().splitlines()[0], description=doc,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=doc.strip().splitlines()[0],
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_arguments(p)
         p.set_defaults(_module=module)
     return parser

@@ -17,8 +17,14 @@ class UsageError(ValueError):
 
 
 #: exception types the CLI reports as one line (everything else is a bug and keeps its traceback)
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError,
-                                                     IsADirectoryError, PermissionError, FileExistsError)
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+    FileExistsError,
+)
 
 
 def one_line(error: BaseException) -> str:

@@ -29,12 +29,34 @@ def _register(id: str, **kwargs: Any) -> None:
 
 
 #: The ids this package registers.
-REGISTERED_IDS = ("LaneKeeping-v0", "LaneKeepingState-v0", "PendulumNoVel-v1", "InvertedPendulumNoVel-v5",
-                  "HalfCheetahNoVel-v5", "HopperNoVel-v5")
+REGISTERED_IDS = (
+    "LaneKeeping-v0",
+    "LaneKeepingState-v0",
+    "PendulumNoVel-v1",
+    "InvertedPendulumNoVel-v5",
+    "HalfCheetahNoVel-v5",
+    "HopperNoVel-v5",
+)
 
-_register(id="LaneKeeping-v0", entry_point="ncp_control.envs.lane_keeping.camera:LaneKeepingEnv", max_episode_steps=1000)
-_register(id="LaneKeepingState-v0", entry_point="ncp_control.envs.lane_keeping.state:LaneKeepingStateEnv", max_episode_steps=1000)
-_register(id="PendulumNoVel-v1", entry_point="ncp_control.envs.masked_velocity:make_pendulum_novel", max_episode_steps=200)
-_register(id="InvertedPendulumNoVel-v5", entry_point="ncp_control.envs.masked_velocity:make_inverted_pendulum_novel", max_episode_steps=1000)
-_register(id="HalfCheetahNoVel-v5", entry_point="ncp_control.envs.masked_velocity:make_half_cheetah_novel", max_episode_steps=1000)
+_register(
+    id="LaneKeeping-v0", entry_point="ncp_control.envs.lane_keeping.camera:LaneKeepingEnv", max_episode_steps=1000
+)
+_register(
+    id="LaneKeepingState-v0",
+    entry_point="ncp_control.envs.lane_keeping.state:LaneKeepingStateEnv",
+    max_episode_steps=1000,
+)
+_register(
+    id="PendulumNoVel-v1", entry_point="ncp_control.envs.masked_velocity:make_pendulum_novel", max_episode_steps=200
+)
+_register(
+    id="InvertedPendulumNoVel-v5",
+    entry_point="ncp_control.envs.masked_velocity:make_inverted_pendulum_novel",
+    max_episode_steps=1000,
+)
+_register(
+    id="HalfCheetahNoVel-v5",
+    entry_point="ncp_control.envs.masked_velocity:make_half_cheetah_novel",
+    max_episode_steps=1000,
+)
 _register(id="HopperNoVel-v5", entry_point="ncp_control.envs.masked_velocity:make_hopper_novel", max_episode_steps=1000)

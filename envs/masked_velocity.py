@@ -93,9 +93,7 @@ class KeepObservationIndices(gym.ObservationWrapper, gym.utils.RecordConstructor
         gym.utils.RecordConstructorArgs.__init__(self, indices=kept)
         gym.ObservationWrapper.__init__(self, env)
         self._indices = np.asarray(kept, dtype=np.intp)
-        self.observation_space = Box(
-            low=space.low[self._indices], high=space.high[self._indices], dtype=space.dtype
-        )
+        self.observation_space = Box(low=space.low[self._indices], high=space.high[self._indices], dtype=space.dtype)
 
     @property
     def indices(self) -> tuple[int, ...]:
@@ -153,8 +151,10 @@ class RejectNonFiniteActions(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         values = np.asarray(action)
         if values.dtype.kind in "fc" and not np.isfinite(values).all():
-            raise ValueError(f"action must be finite, got {action!r}; NaN/inf actions are rejected "
-                             "(check the policy's outputs and its observation normalisation)")
+            raise ValueError(
+                f"action must be finite, got {action!r}; NaN/inf actions are rejected "
+                "(check the policy's outputs and its observation normalisation)"
+            )
         return self.env.step(action)
 
 
@@ -201,9 +201,7 @@ def _make_base(base_id: str, kwargs: dict[str, Any]) -> gym.Env:
     The registered NoVel id adds those around our wrapper; keeping them inside too would nest a second
     ``TimeLimit`` that ignores a ``max_episode_steps`` given for the NoVel id.
     """
-    spec = dataclasses.replace(
-        gym.spec(base_id), max_episode_steps=None, order_enforce=False, disable_env_checker=True
-    )
+    spec = dataclasses.replace(gym.spec(base_id), max_episode_steps=None, order_enforce=False, disable_env_checker=True)
     return gym.make(spec, **kwargs)
 
 

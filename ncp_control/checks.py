@@ -177,8 +177,17 @@ def _interval_text(low: float, high: float, low_open: bool, high_open: bool) -> 
     return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
 
 
-def _real(name: str, value: Any, low: float, high: float, low_open: bool, high_open: bool, what: str,
-          type_what: str, hint: str) -> float:
+def _real(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    low_open: bool,
+    high_open: bool,
+    what: str,
+    type_what: str,
+    hint: str,
+) -> float:
     if not _is_real(value):
         raise ArgumentTypeError(f"{name} must be {type_what}{_suffix(hint)}, got {_got(value)}")
     value = float(value)
@@ -192,16 +201,33 @@ def _real(name: str, value: Any, low: float, high: float, low_open: bool, high_o
     return value
 
 
-def real_in_range(name: str, value: Any, low: float = -math.inf, high: float = math.inf, *,
-                  low_open: bool = False, high_open: bool = False, hint: str = "") -> float:
+def real_in_range(
+    name: str,
+    value: Any,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    hint: str = "",
+) -> float:
     """``value`` as a ``float`` after checking it is a finite real number in ``[low, high]``.
 
     ``low_open`` / ``high_open`` exclude the bound (``(0, 1)``: ``low_open=True, high_open=True``); an infinite
     bound is no bound. NaN and +-inf are always refused.
     """
     interval = _interval_text(low, high, low_open, high_open)
-    return _real(name, value, low, high, low_open, high_open, interval or "a finite number",
-                 " ".join(filter(None, ("a real number", interval))), hint)
+    return _real(
+        name,
+        value,
+        low,
+        high,
+        low_open,
+        high_open,
+        interval or "a finite number",
+        " ".join(filter(None, ("a real number", interval))),
+        hint,
+    )
 
 
 def positive_real(name: str, value: Any, *, hint: str = "") -> float:

@@ -55,12 +55,14 @@ class OnnxPolicy:
         try:
             import onnxruntime as ort
         except ImportError as error:
-            raise ValueError("OnnxPolicy needs onnxruntime: pip install onnxruntime (or 'ncp-control[onnx]')") \
-                from error
+            raise ValueError(
+                "OnnxPolicy needs onnxruntime: pip install onnxruntime (or 'ncp-control[onnx]')"
+            ) from error
         path = Path(path)
         if not path.is_file():
-            raise ValueError(f"exported policy {path} does not exist (write it with `ncp-control export RUN_DIR "
-                             f"--out {path}`)")
+            raise ValueError(
+                f"exported policy {path} does not exist (write it with `ncp-control export RUN_DIR --out {path}`)"
+            )
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
@@ -91,16 +93,18 @@ class OnnxPolicy:
         """The action space, as :attr:`observation_space`."""
         return _box(self.metadata["action_space"])
 
-    def step(self, observation: np.ndarray, state: np.ndarray,
-             elapsed_time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step(
+        self, observation: np.ndarray, state: np.ndarray, elapsed_time: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The raw graph call: ``observation`` (B, *shape) in the env dtype, ``state`` (B, S) float32,
         ``elapsed_time`` (B,) float32 seconds -> ``(action (B, A), state_out (B, S))``. No resets, no checks."""
         feeds = {"observation": observation, "state": state, "elapsed_time": elapsed_time}
         action, state = self.session.run(self._outputs, feeds)
         return action, state
 
-    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True, *,
-                elapsed_time=None) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict(
+        self, observation, state=None, episode_start=None, deterministic: bool = True, *, elapsed_time=None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """One control step for a batch, with stable-baselines3's recurrent ``predict`` semantics.
 
         Args:
@@ -118,8 +122,9 @@ class OnnxPolicy:
         if single:
             obs = obs[None]
         if obs.shape[1:] != self.observation_shape:
-            raise ValueError(f"observation must have shape (B, {', '.join(map(str, self.observation_shape))}), "
-                             f"got {obs.shape}")
+            raise ValueError(
+                f"observation must have shape (B, {', '.join(map(str, self.observation_shape))}), got {obs.shape}"
+            )
         batch = obs.shape[0]
         if obs.dtype != self.observation_dtype or not obs.flags.c_contiguous:
             obs = np.ascontiguousarray(obs, dtype=self.observation_dtype)
@@ -167,8 +172,10 @@ def _read_metadata(session, path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: corrupt ncp-control metadata ({error})") from error
     if int(meta["format_version"]) > FORMAT_VERSION:
-        raise ValueError(f"{path} was exported in metadata format {meta['format_version']}; this runtime reads "
-                         f"format {FORMAT_VERSION} or older: update ncp-control")
+        raise ValueError(
+            f"{path} was exported in metadata format {meta['format_version']}; this runtime reads "
+            f"format {FORMAT_VERSION} or older: update ncp-control"
+        )
     return meta
 
 
@@ -178,6 +185,7 @@ def _box(spec: dict[str, Any]):
         from gymnasium import spaces
     except ImportError:
         return spec
+
     def bound(value):  # one number for every dimension, or a list; infinities as strings
         values = np.array([float(v) for v in np.atleast_1d(np.asarray(value, dtype=object))])
         return np.broadcast_to(values, spec["shape"]) if values.size == 1 else values.reshape(spec["shape"])

@@ -117,6 +117,7 @@ def train_case(kind, wiring, batch, steps, s: Settings, inputs=32):
             model.zero_grad(set_to_none=True)
             y, _ = model(x)
             y.square().mean().backward()
+
         return run
 
     t_ours, t_ref = _interleaved(fwd_bwd(ours), fwd_bwd(ref), s, ref_budget=0.0)
@@ -135,6 +136,7 @@ def step_case(kind, wiring, batch, s: Settings, inputs=32):
         def run():
             with torch.no_grad():
                 cell(x, h, 1.0)
+
         return run
 
     t_ours, t_ref = _interleaved(step(ours.rnn_cell), step(ref.rnn_cell), s, ref_budget=s.min_round_s)
@@ -158,10 +160,14 @@ def layer_step_case(kind, wiring, batch, s: Settings, inputs=32):
         def run():
             with torch.no_grad():
                 fn()
+
         return run
 
-    fns = {"layer": call(lambda: ours(x, h)), "cell": call(lambda: ours.rnn_cell(x0, h, 1.0)),
-           "ncps": call(lambda: ref(x, h))}
+    fns = {
+        "layer": call(lambda: ours(x, h)),
+        "cell": call(lambda: ours.rnn_cell(x0, h, 1.0)),
+        "ncps": call(lambda: ref(x, h)),
+    }
     wall: dict[str, list[float]] = {name: [] for name in fns}
     cpu: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(s.repeats):
@@ -182,7 +188,8 @@ def _fmt_time(t: float) -> str:
     return f"{t * 1e6:8.1f} us" if t < 1e-3 else f"{t * 1e3:8.2f} ms"
 
 
-def main(argv=None) -> None:
+def _parse_settings(argv) -> Settings:
+    """One command-line flag per :class:`Settings` field (``--min-round-s``; booleans are switches)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for f in dataclasses.fields(Settings):
         flag = "--" + f.name.replace("_", "-")
@@ -190,60 +197,122 @@ def main(argv=None) -> None:
             parser.add_argument(flag, action="store_true")
         else:
             parser.add_argument(flag, type=type(f.default), default=f.default)
-    s = Settings(**vars(parser.parse_args(argv)))
-    torch.set_num_threads(1)
+    return Settings(**vars(parser.parse_args(argv)))
 
+
+def _print_header() -> None:
+    """The date, versions, processor and native kernels, then the column names."""
     kernels = {name: native.load(name) for name in ("ltc_kernel", "cfc_kernel")}
-    print(f"# bench_cells  {date.today()}  python {platform.python_version()}  torch {torch.__version__}  "
-          f"{platform.processor() or platform.machine()}  threads=1")
+    print(
+        f"# bench_cells  {date.today()}  python {platform.python_version()}  torch {torch.__version__}  "
+        f"{platform.processor() or platform.machine()}  threads=1"
+    )
     print(f"# native kernels: { {k: ('compiled' if v is not None else 'unavailable') for k, v in kernels.items()} }")
     print(f"{'case':58s} {'ours':>11s} {'ncps':>11s} {'speed-up':>8s} {'saved MB ours/ncps':>19s}")
-    results: list[dict] = []
 
-    rows: list[dict] = []
 
-    def row(name, t_ours, t_ref, mem=None):
+class _Table:
+    """The rows printed so far and the layer-step records, written to ``--json`` (when given) after every row: a
+    cut run keeps its data."""
+
+    def __init__(self, json_path: str) -> None:
+        self.json_path = json_path
+        self.rows: list[dict] = []
+        self.layer_steps: list[dict] = []
+
+    def row(self, name, t_ours, t_ref, mem=None) -> None:
         m = f"{mem[0] / 2**20:8.2f} / {mem[1] / 2**20:8.2f}" if mem else ""
         print(f"{name:58s} {_fmt_time(t_ours)} {_fmt_time(t_ref)} {t_ref / t_ours:7.1f}x {m:>19s}", flush=True)
-        rows.append({"case": name, "ours_s": t_ours, "ncps_s": t_ref, "speedup": round(t_ref / t_ours, 1),
-                     **({"saved_mb_ours": mem[0] / 2**20, "saved_mb_ncps": mem[1] / 2**20} if mem else {})})
-        dump()
+        self.rows.append(
+            {
+                "case": name,
+                "ours_s": t_ours,
+                "ncps_s": t_ref,
+                "speedup": round(t_ref / t_ours, 1),
+                **({"saved_mb_ours": mem[0] / 2**20, "saved_mb_ncps": mem[1] / 2**20} if mem else {}),
+            }
+        )
+        self.dump()
 
-    def dump():
+    def dump(self) -> None:
         """The rows so far (and the layer-step records) to --json, after every row: a cut run keeps its data."""
-        if s.json:
-            Path(s.json).write_text(json.dumps({
-                "script": "scripts/bench_cells.py", "command": " ".join(["python scripts/bench_cells.py", *sys.argv[1:]]),
-                "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
-                "machine": f"{platform.platform()}, python {platform.python_version()}, torch {torch.__version__}, "
-                           f"{os.cpu_count()} logical cores, load average {os.getloadavg()[0]:.1f}, one torch thread",
-                "rows": rows, "layer_steps": results}, indent=1) + "\n")
+        if self.json_path:
+            Path(self.json_path).write_text(
+                json.dumps(
+                    {
+                        "script": "scripts/bench_cells.py",
+                        "command": " ".join(["python scripts/bench_cells.py", *sys.argv[1:]]),
+                        "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
+                        "machine": f"{platform.platform()}, python {platform.python_version()}, torch {torch.__version__}, "
+                        f"{os.cpu_count()} logical cores, load average {os.getloadavg()[0]:.1f}, one torch thread",
+                        "rows": self.rows,
+                        "layer_steps": self.layer_steps,
+                    },
+                    indent=1,
+                )
+                + "\n"
+            )
 
+
+def _headline_cases(s: Settings, table: _Table) -> None:
+    """Training, inference step and ncps-style layer step of LTC and CfC on the 19-neuron AutoNCP wiring."""
     headline = [("ltc", "autoncp:19"), ("cfc", "autoncp:19")]
     for kind, wiring in headline:
-        row(f"{kind.upper()} {wiring} fwd+bwd B64 x T32", *train_case(kind, wiring, 64, 32, s))
-        row(f"{kind.upper()} {wiring} inference step B8 (no grad)", *step_case(kind, wiring, 8, s))
+        table.row(f"{kind.upper()} {wiring} fwd+bwd B64 x T32", *train_case(kind, wiring, 64, 32, s))
+        table.row(f"{kind.upper()} {wiring} inference step B8 (no grad)", *step_case(kind, wiring, 8, s))
         t_layer, t_ref, t_cell, cpu = layer_step_case(kind, wiring, 8, s)
-        row(f"{kind.upper()} {wiring} layer(x[:, None], h) B8 (no grad)", t_layer, t_ref)
-        print(f"{'':58s} layer / our cell step: {t_layer / t_cell:.2f} (wall; cell {_fmt_time(t_cell).strip()}), "
-              f"{cpu['layer'] / cpu['cell']:.2f} (CPU: {cpu['layer'] * 1e6:.1f} / {cpu['cell'] * 1e6:.1f} us); "
-              f"ncps / layer {cpu['ncps'] / cpu['layer']:.1f}x (CPU)")
-        results.append({"kind": kind, "wiring": wiring, "batch": 8, "layer_step_s": t_layer, "ncps_layer_step_s": t_ref,
-                        "cell_step_s": t_cell, "layer_vs_cell": t_layer / t_cell, "speedup_vs_ncps": t_ref / t_layer,
-                        "cpu_layer_step_s": cpu["layer"], "cpu_cell_step_s": cpu["cell"],
-                        "cpu_ncps_layer_step_s": cpu["ncps"], "cpu_layer_vs_cell": cpu["layer"] / cpu["cell"],
-                        "cpu_speedup_vs_ncps": cpu["ncps"] / cpu["layer"]})
-    dump()
-    if s.quick:
-        return
+        table.row(f"{kind.upper()} {wiring} layer(x[:, None], h) B8 (no grad)", t_layer, t_ref)
+        print(
+            f"{'':58s} layer / our cell step: {t_layer / t_cell:.2f} (wall; cell {_fmt_time(t_cell).strip()}), "
+            f"{cpu['layer'] / cpu['cell']:.2f} (CPU: {cpu['layer'] * 1e6:.1f} / {cpu['cell'] * 1e6:.1f} us); "
+            f"ncps / layer {cpu['ncps'] / cpu['layer']:.1f}x (CPU)"
+        )
+        table.layer_steps.append(_layer_step_record(kind, wiring, t_layer, t_ref, t_cell, cpu))
+
+
+def _layer_step_record(kind, wiring, t_layer, t_ref, t_cell, cpu) -> dict:
+    """The JSON record of one layer-step case (batch 8): wall and CPU times per call and their ratios."""
+    return {
+        "kind": kind,
+        "wiring": wiring,
+        "batch": 8,
+        "layer_step_s": t_layer,
+        "ncps_layer_step_s": t_ref,
+        "cell_step_s": t_cell,
+        "layer_vs_cell": t_layer / t_cell,
+        "speedup_vs_ncps": t_ref / t_layer,
+        "cpu_layer_step_s": cpu["layer"],
+        "cpu_cell_step_s": cpu["cell"],
+        "cpu_ncps_layer_step_s": cpu["ncps"],
+        "cpu_layer_vs_cell": cpu["layer"] / cpu["cell"],
+        "cpu_speedup_vs_ncps": cpu["ncps"] / cpu["layer"],
+    }
+
+
+def _other_cases(s: Settings, table: _Table) -> None:
+    """The rest of the table: more batch sizes on AutoNCP 19, then larger and fully connected wirings."""
     for kind in ("ltc", "cfc"):
         for batch in (1, 16, 256):
-            row(f"{kind.upper()} autoncp:19 fwd+bwd B{batch} x T32", *train_case(kind, "autoncp:19", batch, 32, s))
+            table.row(
+                f"{kind.upper()} autoncp:19 fwd+bwd B{batch} x T32", *train_case(kind, "autoncp:19", batch, 32, s)
+            )
         for batch in (1, 64, 256):
-            row(f"{kind.upper()} autoncp:19 inference step B{batch}", *step_case(kind, "autoncp:19", batch, s))
+            table.row(f"{kind.upper()} autoncp:19 inference step B{batch}", *step_case(kind, "autoncp:19", batch, s))
         for wiring in ("autoncp:32", "autoncp:64", "autoncp:128", "fc:64"):
-            row(f"{kind.upper()} {wiring} fwd+bwd B64 x T32", *train_case(kind, wiring, 64, 32, s))
-            row(f"{kind.upper()} {wiring} inference step B8", *step_case(kind, wiring, 8, s))
+            table.row(f"{kind.upper()} {wiring} fwd+bwd B64 x T32", *train_case(kind, wiring, 64, 32, s))
+            table.row(f"{kind.upper()} {wiring} inference step B8", *step_case(kind, wiring, 8, s))
+
+
+def main(argv=None) -> None:
+    s = _parse_settings(argv)
+    torch.set_num_threads(1)
+    _print_header()
+    table = _Table(s.json)
+    _headline_cases(s, table)
+    table.dump()
+    if s.quick:
+        return
+    _other_cases(s, table)
 
 
 if __name__ == "__main__":

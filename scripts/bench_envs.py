@@ -33,8 +33,7 @@ CASES = {
     "LaneKeeping-v0 48x96": ("LaneKeeping-v0", {"image_height": 48, "image_width": 96}, "random", None),
     "LaneKeeping-v0 78x200 (paper size)": ("LaneKeeping-v0", {"image_height": 78, "image_width": 200}, "random", None),
     "LaneKeeping-v0 64x128 + domain rand.": ("LaneKeeping-v0", {"domain_randomization": True}, "random", 1000),
-    "LaneKeeping-v0 64x128 + domain rand., expert": ("LaneKeeping-v0", {"domain_randomization": True}, "expert",
-                                                     1000),
+    "LaneKeeping-v0 64x128 + domain rand., expert": ("LaneKeeping-v0", {"domain_randomization": True}, "expert", 1000),
     "LaneKeepingState-v0": ("LaneKeepingState-v0", {}, "random", 5000),
     "LaneKeepingState-v0, expert driving": ("LaneKeepingState-v0", {}, "expert", 5000),
     "CarRacing-v3 (Box2D, 96x96 top-down)": ("CarRacing-v3", {}, "random", None),
@@ -90,8 +89,13 @@ def measure(env_id: str, kwargs: dict, driver: str, seconds: float, core: int) -
     total = time.perf_counter() - start
     env.close()
     window_rates.sort()
-    return {"steps": steps, "resets": resets, "mean": steps / total,
-            "median_window": window_rates[len(window_rates) // 2], "mean_episode": steps / max(resets, 1)}
+    return {
+        "steps": steps,
+        "resets": resets,
+        "mean": steps / total,
+        "median_window": window_rates[len(window_rates) // 2],
+        "mean_episode": steps / max(resets, 1),
+    }
 
 
 def machine() -> str:
@@ -103,9 +107,12 @@ def machine() -> str:
         pass
     import gymnasium
     import mujoco
-    return (f"{cpu}, {os.cpu_count()} logical cores, load average {os.getloadavg()[0]:.1f} at start; "
-            f"Python {platform.python_version()}, mujoco {mujoco.__version__}, gymnasium {gymnasium.__version__}, "
-            f"LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS', 'unset (envs sets 0)')}")
+
+    return (
+        f"{cpu}, {os.cpu_count()} logical cores, load average {os.getloadavg()[0]:.1f} at start; "
+        f"Python {platform.python_version()}, mujoco {mujoco.__version__}, gymnasium {gymnasium.__version__}, "
+        f"LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS', 'unset (envs sets 0)')}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,8 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="timed wall seconds per case")
     parser.add_argument("--core", type=int, default=0, help="CPU core to pin each measurement to")
     parser.add_argument("--only", default="", help="run only the cases whose name contains this text")
-    parser.add_argument("--json", help="also write the results, machine and command to this JSON file "
-                                       "(the data file behind docs and README figures)")
+    parser.add_argument(
+        "--json",
+        help="also write the results, machine and command to this JSON file "
+        "(the data file behind docs and README figures)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -125,19 +135,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# bench_envs  {datetime.datetime.now().isoformat(timespec='minutes')}")
     machine_info = machine()  # the load average at the start
     print(f"# {machine_info}")
-    print(f"# one core (#{args.core}) per case, {args.seconds:g} s each; resets included; 'median' is the median"
-          f" rate over {WINDOW:g} s windows (robust to other processes), 'mean' is steps / total time\n")
-    header = f"| {'env':46s} | {'steps/s median':>14s} | {'steps/s mean':>12s} | " \
-             f"{'mean episode':>12s} | {'goal':>13s} |"
+    print(
+        f"# one core (#{args.core}) per case, {args.seconds:g} s each; resets included; 'median' is the median"
+        f" rate over {WINDOW:g} s windows (robust to other processes), 'mean' is steps / total time\n"
+    )
+    header = (
+        f"| {'env':46s} | {'steps/s median':>14s} | {'steps/s mean':>12s} | {'mean episode':>12s} | {'goal':>13s} |"
+    )
     print(header)
     print("|" + "|".join("-" * (len(cell) + 0) for cell in header.split("|")[1:-1]) + "|")
     results = {}
     for name, (_, _, _, goal) in CASES.items():
         if args.only not in name:
             continue
-        out = subprocess.run([sys.executable, __file__, "--worker", name, "--seconds", str(args.seconds),
-                              "--core", str(args.core)], capture_output=True, text=True,
-                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        out = subprocess.run(
+            [sys.executable, __file__, "--worker", name, "--seconds", str(args.seconds), "--core", str(args.core)],
+            capture_output=True,
+            text=True,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
         try:
             result = json.loads(out.stdout.strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError):
@@ -147,20 +163,29 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name:46s} | not run: {result['error']} |")
             continue
         verdict = "" if goal is None else (f">= {goal} " + ("ok" if result["median_window"] >= goal else "MISSED"))
-        print(f"| {name:46s} | {result['median_window']:14,.0f} | {result['mean']:12,.0f} | "
-              f"{result['mean_episode']:12.0f} | {verdict:>13s} |", flush=True)
+        print(
+            f"| {name:46s} | {result['median_window']:14,.0f} | {result['mean']:12,.0f} | "
+            f"{result['mean_episode']:12.0f} | {verdict:>13s} |",
+            flush=True,
+        )
     if args.json:
-        record = {"script": "scripts/bench_envs.py", "command": "python scripts/bench_envs.py " + " ".join(
-                      sys.argv[1:] if argv is None else argv),
-                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
-                  "machine": machine_info, "seconds_per_case": args.seconds, "results": results}
+        record = {
+            "script": "scripts/bench_envs.py",
+            "command": "python scripts/bench_envs.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
+            "machine": machine_info,
+            "seconds_per_case": args.seconds,
+            "results": results,
+        }
         with open(args.json, "w") as f:
             json.dump(record, f, indent=1)
     camera = results.get("LaneKeeping-v0 64x128 (default)", {})
     racing = results.get("CarRacing-v3 (Box2D, 96x96 top-down)", {})
     if "median_window" in camera and "median_window" in racing:
-        print(f"\nLaneKeeping-v0 (64x128) / CarRacing-v3, median steps/s: "
-              f"{camera['median_window'] / racing['median_window']:.1f}x")
+        print(
+            f"\nLaneKeeping-v0 (64x128) / CarRacing-v3, median steps/s: "
+            f"{camera['median_window'] / racing['median_window']:.1f}x"
+        )
     return 0
 
 

@@ -76,15 +76,21 @@ def _interleaved(variants: dict, s: Settings) -> tuple[dict[str, float], dict[st
             w, c = _per_call(fn, s.min_round_s)
             wall[name].append(w)
             cpu[name].append(c)
-    return ({name: statistics.median(t) for name, t in wall.items()},
-            {name: statistics.median(t) for name, t in cpu.items()})
+    return (
+        {name: statistics.median(t) for name, t in wall.items()},
+        {name: statistics.median(t) for name, t in cpu.items()},
+    )
 
 
 def _ppo_run(folder: Path) -> Path:
     from ncp_control.agents import ppo
 
-    overrides = {"n_envs": 1, "progress_bar": False, "checkpoint_freq": 0,
-                 "algo": {"n_steps": 128, "batch_size": 64, "n_epochs": 1}}
+    overrides = {
+        "n_envs": 1,
+        "progress_bar": False,
+        "checkpoint_freq": 0,
+        "algo": {"n_steps": 128, "batch_size": 64, "n_epochs": 1},
+    }
     config = ppo.resolve_config("PendulumNoVel-v1", "ltc", timesteps=256, seed=0, overrides=overrides)
     ppo.train(config, folder / "ppo_ltc", evaluate_at_end=False)
     return folder / "ppo_ltc"
@@ -97,9 +103,18 @@ def _camera_run(folder: Path) -> Path:
     run = folder / "camera_ncp_ltc"
     run.mkdir()
     torch.save(build_model(config, seed=0).state_dict(), run / "model.pt")
-    (run / "config.json").write_text(json.dumps({
-        "kind": "bc", "env_id": "LaneKeeping-v0", "policy": "ncp-ltc", "seed": 0, "model": config.to_dict(),
-        "training": {"env_kwargs": {"image_height": 32, "image_width": 64}}}))
+    (run / "config.json").write_text(
+        json.dumps(
+            {
+                "kind": "bc",
+                "env_id": "LaneKeeping-v0",
+                "policy": "ncp-ltc",
+                "seed": 0,
+                "model": config.to_dict(),
+                "training": {"env_kwargs": {"image_height": 32, "image_width": 64}},
+            }
+        )
+    )
     return run
 
 
@@ -108,8 +123,13 @@ def _ncps_cell(cell, wiring_factory, input_mapping: str):
     with softplus positivity (``implicit_param_constraints=True``) and the given input mapping."""
     import ncps.torch as ncps_torch
 
-    ref = ncps_torch.LTCCell(wiring_factory(), in_features=cell.sensory_size, input_mapping=input_mapping,
-                             ode_unfolds=cell.ode_unfolds, implicit_param_constraints=True)
+    ref = ncps_torch.LTCCell(
+        wiring_factory(),
+        in_features=cell.sensory_size,
+        input_mapping=input_mapping,
+        ode_unfolds=cell.ode_unfolds,
+        implicit_param_constraints=True,
+    )
     ref.load_state_dict(cell.state_dict(), strict=False)
     x, h = torch.randn(3, cell.sensory_size), torch.randn(3, cell.state_size) * 0.1
     with torch.no_grad():
@@ -131,8 +151,9 @@ def _variants_ppo(run: Path) -> tuple[dict, dict]:
     norm = predictor.obs_normalization()
     core = policy.actor_core
     spec = policy.wiring_spec
-    ref_cell = _ncps_cell(core.cell, lambda: ncps_wirings.AutoNCP(spec["units"], core.output_size, seed=spec["seed"]),
-                          "affine")  # make_core's default for the PPO actor
+    ref_cell = _ncps_cell(
+        core.cell, lambda: ncps_wirings.AutoNCP(spec["units"], core.output_size, seed=spec["seed"]), "affine"
+    )  # make_core's default for the PPO actor
     obs = np.zeros((1, *exported.observation_shape), np.float32)
     state, start = np.zeros((1, exported.state_size), np.float32), np.zeros(1, bool)
     dt = np.full(1, meta["nominal_step_seconds"], np.float32)
@@ -142,8 +163,9 @@ def _variants_ppo(run: Path) -> tuple[dict, dict]:
 
     def ncps_policy_step():  # the same policy, its cell replaced by ncps's: normalise, MLP, cell, action map, clip
         with torch.no_grad():
-            o = torch.as_tensor(np.clip((obs - norm["mean"]) / np.sqrt(norm["var"] + norm["epsilon"]),
-                                        -norm["clip"], norm["clip"])).float()
+            o = torch.as_tensor(
+                np.clip((obs - norm["mean"]) / np.sqrt(norm["var"] + norm["epsilon"]), -norm["clip"], norm["clip"])
+            ).float()
             motor, _ = ref_cell(policy.actor_mlp(policy.features_extractor(o)), h, 1.0)
             return torch.max(torch.min(policy.action_net(motor), high), low).numpy()
 
@@ -172,9 +194,20 @@ def _variants_camera(run: Path) -> tuple[dict, dict]:
     export_run(run, onnx_path)
     exported, model = OnnxPolicy(onnx_path), load_run(run).predictor
     shape = model.config.ncp
-    ref_cell = _ncps_cell(model.core.cell, lambda: ncps_wirings.NCP(
-        shape.inter_neurons, shape.command_neurons, shape.motor_neurons, shape.sensory_fanout, shape.inter_fanout,
-        shape.recurrent_command_synapses, shape.motor_fanin, seed=shape.seed), model.config.ltc_input_mapping)
+    ref_cell = _ncps_cell(
+        model.core.cell,
+        lambda: ncps_wirings.NCP(
+            shape.inter_neurons,
+            shape.command_neurons,
+            shape.motor_neurons,
+            shape.sensory_fanout,
+            shape.inter_fanout,
+            shape.recurrent_command_synapses,
+            shape.motor_fanin,
+            seed=shape.seed,
+        ),
+        model.config.ltc_input_mapping,
+    )
     frame = np.random.default_rng(0).integers(0, 256, (1, *exported.observation_shape), dtype=np.uint8)
     state, start = np.zeros((1, exported.state_size), np.float32), np.zeros(1, bool)
     dt = np.full(1, exported.nominal_step_seconds, np.float32)
@@ -198,8 +231,11 @@ def _variants_camera(run: Path) -> tuple[dict, dict]:
         "native cell step only (ours, C kernel)": native_cell_step,
         "ncps policy step (conv head + ncps cell)": ncps_policy_step,
     }
-    return variants, {"nodes": _node_count(onnx_path), "state_size": exported.state_size,
-                      "observation_shape": list(exported.observation_shape)}
+    return variants, {
+        "nodes": _node_count(onnx_path),
+        "state_size": exported.state_size,
+        "observation_shape": list(exported.observation_shape),
+    }
 
 
 def _node_count(path: Path) -> int:
@@ -214,11 +250,18 @@ def _report(title: str, measured: tuple[dict[str, float], dict[str, float]], inf
     print(f"\n## {title}  ({info['nodes']} ONNX nodes)")
     print(f"{'variant':44s} {'wall':>11s} {'vs ORT':>7s} {'CPU':>11s} {'vs ORT':>7s}")
     for name in wall:
-        print(f"{name:44s} {wall[name] * 1e6:8.1f} us {wall[name] / ort_wall:6.1f}x {cpu[name] * 1e6:8.1f} us "
-              f"{cpu[name] / ort_cpu:6.1f}x")
+        print(
+            f"{name:44s} {wall[name] * 1e6:8.1f} us {wall[name] / ort_wall:6.1f}x {cpu[name] * 1e6:8.1f} us "
+            f"{cpu[name] / ort_cpu:6.1f}x"
+        )
     ncps_name = next(n for n in wall if n.startswith("ncps"))
-    return {**info, "wall_seconds_per_step": wall, "cpu_seconds_per_step": cpu,
-            "ncps_over_ort_wall": wall[ncps_name] / ort_wall, "ncps_over_ort_cpu": cpu[ncps_name] / ort_cpu}
+    return {
+        **info,
+        "wall_seconds_per_step": wall,
+        "cpu_seconds_per_step": cpu,
+        "ncps_over_ort_wall": wall[ncps_name] / ort_wall,
+        "ncps_over_ort_cpu": cpu[ncps_name] / ort_cpu,
+    }
 
 
 def main(argv=None) -> None:
@@ -235,8 +278,10 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     import onnxruntime
 
-    print(f"# bench_export  {date.today()}  python {platform.python_version()}  torch {torch.__version__}  "
-          f"onnxruntime {onnxruntime.__version__}  threads=1  batch=1")
+    print(
+        f"# bench_export  {date.today()}  python {platform.python_version()}  torch {torch.__version__}  "
+        f"onnxruntime {onnxruntime.__version__}  threads=1  batch=1"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         ppo_run = Path(s.ppo_run) if s.ppo_run else _ppo_run(Path(tmp))
         camera_run = Path(s.camera_run) if s.camera_run else _camera_run(Path(tmp))
@@ -246,19 +291,35 @@ def main(argv=None) -> None:
         camera = _report("camera policy (imitation ncp-ltc)", _interleaved(variants, s), info)
         for run in (ppo_run, camera_run):
             (run / "policy_bench.onnx").unlink(missing_ok=True)
-    print(f"\ngoal: exported NCP-LTC state policy >= 10x faster than its ncps step: "
-          f"{ppo['ncps_over_ort_wall']:.1f}x (wall), {ppo['ncps_over_ort_cpu']:.1f}x (CPU)")
-    print(f"goal: camera policy under 1 ms per frame in ONNX Runtime: "
-          f"{camera['wall_seconds_per_step']['onnxruntime step'] * 1e3:.3f} ms (wall), "
-          f"{camera['cpu_seconds_per_step']['onnxruntime step'] * 1e3:.3f} ms (CPU)")
+    print(
+        f"\ngoal: exported NCP-LTC state policy >= 10x faster than its ncps step: "
+        f"{ppo['ncps_over_ort_wall']:.1f}x (wall), {ppo['ncps_over_ort_cpu']:.1f}x (CPU)"
+    )
+    print(
+        f"goal: camera policy under 1 ms per frame in ONNX Runtime: "
+        f"{camera['wall_seconds_per_step']['onnxruntime step'] * 1e3:.3f} ms (wall), "
+        f"{camera['cpu_seconds_per_step']['onnxruntime step'] * 1e3:.3f} ms (CPU)"
+    )
     if s.json:
-        Path(s.json).write_text(json.dumps({
-            "date": str(date.today()), "machine": s.machine, "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__, "threads": 1, "batch": 1,
-            "command": "python scripts/bench_export.py " + " ".join(sys.argv[1:]),
-            "ppo_run": str(s.ppo_run or "trained 256 steps in a temporary folder"),
-            "camera_run": str(s.camera_run or "demo-shaped, seeded weights"),
-            "ppo_state_policy": ppo, "camera_policy": camera}, indent=1) + "\n")
+        Path(s.json).write_text(
+            json.dumps(
+                {
+                    "date": str(date.today()),
+                    "machine": s.machine,
+                    "torch": torch.__version__,
+                    "onnxruntime": onnxruntime.__version__,
+                    "threads": 1,
+                    "batch": 1,
+                    "command": "python scripts/bench_export.py " + " ".join(sys.argv[1:]),
+                    "ppo_run": str(s.ppo_run or "trained 256 steps in a temporary folder"),
+                    "camera_run": str(s.camera_run or "demo-shaped, seeded weights"),
+                    "ppo_state_policy": ppo,
+                    "camera_policy": camera,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -65,8 +65,9 @@ def parse() -> Settings:
     p.add_argument("--json", default=None)
     p.add_argument("--runs", default=None)
     a = p.parse_args()
-    return Settings(a.env, a.preset, tuple(a.models), tuple(a.seeds), a.episodes, a.threads, tuple(a.overrides),
-                    a.json, a.runs)
+    return Settings(
+        a.env, a.preset, tuple(a.models), tuple(a.seeds), a.episodes, a.threads, tuple(a.overrides), a.json, a.runs
+    )
 
 
 def expert_reference(config, episodes: int) -> dict:
@@ -75,8 +76,10 @@ def expert_reference(config, episodes: int) -> dict:
 
     env = im.make_env(config.env_id, config.env_kwargs)
     expert = im.resolve_expert(config.env_id, config.expert)(env)
-    runs = [im.rollout(env, expert, road, step_seconds=1.0)
-            for road in im.heldout_road_seeds(im.HELDOUT_SEED_START, episodes)]
+    runs = [
+        im.rollout(env, expert, road, step_seconds=1.0)
+        for road in im.heldout_road_seeds(im.HELDOUT_SEED_START, episodes)
+    ]
     env.close()
     return {
         "completion_rate": float(np.mean([r.success for r in runs])),
@@ -84,13 +87,98 @@ def expert_reference(config, episodes: int) -> dict:
     }
 
 
+def train_and_evaluate(s: Settings, root: Path, model: str, seed: int):
+    """Train ``model`` with ``seed`` into a run folder under ``root`` (resuming one that is there) and evaluate it on
+    the held-out roads: returns its config, its predictor and its row of the table."""
+    from ncp_control.agents import imitation as im
+    from ncp_control.agents.commands.train_bc import parse_overrides
+    from ncp_control.policies.imitation import parameter_counts
+
+    config = im.preset_config(s.preset, env_id=s.env, model=model, seed=seed, **parse_overrides(list(s.overrides)))
+    run_dir = root / f"{s.env}-{s.preset}-{model}-seed{seed}"
+    t0 = time.perf_counter()
+    im.train(config, run_dir, resume=(run_dir / "config.json").exists())
+    seconds = json.loads((run_dir / "progress.jsonl").read_text().splitlines()[-1])["time/seconds"]
+    frame_epochs = sum(
+        json.loads(line)["train/frames"] for line in (run_dir / "progress.jsonl").read_text().splitlines()
+    )
+    policy = im.load_predictor(run_dir)
+    metrics = im.evaluate_heldout(policy, config.env_id, s.episodes, env_kwargs=config.env_kwargs)
+    counts = parameter_counts(policy)
+    row = {
+        "model": model,
+        "seed": seed,
+        "preset": s.preset,
+        **{
+            k: metrics[k] for k in ("completion_rate", "mean_abs_lateral_m", "departures_per_km", "steering_smoothness")
+        },
+        "recurrent_parameters": counts["recurrent"],
+        "total_parameters": counts["total"],
+        "synapses": counts["synapses"],
+        "train_minutes": seconds / 60.0,
+        "train_frames_per_second": frame_epochs / max(seconds, 1e-9),  # guard: empty run
+        "wall_minutes_incl_eval": (time.perf_counter() - t0) / 60.0,
+    }
+    return config, policy, row
+
+
+def untrained_reference(policy, config, seed: int, episodes: int) -> dict:
+    """Completion and mean |lateral offset| of an untrained model built like ``policy`` (the floor)."""
+    from ncp_control.agents import imitation as im
+    from ncp_control.policies.imitation import build_model
+
+    untrained = build_model(policy.config, seed=seed)
+    return {
+        k: v
+        for k, v in im.evaluate_heldout(untrained, config.env_id, episodes, env_kwargs=config.env_kwargs).items()
+        if k in ("completion_rate", "mean_abs_lateral_m")
+    }
+
+
+def print_table(s: Settings, results: list[dict], references: dict) -> None:
+    """The settings line, then a Markdown table: one row per trained model, then the references."""
+    print(
+        f"\n{s.env}, preset {s.preset}, {s.episodes} held-out roads, torch threads {s.threads}, "
+        f"{platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}\n"
+    )
+    print(
+        "| model | seed | completion | mean abs lateral (m) | departures/km | smoothness | recurrent params "
+        "| synapses | train min | train frames/s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['model']} | {r['seed']} | {r['completion_rate']:.0%} | {r['mean_abs_lateral_m']:.3f} | "
+            f"{r['departures_per_km']:.2f} | {r['steering_smoothness']:.4f} | {r['recurrent_parameters']:,} | "
+            f"{r['synapses'] if r['synapses'] is not None else '-'} | {r['train_minutes']:.1f} | "
+            f"{r['train_frames_per_second']:.0f} |"
+        )
+    for name, ref in references.items():
+        print(
+            f"| {name} (reference) | - | {ref['completion_rate']:.0%} | {ref['mean_abs_lateral_m']:.3f} | "
+            "- | - | - | - | - | - |"
+        )
+
+
+def write_json(s: Settings, results: list[dict], references: dict) -> None:
+    """Every number, with the settings, the date and the machine, to ``--json``."""
+    Path(s.json).write_text(
+        json.dumps(
+            {
+                "settings": s.__dict__,
+                "results": results,
+                "references": references,
+                "date": time.strftime("%Y-%m-%d"),
+                "machine": platform.platform(),
+            },
+            indent=1,
+        )
+    )
+
+
 def main() -> None:
     s = parse()
     import torch
-
-    from ncp_control.agents import imitation as im
-    from ncp_control.agents.commands.train_bc import parse_overrides
-    from ncp_control.policies.imitation import build_model, parameter_counts
 
     torch.set_num_threads(s.threads)
     root = Path(s.runs) if s.runs else Path(tempfile.mkdtemp(prefix="bench_imitation_"))
@@ -100,57 +188,19 @@ def main() -> None:
     try:
         for seed in s.seeds:
             for model in s.models:
-                config = im.preset_config(s.preset, env_id=s.env, model=model, seed=seed, **parse_overrides(list(s.overrides)))
-                run_dir = root / f"{s.env}-{s.preset}-{model}-seed{seed}"
-                t0 = time.perf_counter()
-                im.train(config, run_dir, resume=(run_dir / "config.json").exists())
-                seconds = json.loads((run_dir / "progress.jsonl").read_text().splitlines()[-1])["time/seconds"]
-                frame_epochs = sum(json.loads(line)["train/frames"]
-                                   for line in (run_dir / "progress.jsonl").read_text().splitlines())
-                policy = im.load_predictor(run_dir)
-                metrics = im.evaluate_heldout(policy, config.env_id, s.episodes, env_kwargs=config.env_kwargs)
-                counts = parameter_counts(policy)
-                row = {
-                    "model": model, "seed": seed, "preset": s.preset,
-                    **{k: metrics[k] for k in ("completion_rate", "mean_abs_lateral_m", "departures_per_km",
-                                               "steering_smoothness")},
-                    "recurrent_parameters": counts["recurrent"], "total_parameters": counts["total"],
-                    "synapses": counts["synapses"], "train_minutes": seconds / 60.0,
-                    "train_frames_per_second": frame_epochs / max(seconds, 1e-9),  # guard: empty run
-                    "wall_minutes_incl_eval": (time.perf_counter() - t0) / 60.0,
-                }
+                config, policy, row = train_and_evaluate(s, root, model, seed)
                 results.append(row)
                 print(json.dumps(row), flush=True)
                 if "untrained ncp-ltc" not in references and model == "ncp-ltc":
-                    untrained = build_model(policy.config, seed=seed)
-                    references["untrained ncp-ltc"] = {
-                        k: v for k, v in im.evaluate_heldout(untrained, config.env_id, s.episodes,
-                                                             env_kwargs=config.env_kwargs).items()
-                        if k in ("completion_rate", "mean_abs_lateral_m")
-                    }
+                    references["untrained ncp-ltc"] = untrained_reference(policy, config, seed, s.episodes)
             if "expert" not in references:
                 references["expert"] = expert_reference(config, s.episodes)
     finally:
         if not s.runs:
             shutil.rmtree(root, ignore_errors=True)
-
-    print(f"\n{s.env}, preset {s.preset}, {s.episodes} held-out roads, torch threads {s.threads}, "
-          f"{platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}\n")
-    print("| model | seed | completion | mean abs lateral (m) | departures/km | smoothness | recurrent params "
-          "| synapses | train min | train frames/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['model']} | {r['seed']} | {r['completion_rate']:.0%} | {r['mean_abs_lateral_m']:.3f} | "
-              f"{r['departures_per_km']:.2f} | {r['steering_smoothness']:.4f} | {r['recurrent_parameters']:,} | "
-              f"{r['synapses'] if r['synapses'] is not None else '-'} | {r['train_minutes']:.1f} | "
-              f"{r['train_frames_per_second']:.0f} |")
-    for name, ref in references.items():
-        print(f"| {name} (reference) | - | {ref['completion_rate']:.0%} | {ref['mean_abs_lateral_m']:.3f} | "
-              "- | - | - | - | - | - |")
+    print_table(s, results, references)
     if s.json:
-        Path(s.json).write_text(json.dumps({"settings": s.__dict__, "results": results, "references": references,
-                                            "date": time.strftime("%Y-%m-%d"), "machine": platform.platform()},
-                                           indent=1))
+        write_json(s, results, references)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ from pathlib import Path
 
 NOVEL = ("HopperNoVel-v5", "HalfCheetahNoVel-v5")
 CASES = tuple(f"{env}:{policy}" for env in NOVEL for policy in ("ltc", "cfc", "lstm", "mlp")) + (
-    "Hopper-v5:mlp", "HalfCheetah-v5:mlp")
+    "Hopper-v5:mlp",
+    "HalfCheetah-v5:mlp",
+)
 PROGRESS = re.compile(r"^steps (\d+)/(\d+) \(\d+%\), (\d+) steps/s")
 
 
@@ -85,17 +87,44 @@ def parse() -> Settings:
     for case in a.cases:
         if case.count(":") != 1:
             p.error(f"a case is ENV:POLICY, got {case!r}")
-    return Settings(tuple(a.cases), a.timesteps, a.repeats, a.seed, a.config, a.json, tuple(a.study_timesteps),
-                    a.seeds, a.eval_episodes, a.workers)
+    return Settings(
+        tuple(a.cases),
+        a.timesteps,
+        a.repeats,
+        a.seed,
+        a.config,
+        a.json,
+        tuple(a.study_timesteps),
+        a.seeds,
+        a.eval_episodes,
+        a.workers,
+    )
 
 
 def measure(case: str, repeat: int, s: Settings, root: Path) -> dict:
     """One ``train-ppo`` run in a fresh process; its throughput from the run folder's file times."""
     env_id, policy = case.split(":")
     run_dir = root / f"{env_id}_{policy}_{repeat}"
-    command = [sys.executable, "-m", "ncp_control.agents.cli", "train-ppo", "--env", env_id, "--policy", policy,
-               "--seed", str(s.seed), "--timesteps", str(s.timesteps), "--out", str(run_dir), "--threads", "1",
-               "--no-progress", *(["--config", s.config] if s.config else [])]
+    command = [
+        sys.executable,
+        "-m",
+        "ncp_control.agents.cli",
+        "train-ppo",
+        "--env",
+        env_id,
+        "--policy",
+        policy,
+        "--seed",
+        str(s.seed),
+        "--timesteps",
+        str(s.timesteps),
+        "--out",
+        str(run_dir),
+        "--threads",
+        "1",
+        "--no-progress",
+        *(["--config", s.config] if s.config else []),
+    ]
     threads = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     load_before = os.getloadavg()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # children run one at a time: the difference is this run's
@@ -114,18 +143,37 @@ def measure(case: str, repeat: int, s: Settings, root: Path) -> dict:
     train_s = mtime["model.zip"] - mtime["config.json"]
     eval_s = mtime["evaluation.json"] - mtime["model.zip"]
     eval_steps = int(sum(evaluation["lengths"]))
-    row = {"env_id": env_id, "policy": policy, "repeat": repeat, "timesteps": s.timesteps, "seed": s.seed,
-           "n_envs": config["n_envs"], "algo": config["algo"], "policy_kwargs": config["policy_kwargs"],
-           "train_s": train_s, "steps_per_s": s.timesteps / train_s,
-           "progress_steps_per_s": int(progress[-1].group(3)) if progress else None,
-           "eval_episodes": len(evaluation["lengths"]), "eval_steps": eval_steps, "eval_s": eval_s,
-           "eval_s_per_step": eval_s / eval_steps, "process_wall_s": wall, "cpu_share": cpu_share,
-           "steps_per_cpu_s": s.timesteps / train_s / cpu_share, "eval_cpu_s_per_step": eval_s / eval_steps * cpu_share,
-           "load_before": load_before, "load_after": os.getloadavg(), "summary_line": lines[-1]}
-    print(f"  {env_id:20s} {policy:5s} {row['steps_per_s']:6.0f} steps/s "
-          f"(progress line {row['progress_steps_per_s']}), "
-          f"CPU share {cpu_share:.2f}: {row['steps_per_cpu_s']:6.0f} steps per CPU-s; "
-          f"eval {1e3 * row['eval_cpu_s_per_step']:.2f} CPU-ms/step; load {load_before[0]:.1f}", flush=True)
+    row = {
+        "env_id": env_id,
+        "policy": policy,
+        "repeat": repeat,
+        "timesteps": s.timesteps,
+        "seed": s.seed,
+        "n_envs": config["n_envs"],
+        "algo": config["algo"],
+        "policy_kwargs": config["policy_kwargs"],
+        "train_s": train_s,
+        "steps_per_s": s.timesteps / train_s,
+        "progress_steps_per_s": int(progress[-1].group(3)) if progress else None,
+        "eval_episodes": len(evaluation["lengths"]),
+        "eval_steps": eval_steps,
+        "eval_s": eval_s,
+        "eval_s_per_step": eval_s / eval_steps,
+        "process_wall_s": wall,
+        "cpu_share": cpu_share,
+        "steps_per_cpu_s": s.timesteps / train_s / cpu_share,
+        "eval_cpu_s_per_step": eval_s / eval_steps * cpu_share,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "summary_line": lines[-1],
+    }
+    print(
+        f"  {env_id:20s} {policy:5s} {row['steps_per_s']:6.0f} steps/s "
+        f"(progress line {row['progress_steps_per_s']}), "
+        f"CPU share {cpu_share:.2f}: {row['steps_per_cpu_s']:6.0f} steps per CPU-s; "
+        f"eval {1e3 * row['eval_cpu_s_per_step']:.2f} CPU-ms/step; load {load_before[0]:.1f}",
+        flush=True,
+    )
     return row
 
 
@@ -146,40 +194,73 @@ def estimate(rows: list[dict], timesteps: int, s: Settings) -> dict:
         mine = [r for r in rows if (r["env_id"], r["policy"]) == (env_id, policy)]
         train = timesteps / min(r["steps_per_cpu_s"] for r in mine)
         evaluation = 2 * s.eval_episodes * max_episode_steps(env_id) * max(r["eval_cpu_s_per_step"] for r in mine)
-        cases.append({"env_id": env_id, "policy": policy, "train_s": train, "eval_s_worst_case": evaluation,
-                      "runs": s.seeds})
+        cases.append(
+            {"env_id": env_id, "policy": policy, "train_s": train, "eval_s_worst_case": evaluation, "runs": s.seeds}
+        )
     total = sum(c["runs"] * (c["train_s"] + c["eval_s_worst_case"]) for c in cases)
     longest = max(c["train_s"] + c["eval_s_worst_case"] for c in cases)
-    return {"timesteps": timesteps, "seeds": s.seeds, "eval_episodes": s.eval_episodes,
-            "workers": s.workers, "runs": sum(c["runs"] for c in cases), "cases": cases,
-            "job_seconds": total, "wall_s_estimate": max(total / s.workers, longest)}
+    return {
+        "timesteps": timesteps,
+        "seeds": s.seeds,
+        "eval_episodes": s.eval_episodes,
+        "workers": s.workers,
+        "runs": sum(c["runs"] for c in cases),
+        "cases": cases,
+        "job_seconds": total,
+        "wall_s_estimate": max(total / s.workers, longest),
+    }
 
 
 def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else ""
+    model = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").is_file()
+        else ""
+    )
     versions = {}
     for name in ("torch", "stable_baselines3", "sb3_contrib", "gymnasium", "mujoco"):
         module = __import__(name)
         versions[name] = getattr(module, "__version__", "?")
-    return {"cpu": model, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "torch_threads": 1, **versions}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch_threads": 1,
+        **versions,
+    }
 
 
 def main() -> None:
     s = parse()
-    print(f"bench_mujoco_novel {time.strftime('%Y-%m-%d %H:%M')}: {len(s.cases)} cases x {s.repeats} x "
-          f"{s.timesteps} steps, one at a time, 1 torch thread", flush=True)
+    print(
+        f"bench_mujoco_novel {time.strftime('%Y-%m-%d %H:%M')}: {len(s.cases)} cases x {s.repeats} x "
+        f"{s.timesteps} steps, one at a time, 1 torch thread",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         rows = [measure(case, repeat, s, Path(tmp)) for repeat in range(s.repeats) for case in s.cases]
-    record = {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
-              "command": "python scripts/bench_mujoco_novel.py " + " ".join(sys.argv[1:]),
-              "settings": asdict(s), "config_overrides": json.loads(Path(s.config).read_text()) if s.config else None,
-              "rows": rows}
+    record = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "command": "python scripts/bench_mujoco_novel.py " + " ".join(sys.argv[1:]),
+        "settings": asdict(s),
+        "config_overrides": json.loads(Path(s.config).read_text()) if s.config else None,
+        "rows": rows,
+    }
     record["study_estimates"] = [estimate(rows, timesteps, s) for timesteps in s.study_timesteps]
     for study in record["study_estimates"]:
-        print(f"study: {study['runs']} runs x {study['timesteps']} steps, {study['job_seconds'] / 3600:.2f} job-hours, "
-              f"about {study['wall_s_estimate'] / 3600:.2f} h on {s.workers} workers")
+        print(
+            f"study: {study['runs']} runs x {study['timesteps']} steps, {study['job_seconds'] / 3600:.2f} job-hours, "
+            f"about {study['wall_s_estimate'] / 3600:.2f} h on {s.workers} workers"
+        )
     if s.json:
         Path(s.json).write_text(json.dumps(record, indent=1) + "\n")
 

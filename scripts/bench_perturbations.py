@@ -18,8 +18,18 @@ from gymnasium.spaces import Box
 
 from ncp_control.envs.perturbations import make_perturbation
 
-SPECS = ["pixel_noise:0.316", "dropout:0.1", "frozen:0.1", "occlusion:0.2", "brightness:0.1", "blur:1", "blur:2",
-         "action_noise:0.1", "action_delay:2", "irregular_time:3"]
+SPECS = [
+    "pixel_noise:0.316",
+    "dropout:0.1",
+    "frozen:0.1",
+    "occlusion:0.2",
+    "brightness:0.1",
+    "blur:1",
+    "blur:2",
+    "action_noise:0.1",
+    "action_delay:2",
+    "irregular_time:3",
+]
 
 
 class StaticImageEnv(gym.Env):
@@ -54,8 +64,10 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--steps", type=int, default=1000)
     args = parser.parse_args()
-    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
-          f"numpy {np.__version__}, image {args.height}x{args.width}x3 uint8")
+    print(
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
+        f"numpy {np.__version__}, image {args.height}x{args.width}x3 uint8"
+    )
     bare = seconds_per_step(StaticImageEnv(args.height, args.width), args.steps)
     print(f"{'bare env':20s} {bare * 1e3:7.3f} ms/step")
     for spec in SPECS:

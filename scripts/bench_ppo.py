@@ -65,8 +65,14 @@ def parse() -> Settings:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None)
     p.add_argument("--runs", default=None)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override for every run, dotted keys and JSON values, e.g. algo.learning_rate=3e-4")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every run, dotted keys and JSON values, e.g. algo.learning_rate=3e-4",
+    )
     p.add_argument("--jobs", type=int, default=1, help="runs at once, one process each (a many-core machine)")
     p.add_argument("--tag", default="", help="label of this configuration in the output")
     a = p.parse_args()
@@ -76,8 +82,20 @@ def parse() -> Settings:
         overrides = parse_overrides(a.overrides)
     except ValueError as e:
         p.error(str(e))
-    return Settings(tuple(a.envs), tuple(a.policies), tuple(a.seeds), a.timesteps, a.eval_episodes, a.n_envs,
-                    a.threads, a.json, a.runs, overrides, a.jobs, a.tag)
+    return Settings(
+        tuple(a.envs),
+        tuple(a.policies),
+        tuple(a.seeds),
+        a.timesteps,
+        a.eval_episodes,
+        a.n_envs,
+        a.threads,
+        a.json,
+        a.runs,
+        overrides,
+        a.jobs,
+        a.tag,
+    )
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -121,16 +139,33 @@ def bench_one(env_id: str, policy: str, seed: int, s: Settings, root: Path) -> d
     wall = time.perf_counter() - start
     from ncp_control.agents.evaluation.episodes import evaluate
 
-    result = evaluate(ppo.load_predictor(run_dir, ppo.finalize_config(config)), env_id, s.eval_episodes,
-                      config["eval_seed"], env_kwargs=config["env_kwargs"])
-    row = {"env_id": env_id, "policy": policy, "tag": s.tag, "overrides": s.overrides, "seed": seed, "timesteps": s.timesteps, "wall_s": wall,
-           "steps_per_s": s.timesteps / wall, "mean_return": result["mean_return"],
-           "std_return": result["std_return"]}
+    result = evaluate(
+        ppo.load_predictor(run_dir, ppo.finalize_config(config)),
+        env_id,
+        s.eval_episodes,
+        config["eval_seed"],
+        env_kwargs=config["env_kwargs"],
+    )
+    row = {
+        "env_id": env_id,
+        "policy": policy,
+        "tag": s.tag,
+        "overrides": s.overrides,
+        "seed": seed,
+        "timesteps": s.timesteps,
+        "wall_s": wall,
+        "steps_per_s": s.timesteps / wall,
+        "mean_return": result["mean_return"],
+        "std_return": result["std_return"],
+    }
     if "completion_rate" in result:
         row["completion_rate"] = result["completion_rate"]
     done = f"  completion {row['completion_rate']:.0%}" if "completion_rate" in row else ""
-    print(f"  {env_id:22s} {policy:5s} {s.tag} seed {seed}: return {row['mean_return']:9.1f} ± {row['std_return']:6.1f}"
-          f"{done}  {wall:7.1f} s  {row['steps_per_s']:7.1f} steps/s", flush=True)
+    print(
+        f"  {env_id:22s} {policy:5s} {s.tag} seed {seed}: return {row['mean_return']:9.1f} ± {row['std_return']:6.1f}"
+        f"{done}  {wall:7.1f} s  {row['steps_per_s']:7.1f} steps/s",
+        flush=True,
+    )
     return row
 
 
@@ -139,9 +174,13 @@ def summarise(rows: list[dict], s: Settings) -> str:
 
     lines = []
     for env_id in s.envs:
-        lines.append(f"\n{env_id}  ({s.timesteps} steps, {len(s.seeds)} seeds, {s.eval_episodes} eval episodes"
-                     f"{', ' + s.tag if s.tag else ''}{', overrides ' + json.dumps(s.overrides) if s.overrides else ''})")
-        lines.append(f"{'policy':7s} {'return mean ± std over seeds':>30s} {'per seed':>30s} {'steps/s':>9s} {'vs LSTM':>8s}")
+        lines.append(
+            f"\n{env_id}  ({s.timesteps} steps, {len(s.seeds)} seeds, {s.eval_episodes} eval episodes"
+            f"{', ' + s.tag if s.tag else ''}{', overrides ' + json.dumps(s.overrides) if s.overrides else ''})"
+        )
+        lines.append(
+            f"{'policy':7s} {'return mean ± std over seeds':>30s} {'per seed':>30s} {'steps/s':>9s} {'vs LSTM':>8s}"
+        )
         lstm = [r["steps_per_s"] for r in rows if r["env_id"] == env_id and r["policy"] == "lstm"]
         for policy in s.policies:
             sel = [r for r in rows if r["env_id"] == env_id and r["policy"] == policy]
@@ -151,7 +190,9 @@ def summarise(rows: list[dict], s: Settings) -> str:
             sps = float(np.mean([r["steps_per_s"] for r in sel]))
             ratio = f"{sps / np.mean(lstm):.2f}x" if lstm else "n/a"
             per_seed = " ".join(f"{x:.0f}" for x in returns)
-            lines.append(f"{policy:7s} {returns.mean():20.1f} ± {returns.std():7.1f} {per_seed:>30s} {sps:9.1f} {ratio:>8s}")
+            lines.append(
+                f"{policy:7s} {returns.mean():20.1f} ± {returns.std():7.1f} {per_seed:>30s} {sps:9.1f} {ratio:>8s}"
+            )
     return "\n".join(lines)
 
 
@@ -160,8 +201,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(s.threads)
-    print(f"bench_ppo {time.strftime('%Y-%m-%d %H:%M')} on {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, {s.threads} thread(s)")
+    print(
+        f"bench_ppo {time.strftime('%Y-%m-%d %H:%M')} on {platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__}, {s.threads} thread(s)"
+    )
     # interleave policies so machine load drifts affect all alike
     jobs = [(env_id, policy, seed) for env_id in s.envs for seed in s.seeds for policy in s.policies]
     with tempfile.TemporaryDirectory() as tmp:
@@ -178,8 +221,9 @@ def main() -> None:
     table = summarise(rows, s)
     print(table)
     if s.json:
-        Path(s.json).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "settings": s.__dict__, "rows": rows},
-                                           indent=2) + "\n")
+        Path(s.json).write_text(
+            json.dumps({"date": time.strftime("%Y-%m-%d"), "settings": s.__dict__, "rows": rows}, indent=2) + "\n"
+        )
 
 
 if __name__ == "__main__":

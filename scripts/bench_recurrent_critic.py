@@ -30,8 +30,12 @@ def parse() -> argparse.Namespace:
     p.add_argument("--env", default="PendulumNoVel-v1")
     p.add_argument("--rounds", type=int, default=3, help="PPO iterations per configuration (the first is warm-up)")
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    p.add_argument("--n-steps", type=int, default=None,
-                   help="steps per env per iteration for every configuration (default: the presets'; batch = all)")
+    p.add_argument(
+        "--n-steps",
+        type=int,
+        default=None,
+        help="steps per env per iteration for every configuration (default: the presets'; batch = all)",
+    )
     p.add_argument("--json", default=None)
     return p.parse_args()
 
@@ -73,12 +77,24 @@ def main() -> None:
         print(f"{name:34s} {value:7.1f} steps/s  vs LSTM {ratio}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"command": "python scripts/bench_recurrent_critic.py " + " ".join(
-                           f"--{k.replace('_', '-')} {' '.join(map(repr, v)) if isinstance(v, list) else v}"
-                           for k, v in vars(args).items() if v),
-                       "date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.machine(),
-                       "torch": torch.__version__, "seconds_per_round": seconds, "steps_per_round":
-                       {n: models[n][1] for n in models}, "steps_per_s": rate}, f, indent=1)
+            json.dump(
+                {
+                    "command": "python scripts/bench_recurrent_critic.py "
+                    + " ".join(
+                        f"--{k.replace('_', '-')} {' '.join(map(repr, v)) if isinstance(v, list) else v}"
+                        for k, v in vars(args).items()
+                        if v
+                    ),
+                    "date": time.strftime("%Y-%m-%d %H:%M"),
+                    "machine": platform.machine(),
+                    "torch": torch.__version__,
+                    "seconds_per_round": seconds,
+                    "steps_per_round": {n: models[n][1] for n in models},
+                    "steps_per_s": rate,
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

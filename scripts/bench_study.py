@@ -39,10 +39,16 @@ def example_run(workers: int, folder: Path) -> dict:
         ray.shutdown()
     wall = summary["wall_seconds"]
     jobs = summary["jobs"]["total"]
-    return {"workers": workers, "ray_start_seconds": started, "wall_seconds": wall,
-            "job_seconds": summary["job_seconds"], "jobs": jobs, "done": summary["jobs"]["done"],
-            "overhead_per_job_upper_bound": (wall * workers - summary["job_seconds"]) / jobs,
-            "load_after": os.getloadavg()}
+    return {
+        "workers": workers,
+        "ray_start_seconds": started,
+        "wall_seconds": wall,
+        "job_seconds": summary["job_seconds"],
+        "jobs": jobs,
+        "done": summary["jobs"]["done"],
+        "overhead_per_job_upper_bound": (wall * workers - summary["job_seconds"]) / jobs,
+        "load_after": os.getloadavg(),
+    }
 
 
 def _noop() -> int:
@@ -77,12 +83,21 @@ def main() -> None:
     import ray
     import torch
 
-    record = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.platform(),
-              "cpus": os.cpu_count(), "ray": ray.__version__, "torch": torch.__version__,
-              "load_before": os.getloadavg(), "spec": str(SPEC.relative_to(SPEC.parents[3]))}
+    record = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "ray": ray.__version__,
+        "torch": torch.__version__,
+        "load_before": os.getloadavg(),
+        "spec": str(SPEC.relative_to(SPEC.parents[3])),
+    }
     record["noop"] = noop_overhead(args.noop_jobs)
-    print(f"no-op job: {record['noop']['latency_seconds'] * 1e3:.1f} ms one at a time, "
-          f"{record['noop']['seconds_per_job_in_parallel'] * 1e3:.1f} ms each in parallel", flush=True)
+    print(
+        f"no-op job: {record['noop']['latency_seconds'] * 1e3:.1f} ms one at a time, "
+        f"{record['noop']['seconds_per_job_in_parallel'] * 1e3:.1f} ms each in parallel",
+        flush=True,
+    )
     if not args.skip_example:
         folder = Path(tempfile.mkdtemp(prefix="bench-study-"))
         try:
@@ -92,10 +107,12 @@ def main() -> None:
         record["example"] = runs
         record["speedup_2_vs_1"] = runs[0]["wall_seconds"] / runs[1]["wall_seconds"]
         for run in runs:
-            print(f"example, {run['workers']} worker(s): {run['wall_seconds']:.0f} s wall (+{run['ray_start_seconds']:.0f} s "
-                  f"Ray start), jobs' own time {run['job_seconds']:.0f} s, {run['done']}/{run['jobs']} done, "
-                  f"overhead + idle <= {run['overhead_per_job_upper_bound']:.1f} s per job, load {run['load_after']}",
-                  flush=True)
+            print(
+                f"example, {run['workers']} worker(s): {run['wall_seconds']:.0f} s wall (+{run['ray_start_seconds']:.0f} s "
+                f"Ray start), jobs' own time {run['job_seconds']:.0f} s, {run['done']}/{run['jobs']} done, "
+                f"overhead + idle <= {run['overhead_per_job_upper_bound']:.1f} s per job, load {run['load_after']}",
+                flush=True,
+            )
         print(f"speed-up 2 vs 1 workers: {record['speedup_2_vs_1']:.2f}x (goal >= 1.7)")
     record["load_after"] = os.getloadavg()
     print(f"load average before {record['load_before']}, after {record['load_after']}")

@@ -81,14 +81,25 @@ def main(argv=None) -> None:
     print(f"same per-episode lengths / successes / crashes: {same}")
     print(f"lockstep on road {args.seed}: max |action difference| {worst:.2e} over {steps} steps")
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "date": str(date.today()), "machine": args.machine,
-            "command": "python scripts/check_export_demo.py " + " ".join(argv or sys.argv[1:]),
-            "run": {"env_id": loaded.env_id, "policy": loaded.config["policy"], "seed": loaded.config["seed"]},
-            "episodes": args.episodes, "first_road": args.seed,
-            "torch": {k: results["torch"][k] for k in (*KEYS, "lengths", "successes", "seconds")},
-            "onnxruntime": {k: results["onnxruntime"][k] for k in (*KEYS, "lengths", "successes", "seconds")},
-            "same": same, "lockstep_max_abs_action_difference": worst, "lockstep_steps": steps}, indent=1) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "date": str(date.today()),
+                    "machine": args.machine,
+                    "command": "python scripts/check_export_demo.py " + " ".join(argv or sys.argv[1:]),
+                    "run": {"env_id": loaded.env_id, "policy": loaded.config["policy"], "seed": loaded.config["seed"]},
+                    "episodes": args.episodes,
+                    "first_road": args.seed,
+                    "torch": {k: results["torch"][k] for k in (*KEYS, "lengths", "successes", "seconds")},
+                    "onnxruntime": {k: results["onnxruntime"][k] for k in (*KEYS, "lengths", "successes", "seconds")},
+                    "same": same,
+                    "lockstep_max_abs_action_difference": worst,
+                    "lockstep_steps": steps,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

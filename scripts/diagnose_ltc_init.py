@@ -47,8 +47,9 @@ def build_policy(env_id: str, policy: str, overrides: dict, seed: int):
     """The untrained policy ``train-ppo`` would build for ``env_id``/``policy``/``seed`` with these overrides."""
     from ncp_control.agents.ppo import build_algorithm, finalize_config, make_training_env, resolve_config
 
-    config = finalize_config(resolve_config(env_id, policy, timesteps=1, seed=seed,
-                                            overrides={"policy_kwargs": overrides}))
+    config = finalize_config(
+        resolve_config(env_id, policy, timesteps=1, seed=seed, overrides={"policy_kwargs": overrides})
+    )
     return build_algorithm(config, make_training_env(config, seed=seed, n_envs=1)).policy
 
 
@@ -62,29 +63,47 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = []
     print(f"{args.env}: deterministic action over {args.steps} N(0,1) observations, from a zero state")
-    print(f"{'construction':24s} {'action std':>18s} {'|mean|':>6s} {'gain':>6s}  layer std (motor/command/inter)"
-          f"   tau in steps (m/c/i)   gain by lag 0/1/2/4 steps")
+    print(
+        f"{'construction':24s} {'action std':>18s} {'|mean|':>6s} {'gain':>6s}  layer std (motor/command/inter)"
+        f"   tau in steps (m/c/i)   gain by lag 0/1/2/4 steps"
+    )
     for name, (policy, overrides) in CONSTRUCTIONS.items():
         policies = [build_policy(args.env, policy, overrides, s) for s in args.seeds]
         results = [actor_response(p, args.steps, seed=s) for p, s in zip(policies, args.seeds)]
         lags = [lag_gains(p, seed=s) for p, s in zip(policies, args.seeds)]
         stds = [r.action_std for r in results]
-        row = {"construction": name, "policy": policy, "policy_kwargs": overrides, "seeds": args.seeds,
-               "action_std": stds, "action_mean": [r.action_mean for r in results],
-               "gain": [r.gain for r in results], "layer_std": [r.layer_std for r in results],
-               "tau_steps": [r.tau_steps for r in results], "gain_by_lag": lags}
+        row = {
+            "construction": name,
+            "policy": policy,
+            "policy_kwargs": overrides,
+            "seeds": args.seeds,
+            "action_std": stds,
+            "action_mean": [r.action_mean for r in results],
+            "gain": [r.gain for r in results],
+            "layer_std": [r.layer_std for r in results],
+            "tau_steps": [r.tau_steps for r in results],
+            "gain_by_lag": lags,
+        }
         rows.append(row)
         layers = "/".join(f"{np.mean([r.layer_std[k] for r in results]):.3f}" for k in results[0].layer_std)
         taus = "/".join(f"{np.mean([r.tau_steps[k] for r in results]):.2f}" for k in results[0].tau_steps) or "-"
         by_lag = "/".join(f"{np.mean([g[lag] for g in lags]):.3f}" for lag in lags[0])
-        print(f"{name:24s} {np.mean(stds):.3f} ({min(stds):.3f}-{max(stds):.3f}) "
-              f"{np.mean(np.abs(row['action_mean'])):6.3f} {np.mean(row['gain']):6.3f}  {layers:32s} {taus:22s} {by_lag}")
+        print(
+            f"{name:24s} {np.mean(stds):.3f} ({min(stds):.3f}-{max(stds):.3f}) "
+            f"{np.mean(np.abs(row['action_mean'])):6.3f} {np.mean(row['gain']):6.3f}  {layers:32s} {taus:22s} {by_lag}"
+        )
     if args.json:
-        meta = {"command": "python scripts/diagnose_ltc_init.py " + " ".join(
-                    f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items()
-                    if v is not None),
-                "machine": f"{platform.machine()} {platform.processor()} ({platform.node()})",
-                "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__}
+        meta = {
+            "command": "python scripts/diagnose_ltc_init.py "
+            + " ".join(
+                f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                for k, v in vars(args).items()
+                if v is not None
+            ),
+            "machine": f"{platform.machine()} {platform.processor()} ({platform.node()})",
+            "date": time.strftime("%Y-%m-%d"),
+            "torch": torch.__version__,
+        }
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
         print(f"wrote {args.json}")

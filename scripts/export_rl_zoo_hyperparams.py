@@ -1,6 +1,6 @@
 """Write agents/configs/rl_zoo/ppo_lstm_ncp_{ltc,cfc}.yml from agents/configs/ppo.json (see agents/ppo/rl_zoo.py).
 
-    python scripts/export_rl_zoo_hyperparams.py
+python scripts/export_rl_zoo_hyperparams.py
 """
 
 from ncp_control.agents.ppo.rl_zoo import hyperparams_path, render_hyperparams_file

@@ -45,7 +45,7 @@ def split_parameter_lists(text: str) -> str:
         prose: list[str] = []
         while i < len(lines) and (not lines[i].strip() or _indent(lines[i]) > base):
             if not lines[i].strip():  # a blank line ends the section unless indented lines follow
-                if not any(line.strip() for line in lines[i + 1:i + 2]) or _indent(lines[i + 1]) <= base:
+                if not any(line.strip() for line in lines[i + 1 : i + 2]) or _indent(lines[i + 1]) <= base:
                     break
                 out.append(lines[i])
                 i += 1

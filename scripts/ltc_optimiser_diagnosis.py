@@ -71,8 +71,16 @@ def adam_steps() -> list[tuple[str, int, float, float, float, float]]:
             rms = (state["exp_avg_sq"] / (1 - 0.999 ** state["step"].item())).sqrt().flatten()
             wired = rms[rms > 0]  # masked synapses of the sparse wiring never get a gradient
             q10, q50, q90 = np.quantile(wired.numpy(), [0.1, 0.5, 0.9])
-            rows.append((name.removeprefix("actor_core.cell."), wired.numel(), q10, q50, q90,
-                         (wired / (wired + eps)).median().item()))
+            rows.append(
+                (
+                    name.removeprefix("actor_core.cell."),
+                    wired.numel(),
+                    q10,
+                    q50,
+                    q90,
+                    (wired / (wired + eps)).median().item(),
+                )
+            )
     return rows
 
 

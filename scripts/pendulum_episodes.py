@@ -43,8 +43,10 @@ def main(argv=None) -> int:
     policy = ppo.load_predictor(args.run_dir, config)
     env = gym.make(config["env_id"], **config["env_kwargs"])
     first_seed = config["eval_seed"] if args.seed is None else args.seed
-    print(f"# {args.run_dir} ({config['policy']}, seed {config['seed']}), {args.episodes} deterministic episodes "
-          f"from reset seed {first_seed}; upright = cos(theta) > {UPRIGHT_COS}")
+    print(
+        f"# {args.run_dir} ({config['policy']}, seed {config['seed']}), {args.episodes} deterministic episodes "
+        f"from reset seed {first_seed}; upright = cos(theta) > {UPRIGHT_COS}"
+    )
     print("episode  theta0 (deg)  omega0  return   upright steps  first upright  longest upright stretch")
     returns = []
     for i in range(args.episodes):
@@ -65,8 +67,10 @@ def main(argv=None) -> int:
                 break
         returns.append(total)
         angle = np.degrees(np.arctan2(np.sin(theta0), np.cos(theta0)))
-        print(f"{i:7d}  {angle:12.1f}  {omega0:6.2f}  {total:7.1f}  {upright:13d}  "
-              f"{'-' if first is None else first:>13}  {longest:23d}")
+        print(
+            f"{i:7d}  {angle:12.1f}  {omega0:6.2f}  {total:7.1f}  {upright:13d}  "
+            f"{'-' if first is None else first:>13}  {longest:23d}"
+        )
     print(f"mean return {np.mean(returns):.1f} ± {np.std(returns):.1f} (sd over episodes)")
     return 0
 

@@ -42,8 +42,10 @@ def latency_table(data: dict) -> str:
         wall, cpu = part["wall_seconds_per_step"], part["cpu_seconds_per_step"]
         ort = cpu["onnxruntime step"]
         for name in wall:
-            lines.append(f"| {title} ({part['nodes']} nodes) | {name} | {_us(wall[name])} | {_us(cpu[name])} | "
-                         f"{cpu[name] / ort:.1f}x |")
+            lines.append(
+                f"| {title} ({part['nodes']} nodes) | {name} | {_us(wall[name])} | {_us(cpu[name])} | "
+                f"{cpu[name] / ort:.1f}x |"
+            )
     return "\n".join(lines)
 
 
@@ -57,28 +59,43 @@ def env_step(envs: dict | None) -> str:
     """What one step of the default camera env costs, rendering included, from the env benchmark's data."""
     if not envs:
         return ""
-    rates = [run["results"][ENV_CASE]["median_window"] for run in envs["runs"]
-             if run.get("note", "").startswith("with textures") and ENV_CASE in run["results"]]
+    rates = [
+        run["results"][ENV_CASE]["median_window"]
+        for run in envs["runs"]
+        if run.get("note", "").startswith("with textures") and ENV_CASE in run["results"]
+    ]
     if not rates:
         return ""
     ms = sorted(1e3 / r for r in rates)
     size = re.search(r"\d+x\d+", ENV_CASE).group(0)
-    return (f" (the default {size} env itself takes {ms[0]:.2f}-{ms[-1]:.2f} ms per step, rendering included: "
-            f"{min(rates):,.0f}-{max(rates):,.0f} steps/s in `{_repo(ENV_BENCH)}`)")
+    return (
+        f" (the default {size} env itself takes {ms[0]:.2f}-{ms[-1]:.2f} ms per step, rendering included: "
+        f"{min(rates):,.0f}-{max(rates):,.0f} steps/s in `{_repo(ENV_BENCH)}`)"
+    )
 
 
 def goals(data: dict, envs: dict | None = None) -> str:
     ppo, camera = data["ppo_state_policy"], data["camera_policy"]
-    ppo_ok = ("met" if min(ppo["ncps_over_ort_cpu"], ppo["ncps_over_ort_wall"]) >= EXPORT_SPEEDUP_GOAL
-              else "see the two measures")
+    ppo_ok = (
+        "met"
+        if min(ppo["ncps_over_ort_cpu"], ppo["ncps_over_ort_wall"]) >= EXPORT_SPEEDUP_GOAL
+        else "see the two measures"
+    )
     cpu_ms = camera["cpu_seconds_per_step"]["onnxruntime step"] * 1e3
     wall_ms = camera["wall_seconds_per_step"]["onnxruntime step"] * 1e3
-    camera_ok = "met" if wall_ms < CAMERA_STEP_GOAL_MS else "met in CPU time; the wall time includes waiting for a " \
-        "core" if cpu_ms < CAMERA_STEP_GOAL_MS else "not met"
-    return (f"Goals: the exported NCP-LTC state policy at least {EXPORT_SPEEDUP_GOAL:g}x faster than the same policy "
-            f"stepped with ncps: **{ppo['ncps_over_ort_cpu']:.1f}x in CPU time, {ppo['ncps_over_ort_wall']:.1f}x in "
-            f"wall time** ({ppo_ok}); the camera policy under {CAMERA_STEP_GOAL_MS:g} ms per frame{env_step(envs)}: "
-            f"**{cpu_ms:.2f} ms CPU, {wall_ms:.2f} ms wall** ({camera_ok}).")
+    camera_ok = (
+        "met"
+        if wall_ms < CAMERA_STEP_GOAL_MS
+        else "met in CPU time; the wall time includes waiting for a core"
+        if cpu_ms < CAMERA_STEP_GOAL_MS
+        else "not met"
+    )
+    return (
+        f"Goals: the exported NCP-LTC state policy at least {EXPORT_SPEEDUP_GOAL:g}x faster than the same policy "
+        f"stepped with ncps: **{ppo['ncps_over_ort_cpu']:.1f}x in CPU time, {ppo['ncps_over_ort_wall']:.1f}x in "
+        f"wall time** ({ppo_ok}); the camera policy under {CAMERA_STEP_GOAL_MS:g} ms per frame{env_step(envs)}: "
+        f"**{cpu_ms:.2f} ms CPU, {wall_ms:.2f} ms wall** ({camera_ok})."
+    )
 
 
 def _load(machine: str) -> str:
@@ -87,22 +104,33 @@ def _load(machine: str) -> str:
 
 
 def layer_table(data: dict, repeats: list[dict] | None = None) -> str:
-    lines = [f"Measured {data['date']} on {data['machine']} (`{data['command']}`; data: "
-             f"`{_repo(DATA / 'bench_cells_layer_step.json')}`).", "",
-             "| cell | our cell step (CPU) | layer `(x[:, None], h)` (CPU) | layer / cell (CPU, wall) | ncps layer (CPU) "
-             "| ncps / our layer (CPU, wall) |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"Measured {data['date']} on {data['machine']} (`{data['command']}`; data: "
+        f"`{_repo(DATA / 'bench_cells_layer_step.json')}`).",
+        "",
+        "| cell | our cell step (CPU) | layer `(x[:, None], h)` (CPU) | layer / cell (CPU, wall) | ncps layer (CPU) "
+        "| ncps / our layer (CPU, wall) |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in data["layer_steps"]:
-        lines.append(f"| {row['kind'].upper()} {row['wiring']} B{row['batch']} | {_us(row['cpu_cell_step_s'])} | "
-                     f"{_us(row['cpu_layer_step_s'])} | {row['cpu_layer_vs_cell']:.2f}, {row['layer_vs_cell']:.2f} | "
-                     f"{_us(row['cpu_ncps_layer_step_s'])} | {row['cpu_speedup_vs_ncps']:.1f}x, "
-                     f"{row['speedup_vs_ncps']:.1f}x |")
+        lines.append(
+            f"| {row['kind'].upper()} {row['wiring']} B{row['batch']} | {_us(row['cpu_cell_step_s'])} | "
+            f"{_us(row['cpu_layer_step_s'])} | {row['cpu_layer_vs_cell']:.2f}, {row['layer_vs_cell']:.2f} | "
+            f"{_us(row['cpu_ncps_layer_step_s'])} | {row['cpu_speedup_vs_ncps']:.1f}x, "
+            f"{row['speedup_vs_ncps']:.1f}x |"
+        )
     lines.append("")
-    lines.append(f"Goals: the layer's step at most {LAYER_VS_CELL_GOAL:g}x the cell's; at least "
-                 f"{LAYER_SPEEDUP_GOAL['ltc']}x ncps's same call for LTC and {LAYER_SPEEDUP_GOAL['cfc']}x for CfC. "
-                 + "; ".join(f"{row['kind'].upper()}: {row['cpu_layer_vs_cell']:.2f}x the cell (CPU), "
-                             f"{min(row['cpu_speedup_vs_ncps'], row['speedup_vs_ncps']):.1f}-"
-                             f"{max(row['cpu_speedup_vs_ncps'], row['speedup_vs_ncps']):.1f}x ncps"
-                             for row in data["layer_steps"]) + ".")
+    lines.append(
+        f"Goals: the layer's step at most {LAYER_VS_CELL_GOAL:g}x the cell's; at least "
+        f"{LAYER_SPEEDUP_GOAL['ltc']}x ncps's same call for LTC and {LAYER_SPEEDUP_GOAL['cfc']}x for CfC. "
+        + "; ".join(
+            f"{row['kind'].upper()}: {row['cpu_layer_vs_cell']:.2f}x the cell (CPU), "
+            f"{min(row['cpu_speedup_vs_ncps'], row['speedup_vs_ncps']):.1f}-"
+            f"{max(row['cpu_speedup_vs_ncps'], row['speedup_vs_ncps']):.1f}x ncps"
+            for row in data["layer_steps"]
+        )
+        + "."
+    )
     if repeats:
         spans = []
         for kind, goal in LAYER_SPEEDUP_GOAL.items():
@@ -110,19 +138,26 @@ def layer_table(data: dict, repeats: list[dict] | None = None) -> str:
             ratios = [r["cpu_speedup_vs_ncps"] for r in rows]
             cells = [r["cpu_layer_vs_cell"] for r in rows]
             median = sorted(ratios)[len(ratios) // 2]
-            spans.append(f"{kind.upper()} {min(ratios):.1f}-{max(ratios):.1f}x ncps (CPU; median {median:.1f}x; "
-                         f"{sum(x >= goal for x in ratios)} "
-                         f"of {len(ratios)} runs >= {goal}x), layer / cell {min(cells):.2f}-{max(cells):.2f}")
+            spans.append(
+                f"{kind.upper()} {min(ratios):.1f}-{max(ratios):.1f}x ncps (CPU; median {median:.1f}x; "
+                f"{sum(x >= goal for x in ratios)} "
+                f"of {len(ratios)} runs >= {goal}x), layer / cell {min(cells):.2f}-{max(cells):.2f}"
+            )
         dates = sorted(run["date"] for run in repeats)
         loads = sorted(float(_load(run["machine"])) for run in repeats if _load(run["machine"]) != "?")
         when = f"{dates[0]} to {dates[-1]}" if dates[0] != dates[-1] else dates[0]
         load = f", load average {loads[0]:.1f}-{loads[-1]:.1f}" if loads else ""
         lines.append("")
         hosts = {re.sub(r",? ?load average [0-9.]+", "", run["machine"]) for run in repeats}
-        host = "same machine" if hosts == {re.sub(r",? ?load average [0-9.]+", "", data["machine"])} \
+        host = (
+            "same machine"
+            if hosts == {re.sub(r",? ?load average [0-9.]+", "", data["machine"])}
             else "; ".join(sorted(hosts))
-        lines.append(f"Over the {len(repeats)} runs ({when}, {host}{load}; data: "
-                     f"`{_repo(DATA / 'bench_cells_layer_step_repeats.jsonl')}`): " + "; ".join(spans) + ".")
+        )
+        lines.append(
+            f"Over the {len(repeats)} runs ({when}, {host}{load}; data: "
+            f"`{_repo(DATA / 'bench_cells_layer_step_repeats.jsonl')}`): " + "; ".join(spans) + "."
+        )
     return "\n".join(lines)
 
 
@@ -133,8 +168,10 @@ def demo_table(data: dict) -> str:
         lines.append(f"| {k} | {data['torch'][k]:.6g} | {data['onnxruntime'][k]:.6g} |")
     same = ", ".join(k for k, v in data["same"].items() if v) or "none"
     lines.append(f"| identical per episode | {same} | |")
-    lines.append(f"| lockstep on road {data['first_road']}: max abs action difference | "
-                 f"{data['lockstep_max_abs_action_difference']:.1e} over {data['lockstep_steps']} steps | |")
+    lines.append(
+        f"| lockstep on road {data['first_road']}: max abs action difference | "
+        f"{data['lockstep_max_abs_action_difference']:.1e} over {data['lockstep_steps']} steps | |"
+    )
     return "\n".join(lines)
 
 
@@ -149,14 +186,21 @@ def main() -> None:
     bench = json.loads((DATA / "bench_export.json").read_text())
     layers = json.loads((DATA / "bench_cells_layer_step.json").read_text())
     repeats_path = DATA / "bench_cells_layer_step_repeats.jsonl"
-    repeats = ([json.loads(line) for line in repeats_path.read_text().splitlines() if line.strip()]
-               if repeats_path.is_file() else None)
+    repeats = (
+        [json.loads(line) for line in repeats_path.read_text().splitlines() if line.strip()]
+        if repeats_path.is_file()
+        else None
+    )
     demo = json.loads((DATA / "deploy_demo_check.json").read_text())
     envs = json.loads(ENV_BENCH.read_text()) if ENV_BENCH.is_file() else None
     path = DOCS / "deploy.md"
     text = path.read_text()
-    for name, body in (("latency", latency_table(bench)), ("layers", layer_table(layers, repeats)), ("demo", demo_table(demo)),
-                       ("goals", goals(bench, envs))):
+    for name, body in (
+        ("latency", latency_table(bench)),
+        ("layers", layer_table(layers, repeats)),
+        ("demo", demo_table(demo)),
+        ("goals", goals(bench, envs)),
+    ):
         text = replace(text, name, body)
     path.write_text(text)
 

@@ -55,7 +55,7 @@ def grid(images: list[np.ndarray], columns: int, zoom: int = 1, pad: int = 4) ->
     out = np.full((rows * (h + pad) - pad, columns * (w + pad) - pad, 3), 255, dtype=np.uint8)
     for k, img in enumerate(images):
         r, c = divmod(k, columns)
-        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = img
+        out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = img
     return out
 
 
@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     random_dash, random_chase = frames(True)
     n = len(SEEDS) * len(TIMES_S)
     # one row per seed and look: plain seeds first, then the randomised ones
-    plt.imsave(os.path.join(args.out, "lane_keeping_dashcam.png"),
-               grid(plain_dash + random_dash, columns=len(TIMES_S), zoom=ZOOM))
+    plt.imsave(
+        os.path.join(args.out, "lane_keeping_dashcam.png"),
+        grid(plain_dash + random_dash, columns=len(TIMES_S), zoom=ZOOM),
+    )
     picks = [plain_chase[0], plain_chase[n // 2], random_chase[1], random_chase[-1]]
     plt.imsave(os.path.join(args.out, "lane_keeping_chase.png"), grid(picks, columns=2))
 
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             obs, *_ = env.step(expert())
         chase = env.render()  # (240, 320, 3)
         dash = np.full((chase.shape[0], 2 * obs.shape[1], 3), 255, dtype=np.uint8)
-        dash[:2 * obs.shape[0]] = obs.repeat(2, axis=0).repeat(2, axis=1)
+        dash[: 2 * obs.shape[0]] = obs.repeat(2, axis=0).repeat(2, axis=1)
         tiles.append(np.concatenate([dash, chase], axis=1))
     env.close()
     plt.imsave(os.path.join(args.out, "lane_keeping_randomized.png"), grid(tiles, columns=2))

@@ -39,8 +39,12 @@ BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /r
 
 ENV_CASE = "LaneKeeping-v0 64x128 (default)"
 RANDOMISED_CASE = "LaneKeeping-v0 64x128 + domain rand."
-CELL_CASES = {"ltc_train": "LTC autoncp:19 fwd+bwd B64 x T32", "ltc_step": "LTC autoncp:19 inference step B8 (no grad)",
-              "cfc_train": "CFC autoncp:19 fwd+bwd B64 x T32", "cfc_step": "CFC autoncp:19 inference step B8 (no grad)"}
+CELL_CASES = {
+    "ltc_train": "LTC autoncp:19 fwd+bwd B64 x T32",
+    "ltc_step": "LTC autoncp:19 inference step B8 (no grad)",
+    "cfc_train": "CFC autoncp:19 fwd+bwd B64 x T32",
+    "cfc_step": "CFC autoncp:19 inference step B8 (no grad)",
+}
 WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
 
 
@@ -112,10 +116,16 @@ def _env_speed() -> dict:
     data = _load("envs/bench_envs_2026-11-23.json")
     textured = [run for run in data["runs"] if run["note"].startswith("with textures")]
     rates = sorted(run["results"][ENV_CASE]["median_window"] for run in textured)
-    randomised = sorted(run["results"][RANDOMISED_CASE]["median_window"] / run["results"][ENV_CASE]["median_window"]
-                        for run in textured)
-    return {"rates": rates, "randomised": randomised, "runs": textured, "first": data["runs"][0],
-            "size": "×".join(re.search(r"(\d+)x(\d+)", ENV_CASE).groups())}
+    randomised = sorted(
+        run["results"][RANDOMISED_CASE]["median_window"] / run["results"][ENV_CASE]["median_window"] for run in textured
+    )
+    return {
+        "rates": rates,
+        "randomised": randomised,
+        "runs": textured,
+        "first": data["runs"][0],
+        "size": "×".join(re.search(r"(\d+)x(\d+)", ENV_CASE).groups()),
+    }
 
 
 def _pinned(runs: list[dict]) -> str:
@@ -129,19 +139,25 @@ def render_env_speed() -> str:
     loads = sorted(_load_average(run["machine"]) for run in runs)
     dates = ", ".join(sorted({run["date"][:10] for run in runs}))
     pinned = _pinned(runs)
-    text = (f"Speed of `LaneKeeping-v0` ({e['size']}, random actions, {pinned}, `python scripts/bench_envs.py`): "
-            f"{_num(rates[0])}–{_num(rates[-1])} steps/s in {len(rates)} runs on a shared "
-            f"{_cores(e['first']['machine'])}-core machine ({dates}, load average {loads[0]:g}–{loads[-1]:g}; "
-            f"{_file('envs/bench_envs_2026-11-23.json')})")
+    text = (
+        f"Speed of `LaneKeeping-v0` ({e['size']}, random actions, {pinned}, `python scripts/bench_envs.py`): "
+        f"{_num(rates[0])}–{_num(rates[-1])} steps/s in {len(rates)} runs on a shared "
+        f"{_cores(e['first']['machine'])}-core machine ({dates}, load average {loads[0]:g}–{loads[-1]:g}; "
+        f"{_file('envs/bench_envs_2026-11-23.json')})"
+    )
     today = "envs/bench_envs_2026-11-28.json"
     if (DATA / today).is_file():
         run = _load(today)
         rate = run["results"][ENV_CASE]["median_window"]
         niced = "niced, " if "nice" in run.get("note", "") + run["command"] else ""
-        text += (f"; {_num(rate)} steps/s on {run['date'][:10]} at load average {_load_average(run['machine']):g} "
-                 f"({niced}{_file(today)})")
-    return (text + f". With domain randomisation (all elements) it ran at {e['randomised'][0]:.2f}–"
-            f"{e['randomised'][-1]:.2f}× the plain env's rate in the same runs; see {_page('envs.md')}.\n")
+        text += (
+            f"; {_num(rate)} steps/s on {run['date'][:10]} at load average {_load_average(run['machine']):g} "
+            f"({niced}{_file(today)})"
+        )
+    return (
+        text + f". With domain randomisation (all elements) it ran at {e['randomised'][0]:.2f}–"
+        f"{e['randomised'][-1]:.2f}× the plain env's rate in the same runs; see {_page('envs.md')}.\n"
+    )
 
 
 # -------------------------------------------------------------------------------------------------------- cells
@@ -150,8 +166,14 @@ def _cells() -> dict:
     rows = {row["case"]: row for row in data["rows"]}
     quick = [run["speedup"] for run in data["quick_runs"]["runs"]]
     quick_us = [run["ours_s"] * 1e6 for run in data["quick_runs"]["runs"]]
-    return {**{key: rows[case] for key, case in CELL_CASES.items()}, "quick": quick, "quick_us": quick_us,
-            "date": data["date"][:10], "machine": data["machine"], "command": data["command"]}
+    return {
+        **{key: rows[case] for key, case in CELL_CASES.items()},
+        "quick": quick,
+        "quick_us": quick_us,
+        "date": data["date"][:10],
+        "machine": data["machine"],
+        "command": data["command"],
+    }
 
 
 def render_speed() -> str:
@@ -195,11 +217,20 @@ def _returns(rows: list[dict]) -> list[float]:
 
 
 def _ppo_bullets() -> list[str]:
-    novel_rows = {name: _ppo_rows(S4, run, "PendulumNoVel-v1", policy) for name, run, policy in (
-        ("NCP-CfC", "base200k.json", "cfc"), ("NCP-LTC", "lin10.json", "ltc"), ("LSTM", "base200k.json", "lstm"),
-        ("MLP", "base200k.json", "mlp"))}
-    ltc_pendulum = sorted(_ppo_rows(S3, "sw5_Pendulum-v1_pi32_lr3.json", "Pendulum-v1", "ltc")
-                          + _ppo_rows(S3, "final_p_ltc.json", "Pendulum-v1", "ltc"), key=lambda r: r["seed"])
+    novel_rows = {
+        name: _ppo_rows(S4, run, "PendulumNoVel-v1", policy)
+        for name, run, policy in (
+            ("NCP-CfC", "base200k.json", "cfc"),
+            ("NCP-LTC", "lin10.json", "ltc"),
+            ("LSTM", "base200k.json", "lstm"),
+            ("MLP", "base200k.json", "mlp"),
+        )
+    }
+    ltc_pendulum = sorted(
+        _ppo_rows(S3, "sw5_Pendulum-v1_pi32_lr3.json", "Pendulum-v1", "ltc")
+        + _ppo_rows(S3, "final_p_ltc.json", "Pendulum-v1", "ltc"),
+        key=lambda r: r["seed"],
+    )
     inverted = {p: _ppo_rows(S3, "final_iplk.json", "InvertedPendulum-v5", p) for p in ("cfc", "ltc")}
     lane = {p: _ppo_rows(S3, "final_iplk.json", "LaneKeepingState-v0", p) for p in ("cfc", "ltc")}
     lstm = {env: _ppo_rows(S3, "lstm_pend.json", env, "lstm") for env in ("Pendulum-v1", "PendulumNoVel-v1")}
@@ -249,16 +280,26 @@ def _noise() -> dict:
             crash.setdefault(row["model"], {})[row["level"]] = row["crash_rate"]
     levels = sorted({level for rates in crash.values() for level in rates if level > 0})
     total = {model: sum(rates[level] for level in levels) for model, rates in crash.items()}
-    runs_per_model = _one((sum(m["policy"] == model for m in data["models"].values()) for model in crash),
-                          "runs per model")
+    runs_per_model = _one(
+        (sum(m["policy"] == model for m in data["models"].values()) for model in crash), "runs per model"
+    )
     study = _load("study_ncp_noise/summary.json")
     verdict = [line.rsplit(": ", 1)[1] for line in separation_verdict(study, ["crash_rate"])]
     separated = sorted({pair for line in verdict if line != "not separated" for pair in line.split("; ")})
-    return {"data": data, "crash": crash, "levels": levels, "best": min(total, key=total.get),
-            "runs_per_model": runs_per_model, "study": study,
-            "seeds": min(group["n_seeds"] for group in study["groups"]),
-            "verdict": ("not separated at any level" if not separated
-                        else f"separated ({_weak(study)}) only for " + ", ".join(separated))}
+    return {
+        "data": data,
+        "crash": crash,
+        "levels": levels,
+        "best": min(total, key=total.get),
+        "runs_per_model": runs_per_model,
+        "study": study,
+        "seeds": min(group["n_seeds"] for group in study["groups"]),
+        "verdict": (
+            "not separated at any level"
+            if not separated
+            else f"separated ({_weak(study)}) only for " + ", ".join(separated)
+        ),
+    }
 
 
 def _weak(summary: dict) -> str:
@@ -273,22 +314,39 @@ def _noise_bullet() -> str:
     n = _noise()
     crash, levels = n["crash"], n["levels"]
     rates = "; ".join(f"{model} {', '.join(f'{crash[model][lv]:.0%}' for lv in levels)}" for model in crash)
-    return (f"NCP paper's pixel-noise protocol (demo-preset models, {_word(n['runs_per_model'])} training seed"
-            f"{'s' if n['runs_per_model'] > 1 else ''}, {n['data']['episodes']} held-out roads, "
-            f"{_file('ncp_noise/ncp_noise.json')}): crash rates at\n  pixel-noise std "
-            f"{', '.join(f'{lv:g}' for lv in levels)}: {rates}; fewest crashes: {n['best']} ({_page('ncp_noise.md')})."
-            f"\n  With {n['seeds']} training seeds per model as the unit ({_file('study_ncp_noise/summary.json')}, "
-            f"{_percent(n['study']['confidence'])} intervals across seeds): crash rates {n['verdict']} "
-            f"({_page('study_ncp_noise.md')}).")
+    return (
+        f"NCP paper's pixel-noise protocol (demo-preset models, {_word(n['runs_per_model'])} training seed"
+        f"{'s' if n['runs_per_model'] > 1 else ''}, {n['data']['episodes']} held-out roads, "
+        f"{_file('ncp_noise/ncp_noise.json')}): crash rates at\n  pixel-noise std "
+        f"{', '.join(f'{lv:g}' for lv in levels)}: {rates}; fewest crashes: {n['best']} ({_page('ncp_noise.md')})."
+        f"\n  With {n['seeds']} training seeds per model as the unit ({_file('study_ncp_noise/summary.json')}, "
+        f"{_percent(n['study']['confidence'])} intervals across seeds): crash rates {n['verdict']} "
+        f"({_page('study_ncp_noise.md')})."
+    )
 
 
 #: The files of docs/data/ltc_ablation/ that the ablation bullet reads (scripts/ltc_ablation.sh, ltc_recheck.sh).
-ABLATION_FILES = ("base", "lr-scale-10", "lr-scale-10-seeds-3-4", "lr-scale-10-lin-20ep",
-                  "lr-scale-10-lin-20ep-seeds-3-4", "preset-today", "preset-today-seeds-3-4", "cm-0.3-0.5",
-                  "gain-4-centred", "Pendulum-v1-lr-scale-10", "Pendulum-v1-lr-scale-10-seeds-3-4",
-                  "Pendulum-v1-old-preset-seeds-3-4", "InvertedPendulum-v5-lr-scale-10",
-                  "LaneKeepingState-v0-lr-scale-10", "cfc-preset", "lr-scale-10-out-map-1",
-                  "lr-scale-10-out-map-1-seeds-3-4", "lr-scale-10-seeds-5-9", "cfc-preset-seeds-5-9")
+ABLATION_FILES = (
+    "base",
+    "lr-scale-10",
+    "lr-scale-10-seeds-3-4",
+    "lr-scale-10-lin-20ep",
+    "lr-scale-10-lin-20ep-seeds-3-4",
+    "preset-today",
+    "preset-today-seeds-3-4",
+    "cm-0.3-0.5",
+    "gain-4-centred",
+    "Pendulum-v1-lr-scale-10",
+    "Pendulum-v1-lr-scale-10-seeds-3-4",
+    "Pendulum-v1-old-preset-seeds-3-4",
+    "InvertedPendulum-v5-lr-scale-10",
+    "LaneKeepingState-v0-lr-scale-10",
+    "cfc-preset",
+    "lr-scale-10-out-map-1",
+    "lr-scale-10-out-map-1-seeds-3-4",
+    "lr-scale-10-seeds-5-9",
+    "cfc-preset-seeds-5-9",
+)
 
 
 def _ablation() -> dict | None:
@@ -314,9 +372,11 @@ def _ten_seeds(results: dict) -> str:
     ltc, cfc, separated = _ten_seed_pair(results)
     n = _one((len(ltc["returns"]), len(cfc["returns"])), "seed counts")
     failed = render_ltc_ablation.FAILED_BELOW
-    return (f"On {n} training seeds: the LTC preset {_interval(ltc)} ({sum(v < failed for v in ltc['returns'])} "
-            f"seeds below {_num(failed)}), the CfC preset {_interval(cfc)}: "
-            f"{'separated' if separated else 'not separated'}.")
+    return (
+        f"On {n} training seeds: the LTC preset {_interval(ltc)} ({sum(v < failed for v in ltc['returns'])} "
+        f"seeds below {_num(failed)}), the CfC preset {_interval(cfc)}: "
+        f"{'separated' if separated else 'not separated'}."
+    )
 
 
 def _ltc_ablation_bullet() -> str | None:
@@ -344,38 +404,48 @@ def _ltc_ablation_bullet() -> str | None:
     def on(*tags: str) -> str:  # "on 5 seeds −312 ± ..."
         values = returns(*tags)
         return f"on {len(values)} seeds {spread(values)}"
-    return (f"NCP-LTC on {env} at {_steps(steps)} steps, each change alone on {len(base['seeds'])} training seeds "
-            f"([data/ltc_ablation/](data/ltc_ablation/), {results['base']['date']}, {_page('ppo.md')}):\n  at the "
-            f"CfC's optimiser settings {spread(returns('base'))}; with the cell's parameters at {scale}x the rate "
-            f"(`ltc_lr_scale={scale}`)\n  {spread(returns('lr-scale-10'))}, "
-            f"{on('lr-scale-10', 'lr-scale-10-seeds-3-4')};\n  with a decaying rate and {setting('lr-scale-10-lin-20ep', 'algo.n_epochs')} epochs "
-            f"{on('lr-scale-10-lin-20ep', 'lr-scale-10-lin-20ep-seeds-3-4')}; with the motor output map at the rate "
-            f"itself\n  (`ltc_output_lr_scale={setting('lr-scale-10-out-map-1', 'policy_kwargs.ltc_output_lr_scale')}`)"
-            f" {on('lr-scale-10-out-map-1', 'lr-scale-10-out-map-1-seeds-3-4')}; the old per-env LTC optimiser preset"
-            f"\n  (`{setting('preset-today', 'algo.learning_rate')}`, {setting('preset-today', 'algo.n_epochs')} "
-            f"epochs) {on('preset-today', 'preset-today-seeds-3-4')}; faster initial time constants "
-            f"{spread(returns('cm-0.3-0.5'))}, output gain "
-            f"{setting('gain-4-centred', 'policy_kwargs.ltc_init.output_gain')} {spread(returns('gain-4-centred'))}"
-            f".\n  Goal (mean >= {_num(goal)} on {len(five)} seeds with the scale): {'met' if met else 'not met'}; "
-            f"the CfC preset on the same env and seeds {spread(returns('cfc-preset'))}.\n  {_ten_seeds(results)} "
-            "The scale is now the LTC preset's construction, with each env's shared optimiser\n  settings and no "
-            f"LTC-specific rate: Pendulum-v1 {spread(pendulum_new)} (the old preset on the same seeds\n  "
-            f"{spread(pendulum_old)}), InvertedPendulum-v5 {spread(returns('InvertedPendulum-v5-lr-scale-10'))}, "
-            f"LaneKeepingState-v0 return\n  {spread(returns('LaneKeepingState-v0-lr-scale-10'))} "
-            f"({'100% completion' if completion == 1 else f'completion >= {completion:.0%}'} on every seed).")
+
+    return (
+        f"NCP-LTC on {env} at {_steps(steps)} steps, each change alone on {len(base['seeds'])} training seeds "
+        f"([data/ltc_ablation/](data/ltc_ablation/), {results['base']['date']}, {_page('ppo.md')}):\n  at the "
+        f"CfC's optimiser settings {spread(returns('base'))}; with the cell's parameters at {scale}x the rate "
+        f"(`ltc_lr_scale={scale}`)\n  {spread(returns('lr-scale-10'))}, "
+        f"{on('lr-scale-10', 'lr-scale-10-seeds-3-4')};\n  with a decaying rate and {setting('lr-scale-10-lin-20ep', 'algo.n_epochs')} epochs "
+        f"{on('lr-scale-10-lin-20ep', 'lr-scale-10-lin-20ep-seeds-3-4')}; with the motor output map at the rate "
+        f"itself\n  (`ltc_output_lr_scale={setting('lr-scale-10-out-map-1', 'policy_kwargs.ltc_output_lr_scale')}`)"
+        f" {on('lr-scale-10-out-map-1', 'lr-scale-10-out-map-1-seeds-3-4')}; the old per-env LTC optimiser preset"
+        f"\n  (`{setting('preset-today', 'algo.learning_rate')}`, {setting('preset-today', 'algo.n_epochs')} "
+        f"epochs) {on('preset-today', 'preset-today-seeds-3-4')}; faster initial time constants "
+        f"{spread(returns('cm-0.3-0.5'))}, output gain "
+        f"{setting('gain-4-centred', 'policy_kwargs.ltc_init.output_gain')} {spread(returns('gain-4-centred'))}"
+        f".\n  Goal (mean >= {_num(goal)} on {len(five)} seeds with the scale): {'met' if met else 'not met'}; "
+        f"the CfC preset on the same env and seeds {spread(returns('cfc-preset'))}.\n  {_ten_seeds(results)} "
+        "The scale is now the LTC preset's construction, with each env's shared optimiser\n  settings and no "
+        f"LTC-specific rate: Pendulum-v1 {spread(pendulum_new)} (the old preset on the same seeds\n  "
+        f"{spread(pendulum_old)}), InvertedPendulum-v5 {spread(returns('InvertedPendulum-v5-lr-scale-10'))}, "
+        f"LaneKeepingState-v0 return\n  {spread(returns('LaneKeepingState-v0-lr-scale-10'))} "
+        f"({'100% completion' if completion == 1 else f'completion >= {completion:.0%}'} on every seed)."
+    )
 
 
 def _generalisation(summary: dict) -> dict:
     cells = {(g["train_tag"], g["model"], g["condition"]): g for g in summary["groups"]}
     order = ["ncp-ltc", "ncp-cfc", "lstm", "cnn"]
     models = sorted({model for _, model, _ in cells}, key=lambda m: (order.index(m) if m in order else len(order), m))
-    alone = [(g["metrics"]["completion_rate"]["mean"], g["model"], g["condition"]) for g in summary["groups"]
-             if g["train_tag"] == "untagged" and g["condition"] not in ("clean", "all")]
+    alone = [
+        (g["metrics"]["completion_rate"]["mean"], g["model"], g["condition"])
+        for g in summary["groups"]
+        if g["train_tag"] == "untagged" and g["condition"] not in ("clean", "all")
+    ]
     verdict = separation_verdict(summary, ["completion_rate"])
-    return {"cells": cells, "models": models, "alone": alone,
-            "separated": [line for line in verdict if not line.endswith("not separated")],
-            "seeds": min(g["n_seeds"] for g in summary["groups"]),
-            "roads": "/".join(str(n) for n in sorted({g["episodes"] for g in summary["groups"]}))}
+    return {
+        "cells": cells,
+        "models": models,
+        "alone": alone,
+        "separated": [line for line in verdict if not line.endswith("not separated")],
+        "seeds": min(g["n_seeds"] for g in summary["groups"]),
+        "roads": "/".join(str(n) for n in sorted({g["episodes"] for g in summary["groups"]})),
+    }
 
 
 def generalisation_bullet(summary: dict | None = None) -> str | None:
@@ -396,24 +466,29 @@ def generalisation_bullet(summary: dict | None = None) -> str | None:
             if (tag, model, condition) not in g["cells"]:
                 continue
             m = g["cells"][(tag, model, condition)]["metrics"]["completion_rate"]
-            interval = ("" if m["ci_low"] is None else
-                        f" [{max(m['ci_low'], 0):.0%}, {min(m['ci_high'], 1):.0%}]")
+            interval = "" if m["ci_low"] is None else f" [{max(m['ci_low'], 0):.0%}, {min(m['ci_high'], 1):.0%}]"
             parts.append(f"{model} {m['mean']:.0%}{interval}")
         return ", ".join(parts) or "not evaluated yet"
 
     low = min(g["alone"])[0]
-    lowest = ", ".join(f"{model} under {condition}" for mean, model, condition in sorted(g["alone"])
-                       if round(mean, 3) == round(low, 3))
+    lowest = ", ".join(
+        f"{model} under {condition}" for mean, model, condition in sorted(g["alone"]) if round(mean, 3) == round(low, 3)
+    )
     confidence = _percent(summary.get("confidence", 0.95))
-    return (f"Generalisation to held-out looks of the road scene (imitation, {g['seeds']} training seeds "
-            f"per model,\n  {g['roads']} held-out roads, {_file('study_ncp_generalisation/summary.json')}; completion, "
-            f"mean [{confidence} interval across seeds, clipped to 0-100%]): trained on\n  the default look, one "
-            f"randomised element at a time: every model >= {low:.0%} (lowest: {lowest}); all elements "
-            f"together: {completion('untagged', 'all')};\n  trained under domain randomisation, held-out "
-            f"randomised looks: {completion('dr', 'all')}; the clean look: {completion('dr', 'clean')}.\n  "
-            + ("Completion not separated between any two models or trainings" if not g["separated"] else
-               f"Separated on completion ({_weak(summary)}): " + "; ".join(g["separated"]))
-            + f" ({_page('study_ncp_generalisation.md')}).")
+    return (
+        f"Generalisation to held-out looks of the road scene (imitation, {g['seeds']} training seeds "
+        f"per model,\n  {g['roads']} held-out roads, {_file('study_ncp_generalisation/summary.json')}; completion, "
+        f"mean [{confidence} interval across seeds, clipped to 0-100%]): trained on\n  the default look, one "
+        f"randomised element at a time: every model >= {low:.0%} (lowest: {lowest}); all elements "
+        f"together: {completion('untagged', 'all')};\n  trained under domain randomisation, held-out "
+        f"randomised looks: {completion('dr', 'all')}; the clean look: {completion('dr', 'clean')}.\n  "
+        + (
+            "Completion not separated between any two models or trainings"
+            if not g["separated"]
+            else f"Separated on completion ({_weak(summary)}): " + "; ".join(g["separated"])
+        )
+        + f" ({_page('study_ncp_generalisation.md')})."
+    )
 
 
 def _mujoco(summary: dict, spec: dict) -> dict:
@@ -422,13 +497,23 @@ def _mujoco(summary: dict, spec: dict) -> dict:
     for entry in spec["train"]:
         for policy in entry["policies"]:
             planned[(entry["env"], policy)] = planned.get((entry["env"], policy), 0) + len(entry["seeds"])
-    verdict = [f"{line.split(' ', 1)[0]}: {line.rsplit(': ', 1)[1]}"
-               for line in separation_verdict(summary, ["mean_return"])
-               if "NoVel" in line.split(" ", 1)[0] and not line.endswith("not separated")]
+    verdict = [
+        f"{line.split(' ', 1)[0]}: {line.rsplit(': ', 1)[1]}"
+        for line in separation_verdict(summary, ["mean_return"])
+        if "NoVel" in line.split(" ", 1)[0] and not line.endswith("not separated")
+    ]
     unfinished = sum(n - cells[key]["n_seeds"] if key in cells else n for key, n in planned.items())
-    return {"cells": cells, "planned": planned, "verdict": verdict, "unfinished": unfinished,
-            "verdict_text": (f"Separated ({_weak(summary)}): " + "; ".join(verdict) if verdict else
-                             "No two policies separated on the NoVel envs")}
+    return {
+        "cells": cells,
+        "planned": planned,
+        "verdict": verdict,
+        "unfinished": unfinished,
+        "verdict_text": (
+            f"Separated ({_weak(summary)}): " + "; ".join(verdict)
+            if verdict
+            else "No two policies separated on the NoVel envs"
+        ),
+    }
 
 
 def mujoco_bullet(summary: dict | None = None, spec: dict | None = None) -> str | None:
@@ -470,17 +555,26 @@ def mujoco_bullet(summary: dict | None = None, spec: dict | None = None) -> str 
     else:
         state = f"Study not finished ({unfinished} of {total} runs to go). {m['verdict_text']}"
     confidence = _percent(summary.get("confidence", 0.95))
-    return (f"Memory tasks beyond Pendulum (PPO, {'/'.join(_steps(s) for s in steps)} steps, "
-            f"{max(planned.values())} training seeds per policy, {episodes} held-out episodes,\n  "
-            f"{_file('study_mujoco_novel/summary.json')}; mean return [{confidence} interval across seeds]):\n  "
-            + ";\n  ".join(parts) + ".\n  " + state + f" ({_page('study_mujoco_novel.md')}).")
+    return (
+        f"Memory tasks beyond Pendulum (PPO, {'/'.join(_steps(s) for s in steps)} steps, "
+        f"{max(planned.values())} training seeds per policy, {episodes} held-out episodes,\n  "
+        f"{_file('study_mujoco_novel/summary.json')}; mean return [{confidence} interval across seeds]):\n  "
+        + ";\n  ".join(parts)
+        + ".\n  "
+        + state
+        + f" ({_page('study_mujoco_novel.md')})."
+    )
 
 
 def _imitation() -> dict:
     data = _load("imitation/bench_imitation_paper_ncp_ltc.json")
     (result,) = data["results"]
-    return {**result, "episodes": data["settings"]["episodes"], "threads": data["settings"]["threads"],
-            "date": data["date"]}
+    return {
+        **result,
+        "episodes": data["settings"]["episodes"],
+        "threads": data["settings"]["threads"],
+        "date": data["date"],
+    }
 
 
 def render_measured() -> str:
@@ -500,9 +594,11 @@ def render_measured() -> str:
         *_ppo_bullets(),
     ]
     bullets += [b for b in (generalisation_bullet(), mujoco_bullet(), _ltc_ablation_bullet()) if b]
-    return ("Each number below is rendered from a data file in [data/](data/) by "
-            "`python scripts/render_readme_results.py`; the docs page\ngives the command, machine and date.\n\n"
-            + "".join(f"- {b}\n" for b in bullets))
+    return (
+        "Each number below is rendered from a data file in [data/](data/) by "
+        "`python scripts/render_readme_results.py`; the docs page\ngives the command, machine and date.\n\n"
+        + "".join(f"- {b}\n" for b in bullets)
+    )
 
 
 # ----------------------------------------------------------------------------------------------------- headline
@@ -510,56 +606,111 @@ def render_headline() -> str:
     """README.md's short table: one row per headline result, each with its page."""
     c, i, n = _cells(), _imitation(), _noise()
     e = _env_speed()
-    rows = [
-        (f"Cells against ncps {_ncps_version()} (CPU)",
-         f"LTC training {c['ltc_train']['speedup']:.1f}x faster, LTC inference step {c['ltc_step']['speedup']:.1f}x, "
-         f"wired CfC {c['cfc_train']['speedup']:.1f}x / {c['cfc_step']['speedup']:.1f}x", "cells_speed.md"),
-        (f"Camera lane keeping by imitation (the paper's NCP-LTC, `{i['preset']}` preset)",
-         f"{i['completion_rate']:.0%} of {i['episodes']} held-out roads, trained in {i['train_minutes']:.0f} min",
-         "imitation.md"),
-        (f"The NCP paper's pixel-noise test, {n['seeds']} training seeds per model",
-         f"crash rates {n['verdict']}", "study_ncp_noise.md"),
+    rows = _benchmark_rows(c, i, n)
+    for row in (_generalisation_row(), _ppo_ablation_row(), _mujoco_row()):
+        if row is not None:
+            rows.append(row)
+    rows.append(_deploy_row())
+    rows.append(
+        (
+            "Lane-keeping camera env",
+            f"{_num(e['rates'][0])}–{_num(e['rates'][-1])} steps/s ({e['size']}, {_pinned(e['runs'])})",
+            "envs.md",
+        )
+    )
+    lines = ["| result | measured | details |", "|---|---|---|"]
+    lines += [f"| {what} | {value} | {_page(page, README)} |" for what, value, page in rows]
+    return "\n".join(lines) + (
+        f"\n\nEvery figure with its data file, machine and date: {_page('results.md', README)}.\n"
+    )
+
+
+def _benchmark_rows(c: dict, i: dict, n: dict) -> list[tuple[str, str, str]]:
+    """The headline rows always shown: cell speed, imitation lane keeping and the pixel-noise study."""
+    return [
+        (
+            f"Cells against ncps {_ncps_version()} (CPU)",
+            f"LTC training {c['ltc_train']['speedup']:.1f}x faster, LTC inference step {c['ltc_step']['speedup']:.1f}x, "
+            f"wired CfC {c['cfc_train']['speedup']:.1f}x / {c['cfc_step']['speedup']:.1f}x",
+            "cells_speed.md",
+        ),
+        (
+            f"Camera lane keeping by imitation (the paper's NCP-LTC, `{i['preset']}` preset)",
+            f"{i['completion_rate']:.0%} of {i['episodes']} held-out roads, trained in {i['train_minutes']:.0f} min",
+            "imitation.md",
+        ),
+        (
+            f"The NCP paper's pixel-noise test, {n['seeds']} training seeds per model",
+            f"crash rates {n['verdict']}",
+            "study_ncp_noise.md",
+        ),
     ]
-    if generalisation_bullet() is not None:
-        g = _generalisation(_load("study_ncp_generalisation/summary.json"))
-        rows.append((f"Held-out looks of the road scene, {g['seeds']} training seeds per model",
-                     "completion not separated between any two models or trainings" if not g["separated"]
-                     else "separated on completion: " + "; ".join(g["separated"]), "study_ncp_generalisation.md"))
+
+
+def _generalisation_row() -> tuple[str, str, str] | None:
+    """The held-out-looks study's row, when its page has a bullet."""
+    if generalisation_bullet() is None:
+        return None
+    g = _generalisation(_load("study_ncp_generalisation/summary.json"))
+    return (
+        f"Held-out looks of the road scene, {g['seeds']} training seeds per model",
+        "completion not separated between any two models or trainings"
+        if not g["separated"]
+        else "separated on completion: " + "; ".join(g["separated"]),
+        "study_ncp_generalisation.md",
+    )
+
+
+def _ppo_ablation_row() -> tuple[str, str, str] | None:
+    """NCP-LTC against NCP-CfC over ten PPO training seeds, when the ablation's results are there."""
     results = _ablation()
-    if results is not None:
-        ltc, cfc, separated = _ten_seed_pair(results)
-        settings = results["base"]["settings"]
-        rows.append((f"PPO on {_one(settings['envs'], 'envs')} at {_steps(settings['timesteps'])} steps, "
-                     f"{len(ltc['returns'])} training seeds",
-                     f"NCP-LTC {_interval(ltc)}, NCP-CfC {_interval(cfc)} (mean return, "
-                     f"{_percent(render_ltc_ablation.CONFIDENCE)} interval): "
-                     f"{'separated' if separated else 'not separated'}", "ppo.md"))
-    if mujoco_bullet() is not None:
-        summary, spec = _load("study_mujoco_novel/summary.json"), _load("study_mujoco_novel/spec.json")
-        m = _mujoco(summary, spec)
-        envs = " / ".join(sorted({env for env, _ in m["cells"] if "NoVel" in env}, reverse=True))
-        rows.append((f"Memory tasks {envs} (PPO, {max(m['planned'].values())} training seeds)",
-                     m["verdict_text"][0].lower() + m["verdict_text"][1:] if not m["unfinished"]
-                     else "study not finished", "study_mujoco_novel.md"))
+    if results is None:
+        return None
+    ltc, cfc, separated = _ten_seed_pair(results)
+    settings = results["base"]["settings"]
+    return (
+        f"PPO on {_one(settings['envs'], 'envs')} at {_steps(settings['timesteps'])} steps, "
+        f"{len(ltc['returns'])} training seeds",
+        f"NCP-LTC {_interval(ltc)}, NCP-CfC {_interval(cfc)} (mean return, "
+        f"{_percent(render_ltc_ablation.CONFIDENCE)} interval): "
+        f"{'separated' if separated else 'not separated'}",
+        "ppo.md",
+    )
+
+
+def _mujoco_row() -> tuple[str, str, str] | None:
+    """The memory-task study's verdict, when its page has a bullet."""
+    if mujoco_bullet() is None:
+        return None
+    summary, spec = _load("study_mujoco_novel/summary.json"), _load("study_mujoco_novel/spec.json")
+    m = _mujoco(summary, spec)
+    envs = " / ".join(sorted({env for env, _ in m["cells"] if "NoVel" in env}, reverse=True))
+    return (
+        f"Memory tasks {envs} (PPO, {max(m['planned'].values())} training seeds)",
+        m["verdict_text"][0].lower() + m["verdict_text"][1:] if not m["unfinished"] else "study not finished",
+        "study_mujoco_novel.md",
+    )
+
+
+def _deploy_row() -> tuple[str, str, str]:
+    """The exported ONNX policy: its speed against ncps and the demo policy's completion in onnxruntime."""
     export, demo = _load("deploy/bench_export.json"), _load("deploy/deploy_demo_check.json")
     ppo = export["ppo_state_policy"]
     done = {kind: round(demo[kind]["completion_rate"] * demo["episodes"]) for kind in ("torch", "onnxruntime")}
-    rows.append(("Exported ONNX policy, run without torch",
-                 f"NCP-LTC state policy {ppo['ncps_over_ort_cpu']:.1f}x faster than the same policy stepped with "
-                 f"ncps (CPU time); the demo policy completes {done['onnxruntime']}/{demo['episodes']} held-out roads "
-                 f"({done['torch']}/{demo['episodes']} in torch)", "deploy.md"))
-    rows.append(("Lane-keeping camera env",
-                 f"{_num(e['rates'][0])}–{_num(e['rates'][-1])} steps/s ({e['size']}, {_pinned(e['runs'])})",
-                 "envs.md"))
-    lines = ["| result | measured | details |", "|---|---|---|"]
-    lines += [f"| {what} | {value} | {_page(page, README)} |" for what, value, page in rows]
-    return "\n".join(lines) + (f"\n\nEvery figure with its data file, machine and date: "
-                               f"{_page('results.md', README)}.\n")
+    return (
+        "Exported ONNX policy, run without torch",
+        f"NCP-LTC state policy {ppo['ncps_over_ort_cpu']:.1f}x faster than the same policy stepped with "
+        f"ncps (CPU time); the demo policy completes {done['onnxruntime']}/{demo['episodes']} held-out roads "
+        f"({done['torch']}/{demo['episodes']} in torch)",
+        "deploy.md",
+    )
 
 
 #: The blocks of each page, in the order they appear.
-PAGES = {README: {"headline": render_headline},
-         RESULTS: {"env-speed": render_env_speed, "speed": render_speed, "measured": render_measured}}
+PAGES = {
+    README: {"headline": render_headline},
+    RESULTS: {"env-speed": render_env_speed, "speed": render_speed, "measured": render_measured},
+}
 RENDERERS = {name: fn for blocks in PAGES.values() for name, fn in blocks.items()}
 
 
@@ -586,8 +737,10 @@ def main(argv: list[str] | None = None) -> int:
         rendered = render(text, page)
         if args.check:
             if rendered != text:
-                print(f"{page.relative_to(ROOT)}'s results blocks differ from docs/data/: run python "
-                      "scripts/render_readme_results.py")
+                print(
+                    f"{page.relative_to(ROOT)}'s results blocks differ from docs/data/: run python "
+                    "scripts/render_readme_results.py"
+                )
                 status = 1
         else:
             page.write_text(rendered)

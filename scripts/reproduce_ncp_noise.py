@@ -66,10 +66,15 @@ class Settings:
 
 def parse() -> Settings:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", choices=("demo", "paper"), default="demo", help=Settings.__dataclass_fields__["preset"].__doc__)
+    p.add_argument(
+        "--preset", choices=("demo", "paper"), default="demo", help=Settings.__dataclass_fields__["preset"].__doc__
+    )
     p.add_argument("--runs", required=True, help="folder with one run folder per model (trained when missing)")
-    p.add_argument("--out", default="docs/data/ncp_noise",
-                   help="where to write ncp_noise.{csv,json,png} (default docs/data/ncp_noise)")
+    p.add_argument(
+        "--out",
+        default="docs/data/ncp_noise",
+        help="where to write ncp_noise.{csv,json,png} (default docs/data/ncp_noise)",
+    )
     p.add_argument("--page", default="docs/ncp_noise.md", help="the page to write (default docs/ncp_noise.md)")
     p.add_argument("--episodes", type=int, default=30, help="held-out roads per model and level (default 30)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
@@ -104,12 +109,16 @@ def ensure_run(run_dir: Path, model: str, preset: str, seed: int) -> str:
     if stored_path.is_file():
         stored = BCConfig.from_dict(json.loads(stored_path.read_text())["training"])
         if stored != config:
-            raise SystemExit(f"{run_dir} holds a run with other settings than preset {preset!r} ({model}, seed "
-                             f"{seed}); choose another --runs folder")
+            raise SystemExit(
+                f"{run_dir} holds a run with other settings than preset {preset!r} ({model}, seed "
+                f"{seed}); choose another --runs folder"
+            )
         if (run_dir / "model.pt").is_file():
             return "reused"
-        raise SystemExit(f"{run_dir} is unfinished (no model.pt; it may still be training): wait for it, or finish "
-                         f"it with `ncp-control train-bc --out {run_dir} --resume`")
+        raise SystemExit(
+            f"{run_dir} is unfinished (no model.pt; it may still be training): wait for it, or finish "
+            f"it with `ncp-control train-bc --out {run_dir} --resume`"
+        )
     t0 = time.perf_counter()
     train(config, run_dir)
     return f"trained in {time.perf_counter() - t0:.0f} s"
@@ -135,22 +144,31 @@ def verdict(results, noise_levels) -> str:
         informative = len(set(crashes.values())) > 1
         best_other = min(crashes[m] for m in others)
         for m in ncps:
-            status[m].append("uninformative" if not informative else
-                             "fewest" if crashes[m] <= best_other else "NOT fewest")
+            status[m].append(
+                "uninformative" if not informative else "fewest" if crashes[m] <= best_other else "NOT fewest"
+            )
         counts = ", ".join(f"{m} {crashes[m]}/{n}" for m in results.labels)
-        lines.append(f"sigma {level:g} (variance {level * level:.2f}): crashes {counts}"
-                     + ("" if informative else " (all equal: does not separate the models)"))
+        lines.append(
+            f"sigma {level:g} (variance {level * level:.2f}): crashes {counts}"
+            + ("" if informative else " (all equal: does not separate the models)")
+        )
     verdicts = []
     for m in ncps:
         if "NOT fewest" in status[m]:
             verdicts.append(f"**does not hold for {m}**: at some noise level a non-NCP model crashed less often")
         elif "fewest" in status[m]:
-            verdicts.append(f"**holds for {m}**: at every noise level that separates the models it crashed no more "
-                            "often than the best non-NCP model")
+            verdicts.append(
+                f"**holds for {m}**: at every noise level that separates the models it crashed no more "
+                "often than the best non-NCP model"
+            )
         else:
             verdicts.append(f"**is not tested for {m}**: no noise level separates the models")
-    return ("The paper's ordering (NCP crashes least under pixel noise) " + "; it ".join(verdicts)
-            + f". Crash counts on {n} held-out roads per level:\n\n" + "\n".join(f"- {line}" for line in lines))
+    return (
+        "The paper's ordering (NCP crashes least under pixel noise) "
+        + "; it ".join(verdicts)
+        + f". Crash counts on {n} held-out roads per level:\n\n"
+        + "\n".join(f"- {line}" for line in lines)
+    )
 
 
 def main() -> None:
@@ -173,16 +191,25 @@ def main() -> None:
 
     sweeps = [PIXEL_NOISE, DROPOUT, ACTION_DELAY]
     t0 = time.perf_counter()
-    results = robustness_sweep(folders, "LaneKeeping-v0", sweeps, s.episodes,
-                               HELDOUT_SEED_START, processes=s.processes,
-                               progress=lambda line: print(line, flush=True))
+    results = robustness_sweep(
+        folders,
+        "LaneKeeping-v0",
+        sweeps,
+        s.episodes,
+        HELDOUT_SEED_START,
+        processes=s.processes,
+        progress=lambda line: print(line, flush=True),
+    )
     seconds = time.perf_counter() - t0
     out, page = Path(s.out), Path(s.page)
     paths = results.write(out, stem="ncp_noise")
     paths["table"].unlink()  # the table goes into the page, which lives apart from its data
     page.parent.mkdir(parents=True, exist_ok=True)
-    rel = {kind: Path(os.path.relpath(paths[kind], page.parent)).as_posix() for kind in ("json", "csv", "plot")
-           if kind in paths}
+    rel = {
+        kind: Path(os.path.relpath(paths[kind], page.parent)).as_posix()
+        for kind in ("json", "csv", "plot")
+        if kind in paths
+    }
     noise_levels = results.sweeps[0][1]
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
     header = [

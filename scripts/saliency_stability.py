@@ -26,40 +26,69 @@ import time
 from pathlib import Path
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", help="imitation run folders (camera models)")
-    p.add_argument("--levels", nargs="+", type=float, default=[0.1, 0.316, 0.447],
-                   help="pixel_noise sigmas (0.316/0.447/0.548 = the paper's variances 0.1/0.2/0.3)")
+    p.add_argument(
+        "--levels",
+        nargs="+",
+        type=float,
+        default=[0.1, 0.316, 0.447],
+        help="pixel_noise sigmas (0.316/0.447/0.548 = the paper's variances 0.1/0.2/0.3)",
+    )
     p.add_argument("--episodes", type=int, default=3, help="held-out roads driven per run (default 3)")
     p.add_argument("--max-frames", type=int, default=100, help="frames used per road (default 100)")
-    p.add_argument("--out", default="docs/data/saliency_stability/saliency_stability.json",
-                   help="the JSON data file to write (default docs/data/saliency_stability/saliency_stability.json)")
-    p.add_argument("--page", default="docs/saliency_stability.md",
-                   help="the Markdown page to write (default docs/saliency_stability.md)")
-    a = p.parse_args()
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    import torch
+    p.add_argument(
+        "--out",
+        default="docs/data/saliency_stability/saliency_stability.json",
+        help="the JSON data file to write (default docs/data/saliency_stability/saliency_stability.json)",
+    )
+    p.add_argument(
+        "--page",
+        default="docs/saliency_stability.md",
+        help="the Markdown page to write (default docs/saliency_stability.md)",
+    )
+    return p.parse_args()
 
+
+def _measure(a: argparse.Namespace) -> list[dict]:
+    """One row per run and noise level: the run, its model, sigma and the saliency-stability result (printed as
+    it comes)."""
     from ncp_control.agents.evaluation.saliency_stability import saliency_stability
     from ncp_control.agents.imitation import HELDOUT_SEED_START
     from ncp_control.agents.runs.load import load_run
     from ncp_control.inspect import policy_saliency
 
-    torch.set_num_threads(1)
-    rows, t0 = [], time.perf_counter()
+    rows = []
     for run_dir in a.runs:
         loaded = load_run(run_dir)
         saliency = policy_saliency(loaded.predictor)
         for level in a.levels:
-            result = saliency_stability(loaded.predictor, saliency, loaded.env_id, f"pixel_noise:{level}", a.episodes,
-                                        HELDOUT_SEED_START, env_kwargs=loaded.env_kwargs, max_frames=a.max_frames)
+            result = saliency_stability(
+                loaded.predictor,
+                saliency,
+                loaded.env_id,
+                f"pixel_noise:{level}",
+                a.episodes,
+                HELDOUT_SEED_START,
+                env_kwargs=loaded.env_kwargs,
+                max_frames=a.max_frames,
+            )
             rows.append({"run": str(run_dir), "model": loaded.config["policy"], "sigma": level, **result})
-            print(f"{loaded.config['policy']:8s} sigma {level:.3f}: mean SSIM {result['mean_ssim']:.3f} "
-                  f"({result['frames']} frames)", flush=True)
-    minutes = (time.perf_counter() - t0) / 60
-    out, page = Path(a.out), Path(a.page)
-    data_link = Path(os.path.relpath(out, page.parent)).as_posix()
+            print(
+                f"{loaded.config['policy']:8s} sigma {level:.3f}: mean SSIM {result['mean_ssim']:.3f} "
+                f"({result['frames']} frames)",
+                flush=True,
+            )
+    return rows
+
+
+def _page_lines(a: argparse.Namespace, rows: list[dict], minutes: float, data_link: str) -> list[str]:
+    """The Markdown page: how the numbers were made, then mean SSIM per model (rows) and sigma (columns)."""
+    import torch
+
+    from ncp_control.agents.imitation import HELDOUT_SEED_START
+
     levels = sorted({r["sigma"] for r in rows})
     models = list(dict.fromkeys(r["model"] for r in rows))
     lines = [
@@ -77,9 +106,26 @@ def main() -> None:
         "|---|" + "---|" * len(levels),
     ]
     for model in models:
-        cells = [next((f"{r['mean_ssim']:.3f}" for r in rows if r["model"] == model and r["sigma"] == x), "-")
-                 for x in levels]
+        cells = [
+            next((f"{r['mean_ssim']:.3f}" for r in rows if r["model"] == model and r["sigma"] == x), "-")
+            for x in levels
+        ]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main() -> None:
+    a = _parse_args()
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import torch
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    rows = _measure(a)
+    minutes = (time.perf_counter() - t0) / 60
+    out, page = Path(a.out), Path(a.page)
+    data_link = Path(os.path.relpath(out, page.parent)).as_posix()
+    lines = _page_lines(a, rows, minutes, data_link)
     for path in (out, page):
         path.parent.mkdir(parents=True, exist_ok=True)
     page.write_text("\n".join(lines) + "\n")

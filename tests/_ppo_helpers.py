@@ -61,8 +61,11 @@ class Counter(gym.Env):
         info = {}
         terminated = False
         if self.lane:
-            info = {"lateral_offset_m": float(np.asarray(action).reshape(-1)[0]), "distance_m": 2.0 * self.t,
-                    "is_success": bool(done and self.succeed)}
+            info = {
+                "lateral_offset_m": float(np.asarray(action).reshape(-1)[0]),
+                "distance_m": 2.0 * self.t,
+                "is_success": bool(done and self.succeed),
+            }
             terminated = done and not self.succeed
         return np.array([self.t / 10, self.c], np.float32), 1.0, terminated, done and not terminated, info
 

@@ -76,14 +76,28 @@ def write_untrained_bc_run(out: Path, kind: str = "cnn", seed: int = 0, height: 
 
     from ncp_control.policies.imitation import ModelConfig, build_model
 
-    config = ModelConfig(kind=kind, observation_shape=(height, width, 3), conv_channels=(4, 4, 4, 4, 4), features=8,
-                         cnn_hidden=8, step_seconds=0.1)
+    config = ModelConfig(
+        kind=kind,
+        observation_shape=(height, width, 3),
+        conv_channels=(4, 4, 4, 4, 4),
+        features=8,
+        cnn_hidden=8,
+        step_seconds=0.1,
+    )
     model = build_model(config, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({
-        "kind": "bc", "env_id": "TinyLane-v0", "policy": kind, "seed": seed, "model": config.to_dict(),
-        "training": {"env_kwargs": {} if (height, width) == (16, 32) else {"height": height, "width": width}},
-    }))
+    (out / "config.json").write_text(
+        json.dumps(
+            {
+                "kind": "bc",
+                "env_id": "TinyLane-v0",
+                "policy": kind,
+                "seed": seed,
+                "model": config.to_dict(),
+                "training": {"env_kwargs": {} if (height, width) == (16, 32) else {"height": height, "width": width}},
+            }
+        )
+    )
     torch.save(model.state_dict(), out / "model.pt")
     return out
 

@@ -12,8 +12,14 @@ import pytest
 pytest_plugins = ["pytester"]  # tests/test_ci.py runs this file's hooks on a small suite of its own
 
 #: Skip reasons (substrings) that mean "something the suite needs is not installed".
-MISSING = ("could not import", "No module named", "Chromium is not installed", "no C compiler", "no native kernel",
-           "is in the [video] extra")
+MISSING = (
+    "could not import",
+    "No module named",
+    "Chromium is not installed",
+    "no C compiler",
+    "no native kernel",
+    "is in the [video] extra",
+)
 
 
 def _in_ci() -> bool:
@@ -27,8 +33,10 @@ def _missing(longrepr) -> str | None:
 
 def _fail(report, reason: str) -> None:
     report.outcome = "failed"
-    report.longrepr = (f"CI=true: this test would skip because something it needs is missing: {reason}. Install "
-                       "what the [dev] extra declares (pip install -e \".[dev]\"), or the system package named.")
+    report.longrepr = (
+        f"CI=true: this test would skip because something it needs is missing: {reason}. Install "
+        'what the [dev] extra declares (pip install -e ".[dev]"), or the system package named.'
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -15,8 +15,7 @@ torch.set_num_threads(1)
 
 
 def small_ncp():
-    return wirings.NCP(4, 3, 2, sensory_fanout=2, inter_fanout=2, recurrent_command_synapses=3,
-                            motor_fanin=2, seed=1)
+    return wirings.NCP(4, 3, 2, sensory_fanout=2, inter_fanout=2, recurrent_command_synapses=3, motor_fanin=2, seed=1)
 
 
 def random_wiring(units=5, output_dim=2, seed=3):
@@ -41,8 +40,9 @@ def _gradcheck_module(module, *inputs, timespans=None, fast_mode=False):
 
     def f(*tensors):
         kwargs = {"timespans": tensors[-1]} if timespans is not None else {}
-        out = torch.func.functional_call(module, dict(zip(names, tensors[: len(names)])),
-                                         tuple(tensors[len(names):n_args]), kwargs)
+        out = torch.func.functional_call(
+            module, dict(zip(names, tensors[: len(names)])), tuple(tensors[len(names) : n_args]), kwargs
+        )
         flat = []
         for o in out if isinstance(out, tuple) else (out,):
             flat.extend(o if isinstance(o, tuple) else (o,))
@@ -86,8 +86,14 @@ def test_layers_gradcheck_with_mixed_memory_and_per_sample_time():
 def test_ltc_without_synapses_is_the_semi_implicit_leak_update():
     torch.manual_seed(4)
     unfolds, dt = 3, 0.7
-    cell = LTCCell(empty_wiring(3, 3, 2), 2, input_mapping="none", output_mapping="none", ode_unfolds=unfolds,
-                   implicit_param_constraints=False).double()
+    cell = LTCCell(
+        empty_wiring(3, 3, 2),
+        2,
+        input_mapping="none",
+        output_mapping="none",
+        ode_unfolds=unfolds,
+        implicit_param_constraints=False,
+    ).double()
     v0 = torch.tensor([[0.9, -0.4, 0.1]], dtype=torch.float64)
     out, v = cell(torch.randn(1, 2, dtype=torch.float64), v0, dt)
     cm, gl, vl = cell.cm.tolist(), cell.gleak.tolist(), cell.vleak.tolist()
@@ -154,7 +160,7 @@ def _layer_jacobian(cell, l):
     start = sum(sizes[:l])
     x, hx = torch.randn(1, cell.sensory_size), torch.randn(1, cell.state_size)
     jac = torch.autograd.functional.jacobian(lambda h: cell(x, h)[1], hx)[0, :, 0]  # (N, N) [dest, src]
-    return jac[start:start + sizes[l], start:start + sizes[l]]
+    return jac[start : start + sizes[l], start : start + sizes[l]]
 
 
 def test_wired_cfc_recurrence_dense_by_default_and_follows_the_wiring_on_request():
@@ -175,8 +181,9 @@ def test_wired_cfc_recurrence_dense_by_default_and_follows_the_wiring_on_request
 def test_wired_cfc_state_order_and_motor_output():
     wiring = small_ncp()
     cell = WiredCfCCell(3, wiring)
-    assert cell.state_neuron_ids == wiring.get_neurons_of_layer(0) + wiring.get_neurons_of_layer(1) \
-        + wiring.get_neurons_of_layer(2)
+    assert cell.state_neuron_ids == wiring.get_neurons_of_layer(0) + wiring.get_neurons_of_layer(
+        1
+    ) + wiring.get_neurons_of_layer(2)
     out, h = cell(torch.randn(2, 3), torch.zeros(2, 9))
     torch.testing.assert_close(out, h[:, -2:])  # motor neurons are the last layer
 
@@ -271,8 +278,7 @@ def test_state_dict_round_trip_and_mismatched_masks_raise():
     with pytest.raises(ValueError, match="different wiring"):
         other.load_state_dict(a.state_dict())
     with pytest.raises(ValueError, match="different wiring"):
-        CfC(3, wirings.AutoNCP(10, 2, seed=2)).load_state_dict(CfC(3, wirings.AutoNCP(10, 2, seed=1))
-                                                                     .state_dict())
+        CfC(3, wirings.AutoNCP(10, 2, seed=2)).load_state_dict(CfC(3, wirings.AutoNCP(10, 2, seed=1)).state_dict())
     # the wiring-following recurrence is another architecture than ncps's dense one
     with pytest.raises(ValueError, match="different wiring"):
         CfC(3, small_ncp(), recurrent_connections="wiring").load_state_dict(CfC(3, small_ncp()).state_dict())
@@ -337,10 +343,16 @@ def test_invalid_call_raises(name):
     cases = [
         (lambda: model(torch.randn(2, 5, 4)), ValueError, "input must have shape"),
         (lambda: model(torch.randn(2, 5, 3, 1)), ValueError, "input must have shape"),
-        (lambda: model(x, torch.zeros(3, n) if not mixed else (torch.zeros(3, n), torch.zeros(3, n))),
-         ValueError, "must have shape"),
-        (lambda: model(x, torch.zeros(2, n + 1) if not mixed else (torch.zeros(2, n), torch.zeros(2, n + 1))),
-         ValueError, "must have shape"),
+        (
+            lambda: model(x, torch.zeros(3, n) if not mixed else (torch.zeros(3, n), torch.zeros(3, n))),
+            ValueError,
+            "must have shape",
+        ),
+        (
+            lambda: model(x, torch.zeros(2, n + 1) if not mixed else (torch.zeros(2, n), torch.zeros(2, n + 1))),
+            ValueError,
+            "must have shape",
+        ),
         (lambda: model(x, timespans=torch.ones(5, 2)), ValueError, "timespans must"),
         (lambda: model(x, timespans=torch.ones(2, 5, 2)), ValueError, "timespans must"),
         (lambda: model(x, timespans=-0.1), ValueError, ">= 0"),

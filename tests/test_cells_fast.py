@@ -21,8 +21,10 @@ from ncp_control.policies.core import make_core
 
 torch.set_num_threads(1)
 
-needs_kernel = pytest.mark.skipif(native.load("ltc_kernel") is None or native.load("cfc_kernel") is None,
-                                  reason="no C compiler: the fast path cannot be built here")
+needs_kernel = pytest.mark.skipif(
+    native.load("ltc_kernel") is None or native.load("cfc_kernel") is None,
+    reason="no C compiler: the fast path cannot be built here",
+)
 pytestmark = needs_kernel
 
 
@@ -113,8 +115,7 @@ def test_cell_step_matches_torch_equations_float64(wiring, implicit, pure):
     _compare_runs(cell, lambda m, x, h, dt: m(x, h, dt), (x, h, dt), pure, 1e-10)
 
 
-@pytest.mark.parametrize("input_mapping,output_mapping", [("affine", "affine"), ("linear", "none"),
-                                                          ("none", "linear")])
+@pytest.mark.parametrize("input_mapping,output_mapping", [("affine", "affine"), ("linear", "none"), ("none", "linear")])
 def test_mappings_match_torch_equations(input_mapping, output_mapping, pure):
     torch.manual_seed(1)
     layer = LTC(5, _ncp(), input_mapping=input_mapping, output_mapping=output_mapping).double()
@@ -161,8 +162,9 @@ def test_elapsed_time_forms_match_torch(form, pure):
     cell = LTCCell(_ncp(), 4, implicit_param_constraints=True).double()
     x, h = torch.randn(3, 4).double(), torch.randn(3, 9).double()
     values = torch.tensor([0.2, 0.7, 1.3], dtype=torch.float64)
-    dt = {"number": 0.4, "0d": torch.tensor(0.4, dtype=torch.float64), "(B,)": values,
-          "(B,1)": values.unsqueeze(1)}[form]
+    dt = {"number": 0.4, "0d": torch.tensor(0.4, dtype=torch.float64), "(B,)": values, "(B,1)": values.unsqueeze(1)}[
+        form
+    ]
     for grad in (True, False):
         with torch.set_grad_enabled(grad):
             fast = cell(x, h, dt)
@@ -246,8 +248,12 @@ def test_cached_constants_follow_changes_made_through_data(pure):
         return fast, ref
 
     before = fast_and_pure()[0]
-    for change in (lambda: cell.w.data.mul_(3.0), lambda: cell.sensory_mu.data.add_(0.4),
-                   lambda: cell.cm.data.copy_(cell.cm.data * 2), lambda: cell.erev.data.neg_()):
+    for change in (
+        lambda: cell.w.data.mul_(3.0),
+        lambda: cell.sensory_mu.data.add_(0.4),
+        lambda: cell.cm.data.copy_(cell.cm.data * 2),
+        lambda: cell.erev.data.neg_(),
+    ):
         change()
         fast, ref = fast_and_pure()
         for a, b in zip(fast, ref):
@@ -470,7 +476,8 @@ def test_wired_cfc_mixed_memory_and_batch_layouts(pure):
         layer = CfC(4, _ncp(), **kwargs).double()
         x = torch.randn(2, 5, 4).double()
         run = lambda m, x: tuple(  # noqa: E731
-            t for o in m(x) for t in (o if isinstance(o, tuple) else (o,)))
+            t for o in m(x) for t in (o if isinstance(o, tuple) else (o,))
+        )
         _compare_runs(layer, run, (x,), pure, 1e-10)
 
 

@@ -26,8 +26,9 @@ WIRINGS = {
     "fc8_out3": lambda: ncps_wirings.FullyConnected(8, output_dim=3, erev_init_seed=5),
     "random10": lambda: ncps_wirings.Random(10, output_dim=2, sparsity_level=0.5, random_seed=7),
     "random10_all": lambda: ncps_wirings.Random(10, sparsity_level=0.5, random_seed=7),
-    "ncp": lambda: ncps_wirings.NCP(6, 4, 2, sensory_fanout=3, inter_fanout=2, recurrent_command_synapses=3,
-                                    motor_fanin=3, seed=3),
+    "ncp": lambda: ncps_wirings.NCP(
+        6, 4, 2, sensory_fanout=3, inter_fanout=2, recurrent_command_synapses=3, motor_fanin=3, seed=3
+    ),
     "autoncp19": lambda: ncps_wirings.AutoNCP(19, 1, seed=22222),
     "autoncp12": lambda: ncps_wirings.AutoNCP(12, 3, sparsity_level=0.3, seed=5),
 }
@@ -77,8 +78,8 @@ def _reference_run(ref, x, hx, ts, weights, batch_first):
     outs, states, xgrads, grads = [], [], [], {}
     for b in range(x.shape[bdim]):
         xb, tb = x.narrow(bdim, b, 1), ts.narrow(bdim, b, 1)
-        hb = None if hx is None else tuple(s[b:b + 1] for s in hx) if isinstance(hx, tuple) else hx[b:b + 1]
-        wb = (weights[0].narrow(bdim if weights[0].dim() == 3 else 0, b, 1),) + tuple(w[b:b + 1] for w in weights[1:])
+        hb = None if hx is None else tuple(s[b : b + 1] for s in hx) if isinstance(hx, tuple) else hx[b : b + 1]
+        wb = (weights[0].narrow(bdim if weights[0].dim() == 3 else 0, b, 1),) + tuple(w[b : b + 1] for w in weights[1:])
         o, s, xg, g = _run(ref, xb, hb, tb, wb)
         outs.append(o), states.append(s), xgrads.append(xg)
         for k, v in g.items():
@@ -98,7 +99,8 @@ def _compare(ours, ref, x, ts, batch_first, mixed, seed, hx_given):
     with torch.no_grad():
         out_shape = ours(x, hx, ts)[0].shape
     weights = (torch.randn(out_shape, generator=g),) + tuple(
-        torch.randn(batch, ref.state_size, generator=g) for _ in range(2 if mixed else 1))
+        torch.randn(batch, ref.state_size, generator=g) for _ in range(2 if mixed else 1)
+    )
     o1, s1, xg1, g1 = _run(ours, x, hx, ts, weights)
     o2, s2, xg2, g2 = _reference_run(ref, x, hx, ts, weights, batch_first)
     torch.testing.assert_close(o1, o2, atol=ATOL, rtol=RTOL)
@@ -127,17 +129,27 @@ LTC_CASES = [
 
 @pytest.mark.parametrize("wiring,seed,unfolds,implicit,mixed,per_sample,return_seq,batch_first,hx_given", LTC_CASES)
 def test_ltc_matches_ncps(wiring, seed, unfolds, implicit, mixed, per_sample, return_seq, batch_first, hx_given):
-    ours, ref = _pair(LTC, ncps_torch.LTC, 5, WIRINGS[wiring], seed, ode_unfolds=unfolds,
-                      implicit_param_constraints=implicit, mixed_memory=mixed, return_sequences=return_seq,
-                      batch_first=batch_first)
+    ours, ref = _pair(
+        LTC,
+        ncps_torch.LTC,
+        5,
+        WIRINGS[wiring],
+        seed,
+        ode_unfolds=unfolds,
+        implicit_param_constraints=implicit,
+        mixed_memory=mixed,
+        return_sequences=return_seq,
+        batch_first=batch_first,
+    )
     x, ts = _inputs(seed, 3, 6, 5, batch_first, per_sample)
     _compare(ours, ref, x, ts, batch_first, mixed, seed, hx_given)
 
 
 @pytest.mark.parametrize("input_mapping,output_mapping", [("linear", "none"), ("none", "linear"), ("affine", "affine")])
 def test_ltc_mappings_match_ncps(input_mapping, output_mapping):
-    ours, ref = _pair(LTC, ncps_torch.LTC, 4, WIRINGS["ncp"], 11, input_mapping=input_mapping,
-                      output_mapping=output_mapping)
+    ours, ref = _pair(
+        LTC, ncps_torch.LTC, 4, WIRINGS["ncp"], 11, input_mapping=input_mapping, output_mapping=output_mapping
+    )
     with torch.no_grad():  # move mapping parameters away from their 1/0 initial values
         for name, p in ref.named_parameters():
             if "input_" in name or "output_" in name:
@@ -176,10 +188,12 @@ def test_ltc_unbatched_matches_ncps():
 
 
 MODES = ["default", "pure", "no_gate"]
-CFC_DENSE_CASES = list(itertools.product(
-    MODES,
-    [(0, None), (1, None), (2, "silu")],  # backbone layers, activation
-)) + [("default", (1, "relu")), ("default", (2, "gelu")), ("no_gate", (1, "tanh"))]
+CFC_DENSE_CASES = list(
+    itertools.product(
+        MODES,
+        [(0, None), (1, None), (2, "silu")],  # backbone layers, activation
+    )
+) + [("default", (1, "relu")), ("default", (2, "gelu")), ("no_gate", (1, "tanh"))]
 
 
 @pytest.mark.parametrize("mode,backbone", CFC_DENSE_CASES)
@@ -187,8 +201,15 @@ def test_dense_cfc_matches_ncps(mode, backbone):
     layers, activation = backbone
     seed = 100 * MODES.index(mode) + layers  # deterministic (str hashes are salted)
     mixed = layers == 1
-    kwargs = dict(mode=mode, backbone_layers=layers, backbone_units=24, mixed_memory=mixed,
-                  proj_size=3 if layers == 2 else None, return_sequences=layers != 0, batch_first=mode != "pure")
+    kwargs = dict(
+        mode=mode,
+        backbone_layers=layers,
+        backbone_units=24,
+        mixed_memory=mixed,
+        proj_size=3 if layers == 2 else None,
+        return_sequences=layers != 0,
+        batch_first=mode != "pure",
+    )
     if activation is not None:
         kwargs["activation"] = activation
     ours, ref = _pair(CfC, ncps_torch.CfC, 5, lambda: 10, seed, **kwargs)
@@ -196,21 +217,25 @@ def test_dense_cfc_matches_ncps(mode, backbone):
     _compare(ours, ref, x, ts, kwargs["batch_first"], mixed, seed, hx_given=layers == 2)
 
 
-@pytest.mark.parametrize("wiring,mode,mixed,per_sample", [
-    ("fc8", "default", False, True),
-    ("random10_all", "no_gate", True, False),
-    ("random10_all", "pure", False, True),
-    ("ncp", "default", True, True),
-    ("ncp", "pure", True, False),
-    ("ncp", "no_gate", False, True),
-    ("autoncp19", "default", False, False),
-    ("autoncp19", "pure", False, True),
-    ("autoncp19", "no_gate", True, True),
-])
+@pytest.mark.parametrize(
+    "wiring,mode,mixed,per_sample",
+    [
+        ("fc8", "default", False, True),
+        ("random10_all", "no_gate", True, False),
+        ("random10_all", "pure", False, True),
+        ("ncp", "default", True, True),
+        ("ncp", "pure", True, False),
+        ("ncp", "no_gate", False, True),
+        ("autoncp19", "default", False, False),
+        ("autoncp19", "pure", False, True),
+        ("autoncp19", "no_gate", True, True),
+    ],
+)
 def test_wired_cfc_matches_ncps(wiring, mode, mixed, per_sample):
     seed = len(wiring) * 10 + len(mode)
-    ours, ref = _pair(CfC, ncps_torch.CfC, 5, WIRINGS[wiring], seed, mode=mode, mixed_memory=mixed,
-                      proj_size=2 if mixed else None)
+    ours, ref = _pair(
+        CfC, ncps_torch.CfC, 5, WIRINGS[wiring], seed, mode=mode, mixed_memory=mixed, proj_size=2 if mixed else None
+    )
     x, ts = _inputs(seed, 3, 6, 5, True, per_sample)
     _compare(ours, ref, x, ts, True, mixed, seed, hx_given=per_sample)
 

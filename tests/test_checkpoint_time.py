@@ -35,10 +35,21 @@ class _StartSteps(BaseCallback):
 
 
 def _config(timesteps, seconds):
-    return ppo.resolve_config("Counter-v0", "cfc", timesteps=timesteps, seed=0, overrides={
-        "n_envs": 2, "progress_bar": False, "checkpoint_freq": 0, "checkpoint_seconds": seconds,
-        "eval_episodes": 1, "algo": {"n_steps": 16, "batch_size": 32, "n_epochs": 1},
-        "policy_kwargs": {"wiring": {"type": "AutoNCP", "units": 8, "seed": 1}}})
+    return ppo.resolve_config(
+        "Counter-v0",
+        "cfc",
+        timesteps=timesteps,
+        seed=0,
+        overrides={
+            "n_envs": 2,
+            "progress_bar": False,
+            "checkpoint_freq": 0,
+            "checkpoint_seconds": seconds,
+            "eval_episodes": 1,
+            "algo": {"n_steps": 16, "batch_size": 32, "n_epochs": 1},
+            "policy_kwargs": {"wiring": {"type": "AutoNCP", "units": 8, "seed": 1}},
+        },
+    )
 
 
 def test_ppo_wall_time_checkpoint_is_written_and_resume_continues_from_it(tmp_path):
@@ -52,8 +63,12 @@ def test_ppo_wall_time_checkpoint_is_written_and_resume_continues_from_it(tmp_pa
     assert (run / "checkpoints" / "model_vecnormalize_64_steps.pkl").is_file()
     assert len(lines) == 3 and lines[-1].startswith("steps 96/96 (100%), ") and "mean return (last" in lines[-1]
     # a kill after the time checkpoint: only model_64 is left; resume continues from step 64
-    for name in ("model.zip", "vecnormalize.pkl", "checkpoints/model_96_steps.zip",
-                 "checkpoints/model_vecnormalize_96_steps.pkl"):
+    for name in (
+        "model.zip",
+        "vecnormalize.pkl",
+        "checkpoints/model_96_steps.zip",
+        "checkpoints/model_vecnormalize_96_steps.pkl",
+    ):
         (run / name).unlink()
     start = _StartSteps()
     model = ppo.train({"timesteps": 128}, run, resume=True, callbacks=[start])
@@ -79,9 +94,19 @@ def test_ppo_final_evaluation_goes_to_tensorboard(tmp_path):
 
 
 def _bc_config():
-    return imitation.BCConfig(env_id=ENV_ID, expert="tests.imitation_synthetic:make_expert", model="ncp-cfc",
-                              conv_channels=(4, 4, 4, 4, 4), features=8, demo_episodes=3, dagger_rounds=0,
-                              epochs=2, batch_size=2, window=4, lr=1e-2)
+    return imitation.BCConfig(
+        env_id=ENV_ID,
+        expert="tests.imitation_synthetic:make_expert",
+        model="ncp-cfc",
+        conv_channels=(4, 4, 4, 4, 4),
+        features=8,
+        demo_episodes=3,
+        dagger_rounds=0,
+        epochs=2,
+        batch_size=2,
+        window=4,
+        lr=1e-2,
+    )
 
 
 class _Killed(Exception):

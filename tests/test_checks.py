@@ -15,8 +15,10 @@ from ncp_control.checks import ArgumentTypeError
 
 def test_importing_the_checks_imports_neither_torch_nor_numpy():
     """The envs import them (never torch), and so does the command line's --help (which runs without numpy)."""
-    code = ("import sys, ncp_control.checks; "
-            "assert not {'torch', 'numpy'} & set(sys.modules), sorted({'torch', 'numpy'} & set(sys.modules))")
+    code = (
+        "import sys, ncp_control.checks; "
+        "assert not {'torch', 'numpy'} & set(sys.modules), sorted({'torch', 'numpy'} & set(sys.modules))"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -35,11 +37,20 @@ def test_positive_int_returns_a_plain_int(value):
     assert out == value and type(out) is int
 
 
-@pytest.mark.parametrize("value, error", [
-    (0, ValueError), (-3, ValueError), (np.int32(0), ValueError),
-    (2.0, ArgumentTypeError), (True, ArgumentTypeError), (np.bool_(True), ArgumentTypeError),
-    ("3", ArgumentTypeError), (None, ArgumentTypeError), (float("nan"), ArgumentTypeError),
-])
+@pytest.mark.parametrize(
+    "value, error",
+    [
+        (0, ValueError),
+        (-3, ValueError),
+        (np.int32(0), ValueError),
+        (2.0, ArgumentTypeError),
+        (True, ArgumentTypeError),
+        (np.bool_(True), ArgumentTypeError),
+        ("3", ArgumentTypeError),
+        (None, ArgumentTypeError),
+        (float("nan"), ArgumentTypeError),
+    ],
+)
 def test_positive_int_refuses(value, error):
     with pytest.raises(error, match="^episodes must be a positive int, got ") as info:
         checks.positive_int("episodes", value)
@@ -74,12 +85,15 @@ def test_hints_go_in_parentheses():
         checks.non_negative_int("c", -2, hint="0 turns it off")
 
 
-@pytest.mark.parametrize("low, high, value, message", [
-    (1, None, 0, r"units must be an integer >= 1, got 0"),
-    (None, 3, 4, r"units must be an integer <= 3, got 4"),
-    (1, 3, 4, r"units must be an integer in \[1, 3\], got 4"),
-    (0, 2, -1, r"units must be an integer in \[0, 2\], got -1"),
-])
+@pytest.mark.parametrize(
+    "low, high, value, message",
+    [
+        (1, None, 0, r"units must be an integer >= 1, got 0"),
+        (None, 3, 4, r"units must be an integer <= 3, got 4"),
+        (1, 3, 4, r"units must be an integer in \[1, 3\], got 4"),
+        (0, 2, -1, r"units must be an integer in \[0, 2\], got -1"),
+    ],
+)
 def test_int_in_range_bounds(low, high, value, message):
     with pytest.raises(ValueError, match=message):
         checks.int_in_range("units", value, low, high)
@@ -147,14 +161,17 @@ def test_non_negative_real_accepts_zero():
         checks.non_negative_real("x", -0.5)
 
 
-@pytest.mark.parametrize("kwargs, ok, bad, text", [
-    (dict(low=0.0, high=1.0), [0.0, 1.0, 0.5], [-0.1, 1.1], r"in \[0.0, 1.0\]"),
-    (dict(low=0.0, high=1.0, high_open=True), [0.0, 0.99], [1.0], r"in \[0.0, 1.0\)"),
-    (dict(low=0.0, high=1.0, low_open=True, high_open=True), [0.5], [0.0, 1.0], r"in \(0.0, 1.0\)"),
-    (dict(low=-1.0), [-1.0, 1e9], [-1.5], r">= -1.0"),
-    (dict(low=0.0, low_open=True), [1e-9], [0.0], r"> 0.0"),
-    (dict(high=2.0), [-1e9, 2.0], [2.5], r"<= 2.0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, ok, bad, text",
+    [
+        (dict(low=0.0, high=1.0), [0.0, 1.0, 0.5], [-0.1, 1.1], r"in \[0.0, 1.0\]"),
+        (dict(low=0.0, high=1.0, high_open=True), [0.0, 0.99], [1.0], r"in \[0.0, 1.0\)"),
+        (dict(low=0.0, high=1.0, low_open=True, high_open=True), [0.5], [0.0, 1.0], r"in \(0.0, 1.0\)"),
+        (dict(low=-1.0), [-1.0, 1e9], [-1.5], r">= -1.0"),
+        (dict(low=0.0, low_open=True), [1e-9], [0.0], r"> 0.0"),
+        (dict(high=2.0), [-1e9, 2.0], [2.5], r"<= 2.0"),
+    ],
+)
 def test_real_in_range_bounds(kwargs, ok, bad, text):
     for value in ok:
         assert checks.real_in_range("s", value, **kwargs) == value
@@ -186,8 +203,10 @@ def test_probability():
 Mode = Literal["default", "pure", "no_gate"]
 
 
-@pytest.mark.parametrize("allowed", [Mode, ("default", "pure", "no_gate"), ["default", "pure", "no_gate"],
-                                     {"default": 1, "pure": 2, "no_gate": 3}])
+@pytest.mark.parametrize(
+    "allowed",
+    [Mode, ("default", "pure", "no_gate"), ["default", "pure", "no_gate"], {"default": 1, "pure": 2, "no_gate": 3}],
+)
 def test_choice_accepts_literals_and_collections(allowed):
     assert checks.choice("mode", "pure", allowed) == "pure"
     with pytest.raises(ValueError, match=r"^mode must be one of \('default', 'pure', 'no_gate'\), got 'fast'$"):

@@ -17,7 +17,9 @@ def test_ci_runs_the_readme_test_command_in_a_fresh_venv():
     ci = ROOT.joinpath(".ci", "run").read_text()
     assert tests in ci.splitlines()  # the same line, character for character
     assert '"$python" -m venv "$venv"' in ci
-    assert "system-site-packages" not in ci.replace("# no --system-site-packages", "").replace("WITHOUT system site", "")
+    assert "system-site-packages" not in ci.replace("# no --system-site-packages", "").replace(
+        "WITHOUT system site", ""
+    )
     # the system Python and the oldest and newest declared ones
     assert "/usr/bin/python3" in ci and "pyenv_python 3.10" in ci and "pyenv_python 3.13" in ci
     assert "status -eq 5" in ci  # pytest's 'no tests collected' is reported, and its status 5 fails the run

@@ -21,13 +21,37 @@ from tests._robust_helpers import write_untrained_bc_run
 torch.set_num_threads(1)
 register_test_envs()
 
-TINY_PPO = {"n_envs": 2, "progress_bar": False, "checkpoint_freq": 32, "checkpoint_seconds": 0, "eval_episodes": 2,
-            "algo": {"n_steps": 16, "batch_size": 32, "n_epochs": 1},
-            "policy_kwargs": {"wiring": {"type": "AutoNCP", "units": 8, "seed": 1}}}
-BC_TINY = ["--env", "tests.imitation_synthetic:TinyLane-v0", "--expert", "tests.imitation_synthetic:make_expert",
-           "--set", "conv_channels=[4,4,4,4,4]", "--set", "features=8", "--set", "demo_episodes=2",
-           "--set", "dagger_rounds=0", "--set", "epochs=1", "--set", "batch_size=2", "--threads", "1",
-           "--eval-episodes", "0"]
+TINY_PPO = {
+    "n_envs": 2,
+    "progress_bar": False,
+    "checkpoint_freq": 32,
+    "checkpoint_seconds": 0,
+    "eval_episodes": 2,
+    "algo": {"n_steps": 16, "batch_size": 32, "n_epochs": 1},
+    "policy_kwargs": {"wiring": {"type": "AutoNCP", "units": 8, "seed": 1}},
+}
+BC_TINY = [
+    "--env",
+    "tests.imitation_synthetic:TinyLane-v0",
+    "--expert",
+    "tests.imitation_synthetic:make_expert",
+    "--set",
+    "conv_channels=[4,4,4,4,4]",
+    "--set",
+    "features=8",
+    "--set",
+    "demo_episodes=2",
+    "--set",
+    "dagger_rounds=0",
+    "--set",
+    "epochs=1",
+    "--set",
+    "batch_size=2",
+    "--threads",
+    "1",
+    "--eval-episodes",
+    "0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +59,25 @@ def runs(tmp_path_factory):
     """A trained PPO run (Counter-v0, 64 steps), an untrained imitation run, and a PPO config file."""
     root = tmp_path_factory.mktemp("runs")
     (root / "tiny.json").write_text(json.dumps(TINY_PPO))
-    assert main(["train-ppo", "--env", "Counter-v0", "--policy", "cfc", "--timesteps", "64", "--out",
-                 str(root / "ppo"), "--config", str(root / "tiny.json"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train-ppo",
+                "--env",
+                "Counter-v0",
+                "--policy",
+                "cfc",
+                "--timesteps",
+                "64",
+                "--out",
+                str(root / "ppo"),
+                "--config",
+                str(root / "tiny.json"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     write_untrained_bc_run(root / "bc", kind="cnn")
     return root
 
@@ -55,23 +96,48 @@ def _last_checkpoint(run: Path) -> str:
 
 # (id, argv with {runs}/{tmp} placeholders, what the message must say). "{tmp}/out" must not exist afterwards.
 CASES = [
-    ("ppo-timesteps-0", "train-ppo --env Counter-v0 --policy cfc --timesteps 0 --out {tmp}/out", "--timesteps must be a positive int"),
+    (
+        "ppo-timesteps-0",
+        "train-ppo --env Counter-v0 --policy cfc --timesteps 0 --out {tmp}/out",
+        "--timesteps must be a positive int",
+    ),
     ("ppo-no-timesteps", "train-ppo --env Counter-v0 --policy cfc --out {tmp}/out", "--timesteps is required"),
-    ("ppo-unknown-env", "train-ppo --env PendulumNoVel --policy cfc --timesteps 64 --out {tmp}/out",
-     "did you mean PendulumNoVel-v1"),
-    ("ppo-n-envs-0", "train-ppo --env Counter-v0 --policy cfc --timesteps 64 --n-envs 0 --out {tmp}/out",
-     "--n-envs must be a positive int"),
-    ("ppo-config-key-typo", "train-ppo --env Counter-v0 --policy cfc --timesteps 64 --config {tmp}/typo.json "
-     "--out {tmp}/out", "typo.json: unknown key 'n_env'; did you mean n_envs"),
-    ("ppo-config-algo-typo", "train-ppo --env Counter-v0 --policy cfc --timesteps 64 --config {tmp}/algo.json "
-     "--out {tmp}/out", "algo.json (merged over the presets): unknown algo key 'n_step'"),
-    ("ppo-config-missing", "train-ppo --env Counter-v0 --policy cfc --timesteps 64 --config {tmp}/nope.json "
-     "--out {tmp}/out", "nope.json does not exist"),
+    (
+        "ppo-unknown-env",
+        "train-ppo --env PendulumNoVel --policy cfc --timesteps 64 --out {tmp}/out",
+        "did you mean PendulumNoVel-v1",
+    ),
+    (
+        "ppo-n-envs-0",
+        "train-ppo --env Counter-v0 --policy cfc --timesteps 64 --n-envs 0 --out {tmp}/out",
+        "--n-envs must be a positive int",
+    ),
+    (
+        "ppo-config-key-typo",
+        "train-ppo --env Counter-v0 --policy cfc --timesteps 64 --config {tmp}/typo.json --out {tmp}/out",
+        "typo.json: unknown key 'n_env'; did you mean n_envs",
+    ),
+    (
+        "ppo-config-algo-typo",
+        "train-ppo --env Counter-v0 --policy cfc --timesteps 64 --config {tmp}/algo.json --out {tmp}/out",
+        "algo.json (merged over the presets): unknown algo key 'n_step'",
+    ),
+    (
+        "ppo-config-missing",
+        "train-ppo --env Counter-v0 --policy cfc --timesteps 64 --config {tmp}/nope.json --out {tmp}/out",
+        "nope.json does not exist",
+    ),
     ("ppo-resume-not-a-run", "train-ppo --resume --out {tmp}/out", "does not exist"),
-    ("ppo-resume-truncated-checkpoint", "train-ppo --resume --out {tmp}/ppo_cut_ckpt --timesteps 128",
-     "is truncated or corrupt"),
-    ("ppo-out-holds-a-run", "train-ppo --env Counter-v0 --policy cfc --timesteps 64 --out {runs}/ppo",
-     "already holds a run"),
+    (
+        "ppo-resume-truncated-checkpoint",
+        "train-ppo --resume --out {tmp}/ppo_cut_ckpt --timesteps 128",
+        "is truncated or corrupt",
+    ),
+    (
+        "ppo-out-holds-a-run",
+        "train-ppo --env Counter-v0 --policy cfc --timesteps 64 --out {runs}/ppo",
+        "already holds a run",
+    ),
     ("bc-set-type", "train-bc --out {tmp}/out --set epochs=abc", "--set epochs=abc: epochs expects an integer"),
     ("bc-set-unknown", "train-bc --out {tmp}/out --set epochz=3", "unknown setting 'epochz'; did you mean epochs"),
     ("bc-set-range", "train-bc --out {tmp}/out --set epochs=0", "epochs must be >= 1"),
@@ -96,19 +162,35 @@ CASES = [
     ("run-exported-episodes-0", "run-exported {tmp}/p.onnx --episodes 0", "--episodes must be a positive int"),
     ("run-exported-seed-negative", "run-exported {tmp}/p.onnx --seed -1", "--seed must be a non-negative int, got -1"),
     ("run-exported-threads-0", "run-exported {tmp}/p.onnx --threads 0", "--threads must be a positive int"),
-    ("run-exported-json-folder", "run-exported {tmp}/p.onnx --json {tmp}/no/such/e.json",
-     "the folder {tmp}/no/such does not"),
+    (
+        "run-exported-json-folder",
+        "run-exported {tmp}/p.onnx --json {tmp}/no/such/e.json",
+        "the folder {tmp}/no/such does not",
+    ),
     ("inspect-missing-run", "inspect {tmp}/nothing --out {tmp}/out", "does not exist"),
-    ("inspect-episodes-negative", "inspect {runs}/ppo --episodes -1 --out {tmp}/out", "--episodes must be a positive int"),
+    (
+        "inspect-episodes-negative",
+        "inspect {runs}/ppo --episodes -1 --out {tmp}/out",
+        "--episodes must be a positive int",
+    ),
     ("inspect-no-neurons", "inspect {runs}/bc --out {tmp}/out", "error:"),
     ("robustness-missing-run", "robustness {tmp}/nothing --perturb obs_noise:0,0.1 --out {tmp}/out", "does not exist"),
     ("robustness-bad-perturb", "robustness {runs}/ppo --perturb noise:0.1 --out {tmp}/out", "valid names: obs_noise"),
-    ("robustness-episodes-0", "robustness {runs}/ppo --perturb obs_noise:0,0.1 --episodes 0 --out {tmp}/out",
-     "--episodes must be a positive int"),
-    ("robustness-nothing-evaluable", "robustness {tmp}/ppo_cut_policy --perturb obs_noise:0,0.1 --episodes 1 "
-     "--out {tmp}/out", "ppo_cut_policy/policy.pt"),
-    ("robustness-nothing-fits", "robustness {runs}/ppo --env TinyLane-v0 --perturb obs_noise:0,0.1 --episodes 1 "
-     "--quiet --out {tmp}/out", "no model could be evaluated (ppo: ValueError: the model does not fit"),
+    (
+        "robustness-episodes-0",
+        "robustness {runs}/ppo --perturb obs_noise:0,0.1 --episodes 0 --out {tmp}/out",
+        "--episodes must be a positive int",
+    ),
+    (
+        "robustness-nothing-evaluable",
+        "robustness {tmp}/ppo_cut_policy --perturb obs_noise:0,0.1 --episodes 1 --out {tmp}/out",
+        "ppo_cut_policy/policy.pt",
+    ),
+    (
+        "robustness-nothing-fits",
+        "robustness {runs}/ppo --env TinyLane-v0 --perturb obs_noise:0,0.1 --episodes 1 --quiet --out {tmp}/out",
+        "no model could be evaluated (ppo: ValueError: the model does not fit",
+    ),
 ]
 
 
@@ -143,12 +225,18 @@ def test_bad_input_gives_one_line_exit_2_and_leaves_nothing(argv, expected, runs
 
 def test_the_installed_command_prints_one_line_without_traceback(tmp_path):
     """The real entry point (a new process, as a user runs it), not only main()."""
-    done = subprocess.run([sys.executable, "-m", "ncp_control.agents.cli", "evaluate", str(tmp_path / "none")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "ncp_control.agents.cli", "evaluate", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
-    assert done.stderr.splitlines() == [f"ncp-control evaluate: error: RUN_DIR {tmp_path / 'none'}: run folder "
-                                        f"{tmp_path / 'none'} does not exist; give a folder written by train-ppo, "
-                                        "train-bc or demo"]
+    assert done.stderr.splitlines() == [
+        f"ncp-control evaluate: error: RUN_DIR {tmp_path / 'none'}: run folder "
+        f"{tmp_path / 'none'} does not exist; give a folder written by train-ppo, "
+        "train-bc or demo"
+    ]
 
 
 def test_a_failed_ppo_start_does_not_block_the_retry(runs, tmp_path, capsys):

@@ -40,23 +40,31 @@ def test_docs_root_holds_only_pages():
     api = DOCS / "api"  # the site's API reference pages (mkdocs.yml, tests/test_docs_site.py)
     others = sorted(p.name for p in DOCS.iterdir() if not (p.is_file() and p.suffix == ".md") and p not in (DATA, api))
     assert not others, f"docs/ holds pages only; move these under docs/data/<topic>/: {others}"
-    assert not [p.name for p in api.iterdir() if not (p.is_file() and p.suffix == ".md")], \
+    assert not [p.name for p in api.iterdir() if not (p.is_file() and p.suffix == ".md")], (
         "docs/api/ holds reference pages (*.md) only"
-    assert DATA.is_dir() and not [p.name for p in DATA.iterdir() if p.is_file()], \
+    )
+    assert DATA.is_dir() and not [p.name for p in DATA.iterdir() if p.is_file()], (
         "docs/data/ holds one folder per page or topic, no loose files"
+    )
 
 
 def test_every_relative_link_resolves():
-    broken = [f"{page.relative_to(ROOT)}: {target}" for page in PAGES for target in _links(page)
-              if not (page.parent / target).exists()]
+    broken = [
+        f"{page.relative_to(ROOT)}: {target}"
+        for page in PAGES
+        for target in _links(page)
+        if not (page.parent / target).exists()
+    ]
     assert not broken, f"links to files that do not exist: {broken}"
 
 
 def test_a_link_checker_sees_links_and_not_code():
     page = DOCS / "results.md"
     assert "data/" in _links(page)  # the page's own link to its data folder
-    assert _links_in("see [a](a.md#x) and `[b](b.md)`, ![c](img/c.png)\n```\n[d](d.md)\n```\n[e](https://e.org)\n") \
-        == ["a.md", "img/c.png"]
+    assert _links_in("see [a](a.md#x) and `[b](b.md)`, ![c](img/c.png)\n```\n[d](d.md)\n```\n[e](https://e.org)\n") == [
+        "a.md",
+        "img/c.png",
+    ]
 
 
 def test_every_page_is_reachable_from_the_readme():
@@ -76,8 +84,7 @@ def test_every_page_is_reachable_from_the_readme():
 
 def test_every_data_folder_is_named_by_a_page():
     text = "\n".join(page.read_text() for page in PAGES)
-    unnamed = sorted(folder.name for folder in DATA.iterdir() if folder.is_dir()
-                     and f"data/{folder.name}/" not in text)
+    unnamed = sorted(folder.name for folder in DATA.iterdir() if folder.is_dir() and f"data/{folder.name}/" not in text)
     assert not unnamed, f"data folders no page points to: {unnamed}"
 
 
@@ -91,8 +98,12 @@ def test_no_data_file_names_a_machine_path():
         for number, line in enumerate(text.splitlines(), 1):
             match = MACHINE_PATH.search(line)
             if match:
-                found.append(f"{path.relative_to(ROOT)}:{number}: {line[max(match.start() - 30, 0):match.end() + 40]}")
-    assert not found, f"absolute machine paths in data files (make them relative to the repository or drop them): {found}"
+                found.append(
+                    f"{path.relative_to(ROOT)}:{number}: {line[max(match.start() - 30, 0) : match.end() + 40]}"
+                )
+    assert not found, (
+        f"absolute machine paths in data files (make them relative to the repository or drop them): {found}"
+    )
 
 
 def test_the_machine_path_pattern():

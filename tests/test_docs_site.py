@@ -38,12 +38,22 @@ PUBLIC = {
     "ncp_control.agents.export": "agents.export",
 }
 #: Objects each reference must document (a page that renders only its module docstring would miss them).
-EXPECTED = ["ncp_control.wirings.AutoNCP", "ncp_control.cells.LTC", "ncp_control.policies.recurrent_ppo.NCPActorCriticPolicy",
-            "ncp_control.inspect.record", "ncp_control.deploy.OnnxPolicy",
-            "ncp_control.envs.perturbations.apply_perturbations", "ncp_control.envs.masked_velocity.MaskVelocity",
-            "ncp_control.envs.lane_keeping.world.LaneKeepingBase", "ncp_control.agents.runs.load.load_run",
-            "ncp_control.agents.evaluation.robustness.robustness_sweep", "ncp_control.agents.imitation.train",
-            "ncp_control.agents.ppo.load_sb3_predictor", "ncp_control.agents.study.spec", "ncp_control.agents.export.writer"]
+EXPECTED = [
+    "ncp_control.wirings.AutoNCP",
+    "ncp_control.cells.LTC",
+    "ncp_control.policies.recurrent_ppo.NCPActorCriticPolicy",
+    "ncp_control.inspect.record",
+    "ncp_control.deploy.OnnxPolicy",
+    "ncp_control.envs.perturbations.apply_perturbations",
+    "ncp_control.envs.masked_velocity.MaskVelocity",
+    "ncp_control.envs.lane_keeping.world.LaneKeepingBase",
+    "ncp_control.agents.runs.load.load_run",
+    "ncp_control.agents.evaluation.robustness.robustness_sweep",
+    "ncp_control.agents.imitation.train",
+    "ncp_control.agents.ppo.load_sb3_predictor",
+    "ncp_control.agents.study.spec",
+    "ncp_control.agents.export.writer",
+]
 NO_CHROMIUM = "Chromium is not installed (apt-get install -y chromium, or set NCP_CONTROL_CHROMIUM)"
 
 
@@ -57,8 +67,14 @@ def site(tmp_path_factory) -> Path:
     _require_tools()
     out = tmp_path_factory.mktemp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     log = done.stdout + done.stderr
     assert done.returncode == 0, f"mkdocs build --strict failed:\n{log[-4000:]}"
     assert not re.search(r"^(WARNING|ERROR)\b", log, re.M), log[-4000:]
@@ -86,7 +102,9 @@ def test_every_page_and_reference_is_in_the_navigation():
     nav = _nav_pages()
     pages = sorted(p.relative_to(DOCS).as_posix() for p in [*DOCS.glob("*.md"), *DOCS.glob("api/*.md")])
     assert sorted(set(nav) - {"index.md"}) == pages, "mkdocs.yml's nav and the pages of docs/ and docs/api/ differ"
-    assert "index.md" in nav and not (DOCS / "index.md").exists()  # the home page is README.md (scripts/mkdocs_hooks.py)
+    assert (
+        "index.md" in nav and not (DOCS / "index.md").exists()
+    )  # the home page is README.md (scripts/mkdocs_hooks.py)
     for module, page in PUBLIC.items():
         text = (DOCS / "api" / f"{page}.md").read_text()
         assert re.search(rf"^::: {re.escape(module)}$", text, re.M), f"docs/api/{page}.md does not render {module}"
@@ -103,7 +121,9 @@ def test_strict_build_has_a_reference_page_for_every_public_module(site):
     # reStructuredText roles render as code (linked where the site documents the object), never as ":func:"
     assert not re.search(r":(func|class|mod|meth):<code>", html)
     runs = (site / "api" / "agents.runs.html").read_text()  # its docstring's :func:`~...load.load_run`
-    assert re.search(r'<a class="autorefs autorefs-internal"[^>]*href="#ncp_control\.agents\.runs\.load\.load_run"', runs)
+    assert re.search(
+        r'<a class="autorefs autorefs-internal"[^>]*href="#ncp_control\.agents\.runs\.load\.load_run"', runs
+    )
 
 
 def test_the_home_page_is_the_readme_and_data_folders_have_listings(site):
@@ -119,11 +139,14 @@ def test_griffe_reads_shared_parameter_entries_and_prose_in_args():
     spec = importlib.util.spec_from_file_location("griffe_docstrings", ROOT / "scripts" / "griffe_docstrings.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    text = ("Do it.\n\nArgs:\n    x, y: the point\n        (m).\n    a,\n    b: more.\n    Other arguments: as in `f`.\n"
-            "Returns:\n    z.")
+    text = (
+        "Do it.\n\nArgs:\n    x, y: the point\n        (m).\n    a,\n    b: more.\n    Other arguments: as in `f`.\n"
+        "Returns:\n    z."
+    )
     assert module.split_parameter_lists(text) == (
         "Do it.\n\nArgs:\n    x: the point\n        (m).\n    y: the point\n        (m).\n    a: more.\n    b: more.\n"
-        "\nOther arguments: as in `f`.\n\nReturns:\n    z.")
+        "\nOther arguments: as in `f`.\n\nReturns:\n    z."
+    )
     assert module.split_parameter_lists("One line.\n\nArgs:\n    x: fine.") == "One line.\n\nArgs:\n    x: fine."
 
 
@@ -134,8 +157,13 @@ def test_site_pages_load_in_headless_chromium_without_console_errors(site):
 
     if chromium_executable() is None:
         pytest.skip(NO_CHROMIUM)
-    pages = ["index.html", "api/inspect.html", "api/agents.runs.html", "data/index.html",
-             *sorted(p.relative_to(site).as_posix() for p in site.glob("*.html") if "<img" in p.read_text())]
+    pages = [
+        "index.html",
+        "api/inspect.html",
+        "api/agents.runs.html",
+        "data/index.html",
+        *sorted(p.relative_to(site).as_posix() for p in site.glob("*.html") if "<img" in p.read_text()),
+    ]
     assert len(pages) >= 6
     with ThreadPoolExecutor(2) as pool:
         seen = dict(zip(pages, pool.map(lambda page: check_report(site / page, width=1400), pages)))

@@ -26,8 +26,13 @@ from tests.imitation_synthetic import ENV_ID as TINY_LANE  # noqa: E402  (regist
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-5  # max |action difference| allowed at any step
-PPO_FAST = {"n_envs": 2, "progress_bar": False, "checkpoint_freq": 0, "eval_episodes": 1,
-            "algo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1}}
+PPO_FAST = {
+    "n_envs": 2,
+    "progress_bar": False,
+    "checkpoint_freq": 0,
+    "eval_episodes": 1,
+    "algo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1},
+}
 SMALL_CONV = {"channels": [4, 4, 4, 4, 4], "features": 8}
 
 
@@ -44,13 +49,30 @@ def _ppo_run(root: Path, env_id: str, policy: str, **extra) -> Path:
 
 def _bc_run(root: Path, env_id: str, kind: str, shape, env_kwargs: dict, seed: int = 0) -> Path:
     """An imitation run folder written as train-bc writes it (config.json + model.pt), with seeded weights."""
-    config = ModelConfig(kind=kind, observation_shape=shape, features=8, conv_channels=(4, 4, 4, 4, 8),
-                         lstm_units=8, cnn_hidden=8, step_seconds=0.05 if env_id != TINY_LANE else 0.1)
+    config = ModelConfig(
+        kind=kind,
+        observation_shape=shape,
+        features=8,
+        conv_channels=(4, 4, 4, 4, 8),
+        lstm_units=8,
+        cnn_hidden=8,
+        step_seconds=0.05 if env_id != TINY_LANE else 0.1,
+    )
     run = root / f"bc_{env_id}_{kind}"
     run.mkdir(parents=True)
     torch.save(build_model(config, seed=seed).state_dict(), run / "model.pt")
-    (run / "config.json").write_text(json.dumps({"kind": "bc", "env_id": env_id, "policy": kind, "seed": seed,
-                                                 "model": config.to_dict(), "training": {"env_kwargs": env_kwargs}}))
+    (run / "config.json").write_text(
+        json.dumps(
+            {
+                "kind": "bc",
+                "env_id": env_id,
+                "policy": kind,
+                "seed": seed,
+                "model": config.to_dict(),
+                "training": {"env_kwargs": env_kwargs},
+            }
+        )
+    )
     return run
 
 
@@ -68,8 +90,9 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     for kind in MODEL_KINDS:
         found[f"bc-{kind}"] = _bc_run(root, TINY_LANE, kind, (16, 32, 3), {})
     # the real MuJoCo camera env, episodes capped at 60 steps to stay fast
-    found["bc-lane-ncp-ltc"] = _bc_run(root, "LaneKeeping-v0", "ncp-ltc", (32, 64, 3),
-                                       {"image_height": 32, "image_width": 64, "max_episode_steps": 60})
+    found["bc-lane-ncp-ltc"] = _bc_run(
+        root, "LaneKeeping-v0", "ncp-ltc", (32, 64, 3), {"image_height": 32, "image_width": 64, "max_episode_steps": 60}
+    )
     for run in found.values():
         export_run(run, run / "policy.onnx")
     return found
@@ -101,9 +124,12 @@ def _lockstep(run: Path, seed: int, max_steps: int = 200) -> tuple[float, int]:
     return worst, steps
 
 
-RUN_NAMES = [*(f"ppo-{p}" for p in ("ltc", "cfc", "lstm", "mlp")),
-             *(f"ppo-camera-{p}" for p in ("ltc", "cfc", "lstm", "mlp")),
-             *(f"bc-{k}" for k in MODEL_KINDS), "bc-lane-ncp-ltc"]
+RUN_NAMES = [
+    *(f"ppo-{p}" for p in ("ltc", "cfc", "lstm", "mlp")),
+    *(f"ppo-camera-{p}" for p in ("ltc", "cfc", "lstm", "mlp")),
+    *(f"bc-{k}" for k in MODEL_KINDS),
+    "bc-lane-ncp-ltc",
+]
 
 
 @pytest.mark.parametrize("name", RUN_NAMES)
@@ -113,8 +139,9 @@ def test_onnx_runtime_matches_torch_predict_over_a_closed_loop_episode(runs, nam
     assert worst <= TOLERANCE, f"{name}: max |Δaction| {worst:.2e} over {steps} steps"
 
 
-@pytest.mark.parametrize("name", ["ppo-ltc", "ppo-cfc", "ppo-lstm", "ppo-mlp", "bc-lstm", "bc-ncp-cfc",
-                                  "bc-lane-ncp-ltc"])
+@pytest.mark.parametrize(
+    "name", ["ppo-ltc", "ppo-cfc", "ppo-lstm", "ppo-mlp", "bc-lstm", "bc-ncp-cfc", "bc-lane-ncp-ltc"]
+)
 def test_same_episode_outcomes_in_a_batch_with_resets(runs, name):
     """``evaluate`` with 2 envs for 3 episodes (dynamic batch, per-row resets): same lengths, crashes, successes."""
     loaded = load_run(runs[name])

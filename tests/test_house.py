@@ -22,15 +22,20 @@ def _tracked(*paths: str) -> list[Path]:
 
 def long_functions(source: str, limit: int = MAX_FUNCTION_LINES) -> list[tuple[str, int]]:
     """``(name, lines)`` of every function in ``source`` longer than ``limit`` lines (decorators not counted)."""
-    return [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(ast.parse(source))
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-            and node.end_lineno - node.lineno + 1 > limit]
+    return [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > limit
+    ]
 
 
 def test_no_function_runs_over_80_lines():
-    found = [f"{path.relative_to(ROOT)}:{name} ({lines} lines)"
-             for path in _tracked("ncp_control", "agents", "envs", "scripts") if path.suffix == ".py"
-             for name, lines in long_functions(path.read_text())]
+    found = [
+        f"{path.relative_to(ROOT)}:{name} ({lines} lines)"
+        for path in _tracked("ncp_control", "agents", "envs", "scripts")
+        if path.suffix == ".py"
+        for name, lines in long_functions(path.read_text())
+    ]
     assert not found, f"split these by phase: {found}"
 
 

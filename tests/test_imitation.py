@@ -38,8 +38,18 @@ SHAPE = (16, 32, 3)
 
 def _tiny_config(**overrides) -> BCConfig:
     settings = dict(
-        env_id=ENV, expert=EXPERT, model="cnn", conv_channels=(4, 4, 4, 4, 4), features=8,
-        demo_episodes=3, dagger_rounds=1, dagger_episodes=2, epochs=2, dagger_epochs=1, batch_size=4, lr=1e-2,
+        env_id=ENV,
+        expert=EXPERT,
+        model="cnn",
+        conv_channels=(4, 4, 4, 4, 4),
+        features=8,
+        demo_episodes=3,
+        dagger_rounds=1,
+        dagger_episodes=2,
+        epochs=2,
+        dagger_epochs=1,
+        batch_size=4,
+        lr=1e-2,
     )
     return BCConfig(**{**settings, **overrides})
 
@@ -60,7 +70,11 @@ def _episode(steps=5, seed=3, value=0.0) -> Episode:
 
 def _store(tmp_path) -> Demonstrations:
     return Demonstrations.create(
-        tmp_path / "demos", env_id=ENV, env_kwargs={"dt": 0.1}, observation_shape=SHAPE, action_shape=(1,),
+        tmp_path / "demos",
+        env_id=ENV,
+        env_kwargs={"dt": 0.1},
+        observation_shape=SHAPE,
+        action_shape=(1,),
         info_keys=["lateral_offset_m", "distance_m"],
     )
 
@@ -116,7 +130,11 @@ def test_episode_file_that_does_not_match_the_manifest_raises(tmp_path):
     store = _store(tmp_path)
     store.append(_episode(steps=5), round_index=0, beta=1.0)
     other = Demonstrations.create(
-        tmp_path / "other", env_id=ENV, env_kwargs={}, observation_shape=SHAPE, action_shape=(1,),
+        tmp_path / "other",
+        env_id=ENV,
+        env_kwargs={},
+        observation_shape=SHAPE,
+        action_shape=(1,),
         info_keys=["lateral_offset_m", "distance_m"],
     )
     foreign = other.append(_episode(steps=6), round_index=0, beta=1.0)
@@ -232,8 +250,12 @@ def test_learner_state_advances_while_the_expert_drives():
     np.testing.assert_array_equal(episode.executed, episode.actions)
     t = episode.steps
     with torch.no_grad():
-        out, _ = learner(torch.from_numpy(episode.observations)[None], learner.initial_state(1),
-                         torch.from_numpy(episode.dt)[None], torch.arange(t)[None] == 0)
+        out, _ = learner(
+            torch.from_numpy(episode.observations)[None],
+            learner.initial_state(1),
+            torch.from_numpy(episode.dt)[None],
+            torch.arange(t)[None] == 0,
+        )
     np.testing.assert_allclose(episode.learner_actions, out[0].clamp(-1, 1).numpy(), atol=1e-5)
 
 
@@ -364,8 +386,9 @@ def test_a_crafted_config_cannot_make_resume_import_code(tmp_path):
     config = _tiny_config(expert="os:system")
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"kind": "bc", "env_id": ENV, "policy": "cnn", "seed": 0,
-                                                 "training": config.to_dict()}))
+    (run / "config.json").write_text(
+        json.dumps({"kind": "bc", "env_id": ENV, "policy": "cnn", "seed": 0, "training": config.to_dict()})
+    )
     with pytest.raises(ValueError, match="os:system"):
         train(config, run, resume=True)
     from ncp_control.agents.cli import main as cli_main
@@ -376,8 +399,13 @@ def test_a_crafted_config_cannot_make_resume_import_code(tmp_path):
 def _crafted_store(tmp_path, name: str):
     """A demonstrations folder whose manifest lists one episode of round 1 (incomplete) under ``name``."""
     store = Demonstrations.create(
-        tmp_path / "demos", env_id=ENV, env_kwargs={}, observation_shape=SHAPE, action_shape=(1,),
-        info_keys=["lateral_offset_m", "distance_m"])
+        tmp_path / "demos",
+        env_id=ENV,
+        env_kwargs={},
+        observation_shape=SHAPE,
+        action_shape=(1,),
+        info_keys=["lateral_offset_m", "distance_m"],
+    )
     store.append(_episode(), round_index=0, beta=1.0)
     manifest = json.loads((tmp_path / "demos" / "manifest.json").read_text())
     manifest["episodes"].append({**manifest["episodes"][0], "file": name, "round": 1})
@@ -393,8 +421,13 @@ def test_a_crafted_manifest_cannot_reach_outside_the_dataset_folder(tmp_path, ki
     victim.write_text("precious")
     outside = tmp_path / "outside"
     outside.mkdir()
-    name = {"absolute": str(victim), "dotdot": "../victim.txt", "nested dotdot": "x/../../victim.txt",
-            "symlink out": "link.npz", "symlinked dir": "sub/victim.txt"}[kind]
+    name = {
+        "absolute": str(victim),
+        "dotdot": "../victim.txt",
+        "nested dotdot": "x/../../victim.txt",
+        "symlink out": "link.npz",
+        "symlinked dir": "sub/victim.txt",
+    }[kind]
     folder = _crafted_store(tmp_path, name)
     if kind == "symlink out":
         (folder / "link.npz").symlink_to(victim)

@@ -13,10 +13,28 @@ torch.set_num_threads(1)
 
 ENV = ENV_ID  # registered by importing tests.imitation_synthetic
 TINY = [
-    "--env", ENV, "--expert", "tests.imitation_synthetic:make_expert",
-    "--set", "conv_channels=[4,4,4,4,4]", "--set", "features=8", "--set", "demo_episodes=3",
-    "--set", "dagger_rounds=1", "--set", "dagger_episodes=2", "--set", "epochs=1", "--set", "dagger_epochs=1",
-    "--set", "batch_size=4", "--threads", "1",
+    "--env",
+    ENV,
+    "--expert",
+    "tests.imitation_synthetic:make_expert",
+    "--set",
+    "conv_channels=[4,4,4,4,4]",
+    "--set",
+    "features=8",
+    "--set",
+    "demo_episodes=3",
+    "--set",
+    "dagger_rounds=1",
+    "--set",
+    "dagger_episodes=2",
+    "--set",
+    "epochs=1",
+    "--set",
+    "dagger_epochs=1",
+    "--set",
+    "batch_size=4",
+    "--threads",
+    "1",
 ]
 
 
@@ -66,7 +84,10 @@ def test_demo_writes_metrics_trace_and_parameter_table(tmp_path, capsys):
 
 def test_bad_overrides_raise(capsys):
     assert parse_overrides(["epochs=3", "expert=a.b:c", "conv_channels=[1,2]"]) == {
-        "epochs": 3, "expert": "a.b:c", "conv_channels": [1, 2]}
+        "epochs": 3,
+        "expert": "a.b:c",
+        "conv_channels": [1, 2],
+    }
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_overrides(["epochs"])
     with pytest.raises(ValueError, match="unknown setting 'epochz'; did you mean epochs"):

@@ -15,9 +15,20 @@ ENV = ENV_ID  # registered by importing tests.imitation_synthetic
 
 def test_ncp_ltc_trained_by_bc_and_dagger_beats_the_untrained_policy(tmp_path):
     config = BCConfig(
-        env_id=ENV, expert="tests.imitation_synthetic:make_expert", model="ncp-ltc", conv_channels=(8, 8, 8, 8, 8),
-        features=16, demo_episodes=10, dagger_rounds=1, dagger_episodes=5, epochs=6, dagger_epochs=3, batch_size=8,
-        lr=1e-2, demo_noise_std=0.3, demo_noise_rho=0.9,  # this env's expert recovers from stronger noise
+        env_id=ENV,
+        expert="tests.imitation_synthetic:make_expert",
+        model="ncp-ltc",
+        conv_channels=(8, 8, 8, 8, 8),
+        features=16,
+        demo_episodes=10,
+        dagger_rounds=1,
+        dagger_episodes=5,
+        epochs=6,
+        dagger_epochs=3,
+        batch_size=8,
+        lr=1e-2,
+        demo_noise_std=0.3,
+        demo_noise_rho=0.9,  # this env's expert recovers from stronger noise
     )
     run = train(config, tmp_path / "run")
     trained = evaluate_heldout(load_predictor(run), ENV, 20)

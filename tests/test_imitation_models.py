@@ -46,7 +46,10 @@ def test_state_is_carried_across_window_boundaries(kind):
             out, state = model(torch.from_numpy(frames[:, k : k + 16]), state, dt[:, k : k + 16], starts[:, k : k + 16])
             windows.append(out)
             fresh, _ = model(
-                torch.from_numpy(frames[:, k : k + 16]), model.initial_state(1), dt[:, k : k + 16], starts[:, k : k + 16]
+                torch.from_numpy(frames[:, k : k + 16]),
+                model.initial_state(1),
+                dt[:, k : k + 16],
+                starts[:, k : k + 16],
             )
             resets.append(fresh)
     stepped, h = [], None
@@ -174,7 +177,8 @@ def test_declared_spaces_match_the_config():
 def test_every_kind_builds_and_runs():
     for kind in MODEL_KINDS:
         model = _model(kind)
-        out, state = model(torch.from_numpy(_frames(5, b=2)), model.initial_state(2), torch.full((2, 5), 0.1),
-                           torch.zeros(2, 5))
+        out, state = model(
+            torch.from_numpy(_frames(5, b=2)), model.initial_state(2), torch.full((2, 5), 0.1), torch.zeros(2, 5)
+        )
         assert out.shape == (2, 5, 1) and state.shape == (2, model.state_size)
         assert torch.isfinite(out).all()

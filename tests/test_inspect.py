@@ -42,8 +42,7 @@ class OnePathNCP(NCP):
     Command 1 -> command 3 (a recurrent synapse that still has no path to the motor)."""
 
     def __init__(self):
-        super().__init__(2, 3, 1, sensory_fanout=1, inter_fanout=1, recurrent_command_synapses=0, motor_fanin=1,
-                         seed=0)
+        super().__init__(2, 3, 1, sensory_fanout=1, inter_fanout=1, recurrent_command_synapses=0, motor_fanin=1, seed=0)
 
     def _connect_on_build(self) -> None:
         self._adjacency[:] = 0
@@ -77,7 +76,7 @@ class SignalEnv(gym.Env):
             return np.array([s, np.cos(0.3 * self.t + self.phase), 0.5], np.float32)
         frame = np.full((*self.image, 3), 60, np.uint8)
         column = int((s + 1) / 2 * (self.image[1] - 1))
-        frame[self.image[0] // 2:, column] = 250  # a bright line that moves with the signal
+        frame[self.image[0] // 2 :, column] = 250  # a bright line that moves with the signal
         return frame
 
     def _info(self):
@@ -138,7 +137,7 @@ def test_cfc_state_is_mapped_to_wiring_ids(cfc):
     torch.testing.assert_close(circuit.from_ids(ids), raw)
     # the command layer (layer 1 of the cell) lands on the command ids
     sizes = circuit.cell.layer_sizes
-    torch.testing.assert_close(ids[:, circuit.wiring.get_neurons_of_layer(1)], raw[:, sizes[0]:sizes[0] + sizes[1]])
+    torch.testing.assert_close(ids[:, circuit.wiring.get_neurons_of_layer(1)], raw[:, sizes[0] : sizes[0] + sizes[1]])
     assert rec.ids_of("command").tolist() == [1, 2, 3] and rec.ids_of("inter").tolist() == [4, 5]
 
 
@@ -193,7 +192,13 @@ def test_every_view_ranks_the_connected_command_neuron_first_ltc(ltc):
     grads = integrated_gradients(circuit, rec, steps=16)
     rows = attribution_table(circuit, currents=currents, ablation_effect=effect, gradients=grads)
     top = rows[0]
-    assert (top["neuron"], top["rank"], top["rank_currents"], top["rank_ablation"], top["rank_gradients"]) == (K, 1, 1, 1, 1)
+    assert (top["neuron"], top["rank"], top["rank_currents"], top["rank_ablation"], top["rank_gradients"]) == (
+        K,
+        1,
+        1,
+        1,
+        1,
+    )
     assert top["current_share"] == pytest.approx(1.0)  # the motor neuron has a single synapse
     assert top["synapse"] == 1
     for row in rows[1:]:
@@ -301,8 +306,7 @@ def test_visual_backprop_finds_the_bright_pixel():
 def camera_policy():
     from ncp_control.policies.imitation import ModelConfig, build_model
 
-    config = ModelConfig(kind="ncp-ltc", observation_shape=(16, 32, 3), conv_channels=(4, 4, 4, 4, 8),
-                         ode_unfolds=2)
+    config = ModelConfig(kind="ncp-ltc", observation_shape=(16, 32, 3), conv_channels=(4, 4, 4, 4, 8), ode_unfolds=2)
     return build_model(config, seed=0)
 
 
@@ -324,15 +328,23 @@ def test_ppo_policy_recording_matches_predict():
 
     env = SignalEnv(length=8)
     for cell in ("ltc", "cfc"):
-        model = RecurrentPPO(NCPActorCriticPolicy, env, n_steps=8, batch_size=8, seed=0, device="cpu",
-                             policy_kwargs=dict(cell=cell, wiring={"type": "AutoNCP", "units": 8, "seed": 1}, dt=0.05))
+        model = RecurrentPPO(
+            NCPActorCriticPolicy,
+            env,
+            n_steps=8,
+            batch_size=8,
+            seed=0,
+            device="cpu",
+            policy_kwargs=dict(cell=cell, wiring={"type": "AutoNCP", "units": 8, "seed": 1}, dt=0.05),
+        )
         circuit = circuit_from_policy(model)
         assert circuit.kind == cell and circuit.motor_size == 1
         rec = record(circuit, env, 1, seed=2)
         state, actions = None, []
         for t in range(len(rec)):
-            action, state = model.predict(rec.observations[t][None], state=state, episode_start=np.array([t == 0]),
-                                          deterministic=True)
+            action, state = model.predict(
+                rec.observations[t][None], state=state, episode_start=np.array([t == 0]), deterministic=True
+            )
             actions.append(action[0])
         np.testing.assert_allclose(np.stack(actions), rec.actions, atol=1e-5)
 
@@ -342,8 +354,17 @@ def camera_report(camera_policy, tmp_path_factory):
     """A full inspection of the camera policy; ``max_steps=9`` cuts the 12-step episode short."""
     out = tmp_path_factory.mktemp("report")
     circuit = circuit_from_policy(camera_policy)
-    summary = inspect_circuit(circuit, SignalEnv(length=12, image=(16, 32)), out, episodes=1, seed=0, max_steps=9,
-                              ig_steps=4, saliency_frames=2, gif_steps=6)
+    summary = inspect_circuit(
+        circuit,
+        SignalEnv(length=12, image=(16, 32)),
+        out,
+        episodes=1,
+        seed=0,
+        max_steps=9,
+        ig_steps=4,
+        saliency_frames=2,
+        gif_steps=6,
+    )
     return circuit, summary, out
 
 
@@ -352,8 +373,15 @@ def test_report_renders_with_every_referenced_file(camera_report):
     report = out / "report.html"
     text = report.read_text()
     refs = referenced_files(report)
-    assert {"traces.png", "wiring.png", "attribution_heatmap.png", "currents.png", "pca.png", "saliency.gif",
-            "attribution.csv"} <= set(refs)
+    assert {
+        "traces.png",
+        "wiring.png",
+        "attribution_heatmap.png",
+        "currents.png",
+        "pca.png",
+        "saliency.gif",
+        "attribution.csv",
+    } <= set(refs)
     assert any(r.startswith("saliency/step_") for r in refs)
     for ref in refs:
         assert (out / ref).is_file(), ref
@@ -399,8 +427,10 @@ def test_report_check_reports_a_missing_image_a_console_error_and_a_wide_page(tm
     if chromium_executable() is None:
         pytest.skip("Chromium is not installed (apt-get install -y chromium, or set NCP_CONTROL_CHROMIUM)")
     page = tmp_path / "broken.html"
-    page.write_text("<!DOCTYPE html><html><head><title>t</title></head><body><img src='missing.png'>"
-                    "<div style='width:3000px'>wide</div><script>console.error('boom')</script></body></html>")
+    page.write_text(
+        "<!DOCTYPE html><html><head><title>t</title></head><body><img src='missing.png'>"
+        "<div style='width:3000px'>wide</div><script>console.error('boom')</script></body></html>"
+    )
     problems = " | ".join(check_report(page, width=800).problems)
     assert "missing.png did not load" in problems and "boom" in problems and "px wide in a 800 px window" in problems
 
@@ -412,8 +442,9 @@ def test_policy_saliency_for_every_imitation_model_matches_the_circuit_view():
 
     frames = np.random.default_rng(0).integers(0, 256, size=(3, 16, 32, 3), dtype=np.uint8)
     for kind in ("ncp-ltc", "ncp-cfc", "lstm", "cnn"):
-        policy = build_model(ModelConfig(kind, observation_shape=(16, 32, 3), conv_channels=(4, 6, 8, 8, 8),
-                                         features=16), seed=0)
+        policy = build_model(
+            ModelConfig(kind, observation_shape=(16, 32, 3), conv_channels=(4, 6, 8, 8, 8), features=16), seed=0
+        )
         masks = policy_saliency(policy, batch_size=2)(frames)  # batches of 2: the split must not matter
         assert masks.shape == (3, 16, 32) and masks.min() >= 0.0 and masks.max() == pytest.approx(1.0)
         if kind.startswith("ncp"):
@@ -443,7 +474,8 @@ def test_integrated_gradients_agree_with_captum(which, request):
 
     for j in range(circuit.motor_size):
         reference = captum_attr.IntegratedGradients(lambda z, j=j: motor(z)[:, j]).attribute(
-            actual.clone(), baselines=baseline.clone(), n_steps=8, method="riemann_middle")
+            actual.clone(), baselines=baseline.clone(), n_steps=8, method="riemann_middle"
+        )
         np.testing.assert_allclose(ours.integrated[:, :, j], reference.detach().numpy(), rtol=1e-4, atol=1e-6)
     assert np.abs(ours.integrated).max() > 1e-3  # not a vacuous agreement of zeros
 
@@ -459,10 +491,9 @@ def test_pca_figure_labels_do_not_overlap(ltc):
     texts = [colorbar.yaxis.label, bars.yaxis.label, scatter.yaxis.label, scatter.xaxis.label, bars.xaxis.label]
     assert colorbar.yaxis.label.get_text() == "road curvature"
     boxes = [t.get_window_extent(renderer) for t in texts]
-    ticks = [t.get_window_extent(renderer) for t in colorbar.get_yticklabels() + bars.get_yticklabels()
-             if t.get_text()]
+    ticks = [t.get_window_extent(renderer) for t in colorbar.get_yticklabels() + bars.get_yticklabels() if t.get_text()]
     for i, box in enumerate(boxes):
-        for other in boxes[i + 1:] + ticks:
+        for other in boxes[i + 1 :] + ticks:
             assert not box.overlaps(other), (texts[i].get_text(), other)
     import matplotlib.pyplot as plt
 
@@ -472,6 +503,10 @@ def test_pca_figure_labels_do_not_overlap(ltc):
 def test_markup_to_html_renders_docstring_markup_and_escapes_the_rest():
     from ncp_control.inspect.report import markup_to_html
 
-    text = "**Currents** (:func:`~ncp_control.inspect.synaptic_currents`,\n   ``I = g(v) * (E - v)``) *before* a<b, 2 * 3"
-    assert markup_to_html(text) == ("<strong>Currents</strong> (<code>synaptic_currents</code>, "
-                                    "<code>I = g(v) * (E - v)</code>) <em>before</em> a&lt;b, 2 * 3")
+    text = (
+        "**Currents** (:func:`~ncp_control.inspect.synaptic_currents`,\n   ``I = g(v) * (E - v)``) *before* a<b, 2 * 3"
+    )
+    assert markup_to_html(text) == (
+        "<strong>Currents</strong> (<code>synaptic_currents</code>, "
+        "<code>I = g(v) * (E - v)</code>) <em>before</em> a&lt;b, 2 * 3"
+    )

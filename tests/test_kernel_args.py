@@ -9,8 +9,10 @@ from ncp_control.cells.ltc import LTCCell
 from ncp_control.cells.wired_cfc import WiredCfCCell
 
 torch.set_num_threads(1)
-pytestmark = pytest.mark.skipif(native.load("ltc_kernel") is None or native.load("cfc_kernel") is None,
-                                reason="no C compiler: the kernels cannot be built here")
+pytestmark = pytest.mark.skipif(
+    native.load("ltc_kernel") is None or native.load("cfc_kernel") is None,
+    reason="no C compiler: the kernels cannot be built here",
+)
 
 T, B, I, N = 3, 2, 32, 19
 

@@ -54,8 +54,11 @@ def evil_library(tmp_path_factory):
     folder = tmp_path_factory.mktemp("evil")
     source, library, marker = folder / "evil.c", folder / "evil.so", folder / "MARKER"
     source.write_text(EVIL)
-    subprocess.run([native.compiler(), "-shared", "-fPIC", f'-DMARKER="{marker}"', "-o", str(library),
-                    str(source)], check=True, capture_output=True)
+    subprocess.run(
+        [native.compiler(), "-shared", "-fPIC", f'-DMARKER="{marker}"', "-o", str(library), str(source)],
+        check=True,
+        capture_output=True,
+    )
     return library, marker
 
 
@@ -147,8 +150,9 @@ def test_a_corrupt_library_with_a_matching_hash_is_replaced(cache):
 
 
 def test_status_says_portable_when_march_native_was_not_used(cache, monkeypatch):
-    monkeypatch.setattr(native, "FLAG_SETS", (("-O0", "-march=no-such-cpu", "-fPIC", "-shared"),
-                                                ("-O0", "-fPIC", "-shared")))
+    monkeypatch.setattr(
+        native, "FLAG_SETS", (("-O0", "-march=no-such-cpu", "-fPIC", "-shared"), ("-O0", "-fPIC", "-shared"))
+    )
     assert native.load(NAME) is not None
     assert native.status()[NAME] == "portable (-O0 -fPIC -shared)"
 

@@ -31,7 +31,7 @@ def rollout(env, seed, n):
 def bright_columns(image, rows):
     """Mean column of lane-line pixels (bright, unsaturated) in the given rows of an (H, W, 3) image."""
     band = image[rows].astype(np.int32)  # (R, W, 3)
-    line = (band.min(axis=2) > 180)  # all channels bright: white paint (min over RGB, axis 2)
+    line = band.min(axis=2) > 180  # all channels bright: white paint (min over RGB, axis 2)
     cols = np.nonzero(line)[1]
     return cols
 
@@ -218,8 +218,11 @@ def test_record_video_writes_an_episode_with_the_video_extra(tmp_path):
     pytest.importorskip("moviepy", reason="moviepy is in the [video] extra")
     from gymnasium.wrappers import RecordVideo
 
-    env = RecordVideo(gym.make("LaneKeepingState-v0", render_mode="rgb_array", render_height=96, render_width=128),
-                      str(tmp_path / "videos"), episode_trigger=lambda episode: True)
+    env = RecordVideo(
+        gym.make("LaneKeepingState-v0", render_mode="rgb_array", render_height=96, render_width=128),
+        str(tmp_path / "videos"),
+        episode_trigger=lambda episode: True,
+    )
     env.reset(seed=0)
     for _ in range(10):
         env.step(np.zeros(1, np.float32))

@@ -60,7 +60,7 @@ def _min_distance(points, line_points):
     if len(line_points) == 0:
         return np.inf
     diff = points[:, None, :] - line_points[None, :, :]  # (P, K, 2)
-    return np.sqrt((diff ** 2).sum(axis=2)).min()  # over x/y (axis 2), then over all pairs
+    return np.sqrt((diff**2).sum(axis=2)).min()  # over x/y (axis 2), then over all pairs
 
 
 def test_roadside_objects_never_come_within_the_margin_of_the_asphalt():
@@ -106,8 +106,9 @@ def test_rendered_roadside_mesh_stays_off_the_road_and_follows_the_car():
     for k in range(200):
         env.step(np.zeros(1, np.float32) if k % 2 else _steer(k))
         if k % 40 == 0:
-            vertices = base.model.mesh_vert[base.model.mesh_vertadr[mesh]:
-                                            base.model.mesh_vertadr[mesh] + base.model.mesh_vertnum[mesh]]
+            vertices = base.model.mesh_vert[
+                base.model.mesh_vertadr[mesh] : base.model.mesh_vertadr[mesh] + base.model.mesh_vertnum[mesh]
+            ]
             shown = vertices[vertices[:, 2] > -50.0]  # hidden solids sit 100 m below the ground
             assert len(shown) > 100
             assert _min_distance(shown[:, :2].astype(np.float64), line) >= clearance - 1e-3  # float32 vertices
@@ -203,8 +204,10 @@ def test_element_subsets_randomise_only_what_they_name():
     assert full.appearance.asphalt == look.asphalt and full.appearance.sun_dir == look.sun_dir
 
 
-@pytest.mark.parametrize("value, error", [(("colors",), ValueError), ("colours", TypeError), (1, TypeError),
-                                          ((1,), TypeError), (None, TypeError)])
+@pytest.mark.parametrize(
+    "value, error",
+    [(("colors",), ValueError), ("colours", TypeError), (1, TypeError), ((1,), TypeError), (None, TypeError)],
+)
 def test_bad_domain_randomization_raises(value, error):
     with pytest.raises(error, match="domain_randomization"):
         gym.make("LaneKeepingState-v0", domain_randomization=value)

@@ -86,8 +86,17 @@ def test_curvature_lookup_scalar_and_array_agree():
     np.testing.assert_array_equal(road.curvature_at(s), [road.curvature_at(float(x)) for x in s])
 
 
-@pytest.mark.parametrize("kwargs", [dict(length=-1.0), dict(max_curvature=0.0), dict(min_curvature=0.1),
-                                    dict(curve_turn=(1.0, 0.5)), dict(ds=20.0), dict(length=float("nan"))])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(length=-1.0),
+        dict(max_curvature=0.0),
+        dict(min_curvature=0.1),
+        dict(curve_turn=(1.0, 0.5)),
+        dict(ds=20.0),
+        dict(length=float("nan")),
+    ],
+)
 def test_bad_road_config_raises(kwargs):
     with pytest.raises(ValueError):
         RoadConfig(**kwargs)

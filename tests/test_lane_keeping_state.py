@@ -13,8 +13,15 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 import ncp_control.envs  # noqa: F401  (registers the ids)
 
 ID = "LaneKeepingState-v0"
-INFO_KEYS = {"lateral_offset_m", "heading_error_rad", "road_curvature", "distance_m", "is_success", "elapsed_time",
-             "steering"}
+INFO_KEYS = {
+    "lateral_offset_m",
+    "heading_error_rad",
+    "road_curvature",
+    "distance_m",
+    "is_success",
+    "elapsed_time",
+    "steering",
+}
 REWARD_KEYS = ("reward_progress", "reward_lateral", "reward_heading")
 
 
@@ -217,13 +224,21 @@ def test_custom_lateral_margin():
     assert 0.5 < info["lateral_offset_m"] < 1.0
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    (dict(speed=-1.0), ValueError), (dict(speed=float("nan")), ValueError), (dict(speed="fast"), TypeError),
-    (dict(render_mode="rgb"), ValueError), (dict(render_camera="top"), ValueError),
-    (dict(max_curvature=0.2), ValueError), (dict(domain_randomization=1), TypeError),
-    (dict(preview_distances=(-1.0,)), ValueError), (dict(lateral_weight=-0.1), ValueError),
-    (dict(render_height=0), ValueError),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(speed=-1.0), ValueError),
+        (dict(speed=float("nan")), ValueError),
+        (dict(speed="fast"), TypeError),
+        (dict(render_mode="rgb"), ValueError),
+        (dict(render_camera="top"), ValueError),
+        (dict(max_curvature=0.2), ValueError),
+        (dict(domain_randomization=1), TypeError),
+        (dict(preview_distances=(-1.0,)), ValueError),
+        (dict(lateral_weight=-0.1), ValueError),
+        (dict(render_height=0), ValueError),
+    ],
+)
 @pytest.mark.filterwarnings("ignore:.*render_mode.*:UserWarning")  # gymnasium's own notice before our ValueError
 def test_bad_arguments_raise(kwargs, error):
     with pytest.raises(error):

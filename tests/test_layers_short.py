@@ -14,8 +14,7 @@ torch.set_num_threads(1)
 
 def _layer(cls, batch_first=True, return_sequences=True, **kwargs):
     torch.manual_seed(0)
-    return cls(6, wirings.AutoNCP(10, 2, seed=1), batch_first=batch_first, return_sequences=return_sequences,
-               **kwargs)
+    return cls(6, wirings.AutoNCP(10, 2, seed=1), batch_first=batch_first, return_sequences=return_sequences, **kwargs)
 
 
 def _inputs(steps, batch_first, batch=4):
@@ -58,9 +57,9 @@ def test_short_no_grad_sequences_never_call_the_sequence_kernel(monkeypatch, cls
     with torch.no_grad():
         y, state = layer(x[:, :1], h)
         for t in range(1, 4):
-            y, state = layer(x[:, t:t + 1], state)  # the online call, one step at a time
-        y8, _ = layer(x[:, :layers.SHORT_SEQUENCE], h)
-        torch.testing.assert_close(y8, long_y[:, :layers.SHORT_SEQUENCE])
+            y, state = layer(x[:, t : t + 1], state)  # the online call, one step at a time
+        y8, _ = layer(x[:, : layers.SHORT_SEQUENCE], h)
+        torch.testing.assert_close(y8, long_y[:, : layers.SHORT_SEQUENCE])
         with pytest.raises(AssertionError, match=name):
             layer(x, h)  # T = 9: the one-call sequence kernel
 
@@ -109,7 +108,7 @@ def test_online_step_takes_the_tables_and_equals_the_sequence_path(monkeypatch, 
         monkeypatch.setattr(layer, "_short_no_grad", forbidden)
         state, outputs = h, []
         for t in range(6):  # slices of a longer sequence: strided inputs, read through their batch stride
-            step = x[:, t:t + 1] if batch_first else x[t:t + 1]
+            step = x[:, t : t + 1] if batch_first else x[t : t + 1]
             y, state = layer(step, state, 0.7)
             outputs.append(y)
     time_axis = 1 if batch_first else 0

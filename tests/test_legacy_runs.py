@@ -29,8 +29,15 @@ def run(tmp_path, request):
     return dst
 
 
-@pytest.mark.parametrize("name", ["envs:LaneKeeping-v0", "envs.lane_keeping:LaneKeepingEnv",
-                                  "agents.experts:PurePursuitExpert", "envs.memory:make_hopper_novel"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "envs:LaneKeeping-v0",
+        "envs.lane_keeping:LaneKeepingEnv",
+        "agents.experts:PurePursuitExpert",
+        "envs.memory:make_hopper_novel",
+    ],
+)
 def test_old_names_map_to_importable_modules(name):
     import importlib
 
@@ -71,8 +78,29 @@ def test_old_run_exports_and_the_export_runs(run, tmp_path, capsys):
 @pytest.mark.parametrize("run", ["bc-lanekeeping"], indirect=True)
 def test_old_run_inspects(run, tmp_path):
     out = tmp_path / "inspect"
-    assert main(["inspect", str(run), "--out", str(out), "--episodes", "1", "--closed-loop-episodes", "1",
-                 "--max-steps", "20", "--ig-steps", "4", "--gif-steps", "0", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "inspect",
+                str(run),
+                "--out",
+                str(out),
+                "--episodes",
+                "1",
+                "--closed-loop-episodes",
+                "1",
+                "--max-steps",
+                "20",
+                "--ig-steps",
+                "4",
+                "--gif-steps",
+                "0",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert (out / "report.html").is_file()
     _no_top_level_packages_imported()
 

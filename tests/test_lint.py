@@ -1,5 +1,5 @@
 """ruff (the linter Stable-Baselines3 and Gymnasium run in CI) passes over the package, scripts and tests, with the
-configuration in pyproject.toml."""
+configuration in pyproject.toml, and ruff's formatter finds nothing there to reformat."""
 
 from __future__ import annotations
 
@@ -22,9 +22,52 @@ def _ruff() -> list[str]:
 def test_ruff_check_passes():
     if not (ROOT / "pyproject.toml").is_file():
         pytest.skip("not a checkout")
-    done = subprocess.run([*_ruff(), "check", "--no-cache", "--output-format", "concise", "ncp_control", "envs",
-                           "agents", "scripts", "tests"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            *_ruff(),
+            "check",
+            "--no-cache",
+            "--output-format",
+            "concise",
+            "ncp_control",
+            "envs",
+            "agents",
+            "scripts",
+            "tests",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, f"ruff check found problems (fix them, or `ruff check --fix`):\n{done.stdout[-5000:]}"
+
+
+def test_ruff_format_check_passes():
+    if not (ROOT / "pyproject.toml").is_file():
+        pytest.skip("not a checkout")
+    done = subprocess.run(
+        [
+            *_ruff(),
+            "format",
+            "--check",
+            "--no-cache",
+            "--output-format",
+            "concise",
+            "ncp_control",
+            "envs",
+            "agents",
+            "scripts",
+            "tests",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # concise: one "PATH:LINE:COL: unformatted: File would be reformatted" per file
+    files = "\n".join(line.split(":", 1)[0] for line in done.stdout.splitlines() if ": unformatted:" in line)
+    assert done.returncode == 0, f"ruff format would reformat (run `ruff format`):\n{files}\n{done.stderr[-2000:]}"
 
 
 def test_ruff_sees_a_real_problem(tmp_path):
@@ -32,6 +75,11 @@ def test_ruff_sees_a_real_problem(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import os\n\n\ndef f():\n    return undefined_name\n")
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    done = subprocess.run([*_ruff(), "check", "--no-cache", "--output-format", "concise", str(bad)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*_ruff(), "check", "--no-cache", "--output-format", "concise", str(bad)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and "F401" in done.stdout and "F821" in done.stdout, done.stdout + done.stderr

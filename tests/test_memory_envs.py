@@ -133,8 +133,11 @@ def test_every_registered_id_rejects_non_finite_actions(env_id, bad):
 
 def test_registered_ids_lists_every_id_the_envs_package_registers():
     """ncp_control.envs.REGISTERED_IDS is the whole list (so every id is in the non-finite-action test)."""
-    entry_points = {k for k, spec in gym.registry.items()
-                    if isinstance(spec.entry_point, str) and spec.entry_point.startswith("ncp_control.envs.")}
+    entry_points = {
+        k
+        for k, spec in gym.registry.items()
+        if isinstance(spec.entry_point, str) and spec.entry_point.startswith("ncp_control.envs.")
+    }
     assert entry_points == set(REGISTERED)
 
 

@@ -36,7 +36,7 @@ def test_no_code_imports_the_old_top_level_names():
             if "data" in path.relative_to(ROOT).parts:
                 continue
             for match in OLD_IMPORT.finditer(path.read_text()):
-                line = path.read_text()[:match.start()].count("\n") + 1
+                line = path.read_text()[: match.start()].count("\n") + 1
                 offenders.append(f"{path.relative_to(ROOT)}:{line}")
     assert not offenders, f"import ncp_control.agents / ncp_control.envs instead: {offenders}"
 
@@ -55,8 +55,11 @@ def test_installs_beside_openai_agents_and_envs_in_a_fresh_venv(tmp_path):
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "ncp_control", "agents", "envs"):
         copy = shutil.copytree if ROOT.joinpath(name).is_dir() else shutil.copy2
-        copy(ROOT / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
-                                          if ROOT.joinpath(name).is_dir() else {}))
+        copy(
+            ROOT / name,
+            source / name,
+            **({"ignore": shutil.ignore_patterns("__pycache__")} if ROOT.joinpath(name).is_dir() else {}),
+        )
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)])
     python, pip = venv / "bin" / "python", [str(venv / "bin" / "python"), "-m", "pip", "-q"]
@@ -89,7 +92,9 @@ def test_no_package_file_is_hidden_by_gitignore():
     ``runs/`` pattern once hid ``agents/runs/``)."""
     if not ROOT.joinpath(".git").exists() or shutil.which("git") is None:
         return  # not a git checkout (an sdist): nothing can be hidden
-    done = _run(["git", "ls-files", "--others", "--ignored", "--exclude-standard", "--", "ncp_control", "agents",
-                 "envs"], cwd=ROOT)
+    done = _run(
+        ["git", "ls-files", "--others", "--ignored", "--exclude-standard", "--", "ncp_control", "agents", "envs"],
+        cwd=ROOT,
+    )
     hidden = [line for line in done.stdout.splitlines() if "__pycache__" not in line and ".egg-info" not in line]
     assert not hidden, f"ignored by .gitignore but part of the package: {hidden}"

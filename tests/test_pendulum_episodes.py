@@ -21,13 +21,18 @@ def _script():
 
 def test_one_line_per_episode_with_start_return_and_upright_steps(tmp_path, capsys):
     run = tmp_path / "run"
-    config = ppo.resolve_config("PendulumNoVel-v1", "mlp", timesteps=64, seed=0,
-                                overrides={"n_envs": 1, "algo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1}})
+    config = ppo.resolve_config(
+        "PendulumNoVel-v1",
+        "mlp",
+        timesteps=64,
+        seed=0,
+        overrides={"n_envs": 1, "algo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1}},
+    )
     ppo.train(config, run, evaluate_at_end=False)
     assert _script().main([str(run), "--episodes", "2", "--seed", "1000"]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("episode  theta0"))
-    rows = [line.split() for line in lines[header + 1:-1]]
+    rows = [line.split() for line in lines[header + 1 : -1]]
     assert [int(r[0]) for r in rows] == [0, 1]
     for row in rows:
         assert -180 <= float(row[1]) <= 180 and float(row[3]) <= 0 and 0 <= int(row[4]) <= 200

@@ -390,8 +390,16 @@ def test_irregular_time_needs_a_step_duration():
 # Neutral levels, seeding, common random numbers
 # ---------------------------------------------------------------------------------------------------------------
 
-IMAGE_CAPABLE = ["pixel_noise", "dropout", "frozen", "occlusion", "brightness", "blur", "action_delay",
-                 "irregular_time"]
+IMAGE_CAPABLE = [
+    "pixel_noise",
+    "dropout",
+    "frozen",
+    "occlusion",
+    "brightness",
+    "blur",
+    "action_delay",
+    "irregular_time",
+]
 
 
 @pytest.mark.parametrize("name", sorted(PERTURBATIONS))
@@ -412,8 +420,15 @@ def test_neutral_level_is_exactly_the_unperturbed_env(name):
 
 
 SEEDED = [name for name, info in PERTURBATIONS.items() if info.seeded]
-NONNEUTRAL = {"obs_noise": 0.3, "pixel_noise": 0.2, "dropout": 0.3, "frozen": 0.5, "occlusion": 0.3,
-              "action_noise": 0.5, "irregular_time": 3}
+NONNEUTRAL = {
+    "obs_noise": 0.3,
+    "pixel_noise": 0.2,
+    "dropout": 0.3,
+    "frozen": 0.5,
+    "occlusion": 0.3,
+    "action_noise": 0.5,
+    "irregular_time": 3,
+}
 
 
 def _build(name, seed=None, **kwargs):
@@ -507,8 +522,9 @@ def test_observation_noise_values_are_common_across_policies():
     noisy_2, _, _ = rollout(ObservationNoise(EchoEnv(), 0.4), actions_2, seed=3)
     clean_1, _, _ = rollout(EchoEnv(), actions_1, seed=3)
     clean_2, _, _ = rollout(EchoEnv(), actions_2, seed=3)
-    np.testing.assert_allclose(np.stack(noisy_1) - np.stack(clean_1), np.stack(noisy_2) - np.stack(clean_2),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        np.stack(noisy_1) - np.stack(clean_1), np.stack(noisy_2) - np.stack(clean_2), rtol=0, atol=1e-12
+    )
     dropout_1, _, _ = rollout(SensorDropout(EchoEnv(offset=50.0), 0.3), actions_1, seed=3)
     dropout_2, _, _ = rollout(SensorDropout(EchoEnv(offset=50.0), 0.3), actions_2, seed=3)
     np.testing.assert_array_equal(np.stack(dropout_1) == 0, np.stack(dropout_2) == 0)
@@ -536,8 +552,17 @@ def test_stacked_perturbations_draw_from_separate_streams():
 # Composition, checkers, pickling
 # ---------------------------------------------------------------------------------------------------------------
 
-IMAGE_STACK = ["blur:1", "brightness:0.1", "occlusion:0.2", "dropout:0.05", "pixel_noise:0.1", "frozen:0.2",
-               "action_noise:0.1", "action_delay:2", "irregular_time:3"]
+IMAGE_STACK = [
+    "blur:1",
+    "brightness:0.1",
+    "occlusion:0.2",
+    "dropout:0.05",
+    "pixel_noise:0.1",
+    "frozen:0.2",
+    "action_noise:0.1",
+    "action_delay:2",
+    "irregular_time:3",
+]
 
 
 def test_apply_perturbations_wraps_in_list_order():
@@ -594,9 +619,21 @@ def test_unknown_name_lists_the_valid_names():
 
 @pytest.mark.parametrize(
     "spec",
-    ["pixel_noise", "pixel_noise:", "pixel_noise:abc", "pixel_noise:-0.1", "pixel_noise:nan", "pixel_noise:inf",
-     "action_delay:1.5", "action_delay:-1", "dropout:1.5", "irregular_time:0", "brightness:2",
-     "pixel_noise:0.1,0.2", ":0.1"],
+    [
+        "pixel_noise",
+        "pixel_noise:",
+        "pixel_noise:abc",
+        "pixel_noise:-0.1",
+        "pixel_noise:nan",
+        "pixel_noise:inf",
+        "action_delay:1.5",
+        "action_delay:-1",
+        "dropout:1.5",
+        "irregular_time:0",
+        "brightness:2",
+        "pixel_noise:0.1,0.2",
+        ":0.1",
+    ],
 )
 def test_malformed_specs_raise_value_error_with_the_format(spec):
     with pytest.raises(ValueError, match="name:level|must be|several levels|unknown"):

@@ -22,8 +22,15 @@ SMALL = {"type": "AutoNCP", "units": 8, "seed": 1}
 def _pendulum_like_policy(seed: int, **kwargs) -> NCPActorCriticPolicy:
     """The PendulumNoVel-v1 LTC preset's actor: 2 observations, torque in [-2, 2], 32-unit input layer."""
     torch.manual_seed(seed)
-    return NCPActorCriticPolicy(spaces.Box(-np.inf, np.inf, (2,)), spaces.Box(-2, 2, (1,)), lambda _: 1e-3,
-                                cell="ltc", net_arch={"pi": [32], "vf": [64, 64]}, dt=0.05, **kwargs)
+    return NCPActorCriticPolicy(
+        spaces.Box(-np.inf, np.inf, (2,)),
+        spaces.Box(-2, 2, (1,)),
+        lambda _: 1e-3,
+        cell="ltc",
+        net_arch={"pi": [32], "vf": [64, 64]},
+        dt=0.05,
+        **kwargs,
+    )
 
 
 def test_default_ltc_actor_answers_weakly_and_late_to_its_input():
@@ -40,8 +47,9 @@ def test_default_ltc_actor_answers_weakly_and_late_to_its_input():
 
 def test_output_gain_gives_the_cfc_actors_action_spread():
     for seed in range(2):
-        gained = actor_response(_pendulum_like_policy(seed, ltc_init={"output_gain": 4.0, "centre_output": True}),
-                                steps=60, seed=seed)
+        gained = actor_response(
+            _pendulum_like_policy(seed, ltc_init={"output_gain": 4.0, "centre_output": True}), steps=60, seed=seed
+        )
         ncps = actor_response(_pendulum_like_policy(seed, ltc_init="ncps"), steps=60, seed=seed)
         assert 0.15 <= gained.action_std <= 0.6, (seed, gained)
         assert gained.action_std == pytest.approx(4 * ncps.action_std, rel=1e-4)  # the gain is all that changed
@@ -103,16 +111,32 @@ def test_bad_specs_raise(spec, match):
 
 def test_ltc_init_is_for_ltc_actors_only():
     with pytest.raises(ValueError, match="ltc_init applies only to cell='ltc'"):
-        NCPActorCriticPolicy(spaces.Box(-1, 1, (2,)), spaces.Box(-1, 1, (1,)), lambda _: 1e-3, cell="cfc",
-                             ltc_init="ncps")
+        NCPActorCriticPolicy(
+            spaces.Box(-1, 1, (2,)), spaces.Box(-1, 1, (1,)), lambda _: 1e-3, cell="cfc", ltc_init="ncps"
+        )
 
 
 def _model(critic_cell, **kwargs):
     venv = make_vec_env(CueRecall, n_envs=2, seed=0)
-    policy_kwargs = {"cell": "ltc", "wiring": SMALL, "dt": 0.1, "critic": "recurrent", "critic_units": 12,
-                     "critic_cell": critic_cell, **kwargs}
-    return RecurrentPPO(NCPActorCriticPolicy, venv, n_steps=16, batch_size=32, n_epochs=1, seed=0,
-                        policy_kwargs=policy_kwargs, device="cpu")
+    policy_kwargs = {
+        "cell": "ltc",
+        "wiring": SMALL,
+        "dt": 0.1,
+        "critic": "recurrent",
+        "critic_units": 12,
+        "critic_cell": critic_cell,
+        **kwargs,
+    }
+    return RecurrentPPO(
+        NCPActorCriticPolicy,
+        venv,
+        n_steps=16,
+        batch_size=32,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs=policy_kwargs,
+        device="cpu",
+    )
 
 
 def test_fully_connected_cfc_critic_runs_on_the_native_kernel_and_round_trips(tmp_path):
@@ -135,10 +159,12 @@ def test_fully_connected_cfc_critic_runs_on_the_native_kernel_and_round_trips(tm
             h = torch.zeros(1, 2, 12) if state is None else state
             values.append(m.policy.predict_values(torch.as_tensor(obs), (h, h * 0), torch.as_tensor(starts)))
         torch.testing.assert_close(values[0], values[1], rtol=0, atol=0)
-        a, state_a = model.predict(obs, state=None if state is None else (state.numpy(),) * 2,
-                                   episode_start=starts, deterministic=True)
-        b, _ = loaded.predict(obs, state=None if state is None else (state.numpy(),) * 2, episode_start=starts,
-                              deterministic=True)
+        a, state_a = model.predict(
+            obs, state=None if state is None else (state.numpy(),) * 2, episode_start=starts, deterministic=True
+        )
+        b, _ = loaded.predict(
+            obs, state=None if state is None else (state.numpy(),) * 2, episode_start=starts, deterministic=True
+        )
         np.testing.assert_array_equal(a, b)
         state = torch.as_tensor(state_a[0])
 
@@ -178,10 +204,13 @@ def test_ltc_lr_scale_steps_the_cell_at_a_multiple_of_the_rate_and_survives_the_
         before = {name: p.detach().clone() for name, p in policy.named_parameters()}
         model.learn(32)  # one rollout, one epoch: a single batch
         assert [g["lr"] for g in policy.optimizer.param_groups] == [pytest.approx(3e-4)] * len(
-            policy.optimizer.param_groups)
+            policy.optimizer.param_groups
+        )
         delta = {name: (p.detach() - before[name]).abs().max().item() for name, p in policy.named_parameters()}
-        moves[scale] = (max(v for n, v in delta.items() if n.startswith("actor_core.cell.")),
-                        max(v for n, v in delta.items() if n.startswith("critic_mlp.")))
+        moves[scale] = (
+            max(v for n, v in delta.items() if n.startswith("actor_core.cell.")),
+            max(v for n, v in delta.items() if n.startswith("critic_mlp.")),
+        )
         assert len(policy.optimizer.param_groups) == (1 if scale == 1.0 else 2)
     cell_1, mlp_1 = moves[1.0]
     cell_10, mlp_10 = moves[10.0]
@@ -222,5 +251,6 @@ def test_ltc_lr_scales_reject_bad_values_and_other_cells(option, value):
     with pytest.raises(ValueError, match=f"{option} must be a positive number"):
         _pendulum_like_policy(0, **{option: value})
     with pytest.raises(ValueError, match=f"{option} applies only to cell='ltc'"):
-        NCPActorCriticPolicy(spaces.Box(-1, 1, (2,)), spaces.Box(-1, 1, (1,)), lambda _: 1e-3, cell="cfc",
-                             **{option: 10.0})
+        NCPActorCriticPolicy(
+            spaces.Box(-1, 1, (2,)), spaces.Box(-1, 1, (1,)), lambda _: 1e-3, cell="cfc", **{option: 10.0}
+        )

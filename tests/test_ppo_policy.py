@@ -19,8 +19,16 @@ SMALL = {"type": "AutoNCP", "units": 8, "seed": 1}
 def _model(env, cell="cfc", n_envs=2, **policy_kwargs):
     venv = make_vec_env(env, n_envs=n_envs, seed=0)
     policy_kwargs = {"cell": cell, "wiring": SMALL, "dt": 0.1, **policy_kwargs}
-    return RecurrentPPO(NCPActorCriticPolicy, venv, n_steps=16, batch_size=32, n_epochs=1, seed=0,
-                        policy_kwargs=policy_kwargs, device="cpu")
+    return RecurrentPPO(
+        NCPActorCriticPolicy,
+        venv,
+        n_steps=16,
+        batch_size=32,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs=policy_kwargs,
+        device="cpu",
+    )
 
 
 @pytest.mark.parametrize("cell", ["cfc", "ltc"])
@@ -45,13 +53,15 @@ def test_predict_zeroes_state_exactly_for_envs_that_start(cell):
     # env 0 starts a new episode, env 1 continues
     a, s = model.predict(obs, state=state, episode_start=np.array([True, False]), deterministic=True)
     a_fresh, s_fresh = model.predict(obs[:1], state=None, episode_start=np.array([True]), deterministic=True)
-    a_cont, s_cont = model.predict(obs[1:], state=tuple(x[:, 1:] for x in state), episode_start=np.array([False]),
-                                   deterministic=True)
+    a_cont, s_cont = model.predict(
+        obs[1:], state=tuple(x[:, 1:] for x in state), episode_start=np.array([False]), deterministic=True
+    )
     np.testing.assert_allclose(a[0], a_fresh[0], rtol=0, atol=1e-6)
     np.testing.assert_allclose(s[0][0, 0], s_fresh[0][0, 0], rtol=0, atol=1e-6)
     np.testing.assert_allclose(a[1], a_cont[0], rtol=0, atol=1e-6)
-    assert not np.allclose(a[0], model.predict(obs, state=state, episode_start=np.zeros(2, bool),
-                                               deterministic=True)[0][0])
+    assert not np.allclose(
+        a[0], model.predict(obs, state=state, episode_start=np.zeros(2, bool), deterministic=True)[0][0]
+    )
 
 
 def test_rollout_resets_state_exactly_at_episode_starts_mid_rollout():
@@ -59,8 +69,16 @@ def test_rollout_resets_state_exactly_at_episode_starts_mid_rollout():
     zero for a copy on the step its episode starts, and non-zero on the other steps."""
     venv = make_vec_env(Counter, n_envs=2, seed=0, env_kwargs=None)
     venv.envs[0].unwrapped.length = 3  # copy 0: episodes of 3 steps, copy 1: 4 steps
-    model = RecurrentPPO(NCPActorCriticPolicy, venv, n_steps=12, batch_size=24, n_epochs=1, seed=0,
-                         policy_kwargs={"cell": "cfc", "wiring": SMALL, "dt": 0.05}, device="cpu")
+    model = RecurrentPPO(
+        NCPActorCriticPolicy,
+        venv,
+        n_steps=12,
+        batch_size=24,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs={"cell": "cfc", "wiring": SMALL, "dt": 0.05},
+        device="cpu",
+    )
     core = model.policy.actor_core
     seen = []
     original = core.cell_step
@@ -86,15 +104,24 @@ def test_training_sequences_reproduce_rollout_log_probs(cell):
     resets and padding are handled identically in acting and training."""
     venv = make_vec_env(Counter, n_envs=2, seed=0)
     venv.envs[0].unwrapped.length = 3
-    model = RecurrentPPO(NCPActorCriticPolicy, venv, n_steps=16, batch_size=12, n_epochs=1, seed=0,
-                         policy_kwargs={"cell": cell, "wiring": SMALL, "dt": 0.05}, device="cpu")
+    model = RecurrentPPO(
+        NCPActorCriticPolicy,
+        venv,
+        n_steps=16,
+        batch_size=12,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs={"cell": cell, "wiring": SMALL, "dt": 0.05},
+        device="cpu",
+    )
     _, callback = model._setup_learn(16, None)
     model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=16)
     checked = 0
     for batch in model.rollout_buffer.get(12):
         with torch.no_grad():
-            _, log_prob, _ = model.policy.evaluate_actions(batch.observations, batch.actions, batch.lstm_states,
-                                                           batch.episode_starts)
+            _, log_prob, _ = model.policy.evaluate_actions(
+                batch.observations, batch.actions, batch.lstm_states, batch.episode_starts
+            )
         mask = batch.mask > 0
         torch.testing.assert_close(log_prob[mask], batch.old_log_prob[mask], rtol=1e-5, atol=1e-5)
         checked += int(mask.sum())
@@ -132,23 +159,34 @@ def test_elapsed_time_from_the_observation_reaches_the_cell():
     assert isinstance(env.observation_space, spaces.Dict)
     obs, _ = env.reset(seed=0)
     assert obs["elapsed_time"].tolist() == [np.float32(0.05)]
-    model = RecurrentPPO(NCPActorCriticPolicy, make_vec_env(lambda: ElapsedTimeObservation(Counter()), n_envs=2),
-                         n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu",
-                         policy_kwargs={"cell": "ltc", "wiring": SMALL, "dt": 0.05})
+    model = RecurrentPPO(
+        NCPActorCriticPolicy,
+        make_vec_env(lambda: ElapsedTimeObservation(Counter()), n_envs=2),
+        n_steps=16,
+        batch_size=32,
+        n_epochs=1,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"cell": "ltc", "wiring": SMALL, "dt": 0.05},
+    )
     model.learn(32)  # padded steps carry elapsed_time 0: must not produce NaN
     assert all(torch.isfinite(p).all() for p in model.policy.parameters())
     x = np.array([[0.3, -0.2]], np.float32)
-    _, short = model.predict({"observation": x, "elapsed_time": np.array([[0.05]], np.float32)},
-                             episode_start=np.ones(1, bool))
-    _, long = model.predict({"observation": x, "elapsed_time": np.array([[2.0]], np.float32)},
-                            episode_start=np.ones(1, bool))
+    _, short = model.predict(
+        {"observation": x, "elapsed_time": np.array([[0.05]], np.float32)}, episode_start=np.ones(1, bool)
+    )
+    _, long = model.predict(
+        {"observation": x, "elapsed_time": np.array([[2.0]], np.float32)}, episode_start=np.ones(1, bool)
+    )
     assert not np.allclose(short[0], long[0])
     # time in the observation counts in units of dt: 0.1 s at dt = 0.05 s is the same as 2 units
-    _, a = model.predict({"observation": x, "elapsed_time": np.array([[0.1]], np.float32)},
-                         episode_start=np.ones(1, bool))
+    _, a = model.predict(
+        {"observation": x, "elapsed_time": np.array([[0.1]], np.float32)}, episode_start=np.ones(1, bool)
+    )
     model.policy.time_unit = 1.0  # seconds; now 2 units of cell time need 2 s
-    _, b = model.predict({"observation": x, "elapsed_time": np.array([[2.0]], np.float32)},
-                         episode_start=np.ones(1, bool))
+    _, b = model.predict(
+        {"observation": x, "elapsed_time": np.array([[2.0]], np.float32)}, episode_start=np.ones(1, bool)
+    )
     np.testing.assert_allclose(a[0], b[0], rtol=1e-6)
 
 
@@ -179,8 +217,16 @@ def test_info_elapsed_time_overrides_the_nominal_dt():
 def test_discrete_actions_use_motor_neurons_as_logits():
     import gymnasium as gym
 
-    model = RecurrentPPO(NCPActorCriticPolicy, "CartPole-v1", n_steps=32, batch_size=32, n_epochs=1, seed=0,
-                         policy_kwargs={"cell": "cfc", "wiring": SMALL, "dt": 0.02}, device="cpu")
+    model = RecurrentPPO(
+        NCPActorCriticPolicy,
+        "CartPole-v1",
+        n_steps=32,
+        batch_size=32,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs={"cell": "cfc", "wiring": SMALL, "dt": 0.02},
+        device="cpu",
+    )
     assert model.policy.actor_core.output_size == 2 == motor_count(gym.spaces.Discrete(2))
     model.learn(64)
     actions, _ = model.predict(np.zeros((3, 4), np.float32), episode_start=np.ones(3, bool))
@@ -188,8 +234,16 @@ def test_discrete_actions_use_motor_neurons_as_logits():
 
 
 def test_box_action_means_are_scaled_to_the_action_bounds():
-    model = RecurrentPPO(NCPActorCriticPolicy, "Pendulum-v1", n_steps=16, batch_size=16, n_epochs=1, seed=0,
-                         policy_kwargs={"cell": "cfc", "wiring": SMALL, "dt": 0.05}, device="cpu")
+    model = RecurrentPPO(
+        NCPActorCriticPolicy,
+        "Pendulum-v1",
+        n_steps=16,
+        batch_size=16,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs={"cell": "cfc", "wiring": SMALL, "dt": 0.05},
+        device="cpu",
+    )
     scale = model.policy.action_net
     torch.testing.assert_close(scale(torch.tensor([[1.0], [-1.0], [0.0]])), torch.tensor([[2.0], [-2.0], [0.0]]))
 
@@ -214,8 +268,10 @@ def test_recurrent_critic_of_another_kind_round_trips(critic_cell, state, tmp_pa
     assert loaded.policy.critic_cell == critic_cell
     obs = np.random.default_rng(2).uniform(-1, 1, (2, 2)).astype(np.float32)
     starts = np.ones(2, bool)
-    values = [m.policy.predict_values(torch.as_tensor(obs), (torch.zeros(1, 2, state),) * 2, torch.as_tensor(starts))
-              for m in (model, loaded)]
+    values = [
+        m.policy.predict_values(torch.as_tensor(obs), (torch.zeros(1, 2, state),) * 2, torch.as_tensor(starts))
+        for m in (model, loaded)
+    ]
     torch.testing.assert_close(values[0], values[1], rtol=0, atol=0)
 
 
@@ -247,8 +303,19 @@ def test_dict_observations_other_than_timed_are_rejected():
 
 
 def test_build_wiring_sets_the_motor_count():
-    w = build_wiring({"type": "NCP", "inter_neurons": 6, "command_neurons": 4, "sensory_fanout": 3,
-                      "inter_fanout": 2, "recurrent_command_synapses": 2, "motor_fanin": 2, "seed": 3}, 3)
+    w = build_wiring(
+        {
+            "type": "NCP",
+            "inter_neurons": 6,
+            "command_neurons": 4,
+            "sensory_fanout": 3,
+            "inter_fanout": 2,
+            "recurrent_command_synapses": 2,
+            "motor_fanin": 2,
+            "seed": 3,
+        },
+        3,
+    )
     assert w.output_dim == 3 and w.units == 13
     assert build_wiring({"type": "FullyConnected", "units": 5}, 2).output_dim == 2
 
@@ -256,16 +323,26 @@ def test_build_wiring_sets_the_motor_count():
 def test_gsde_uses_the_whole_actor_state_as_exploration_features():
     venv = make_vec_env(Counter, n_envs=2, seed=0)
     venv.envs[0].unwrapped.length = 3
-    model = RecurrentPPO(NCPActorCriticPolicy, venv, n_steps=16, batch_size=12, n_epochs=1, seed=0, use_sde=True,
-                         sde_sample_freq=4, policy_kwargs={"cell": "cfc", "wiring": SMALL, "dt": 0.05},
-                         device="cpu")
+    model = RecurrentPPO(
+        NCPActorCriticPolicy,
+        venv,
+        n_steps=16,
+        batch_size=12,
+        n_epochs=1,
+        seed=0,
+        use_sde=True,
+        sde_sample_freq=4,
+        policy_kwargs={"cell": "cfc", "wiring": SMALL, "dt": 0.05},
+        device="cpu",
+    )
     assert tuple(model.policy.log_std.shape) == (8, 1)  # (state size, actions)
     _, callback = model._setup_learn(16, None)
     model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=16)
     for batch in model.rollout_buffer.get(12):
         with torch.no_grad():
-            _, log_prob, _ = model.policy.evaluate_actions(batch.observations, batch.actions, batch.lstm_states,
-                                                           batch.episode_starts)
+            _, log_prob, _ = model.policy.evaluate_actions(
+                batch.observations, batch.actions, batch.lstm_states, batch.episode_starts
+            )
         mask = batch.mask > 0
         torch.testing.assert_close(log_prob[mask], batch.old_log_prob[mask], rtol=1e-5, atol=1e-5)
     model.learn(32)
@@ -282,9 +359,20 @@ def test_camera_observations_use_the_imitation_conv_head(cell):
     from ncp_control.policies.recurrent_ppo import ConvHeadExtractor
 
     env = make_vec_env(lambda: gym.make(tests.imitation_synthetic.ENV_ID), n_envs=2, seed=0)
-    model = RecurrentPPO(NCPActorCriticPolicy, env, n_steps=16, batch_size=32, n_epochs=1, seed=0,
-                         policy_kwargs=dict(cell=cell, wiring={"type": "AutoNCP", "units": 8}, dt=0.1,
-                                            features_extractor_kwargs=dict(features=8, channels=(4, 4, 4, 4, 4))))
+    model = RecurrentPPO(
+        NCPActorCriticPolicy,
+        env,
+        n_steps=16,
+        batch_size=32,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs=dict(
+            cell=cell,
+            wiring={"type": "AutoNCP", "units": 8},
+            dt=0.1,
+            features_extractor_kwargs=dict(features=8, channels=(4, 4, 4, 4, 4)),
+        ),
+    )
     extractor = model.policy.features_extractor
     assert isinstance(extractor, ConvHeadExtractor) and extractor.channels_first  # VecTransposeImage applied
     before = [p.detach().clone() for p in extractor.parameters()]

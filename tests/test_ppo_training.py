@@ -15,9 +15,14 @@ from tests._ppo_helpers import register_test_envs
 torch.set_num_threads(1)
 register_test_envs()
 
-FAST = {"n_envs": 2, "progress_bar": False, "checkpoint_freq": 64, "eval_episodes": 2,
-        "algo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1},
-        "policy_kwargs": {"wiring": {"type": "AutoNCP", "units": 8, "seed": 1}}}
+FAST = {
+    "n_envs": 2,
+    "progress_bar": False,
+    "checkpoint_freq": 64,
+    "eval_episodes": 2,
+    "algo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1},
+    "policy_kwargs": {"wiring": {"type": "AutoNCP", "units": 8, "seed": 1}},
+}
 
 
 def _fast(policy, env_id="Counter-v0", timesteps=128, **extra):
@@ -91,8 +96,9 @@ def test_loaded_predictor_normalises_raw_observations(tmp_path):
     predictor = load_run(run).predictor
     obs = np.array([[0.3, -0.4]], np.float32)
     a, _ = predictor.predict(obs, episode_start=np.ones(1, bool))
-    b, _ = predictor.policy.predict(predictor.normalizer.normalize_obs(obs), episode_start=np.ones(1, bool),
-                                    deterministic=True)
+    b, _ = predictor.policy.predict(
+        predictor.normalizer.normalize_obs(obs), episode_start=np.ones(1, bool), deterministic=True
+    )
     c, _ = predictor.policy.predict(obs, episode_start=np.ones(1, bool), deterministic=True)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     # the safe loader gives what SB3's own (unpickling) files give: same normaliser, same actions
@@ -106,8 +112,10 @@ def test_resolve_config_layers_and_validation(tmp_path):
     config = ppo.resolve_config("Pendulum-v1", "lstm", timesteps=1000)
     assert config["algo"]["gamma"] == 0.9 and config["algo"]["use_sde"] is True  # env preset
     assert config["policy_kwargs"]["lstm_hidden_size"] == 64  # policy preset
-    presets = {"defaults": ppo.load_presets()["defaults"],
-               "envs": {"E-v0": {"algo": {"gamma": 0.5}, "policies": {"cfc": {"algo": {"gamma": 0.7}}}}}}
+    presets = {
+        "defaults": ppo.load_presets()["defaults"],
+        "envs": {"E-v0": {"algo": {"gamma": 0.5}, "policies": {"cfc": {"algo": {"gamma": 0.7}}}}},
+    }
     assert ppo.resolve_config("E-v0", "cfc", timesteps=1, presets=presets)["algo"]["gamma"] == 0.7
     assert ppo.resolve_config("E-v0", "ltc", timesteps=1, presets=presets)["algo"]["gamma"] == 0.5
     user = tmp_path / "user.json"
@@ -163,9 +171,11 @@ def test_learning_rate_and_clip_range_reject_what_is_not_a_rate_or_lin_schedule(
 
 
 def test_lin_schedule_decays_the_learning_rate_to_zero_over_the_run(tmp_path):
-    model = ppo.train(_fast("cfc", timesteps=128, checkpoint_freq=0, algo={"learning_rate": "lin_0.004",
-                                                                           "clip_range": "lin_0.3"}),
-                      tmp_path / "r", evaluate_at_end=False)
+    model = ppo.train(
+        _fast("cfc", timesteps=128, checkpoint_freq=0, algo={"learning_rate": "lin_0.004", "clip_range": "lin_0.3"}),
+        tmp_path / "r",
+        evaluate_at_end=False,
+    )
     assert model.lr_schedule(1.0) == pytest.approx(0.004) and model.lr_schedule(0.25) == pytest.approx(0.001)
     assert model.clip_range(0.5) == pytest.approx(0.15)
     # SB3 sets the rate from the progress after each rollout: the last update (128 of 128 steps) ran at 0
@@ -185,12 +195,35 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
     config = tmp_path / "c.json"
     config.write_text(json.dumps({k: v for k, v in FAST.items() if k != "n_envs"}))
     run = tmp_path / "run"
-    assert cli_main(["train-ppo", "--env", "Counter-v0", "--policy", "cfc", "--timesteps", "64", "--seed", "2",
-                     "--out", str(run), "--n-envs", "2", "--config", str(config), "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "train-ppo",
+                "--env",
+                "Counter-v0",
+                "--policy",
+                "cfc",
+                "--timesteps",
+                "64",
+                "--seed",
+                "2",
+                "--out",
+                str(run),
+                "--n-envs",
+                "2",
+                "--config",
+                str(config),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert json.loads((run / "config.json").read_text())["seed"] == 2
     out = tmp_path / "eval.json"
-    assert cli_main(["evaluate", str(run), "--env", "Counter-v0", "--episodes", "3", "--seed", "7",
-                     "--json", str(out)]) == 0
+    assert (
+        cli_main(["evaluate", str(run), "--env", "Counter-v0", "--episodes", "3", "--seed", "7", "--json", str(out)])
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["episodes"] == 3 and result["seeds"] == [7, 8, 9] and result["mean_return"] == 4.0
     table = capsys.readouterr().out  # the compact table; the full record went to --json
@@ -206,19 +239,31 @@ def test_ncp_learns_a_memory_task_a_memoryless_policy_cannot_solve(tmp_path):
     CfC-NCP and the LTC-NCP (the ltc preset: its cell at ten times the rate) must reach better than -1.5, and the
     memory-less MLP trained as long must not (measured 2026-12-07: cfc about -0.06, ltc 0.0 on seeds 0 and 1 in
     8-10 s, mlp below -3, on one core)."""
-    overrides = {"n_envs": 8, "progress_bar": False, "checkpoint_freq": 0, "eval_episodes": 50,
-                 "normalize_obs": False, "normalize_reward": False,
-                 "algo": {"n_steps": 32, "batch_size": 256, "n_epochs": 4, "learning_rate": 3e-3, "gamma": 0.9},
-                 "policy_kwargs": {"wiring": {"type": "AutoNCP", "units": 8, "seed": 1}}}
+    overrides = {
+        "n_envs": 8,
+        "progress_bar": False,
+        "checkpoint_freq": 0,
+        "eval_episodes": 50,
+        "normalize_obs": False,
+        "normalize_reward": False,
+        "algo": {"n_steps": 32, "batch_size": 256, "n_epochs": 4, "learning_rate": 3e-3, "gamma": 0.9},
+        "policy_kwargs": {"wiring": {"type": "AutoNCP", "units": 8, "seed": 1}},
+    }
     results = {}
     for policy, steps in (("cfc", 10_000), ("ltc", 10_000), ("mlp", 10_000)):
-        config = ppo.resolve_config("CueRecall-v0", policy, timesteps=steps, seed=0, overrides=overrides
-                                    if policy != "mlp" else {**overrides, "policy_kwargs": {}})
+        config = ppo.resolve_config(
+            "CueRecall-v0",
+            policy,
+            timesteps=steps,
+            seed=0,
+            overrides=overrides if policy != "mlp" else {**overrides, "policy_kwargs": {}},
+        )
         ppo.train(config, tmp_path / policy)
         results[policy] = json.loads((tmp_path / policy / "evaluation.json").read_text())["mean_return"]
-    untrained = ppo.build_algorithm(ppo.finalize_config(config | {"policy": "cfc", "policy_kwargs":
-                                                              overrides["policy_kwargs"]}),
-                                ppo.make_training_env(config, n_envs=1))
+    untrained = ppo.build_algorithm(
+        ppo.finalize_config(config | {"policy": "cfc", "policy_kwargs": overrides["policy_kwargs"]}),
+        ppo.make_training_env(config, n_envs=1),
+    )
     results["untrained"] = evaluate(untrained, "CueRecall-v0", 50, 1000)["mean_return"]
     assert results["untrained"] < -3.0, results
     assert results["mlp"] < -3.0, results

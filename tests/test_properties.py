@@ -19,18 +19,22 @@ from ncp_control.cells.ltc import LTCCell
 from ncp_control.cells.wired_cfc import WiredCfCCell
 
 torch.set_num_threads(1)
-needs_kernel = pytest.mark.skipif(native.load("ltc_kernel") is None or native.load("cfc_kernel") is None,
-                                  reason="no C compiler: no native path to compare")
+needs_kernel = pytest.mark.skipif(
+    native.load("ltc_kernel") is None or native.load("cfc_kernel") is None,
+    reason="no C compiler: no native path to compare",
+)
 I, N, B = 5, 10, 3
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @contextlib.contextmanager
 def pure_torch():
-    with mock.patch.object(ltc_fast, "fast_path_available", lambda *a, **k: False), \
-            mock.patch.object(ltc_fast, "try_step_no_grad", lambda *a, **k: None), \
-            mock.patch.object(cfc_fast, "fast_path_available", lambda *a, **k: False), \
-            mock.patch.object(cfc_fast, "step_no_grad", lambda *a, **k: None):
+    with (
+        mock.patch.object(ltc_fast, "fast_path_available", lambda *a, **k: False),
+        mock.patch.object(ltc_fast, "try_step_no_grad", lambda *a, **k: None),
+        mock.patch.object(cfc_fast, "fast_path_available", lambda *a, **k: False),
+        mock.patch.object(cfc_fast, "step_no_grad", lambda *a, **k: None),
+    ):
         yield
 
 
@@ -39,7 +43,7 @@ CELLS = {
     "cfc": WiredCfCCell(I, wirings.AutoNCP(N, 2, seed=4)).double(),
 }
 
-elapsed = st.floats(-3.0, 3.0).map(lambda e: 10.0 ** e)  # 1e-3 .. 1e3 s, log-uniform
+elapsed = st.floats(-3.0, 3.0).map(lambda e: 10.0**e)  # 1e-3 .. 1e3 s, log-uniform
 big_inputs = arrays(np.float64, (B, I), elements=st.floats(-1e6, 1e6, allow_nan=False))
 
 
@@ -68,7 +72,9 @@ def test_state_stays_finite_and_native_equals_torch(kind, x, dt, steps):
 @settings(max_examples=15, deadline=None)
 @given(x=big_inputs, dt=elapsed)
 def test_float32_state_stays_finite(kind, x, dt):
-    cell = LTCCell(wirings.AutoNCP(N, 2, seed=4), I) if kind == "ltc" else WiredCfCCell(I, wirings.AutoNCP(N, 2, seed=4))
+    cell = (
+        LTCCell(wirings.AutoNCP(N, 2, seed=4), I) if kind == "ltc" else WiredCfCCell(I, wirings.AutoNCP(N, 2, seed=4))
+    )
     h = torch.zeros(B, N)
     with torch.no_grad():
         for _ in range(3):
@@ -84,8 +90,10 @@ def files(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("files")
     save_tensors({"w": torch.randn(4, 4), "b": torch.zeros(4)}, folder / "model.pt")
-    save_normalizer(ObsNormalizer(np.zeros(3), np.ones(3), 10.0, 0.0, 1.0, 10.0, 10.0, 10.0, 1e-8, 0.99, True, True),
-                    folder / "vecnormalize.npz")
+    save_normalizer(
+        ObsNormalizer(np.zeros(3), np.ones(3), 10.0, 0.0, 1.0, 10.0, 10.0, 10.0, 1e-8, 0.99, True, True),
+        folder / "vecnormalize.npz",
+    )
     (folder / "config.json").write_text(json.dumps({"kind": "bc", "env_id": "X-v0", "policy": "cnn", "seed": 0}))
     return {name: (folder / name).read_bytes() for name in ("model.pt", "vecnormalize.npz", "config.json")}
 

@@ -46,12 +46,12 @@ print(json.dumps({"shared": sorted(zoo_ids & ours), "ours": sorted(ours), "shape
 
 def _run(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("order", [["ncp_control.envs", "rl_zoo3.import_envs"],
-                                   ["rl_zoo3.import_envs", "ncp_control.envs"]])
+@pytest.mark.parametrize(
+    "order", [["ncp_control.envs", "rl_zoo3.import_envs"], ["rl_zoo3.import_envs", "ncp_control.envs"]]
+)
 def test_pendulum_novel_is_rl_zoos_env_in_either_import_order(order):
     done = _run(["-c", _ORDER_SCRIPT, *order])
     assert done.returncode == 0, done.stderr[-3000:]
@@ -67,7 +67,8 @@ def test_pendulum_novel_is_rl_zoos_env_in_either_import_order(order):
 def test_shipped_hyperparameter_files_agree_with_the_ppo_presets(cell):
     path = hyperparams_path(cell)
     assert path.read_text() == render_hyperparams_file(cell), (
-        f"{path} is out of date: run python scripts/export_rl_zoo_hyperparams.py")
+        f"{path} is out of date: run python scripts/export_rl_zoo_hyperparams.py"
+    )
     entries = yaml.safe_load(path.read_text())
     assert list(entries) == list(ZOO_ENVS)
     for entry in entries.values():
@@ -77,10 +78,35 @@ def test_shipped_hyperparameter_files_agree_with_the_ppo_presets(cell):
 
 @pytest.mark.parametrize("cell", ["cfc", "ltc"])
 def test_rl_zoo_train_entry_point_trains_the_ncp_policy_from_the_shipped_file(cell, tmp_path):
-    done = _run(["-m", "rl_zoo3.train", "--algo", "ppo_lstm", "--env", "PendulumNoVel-v1", "--gym-packages", "ncp_control.envs",
-                 "-c", str(hyperparams_path(cell)), "-n", "256", "--seed", "0", "--device", "cpu",
-                 "--eval-freq", "-1", "-f", str(tmp_path),
-                 "--hyperparams", "n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:1"])
+    done = _run(
+        [
+            "-m",
+            "rl_zoo3.train",
+            "--algo",
+            "ppo_lstm",
+            "--env",
+            "PendulumNoVel-v1",
+            "--gym-packages",
+            "ncp_control.envs",
+            "-c",
+            str(hyperparams_path(cell)),
+            "-n",
+            "256",
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+            "--eval-freq",
+            "-1",
+            "-f",
+            str(tmp_path),
+            "--hyperparams",
+            "n_envs:2",
+            "n_steps:64",
+            "batch_size:64",
+            "n_epochs:1",
+        ]
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert re.search(r"total_timesteps\s*\|\s*256\b", done.stdout), done.stdout[-2000:]
     (run,) = (tmp_path / "ppo_lstm").iterdir()

@@ -31,10 +31,19 @@ def bc_run(tmp_path_factory):
 # ----------------------------------------------------------------------------------------------- statistics
 
 
-@pytest.mark.parametrize("probability, df, expected", [
-    (0.975, 1, 12.706204736), (0.975, 2, 4.302652730), (0.975, 4, 2.776445105), (0.975, 9, 2.262157163),
-    (0.975, 10, 2.228138852), (0.975, 30, 2.042272456), (0.95, 5, 2.015048373), (0.025, 4, -2.776445105),
-])
+@pytest.mark.parametrize(
+    "probability, df, expected",
+    [
+        (0.975, 1, 12.706204736),
+        (0.975, 2, 4.302652730),
+        (0.975, 4, 2.776445105),
+        (0.975, 9, 2.262157163),
+        (0.975, 10, 2.228138852),
+        (0.975, 30, 2.042272456),
+        (0.95, 5, 2.015048373),
+        (0.025, 4, -2.776445105),
+    ],
+)
 def test_t_quantile_matches_published_values(probability, df, expected):
     assert t_quantile(probability, df) == pytest.approx(expected, rel=1e-8)
 
@@ -63,14 +72,33 @@ def test_wilson_interval_on_known_counts():
 def test_plot_title_names_the_runs_env_when_no_env_id_was_given():
     from ncp_control.agents.evaluation.robustness_results import Row
 
-    rows = [Row(model, "pixel_noise", level, returns=[1.0, 2.0, 3.0], lengths=[5, 5, 5], crashes=[False] * 3,
-                successes=None, abs_lateral_m=None, distances_m=None) for model in "ab" for level in (0.0, 0.5)]
+    rows = [
+        Row(
+            model,
+            "pixel_noise",
+            level,
+            returns=[1.0, 2.0, 3.0],
+            lengths=[5, 5, 5],
+            crashes=[False] * 3,
+            successes=None,
+            abs_lateral_m=None,
+            distances_m=None,
+        )
+        for model in "ab"
+        for level in (0.0, 0.5)
+    ]
 
     def results(env_id):
-        return RobustnessResults(env_id=env_id, episodes=3, seed=0, perturbation_seed=0,
-                                 sweeps=[("pixel_noise", (0.0, 0.5))], rows=rows,
-                                 models={"a": {"env_id": "LaneKeeping-v0"}, "b": {"env_id": "LaneKeeping-v0"},
-                                         "c": {"source": "broken"}}, failures={"c": "no run"})
+        return RobustnessResults(
+            env_id=env_id,
+            episodes=3,
+            seed=0,
+            perturbation_seed=0,
+            sweeps=[("pixel_noise", (0.0, 0.5))],
+            rows=rows,
+            models={"a": {"env_id": "LaneKeeping-v0"}, "b": {"env_id": "LaneKeeping-v0"}, "c": {"source": "broken"}},
+            failures={"c": "no run"},
+        )
 
     assert results(None).env_label == "LaneKeeping-v0"
     assert results("Other-v0").env_label == "Other-v0"
@@ -99,8 +127,9 @@ def test_the_sweep_module_still_exports_the_names_that_moved():
 def test_models_meet_identical_perturbation_draws():
     """Reward = executed action = mean noisy pixel + offset: two models' returns differ by exactly offset * steps
     at every noise level only if both saw the same noisy images."""
-    results = robustness_sweep({"a": MeanPixel(0.0), "b": MeanPixel(0.25)}, PROBE, ["pixel_noise:0,0.2,0.5"],
-                               episodes=5, seed=3)
+    results = robustness_sweep(
+        {"a": MeanPixel(0.0), "b": MeanPixel(0.25)}, PROBE, ["pixel_noise:0,0.2,0.5"], episodes=5, seed=3
+    )
     for level in (0.0, 0.2, 0.5):
         a = np.array(results.row("a", "pixel_noise", level).returns)
         b = np.array(results.row("b", "pixel_noise", level).returns)
@@ -109,16 +138,18 @@ def test_models_meet_identical_perturbation_draws():
     noisy = np.array(results.row("a", "pixel_noise", 0.5).returns)
     assert np.all(np.abs(noisy - clean) > 1e-4)  # the noise does act
     # and a different perturbation seed gives different draws
-    other = robustness_sweep({"a": MeanPixel(0.0)}, PROBE, ["pixel_noise:0.5"], episodes=5, seed=3,
-                             perturbation_seed=99)
+    other = robustness_sweep(
+        {"a": MeanPixel(0.0)}, PROBE, ["pixel_noise:0.5"], episodes=5, seed=3, perturbation_seed=99
+    )
     assert not np.allclose(other.row("a", "pixel_noise", 0.5).returns, noisy)
 
 
 @pytest.mark.parametrize("share_neutral", [True, False])
 def test_level_zero_equals_the_unperturbed_evaluation(bc_run, share_neutral):
     sweeps = ["pixel_noise:0,0.3", "action_delay:0,2", "irregular_time:1,3"]
-    results = robustness_sweep([bc_run], TINY, sweeps, episodes=3, seed=1_000_000, block_episodes=2,
-                               share_neutral=share_neutral)
+    results = robustness_sweep(
+        [bc_run], TINY, sweeps, episodes=3, seed=1_000_000, block_episodes=2, share_neutral=share_neutral
+    )
     plain = evaluate(load_run(bc_run).predictor, TINY, 3, 1_000_000)
     for name, level in (("pixel_noise", 0.0), ("action_delay", 0), ("irregular_time", 1)):
         row = results.row("cnn", name, level)
@@ -144,16 +175,20 @@ def test_results_do_not_depend_on_the_number_of_processes(bc_run):
     assert serial.failures == {} and parallel.labels == ["run", "object"]  # in one process nothing is pickled
     assert "cannot send this predictor" in parallel.failures["bad"]  # reported, not fatal
 
+
 # ------------------------------------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("pixel_nois:0.1", "unknown perturbation 'pixel_nois'.*valid names: obs_noise, pixel_noise"),
-    ("pixel_noise:abc", "pixel_noise level must be a number.*valid names"),
-    ("action_delay:1.5", "action_delay level must be an integer.*valid names"),
-    ("pixel_noise", "malformed perturbation spec.*valid names"),
-    ("dropout:0,2", r"dropout level must be in \[0.0, 1.0\]"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("pixel_nois:0.1", "unknown perturbation 'pixel_nois'.*valid names: obs_noise, pixel_noise"),
+        ("pixel_noise:abc", "pixel_noise level must be a number.*valid names"),
+        ("action_delay:1.5", "action_delay level must be an integer.*valid names"),
+        ("pixel_noise", "malformed perturbation spec.*valid names"),
+        ("dropout:0,2", r"dropout level must be in \[0.0, 1.0\]"),
+    ],
+)
 def test_bad_perturbations_list_the_valid_ones(spec, message):
     with pytest.raises(ValueError, match=message):
         robustness_sweep([MeanPixel()], PROBE, [spec], episodes=1, seed=0)
@@ -176,8 +211,13 @@ def test_unloadable_runs_are_reported_and_the_others_evaluate(tmp_path):
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / "config.json").write_text("{not json")
-    results = robustness_sweep({"ok": MeanPixel(), "missing": tmp_path / "nope", "corrupt": corrupt},
-                               PROBE_LANE, ["pixel_noise:0,0.3"], episodes=3, seed=0)
+    results = robustness_sweep(
+        {"ok": MeanPixel(), "missing": tmp_path / "nope", "corrupt": corrupt},
+        PROBE_LANE,
+        ["pixel_noise:0,0.3"],
+        episodes=3,
+        seed=0,
+    )
     assert set(results.failures) == {"missing", "corrupt"}
     assert "does not exist" in results.failures["missing"] and "corrupt" in results.failures["corrupt"]
     assert results.labels == ["ok"] and len(results.rows) == 2
@@ -189,8 +229,13 @@ def test_unloadable_runs_are_reported_and_the_others_evaluate(tmp_path):
 
 def test_lane_metrics_writers_and_json_round_trip(tmp_path):
     # gain 8 steers hard: grey > 127.5 drifts right and crashes, darker roads drift left and crash or not
-    results = robustness_sweep({"calm": MeanPixel(0.0, 0.1), "wild": MeanPixel(0.0, 8.0)}, PROBE_LANE,
-                               ["pixel_noise:0,0.3", "action_delay:0,1"], episodes=6, seed=0)
+    results = robustness_sweep(
+        {"calm": MeanPixel(0.0, 0.1), "wild": MeanPixel(0.0, 8.0)},
+        PROBE_LANE,
+        ["pixel_noise:0,0.3", "action_delay:0,1"],
+        episodes=6,
+        seed=0,
+    )
     wild = results.row("wild", "pixel_noise", 0.0).summary()
     calm = results.row("calm", "pixel_noise", 0.0).summary()
     assert calm["crash_rate"] == 0.0 and calm["completion_rate"] == 1.0
@@ -214,14 +259,30 @@ def test_models_are_compared_with_rliables_probability_of_improvement_over_episo
     rng = np.random.default_rng(0)
 
     def row(model, level, returns):
-        return Row(model, "obs_noise", level, [float(v) for v in returns], [10] * len(returns),
-                   [False] * len(returns), None, None, None)
+        return Row(
+            model,
+            "obs_noise",
+            level,
+            [float(v) for v in returns],
+            [10] * len(returns),
+            [False] * len(returns),
+            None,
+            None,
+            None,
+        )
 
     low, twin_a, twin_b = rng.normal(0.0, 1.0, 20), rng.normal(5.0, 1.0, 20), rng.normal(5.0, 1.0, 20)
     rows = [row("good", 0.0, low + 5.0), row("bad", 0.0, low), row("good", 0.1, twin_a), row("bad", 0.1, twin_b)]
-    results = RobustnessResults(env_id="E", episodes=20, seed=0, perturbation_seed=0,
-                                sweeps=[("obs_noise", (0.0, 0.1))], rows=rows,
-                                models={"good": {}, "bad": {}}, failures={})
+    results = RobustnessResults(
+        env_id="E",
+        episodes=20,
+        seed=0,
+        perturbation_seed=0,
+        sweeps=[("obs_noise", (0.0, 0.1))],
+        rows=rows,
+        models={"good": {}, "bad": {}},
+        failures={},
+    )
     # better by construction at level 0, two draws of the same distribution at level 0.1
     assert results.verdicts() == ["obs_noise 0: good better than bad", "obs_noise 0.1: not separated"]
     (first, second) = results.statistics()["comparisons"]
@@ -238,8 +299,24 @@ def test_models_are_compared_with_rliables_probability_of_improvement_over_episo
 def test_cli_writes_outputs_and_rejects_bad_specs(bc_run, tmp_path, capsys):
     from ncp_control.agents.cli import main
 
-    code = main(["robustness", str(bc_run), "--env", TINY, "--perturb", "pixel_noise:0,0.2", "--perturb",
-                 "action_delay:0,3", "--episodes", "2", "--out", str(tmp_path / "out"), "--quiet", "--no-plot"])
+    code = main(
+        [
+            "robustness",
+            str(bc_run),
+            "--env",
+            TINY,
+            "--perturb",
+            "pixel_noise:0,0.2",
+            "--perturb",
+            "action_delay:0,3",
+            "--episodes",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+            "--no-plot",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "| action_delay | 3 | cnn |" in out

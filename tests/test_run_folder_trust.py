@@ -46,10 +46,21 @@ def _plant(path: Path, marker: Path, torch_format: bool) -> None:
 @pytest.fixture(scope="module")
 def ppo_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("ppo") / "run"
-    config = ppo.resolve_config("Counter-v0", "cfc", timesteps=128, seed=0, overrides={
-        "n_envs": 2, "progress_bar": False, "checkpoint_freq": 64, "eval_freq": 64, "eval_episodes": 1,
-        "algo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1},
-        "policy_kwargs": {"wiring": {"type": "AutoNCP", "units": 8, "seed": 1}}})
+    config = ppo.resolve_config(
+        "Counter-v0",
+        "cfc",
+        timesteps=128,
+        seed=0,
+        overrides={
+            "n_envs": 2,
+            "progress_bar": False,
+            "checkpoint_freq": 64,
+            "eval_freq": 64,
+            "eval_episodes": 1,
+            "algo": {"n_steps": 32, "batch_size": 64, "n_epochs": 1},
+            "policy_kwargs": {"wiring": {"type": "AutoNCP", "units": 8, "seed": 1}},
+        },
+    )
     ppo.train(config, run)
     return run
 
@@ -58,19 +69,52 @@ def ppo_run(tmp_path_factory):
 def bc_run(tmp_path_factory):
     from ncp_control.agents.imitation import BCConfig, train
 
-    config = BCConfig(env_id=ENV_ID, expert="tests.imitation_synthetic:make_expert", model="ncp-cfc",
-                      conv_channels=(4, 4, 4, 4, 4), features=8, demo_episodes=2, dagger_rounds=0, epochs=1,
-                      batch_size=2, max_episode_steps=20)
+    config = BCConfig(
+        env_id=ENV_ID,
+        expert="tests.imitation_synthetic:make_expert",
+        model="ncp-cfc",
+        conv_channels=(4, 4, 4, 4, 4),
+        features=8,
+        demo_episodes=2,
+        dagger_rounds=0,
+        epochs=1,
+        batch_size=2,
+        max_episode_steps=20,
+    )
     return train(config, tmp_path_factory.mktemp("bc") / "run")
 
 
 def _commands(run: Path, out: Path) -> dict[str, list[str]]:
     return {
         "evaluate": ["evaluate", str(run), "--episodes", "1", "--seed", "1000000"],
-        "inspect": ["inspect", str(run), "--out", str(out / "inspect"), "--episodes", "1", "--max-steps", "4",
-                    "--closed-loop-episodes", "0", "--ig-steps", "2", "--gif-steps", "0"],
-        "robustness": ["robustness", str(run), "--perturb", "obs_noise:0", "--episodes", "1", "--no-plot",
-                       "--quiet", "--out", str(out / "robust")],
+        "inspect": [
+            "inspect",
+            str(run),
+            "--out",
+            str(out / "inspect"),
+            "--episodes",
+            "1",
+            "--max-steps",
+            "4",
+            "--closed-loop-episodes",
+            "0",
+            "--ig-steps",
+            "2",
+            "--gif-steps",
+            "0",
+        ],
+        "robustness": [
+            "robustness",
+            str(run),
+            "--perturb",
+            "obs_noise:0",
+            "--episodes",
+            "1",
+            "--no-plot",
+            "--quiet",
+            "--out",
+            str(out / "robust"),
+        ],
     }
 
 
@@ -111,8 +155,14 @@ def _check_every_file(source: Path, tmp_path: Path, capsys, needed: set[str]) ->
 def test_a_ppo_run_folder_cannot_run_code(ppo_run, tmp_path, capsys):
     # policy.pt and vecnormalize.npz are what the loader reads; SB3's zips and pickles are never opened
     ignored = _check_every_file(ppo_run, tmp_path, capsys, needed={"config.json", "policy.pt", "vecnormalize.npz"})
-    assert {"model.zip", "vecnormalize.pkl", "eval/best_model.zip", "checkpoints/model_128_steps.zip",
-            "checkpoints/model_policy_128_steps.pt", "evaluation.json"} <= set(ignored)
+    assert {
+        "model.zip",
+        "vecnormalize.pkl",
+        "eval/best_model.zip",
+        "checkpoints/model_128_steps.zip",
+        "checkpoints/model_policy_128_steps.pt",
+        "evaluation.json",
+    } <= set(ignored)
 
 
 def test_an_imitation_run_folder_cannot_run_code(bc_run, tmp_path, capsys):
@@ -152,7 +202,13 @@ def test_normaliser_statistics_are_plain_data_equal_to_sb3s(ppo_run):
     ours = load_normalizer(ppo_run / "vecnormalize.npz")
     assert np.array_equal(ours.obs_mean, sb3.obs_rms.mean) and np.array_equal(ours.obs_var, sb3.obs_rms.var)
     assert (ours.obs_count, ours.ret_mean, ours.ret_var, ours.gamma, ours.clip_obs, ours.epsilon) == (
-        sb3.obs_rms.count, float(sb3.ret_rms.mean), float(sb3.ret_rms.var), sb3.gamma, sb3.clip_obs, sb3.epsilon)
+        sb3.obs_rms.count,
+        float(sb3.ret_rms.mean),
+        float(sb3.ret_rms.var),
+        sb3.gamma,
+        sb3.clip_obs,
+        sb3.epsilon,
+    )
     assert isinstance(ObsNormalizer.from_vecnormalize(sb3), ObsNormalizer)
     obs = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32) * 3
     assert np.array_equal(ours.normalize_obs(obs), sb3.normalize_obs(obs))

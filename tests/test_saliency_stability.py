@@ -28,11 +28,11 @@ def brute_force_ssim_map(a, b, data_range, sigma):
     out = np.zeros(a.shape)
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):
-            x, y = pa[i:i + 2 * r + 1, j:j + 2 * r + 1], pb[i:i + 2 * r + 1, j:j + 2 * r + 1]
+            x, y = pa[i : i + 2 * r + 1, j : j + 2 * r + 1], pb[i : i + 2 * r + 1, j : j + 2 * r + 1]
             mx, my = (w * x).sum(), (w * y).sum()
             vx, vy = (w * (x - mx) ** 2).sum(), (w * (y - my) ** 2).sum()
             cov = (w * (x - mx) * (y - my)).sum()
-            out[i, j] = (2 * mx * my + c1) * (2 * cov + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+            out[i, j] = (2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
     return out
 
 
@@ -49,8 +49,9 @@ def test_ssim_map_equals_scikit_images_full_map_at_its_truncation():
     rng = np.random.default_rng(2)
     a = rng.random((24, 40))
     b = np.clip(a + 0.3 * rng.standard_normal(a.shape), 0, 1)
-    _, reference = metrics.structural_similarity(a, b, data_range=1.0, gaussian_weights=True, sigma=1.5,
-                                                 use_sample_covariance=False, full=True)
+    _, reference = metrics.structural_similarity(
+        a, b, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, full=True
+    )
     np.testing.assert_allclose(ssim_map(a, b, 1.0, truncate=3.5), reference, rtol=0, atol=1e-10)
     assert not np.allclose(ssim_map(a, b, 1.0), reference, atol=1e-6)  # our default window is wider (4 sigma)
 

@@ -25,8 +25,12 @@ def test_iqm_and_mean_with_their_intervals_are_rliables():
     # global generator whatever random_state it is given)
     np.random.seed(3)
     points, intervals = library.get_interval_estimates(
-        {"a": A}, lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]), method="percentile",
-        reps=500, random_state=np.random.RandomState(3))
+        {"a": A},
+        lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]),
+        method="percentile",
+        reps=500,
+        random_state=np.random.RandomState(3),
+    )
     assert got["iqm_ci"] == pytest.approx(list(intervals["a"][:, 0]))
     assert got["mean_ci"] == pytest.approx(list(intervals["a"][:, 1]))
     assert got["iqm_ci"][0] <= got["iqm"] <= got["iqm_ci"][1] and got["n_runs"] == 6
@@ -100,8 +104,13 @@ def test_performance_profiles_are_rliables_score_distributions():
 
 
 def test_performance_profile_and_sample_efficiency_figures(tmp_path):
-    path = st.plot_performance_profiles({"sigma 0.1": {"a": A[:, 0], "b": B[:, 0]}, "sigma 0.2": {"a": A[:, 1]}},
-                                        tmp_path / "p.png", title="t", metric="completion_rate", reps=100)
+    path = st.plot_performance_profiles(
+        {"sigma 0.1": {"a": A[:, 0], "b": B[:, 0]}, "sigma 0.2": {"a": A[:, 1]}},
+        tmp_path / "p.png",
+        title="t",
+        metric="completion_rate",
+        reps=100,
+    )
     assert path.stat().st_size > 1000
     curves = np.stack([A, A + 0.1, A + 0.2], axis=-1)  # (runs, tasks, steps)
     got = st.sample_efficiency({"a": curves}, reps=100)["a"]
@@ -125,12 +134,15 @@ def test_the_declared_requirements_alone_import_and_run_rliable(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = str(venv / "bin" / "python")
-    done = subprocess.run([python, "-m", "pip", "install", "-q", *declared], capture_output=True, text=True,
-                          timeout=900, env=env)
+    done = subprocess.run(
+        [python, "-m", "pip", "install", "-q", *declared], capture_output=True, text=True, timeout=900, env=env
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    code = ("import numpy as np; from rliable import library, metrics; "
-            "p, ci = library.get_interval_estimates({'a': np.arange(12.).reshape(6, 2)}, metrics.aggregate_iqm, "
-            "reps=50); print(float(p['a']))")
+    code = (
+        "import numpy as np; from rliable import library, metrics; "
+        "p, ci = library.get_interval_estimates({'a': np.arange(12.).reshape(6, 2)}, metrics.aggregate_iqm, "
+        "reps=50); print(float(p['a']))"
+    )
     done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert float(done.stdout) == pytest.approx(5.5)

@@ -18,34 +18,55 @@ SMOKE = "agents/configs/studies/memory-smoke.json"
 
 def tiny_ppo(timesteps: int = 512, **config) -> dict:
     """A PPO entry that trains in seconds: MLP on Pendulum-v1, 2 envs, 256-step rollouts."""
-    return {"kind": "ppo", "env": "Pendulum-v1", "policies": ["mlp"], "seeds": [0], "timesteps": timesteps,
-            "config": {"n_envs": 2, "eval_episodes": 1, "algo": {"n_steps": 128, "batch_size": 64, "n_epochs": 1},
-                       **config}}
+    return {
+        "kind": "ppo",
+        "env": "Pendulum-v1",
+        "policies": ["mlp"],
+        "seeds": [0],
+        "timesteps": timesteps,
+        "config": {
+            "n_envs": 2,
+            "eval_episodes": 1,
+            "algo": {"n_steps": 128, "batch_size": 64, "n_epochs": 1},
+            **config,
+        },
+    }
 
 
 def test_shipped_specs_plan_into_named_jobs():
     plan = plan_study(read_spec(SMOKE))
     ids = [job.job_id for job in plan.train]
-    assert ids == ["ppo-PendulumNoVel-v1-ltc-s0", "ppo-PendulumNoVel-v1-ltc-s1", "ppo-PendulumNoVel-v1-cfc-s0",
-                   "ppo-PendulumNoVel-v1-cfc-s1", "bc-LaneKeeping-v0-ncp-ltc-s0"]
+    assert ids == [
+        "ppo-PendulumNoVel-v1-ltc-s0",
+        "ppo-PendulumNoVel-v1-ltc-s1",
+        "ppo-PendulumNoVel-v1-cfc-s0",
+        "ppo-PendulumNoVel-v1-cfc-s1",
+        "bc-LaneKeeping-v0-ncp-ltc-s0",
+    ]
     # what train-ppo / train-bc would resolve: no progress bar in a task, the BC overrides applied
     assert plan.train[0].config["timesteps"] == 2048 and plan.train[0].config["progress_bar"] is False
     bc = plan.train[-1].config
-    assert bc["epochs"] == 1 and bc["dagger_rounds"] == 0 and bc["env_kwargs"] == {"image_height": 32,
-                                                                                   "image_width": 64}
+    assert (
+        bc["epochs"] == 1 and bc["dagger_rounds"] == 0 and bc["env_kwargs"] == {"image_height": 32, "image_width": 64}
+    )
     evaluations = [e.job_id for job in plan.train for e in plan.evaluations_of(job)]
     assert evaluations == [f"eval0-{i}" for i in ids[:4]] + [f"eval1-{ids[4]}"]
     noise = plan_study(read_spec("agents/configs/studies/ncp-noise.json"))
-    assert {(j.model, j.seed) for j in noise.train} == {(m, s) for m in ("ncp-ltc", "ncp-cfc", "lstm", "cnn")
-                                                        for s in (0, 1, 2)}
+    assert {(j.model, j.seed) for j in noise.train} == {
+        (m, s) for m in ("ncp-ltc", "ncp-cfc", "lstm", "cnn") for s in (0, 1, 2)
+    }
     pendulum = plan_study(read_spec("agents/configs/studies/pendulum-novel.json"))
     assert len(pendulum.train) == 20 and {j.config["timesteps"] for j in pendulum.train} == {100_000}
 
 
 def test_mujoco_memory_study_is_thirty_runs_at_one_budget_evaluated_on_held_out_episodes():
     plan = plan_study(read_spec("agents/configs/studies/mujoco-novel.json"))
-    novel = {(env, policy, seed) for env in ("HopperNoVel-v5", "HalfCheetahNoVel-v5")
-             for policy in ("ltc", "cfc", "lstm", "mlp") for seed in (0, 1, 2)}
+    novel = {
+        (env, policy, seed)
+        for env in ("HopperNoVel-v5", "HalfCheetahNoVel-v5")
+        for policy in ("ltc", "cfc", "lstm", "mlp")
+        for seed in (0, 1, 2)
+    }
     reference = {(env, "mlp", seed) for env in ("Hopper-v5", "HalfCheetah-v5") for seed in (0, 1, 2)}
     assert len(plan.train) == 30 and {(j.env_id, j.model, j.seed) for j in plan.train} == novel | reference
     assert {j.config["timesteps"] for j in plan.train} == {150_000}
@@ -63,20 +84,31 @@ def test_mujoco_memory_study_is_thirty_runs_at_one_budget_evaluated_on_held_out_
         assert evaluation.seed >= config["eval_seed"] + config["eval_episodes"]
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"train": []}, "empty"),
-    ({"trian": []}, "unknown keys"),
-    ({"train": [{"kind": "sac", "env": "Pendulum-v1", "seeds": [0]}]}, "'ppo' or 'bc'"),
-    ({"train": [{**tiny_ppo(), "policies": ["gru"]}]}, "policy must be one of"),
-    ({"train": [{**tiny_ppo(), "config": {"n_env": 2}}]}, "unknown config keys"),
-    ({"train": [{"kind": "bc", "env": "LaneKeeping-v0", "models": ["ncp-ltc"], "seeds": [0],
-                 "set": {"epoch": 1}}]}, "unknown training settings"),
-    ({"train": [tiny_ppo(), tiny_ppo()]}, "names these runs twice"),
-    ({"train": [{**tiny_ppo(), "seeds": [-1]}]}, "non-negative"),
-    ({"evaluate": [{"env": "Pendulum-v1", "episodes": 2, "seed": 0, "perturb": ["pixel_nosie:0.1"]}]},
-     "evaluate[0].perturb"),
-    ({"cpus": 0}, "cpus must be a positive int"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"train": []}, "empty"),
+        ({"trian": []}, "unknown keys"),
+        ({"train": [{"kind": "sac", "env": "Pendulum-v1", "seeds": [0]}]}, "'ppo' or 'bc'"),
+        ({"train": [{**tiny_ppo(), "policies": ["gru"]}]}, "policy must be one of"),
+        ({"train": [{**tiny_ppo(), "config": {"n_env": 2}}]}, "unknown config keys"),
+        (
+            {
+                "train": [
+                    {"kind": "bc", "env": "LaneKeeping-v0", "models": ["ncp-ltc"], "seeds": [0], "set": {"epoch": 1}}
+                ]
+            },
+            "unknown training settings",
+        ),
+        ({"train": [tiny_ppo(), tiny_ppo()]}, "names these runs twice"),
+        ({"train": [{**tiny_ppo(), "seeds": [-1]}]}, "non-negative"),
+        (
+            {"evaluate": [{"env": "Pendulum-v1", "episodes": 2, "seed": 0, "perturb": ["pixel_nosie:0.1"]}]},
+            "evaluate[0].perturb",
+        ),
+        ({"cpus": 0}, "cpus must be a positive int"),
+    ],
+)
 def test_bad_specs_are_refused_before_anything_runs(change, message):
     spec = {"name": "bad", "train": [tiny_ppo()], **change}
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -92,28 +124,89 @@ def tiny_lane_ppo(**config) -> dict:
 DR_GEOMETRY = {"domain_randomization": ["geometry"]}
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000,
-                    "env_kwargs": {"domain_randomization": ["colour"]}}]},
-     r"evaluate\[0\] \(run ppo-LaneKeepingState-v0-mlp-s0\): cannot make .*unknown domain_randomization element"),
-    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000,
-                    "env_kwargs": {"domain_randomisation": True}}]}, "unexpected keyword argument"),
-    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000,
-                    "env_kwargs": {"domain_randomization": ("colours",)}}]}, "JSON object of plain data"),
-    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "env_kwargs": ["colours"]}]},
-     "JSON object of plain data"),
-    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "train_tags": ["rd"]}]},
-     r"train_tags: \['rd'\].*the tags there are \['untagged'\]"),
-    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "tag": "Clean"}]},
-     "lowercase letters"),
-    ({"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "tag": "clean"},
-                   {"env": "LaneKeepingState-v0", "episodes": 4, "seed": 1000000, "tag": "clean"}]},
-     r"evaluate\[1\].tag 'clean' is already the tag of evaluate\[0\]"),
-    ({"train": [tiny_lane_ppo(env_kwargs={"domain_randomization": ["sky"]})]},
-     "training run ppo-LaneKeepingState-v0-mlp-s0: cannot make .*unknown domain_randomization element"),
-    ({"train": [{"kind": "bc", "env": "LaneKeeping-v0", "models": ["cnn"], "seeds": [0],
-                 "env_kwargs": {"domain_randomization": "yes"}}]}, "must be a bool or a collection"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {
+                "evaluate": [
+                    {
+                        "env": "LaneKeepingState-v0",
+                        "episodes": 2,
+                        "seed": 1000000,
+                        "env_kwargs": {"domain_randomization": ["colour"]},
+                    }
+                ]
+            },
+            r"evaluate\[0\] \(run ppo-LaneKeepingState-v0-mlp-s0\): cannot make .*unknown domain_randomization element",
+        ),
+        (
+            {
+                "evaluate": [
+                    {
+                        "env": "LaneKeepingState-v0",
+                        "episodes": 2,
+                        "seed": 1000000,
+                        "env_kwargs": {"domain_randomisation": True},
+                    }
+                ]
+            },
+            "unexpected keyword argument",
+        ),
+        (
+            {
+                "evaluate": [
+                    {
+                        "env": "LaneKeepingState-v0",
+                        "episodes": 2,
+                        "seed": 1000000,
+                        "env_kwargs": {"domain_randomization": ("colours",)},
+                    }
+                ]
+            },
+            "JSON object of plain data",
+        ),
+        (
+            {"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "env_kwargs": ["colours"]}]},
+            "JSON object of plain data",
+        ),
+        (
+            {"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "train_tags": ["rd"]}]},
+            r"train_tags: \['rd'\].*the tags there are \['untagged'\]",
+        ),
+        (
+            {"evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "tag": "Clean"}]},
+            "lowercase letters",
+        ),
+        (
+            {
+                "evaluate": [
+                    {"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "tag": "clean"},
+                    {"env": "LaneKeepingState-v0", "episodes": 4, "seed": 1000000, "tag": "clean"},
+                ]
+            },
+            r"evaluate\[1\].tag 'clean' is already the tag of evaluate\[0\]",
+        ),
+        (
+            {"train": [tiny_lane_ppo(env_kwargs={"domain_randomization": ["sky"]})]},
+            "training run ppo-LaneKeepingState-v0-mlp-s0: cannot make .*unknown domain_randomization element",
+        ),
+        (
+            {
+                "train": [
+                    {
+                        "kind": "bc",
+                        "env": "LaneKeeping-v0",
+                        "models": ["cnn"],
+                        "seeds": [0],
+                        "env_kwargs": {"domain_randomization": "yes"},
+                    }
+                ]
+            },
+            "must be a bool or a collection",
+        ),
+    ],
+)
 def test_bad_env_kwargs_and_tags_fail_when_the_spec_is_read(change, message):
     spec = {"name": "bad", "train": [tiny_lane_ppo()], **change}
     with pytest.raises(ValueError, match=message):
@@ -122,29 +215,49 @@ def test_bad_env_kwargs_and_tags_fail_when_the_spec_is_read(change, message):
 
 def test_evaluation_entries_apply_to_the_training_tags_they_name():
     dr = tiny_lane_ppo(env_kwargs=DR_GEOMETRY)
-    spec = {"name": "t", "train": [tiny_lane_ppo(), {**dr, "tag": "dr"}],
-            "evaluate": [{"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "tag": "clean"},
-                         {"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "tag": "geometry",
-                          "env_kwargs": DR_GEOMETRY, "train_tags": ["untagged"]},
-                         {"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "train_tags": ["dr"]}]}
+    spec = {
+        "name": "t",
+        "train": [tiny_lane_ppo(), {**dr, "tag": "dr"}],
+        "evaluate": [
+            {"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "tag": "clean"},
+            {
+                "env": "LaneKeepingState-v0",
+                "episodes": 2,
+                "seed": 1000000,
+                "tag": "geometry",
+                "env_kwargs": DR_GEOMETRY,
+                "train_tags": ["untagged"],
+            },
+            {"env": "LaneKeepingState-v0", "episodes": 2, "seed": 1000000, "train_tags": ["dr"]},
+        ],
+    }
     plan = plan_study(spec)
     jobs = {e.job_id: e for job in plan.train for e in plan.evaluations_of(job)}
-    assert sorted(jobs) == ["eval0-ppo-LaneKeepingState-v0-dr-mlp-s0", "eval0-ppo-LaneKeepingState-v0-mlp-s0",
-                            "eval1-ppo-LaneKeepingState-v0-mlp-s0", "eval2-ppo-LaneKeepingState-v0-dr-mlp-s0"]
+    assert sorted(jobs) == [
+        "eval0-ppo-LaneKeepingState-v0-dr-mlp-s0",
+        "eval0-ppo-LaneKeepingState-v0-mlp-s0",
+        "eval1-ppo-LaneKeepingState-v0-mlp-s0",
+        "eval2-ppo-LaneKeepingState-v0-dr-mlp-s0",
+    ]
     geometry = jobs["eval1-ppo-LaneKeepingState-v0-mlp-s0"]
     assert (geometry.condition, geometry.env_kwargs) == ("geometry", DR_GEOMETRY)
-    assert (jobs["eval2-ppo-LaneKeepingState-v0-dr-mlp-s0"].condition,
-            jobs["eval2-ppo-LaneKeepingState-v0-dr-mlp-s0"].env_kwargs) == (None, {})
+    assert (
+        jobs["eval2-ppo-LaneKeepingState-v0-dr-mlp-s0"].condition,
+        jobs["eval2-ppo-LaneKeepingState-v0-dr-mlp-s0"].env_kwargs,
+    ) == (None, {})
 
 
 def test_evaluation_env_kwargs_keep_the_observation_and_drop_the_training_look():
     from ncp_control.agents.study.jobs import evaluation_env_kwargs
 
     trained = {"image_height": 32, "image_width": 64, "domain_randomization": True}
-    assert evaluation_env_kwargs("LaneKeeping-v0", trained, "LaneKeeping-v0", {}) == {"image_height": 32,
-                                                                                      "image_width": 64}
-    assert evaluation_env_kwargs("LaneKeeping-v0", trained, "envs:LaneKeeping-v0", {"domain_randomization": [
-        "camera"]}) == {"image_height": 32, "image_width": 64, "domain_randomization": ["camera"]}
+    assert evaluation_env_kwargs("LaneKeeping-v0", trained, "LaneKeeping-v0", {}) == {
+        "image_height": 32,
+        "image_width": 64,
+    }
+    assert evaluation_env_kwargs(
+        "LaneKeeping-v0", trained, "envs:LaneKeeping-v0", {"domain_randomization": ["camera"]}
+    ) == {"image_height": 32, "image_width": 64, "domain_randomization": ["camera"]}
     assert evaluation_env_kwargs("LaneKeeping-v0", trained, "LaneKeepingState-v0", {"speed": 8.0}) == {"speed": 8.0}
 
 
@@ -178,17 +291,21 @@ def test_the_generalisation_spec_reuses_the_noise_runs_and_evaluates_dr_runs_on_
     clean, dr = plan.train[:12], plan.train[12:]
     # the clean entry is ncp-noise's: same ids, same resolved configs (so --runs-from copies those runs)
     assert [(j.job_id, j.config) for j in clean] == [(j.job_id, j.config) for j in noise.train]
-    assert {j.job_id for j in dr} == {f"bc-LaneKeeping-v0-dr-{m}-s{s}" for m in ("ncp-ltc", "ncp-cfc", "lstm", "cnn")
-                                      for s in (0, 1, 2)}
+    assert {j.job_id for j in dr} == {
+        f"bc-LaneKeeping-v0-dr-{m}-s{s}" for m in ("ncp-ltc", "ncp-cfc", "lstm", "cnn") for s in (0, 1, 2)
+    }
     assert all(j.config["env_kwargs"]["domain_randomization"] is True for j in dr)
-    conditions = {job.tag: [(e.condition, e.episodes, e.seed) for e in plan.evaluations_of(job)]
-                  for job in (clean[0], dr[0])}
+    conditions = {
+        job.tag: [(e.condition, e.episodes, e.seed) for e in plan.evaluations_of(job)] for job in (clean[0], dr[0])
+    }
     elements = ["geometry", "colours", "lighting", "camera", "textures", "objects"]
     assert conditions[None] == [(c, 20, 1000000) for c in ["clean", *elements, "all"]]
     assert conditions["dr"] == [("clean", 20, 1000000), ("all", 20, 1000000)]
     on_clean = plan.evaluations_of(dr[0])[0]
-    assert evaluation_env_kwargs(dr[0].env_id, dr[0].config["env_kwargs"], on_clean.env_id,
-                                 on_clean.env_kwargs) == {"image_height": 32, "image_width": 64}
+    assert evaluation_env_kwargs(dr[0].env_id, dr[0].config["env_kwargs"], on_clean.env_id, on_clean.env_kwargs) == {
+        "image_height": 32,
+        "image_width": 64,
+    }
     assert len(plan.jobs()) == 24 + 12 * 8 + 12 * 2
 
 
@@ -198,14 +315,30 @@ def test_run_ids_are_safe_folder_names():
 
 
 def test_a_training_tag_names_its_runs_and_untagged_ids_stay():
-    bc = {"kind": "bc", "env": "LaneKeeping-v0", "models": ["ncp-ltc"], "seeds": [0, 1],
-          "set": {"epochs": 1, "dagger_rounds": 0}}
-    plan = plan_study({"name": "t", "train": [bc, {**bc, "tag": "dr", "env_kwargs": {"domain_randomization": True}},
-                                              {**tiny_ppo(), "tag": "long"}]})
+    bc = {
+        "kind": "bc",
+        "env": "LaneKeeping-v0",
+        "models": ["ncp-ltc"],
+        "seeds": [0, 1],
+        "set": {"epochs": 1, "dagger_rounds": 0},
+    }
+    plan = plan_study(
+        {
+            "name": "t",
+            "train": [
+                bc,
+                {**bc, "tag": "dr", "env_kwargs": {"domain_randomization": True}},
+                {**tiny_ppo(), "tag": "long"},
+            ],
+        }
+    )
     assert [(j.job_id, j.tag) for j in plan.train] == [
-        ("bc-LaneKeeping-v0-ncp-ltc-s0", None), ("bc-LaneKeeping-v0-ncp-ltc-s1", None),
-        ("bc-LaneKeeping-v0-dr-ncp-ltc-s0", "dr"), ("bc-LaneKeeping-v0-dr-ncp-ltc-s1", "dr"),
-        ("ppo-Pendulum-v1-long-mlp-s0", "long")]
+        ("bc-LaneKeeping-v0-ncp-ltc-s0", None),
+        ("bc-LaneKeeping-v0-ncp-ltc-s1", None),
+        ("bc-LaneKeeping-v0-dr-ncp-ltc-s0", "dr"),
+        ("bc-LaneKeeping-v0-dr-ncp-ltc-s1", "dr"),
+        ("ppo-Pendulum-v1-long-mlp-s0", "long"),
+    ]
     assert plan.train[2].config["env_kwargs"] == {"image_height": 32, "image_width": 64, "domain_randomization": True}
     assert plan.train[0].config["env_kwargs"] == {"image_height": 32, "image_width": 64}
     # an untagged entry's ids are what every study before tags wrote (old study folders still resume)
@@ -214,9 +347,16 @@ def test_a_training_tag_names_its_runs_and_untagged_ids_stay():
     assert [e.job_id for e in noise.evaluations_of(noise.train[0])] == ["eval0-bc-LaneKeeping-v0-ncp-ltc-s0"]
 
 
-@pytest.mark.parametrize("tag, message", [("DR", "lowercase letters"), ("", "lowercase letters"),
-                                          ("d r", "lowercase letters"), (1, "lowercase letters"),
-                                          ("untagged", "reserved")])
+@pytest.mark.parametrize(
+    "tag, message",
+    [
+        ("DR", "lowercase letters"),
+        ("", "lowercase letters"),
+        ("d r", "lowercase letters"),
+        (1, "lowercase letters"),
+        ("untagged", "reserved"),
+    ],
+)
 def test_bad_training_tags_are_refused(tag, message):
     with pytest.raises(ValueError, match=message):
         plan_study({"name": "t", "train": [{**tiny_ppo(), "tag": tag}]})
@@ -303,7 +443,10 @@ def test_run_folders_travel_as_archives(tmp_path, extraction):
     (dest / "stale.txt").write_text("from an earlier attempt")
     unpack_folder(pack_folder(src), dest)
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == [
-        "checkpoints", "checkpoints/model_1_steps.zip", "config.json"]
+        "checkpoints",
+        "checkpoints/model_1_steps.zip",
+        "config.json",
+    ]
     assert (dest / "checkpoints" / "model_1_steps.zip").read_bytes() == b"\x00\x01" * 1000
     assert [p.name for p in dest.parent.iterdir()] == ["r"]  # no .partial / .old left
 
@@ -339,8 +482,11 @@ def test_archives_with_links_out_are_refused(tmp_path, extraction, member):
 
 def _fake_study(out, values_by_seed):
     """A finished study folder with one PPO model, 3 seeds, one evaluation entry with two levels."""
-    spec = {"name": "fake", "train": [{**tiny_ppo(), "seeds": sorted(values_by_seed)}],
-            "evaluate": [{"env": "Pendulum-v1", "episodes": 4, "seed": 1000, "perturb": ["obs_noise:0,0.1"]}]}
+    spec = {
+        "name": "fake",
+        "train": [{**tiny_ppo(), "seeds": sorted(values_by_seed)}],
+        "evaluate": [{"env": "Pendulum-v1", "episodes": 4, "seed": 1000, "perturb": ["obs_noise:0,0.1"]}],
+    }
     out.mkdir()
     (out / "jobs").mkdir()
     write_json_atomic(out / "spec.json", spec)
@@ -348,18 +494,44 @@ def _fake_study(out, values_by_seed):
     records = []
     for seed, (clean, noisy) in values_by_seed.items():
         run = run_id("ppo", "Pendulum-v1", "mlp", seed)
-        train = {"id": run, "status": "done", "attempts": 1, "seconds": 10.0,
-                 "spec": {"type": "train", "kind": "ppo", "env": "Pendulum-v1", "model": "mlp", "seed": seed}}
-        rows = [{"perturbation": "obs_noise", "level": level, "episodes": 4, "mean_return": value,
-                 "crash_rate": 0.0, "completion_rate": None, "mean_abs_lateral_m": None}
-                for level, value in ((0.0, clean), (0.1, noisy))]
-        evaluation = {"id": f"eval0-{run}", "status": "done", "attempts": 2 if seed == 0 else 1, "seconds": 1.0,
-                      "rows": rows, "spec": {"type": "evaluate", "run": f"runs/{run}", "evaluation": 0}}
+        train = {
+            "id": run,
+            "status": "done",
+            "attempts": 1,
+            "seconds": 10.0,
+            "spec": {"type": "train", "kind": "ppo", "env": "Pendulum-v1", "model": "mlp", "seed": seed},
+        }
+        rows = [
+            {
+                "perturbation": "obs_noise",
+                "level": level,
+                "episodes": 4,
+                "mean_return": value,
+                "crash_rate": 0.0,
+                "completion_rate": None,
+                "mean_abs_lateral_m": None,
+            }
+            for level, value in ((0.0, clean), (0.1, noisy))
+        ]
+        evaluation = {
+            "id": f"eval0-{run}",
+            "status": "done",
+            "attempts": 2 if seed == 0 else 1,
+            "seconds": 1.0,
+            "rows": rows,
+            "spec": {"type": "evaluate", "run": f"runs/{run}", "evaluation": 0},
+        }
         for record in (train, evaluation):
             write_json_atomic(out / "jobs" / f"{record['id']}.done", record)
             records.append(record)
-    records.append({"id": "eval0-other", "status": "failed", "attempts": 3,
-                    "spec": {"type": "evaluate", "run": "runs/none", "evaluation": 0}})
+    records.append(
+        {
+            "id": "eval0-other",
+            "status": "failed",
+            "attempts": 3,
+            "spec": {"type": "evaluate", "run": "runs/none", "evaluation": 0},
+        }
+    )
     write_records(out, [{**r, "status": "submitted"} for r in records[:-1]] + records[-1:])
 
 
@@ -382,16 +554,24 @@ def test_summary_is_rliables_statistics_across_training_seeds(tmp_path):
     assert summary["comparisons"] == [] and "rliable" in summary["statistics"]
     assert "completion_rate" not in summary["groups"][0]["metrics"]
     # the .done markers win over a stale jobs.jsonl; the failed job is counted
-    assert summary["jobs"] == {"total": 7, "done": 6, "failed": 1, "skipped": 0, "submitted": 0, "pending": 0,
-                               "retried": 2}
+    assert summary["jobs"] == {
+        "total": 7,
+        "done": 6,
+        "failed": 1,
+        "skipped": 0,
+        "submitted": 0,
+        "pending": 0,
+        "retried": 2,
+    }
     assert summary["wall_seconds"] == 20.0 and summary["job_seconds"] == 33.0
     csv_lines = (tmp_path / "s" / "summary.csv").read_text().splitlines()
     assert csv_lines[0].startswith("env,kind,model,evaluation,perturbation,level") and len(csv_lines) == 3
     assert "-300.0;-260.0;-410.0" in csv_lines[2]
     md = (tmp_path / "s" / "summary.md").read_text()
     assert "| ppo:mlp | obs_noise | 0.1 | 3 |" in md and "6/7 done, 1 failed" in md
-    assert json.loads((tmp_path / "s" / "summary.json").read_text())["groups"][1]["metrics"]["mean_return"]["mean"] \
-        == pytest.approx(x.mean())
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["groups"][1]["metrics"]["mean_return"][
+        "mean"
+    ] == pytest.approx(x.mean())
     assert summary["plots"] == ["summary-Pendulum-v1-e0-obs_noise.png"]
     assert (tmp_path / "s" / summary["plots"][0]).stat().st_size > 1000
 
@@ -401,11 +581,22 @@ def _fake_conditions_study(out):
     entries "clean" (all runs), "colours" (untagged runs only) and an untagged sweep entry (all runs)."""
     entry = {"kind": "ppo", "env": "E", "policies": ["a", "b"], "seeds": [0, 1, 2], "timesteps": 1}
     colours = {"domain_randomization": ["colours"]}
-    spec = {"name": "cond", "train": [entry, {**entry, "tag": "dr"}],
-            "evaluate": [{"env": "E", "episodes": 4, "seed": 1000000, "tag": "clean"},
-                         {"env": "E", "episodes": 4, "seed": 1000000, "tag": "colours", "env_kwargs": colours,
-                          "train_tags": ["untagged"]},
-                         {"env": "E", "episodes": 4, "seed": 1000000, "perturb": ["obs_noise:0,0.1"]}]}
+    spec = {
+        "name": "cond",
+        "train": [entry, {**entry, "tag": "dr"}],
+        "evaluate": [
+            {"env": "E", "episodes": 4, "seed": 1000000, "tag": "clean"},
+            {
+                "env": "E",
+                "episodes": 4,
+                "seed": 1000000,
+                "tag": "colours",
+                "env_kwargs": colours,
+                "train_tags": ["untagged"],
+            },
+            {"env": "E", "episodes": 4, "seed": 1000000, "perturb": ["obs_noise:0,0.1"]},
+        ],
+    }
     out.mkdir()
     (out / "jobs").mkdir()
     write_json_atomic(out / "spec.json", spec)
@@ -413,21 +604,50 @@ def _fake_conditions_study(out):
     for (model, tag), base in crash.items():
         for seed in (0, 1, 2):
             run = run_id("ppo", "E", model, seed, tag)
-            train = {"id": run, "status": "done", "seconds": 1.0,
-                     "spec": {"type": "train", "kind": "ppo", "env": "E", "model": model, "seed": seed,
-                              **({"tag": tag} if tag else {})}}
+            train = {
+                "id": run,
+                "status": "done",
+                "seconds": 1.0,
+                "spec": {
+                    "type": "train",
+                    "kind": "ppo",
+                    "env": "E",
+                    "model": model,
+                    "seed": seed,
+                    **({"tag": tag} if tag else {}),
+                },
+            }
             write_json_atomic(out / "jobs" / f"{run}.done", train)
             for index in (0, 1, 2):
                 if index == 1 and tag:
                     continue
-                rows = [{"perturbation": p, "level": level, "episodes": 4, "mean_return": -1.0 * seed,
-                         "crash_rate": base + 0.01 * seed + (0.3 if index == 1 else 0.0) + (level or 0.0),
-                         "completion_rate": None, "mean_abs_lateral_m": None}
-                        for p, level in ((("none", None),) if index < 2 else (("obs_noise", 0.0), ("obs_noise", 0.1)))]
-                write_json_atomic(out / "jobs" / f"eval{index}-{run}.done",
-                                  {"id": f"eval{index}-{run}", "status": "done", "seconds": 1.0, "rows": rows,
-                                   "spec": {"type": "evaluate", "run": f"runs/{run}", "evaluation": index,
-                                            **({"condition": spec["evaluate"][index]["tag"]} if index < 2 else {})}})
+                rows = [
+                    {
+                        "perturbation": p,
+                        "level": level,
+                        "episodes": 4,
+                        "mean_return": -1.0 * seed,
+                        "crash_rate": base + 0.01 * seed + (0.3 if index == 1 else 0.0) + (level or 0.0),
+                        "completion_rate": None,
+                        "mean_abs_lateral_m": None,
+                    }
+                    for p, level in ((("none", None),) if index < 2 else (("obs_noise", 0.0), ("obs_noise", 0.1)))
+                ]
+                write_json_atomic(
+                    out / "jobs" / f"eval{index}-{run}.done",
+                    {
+                        "id": f"eval{index}-{run}",
+                        "status": "done",
+                        "seconds": 1.0,
+                        "rows": rows,
+                        "spec": {
+                            "type": "evaluate",
+                            "run": f"runs/{run}",
+                            "evaluation": index,
+                            **({"condition": spec["evaluate"][index]["tag"]} if index < 2 else {}),
+                        },
+                    },
+                )
 
 
 def test_summary_of_a_study_with_conditions_is_keyed_by_training_tag_and_condition(tmp_path):
@@ -436,11 +656,18 @@ def test_summary_of_a_study_with_conditions_is_keyed_by_training_tag_and_conditi
     _fake_conditions_study(tmp_path / "s")
     summary = write_summary(tmp_path / "s")
     assert summary["key"] == ["env", "kind", "train_tag", "model", "evaluation", "condition", "perturbation", "level"]
-    cells = [(g["evaluation"], g["condition"], g["train_tag"], g["model"], g["level"], g["n_seeds"])
-             for g in summary["groups"]]
-    assert cells[:6] == [(0, "clean", "untagged", "a", None, 3), (0, "clean", "untagged", "b", None, 3),
-                         (0, "clean", "dr", "a", None, 3), (0, "clean", "dr", "b", None, 3),
-                         (1, "colours", "untagged", "a", None, 3), (1, "colours", "untagged", "b", None, 3)]
+    cells = [
+        (g["evaluation"], g["condition"], g["train_tag"], g["model"], g["level"], g["n_seeds"])
+        for g in summary["groups"]
+    ]
+    assert cells[:6] == [
+        (0, "clean", "untagged", "a", None, 3),
+        (0, "clean", "untagged", "b", None, 3),
+        (0, "clean", "dr", "a", None, 3),
+        (0, "clean", "dr", "b", None, 3),
+        (1, "colours", "untagged", "a", None, 3),
+        (1, "colours", "untagged", "b", None, 3),
+    ]
     assert len(cells) == 6 + 8 and cells[6] == (2, None, "untagged", "a", 0.0, 3)
     colours = summary["groups"][4]
     assert colours["env_kwargs"] == {"domain_randomization": ["colours"]}
@@ -453,15 +680,19 @@ def test_summary_of_a_study_with_conditions_is_keyed_by_training_tag_and_conditi
     assert "| model | clean | colours |" in md and "| model | clean |" in md
     assert '## E, evaluation 1: colours, env_kwargs {"domain_randomization": ["colours"]} (4 episodes' in md
     assert "| dr | ppo:b | none |  | 3 |" in md
-    assert sorted(summary["plots"]) == ["summary-E-dr-conditions.png", "summary-E-e2-obs_noise.png",
-                                        "summary-E-untagged-conditions.png"]
+    assert sorted(summary["plots"]) == [
+        "summary-E-dr-conditions.png",
+        "summary-E-e2-obs_noise.png",
+        "summary-E-untagged-conditions.png",
+    ]
     verdict = separation_verdict(json.loads((tmp_path / "s" / "summary.json").read_text()), ["crash_rate"])
     every = "a better than b; a better than dr:a; dr:b better than b; dr:a better than dr:b"
     assert verdict == [
         f"E clean crash_rate: {every}",  # same tag: models; same model: tags
         "E colours crash_rate: a better than b",
         f"E e2 obs_noise 0.0 crash_rate: {every}",
-        f"E e2 obs_noise 0.1 crash_rate: {every}"]
+        f"E e2 obs_noise 0.1 crash_rate: {every}",
+    ]
     pair = next(c for c in summary["comparisons"] if c["condition"] == "colours" and c["metric"] == "crash_rate")
     assert (pair["a"], pair["b"], pair["better"], pair["prob_improvement"]) == ("a", "b", "lower", 1.0)
     assert pair["prob_improvement_ci"] == [1.0, 1.0]  # every seed of a beats every seed of b
@@ -511,8 +742,10 @@ def test_runs_from_copies_finished_runs_trained_with_the_same_config(tmp_path):
     assert summary["reused"] == {job: str(src.resolve())}
     from ncp_control.agents.study.summary import summary_markdown
 
-    assert f"Reused 1 finished training run(s) of {src.resolve()} (copied, not trained here): {job}." in \
-        summary_markdown(summary)
+    assert (
+        f"Reused 1 finished training run(s) of {src.resolve()} (copied, not trained here): {job}."
+        in summary_markdown(summary)
+    )
     # a second pass (e.g. --resume) finds the job done and copies nothing
     from ncp_control.agents.study.driver import new_record, now
     from ncp_control.agents.study.reuse import reuse_runs
@@ -593,16 +826,24 @@ def test_separation_verdict_needs_the_probability_of_improvement_interval_above_
     from ncp_control.agents.study.summary import metric_statistics, separation_verdict
 
     def group(model, per_seed):
-        return {"env": "E", "kind": "ppo", "evaluation": 0, "perturbation": "p", "level": 0.1, "model": model,
-                "n_seeds": len(per_seed), "metrics": {"crash_rate": metric_statistics(per_seed)}}
+        return {
+            "env": "E",
+            "kind": "ppo",
+            "evaluation": 0,
+            "perturbation": "p",
+            "level": 0.1,
+            "model": model,
+            "n_seeds": len(per_seed),
+            "metrics": {"crash_rate": metric_statistics(per_seed)},
+        }
 
     rng = np.random.default_rng(0)
     low, high = list(rng.uniform(0.0, 0.2, 10)), list(rng.uniform(0.3, 0.5, 10))
-    summary = {"groups": [group("a", low), group("b", high), group("c", list(rng.uniform(0.0, 0.2, 10))),
-                          group("d", [0.9])]}  # one seed: left out
+    summary = {
+        "groups": [group("a", low), group("b", high), group("c", list(rng.uniform(0.0, 0.2, 10))), group("d", [0.9])]
+    }  # one seed: left out
     # written before the comparisons: computed from the per-seed values; lower crash rate is better
-    assert separation_verdict(summary, ["crash_rate"]) == [
-        "E p 0.1 crash_rate: a better than b; c better than b"]
+    assert separation_verdict(summary, ["crash_rate"]) == ["E p 0.1 crash_rate: a better than b; c better than b"]
     summary["groups"][1] = group("b", [v + 0.001 for v in low])  # nearly the same as a: not separated
     summary["groups"] = summary["groups"][:2]
     assert separation_verdict(summary, ["crash_rate"]) == ["E p 0.1 crash_rate: not separated"]

@@ -26,10 +26,22 @@ def tiny_spec(name: str, seeds=(0, 1), timesteps: int = 512, **config) -> dict:
     """MLP PPO on Pendulum-v1 (seconds per run) and an evaluation with an observation-noise sweep."""
     return {
         "name": name,
-        "train": [{"kind": "ppo", "env": "Pendulum-v1", "policies": ["mlp"], "seeds": list(seeds),
-                   "timesteps": timesteps,
-                   "config": {"n_envs": 2, "eval_episodes": 1, "checkpoint_freq": 256,
-                              "algo": {"n_steps": 128, "batch_size": 64, "n_epochs": 1}, **config}}],
+        "train": [
+            {
+                "kind": "ppo",
+                "env": "Pendulum-v1",
+                "policies": ["mlp"],
+                "seeds": list(seeds),
+                "timesteps": timesteps,
+                "config": {
+                    "n_envs": 2,
+                    "eval_episodes": 1,
+                    "checkpoint_freq": 256,
+                    "algo": {"n_steps": 128, "batch_size": 64, "n_epochs": 1},
+                    **config,
+                },
+            }
+        ],
         "evaluate": [{"env": "Pendulum-v1", "episodes": 2, "seed": 1000, "perturb": ["obs_noise:0,0.3"]}],
     }
 
@@ -63,13 +75,19 @@ class TestTwoNodeCluster:
         assert {r["node_id"] for r in records.values()} == {n["NodeID"] for n in ray.nodes() if n["Alive"]}
         for run in ("ppo-PendulumNoVel-v1-ltc-s0", "ppo-PendulumNoVel-v1-cfc-s1"):
             assert {"config.json", "model.zip", "vecnormalize.pkl", "evaluation.json"} <= {
-                p.name for p in (out / "runs" / run).iterdir()}
+                p.name for p in (out / "runs" / run).iterdir()
+            }
         assert {"config.json", "model.pt", "progress.jsonl", "demonstrations"} <= {
-            p.name for p in (out / "runs" / "bc-LaneKeeping-v0-ncp-ltc-s0").iterdir()}
+            p.name for p in (out / "runs" / "bc-LaneKeeping-v0-ncp-ltc-s0").iterdir()
+        }
         groups = {(g["env"], g["model"], g["level"]): g for g in summary["groups"]}
         assert groups["PendulumNoVel-v1", "ltc", None]["n_seeds"] == 2
         assert set(groups["LaneKeeping-v0", "ncp-ltc", 0.2]["metrics"]) == {
-            "mean_return", "completion_rate", "crash_rate", "mean_abs_lateral_m"}
+            "mean_return",
+            "completion_rate",
+            "crash_rate",
+            "mean_abs_lateral_m",
+        }
         assert (out / ".done").is_file() and (out / "summary.md").is_file()
 
     def test_tiny_study_on_two_workers(self, cluster, tmp_path):
@@ -108,8 +126,9 @@ class TestLocalRay:
         first = tmp_path / "first"
         run_study(tiny_spec("first", seeds=(0,)), first)
         lines = []
-        summary = run_study(tiny_spec("second", seeds=(0, 1)), tmp_path / "second", runs_from=[first],
-                            progress=lines.append)
+        summary = run_study(
+            tiny_spec("second", seeds=(0, 1)), tmp_path / "second", runs_from=[first], progress=lines.append
+        )
         records = read_records(tmp_path / "second")
         assert summary["jobs"]["done"] == summary["jobs"]["total"] == 4
         assert records["ppo-Pendulum-v1-mlp-s0"]["reused_from"] == str(first.resolve())
@@ -117,17 +136,34 @@ class TestLocalRay:
         assert summary["reused"] == {"ppo-Pendulum-v1-mlp-s0": str(first.resolve())}
         assert "ppo-Pendulum-v1-mlp-s0: submitted" not in lines and "ppo-Pendulum-v1-mlp-s1: submitted" in lines
         # the reused run's evaluation ran here, on the copy, and matches the first study's
-        assert per_run_metrics(tmp_path / "second")["eval0-ppo-Pendulum-v1-mlp-s0"] == \
-            per_run_metrics(first)["eval0-ppo-Pendulum-v1-mlp-s0"]
+        assert (
+            per_run_metrics(tmp_path / "second")["eval0-ppo-Pendulum-v1-mlp-s0"]
+            == per_run_metrics(first)["eval0-ppo-Pendulum-v1-mlp-s0"]
+        )
 
     def test_a_killed_driver_resumes_without_rerunning_finished_jobs(self, local, tmp_path):
         spec = tiny_spec("driver")
         spec_path = tmp_path / "spec.json"
         spec_path.write_text(json.dumps(spec))
         out = tmp_path / "study"
-        driver = subprocess.Popen([sys.executable, "-m", "ncp_control.agents.cli", "study", str(spec_path), "--out", str(out),
-                                   "--num-cpus", "1", "--quiet"], cwd=ROOT, start_new_session=True,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        driver = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ncp_control.agents.cli",
+                "study",
+                str(spec_path),
+                "--out",
+                str(out),
+                "--num-cpus",
+                "1",
+                "--quiet",
+            ],
+            cwd=ROOT,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         first = out / "jobs" / "ppo-Pendulum-v1-mlp-s0.done"
         try:
             deadline = time.time() + 240

@@ -27,9 +27,23 @@ def _namespace(tmp_path: Path) -> Path:
 
 def _mypy(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     pytest.importorskip("mypy", reason="mypy is in the dev extra: pip install -e '.[dev]'")
-    return subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
-                           "--cache-dir", str(cwd / ".mypy_cache"), "--no-color-output", *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--cache-dir",
+            str(cwd / ".mypy_cache"),
+            "--no-color-output",
+            *args,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_mypy_passes_over_the_package(tmp_path):

@@ -100,8 +100,21 @@ def built(tmp_path_factory):
     wheels = list(dist.glob("ncp_control-*.whl"))
     assert len(wheels) == 1, wheels
     site = tmp / "site"
-    _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target", str(site),
-          str(wheels[0])], cwd=tmp)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-compile",
+            "--target",
+            str(site),
+            str(wheels[0]),
+        ],
+        cwd=tmp,
+    )
     return wheels[0], source, site
 
 
@@ -116,10 +129,19 @@ def away(built, tmp_path_factory):
     tools.mkdir()
     guard = tools / "guard.py"
     guard.write_text(GUARD)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "NCP_CONTROL_PURE_TORCH",
-                                                             "NCP_CONTROL_EXTRA_CFLAGS")}
-    env.update(PYTHONPATH=str(site), WHEEL_SITE=str(site), CHECKOUT=str(ROOT), NCP_CONTROL_CACHE_DIR=str(tmp / "cache"),
-               PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONHOME", "NCP_CONTROL_PURE_TORCH", "NCP_CONTROL_EXTRA_CFLAGS")
+    }
+    env.update(
+        PYTHONPATH=str(site),
+        WHEEL_SITE=str(site),
+        CHECKOUT=str(ROOT),
+        NCP_CONTROL_CACHE_DIR=str(tmp / "cache"),
+        PYTHONDONTWRITEBYTECODE="1",
+        OMP_NUM_THREADS="1",
+    )
     env.setdefault("MUJOCO_GL", "egl")
 
     def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -151,12 +173,18 @@ def test_wheel_holds_every_module_and_data_file_and_nothing_else(built):
     assert not expected - package_files, f"missing from the wheel: {sorted(expected - package_files)}"
     assert not package_files - expected, f"in the wheel but not in the sources: {sorted(package_files - expected)}"
     # the data the commands read, named explicitly (a folder emptied by mistake would pass the comparison above)
-    for pattern in ("ncp_control/agents/configs/ppo.json", "ncp_control/agents/configs/rl_zoo/ppo_lstm_ncp_ltc.yml",
-                    "ncp_control/agents/configs/rl_zoo/ppo_lstm_ncp_cfc.yml", "ncp_control/agents/configs/studies/",
-                    "ncp_control/envs/lane_keeping/assets/lane_scene.xml",
-                    "ncp_control/envs/lane_keeping/assets/lane_vehicle.xml",
-                    "ncp_control/cells/native/ltc_kernel.c", "ncp_control/cells/native/cfc_kernel.c",
-                    "ncp_control/agents/cli.py", "ncp_control/envs/__init__.py"):
+    for pattern in (
+        "ncp_control/agents/configs/ppo.json",
+        "ncp_control/agents/configs/rl_zoo/ppo_lstm_ncp_ltc.yml",
+        "ncp_control/agents/configs/rl_zoo/ppo_lstm_ncp_cfc.yml",
+        "ncp_control/agents/configs/studies/",
+        "ncp_control/envs/lane_keeping/assets/lane_scene.xml",
+        "ncp_control/envs/lane_keeping/assets/lane_vehicle.xml",
+        "ncp_control/cells/native/ltc_kernel.c",
+        "ncp_control/cells/native/cfc_kernel.c",
+        "ncp_control/agents/cli.py",
+        "ncp_control/envs/__init__.py",
+    ):
         assert any(n.startswith(pattern) for n in names), f"{pattern} is missing from the wheel"
     assert any(n.endswith(".json") for n in names if n.startswith("ncp_control/agents/configs/studies/"))
     with zipfile.ZipFile(wheel) as z:
@@ -175,19 +203,49 @@ def test_cli_help(away):
 def test_train_ppo_then_evaluate(away):
     """A preset of the installed configs/ppo.json (PendulumNoVel-v1, ltc), trained for 64 steps, then evaluated."""
     config = away.tools / "ppo.json"
-    config.write_text(json.dumps({"algo": {"n_steps": 32, "batch_size": 32}, "checkpoint_freq": 0, "eval_freq": 0,
-                                  "eval_episodes": 1, "n_envs": 1}))
+    config.write_text(
+        json.dumps(
+            {
+                "algo": {"n_steps": 32, "batch_size": 32},
+                "checkpoint_freq": 0,
+                "eval_freq": 0,
+                "eval_episodes": 1,
+                "n_envs": 1,
+            }
+        )
+    )
     run_dir = away.tmp / "runs" / "ppo-pendulum"
-    away("-m", "ncp_control.agents.cli", "train-ppo", "--env", "PendulumNoVel-v1", "--policy", "ltc",
-         "--timesteps", "64", "--n-envs", "1", "--out", run_dir, "--no-progress", "--config", config)
+    away(
+        "-m",
+        "ncp_control.agents.cli",
+        "train-ppo",
+        "--env",
+        "PendulumNoVel-v1",
+        "--policy",
+        "ltc",
+        "--timesteps",
+        "64",
+        "--n-envs",
+        "1",
+        "--out",
+        run_dir,
+        "--no-progress",
+        "--config",
+        config,
+    )
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["env_id"] == "PendulumNoVel-v1" and saved["algo"]["n_steps"] == 32
-    result = json.loads(away("-m", "ncp_control.agents.cli", "evaluate", run_dir, "--episodes", "1", "--json", "-").stdout)
+    result = json.loads(
+        away("-m", "ncp_control.agents.cli", "evaluate", run_dir, "--episodes", "1", "--json", "-").stdout
+    )
     assert result["env_id"] == "PendulumNoVel-v1" and len(result["returns"]) == 1
 
 
 def test_lane_keeping_env_reads_the_installed_assets(away):
-    script = _script(away, "lane_keeping.py", """
+    script = _script(
+        away,
+        "lane_keeping.py",
+        """
         import os
         from importlib import resources
         from pathlib import Path
@@ -208,18 +266,25 @@ def test_lane_keeping_env_reads_the_installed_assets(away):
         assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8, frame.shape
         assert np.ptp(obs) > 0 and np.ptp(frame) > 0, "a blank image"
         print("lane keeping ok", obs.shape, frame.shape)
-    """)
+    """,
+    )
     assert "lane keeping ok" in away(script).stdout
 
 
 #: what ncp_control.cells.native.compiler() looks for (not imported here: that would import the checkout's torch code)
-HAS_CC = bool(shutil.which(os.environ["CC"]) if os.environ.get("CC") else
-              any(shutil.which(name) for name in ("cc", "gcc", "clang")))
+HAS_CC = bool(
+    shutil.which(os.environ["CC"])
+    if os.environ.get("CC")
+    else any(shutil.which(name) for name in ("cc", "gcc", "clang"))
+)
 
 
 @pytest.mark.skipif(not HAS_CC, reason="no C compiler: the fast path cannot be built here")
 def test_ltc_kernel_is_compiled_from_the_installed_source(away):
-    script = _script(away, "kernel.py", """
+    script = _script(
+        away,
+        "kernel.py",
+        """
         import os
         from pathlib import Path
 
@@ -247,12 +312,16 @@ def test_ltc_kernel_is_compiled_from_the_installed_source(away):
         for a, b in zip(fast if isinstance(fast, tuple) else (fast,), pure if isinstance(pure, tuple) else (pure,)):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
         print("kernel ok", native.status()["ltc_kernel"])
-    """)
+    """,
+    )
     assert "kernel ok" in away(script).stdout
 
 
 def test_presets_rl_zoo_files_and_study_specs_are_read_from_the_install(away):
-    script = _script(away, "configs.py", """
+    script = _script(
+        away,
+        "configs.py",
+        """
         import os
         from pathlib import Path
 
@@ -271,5 +340,6 @@ def test_presets_rl_zoo_files_and_study_specs_are_read_from_the_install(away):
             plan = plan_study(read_spec(path))
             assert plan.train, path
         print("configs ok", len(specs))
-    """)
+    """,
+    )
     assert "configs ok" in away(script).stdout

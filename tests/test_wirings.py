@@ -21,8 +21,13 @@ matplotlib.use("Agg")
 
 INPUT_DIMS = (1, 3, 17)
 PAPER_NCP = dict(
-    inter_neurons=12, command_neurons=6, motor_neurons=1, sensory_fanout=6, inter_fanout=4,
-    recurrent_command_synapses=6, motor_fanin=6,
+    inter_neurons=12,
+    command_neurons=6,
+    motor_neurons=1,
+    sensory_fanout=6,
+    inter_fanout=4,
+    recurrent_command_synapses=6,
+    motor_fanin=6,
 )
 
 
@@ -409,7 +414,12 @@ ERROR_CASES = [
     ("output_dim too big", lambda: FullyConnected(3, 4), ValueError, r"output_dim must be an integer in \[1, 3\]"),
     ("output_dim 0", lambda: Random(3, 0), ValueError, r"output_dim must be an integer in \[1, 3\]"),
     ("output_dim changed", lambda: FullyConnected(3, 2).set_output_dim(1), ValueError, r"already 2"),
-    ("seed negative", lambda: FullyConnected(3, erev_init_seed=-1), ValueError, r"erev_init_seed must be .*\[0, 4294967295\]"),
+    (
+        "seed negative",
+        lambda: FullyConnected(3, erev_init_seed=-1),
+        ValueError,
+        r"erev_init_seed must be .*\[0, 4294967295\]",
+    ),
     ("seed None", lambda: Random(3, random_seed=None), TypeError, r"None .* cannot be reproduced"),
     ("seed too big", lambda: NCP(**PAPER_NCP, seed=2**32), ValueError, r"seed must be an integer in \[0, 4294967295\]"),
     ("self_connections int", lambda: FullyConnected(3, self_connections=1), TypeError, r"True or False"),
@@ -421,9 +431,24 @@ ERROR_CASES = [
     ("command 0", lambda: NCP(3, 0, 1, 1, 1, 1, 1), ValueError, r"command_neurons must be an integer >= 1"),
     ("motor 0", lambda: NCP(3, 3, 0, 1, 1, 1, 1), ValueError, r"motor_neurons must be an integer >= 1"),
     ("inter float", lambda: NCP(3.0, 3, 1, 1, 1, 1, 1), TypeError, r"inter_neurons must be an integer"),
-    ("sensory_fanout > inter", lambda: NCP(3, 3, 1, 4, 1, 1, 1), ValueError, r"sensory_fanout .*\[1, 3\] \(the number of inter neurons\)"),
-    ("sensory_fanout 0", lambda: NCP(3, 3, 1, 0, 1, 1, 1), ValueError, r"sensory_fanout must be an integer in \[1, 3\]"),
-    ("inter_fanout > command", lambda: NCP(3, 2, 1, 1, 3, 1, 1), ValueError, r"inter_fanout .*\[1, 2\] \(the number of command"),
+    (
+        "sensory_fanout > inter",
+        lambda: NCP(3, 3, 1, 4, 1, 1, 1),
+        ValueError,
+        r"sensory_fanout .*\[1, 3\] \(the number of inter neurons\)",
+    ),
+    (
+        "sensory_fanout 0",
+        lambda: NCP(3, 3, 1, 0, 1, 1, 1),
+        ValueError,
+        r"sensory_fanout must be an integer in \[1, 3\]",
+    ),
+    (
+        "inter_fanout > command",
+        lambda: NCP(3, 2, 1, 1, 3, 1, 1),
+        ValueError,
+        r"inter_fanout .*\[1, 2\] \(the number of command",
+    ),
     ("inter_fanout 0", lambda: NCP(3, 2, 1, 1, 0, 1, 1), ValueError, r"inter_fanout must be an integer in \[1, 2\]"),
     ("motor_fanin > command", lambda: NCP(3, 2, 1, 1, 1, 1, 3), ValueError, r"motor_fanin .*\[1, 2\]"),
     ("motor_fanin 0", lambda: NCP(3, 2, 1, 1, 1, 1, 0), ValueError, r"motor_fanin must be an integer in \[1, 2\]"),
@@ -431,7 +456,12 @@ ERROR_CASES = [
     ("autoncp output too big", lambda: AutoNCP(10, 8), ValueError, r"output_size must be an integer in \[1, 7\]"),
     ("autoncp output 0", lambda: AutoNCP(10, 0), ValueError, r"output_size must be an integer in \[1, 7\]"),
     ("autoncp units 3", lambda: AutoNCP(3, 1), ValueError, r"units must be an integer >= 4"),
-    ("autoncp sparsity", lambda: AutoNCP(10, 2, sparsity_level=1.5), ValueError, r"sparsity_level must be in \[0.0, 1.0\]"),
+    (
+        "autoncp sparsity",
+        lambda: AutoNCP(10, 2, sparsity_level=1.5),
+        ValueError,
+        r"sparsity_level must be in \[0.0, 1.0\]",
+    ),
     ("build 0", lambda: FullyConnected(3).build(0), ValueError, r"input_dim must be an integer >= 1"),
     ("build tuple", lambda: FullyConnected(3).build((None, 4)), TypeError, r"input_dim must be an integer"),
     ("polarity 0", lambda: Wiring(3).add_synapse(0, 1, 0), ValueError, r"polarity must be -1 .* or \+1"),
@@ -440,26 +470,81 @@ ERROR_CASES = [
     ("src out of range", lambda: Wiring(3).add_synapse(3, 1, 1), ValueError, r"src must be an integer in \[0, 2\]"),
     ("dest negative", lambda: Wiring(3).add_synapse(0, -1, 1), ValueError, r"dest must be an integer in \[0, 2\]"),
     ("sensory before build", lambda: Wiring(3).add_sensory_synapse(0, 1, 1), ValueError, r"call build\(input_dim\)"),
-    ("sensory src range", lambda: _built_ncp().add_sensory_synapse(4, 0, 1), ValueError, r"src must be an integer in \[0, 3\]"),
+    (
+        "sensory src range",
+        lambda: _built_ncp().add_sensory_synapse(4, 0, 1),
+        ValueError,
+        r"src must be an integer in \[0, 3\]",
+    ),
     ("sensory polarity", lambda: _built_ncp().add_sensory_synapse(0, 0, -2), ValueError, r"polarity must be -1"),
     ("sensory count unbuilt", lambda: NCP(**PAPER_NCP).sensory_synapse_count, ValueError, r"build\(input_dim\)"),
     ("sensory erev unbuilt", lambda: NCP(**PAPER_NCP).sensory_erev_initializer(), ValueError, r"build"),
     ("erev shape", lambda: Wiring(3).erev_initializer(shape=(3, 4)), ValueError, r"shape \(3, 3\)"),
     ("layer out of range", lambda: NCP(**PAPER_NCP).get_neurons_of_layer(3), ValueError, r"layer_id .*\[0, 2\]"),
-    ("layer of base", lambda: Wiring(3).get_neurons_of_layer(1), ValueError, r"layer_id must be an integer in \[0, 0\]"),
+    (
+        "layer of base",
+        lambda: Wiring(3).get_neurons_of_layer(1),
+        ValueError,
+        r"layer_id must be an integer in \[0, 0\]",
+    ),
     ("neuron id", lambda: NCP(**PAPER_NCP).get_type_of_neuron(19), ValueError, r"neuron_id .*\[0, 18\]"),
     ("neuron type typo", lambda: Wiring(3).neuron_ids("motors"), ValueError, r"one of \('motor', 'command', 'inter'\)"),
     ("neuron type sensory", lambda: Wiring(3).neuron_ids("sensory"), ValueError, r"not neurons"),
     ("config not dict", lambda: Wiring.from_config([1]), TypeError, r"mapping"),
-    ("config class", lambda: Wiring.from_config({"class_name": "Foo", "units": 3}), ValueError, r"unknown wiring class_name 'Foo'"),
-    ("config wrong class", lambda: NCP.from_config(FullyConnected(3).get_config()), ValueError, r"describes a FullyConnected"),
-    ("config extra key", lambda: Wiring.from_config({**Random(3).get_config(), "foo": 1}), ValueError, r"unexpected keys \['foo'\]"),
-    ("config missing key", lambda: Wiring.from_config({"class_name": "AutoNCP", "units": 9}), ValueError, r"needs the keys \['output_size'\]"),
-    ("config matrix shape", lambda: Wiring.from_config({**Wiring(3).get_config(), "adjacency_matrix": [[0]]}), ValueError, r"shape \(3, 3\)"),
-    ("config matrix values", lambda: Wiring.from_config({**Wiring(2).get_config(), "adjacency_matrix": [[0, 2], [0, 0]]}), ValueError, r"-1, 0 or \+1"),
-    ("config sensory no input_dim", lambda: Wiring.from_config({**Wiring(2).get_config(), "sensory_adjacency_matrix": [[0, 1]]}), ValueError, r"no input_dim"),
-    ("graph erev shape", lambda: _built_ncp().to_networkx(erev=np.zeros((3, 3))), ValueError, r"erev must have the shape .*\(19, 19\)"),
-    ("graph sensory erev unbuilt", lambda: Wiring(2).to_networkx(sensory_erev=np.zeros((1, 2))), ValueError, r"not built"),
+    (
+        "config class",
+        lambda: Wiring.from_config({"class_name": "Foo", "units": 3}),
+        ValueError,
+        r"unknown wiring class_name 'Foo'",
+    ),
+    (
+        "config wrong class",
+        lambda: NCP.from_config(FullyConnected(3).get_config()),
+        ValueError,
+        r"describes a FullyConnected",
+    ),
+    (
+        "config extra key",
+        lambda: Wiring.from_config({**Random(3).get_config(), "foo": 1}),
+        ValueError,
+        r"unexpected keys \['foo'\]",
+    ),
+    (
+        "config missing key",
+        lambda: Wiring.from_config({"class_name": "AutoNCP", "units": 9}),
+        ValueError,
+        r"needs the keys \['output_size'\]",
+    ),
+    (
+        "config matrix shape",
+        lambda: Wiring.from_config({**Wiring(3).get_config(), "adjacency_matrix": [[0]]}),
+        ValueError,
+        r"shape \(3, 3\)",
+    ),
+    (
+        "config matrix values",
+        lambda: Wiring.from_config({**Wiring(2).get_config(), "adjacency_matrix": [[0, 2], [0, 0]]}),
+        ValueError,
+        r"-1, 0 or \+1",
+    ),
+    (
+        "config sensory no input_dim",
+        lambda: Wiring.from_config({**Wiring(2).get_config(), "sensory_adjacency_matrix": [[0, 1]]}),
+        ValueError,
+        r"no input_dim",
+    ),
+    (
+        "graph erev shape",
+        lambda: _built_ncp().to_networkx(erev=np.zeros((3, 3))),
+        ValueError,
+        r"erev must have the shape .*\(19, 19\)",
+    ),
+    (
+        "graph sensory erev unbuilt",
+        lambda: Wiring(2).to_networkx(sensory_erev=np.zeros((1, 2))),
+        ValueError,
+        r"not built",
+    ),
 ]
 
 
@@ -485,8 +570,12 @@ def test_networkx_graph_types_and_polarity():
         i = graph.nodes[src]["index"]
         matrix = wiring.sensory_adjacency_matrix if src.startswith("sensory") else wiring.adjacency_matrix
         assert data["polarity"] == data["initial_polarity"] == matrix[i, j] == data["weight"]
-        assert (types[src], types[dest]) in {("sensory", "inter"), ("inter", "command"), ("command", "command"),
-                                            ("command", "motor")}
+        assert (types[src], types[dest]) in {
+            ("sensory", "inter"),
+            ("inter", "command"),
+            ("command", "command"),
+            ("command", "motor"),
+        }
 
 
 def test_networkx_graph_uses_trained_polarity():
@@ -560,7 +649,11 @@ def test_import_is_numpy_only():
         "print(sorted(m for m in ('networkx', 'matplotlib', 'torch') if m in sys.modules))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1]
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
     ).stdout
     assert out.strip() == "[]"
 

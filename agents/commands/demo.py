@@ -40,15 +40,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--episodes", type=int, default=20, help="held-out roads to evaluate on (default: 20)")
     parser.add_argument("--expert", default=None, help="expert factory 'module:name' (default: the env's)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one training setting of the demo preset")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one training setting of the demo preset",
+    )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted demo run in --out")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: the per-step tensors are tiny and extra threads mostly "
-                             "add synchronisation; measured 5x slower with 2 threads on a busy 2-core machine)")
-    parser.add_argument("--checkpoint-seconds", type=float, default=120.0,
-                        help="also write checkpoint.pt inside an epoch every this many seconds (default 120; 0: only "
-                             "after each epoch)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: the per-step tensors are tiny and extra threads mostly "
+        "add synchronisation; measured 5x slower with 2 threads on a busy 2-core machine)",
+    )
+    parser.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        default=120.0,
+        help="also write checkpoint.pt inside an epoch every this many seconds (default 120; 0: only after each epoch)",
+    )
 
 
 def plot_trace(episode, path: Path, title: str) -> None:
@@ -64,8 +77,15 @@ def plot_trace(episode, path: Path, title: str) -> None:
     ax1.plot(t, episode.executed[:, 0], label="policy (executed)")
     ax1.plot(t, episode.actions[:, 0], "--", label="expert (label)")
     if "road_curvature" in episode.info:
-        ax1.plot(t, episode.info["road_curvature"] / max(np.abs(episode.info["road_curvature"]).max(), 1e-9)
-                 * np.abs(episode.actions[:, 0]).max(), ":", color="grey", label="road curvature (scaled)")
+        ax1.plot(
+            t,
+            episode.info["road_curvature"]
+            / max(np.abs(episode.info["road_curvature"]).max(), 1e-9)
+            * np.abs(episode.actions[:, 0]).max(),
+            ":",
+            color="grey",
+            label="road curvature (scaled)",
+        )
     ax1.set_ylabel("steering (normalised curvature)")
     ax1.legend(loc="upper right", fontsize=8)
     ax1.set_title(title)
@@ -146,8 +166,11 @@ def _write_trace(config, policy, out: Path, args: argparse.Namespace) -> int:
     road = im.heldout_road_seeds(im.HELDOUT_SEED_START, 1)[0]
     trace = im.rollout(env, expert, road, learner=policy, beta=0.0, step_seconds=policy.config.step_seconds)
     env.close()
-    plot_trace(trace, out / "trace.png", f"{config.model} on held-out road {road} "
-                                         f"({'completed' if trace.success else 'left the lane'})")
+    plot_trace(
+        trace,
+        out / "trace.png",
+        f"{config.model} on held-out road {road} ({'completed' if trace.success else 'left the lane'})",
+    )
     return road
 
 
@@ -173,9 +196,18 @@ def _inspect(out: Path, road: int) -> dict:
     neuron's strongest drivers."""
     from ncp_control.agents.evaluation.run_inspection import inspect_run
 
-    inspection = inspect_run(out, out / "inspect", episodes=1, seed=road, closed_loop_episodes=0, max_steps=300,
-                             ig_steps=16, saliency_frames=2, gif_steps=120,
-                             figures=("traces", "wiring", "heatmap", "pca", "saliency"))
+    inspection = inspect_run(
+        out,
+        out / "inspect",
+        episodes=1,
+        seed=road,
+        closed_loop_episodes=0,
+        max_steps=300,
+        ig_steps=16,
+        saliency_frames=2,
+        gif_steps=120,
+        figures=("traces", "wiring", "heatmap", "pca", "saliency"),
+    )
     return next(iter(inspection["top_driver"].values()))  # the first motor neuron's strongest drivers
 
 
@@ -201,8 +233,9 @@ def _write_summary(out: Path, config, episodes: int, metrics: dict, first_top: d
     (out / "demo.json").write_text(json.dumps(summary, indent=1))
 
 
-def _print_results(out: Path, config, episodes: int, metrics: dict, first_top: dict, seconds: _Seconds,
-                   table: str) -> None:
+def _print_results(
+    out: Path, config, episodes: int, metrics: dict, first_top: dict, seconds: _Seconds, table: str
+) -> None:
     """The closing lines: the parameter table, the held-out metrics, the strongest command neuron, the timings."""
     from ncp_control.agents.evaluation.episodes import summary_line
 
@@ -212,8 +245,12 @@ def _print_results(out: Path, config, episodes: int, metrics: dict, first_top: d
         f"mean |lateral offset| {metrics['mean_abs_lateral_m']:.3f} m, "
         f"{metrics['departures_per_km']:.2f} departures/km, steering smoothness {metrics['steering_smoothness']:.4f}"
     )
-    print(f"command neuron driving the motor neuron most (mean rank of three views): "
-          f"{first_top['overall']}; report: {out / 'inspect' / 'report.html'}")
-    print(f"train {seconds.train:.0f} s, evaluate {seconds.evaluate:.0f} s, inspect {seconds.inspect:.0f} s, "
-          f"total {seconds.total:.0f} s")
+    print(
+        f"command neuron driving the motor neuron most (mean rank of three views): "
+        f"{first_top['overall']}; report: {out / 'inspect' / 'report.html'}"
+    )
+    print(
+        f"train {seconds.train:.0f} s, evaluate {seconds.evaluate:.0f} s, inspect {seconds.inspect:.0f} s, "
+        f"total {seconds.total:.0f} s"
+    )
     print(f"{config.model} held-out: {summary_line(metrics)}; run folder {out}")

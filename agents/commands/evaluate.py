@@ -35,9 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="run folder written by train-ppo or train-bc")
     add_episode_arguments(parser, "the run's own env")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic ones")
-    parser.add_argument("--json", metavar="FILE",
-                        help="write the full record (per-episode returns, lengths, seeds, ...) as JSON to FILE "
-                             "('-': to stdout instead of the table)")
+    parser.add_argument(
+        "--json",
+        metavar="FILE",
+        help="write the full record (per-episode returns, lengths, seeds, ...) as JSON to FILE "
+        "('-': to stdout instead of the table)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,10 +62,17 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     loaded = load_run(args.run_dir)
     env_id = args.env or loaded.env_id
-    result = evaluate(loaded.predictor, env_id, args.episodes, args.seed,
-                      env_kwargs=loaded.env_kwargs if env_id == loaded.env_id else None,
-                      n_envs=args.n_envs, deterministic=not args.stochastic, allow_import=args.env is not None,
-                      progress=progress_printer("evaluated", write=lambda line: print(line, file=sys.stderr, flush=True)))
+    result = evaluate(
+        loaded.predictor,
+        env_id,
+        args.episodes,
+        args.seed,
+        env_kwargs=loaded.env_kwargs if env_id == loaded.env_id else None,
+        n_envs=args.n_envs,
+        deterministic=not args.stochastic,
+        allow_import=args.env is not None,
+        progress=progress_printer("evaluated", write=lambda line: print(line, file=sys.stderr, flush=True)),
+    )
     result = {"run_dir": str(args.run_dir), "env_id": env_id, **result}
     text = json.dumps(result, indent=2)
     if args.json == "-":

@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)
     metadata = export_run(args.run_dir, args.out)
-    print(f"wrote {args.out}: {metadata['run_kind']} {metadata['policy']} policy for {metadata['env_id']}, "
-          f"state size {metadata['state_size']}, nominal step {metadata['nominal_step_seconds']} s")
+    print(
+        f"wrote {args.out}: {metadata['run_kind']} {metadata['policy']} policy for {metadata['env_id']}, "
+        f"state size {metadata['state_size']}, nominal step {metadata['nominal_step_seconds']} s"
+    )
     return 0

@@ -22,22 +22,39 @@ from ncp_control.agents.errors import UsageError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders written by train-bc or train-ppo")
     parser.add_argument("--env", help="Gymnasium id (default: each run's own env, with its training env_kwargs)")
-    parser.add_argument("--perturb", action="append", required=True, metavar="NAME:LEVELS",
-                        help="a sweep, e.g. pixel_noise:0,0.316,0.447,0.548 (repeatable; names: obs_noise, "
-                             "pixel_noise, dropout, frozen, occlusion, brightness, blur, action_noise, action_delay, "
-                             "irregular_time)")
+    parser.add_argument(
+        "--perturb",
+        action="append",
+        required=True,
+        metavar="NAME:LEVELS",
+        help="a sweep, e.g. pixel_noise:0,0.316,0.447,0.548 (repeatable; names: obs_noise, "
+        "pixel_noise, dropout, frozen, occlusion, brightness, blur, action_noise, action_delay, "
+        "irregular_time)",
+    )
     parser.add_argument("--episodes", type=int, default=20, help="episodes per model and level (default 20)")
-    parser.add_argument("--seed", type=int, default=1_000_000,
-                        help="seed of the first episode (default 1000000, the first held-out lane-keeping road)")
-    parser.add_argument("--perturbation-seed", type=int, default=None,
-                        help="seed of the perturbation wrappers (default: --seed)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=1_000_000,
+        help="seed of the first episode (default 1000000, the first held-out lane-keeping road)",
+    )
+    parser.add_argument(
+        "--perturbation-seed", type=int, default=None, help="seed of the perturbation wrappers (default: --seed)"
+    )
     parser.add_argument("--out", required=True, help="folder for robustness.{md,csv,json,png}")
     parser.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--n-envs", type=int, default=1, help="environment copies batched per task (default 1)")
-    parser.add_argument("--block-episodes", type=int, default=10,
-                        help="episodes per parallel task (default 10; results do not depend on --processes)")
-    parser.add_argument("--no-share-neutral", action="store_true",
-                        help="evaluate each sweep's neutral level with its (identity) wrapper instead of once")
+    parser.add_argument(
+        "--block-episodes",
+        type=int,
+        default=10,
+        help="episodes per parallel task (default 10; results do not depend on --processes)",
+    )
+    parser.add_argument(
+        "--no-share-neutral",
+        action="store_true",
+        help="evaluate each sweep's neutral level with its (identity) wrapper instead of once",
+    )
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic ones")
     parser.add_argument("--no-plot", action="store_true", help="skip robustness.png")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -50,8 +67,12 @@ def check_args(args: argparse.Namespace) -> None:
 
     for run_dir in args.run_dirs:
         checks.loadable_run(run_dir)
-    for flag, value in (("--episodes", args.episodes), ("--processes", args.processes), ("--n-envs", args.n_envs),
-                        ("--block-episodes", args.block_episodes)):
+    for flag, value in (
+        ("--episodes", args.episodes),
+        ("--processes", args.processes),
+        ("--n-envs", args.n_envs),
+        ("--block-episodes", args.block_episodes),
+    ):
         checks.positive(flag, value)
     checks.non_negative("--seed", args.seed)
     checks.non_negative("--perturbation-seed", args.perturbation_seed)
@@ -70,9 +91,16 @@ def run(args: argparse.Namespace) -> int:
 
     check_args(args)
     results = robustness_sweep(
-        args.run_dirs, args.env, args.perturb, args.episodes, args.seed,
-        perturbation_seed=args.perturbation_seed, n_envs=args.n_envs, processes=args.processes,
-        block_episodes=args.block_episodes, share_neutral=not args.no_share_neutral,
+        args.run_dirs,
+        args.env,
+        args.perturb,
+        args.episodes,
+        args.seed,
+        perturbation_seed=args.perturbation_seed,
+        n_envs=args.n_envs,
+        processes=args.processes,
+        block_episodes=args.block_episodes,
+        share_neutral=not args.no_share_neutral,
         deterministic=not args.stochastic,
         progress=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)),
     )

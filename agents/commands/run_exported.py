@@ -37,9 +37,14 @@ def run(args: argparse.Namespace) -> int:
     policy = OnnxPolicy(args.policy, threads=args.threads)
     stored = policy.metadata["env_id"]
     env_id = args.env or stored
-    result = evaluate(policy, env_id, args.episodes, args.seed,
-                      env_kwargs=policy.metadata.get("env_kwargs") if env_id == stored else None,
-                      n_envs=args.n_envs)
+    result = evaluate(
+        policy,
+        env_id,
+        args.episodes,
+        args.seed,
+        env_kwargs=policy.metadata.get("env_kwargs") if env_id == stored else None,
+        n_envs=args.n_envs,
+    )
     result = {"policy": str(args.policy), "env_id": env_id, **result}
     text = json.dumps(result, indent=2)
     print(text)

@@ -20,16 +20,28 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="study spec (JSON)")
     parser.add_argument("--out", required=True, metavar="DIR", help="study folder")
-    parser.add_argument("--address", default=None,
-                        help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray started for this run)")
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray started for this run)",
+    )
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     parser.add_argument("--resume", action="store_true", help="continue the study in DIR; finished jobs are skipped")
-    parser.add_argument("--storage", choices=("auto", "shared", "transfer"), default="auto",
-                        help="shared: tasks write DIR directly; transfer: run folders come back as archives; "
-                             "auto (default): shared when every Ray node is this machine")
-    parser.add_argument("--runs-from", action="append", default=[], metavar="OTHER",
-                        help="a finished study folder whose training runs with the same job id and resolved config "
-                             "are copied into DIR instead of trained again (repeatable; others are trained)")
+    parser.add_argument(
+        "--storage",
+        choices=("auto", "shared", "transfer"),
+        default="auto",
+        help="shared: tasks write DIR directly; transfer: run folders come back as archives; "
+        "auto (default): shared when every Ray node is this machine",
+    )
+    parser.add_argument(
+        "--runs-from",
+        action="append",
+        default=[],
+        metavar="OTHER",
+        help="a finished study folder whose training runs with the same job id and resolved config "
+        "are copied into DIR instead of trained again (repeatable; others are trained)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -43,9 +55,19 @@ def run(args: argparse.Namespace) -> int:
     if args.num_cpus is not None and args.num_cpus < 1:
         raise UsageError("--num-cpus must be >= 1")
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    summary = run_study(read_spec(args.spec), args.out, address=args.address, num_cpus=args.num_cpus,
-                        resume=args.resume, storage=args.storage, runs_from=args.runs_from, progress=say)
+    summary = run_study(
+        read_spec(args.spec),
+        args.out,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        resume=args.resume,
+        storage=args.storage,
+        runs_from=args.runs_from,
+        progress=say,
+    )
     jobs = summary["jobs"]
-    print(f"{jobs['done']}/{jobs['total']} jobs done ({jobs['failed']} failed, {jobs['skipped']} skipped); "
-          f"summary in {args.out}/summary.md")
+    print(
+        f"{jobs['done']}/{jobs['total']} jobs done ({jobs['failed']} failed, {jobs['skipped']} skipped); "
+        f"summary in {args.out}/summary.md"
+    )
     return 0 if jobs["done"] == jobs["total"] else 1

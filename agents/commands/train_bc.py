@@ -29,20 +29,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=PRESET_NAMES, default="demo", help="settings preset (default: demo)")
     parser.add_argument("--seed", type=int, default=0, help="seeds weights, training roads, noise, shuffling")
     parser.add_argument("--out", required=True, help="run folder")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its checkpoint with its stored settings")
-    parser.add_argument("--expert", default=None, help="expert: 'pure-pursuit' or a factory 'module:name' (default: the env's registered one); "
-                             "with --resume, repeat a run's own 'module:name' to allow importing it")
-    parser.add_argument("--env-kwargs", default=None, type=_json_object,
-                        help="JSON object of keyword arguments for gym.make (merged over the preset's)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one training setting (a BCConfig field; VALUE parsed as JSON when it can be)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint with its stored settings"
+    )
+    parser.add_argument(
+        "--expert",
+        default=None,
+        help="expert: 'pure-pursuit' or a factory 'module:name' (default: the env's registered one); "
+        "with --resume, repeat a run's own 'module:name' to allow importing it",
+    )
+    parser.add_argument(
+        "--env-kwargs",
+        default=None,
+        type=_json_object,
+        help="JSON object of keyword arguments for gym.make (merged over the preset's)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one training setting (a BCConfig field; VALUE parsed as JSON when it can be)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--checkpoint-seconds", type=float, default=120.0,
-                        help="also write checkpoint.pt inside an epoch every this many seconds (default 120; 0: only "
-                             "after each epoch), so that a kill loses at most about that much training")
-    parser.add_argument("--eval-episodes", type=int, default=10,
-                        help="held-out roads evaluated at the end, written to eval_heldout.json (default 10; 0: none)")
+    parser.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        default=120.0,
+        help="also write checkpoint.pt inside an epoch every this many seconds (default 120; 0: only "
+        "after each epoch), so that a kill loses at most about that much training",
+    )
+    parser.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=10,
+        help="held-out roads evaluated at the end, written to eval_heldout.json (default 10; 0: none)",
+    )
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -158,9 +181,11 @@ def _json_object(text: str):
 def print_progress(record: dict) -> None:
     """One line per progress record of :func:`ncp_control.agents.imitation.train` (reads well in a log file)."""
     if "collect/episode" in record:
-        print(f"round {record['collect/round']}: collected episode {record['collect/episode']}/"
-              f"{record['collect/episodes']} ({record['collect/steps']} steps, {record['time/seconds']:.0f} s)",
-              flush=True)
+        print(
+            f"round {record['collect/round']}: collected episode {record['collect/episode']}/"
+            f"{record['collect/episodes']} ({record['collect/steps']} steps, {record['time/seconds']:.0f} s)",
+            flush=True,
+        )
         return
     print(
         f"round {record['train/round']} epoch {record['train/epoch']}: loss {record['train/loss']:.4f} "
@@ -182,7 +207,8 @@ def has_progress(run_dir) -> bool:
     """Whether an imitation run folder holds work worth resuming (a checkpoint, a model or demonstrations)."""
     run_dir = Path(run_dir)
     return any((run_dir / name).exists() for name in ("checkpoint.pt", "model.pt")) or any(
-        (run_dir / "demonstrations").glob("*.npz"))
+        (run_dir / "demonstrations").glob("*.npz")
+    )
 
 
 # The steps of `run` below (and new_run_settings above) are also the first steps of `ncp-control demo`.
@@ -205,8 +231,15 @@ def train_run(config, args: argparse.Namespace) -> Path:
     from ncp_control.agents.imitation import train
 
     with checks.removed_on_failure(args.out, keep=has_progress):
-        return train(config, args.out, resume=args.resume, callback=print_progress, on_collect=print_progress,
-                     checkpoint_seconds=args.checkpoint_seconds, trusted_expert=args.expert)
+        return train(
+            config,
+            args.out,
+            resume=args.resume,
+            callback=print_progress,
+            on_collect=print_progress,
+            checkpoint_seconds=args.checkpoint_seconds,
+            trusted_expert=args.expert,
+        )
 
 
 def evaluate_run(run_dir, config, episodes: int, label: str):
@@ -216,8 +249,9 @@ def evaluate_run(run_dir, config, episodes: int, label: str):
     from ncp_control.agents.imitation import evaluate_heldout, load_predictor
 
     predictor = load_predictor(run_dir)
-    metrics = evaluate_heldout(predictor, config.env_id, episodes, env_kwargs=config.env_kwargs,
-                               progress=progress_printer(label))
+    metrics = evaluate_heldout(
+        predictor, config.env_id, episodes, env_kwargs=config.env_kwargs, progress=progress_printer(label)
+    )
     (Path(run_dir) / "eval_heldout.json").write_text(json.dumps(metrics, indent=1))
     return predictor, metrics
 

@@ -34,14 +34,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-envs", type=int, help="parallel environments (default: the preset's)")
     parser.add_argument("--vec-env", choices=("dummy", "subproc"), help="DummyVecEnv or SubprocVecEnv")
     parser.add_argument("--config", help="JSON file overriding the presets")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its last checkpoint (reads SB3's pickled zip and "
-                             "VecNormalize files: resume only runs you trust)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint (reads SB3's pickled zip and "
+        "VecNormalize files: resume only runs you trust)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="turn the progress bar off")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument("--checkpoint-seconds", type=float, default=None,
-                        help="also checkpoint every this many seconds of wall time, at a rollout start (default: the "
-                             "preset's 60; 0: off), so that a kill loses little training")
+    parser.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        default=None,
+        help="also checkpoint every this many seconds of wall time, at a rollout start (default: the "
+        "preset's 60; 0: off), so that a kill loses little training",
+    )
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -56,11 +63,16 @@ def check_args(args: argparse.Namespace) -> None:
             raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
         checks.run_folder(args.out, "--out")
         return
-    missing = [flag for flag, value in (("--env", args.env), ("--policy", args.policy), ("--timesteps", args.timesteps))
-               if value is None]
+    missing = [
+        flag
+        for flag, value in (("--env", args.env), ("--policy", args.policy), ("--timesteps", args.timesteps))
+        if value is None
+    ]
     if missing:
-        raise UsageError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required for a new run "
-                         "(or --resume --out RUN_DIR)")
+        raise UsageError(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required for a new run "
+            "(or --resume --out RUN_DIR)"
+        )
     checks.env_id(args.env)
     if args.out:
         from ncp_control.agents.ppo import has_progress
@@ -86,8 +98,14 @@ def _new_config(args: argparse.Namespace, overrides: dict) -> dict:
     from ncp_control.agents import ppo
 
     try:
-        config = ppo.resolve_config(args.env, args.policy, timesteps=args.timesteps, seed=args.seed,
-                                    config_file=args.config, overrides=overrides)
+        config = ppo.resolve_config(
+            args.env,
+            args.policy,
+            timesteps=args.timesteps,
+            seed=args.seed,
+            config_file=args.config,
+            overrides=overrides,
+        )
         ppo.check_model_keys(config)
     except ValueError as error:
         if args.config and not str(error).startswith("config file"):
@@ -118,11 +136,16 @@ def run(args: argparse.Namespace) -> int:
     from ncp_control.agents.ppo.callbacks import ProgressLines
 
     torch.set_num_threads(args.threads)
-    print(f"{'resuming' if args.resume else 'training'} {config['policy']} on {config['env_id']} for "
-          f"{config['timesteps']} steps; run folder {out}", flush=True)
+    print(
+        f"{'resuming' if args.resume else 'training'} {config['policy']} on {config['env_id']} for "
+        f"{config['timesteps']} steps; run folder {out}",
+        flush=True,
+    )
     with checks.removed_on_failure(out, keep=ppo.has_progress):
         ppo.train(config, out, resume=args.resume, callbacks=[ProgressLines(config["timesteps"])])
     result = json.loads((Path(out) / ppo.EVALUATION_FILE).read_text())
-    print(f"{config['policy']} on {config['env_id']}, {result['timesteps']} steps: {summary_line(result)}; "
-          f"run folder {out}")
+    print(
+        f"{config['policy']} on {config['env_id']}, {result['timesteps']} steps: {summary_line(result)}; "
+        f"run folder {out}"
+    )
     return 0

@@ -35,8 +35,13 @@ LANE_KEYS = ("is_success", "lateral_offset_m", "distance_m")
 TRUSTED_ENV_MODULES: frozenset[str] = frozenset({"ncp_control.envs"})
 
 
-def make_eval_env(env_id: str, env_kwargs: dict[str, Any] | None = None,
-                  wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (), *, allow_import: bool = False) -> gym.Env:
+def make_eval_env(
+    env_id: str,
+    env_kwargs: dict[str, Any] | None = None,
+    wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
+    *,
+    allow_import: bool = False,
+) -> gym.Env:
     """``gym.make(env_id, **env_kwargs)`` with ``wrappers`` applied in order (first = innermost).
 
     ``env_id`` may be ``"module:EnvId"`` (Gymnasium's convention) so that worker processes can register envs that
@@ -72,7 +77,8 @@ def _import_env_module(module: str, env_id: str, allow_import: bool) -> None:
         raise ValueError(
             f"environment id '{module}:{env_id}' asks to import the module {module!r}, which is not one of this "
             "project's env modules; a run folder's config cannot make this program import code. If you trust it, "
-            f"name it yourself: --env {module}:{env_id}")
+            f"name it yourself: --env {module}:{env_id}"
+        )
     try:
         importlib.import_module(module)
     except ImportError as error:
@@ -86,10 +92,12 @@ def check_spaces_fit(predictor, env: gym.Env) -> None:
         actual = getattr(env, name)
         if expected is not None and not _spaces_equal(expected, actual):
             spec = getattr(env, "spec", None)
-            hint = (" PendulumNoVel-v1 became rl-zoo's env on 2026-11-28 (velocity zeroed, Box(3,)); models trained "
-                    "on its earlier Box(2,) observation need retraining."
-                    if spec is not None and spec.id == "PendulumNoVel-v1" and getattr(expected, "shape", None) == (2,)
-                    else "")
+            hint = (
+                " PendulumNoVel-v1 became rl-zoo's env on 2026-11-28 (velocity zeroed, Box(3,)); models trained "
+                "on its earlier Box(2,) observation need retraining."
+                if spec is not None and spec.id == "PendulumNoVel-v1" and getattr(expected, "shape", None) == (2,)
+                else ""
+            )
             raise ValueError(
                 f"the model does not fit this environment: its {name} is {expected}, the environment's is {actual}. "
                 "Evaluate on the environment (and env_kwargs) the model was trained on." + hint
@@ -152,13 +160,18 @@ def evaluate(
             env.close()
 
 
-def _run(predictor, envs_: list[gym.Env], episodes: int, seed: int, deterministic: bool,
-         progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def _run(
+    predictor,
+    envs_: list[gym.Env],
+    episodes: int,
+    seed: int,
+    deterministic: bool,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     n = len(envs_)
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=int)
-    lane: dict[str, list] = {"success": [None] * episodes, "distance": [0.0] * episodes, "departed": [False] * episodes,
-                             "abs_lateral": [], "action_deltas": [], "episode_abs_lateral": [[] for _ in range(episodes)]}
+    lane = _empty_lane_record(episodes)
     lane_seen = True
     next_episode = 0
     episode_of = [-1] * n  # which episode each copy runs; -1 = idle
@@ -184,18 +197,8 @@ def _run(predictor, envs_: list[gym.Env], episodes: int, seed: int, deterministi
             observations[i], reward, terminated, truncated, info = env.step(action)
             returns[ep] += float(reward)
             lengths[ep] += 1
-            flat_action = np.asarray(action, dtype=np.float64).reshape(-1)
-            previous = last_action[i]
-            if previous is not None:
-                lane["action_deltas"].append(np.abs(flat_action - previous).mean())  # mean over action dims
-            last_action[i] = flat_action
-            if all(k in info for k in LANE_KEYS):
-                lane["abs_lateral"].append(abs(float(info["lateral_offset_m"])))
-                lane["episode_abs_lateral"][ep].append(lane["abs_lateral"][-1])
-                lane["distance"][ep] = float(info["distance_m"])
-                lane["success"][ep] = bool(info["is_success"])
-            else:
-                lane_seen = False
+            last_action[i] = _record_action(lane, action, last_action[i])
+            lane_seen = _record_lane_info(lane, ep, info) and lane_seen
             if terminated or truncated:
                 lane["departed"][ep] = bool(terminated) and not bool(info.get("is_success", False))
                 last_action[i] = None
@@ -209,6 +212,45 @@ def _run(predictor, envs_: list[gym.Env], episodes: int, seed: int, deterministi
                     starts[i] = True
                 else:
                     episode_of[i] = -1
+    return _summarise(returns, lengths, seed, lane, lane_seen)
+
+
+def _empty_lane_record(episodes: int) -> dict[str, list]:
+    """The per-episode and per-step lane-keeping numbers :func:`_run` gathers, before the first step."""
+    return {
+        "success": [None] * episodes,
+        "distance": [0.0] * episodes,
+        "departed": [False] * episodes,
+        "abs_lateral": [],
+        "action_deltas": [],
+        "episode_abs_lateral": [[] for _ in range(episodes)],
+    }
+
+
+def _record_action(lane: dict[str, list], action: Any, previous: np.ndarray | None) -> np.ndarray:
+    """Note |a_t - a_{t-1}| (mean over action dims) when the copy took an action before; return the flat action."""
+    flat_action = np.asarray(action, dtype=np.float64).reshape(-1)
+    if previous is not None:
+        lane["action_deltas"].append(np.abs(flat_action - previous).mean())  # mean over action dims
+    return flat_action
+
+
+def _record_lane_info(lane: dict[str, list], ep: int, info: dict[str, Any]) -> bool:
+    """Note one step's lane-keeping info for episode ``ep``; False when the info lacks the lane-keeping keys."""
+    if not all(k in info for k in LANE_KEYS):
+        return False
+    lane["abs_lateral"].append(abs(float(info["lateral_offset_m"])))
+    lane["episode_abs_lateral"][ep].append(lane["abs_lateral"][-1])
+    lane["distance"][ep] = float(info["distance_m"])
+    lane["success"][ep] = bool(info["is_success"])
+    return True
+
+
+def _summarise(
+    returns: np.ndarray, lengths: np.ndarray, seed: int, lane: dict[str, list], lane_seen: bool
+) -> dict[str, Any]:
+    """:func:`evaluate`'s result from the numbers :func:`_run` gathered."""
+    episodes = len(returns)
     result: dict[str, Any] = {
         "mean_return": float(returns.mean()),
         "std_return": float(returns.std()),
@@ -254,15 +296,21 @@ def _transposed_image(model_space: spaces.Box, env_space: spaces.Box) -> bool:
     """SB3 stores a channels-last uint8 image space as channels-first (``VecTransposeImage``) and transposes the
     observations back in ``predict``: ``(C, H, W)`` fits an env's ``(H, W, C)``."""
     a, b = model_space.shape, env_space.shape
-    return (len(a) == 3 and len(b) == 3 and a == (b[2], b[0], b[1])
-            and model_space.dtype == np.uint8 and env_space.dtype == np.uint8)
+    return (
+        len(a) == 3
+        and len(b) == 3
+        and a == (b[2], b[0], b[1])
+        and model_space.dtype == np.uint8
+        and env_space.dtype == np.uint8
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
 # on screen
 # --------------------------------------------------------------------------------------------------------------
-def progress_printer(what: str, every_seconds: float = 15.0,
-                     write: Callable[[str], None] = lambda line: print(line, flush=True)) -> Callable[[int, int], None]:
+def progress_printer(
+    what: str, every_seconds: float = 15.0, write: Callable[[str], None] = lambda line: print(line, flush=True)
+) -> Callable[[int, int], None]:
     """An ``evaluate(progress=...)`` callback printing ``what: 7/20 episodes (35 s)`` at most every ``every_seconds``
     (and at the last episode): lines that read well in a log file."""
     import time
@@ -285,8 +333,9 @@ def summary_line(result: dict[str, Any]) -> str:
     returns = np.asarray(result["returns"], dtype=np.float64)
     sd = float(returns.std(ddof=1)) if len(returns) > 1 else 0.0
     seeds = result.get("seeds") or [0]
-    text = (f"mean return {returns.mean():.2f} ± {sd:.2f} (sd) over {len(returns)} episodes "
-            f"(seeds {seeds[0]}-{seeds[-1]})")
+    text = (
+        f"mean return {returns.mean():.2f} ± {sd:.2f} (sd) over {len(returns)} episodes (seeds {seeds[0]}-{seeds[-1]})"
+    )
     if "completion_rate" in result:
         done = sum(bool(s) for s in result["successes"])
         text += f", completed {done}/{len(returns)} ({result['completion_rate']:.0%})"
@@ -300,15 +349,19 @@ def format_table(result: dict[str, Any]) -> str:
     returns = np.asarray(result["returns"], dtype=np.float64)
     n = len(returns)
     sd = float(returns.std(ddof=1)) if n > 1 else 0.0
-    lines = [f"{result.get('run_dir', '')} on {result.get('env_id', '')}: {n} episodes".strip(),
-             f"  mean return     {returns.mean():12.2f} ± {sd:.2f} (sd)   min {returns.min():.2f}   max {returns.max():.2f}",
-             f"  mean length     {np.mean(result['lengths']):12.1f}",
-             f"  crash rate      {result['crash_rate']:12.0%}"]
+    lines = [
+        f"{result.get('run_dir', '')} on {result.get('env_id', '')}: {n} episodes".strip(),
+        f"  mean return     {returns.mean():12.2f} ± {sd:.2f} (sd)   min {returns.min():.2f}   max {returns.max():.2f}",
+        f"  mean length     {np.mean(result['lengths']):12.1f}",
+        f"  crash rate      {result['crash_rate']:12.0%}",
+    ]
     if "completion_rate" in result:
-        lines += [f"  completion      {result['completion_rate']:12.0%}",
-                  f"  |lateral| m     {result['mean_abs_lateral_m']:12.3f}",
-                  f"  departures/km   {result['departures_per_km']:12.2f}",
-                  f"  smoothness      {result['steering_smoothness']:12.4f}"]
+        lines += [
+            f"  completion      {result['completion_rate']:12.0%}",
+            f"  |lateral| m     {result['mean_abs_lateral_m']:12.3f}",
+            f"  departures/km   {result['departures_per_km']:12.2f}",
+            f"  smoothness      {result['steering_smoothness']:12.4f}",
+        ]
     lines.append("  episode  seed        return  length" + ("  completed" if "successes" in result else ""))
     shown = range(min(n, 20))
     for i in shown:

@@ -91,11 +91,15 @@ def parse_sweeps(perturbations: Sequence[str]) -> list[tuple[str, tuple[float | 
             empty list, or the same perturbation named twice.
     """
     if isinstance(perturbations, str):
-        raise TypeError(f"perturbations must be a list of sweep specs, got the str {perturbations!r}; wrap it in a list")
+        raise TypeError(
+            f"perturbations must be a list of sweep specs, got the str {perturbations!r}; wrap it in a list"
+        )
     sweeps = [parse_sweep(spec) for spec in perturbations]
     if not sweeps:
-        raise ValueError("give at least one perturbation sweep, e.g. 'pixel_noise:0,0.316,0.447,0.548'; "
-                         f"valid names: {', '.join(PERTURBATIONS)}")
+        raise ValueError(
+            "give at least one perturbation sweep, e.g. 'pixel_noise:0,0.316,0.447,0.548'; "
+            f"valid names: {', '.join(PERTURBATIONS)}"
+        )
     names = [name for name, _ in sweeps]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -122,15 +126,17 @@ def _label_models(models: Mapping[str, Any] | Sequence[Any]) -> list[tuple[str, 
                 label = type(source).__name__
             pairs.append((label, source))
         labels = [label for label, _ in pairs]
-        pairs = [(f"{label}#{i}" if labels.count(label) > 1 else label, source)
-                 for i, (label, source) in enumerate(pairs)]
+        pairs = [
+            (f"{label}#{i}" if labels.count(label) > 1 else label, source) for i, (label, source) in enumerate(pairs)
+        ]
     if not pairs:
         raise ValueError("give at least one model (a run folder or a Predictor)")
     return pairs
 
 
-def _prepare_model(label: str, source: Any, env_id: str | None, env_kwargs: Mapping[str, Any] | None,
-                   processes: int) -> tuple[ModelJob, Any, dict[str, Any]]:
+def _prepare_model(
+    label: str, source: Any, env_id: str | None, env_kwargs: Mapping[str, Any] | None, processes: int
+) -> tuple[ModelJob, Any, dict[str, Any]]:
     """Load/check one model in the main process: returns its job, its predictor and its description.
 
     Raises ``ValueError`` (reported for this model) when it cannot be loaded or does not fit the env.
@@ -156,13 +162,16 @@ def _prepare_model(label: str, source: Any, env_id: str | None, env_kwargs: Mapp
             try:
                 pickle.dumps(source)
             except Exception as error:
-                raise ValueError(f"{label}: cannot send this predictor to worker processes ({error}); "
-                                 "use processes=1 or pass a run folder") from error
+                raise ValueError(
+                    f"{label}: cannot send this predictor to worker processes ({error}); "
+                    "use processes=1 or pass a run folder"
+                ) from error
         predictor = source
         job = ModelJob(source, env_id, dict(env_kwargs or {}), allow_import=True)
         description = {"predictor": f"{type(source).__module__}.{type(source).__qualname__}"}
-    env = make_eval_env(job.env_id, job.env_kwargs, getattr(predictor, "env_wrappers", ()),
-                        allow_import=job.allow_import)
+    env = make_eval_env(
+        job.env_id, job.env_kwargs, getattr(predictor, "env_wrappers", ()), allow_import=job.allow_import
+    )
     try:
         check_spaces_fit(predictor, env)
     finally:
@@ -183,8 +192,13 @@ class _LoadedModels:
     failures: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-def _load_models(labelled: Sequence[tuple[str, Any]], env_id: str | None, env_kwargs: Mapping[str, Any] | None,
-                 processes: int, say: Callable[[str], None]) -> _LoadedModels:
+def _load_models(
+    labelled: Sequence[tuple[str, Any]],
+    env_id: str | None,
+    env_kwargs: Mapping[str, Any] | None,
+    processes: int,
+    say: Callable[[str], None],
+) -> _LoadedModels:
     """Load and check every model here, so that a broken one is reported before any work starts."""
     models = _LoadedModels()
     for label, source in labelled:
@@ -214,17 +228,28 @@ def _condition_of(name: str, level: float | int, share_neutral: bool) -> Conditi
     return Condition(None) if share_neutral and condition.is_neutral else condition
 
 
-def _plan_tasks(job_of: Mapping[str, int], sweeps: Sequence[tuple[str, tuple[float | int, ...]]],
-                share_neutral: bool, episodes: int, block_episodes: int) -> list[Task]:
+def _plan_tasks(
+    job_of: Mapping[str, int],
+    sweeps: Sequence[tuple[str, tuple[float | int, ...]]],
+    share_neutral: bool,
+    episodes: int,
+    block_episodes: int,
+) -> list[Task]:
     """Every model x distinct condition x block of ``block_episodes`` episodes (the last block may be shorter)."""
-    conditions = list(dict.fromkeys(_condition_of(name, level, share_neutral)
-                                    for name, levels in sweeps for level in levels))
-    return [Task(job_of[label], c, start, min(block_episodes, episodes - start))
-            for label in job_of for c in conditions for start in range(0, episodes, block_episodes)]
+    conditions = list(
+        dict.fromkeys(_condition_of(name, level, share_neutral) for name, levels in sweeps for level in levels)
+    )
+    return [
+        Task(job_of[label], c, start, min(block_episodes, episodes - start))
+        for label in job_of
+        for c in conditions
+        for start in range(0, episodes, block_episodes)
+    ]
 
 
-def _run_and_report(tasks: Sequence[Task], models: _LoadedModels, say: Callable[[str], None], t0: float,
-                    **settings: Any) -> dict[Task, dict[str, Any]]:
+def _run_and_report(
+    tasks: Sequence[Task], models: _LoadedModels, say: Callable[[str], None], t0: float, **settings: Any
+) -> dict[Task, dict[str, Any]]:
     """Run ``tasks`` (``settings``: :func:`run_tasks`'s keyword arguments) and say a line after each one."""
     outcomes: dict[Task, dict[str, Any]] = {}
     label_of = {index: label for label, index in models.job_of.items()}
@@ -234,16 +259,23 @@ def _run_and_report(tasks: Sequence[Task], models: _LoadedModels, say: Callable[
         label = label_of[task.model]
         what = "unperturbed" if task.condition.name is None else task.condition.spec
         status = f"error: {outcome['error']}" if "error" in outcome else f"mean return {outcome['mean_return']:.2f}"
-        say(f"[{len(outcomes)}/{len(tasks)} {time.perf_counter() - t0:.0f}s] {label} {what} "
-            f"episodes {task.start}-{task.start + task.count - 1}: {status}")
+        say(
+            f"[{len(outcomes)}/{len(tasks)} {time.perf_counter() - t0:.0f}s] {label} {what} "
+            f"episodes {task.start}-{task.start + task.count - 1}: {status}"
+        )
 
     run_tasks(tasks, models.jobs, models.predictors, record, **settings)
     return outcomes
 
 
-def _assemble_rows(models: _LoadedModels, tasks: Sequence[Task], outcomes: Mapping[Task, dict[str, Any]],
-                   sweeps: Sequence[tuple[str, tuple[float | int, ...]]], share_neutral: bool,
-                   confidence: float) -> list[Row]:
+def _assemble_rows(
+    models: _LoadedModels,
+    tasks: Sequence[Task],
+    outcomes: Mapping[Task, dict[str, Any]],
+    sweeps: Sequence[tuple[str, tuple[float | int, ...]]],
+    share_neutral: bool,
+    confidence: float,
+) -> list[Row]:
     """One :class:`Row` per evaluated model x perturbation x level, per-episode values in episode order. A model
     with an error in any task gets no rows: its first error goes into ``models.failures``."""
     rows: list[Row] = []
@@ -255,14 +287,14 @@ def _assemble_rows(models: _LoadedModels, tasks: Sequence[Task], outcomes: Mappi
         for name, levels in sweeps:
             for level in levels:
                 condition = _condition_of(name, level, share_neutral)
-                blocks = sorted((t for t in tasks if t.model == index and t.condition == condition),
-                                key=lambda t: t.start)
+                blocks = sorted(
+                    (t for t in tasks if t.model == index and t.condition == condition), key=lambda t: t.start
+                )
                 rows.append(_gathered_row(label, name, level, [outcomes[t] for t in blocks], confidence))
     return rows
 
 
-def _gathered_row(model: str, name: str, level: float | int, parts: Sequence[dict[str, Any]],
-                  confidence: float) -> Row:
+def _gathered_row(model: str, name: str, level: float | int, parts: Sequence[dict[str, Any]], confidence: float) -> Row:
     """The row of one model at one level from its blocks' outcomes ``parts`` (in episode order)."""
     lane = all("successes" in p for p in parts)
 
@@ -270,11 +302,16 @@ def _gathered_row(model: str, name: str, level: float | int, parts: Sequence[dic
         return [v for p in parts for v in p[key]]
 
     return Row(
-        model=model, perturbation=name, level=level, returns=gather("returns"),
-        lengths=gather("lengths"), crashes=gather("crashes"),
+        model=model,
+        perturbation=name,
+        level=level,
+        returns=gather("returns"),
+        lengths=gather("lengths"),
+        crashes=gather("crashes"),
         successes=gather("successes") if lane else None,
         abs_lateral_m=gather("abs_lateral_m") if lane else None,
-        distances_m=gather("distances_m") if lane else None, confidence=confidence,
+        distances_m=gather("distances_m") if lane else None,
+        confidence=confidence,
     )
 
 
@@ -331,6 +368,77 @@ def robustness_sweep(
         ValueError: an unknown perturbation name or malformed level (the message lists the valid names), or a
             bad ``episodes``/``n_envs``/``processes``/``block_episodes``/``confidence``/``start_method``.
     """
+    plan = _checked_plan(
+        perturbations,
+        episodes,
+        seed,
+        perturbation_seed,
+        n_envs,
+        processes,
+        block_episodes,
+        share_neutral,
+        deterministic,
+        confidence,
+        start_method,
+    )
+    say = progress or (lambda line: None)
+    return _sweep(models, env_id, env_kwargs, plan, say)
+
+
+@dataclasses.dataclass(frozen=True)
+class _SweepPlan:
+    """The checked arguments of one :func:`robustness_sweep`."""
+
+    sweeps: list[tuple[str, tuple[float | int, ...]]]
+    episodes: int
+    seed: int
+    perturbation_seed: int
+    n_envs: int
+    processes: int
+    block_episodes: int
+    share_neutral: bool
+    deterministic: bool
+    confidence: float
+    start_method: StartMethod
+
+    def run_settings(self) -> dict[str, Any]:
+        """:func:`run_tasks`'s keyword arguments."""
+        return {
+            "seed": self.seed,
+            "perturbation_seed": self.perturbation_seed,
+            "n_envs": self.n_envs,
+            "deterministic": self.deterministic,
+            "processes": self.processes,
+            "start_method": self.start_method,
+        }
+
+    def settings(self, seconds: float) -> dict[str, Any]:
+        """The settings the results report, with the sweep's duration."""
+        return {
+            "n_envs": self.n_envs,
+            "processes": self.processes,
+            "block_episodes": self.block_episodes,
+            "share_neutral": self.share_neutral,
+            "deterministic": self.deterministic,
+            "start_method": self.start_method,
+            "seconds": seconds,
+        }
+
+
+def _checked_plan(
+    perturbations: Sequence[str],
+    episodes: int,
+    seed: int,
+    perturbation_seed: int | None,
+    n_envs: int,
+    processes: int,
+    block_episodes: int,
+    share_neutral: bool,
+    deterministic: bool,
+    confidence: float,
+    start_method: StartMethod,
+) -> _SweepPlan:
+    """Validate :func:`robustness_sweep`'s arguments (raises ``ValueError`` as documented there)."""
     sweeps = parse_sweeps(perturbations)
     episodes = checks.positive_int("episodes", episodes)
     n_envs = checks.positive_int("n_envs", n_envs)
@@ -340,23 +448,47 @@ def robustness_sweep(
     checks.choice("start_method", start_method, _START_METHODS)
     # seeds: what checks.seed checks without optional or high, typed int
     seed = checks.non_negative_int("seed", seed)
-    perturbation_seed = seed if perturbation_seed is None else checks.non_negative_int("perturbation_seed",
-                                                                                         perturbation_seed)
-    say = progress or (lambda line: None)
-
-    labelled = _label_models(models)
-    loaded = _load_models(labelled, env_id, env_kwargs, processes, say)
-    tasks = _plan_tasks(loaded.job_of, sweeps, share_neutral, episodes, block_episodes)
-    t0 = time.perf_counter()
-    outcomes = _run_and_report(tasks, loaded, say, t0, seed=seed, perturbation_seed=perturbation_seed,
-                               n_envs=n_envs, deterministic=deterministic, processes=processes,
-                               start_method=start_method)
-    rows = _assemble_rows(loaded, tasks, outcomes, sweeps, share_neutral, confidence)
-    return RobustnessResults(
-        env_id=env_id, episodes=episodes, seed=seed, perturbation_seed=perturbation_seed, sweeps=sweeps, rows=rows,
-        models={label: loaded.descriptions[label] for label, _ in labelled}, failures=loaded.failures,
+    perturbation_seed = (
+        seed if perturbation_seed is None else checks.non_negative_int("perturbation_seed", perturbation_seed)
+    )
+    return _SweepPlan(
+        sweeps=sweeps,
+        episodes=episodes,
+        seed=seed,
+        perturbation_seed=perturbation_seed,
+        n_envs=n_envs,
+        processes=processes,
+        block_episodes=block_episodes,
+        share_neutral=share_neutral,
+        deterministic=deterministic,
         confidence=confidence,
-        settings={"n_envs": n_envs, "processes": processes, "block_episodes": block_episodes,
-                  "share_neutral": share_neutral, "deterministic": deterministic, "start_method": start_method,
-                  "seconds": time.perf_counter() - t0},
+        start_method=start_method,
+    )
+
+
+def _sweep(
+    models: Mapping[str, Any] | Sequence[Any],
+    env_id: str | None,
+    env_kwargs: Mapping[str, Any] | None,
+    plan: _SweepPlan,
+    say: Callable[[str], None],
+) -> RobustnessResults:
+    """Load the models, plan the tasks, run them and gather the results of a checked sweep."""
+    labelled = _label_models(models)
+    loaded = _load_models(labelled, env_id, env_kwargs, plan.processes, say)
+    tasks = _plan_tasks(loaded.job_of, plan.sweeps, plan.share_neutral, plan.episodes, plan.block_episodes)
+    t0 = time.perf_counter()
+    outcomes = _run_and_report(tasks, loaded, say, t0, **plan.run_settings())
+    rows = _assemble_rows(loaded, tasks, outcomes, plan.sweeps, plan.share_neutral, plan.confidence)
+    return RobustnessResults(
+        env_id=env_id,
+        episodes=plan.episodes,
+        seed=plan.seed,
+        perturbation_seed=plan.perturbation_seed,
+        sweeps=plan.sweeps,
+        rows=rows,
+        models={label: loaded.descriptions[label] for label, _ in labelled},
+        failures=loaded.failures,
+        confidence=plan.confidence,
+        settings=plan.settings(time.perf_counter() - t0),
     )

@@ -30,9 +30,11 @@ from ncp_control.envs.perturbations import PERTURBATIONS
 
 __all__ = ["Row", "RobustnessResults", "CI_METHOD"]
 
-CI_METHOD = ("student-t interval on the mean return over episodes; Wilson score interval on the crash rate; rliable "
-             "IQM of the return with its stratified-bootstrap interval and probability of improvement between models, "
-             "over episodes")
+CI_METHOD = (
+    "student-t interval on the mean return over episodes; Wilson score interval on the crash rate; rliable "
+    "IQM of the return with its stratified-bootstrap interval and probability of improvement between models, "
+    "over episodes"
+)
 
 
 @dataclasses.dataclass
@@ -70,12 +72,21 @@ class Row:
         crashes = int(sum(self.crashes))
         crash_low, crash_high = wilson_interval(crashes, self.episodes, self.confidence)
         out: dict[str, Any] = {
-            "model": self.model, "perturbation": self.perturbation, "level": self.level, "episodes": self.episodes,
-            "mean_return": mean, "return_ci_low": low, "return_ci_high": high,
+            "model": self.model,
+            "perturbation": self.perturbation,
+            "level": self.level,
+            "episodes": self.episodes,
+            "mean_return": mean,
+            "return_ci_low": low,
+            "return_ci_high": high,
             "std_return": float(np.std(self.returns, ddof=1)) if self.episodes > 1 else math.nan,
             "mean_length": float(np.mean(self.lengths)),
-            "crash_rate": crashes / self.episodes, "crash_ci_low": crash_low, "crash_ci_high": crash_high,
-            "completion_rate": None, "mean_abs_lateral_m": None, "departures_per_km": None,
+            "crash_rate": crashes / self.episodes,
+            "crash_ci_low": crash_low,
+            "crash_ci_high": crash_high,
+            "completion_rate": None,
+            "mean_abs_lateral_m": None,
+            "departures_per_km": None,
         }
         if self.successes is not None:
             if self.distances_m is None or self.abs_lateral_m is None:
@@ -91,13 +102,37 @@ class Row:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.summary(), "returns": self.returns, "lengths": self.lengths, "crashes": self.crashes,
-                "successes": self.successes, "abs_lateral_m": self.abs_lateral_m, "distances_m": self.distances_m}
+        return {
+            **self.summary(),
+            "returns": self.returns,
+            "lengths": self.lengths,
+            "crashes": self.crashes,
+            "successes": self.successes,
+            "abs_lateral_m": self.abs_lateral_m,
+            "distances_m": self.distances_m,
+        }
 
 
-_SUMMARY_COLUMNS = ("model", "perturbation", "level", "episodes", "mean_return", "return_ci_low", "return_ci_high",
-                    "std_return", "mean_length", "crash_rate", "crash_ci_low", "crash_ci_high", "completion_rate",
-                    "mean_abs_lateral_m", "departures_per_km", "iqm_return", "iqm_return_ci_low", "iqm_return_ci_high")
+_SUMMARY_COLUMNS = (
+    "model",
+    "perturbation",
+    "level",
+    "episodes",
+    "mean_return",
+    "return_ci_low",
+    "return_ci_high",
+    "std_return",
+    "mean_length",
+    "crash_rate",
+    "crash_ci_low",
+    "crash_ci_high",
+    "completion_rate",
+    "mean_abs_lateral_m",
+    "departures_per_km",
+    "iqm_return",
+    "iqm_return_ci_low",
+    "iqm_return_ci_high",
+)
 
 
 @dataclasses.dataclass
@@ -147,8 +182,9 @@ class RobustnessResults:
         for r in self.rows:
             stats = iqm[(r.model, r.perturbation, r.level)]
             low, high = stats["iqm_ci"] or (None, None)
-            out.append({**r.summary(), "iqm_return": stats["iqm"], "iqm_return_ci_low": low,
-                        "iqm_return_ci_high": high})
+            out.append(
+                {**r.summary(), "iqm_return": stats["iqm"], "iqm_return_ci_low": low, "iqm_return_ci_high": high}
+            )
         return out
 
     def statistics(self) -> dict[str, Any]:
@@ -159,19 +195,26 @@ class RobustnessResults:
         from ncp_control.agents.evaluation.statistics import aggregate_intervals, pairwise_improvement
 
         if self._statistics is None:
-            iqm = {(r.model, r.perturbation, r.level): aggregate_intervals({"x": r.returns}, confidence=self.confidence)["x"]
-                   for r in self.rows}
+            iqm = {
+                (r.model, r.perturbation, r.level): aggregate_intervals({"x": r.returns}, confidence=self.confidence)[
+                    "x"
+                ]
+                for r in self.rows
+            }
             order = {label: i for i, label in enumerate(self.models)}
             found = []
             for name, levels in self.sweeps:
                 for level in levels:
-                    rows = sorted((r for r in self.rows if r.perturbation == name and r.level == level),
-                                  key=lambda r: order[r.model])
-                    pairs = [(a.model, b.model) for i, a in enumerate(rows) for b in rows[i + 1:]]
-                    result = pairwise_improvement({r.model: r.returns for r in rows}, pairs,
-                                                  confidence=self.confidence)
-                    found += [{"perturbation": name, "level": level, "a": a, "b": b, "metric": "mean_return", **v}
-                              for (a, b), v in result.items()]
+                    rows = sorted(
+                        (r for r in self.rows if r.perturbation == name and r.level == level),
+                        key=lambda r: order[r.model],
+                    )
+                    pairs = [(a.model, b.model) for i, a in enumerate(rows) for b in rows[i + 1 :]]
+                    result = pairwise_improvement({r.model: r.returns for r in rows}, pairs, confidence=self.confidence)
+                    found += [
+                        {"perturbation": name, "level": level, "a": a, "b": b, "metric": "mean_return", **v}
+                        for (a, b), v in result.items()
+                    ]
             self._statistics = {"iqm_return": iqm, "comparisons": found}
         return self._statistics
 
@@ -183,8 +226,11 @@ class RobustnessResults:
         lines = []
         for name, levels in self.sweeps:
             for level in levels:
-                found = [separated(c["a"], c["b"], c["prob_improvement_ci"]) for c in self.statistics()["comparisons"]
-                         if c["perturbation"] == name and c["level"] == level]
+                found = [
+                    separated(c["a"], c["b"], c["prob_improvement_ci"])
+                    for c in self.statistics()["comparisons"]
+                    if c["perturbation"] == name and c["level"] == level
+                ]
                 lines.append(f"{name} {level:g}: " + ("; ".join(v for v in found if v) or "not separated"))
         return lines
 
@@ -194,29 +240,45 @@ class RobustnessResults:
         """Markdown table: one line per model x perturbation x level (the models side by side per level)."""
         lane = any(r.successes is not None for r in self.rows)
         pct = int(round(100 * self.confidence))
-        head = ["perturbation", "level", "model", f"mean return [{pct}% CI]", f"IQM return [{pct}% CI]",
-                "crash rate"]
+        head = ["perturbation", "level", "model", f"mean return [{pct}% CI]", f"IQM return [{pct}% CI]", "crash rate"]
         if lane:
             head += ["completion", "mean abs lateral (m)"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         order = {label: i for i, label in enumerate(self.models)}
         for name, levels in self.sweeps:
             for level in levels:
-                for r in sorted((r for r in self.rows if r.perturbation == name and r.level == level),
-                                key=lambda r: order[r.model]):
+                for r in sorted(
+                    (r for r in self.rows if r.perturbation == name and r.level == level), key=lambda r: order[r.model]
+                ):
                     s = r.summary()
-                    ci = "" if math.isnan(s["return_ci_low"]) else f" [{s['return_ci_low']:.2f}, {s['return_ci_high']:.2f}]"
+                    ci = (
+                        ""
+                        if math.isnan(s["return_ci_low"])
+                        else f" [{s['return_ci_low']:.2f}, {s['return_ci_high']:.2f}]"
+                    )
                     iqm = self.statistics()["iqm_return"][(r.model, name, level)]
                     iqm_ci = "" if iqm["iqm_ci"] is None else f" [{iqm['iqm_ci'][0]:.2f}, {iqm['iqm_ci'][1]:.2f}]"
-                    cells = [name, f"{level:g}", r.model, f"{s['mean_return']:.2f}{ci}", f"{iqm['iqm']:.2f}{iqm_ci}",
-                             f"{s['crash_rate']:.0%} ({sum(r.crashes)}/{r.episodes})"]
+                    cells = [
+                        name,
+                        f"{level:g}",
+                        r.model,
+                        f"{s['mean_return']:.2f}{ci}",
+                        f"{iqm['iqm']:.2f}{iqm_ci}",
+                        f"{s['crash_rate']:.0%} ({sum(r.crashes)}/{r.episodes})",
+                    ]
                     if lane:
-                        cells += ["-" if s["completion_rate"] is None else f"{s['completion_rate']:.0%}",
-                                  "-" if s["mean_abs_lateral_m"] is None else f"{s['mean_abs_lateral_m']:.3f}"]
+                        cells += [
+                            "-" if s["completion_rate"] is None else f"{s['completion_rate']:.0%}",
+                            "-" if s["mean_abs_lateral_m"] is None else f"{s['mean_abs_lateral_m']:.3f}",
+                        ]
                     lines.append("| " + " | ".join(cells) + " |")
         if len(self.labels) > 1:
-            lines += ["", f"Return, P(a better than b) over episodes (rliable), separated where its {pct}% interval "
-                      "lies wholly above 0.5:", *(f"- {line}" for line in self.verdicts())]
+            lines += [
+                "",
+                f"Return, P(a better than b) over episodes (rliable), separated where its {pct}% interval "
+                "lies wholly above 0.5:",
+                *(f"- {line}" for line in self.verdicts()),
+            ]
         for label, reason in self.failures.items():
             lines.append(f"\nNot evaluated: {label}: {reason}")
         return "\n".join(lines)
@@ -233,10 +295,16 @@ class RobustnessResults:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (setup, failures, and every row with its per-episode values); see :meth:`from_dict`."""
         return {
-            "env_id": self.env_id, "episodes": self.episodes, "seed": self.seed,
-            "perturbation_seed": self.perturbation_seed, "confidence": self.confidence, "ci_method": CI_METHOD,
+            "env_id": self.env_id,
+            "episodes": self.episodes,
+            "seed": self.seed,
+            "perturbation_seed": self.perturbation_seed,
+            "confidence": self.confidence,
+            "ci_method": CI_METHOD,
             "sweeps": [[name, list(levels)] for name, levels in self.sweeps],
-            "models": self.models, "failures": self.failures, "settings": self.settings,
+            "models": self.models,
+            "failures": self.failures,
+            "settings": self.settings,
             "rows": [{**r.to_dict(), **s} for r, s in zip(self.rows, self.summaries())],
             "comparisons": self.statistics()["comparisons"],
         }
@@ -247,10 +315,15 @@ class RobustnessResults:
         fields = {f.name for f in dataclasses.fields(Row)}
         rows = [Row(**{k: v for k, v in r.items() if k in fields}) for r in data["rows"]]
         return cls(
-            env_id=data["env_id"], episodes=data["episodes"], seed=data["seed"],
+            env_id=data["env_id"],
+            episodes=data["episodes"],
+            seed=data["seed"],
             perturbation_seed=data["perturbation_seed"],
-            sweeps=[(name, tuple(levels)) for name, levels in data["sweeps"]], rows=rows,
-            models=dict(data["models"]), failures=dict(data["failures"]), confidence=data["confidence"],
+            sweeps=[(name, tuple(levels)) for name, levels in data["sweeps"]],
+            rows=rows,
+            models=dict(data["models"]),
+            failures=dict(data["failures"]),
+            confidence=data["confidence"],
             settings=dict(data.get("settings", {})),
         )
 
@@ -273,11 +346,13 @@ class RobustnessResults:
                 s = [r.summary() for r in rows]
                 x = np.asarray(levels, dtype=float)
                 top.plot(x, [v["mean_return"] for v in s], "o-", color=color, label=label)
-                top.fill_between(x, [v["return_ci_low"] for v in s], [v["return_ci_high"] for v in s],
-                                 color=color, alpha=0.2)
+                top.fill_between(
+                    x, [v["return_ci_low"] for v in s], [v["return_ci_high"] for v in s], color=color, alpha=0.2
+                )
                 bottom.plot(x, [v["crash_rate"] for v in s], "o-", color=color, label=label)
-                bottom.fill_between(x, [v["crash_ci_low"] for v in s], [v["crash_ci_high"] for v in s],
-                                    color=color, alpha=0.2)
+                bottom.fill_between(
+                    x, [v["crash_ci_low"] for v in s], [v["crash_ci_high"] for v in s], color=color, alpha=0.2
+                )
             top.set_title(name)
             top.set_ylabel("mean return")
             bottom.set_ylabel("crash rate")

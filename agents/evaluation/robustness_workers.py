@@ -61,8 +61,15 @@ class ModelJob:
 class _Worker:
     """Runs tasks; loads each run folder once (lazily) and keeps it."""
 
-    def __init__(self, jobs: Sequence[ModelJob], seed: int, perturbation_seed: int, n_envs: int,
-                 deterministic: bool, predictors: Mapping[int, Any] | None = None):
+    def __init__(
+        self,
+        jobs: Sequence[ModelJob],
+        seed: int,
+        perturbation_seed: int,
+        n_envs: int,
+        deterministic: bool,
+        predictors: Mapping[int, Any] | None = None,
+    ):
         self.jobs = list(jobs)
         self.seed, self.perturbation_seed = seed, perturbation_seed
         self.n_envs, self.deterministic = n_envs, deterministic
@@ -86,12 +93,21 @@ class _Worker:
 
         job = self.jobs[task.model]
         spec = task.condition.spec  # None exactly when unperturbed
-        wrappers = () if spec is None else (
-            functools.partial(make_perturbation, spec=spec, seed=self.perturbation_seed),)
+        wrappers = (
+            () if spec is None else (functools.partial(make_perturbation, spec=spec, seed=self.perturbation_seed),)
+        )
         try:
-            return evaluate(self.predictor(task.model), job.env_id, task.count, self.seed + task.start,
-                            env_kwargs=job.env_kwargs, wrappers=wrappers, n_envs=self.n_envs,
-                            deterministic=self.deterministic, allow_import=job.allow_import)
+            return evaluate(
+                self.predictor(task.model),
+                job.env_id,
+                task.count,
+                self.seed + task.start,
+                env_kwargs=job.env_kwargs,
+                wrappers=wrappers,
+                n_envs=self.n_envs,
+                deterministic=self.deterministic,
+                allow_import=job.allow_import,
+            )
         except Exception as error:  # reported per model; the other models go on
             return {"error": f"{type(error).__name__}: {error}"}
 
@@ -147,7 +163,9 @@ def run_tasks(
         return
     context = multiprocessing.get_context(start_method)
     with concurrent.futures.ProcessPoolExecutor(
-        max_workers=min(processes, len(tasks)), mp_context=context, initializer=_init_worker,
+        max_workers=min(processes, len(tasks)),
+        mp_context=context,
+        initializer=_init_worker,
         initargs=(jobs, seed, perturbation_seed, n_envs, deterministic),
     ) as pool:
         futures = {pool.submit(_run_in_worker, task): task for task in tasks}

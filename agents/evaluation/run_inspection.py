@@ -31,18 +31,32 @@ def circuit_for_run(loaded: LoadedRun):
     predictor = loaded.predictor
     if loaded.config["kind"] == "ppo":
         if loaded.config["policy"] not in ("ltc", "cfc"):
-            raise ValueError(f"run {loaded.run_dir} uses policy {loaded.config['policy']!r}: only 'ltc' and 'cfc' "
-                             "runs have neurons to inspect")
-        return circuit_from_policy(predictor.policy, name=f"ppo-{loaded.config['policy']}",
-                                   observation_transform=None if predictor.normalizer is None
-                                   else predictor.normalize_obs)
+            raise ValueError(
+                f"run {loaded.run_dir} uses policy {loaded.config['policy']!r}: only 'ltc' and 'cfc' "
+                "runs have neurons to inspect"
+            )
+        return circuit_from_policy(
+            predictor.policy,
+            name=f"ppo-{loaded.config['policy']}",
+            observation_transform=None if predictor.normalizer is None else predictor.normalize_obs,
+        )
     return circuit_from_policy(predictor)
 
 
-def inspect_run(run_dir: str | Path, out: str | Path, *, env_id: str | None = None, episodes: int = 1,
-                seed: int = 1_000_000, closed_loop_episodes: int | None = None, max_steps: int | None = None,
-                ig_steps: int = 32, saliency_frames: int = 4, gif_steps: int = 200,
-                figures: tuple[str, ...] | None = None) -> dict[str, Any]:
+def inspect_run(
+    run_dir: str | Path,
+    out: str | Path,
+    *,
+    env_id: str | None = None,
+    episodes: int = 1,
+    seed: int = 1_000_000,
+    closed_loop_episodes: int | None = None,
+    max_steps: int | None = None,
+    ig_steps: int = 32,
+    saliency_frames: int = 4,
+    gif_steps: int = 200,
+    figures: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
     """Load the run in ``run_dir``, record its circuit in its env and write the inspection files into ``out``
     (see :mod:`ncp_control.inspect.pipeline`).
 
@@ -65,12 +79,27 @@ def inspect_run(run_dir: str | Path, out: str | Path, *, env_id: str | None = No
     env = make_eval_env(env_id, env_kwargs, getattr(loaded.predictor, "env_wrappers", ()), allow_import=user_named)
     try:
         check_spaces_fit(loaded.predictor, env)
-        meta = {"run_dir": str(run_dir), "env_id": env_id, "env_kwargs": env_kwargs, "run_kind": loaded.config["kind"],
-                "policy": loaded.config["policy"]}
-        return inspect_circuit(circuit, env, out, episodes=episodes, seed=seed,
-                               closed_loop_episodes=closed_loop_episodes, max_steps=max_steps, ig_steps=ig_steps,
-                               saliency_frames=saliency_frames, gif_steps=gif_steps,
-                               figures=FIGURES if figures is None else tuple(figures),
-                               title=f"Inspection of {run_dir} on {env_id}", meta=meta)
+        meta = {
+            "run_dir": str(run_dir),
+            "env_id": env_id,
+            "env_kwargs": env_kwargs,
+            "run_kind": loaded.config["kind"],
+            "policy": loaded.config["policy"],
+        }
+        return inspect_circuit(
+            circuit,
+            env,
+            out,
+            episodes=episodes,
+            seed=seed,
+            closed_loop_episodes=closed_loop_episodes,
+            max_steps=max_steps,
+            ig_steps=ig_steps,
+            saliency_frames=saliency_frames,
+            gif_steps=gif_steps,
+            figures=FIGURES if figures is None else tuple(figures),
+            title=f"Inspection of {run_dir} on {env_id}",
+            meta=meta,
+        )
     finally:
         env.close()

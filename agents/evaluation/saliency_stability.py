@@ -31,8 +31,9 @@ SSIM_K2 = 0.03
 SSIM_SIGMA = 1.5  # Gaussian window standard deviation in pixels (Wang et al. 2004)
 
 
-def ssim_map(a: np.ndarray, b: np.ndarray, data_range: float, sigma: float = SSIM_SIGMA,
-             truncate: float = 4.0) -> np.ndarray:
+def ssim_map(
+    a: np.ndarray, b: np.ndarray, data_range: float, sigma: float = SSIM_SIGMA, truncate: float = 4.0
+) -> np.ndarray:
     """Per-pixel structural similarity of two images (Wang, Bovik, Sheikh & Simoncelli 2004).
 
     ``((2 mu_a mu_b + C1)(2 cov_ab + C2)) / ((mu_a^2 + mu_b^2 + C1)(var_a + var_b + C2))`` with local means,
@@ -69,7 +70,7 @@ def ssim_map(a: np.ndarray, b: np.ndarray, data_range: float, sigma: float = SSI
     var_a = window_mean(a * a) - mu_a * mu_a
     var_b = window_mean(b * b) - mu_b * mu_b
     cov = window_mean(a * b) - mu_a * mu_b
-    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
 
 
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float, sigma: float = SSIM_SIGMA) -> float:
@@ -99,8 +100,9 @@ class _Replay(gym.Env):
         return self.frames[self.t], 0.0, False, self.t >= len(self.frames) - 1, {}
 
 
-def perturb_frames(frames: np.ndarray, spec: str, observation_space: gym.Space, episode_seed: int,
-                   perturbation_seed: int | None = None) -> np.ndarray:
+def perturb_frames(
+    frames: np.ndarray, spec: str, observation_space: gym.Space, episode_seed: int, perturbation_seed: int | None = None
+) -> np.ndarray:
     """Apply an observation perturbation to recorded frames with the draws an episode would get.
 
     Args:
@@ -174,8 +176,15 @@ def saliency_stability(
 
     spec = parse_spec(perturbation)
     recorded: list[list[np.ndarray]] = []
-    evaluate(predictor, env_id, episodes, seed, env_kwargs=dict(env_kwargs or {}),
-             wrappers=(lambda env: _Recorder(env, recorded),), allow_import=True)  # env_id is the caller's
+    evaluate(
+        predictor,
+        env_id,
+        episodes,
+        seed,
+        env_kwargs=dict(env_kwargs or {}),
+        wrappers=(lambda env: _Recorder(env, recorded),),
+        allow_import=True,
+    )  # env_id is the caller's
     space = make_eval_env(env_id, dict(env_kwargs or {}), allow_import=True)
     observation_space = space.observation_space
     space.close()

@@ -34,9 +34,22 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["REPS", "SEED", "CONFIDENCE", "LOWER_IS_BETTER", "METHOD", "higher_is_better", "score_matrix",
-           "aggregate_intervals", "probability_of_improvement", "pairwise_improvement", "separated",
-           "performance_profiles", "plot_performance_profiles", "sample_efficiency"]
+__all__ = [
+    "REPS",
+    "SEED",
+    "CONFIDENCE",
+    "LOWER_IS_BETTER",
+    "METHOD",
+    "higher_is_better",
+    "score_matrix",
+    "aggregate_intervals",
+    "probability_of_improvement",
+    "pairwise_improvement",
+    "separated",
+    "performance_profiles",
+    "plot_performance_profiles",
+    "sample_efficiency",
+]
 
 #: bootstrap replications of every interval (rliable's default for performance profiles and the paper's
 #: probability-of-improvement intervals)
@@ -46,8 +59,10 @@ SEED = 0
 CONFIDENCE = 0.95
 #: metrics where a lower value is better; probabilities of improvement are oriented accordingly
 LOWER_IS_BETTER = frozenset({"crash_rate", "mean_abs_lateral_m", "departures_per_km"})
-METHOD = (f"rliable (Agarwal et al., NeurIPS 2021): IQM and mean with stratified-bootstrap percentile 95% "
-          f"intervals, probability of improvement with its interval; {REPS} replications, seed {SEED}")
+METHOD = (
+    f"rliable (Agarwal et al., NeurIPS 2021): IQM and mean with stratified-bootstrap percentile 95% "
+    f"intervals, probability of improvement with its interval; {REPS} replications, seed {SEED}"
+)
 
 
 def higher_is_better(metric: str) -> bool:
@@ -65,8 +80,9 @@ def score_matrix(scores: Any) -> np.ndarray:
     return x.reshape(-1, 1) if x.ndim == 1 else x
 
 
-def _estimate(scores: Any, func: Callable[..., Any], reps: int, seed: int,
-              confidence: float) -> tuple[np.ndarray, np.ndarray]:
+def _estimate(
+    scores: Any, func: Callable[..., Any], reps: int, seed: int, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
     """rliable's ``get_interval_estimates`` on one entry (an array, or a list of arrays for a pair) with a fresh
     ``RandomState(seed)``: ``(point, interval)``, the interval of shape ``(2, ...)``."""
     from rliable import library
@@ -80,8 +96,13 @@ def _estimate(scores: Any, func: Callable[..., Any], reps: int, seed: int,
             # arch >= 7 deprecates random_state in favour of a generator; rliable 1.2 passes random_state
             warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
             points, intervals = library.get_interval_estimates(
-                {"x": scores}, func, method="percentile", reps=reps, confidence_interval_size=confidence,
-                random_state=np.random.RandomState(seed))
+                {"x": scores},
+                func,
+                method="percentile",
+                reps=reps,
+                confidence_interval_size=confidence,
+                random_state=np.random.RandomState(seed),
+            )
     finally:
         np.random.set_state(saved)
     return np.asarray(points["x"], dtype=np.float64), np.asarray(intervals["x"], dtype=np.float64)
@@ -91,8 +112,9 @@ def _interval(low: float, high: float) -> list[float]:
     return [float(low), float(high)]
 
 
-def aggregate_intervals(scores: Mapping[str, Any], *, reps: int = REPS, seed: int = SEED,
-                        confidence: float = CONFIDENCE) -> dict[str, dict[str, Any]]:
+def aggregate_intervals(
+    scores: Mapping[str, Any], *, reps: int = REPS, seed: int = SEED, confidence: float = CONFIDENCE
+) -> dict[str, dict[str, Any]]:
     """Per name: ``{"iqm", "iqm_ci", "mean", "mean_ci", "n_runs"}``, the IQM and mean over all runs and tasks
     (``rliable.metrics.aggregate_iqm`` / ``aggregate_mean``) with their stratified-bootstrap intervals
     ``[low, high]`` (None with one run)."""
@@ -108,9 +130,13 @@ def aggregate_intervals(scores: Mapping[str, Any], *, reps: int = REPS, seed: in
             point, ci = func(x), None
         else:
             point, ci = _estimate(x, func, reps, seed, confidence)
-        out[name] = {"iqm": float(point[0]), "iqm_ci": None if ci is None else _interval(ci[0, 0], ci[1, 0]),
-                     "mean": float(point[1]), "mean_ci": None if ci is None else _interval(ci[0, 1], ci[1, 1]),
-                     "n_runs": int(x.shape[0])}
+        out[name] = {
+            "iqm": float(point[0]),
+            "iqm_ci": None if ci is None else _interval(ci[0, 0], ci[1, 0]),
+            "mean": float(point[1]),
+            "mean_ci": None if ci is None else _interval(ci[0, 1], ci[1, 1]),
+            "n_runs": int(x.shape[0]),
+        }
     return out
 
 
@@ -124,8 +150,9 @@ def _improvement(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(wins + 0.5 * ties))
 
 
-def probability_of_improvement(a: Any, b: Any, *, higher_is_better: bool = True, reps: int = REPS,
-                               seed: int = SEED, confidence: float = CONFIDENCE) -> tuple[float, list[float]]:
+def probability_of_improvement(
+    a: Any, b: Any, *, higher_is_better: bool = True, reps: int = REPS, seed: int = SEED, confidence: float = CONFIDENCE
+) -> tuple[float, list[float]]:
     """P(a better than b) (``rliable.metrics.probability_of_improvement``: the Mann-Whitney probability that a run
     of ``a`` beats a run of ``b``, ties counting half, averaged over tasks) and its stratified independent
     bootstrap interval. ``higher_is_better=False`` negates both score arrays first. Both need at least one run;
@@ -141,19 +168,26 @@ def probability_of_improvement(a: Any, b: Any, *, higher_is_better: bool = True,
     return float(point), _interval(ci.reshape(2)[0], ci.reshape(2)[1])
 
 
-def pairwise_improvement(scores: Mapping[str, Any], pairs: Iterable[tuple[str, str]] | None = None, *,
-                         higher_is_better: bool = True, reps: int = REPS, seed: int = SEED,
-                         confidence: float = CONFIDENCE) -> dict[tuple[str, str], dict[str, Any]]:
+def pairwise_improvement(
+    scores: Mapping[str, Any],
+    pairs: Iterable[tuple[str, str]] | None = None,
+    *,
+    higher_is_better: bool = True,
+    reps: int = REPS,
+    seed: int = SEED,
+    confidence: float = CONFIDENCE,
+) -> dict[tuple[str, str], dict[str, Any]]:
     """``{(a, b): {"prob_improvement": P(a better than b), "prob_improvement_ci": [low, high]}}`` for ``pairs``
     (default: every pair of names, in sorted order); pairs where either side has fewer than two runs are left
     out."""
     names = sorted(scores)
     out = {}
-    for a, b in (pairs if pairs is not None else ((a, b) for i, a in enumerate(names) for b in names[i + 1:])):
+    for a, b in pairs if pairs is not None else ((a, b) for i, a in enumerate(names) for b in names[i + 1 :]):
         if score_matrix(scores[a]).shape[0] < 2 or score_matrix(scores[b]).shape[0] < 2:
             continue
-        p, ci = probability_of_improvement(scores[a], scores[b], higher_is_better=higher_is_better, reps=reps,
-                                           seed=seed, confidence=confidence)
+        p, ci = probability_of_improvement(
+            scores[a], scores[b], higher_is_better=higher_is_better, reps=reps, seed=seed, confidence=confidence
+        )
         out[(a, b)] = {"prob_improvement": p, "prob_improvement_ci": ci}
     return out
 
@@ -169,9 +203,14 @@ def separated(a: str, b: str, prob_improvement_ci: Sequence[float]) -> str | Non
     return None
 
 
-def performance_profiles(scores: Mapping[str, Any], taus: Sequence[float] | np.ndarray, *, reps: int = REPS,
-                         seed: int = SEED, confidence: float = CONFIDENCE
-                         ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+def performance_profiles(
+    scores: Mapping[str, Any],
+    taus: Sequence[float] | np.ndarray,
+    *,
+    reps: int = REPS,
+    seed: int = SEED,
+    confidence: float = CONFIDENCE,
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     """Per name: ``(profile, band)``, the fraction of runs (over all tasks) scoring above each of ``taus``
     (``rliable.library.score_distributions``, what ``create_performance_profile`` computes) and its bootstrap
     band ``(2, len(taus))`` (None with one run)."""
@@ -190,9 +229,16 @@ def performance_profiles(scores: Mapping[str, Any], taus: Sequence[float] | np.n
     return out
 
 
-def plot_performance_profiles(panels: Mapping[str, Mapping[str, Any]], path: str | Path, *, title: str,
-                              metric: str, reps: int = REPS, seed: int = SEED,
-                              confidence: float = CONFIDENCE) -> Path:
+def plot_performance_profiles(
+    panels: Mapping[str, Mapping[str, Any]],
+    path: str | Path,
+    *,
+    title: str,
+    metric: str,
+    reps: int = REPS,
+    seed: int = SEED,
+    confidence: float = CONFIDENCE,
+) -> Path:
     """One figure, a panel per ``panels`` key (e.g. a condition or perturbation level), each ``{name: scores}``:
     the performance profile of every name with its bootstrap band, over 101 thresholds spanning the panel's
     scores. Saved to ``path`` (returned)."""
@@ -213,8 +259,9 @@ def plot_performance_profiles(panels: Mapping[str, Mapping[str, Any]], path: str
         low, high = float(values.min()), float(values.max())
         pad = 0.05 * (high - low) if high > low else max(abs(low) * 0.05, 0.05)
         taus = np.linspace(low - pad, high + pad, 101)
-        for name, (profile, band) in performance_profiles(scores, taus, reps=reps, seed=seed,
-                                                          confidence=confidence).items():
+        for name, (profile, band) in performance_profiles(
+            scores, taus, reps=reps, seed=seed, confidence=confidence
+        ).items():
             color = colors[order.index(name) % len(colors)]
             ax.plot(taus, profile, color=color, label=f"{name} (n={score_matrix(scores[name]).shape[0]})")
             if band is not None:
@@ -225,7 +272,7 @@ def plot_performance_profiles(panels: Mapping[str, Mapping[str, Any]], path: str
         ax.set_ylabel("fraction of runs > τ", fontsize=7)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     axes[0][0].legend(fontsize=6)
     fig.suptitle(title, fontsize=9)
@@ -235,8 +282,9 @@ def plot_performance_profiles(panels: Mapping[str, Mapping[str, Any]], path: str
     return path
 
 
-def sample_efficiency(curves: Mapping[str, Any], *, reps: int = REPS, seed: int = SEED,
-                      confidence: float = CONFIDENCE) -> dict[str, dict[str, Any]]:
+def sample_efficiency(
+    curves: Mapping[str, Any], *, reps: int = REPS, seed: int = SEED, confidence: float = CONFIDENCE
+) -> dict[str, dict[str, Any]]:
     """Per name, from ``(n_runs, n_tasks, n_steps)`` (or ``(n_runs, n_steps)``: one task) evaluation scores at
     common steps: ``{"iqm": [per step], "iqm_ci": [[low, high] per step] or None}`` (IQM over runs and tasks at
     each step, ``rliable.metrics.aggregate_iqm``, with its stratified-bootstrap interval)."""

@@ -103,15 +103,19 @@ class ObservationPrep(nn.Module):
         from stable_baselines3.common.preprocessing import is_image_space
 
         model_space = policy.observation_space
-        self.transpose = (env_space.shape != model_space.shape and len(env_space.shape) == 3
-                          and tuple(np.array(env_space.shape)[[2, 0, 1]]) == model_space.shape)
+        self.transpose = (
+            env_space.shape != model_space.shape
+            and len(env_space.shape) == 3
+            and tuple(np.array(env_space.shape)[[2, 0, 1]]) == model_space.shape
+        )
         self.scale_image = bool(is_image_space(model_space) and policy.normalize_images)
         if normalization is None:
             self.mean = self.std = None
         else:
             self.register_buffer("mean", torch.as_tensor(normalization["mean"], dtype=torch.float64))
-            self.register_buffer("std", torch.as_tensor(np.sqrt(normalization["var"] + normalization["epsilon"]),
-                                                        dtype=torch.float64))
+            self.register_buffer(
+                "std", torch.as_tensor(np.sqrt(normalization["var"] + normalization["epsilon"]), dtype=torch.float64)
+            )
             self.clip = float(normalization["clip"])
 
     def forward(self, observation: Tensor) -> Tensor:
@@ -137,8 +141,11 @@ class ActionMap(nn.Module):
 
         low, high = np.unique(action_space.low), np.unique(action_space.high)
         # one Clip node when every dimension has the same finite bounds, else Min and Max per dimension
-        self.bounds = (float(low[0]), float(high[0])) if len(low) == len(high) == 1 and np.isfinite(
-            [low[0], high[0]]).all() else None
+        self.bounds = (
+            (float(low[0]), float(high[0]))
+            if len(low) == len(high) == 1 and np.isfinite([low[0], high[0]]).all()
+            else None
+        )
 
     def forward(self, mean: Tensor) -> Tensor:
         if self.squash:  # SB3: unscale_action(tanh(mean))

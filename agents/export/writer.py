@@ -26,8 +26,20 @@ import numpy as np
 #: Format of the metadata written here; OnnxPolicy refuses newer ones.
 FORMAT_VERSION = 1
 OPSET = 17
-METADATA_KEYS = ("format_version", "run_kind", "policy", "env_id", "env_kwargs", "observation_space",
-                 "action_space", "state_size", "recurrent", "nominal_step_seconds", "wiring", "neurons")
+METADATA_KEYS = (
+    "format_version",
+    "run_kind",
+    "policy",
+    "env_id",
+    "env_kwargs",
+    "observation_space",
+    "action_space",
+    "state_size",
+    "recurrent",
+    "nominal_step_seconds",
+    "wiring",
+    "neurons",
+)
 
 
 def _require(module: str, what: str) -> None:
@@ -50,8 +62,13 @@ def space_to_json(space) -> dict[str, Any]:
         out = [float(v) if np.isfinite(v) else ("inf" if v > 0 else "-inf") for v in flat]
         return out[0] if len(out) and np.all(flat == flat[0]) else out
 
-    return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype), "low": values(space.low),
-            "high": values(space.high)}
+    return {
+        "type": "Box",
+        "shape": list(space.shape),
+        "dtype": str(space.dtype),
+        "low": values(space.low),
+        "high": values(space.high),
+    }
 
 
 def export_run(run_dir: str | Path, out: str | Path) -> dict[str, Any]:
@@ -70,8 +87,11 @@ def export_run(run_dir: str | Path, out: str | Path) -> dict[str, Any]:
     step, env_space, metadata = build_step(loaded)
     step.eval()
     state_size = metadata["state_size"]
-    example = (torch.as_tensor(env_space.sample()[None].repeat(2, axis=0)), torch.zeros(2, state_size),
-               torch.full((2,), float(metadata["nominal_step_seconds"])))
+    example = (
+        torch.as_tensor(env_space.sample()[None].repeat(2, axis=0)),
+        torch.zeros(2, state_size),
+        torch.full((2,), float(metadata["nominal_step_seconds"])),
+    )
     model = _to_onnx(step, example)
     for key in METADATA_KEYS:
         entry = model.metadata_props.add()
@@ -97,9 +117,17 @@ def _to_onnx(step, example):
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer warnings
-        torch.onnx.export(step, example, buffer, input_names=names, output_names=outputs, opset_version=OPSET,
-                          dynamic_axes={n: {0: "batch"} for n in names + outputs}, do_constant_folding=True,
-                          dynamo=False)
+        torch.onnx.export(
+            step,
+            example,
+            buffer,
+            input_names=names,
+            output_names=outputs,
+            opset_version=OPSET,
+            dynamic_axes={n: {0: "batch"} for n in names + outputs},
+            do_constant_folding=True,
+            dynamo=False,
+        )
     model = onnx.load_from_string(buffer.getvalue())
     _keep_unused_inputs(model, names, example)
     return model
@@ -114,8 +142,12 @@ def _keep_unused_inputs(model, names, example) -> None:
     present = {i.name: i for i in model.graph.input}
     if all(n in present for n in names):
         return
-    to_onnx = {"float32": onnx.TensorProto.FLOAT, "uint8": onnx.TensorProto.UINT8,
-               "float64": onnx.TensorProto.DOUBLE, "int64": onnx.TensorProto.INT64}
+    to_onnx = {
+        "float32": onnx.TensorProto.FLOAT,
+        "uint8": onnx.TensorProto.UINT8,
+        "float64": onnx.TensorProto.DOUBLE,
+        "int64": onnx.TensorProto.INT64,
+    }
     inputs = []
     for name, tensor in zip(names, example):
         if name in present:
@@ -138,11 +170,19 @@ def build_step(loaded) -> tuple[Any, Any, dict[str, Any]]:
     finally:
         env.close()
     if not hasattr(env_space, "shape") or isinstance(getattr(env_space, "spaces", None), dict):
-        raise ValueError(f"{loaded.run_dir}: export supports Box observations only; dictionary observations (PPO "
-                         "runs with elapsed_time='observation') are not exportable yet")
-    base = {"format_version": FORMAT_VERSION, "run_kind": loaded.config["kind"], "policy": loaded.config["policy"],
-            "env_id": loaded.env_id, "env_kwargs": loaded.env_kwargs,
-            "observation_space": space_to_json(env_space), "action_space": space_to_json(action_space)}
+        raise ValueError(
+            f"{loaded.run_dir}: export supports Box observations only; dictionary observations (PPO "
+            "runs with elapsed_time='observation') are not exportable yet"
+        )
+    base = {
+        "format_version": FORMAT_VERSION,
+        "run_kind": loaded.config["kind"],
+        "policy": loaded.config["policy"],
+        "env_id": loaded.env_id,
+        "env_kwargs": loaded.env_kwargs,
+        "observation_space": space_to_json(env_space),
+        "action_space": space_to_json(action_space),
+    }
     if loaded.config["kind"] == "bc":
         step, extra = _imitation_step(loaded.predictor)
     else:
@@ -154,8 +194,12 @@ def _imitation_step(model):
     from ncp_control.agents.export.steps import ImitationStep
 
     core = model.core
-    extra = {"state_size": int(core.state_size) if core is not None else 1, "recurrent": core is not None,
-             "nominal_step_seconds": float(model.config.step_seconds), **_wiring_metadata(core)}
+    extra = {
+        "state_size": int(core.state_size) if core is not None else 1,
+        "recurrent": core is not None,
+        "nominal_step_seconds": float(model.config.step_seconds),
+        **_wiring_metadata(core),
+    }
     return ImitationStep(model), extra
 
 
@@ -170,15 +214,29 @@ def _ppo_step(predictor, env_space, action_space, env_dt):
     args = (policy, env_space, action_space, normalization)
     if isinstance(policy, NCPActorCriticPolicy):
         core = policy.actor_core
-        return steps.NCPPPOStep(*args), {"state_size": int(core.state_size), "recurrent": True,
-                                         "nominal_step_seconds": float(policy.dt), **_wiring_metadata(core)}
+        return steps.NCPPPOStep(*args), {
+            "state_size": int(core.state_size),
+            "recurrent": True,
+            "nominal_step_seconds": float(policy.dt),
+            **_wiring_metadata(core),
+        }
     nominal = float(env_dt) if env_dt else 1.0
     if isinstance(policy, RecurrentActorCriticPolicy):
         lstm = policy.lstm_actor
-        return steps.LSTMPPOStep(*args), {"state_size": 2 * lstm.num_layers * lstm.hidden_size, "recurrent": True,
-                                          "nominal_step_seconds": nominal, "wiring": None, "neurons": None}
-    return steps.MLPPPOStep(*args), {"state_size": 1, "recurrent": False, "nominal_step_seconds": nominal,
-                                     "wiring": None, "neurons": None}
+        return steps.LSTMPPOStep(*args), {
+            "state_size": 2 * lstm.num_layers * lstm.hidden_size,
+            "recurrent": True,
+            "nominal_step_seconds": nominal,
+            "wiring": None,
+            "neurons": None,
+        }
+    return steps.MLPPPOStep(*args), {
+        "state_size": 1,
+        "recurrent": False,
+        "nominal_step_seconds": nominal,
+        "wiring": None,
+        "neurons": None,
+    }
 
 
 def _wiring_metadata(core) -> dict[str, Any]:

@@ -33,23 +33,23 @@ The names below are the public API; import them from here (``from ncp_control.ag
 from __future__ import annotations
 
 from ncp_control.agents.imitation.collection import (
-                                                EXPERT_FACTORIES,
-                                                EXPERTS,
-                                                LANE_INFO_KEYS,
-                                                SteeringNoise,
-                                                make_env,
-                                                resolve_expert,
-                                                rollout,
+    EXPERT_FACTORIES,
+    EXPERTS,
+    LANE_INFO_KEYS,
+    SteeringNoise,
+    make_env,
+    resolve_expert,
+    rollout,
 )
 from ncp_control.agents.imitation.config import PRESET_ENV_KWARGS, PRESETS, BCConfig, beta_schedule, preset_config
 from ncp_control.agents.imitation.demonstrations import DatasetError, Demonstrations, Episode
 from ncp_control.agents.imitation.heldout import evaluate_heldout
 from ncp_control.agents.imitation.loading import load_predictor
 from ncp_control.agents.imitation.seeds import (
-                                                HELDOUT_SEED_START,
-                                                TRAIN_SEED_LIMIT,
-                                                heldout_road_seeds,
-                                                training_road_seeds,
+    HELDOUT_SEED_START,
+    TRAIN_SEED_LIMIT,
+    heldout_road_seeds,
+    training_road_seeds,
 )
 from ncp_control.agents.imitation.training import train
 

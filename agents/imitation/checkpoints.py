@@ -27,8 +27,14 @@ __all__ = ["Checkpointer", "ResumePoint", "restore_checkpoint", "checkpoint_part
 class Checkpointer:
     """Writes ``checkpoint.pt`` after each epoch and, every ``interval`` seconds of wall time, inside one."""
 
-    def __init__(self, model: SequencePolicy, optimizer: torch.optim.Optimizer, path: Path, elapsed_before: float,
-                 interval: float) -> None:
+    def __init__(
+        self,
+        model: SequencePolicy,
+        optimizer: torch.optim.Optimizer,
+        path: Path,
+        elapsed_before: float,
+        interval: float,
+    ) -> None:
         self.model, self.optimizer, self.path, self.interval = model, optimizer, path, interval
         self.elapsed_before = elapsed_before  # training seconds of the run before this process
         self.t0 = self.last = time.perf_counter()
@@ -40,9 +46,18 @@ class Checkpointer:
     def save(self, round_index: int, epoch: int, position: dict[str, Any] | None = None) -> float:
         """``epoch`` epochs of the round done, plus ``position`` inside the next one; returns :meth:`seconds`."""
         seconds = self.seconds()
-        save_tensors({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "round": round_index,
-                      "epoch": epoch, "seconds": seconds, "torch_rng": torch.get_rng_state(),
-                      **({"partial": position} if position is not None else {})}, self.path)
+        save_tensors(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "round": round_index,
+                "epoch": epoch,
+                "seconds": seconds,
+                "torch_rng": torch.get_rng_state(),
+                **({"partial": position} if position is not None else {}),
+            },
+            self.path,
+        )
         self.last = time.perf_counter()
         return seconds
 
@@ -68,8 +83,9 @@ class ResumePoint:
     partial: dict[str, Any] | None = None
 
 
-def restore_checkpoint(path: Path, model: SequencePolicy, optimizer: torch.optim.Optimizer,
-                       config: BCConfig) -> ResumePoint:
+def restore_checkpoint(
+    path: Path, model: SequencePolicy, optimizer: torch.optim.Optimizer, config: BCConfig
+) -> ResumePoint:
     """Load ``path`` into ``model``, ``optimizer`` and torch's RNG; returns where training continues.
 
     Raises:

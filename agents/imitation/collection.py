@@ -21,8 +21,16 @@ from ncp_control.agents.imitation.demonstrations import Episode
 from ncp_control.agents.runs.legacy import current_name
 from ncp_control.policies.imitation import SequencePolicy
 
-__all__ = ["EXPERTS", "EXPERT_FACTORIES", "LANE_INFO_KEYS", "make_env", "resolve_expert", "SteeringNoise", "rollout",
-           "measure_step_seconds"]
+__all__ = [
+    "EXPERTS",
+    "EXPERT_FACTORIES",
+    "LANE_INFO_KEYS",
+    "make_env",
+    "resolve_expert",
+    "SteeringNoise",
+    "rollout",
+    "measure_step_seconds",
+]
 
 #: env id -> ``"module:factory"``; ``factory(env)`` returns a zero-argument callable giving the expert's action
 #: (shape of the action space) for the env's current state, read from privileged simulator state.
@@ -45,8 +53,9 @@ def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None, max_episo
     return gym.make(current_name(env_id), **kwargs)
 
 
-def resolve_expert(env_id: str, expert: str | None = None, *,
-                   allow_import: bool = False) -> Callable[[gym.Env], Callable[[], np.ndarray]]:
+def resolve_expert(
+    env_id: str, expert: str | None = None, *, allow_import: bool = False
+) -> Callable[[gym.Env], Callable[[], np.ndarray]]:
     """The expert factory for ``env_id``: ``expert`` (a name in :data:`EXPERT_FACTORIES` or ``"module:name"``), or
     the one registered in :data:`EXPERTS` for ``env_id`` when ``expert`` is None.
 
@@ -72,12 +81,15 @@ def resolve_expert(env_id: str, expert: str | None = None, *,
         raise ValueError(
             f"expert {spec!r} is not one of the project's experts ({sorted(EXPERT_FACTORIES)}) and was not named by "
             "you: a run's config.json cannot make this program import code. If you trust it, name it on the "
-            f"command line: --expert {spec}")
+            f"command line: --expert {spec}"
+        )
     try:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as error:
-        raise ValueError(f"expert {spec!r} cannot be found ({error}); give 'package.module:factory' of an importable "
-                         "module, or leave it out for the env's registered expert") from error
+        raise ValueError(
+            f"expert {spec!r} cannot be found ({error}); give 'package.module:factory' of an importable "
+            "module, or leave it out for the env's registered expert"
+        ) from error
 
 
 @dataclass(frozen=True)

@@ -103,8 +103,11 @@ class BCConfig:
 
     def differences(self, other: BCConfig) -> dict[str, tuple[Any, Any]]:
         """``{setting: (ours, other's)}`` for every setting in which ``other`` differs (empty: the same run)."""
-        return {f.name: (getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self)
-                if getattr(self, f.name) != getattr(other, f.name)}
+        return {
+            f.name: (getattr(self, f.name), getattr(other, f.name))
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(other, f.name)
+        }
 
     def epochs_of_round(self, round_index: int) -> int:
         return self.epochs if round_index == 0 else self.dagger_epochs

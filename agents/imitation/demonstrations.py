@@ -38,7 +38,6 @@ class DatasetError(ValueError):
     """A demonstrations folder is missing, truncated, corrupt or does not match what was asked for."""
 
 
-
 @dataclass
 class Episode:
     """One recorded episode; ``T`` frames, actions of length ``A``.
@@ -87,15 +86,27 @@ def _episode_path(root: Path, name: Any, manifest: Path) -> Path:
         DatasetError: ``name`` is not a plain relative file name (absolute, contains ``..``, a separator or a
             drive), or resolves (through a symlink) to somewhere outside ``root``.
     """
-    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name \
-            or "\0" in name or os.path.isabs(name) or Path(name).name != name:
-        raise DatasetError(f"{manifest} names the episode file {name!r}: episode files must be plain file names "
-                           "inside the demonstrations folder; the manifest was crafted or damaged")
+    if (
+        not isinstance(name, str)
+        or not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+        or os.path.isabs(name)
+        or Path(name).name != name
+    ):
+        raise DatasetError(
+            f"{manifest} names the episode file {name!r}: episode files must be plain file names "
+            "inside the demonstrations folder; the manifest was crafted or damaged"
+        )
     path = root / name
     real_root = root.resolve()
     if path.resolve().parent != real_root:
-        raise DatasetError(f"{manifest}: episode file {name!r} resolves to {path.resolve()}, outside {real_root} "
-                           "(a symlink?); refusing to read or delete it")
+        raise DatasetError(
+            f"{manifest}: episode file {name!r} resolves to {path.resolve()}, outside {real_root} "
+            "(a symlink?); refusing to read or delete it"
+        )
     return path
 
 
@@ -168,7 +179,9 @@ class Demonstrations:
                 continue
             want = want if isinstance(want, str) else [int(s) for s in want]
             if manifest[key] != want:
-                raise DatasetError(f"demonstrations at {root} were recorded with {key}={manifest[key]}, expected {want}")
+                raise DatasetError(
+                    f"demonstrations at {root} were recorded with {key}={manifest[key]}, expected {want}"
+                )
         episodes = manifest.get("episodes")
         if not isinstance(episodes, list) or not all(isinstance(e, dict) for e in episodes):
             raise DatasetError(f"{path} is corrupt: 'episodes' must be a list of objects")

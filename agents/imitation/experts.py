@@ -78,13 +78,14 @@ class PurePursuitExpert:
         obs, reward, terminated, truncated, info = env.step(expert())
     """
 
-    def __init__(self, env: gym.Env, lookahead_time: float = 0.5, min_lookahead: float = 4.0,
-                 lag: float | None = 0.0):
+    def __init__(self, env: gym.Env, lookahead_time: float = 0.5, min_lookahead: float = 4.0, lag: float | None = 0.0):
         base = env.unwrapped
         for name in ("road", "car_pose", "arc_length", "steering", "speed", "max_steering_curvature"):
             if not hasattr(base, name):
-                raise TypeError(f"PurePursuitExpert needs a lane-keeping env (ncp_control.envs.lane_keeping.world.LaneKeepingBase); "
-                                f"{type(base).__name__} has no {name!r}")
+                raise TypeError(
+                    f"PurePursuitExpert needs a lane-keeping env (ncp_control.envs.lane_keeping.world.LaneKeepingBase); "
+                    f"{type(base).__name__} has no {name!r}"
+                )
         checks.positive_real("lookahead_time", lookahead_time)
         checks.positive_real("min_lookahead", min_lookahead)
         if lag is not None:

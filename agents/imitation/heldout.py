@@ -31,5 +31,12 @@ def evaluate_heldout(
     heldout_road_seeds(seed, episodes)  # validates the range
     import ncp_control.envs  # noqa: F401  (registers our env ids)
 
-    return evaluate(predictor, env_id, episodes, seed, env_kwargs=dict(env_kwargs or {}), wrappers=tuple(wrappers),
-                    progress=progress)
+    return evaluate(
+        predictor,
+        env_id,
+        episodes,
+        seed,
+        env_kwargs=dict(env_kwargs or {}),
+        wrappers=tuple(wrappers),
+        progress=progress,
+    )

@@ -51,7 +51,8 @@ def load_predictor(run_dir: str | os.PathLike, config: Mapping[str, Any] | None 
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        raise ValueError(f"the weights in {path} do not fit the model in config.json: "
-                         f"{' '.join(str(error).split())[:300]}") from error
+        raise ValueError(
+            f"the weights in {path} do not fit the model in config.json: {' '.join(str(error).split())[:300]}"
+        ) from error
     model.eval()
     return model

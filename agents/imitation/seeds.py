@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["TRAIN_SEED_LIMIT", "HELDOUT_SEED_START", "training_road_seeds", "heldout_road_seeds",
-           "check_training_seed"]
+__all__ = ["TRAIN_SEED_LIMIT", "HELDOUT_SEED_START", "training_road_seeds", "heldout_road_seeds", "check_training_seed"]
 
 #: Training road seeds are drawn from ``[0, TRAIN_SEED_LIMIT)``.
 TRAIN_SEED_LIMIT = 1_000_000
@@ -35,9 +34,7 @@ def training_road_seeds(seed: int, round_index: int, count: int) -> list[int]:
 def heldout_road_seeds(start: int, count: int) -> list[int]:
     """The held-out road seeds ``start, start + 1, ..., start + count - 1``; ``start`` must be ``>= HELDOUT_SEED_START``."""
     if start < HELDOUT_SEED_START:
-        raise ValueError(
-            f"held-out road seeds start at {HELDOUT_SEED_START:,}; seed {start} is a training road seed"
-        )
+        raise ValueError(f"held-out road seeds start at {HELDOUT_SEED_START:,}; seed {start} is a training road seed")
     return list(range(start, start + count))
 
 

@@ -115,8 +115,15 @@ def train(
     for round_index in range(start.round, config.dagger_rounds + 1):
         data = _round_data(run, round_index, collected)
         resumed = round_index == start.round
-        _fit_round(run, data, round_index, clock, callback, first_epoch=start.epoch if resumed else 0,
-                   partial=start.partial if resumed else None)
+        _fit_round(
+            run,
+            data,
+            round_index,
+            clock,
+            callback,
+            first_epoch=start.epoch if resumed else 0,
+            partial=start.partial if resumed else None,
+        )
     run.env.close()
     save_tensors(run.model.state_dict(), run_dir / "model.pt")
     return run_dir
@@ -169,8 +176,7 @@ def _prepare(config: BCConfig, run_dir: Path, resume: bool, trusted_expert: str 
         write_json_atomic(run_dir / "config.json", _run_config(config, model_config), indent=1, sort_keys=False)
     model = build_model(model_config, seed=config.seed)
     optimizer = make_optimizer(model, config)
-    store = _open_demonstrations(run_dir / "demonstrations", config, env, model_config.observation_shape,
-                                 action_shape)
+    store = _open_demonstrations(run_dir / "demonstrations", config, env, model_config.observation_shape, action_shape)
     return _Run(run_dir, config, env, expert, step_seconds, model, optimizer, store)
 
 
@@ -187,16 +193,23 @@ def _run_config(config: BCConfig, model_config: ModelConfig) -> dict[str, Any]:
     }
 
 
-def _open_demonstrations(data_dir: Path, config: BCConfig, env: gym.Env, observation_shape: tuple[int, ...],
-                         action_shape: tuple[int, ...]) -> Demonstrations:
+def _open_demonstrations(
+    data_dir: Path, config: BCConfig, env: gym.Env, observation_shape: tuple[int, ...], action_shape: tuple[int, ...]
+) -> Demonstrations:
     """The run's dataset: opened (checked against the env) if it exists, else created empty."""
     if (data_dir / MANIFEST_NAME).exists():
         return Demonstrations.open(
-            data_dir, env_id=config.env_id, observation_shape=observation_shape, action_shape=action_shape,
+            data_dir,
+            env_id=config.env_id,
+            observation_shape=observation_shape,
+            action_shape=action_shape,
         )
     return Demonstrations.create(
-        data_dir, env_id=config.env_id, env_kwargs=config.env_kwargs,
-        observation_shape=observation_shape, action_shape=action_shape,
+        data_dir,
+        env_id=config.env_id,
+        env_kwargs=config.env_kwargs,
+        observation_shape=observation_shape,
+        action_shape=action_shape,
         info_keys=[k for k in LANE_INFO_KEYS if k in env.reset(seed=0)[1]],
     )
 
@@ -247,23 +260,38 @@ def _collect_round(run: _Run, round_index: int, progress: Progress | None = None
         )
         store.append(episode, round_index=round_index, beta=beta)
         if progress is not None:
-            progress({"collect/round": round_index, "collect/episode": i + 1, "collect/episodes": count,
-                      "collect/steps": episode.steps})
+            progress(
+                {
+                    "collect/round": round_index,
+                    "collect/episode": i + 1,
+                    "collect/episodes": count,
+                    "collect/steps": episode.steps,
+                }
+            )
     store.mark_round_complete(round_index)
 
 
 # ------------------------------------------------------------------------------------------ fit and report
 
 
-def _fit_round(run: _Run, data: SequenceData, round_index: int, clock: Checkpointer, callback: Progress | None,
-               *, first_epoch: int, partial: dict[str, Any] | None) -> None:
+def _fit_round(
+    run: _Run,
+    data: SequenceData,
+    round_index: int,
+    clock: Checkpointer,
+    callback: Progress | None,
+    *,
+    first_epoch: int,
+    partial: dict[str, Any] | None,
+) -> None:
     """Train the epochs ``first_epoch, ...`` of round ``round_index`` on ``data`` (epoch ``first_epoch`` from
     ``partial``, a position inside it); after each, write the checkpoint and report its progress record."""
     config = run.config
     for epoch in range(first_epoch, config.epochs_of_round(round_index)):
         rng = np.random.default_rng([config.seed, round_index, epoch])  # resumed epochs redraw the same streams
-        loss = train_epoch(run.model, run.optimizer, data, config, rng, partial=partial,
-                           tick=clock.ticker(round_index, epoch))
+        loss = train_epoch(
+            run.model, run.optimizer, data, config, rng, partial=partial, tick=clock.ticker(round_index, epoch)
+        )
         partial = None
         seconds = clock.save(round_index, epoch + 1)
         record = {

@@ -26,8 +26,13 @@ from stable_baselines3.common.vec_env import VecNormalize
 class WallTimeCheckpoint(BaseCallback):
     """Checkpoint every ``seconds`` of wall time (checked at rollout starts); keeps only its latest checkpoint."""
 
-    def __init__(self, folder: str | Path, seconds: float, prefix: str = "model",
-                 also_save: Callable[[Any, int], list[Path]] | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        seconds: float,
+        prefix: str = "model",
+        also_save: Callable[[Any, int], list[Path]] | None = None,
+    ) -> None:
         """``also_save(model, num_timesteps)`` writes further files of the same checkpoint (e.g. the policy as data)
         and returns their paths, dropped with the checkpoint when the next one is written."""
         super().__init__()
@@ -71,8 +76,12 @@ class WallTimeCheckpoint(BaseCallback):
 class ProgressLines(BaseCallback):
     """One progress line per rollout, at most every ``every_seconds`` (the first rollout always)."""
 
-    def __init__(self, total_timesteps: int, every_seconds: float = 30.0,
-                 write: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:
+    def __init__(
+        self,
+        total_timesteps: int,
+        every_seconds: float = 30.0,
+        write: Callable[[str], None] = lambda line: print(line, flush=True),
+    ) -> None:
         super().__init__()
         self.total, self.every, self.write = int(total_timesteps), float(every_seconds), write
         self._t0 = self._last = 0.0
@@ -96,9 +105,15 @@ class ProgressLines(BaseCallback):
         speed = done / elapsed if elapsed > 0 else float("nan")
         left = (self.total - self.num_timesteps) / speed if speed > 0 else float("nan")
         episodes = [info["r"] for info in self.model.ep_info_buffer or []]
-        ret = f"mean return (last {len(episodes)} episodes) {np.mean(episodes):.2f}" if episodes else "no episode ended yet"
-        self.write(f"steps {self.num_timesteps}/{self.total} ({self.num_timesteps / max(self.total, 1):.0%}), "
-                   f"{speed:.0f} steps/s, {ret}, elapsed {_clock(elapsed)}, left ~{_clock(left)}")
+        ret = (
+            f"mean return (last {len(episodes)} episodes) {np.mean(episodes):.2f}"
+            if episodes
+            else "no episode ended yet"
+        )
+        self.write(
+            f"steps {self.num_timesteps}/{self.total} ({self.num_timesteps / max(self.total, 1):.0%}), "
+            f"{speed:.0f} steps/s, {ret}, elapsed {_clock(elapsed)}, left ~{_clock(left)}"
+        )
 
 
 def _clock(seconds: float) -> str:

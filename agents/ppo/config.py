@@ -23,10 +23,25 @@ PRESETS_PATH = Path(__file__).resolve().parents[1] / "configs" / "ppo.json"
 # Keys of a resolved config and their types (the file-level schema; "algo" and "policy_kwargs" are checked
 # against the algorithm's and policy's constructors when the model is built).
 _SCHEMA: dict[str, type | tuple[type, ...]] = {
-    "kind": str, "env_id": str, "policy": str, "seed": int, "timesteps": int,
-    "n_envs": int, "vec_env": str, "normalize_obs": bool, "normalize_reward": bool, "elapsed_time": str,
-    "env_kwargs": dict, "checkpoint_freq": int, "eval_freq": int, "eval_episodes": int, "eval_seed": int,
-    "progress_bar": bool, "algo": dict, "policy_kwargs": dict, "checkpoint_seconds": (int, float),
+    "kind": str,
+    "env_id": str,
+    "policy": str,
+    "seed": int,
+    "timesteps": int,
+    "n_envs": int,
+    "vec_env": str,
+    "normalize_obs": bool,
+    "normalize_reward": bool,
+    "elapsed_time": str,
+    "env_kwargs": dict,
+    "checkpoint_freq": int,
+    "eval_freq": int,
+    "eval_episodes": int,
+    "eval_seed": int,
+    "progress_bar": bool,
+    "algo": dict,
+    "policy_kwargs": dict,
+    "checkpoint_seconds": (int, float),
 }
 #: Keys a run's config.json may lack (runs written before the key existed) and their values then.
 OPTIONAL_KEYS: dict[str, Any] = {"checkpoint_seconds": 60}
@@ -94,7 +109,9 @@ def validate_config(config: dict[str, Any]) -> None:
             name = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
             raise ValueError(f"config[{key!r}] must be {name}, got {value!r}")
     if not config.get("checkpoint_seconds", 1) >= 0:
-        raise ValueError(f"config['checkpoint_seconds'] must be >= 0 (0 turns it off), got {config['checkpoint_seconds']}")
+        raise ValueError(
+            f"config['checkpoint_seconds'] must be >= 0 (0 turns it off), got {config['checkpoint_seconds']}"
+        )
     if config["kind"] != "ppo":
         raise ValueError(f"config kind must be 'ppo', got {config['kind']!r}")
     checks.choice("policy", config["policy"], PolicyName)

@@ -53,11 +53,13 @@ def make_training_env(config: dict[str, Any], *, seed: int | None = None, n_envs
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     timed = config["elapsed_time"] == "observation"
-    factory = partial(_make_single_env, config["env_id"], config["env_kwargs"], timed,
-                      config["policy_kwargs"].get("dt"))
+    factory = partial(
+        _make_single_env, config["env_id"], config["env_kwargs"], timed, config["policy_kwargs"].get("dt")
+    )
     vec_cls = SubprocVecEnv if config["vec_env"] == "subproc" else DummyVecEnv
-    return make_vec_env(factory, n_envs=n_envs or config["n_envs"], seed=config["seed"] if seed is None else seed,
-                        vec_env_cls=vec_cls)
+    return make_vec_env(
+        factory, n_envs=n_envs or config["n_envs"], seed=config["seed"] if seed is None else seed, vec_env_cls=vec_cls
+    )
 
 
 def normalize_env(venv, config: dict[str, Any], *, training: bool = True):
@@ -69,6 +71,11 @@ def normalize_env(venv, config: dict[str, Any], *, training: bool = True):
     if not (config["normalize_obs"] or config["normalize_reward"]):
         return venv
     keys = ["observation"] if config["elapsed_time"] == "observation" else None
-    return VecNormalize(venv, training=training, norm_obs=config["normalize_obs"],
-                        norm_reward=config["normalize_reward"] and training, norm_obs_keys=keys,
-                        gamma=config["algo"].get("gamma", 0.99))
+    return VecNormalize(
+        venv,
+        training=training,
+        norm_obs=config["normalize_obs"],
+        norm_reward=config["normalize_reward"] and training,
+        norm_obs_keys=keys,
+        gamma=config["algo"].get("gamma", 0.99),
+    )

@@ -79,8 +79,9 @@ class PPOPredictor:
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """observation: (n_envs, *obs_shape) (or a dict of such arrays); episode_start: (n_envs,) bool.
         Returns ``(actions (n_envs, *act_shape), state)``."""
-        return self.policy.predict(self.normalize_obs(observation), state=state, episode_start=episode_start,
-                                   deterministic=deterministic)
+        return self.policy.predict(
+            self.normalize_obs(observation), state=state, episode_start=episode_start, deterministic=deterministic
+        )
 
 
 def load_predictor(run_dir: str | Path, config: dict[str, Any]) -> PPOPredictor:
@@ -98,10 +99,14 @@ def load_predictor(run_dir: str | Path, config: dict[str, Any]) -> PPOPredictor:
         if not found:
             hint = ""
             if (run_dir / MODEL_FILE).is_file() or checkpoints(run_dir):
-                hint = (f"; it has SB3's {MODEL_FILE}/checkpoint zips, which are pickles: load them with "
-                        "ncp_control.agents.ppo.load_sb3_predictor only if you trust whoever made the folder")
-            raise ValueError(f"{run_dir} has no {POLICY_FILE} and no {CHECKPOINT_DIR}/"
-                             f"{CHECKPOINT_PREFIX}_policy_<N>_steps.pt: nothing to load{hint}")
+                hint = (
+                    f"; it has SB3's {MODEL_FILE}/checkpoint zips, which are pickles: load them with "
+                    "ncp_control.agents.ppo.load_sb3_predictor only if you trust whoever made the folder"
+                )
+            raise ValueError(
+                f"{run_dir} has no {POLICY_FILE} and no {CHECKPOINT_DIR}/"
+                f"{CHECKPOINT_PREFIX}_policy_<N>_steps.pt: nothing to load{hint}"
+            )
         policy_path, stats_path = data_checkpoint_paths(policy_path.parent / CHECKPOINT_DIR, found[-1][0])
     policy = run_io.load_policy_data(policy_path, config, build_policy)
     normalizer = None

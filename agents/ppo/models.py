@@ -33,12 +33,14 @@ def schedule_value(name: str, value: Any):
     start = float("nan")
     if linear or (isinstance(value, (int, float)) and not isinstance(value, bool)):
         try:
-            start = float(value[len("lin_"):] if linear else value)
+            start = float(value[len("lin_") :] if linear else value)
         except ValueError:
             pass
     if not (np.isfinite(start) and start > 0):
-        raise ValueError(f"{name} must be a positive number or 'lin_<positive number>' (linear decay to 0, as in "
-                         f"rl-zoo), got {value!r}")
+        raise ValueError(
+            f"{name} must be a positive number or 'lin_<positive number>' (linear decay to 0, as in "
+            f"rl-zoo), got {value!r}"
+        )
     return LinearSchedule(start, 0.0, 1.0) if linear else value
 
 
@@ -60,8 +62,13 @@ def _policy_spec(config: dict[str, Any], observation_space) -> tuple[Any, dict[s
 
     kwargs = dict(config["policy_kwargs"])
     if "activation_fn" in kwargs:
-        kwargs["activation_fn"] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU,
-                                   "silu": nn.SiLU}[kwargs["activation_fn"]]
+        kwargs["activation_fn"] = {
+            "tanh": nn.Tanh,
+            "relu": nn.ReLU,
+            "elu": nn.ELU,
+            "leaky_relu": nn.LeakyReLU,
+            "silu": nn.SiLU,
+        }[kwargs["activation_fn"]]
     policy = config["policy"]
     if policy in ("ltc", "cfc"):
         from ncp_control.policies.recurrent_ppo import NCPActorCriticPolicy
@@ -89,8 +96,16 @@ def build_algorithm(config: dict[str, Any], venv, *, tensorboard_log: str | None
     for key in SCHEDULED_KEYS:
         if key in algo:
             algo[key] = schedule_value(f"algo.{key}", algo[key])
-    return cls(policy, venv, policy_kwargs=policy_kwargs, seed=config["seed"], tensorboard_log=tensorboard_log,
-               device="cpu", verbose=0, **algo)
+    return cls(
+        policy,
+        venv,
+        policy_kwargs=policy_kwargs,
+        seed=config["seed"],
+        tensorboard_log=tensorboard_log,
+        device="cpu",
+        verbose=0,
+        **algo,
+    )
 
 
 def build_policy(config: dict[str, Any], observation_space, action_space):
@@ -99,8 +114,9 @@ def build_policy(config: dict[str, Any], observation_space, action_space):
     cls = algorithm_class(config["policy"])
     policy, kwargs = _policy_spec(config, observation_space)
     policy_cls = cls.policy_aliases[policy] if isinstance(policy, str) else policy
-    return policy_cls(observation_space, action_space, lambda _: 0.0,
-                      use_sde=bool(config["algo"].get("use_sde", False)), **kwargs)
+    return policy_cls(
+        observation_space, action_space, lambda _: 0.0, use_sde=bool(config["algo"].get("use_sde", False)), **kwargs
+    )
 
 
 def check_model_keys(config: dict[str, Any]) -> None:
@@ -113,8 +129,16 @@ def check_model_keys(config: dict[str, Any]) -> None:
     import inspect
 
     cls = algorithm_class(config["policy"])
-    allowed = set(inspect.signature(cls.__init__).parameters) - {"self", "policy", "env", "policy_kwargs", "seed",
-                                                                   "tensorboard_log", "device", "_init_setup_model"}
+    allowed = set(inspect.signature(cls.__init__).parameters) - {
+        "self",
+        "policy",
+        "env",
+        "policy_kwargs",
+        "seed",
+        "tensorboard_log",
+        "device",
+        "_init_setup_model",
+    }
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     policy_cls: type[ActorCriticPolicy] = ActorCriticPolicy

@@ -50,8 +50,10 @@ def zoo_hyperparams(env_id: str, cell: str) -> dict[str, Any]:
     """
     config = resolve_config(env_id, cast(PolicyName, cell), timesteps=ZOO_TIMESTEPS)  # it checks the name
     if config["elapsed_time"] != "constant" or config["env_kwargs"] or config["vec_env"] != "dummy":
-        raise ValueError(f"the {cell} preset for {env_id} uses settings rl-zoo files cannot express "
-                         "(elapsed_time='observation', env_kwargs or a subproc vec_env)")
+        raise ValueError(
+            f"the {cell} preset for {env_id} uses settings rl-zoo files cannot express "
+            "(elapsed_time='observation', env_kwargs or a subproc vec_env)"
+        )
     policy_kwargs = dict(config["policy_kwargs"])
     policy_kwargs.setdefault("dt", env_step_duration(env_id))
     out: dict[str, Any] = {

@@ -53,8 +53,10 @@ def data_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
 
 def data_checkpoint_paths(folder: Path, steps: int) -> tuple[Path, Path]:
     """The policy weights and normaliser statistics of the data checkpoint at ``steps`` in ``folder``."""
-    return (folder / f"{CHECKPOINT_PREFIX}_policy_{steps}_steps.pt",
-            folder / f"{CHECKPOINT_PREFIX}_vecnormalize_{steps}_steps.npz")
+    return (
+        folder / f"{CHECKPOINT_PREFIX}_policy_{steps}_steps.pt",
+        folder / f"{CHECKPOINT_PREFIX}_vecnormalize_{steps}_steps.npz",
+    )
 
 
 def has_progress(run_dir: str | Path) -> bool:

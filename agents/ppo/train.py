@@ -97,8 +97,10 @@ def _resume_plan(config: dict[str, Any] | None, run_dir: Path) -> tuple[dict[str
     validate_config(saved)
     found = checkpoints(run_dir)
     if not found:
-        raise ValueError(f"cannot resume: no checkpoints in {run_dir / CHECKPOINT_DIR} (the run stopped before "
-                         "its first one); start it again without --resume in the same folder")
+        raise ValueError(
+            f"cannot resume: no checkpoints in {run_dir / CHECKPOINT_DIR} (the run stopped before "
+            "its first one); start it again without --resume in the same folder"
+        )
     return saved, found[-1][1]
 
 
@@ -125,20 +127,28 @@ def _checkpoint_callbacks(config: dict[str, Any], run_dir: Path) -> list:
     found: list[BaseCallback] = []
     if config["checkpoint_freq"] > 0:
         save_freq = max(config["checkpoint_freq"] // config["n_envs"], 1)
-        found.append(CheckpointCallback(
-            save_freq=save_freq, save_path=str(run_dir / CHECKPOINT_DIR),
-            name_prefix=CHECKPOINT_PREFIX, save_vecnormalize=True))
-        found.append(run_io.policy_data_callback(
-            save_freq, lambda steps: data_checkpoint_paths(run_dir / CHECKPOINT_DIR, steps)))
+        found.append(
+            CheckpointCallback(
+                save_freq=save_freq,
+                save_path=str(run_dir / CHECKPOINT_DIR),
+                name_prefix=CHECKPOINT_PREFIX,
+                save_vecnormalize=True,
+            )
+        )
+        found.append(
+            run_io.policy_data_callback(save_freq, lambda steps: data_checkpoint_paths(run_dir / CHECKPOINT_DIR, steps))
+        )
     seconds = config.get("checkpoint_seconds", OPTIONAL_KEYS["checkpoint_seconds"])
     if seconds > 0:
+
         def save_data(model, steps: int) -> list[Path]:
             paths = data_checkpoint_paths(run_dir / CHECKPOINT_DIR, steps)
             run_io.save_policy_data(model, *paths)
             return list(paths)
 
-        found.append(WallTimeCheckpoint(run_dir / CHECKPOINT_DIR, seconds, prefix=CHECKPOINT_PREFIX,
-                                        also_save=save_data))
+        found.append(
+            WallTimeCheckpoint(run_dir / CHECKPOINT_DIR, seconds, prefix=CHECKPOINT_PREFIX, also_save=save_data)
+        )
     return found
 
 
@@ -150,17 +160,28 @@ def _learn(model, venv, config: dict[str, Any], run_dir: Path, callbacks: Sequen
     all_callbacks = [*callbacks, *_checkpoint_callbacks(config, run_dir)]
     eval_env = None
     if config["eval_freq"] > 0:
-        eval_env = normalize_env(make_training_env(config, seed=config["eval_seed"], n_envs=1), config,
-                                 training=False)
-        all_callbacks.append(EvalCallback(
-            eval_env, n_eval_episodes=config["eval_episodes"], eval_freq=max(config["eval_freq"] // config["n_envs"], 1),
-            best_model_save_path=str(run_dir / "eval"), log_path=str(run_dir / "eval"), deterministic=True))
+        eval_env = normalize_env(make_training_env(config, seed=config["eval_seed"], n_envs=1), config, training=False)
+        all_callbacks.append(
+            EvalCallback(
+                eval_env,
+                n_eval_episodes=config["eval_episodes"],
+                eval_freq=max(config["eval_freq"] // config["n_envs"], 1),
+                best_model_save_path=str(run_dir / "eval"),
+                log_path=str(run_dir / "eval"),
+                deterministic=True,
+            )
+        )
 
     remaining = config["timesteps"] - model.num_timesteps
     try:
         if remaining > 0:
-            model.learn(total_timesteps=remaining, callback=all_callbacks, tb_log_name="ppo",
-                        reset_num_timesteps=not resume, progress_bar=config["progress_bar"])
+            model.learn(
+                total_timesteps=remaining,
+                callback=all_callbacks,
+                tb_log_name="ppo",
+                reset_num_timesteps=not resume,
+                progress_bar=config["progress_bar"],
+            )
         _save(model, run_dir)
     finally:
         venv.close()
@@ -172,8 +193,14 @@ def _evaluate_final(model, config: dict[str, Any], run_dir: Path) -> None:
     """``evaluation.json``: the saved run, loaded as data, on ``eval_episodes`` seeded episodes; also logged."""
     from ncp_control.agents.evaluation.episodes import evaluate
 
-    summary = evaluate(load_predictor(run_dir, config), config["env_id"], config["eval_episodes"],
-                       config["eval_seed"], env_kwargs=config["env_kwargs"], allow_import=True)
+    summary = evaluate(
+        load_predictor(run_dir, config),
+        config["env_id"],
+        config["eval_episodes"],
+        config["eval_seed"],
+        env_kwargs=config["env_kwargs"],
+        allow_import=True,
+    )
     summary["timesteps"] = int(model.num_timesteps)
     _write_json(run_dir / EVALUATION_FILE, summary)
     _log_final_evaluation(summary, run_dir, model)
@@ -189,16 +216,18 @@ def _load_checkpoint(cls, checkpoint: Path, venv, config: dict[str, Any]):
         try:
             venv = VecNormalize.load(str(stats), venv)
         except Exception as error:  # truncated or corrupt pickle
-            raise ValueError(f"cannot resume: {stats} is truncated or corrupt ({type(error).__name__}: {error}); "
-                             f"{advice}") from error
+            raise ValueError(
+                f"cannot resume: {stats} is truncated or corrupt ({type(error).__name__}: {error}); {advice}"
+            ) from error
         venv.training = True
     elif config["normalize_obs"] or config["normalize_reward"]:
         raise ValueError(f"cannot resume: {stats.name} is missing next to {checkpoint}; {advice}")
     try:
         model = cls.load(str(checkpoint), env=venv, device="cpu")
     except Exception as error:  # SB3 asserts on an empty zip ("No data found in the saved file")
-        raise ValueError(f"cannot resume: {checkpoint} is truncated or corrupt ({type(error).__name__}: {error}); "
-                         f"{advice}") from error
+        raise ValueError(
+            f"cannot resume: {checkpoint} is truncated or corrupt ({type(error).__name__}: {error}); {advice}"
+        ) from error
     return venv, model
 
 

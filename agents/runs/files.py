@@ -22,8 +22,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["temporary_path", "append_line", "write_json_atomic", "read_json_object", "save_tensors", "load_tensors", "ObsNormalizer",
-           "save_normalizer", "load_normalizer", "space_to_data", "space_from_data"]
+__all__ = [
+    "temporary_path",
+    "append_line",
+    "write_json_atomic",
+    "read_json_object",
+    "save_tensors",
+    "load_tensors",
+    "ObsNormalizer",
+    "save_normalizer",
+    "load_normalizer",
+    "space_to_data",
+    "space_from_data",
+]
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -100,8 +111,10 @@ def load_tensors(path: str | os.PathLike, what: str) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # UnpicklingError for code, RuntimeError/EOFError for damaged files
         first = " ".join(str(error).split())[:300]
-        raise ValueError(f"cannot load {what} {path}: it is not a weights-only torch file (damaged, or it holds "
-                         f"code, which is never run): {type(error).__name__}: {first}") from error
+        raise ValueError(
+            f"cannot load {what} {path}: it is not a weights-only torch file (damaged, or it holds "
+            f"code, which is never run): {type(error).__name__}: {first}"
+        ) from error
 
 
 # ------------------------------------------------------------------------------------------ normaliser as data
@@ -141,11 +154,27 @@ class ObsNormalizer:
             count = float(next(iter(rms.values())).count) if rms else 0.0
             keys = tuple(rms)
         else:
-            mean, var, count, keys = np.asarray(rms.mean, np.float64), np.asarray(rms.var, np.float64), \
-                float(rms.count), None
-        return cls(mean, var, count, float(venv.ret_rms.mean), float(venv.ret_rms.var), float(venv.ret_rms.count),
-                   float(venv.clip_obs), float(venv.clip_reward), float(venv.epsilon), float(venv.gamma),
-                   bool(venv.norm_obs), bool(venv.norm_reward), keys)
+            mean, var, count, keys = (
+                np.asarray(rms.mean, np.float64),
+                np.asarray(rms.var, np.float64),
+                float(rms.count),
+                None,
+            )
+        return cls(
+            mean,
+            var,
+            count,
+            float(venv.ret_rms.mean),
+            float(venv.ret_rms.var),
+            float(venv.ret_rms.count),
+            float(venv.clip_obs),
+            float(venv.clip_reward),
+            float(venv.epsilon),
+            float(venv.gamma),
+            bool(venv.norm_obs),
+            bool(venv.norm_reward),
+            keys,
+        )
 
     def normalize_obs(self, obs):
         """``clip((obs - mean) / sqrt(var + epsilon), -clip_obs, clip_obs)`` as float32, like
@@ -252,8 +281,12 @@ def space_to_data(space) -> dict[str, Any]:
     from gymnasium import spaces
 
     if isinstance(space, spaces.Box):
-        return {"type": "Box", "dtype": str(space.dtype), "low": torch.from_numpy(np.array(space.low, np.float64)),
-                "high": torch.from_numpy(np.array(space.high, np.float64))}
+        return {
+            "type": "Box",
+            "dtype": str(space.dtype),
+            "low": torch.from_numpy(np.array(space.low, np.float64)),
+            "high": torch.from_numpy(np.array(space.high, np.float64)),
+        }
     if isinstance(space, spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
     if isinstance(space, spaces.MultiDiscrete):
@@ -297,12 +330,15 @@ def check_normalizer_fits(normalizer: ObsNormalizer, observation_space, path: st
     elif isinstance(observation_space, spaces.Dict) and set(normalizer.norm_obs_keys) <= set(observation_space.spaces):
         pairs = [(k, normalizer.obs_mean[k], observation_space[k]) for k in normalizer.norm_obs_keys]
     else:
-        raise ValueError(f"normaliser statistics {path} are for the keys {normalizer.norm_obs_keys}, which the "
-                         f"policy's observation space {observation_space} does not have")
+        raise ValueError(
+            f"normaliser statistics {path} are for the keys {normalizer.norm_obs_keys}, which the "
+            f"policy's observation space {observation_space} does not have"
+        )
     for name, mean, space in pairs:
         if isinstance(space, spaces.Dict) or tuple(mean.shape) != tuple(space.shape):
-            raise ValueError(f"normaliser statistics {path} have shape {mean.shape} for {name}, the policy observes "
-                             f"{space}")
+            raise ValueError(
+                f"normaliser statistics {path} have shape {mean.shape} for {name}, the policy observes {space}"
+            )
 
 
 # ----------------------------------------------------------------------------------------------- PPO policies
@@ -316,10 +352,17 @@ def save_policy_data(model, policy_path: str | os.PathLike, normalizer_path: str
     from stable_baselines3.common.vec_env import VecNormalize
 
     policy = model.policy
-    save_tensors({"format": _POLICY_FORMAT, "version": 1, "num_timesteps": int(model.num_timesteps),
-                  "observation_space": space_to_data(policy.observation_space),
-                  "action_space": space_to_data(policy.action_space),
-                  "state_dict": {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()}}, policy_path)
+    save_tensors(
+        {
+            "format": _POLICY_FORMAT,
+            "version": 1,
+            "num_timesteps": int(model.num_timesteps),
+            "observation_space": space_to_data(policy.observation_space),
+            "action_space": space_to_data(policy.action_space),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()},
+        },
+        policy_path,
+    )
     venv = model.get_env()
     if isinstance(venv, VecNormalize):
         save_normalizer(ObsNormalizer.from_vecnormalize(venv), normalizer_path)
@@ -339,8 +382,9 @@ def load_policy_data(path: str | os.PathLike, config: dict[str, Any], build):
     if not isinstance(data, dict) or data.get("format") != _POLICY_FORMAT or data.get("version") != 1:
         raise ValueError(f"policy weights {path} are not an {_POLICY_FORMAT} v1 file")
     state = data.get("state_dict")
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in state.items()):
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
         raise ValueError(f"policy weights {path}: 'state_dict' must map names to tensors")
     try:
         observation_space = space_from_data(data.get("observation_space"))

@@ -96,8 +96,10 @@ def load_run(run_dir: str | os.PathLike) -> LoadedRun:
         raise
     except Exception as error:  # torch / zip / pickle errors of a truncated or corrupt file name no file
         files = ", ".join(sorted(p.name for p in run_dir.iterdir() if p.suffix in (".pt", ".zip", ".pkl"))) or "none"
-        raise ValueError(f"cannot load the model of run {run_dir} (model files: {files}): {type(error).__name__}: "
-                         f"{error}; a file may be truncated or corrupt: restore it, or train the run again") from error
+        raise ValueError(
+            f"cannot load the model of run {run_dir} (model files: {files}): {type(error).__name__}: "
+            f"{error}; a file may be truncated or corrupt: restore it, or train the run again"
+        ) from error
     return LoadedRun(run_dir=run_dir, config=config, predictor=predictor)
 
 

@@ -93,8 +93,12 @@ def _where(ledger, job_id: str, cpus: int) -> dict[str, Any]:
 
     torch.set_num_threads(cpus)
     ledger.start.remote(job_id)
-    return {"node_id": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname(),
-            "pid": os.getpid(), "start": now()}
+    return {
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "start": now(),
+    }
 
 
 def _train_task(job: TrainJob, run_dir: str | None, scratch_key: str, fault: bool, ledger) -> dict[str, Any]:
@@ -139,10 +143,17 @@ def _remote():
 # ---------------------------------------------------------------------------------------------------------------
 # the driver
 # ---------------------------------------------------------------------------------------------------------------
-def run_study(spec: dict[str, Any], out: str | os.PathLike, *, address: str | None = None,
-              num_cpus: int | None = None, resume: bool = False, storage: Storage = "auto",
-              runs_from: Sequence[str | os.PathLike] = (),
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_study(
+    spec: dict[str, Any],
+    out: str | os.PathLike,
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    resume: bool = False,
+    storage: Storage = "auto",
+    runs_from: Sequence[str | os.PathLike] = (),
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Run (or resume) a study in ``out``; returns the summary (see :func:`ncp_control.agents.study.summary.summarize`).
 
     Args:
@@ -177,11 +188,18 @@ def run_study(spec: dict[str, Any], out: str | os.PathLike, *, address: str | No
     if started:
         try:
             # address "local": a new Ray for this run even where another one runs on this machine
-            ray.init(address=address or "local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                     logging_level="ERROR")
+            ray.init(
+                address=address or "local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="ERROR",
+            )
         except (ConnectionError, RuntimeError) as error:
-            raise ValueError(f"cannot start or join Ray (address {address or 'local'}): {error}; check --address "
-                             "/ RAY_ADDRESS (a running cluster's head, e.g. auto or HEAD_IP:6379)") from error
+            raise ValueError(
+                f"cannot start or join Ray (address {address or 'local'}): {error}; check --address "
+                "/ RAY_ADDRESS (a running cluster's head, e.g. auto or HEAD_IP:6379)"
+            ) from error
     try:
         _init_folder(out, plan)
         reuse_runs(plan.train, out, sources, new_record, now, say)
@@ -206,8 +224,9 @@ def _check_folder(out: Path, plan: StudyPlan, resume: bool) -> None:
         if not resume:
             raise ValueError(f"{out} already holds a study; pass --resume to continue it or choose another --out")
         if read_json_object(spec_path, "study spec") != plan.spec:
-            raise ValueError(f"{out} holds a study of another spec ({spec_path}); resume it with that spec or "
-                             "choose another --out")
+            raise ValueError(
+                f"{out} holds a study of another spec ({spec_path}); resume it with that spec or choose another --out"
+            )
     elif resume and out.exists() and any(out.iterdir()):
         raise ValueError(f"nothing to resume: {out} has no spec.json (not a study folder)")
 
@@ -253,9 +272,15 @@ class _Driver:
         import ray
 
         t0 = time.time()
-        session = {"start": now(), "end": None, "wall_seconds": 0.0, "storage": self.storage,
-                   "ray": ray.__version__, "cluster_cpus": ray.cluster_resources().get("CPU"),
-                   "nodes": len(ray.nodes())}
+        session = {
+            "start": now(),
+            "end": None,
+            "wall_seconds": 0.0,
+            "storage": self.storage,
+            "ray": ray.__version__,
+            "cluster_cpus": ray.cluster_resources().get("CPU"),
+            "nodes": len(ray.nodes()),
+        }
         index = record_session(self.out, session)
         self.ledger = _remote()[2].remote()
         # wait until it runs: a task's report to an actor still starting is buffered in the task's worker, and is
@@ -297,9 +322,9 @@ class _Driver:
     def _submit_train(self, job: TrainJob) -> None:
         train_remote = _remote()[0]
         run_dir = None if self.storage == "transfer" else str(self.out.resolve() / "runs" / job.job_id)
-        ref = train_remote.options(num_cpus=job.cpus, max_retries=self.plan.max_attempts - 1,
-                                   name=job.job_id).remote(job, run_dir, self.scratch_key,
-                                                           job.job_id in self.faults, self.ledger)
+        ref = train_remote.options(num_cpus=job.cpus, max_retries=self.plan.max_attempts - 1, name=job.job_id).remote(
+            job, run_dir, self.scratch_key, job.job_id in self.faults, self.ledger
+        )
         self.pending[ref] = job
         self.records[job.job_id].update(status="submitted", submitted=now())
         self.say(f"{job.job_id}: submitted")
@@ -319,8 +344,9 @@ class _Driver:
 
                     self.archives[job.job_id] = ray.put(pack_folder(run_dir))
                 archive = self.archives[job.job_id]
-            ref = eval_remote.options(num_cpus=evaluation.cpus, max_retries=self.plan.max_attempts - 1,
-                                      name=evaluation.job_id).remote(evaluation, str(run_dir), archive, self.ledger)
+            ref = eval_remote.options(
+                num_cpus=evaluation.cpus, max_retries=self.plan.max_attempts - 1, name=evaluation.job_id
+            ).remote(evaluation, str(run_dir), archive, self.ledger)
             self.pending[ref] = evaluation
             self.records[evaluation.job_id].update(status="submitted", submitted=now())
 
@@ -332,8 +358,12 @@ class _Driver:
         try:
             result = ray.get(ref)
         except ray.exceptions.RayError as error:
-            record.update(status="failed", end=now(), error=_error_text(error),
-                          attempts=ray.get(self.ledger.count.remote(job.job_id)))
+            record.update(
+                status="failed",
+                end=now(),
+                error=_error_text(error),
+                attempts=ray.get(self.ledger.count.remote(job.job_id)),
+            )
             self.say(f"{job.job_id}: FAILED after {record['attempts']} attempt(s): {record['error']}")
             if isinstance(job, TrainJob):
                 for evaluation in self.plan.evaluations_of(job):
@@ -364,19 +394,44 @@ def new_record(job: TrainJob | EvalJob) -> dict[str, Any]:
     placement fields (a finished job's record, completed, is its ``jobs/<id>.done``). ``reuse_runs`` takes this
     function to write the records of the runs it copies in."""
     if isinstance(job, TrainJob):
-        spec = {"type": "train", "kind": job.kind, "env": job.env_id, "model": job.model, "seed": job.seed,
-                "cpus": job.cpus, "run": f"runs/{job.job_id}"}
+        spec = {
+            "type": "train",
+            "kind": job.kind,
+            "env": job.env_id,
+            "model": job.model,
+            "seed": job.seed,
+            "cpus": job.cpus,
+            "run": f"runs/{job.job_id}",
+        }
         if job.tag is not None:
             spec["tag"] = job.tag
     else:
-        spec = {"type": "evaluate", "run": f"runs/{job.run_id}", "evaluation": job.index, "env": job.env_id,
-                "episodes": job.episodes, "seed": job.seed, "perturb": list(job.perturb), "cpus": job.cpus}
+        spec = {
+            "type": "evaluate",
+            "run": f"runs/{job.run_id}",
+            "evaluation": job.index,
+            "env": job.env_id,
+            "episodes": job.episodes,
+            "seed": job.seed,
+            "perturb": list(job.perturb),
+            "cpus": job.cpus,
+        }
         if job.env_kwargs:
             spec["env_kwargs"] = job.env_kwargs
         if job.condition is not None:
             spec["condition"] = job.condition
-    return {"id": job.job_id, "spec": spec, "status": "pending", "submitted": None, "start": None, "end": None,
-            "attempts": 0, "node_id": None, "hostname": None, "error": None}
+    return {
+        "id": job.job_id,
+        "spec": spec,
+        "status": "pending",
+        "submitted": None,
+        "start": None,
+        "end": None,
+        "attempts": 0,
+        "node_id": None,
+        "hostname": None,
+        "error": None,
+    }
 
 
 def _error_text(error: BaseException) -> str:

@@ -42,8 +42,9 @@ TRAINING_LOOK_KWARGS = ("domain_randomization",)
 # ---------------------------------------------------------------------------------------------------------------
 # training
 # ---------------------------------------------------------------------------------------------------------------
-def train_job(kind: str, config: Mapping[str, Any], run_dir: str | os.PathLike, *,
-              exit_after_checkpoint: bool = False) -> dict[str, Any]:
+def train_job(
+    kind: str, config: Mapping[str, Any], run_dir: str | os.PathLike, *, exit_after_checkpoint: bool = False
+) -> dict[str, Any]:
     """Train (or continue) one run in ``run_dir``; returns ``{"resumed_from": ..., "seconds": ...}``.
 
     Args:
@@ -104,8 +105,10 @@ def _train_bc(settings: dict[str, Any], run_dir: Path, exit_after_checkpoint: bo
     _clear(run_dir)
     callback: Callable[[dict], None] | None = None
     if exit_after_checkpoint:
+
         def callback(record: dict) -> None:
             os._exit(FAULT_EXIT_STATUS)
+
     train(config, run_dir, callback=callback)
     return None
 
@@ -147,8 +150,9 @@ def _clear(run_dir: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # evaluation
 # ---------------------------------------------------------------------------------------------------------------
-def evaluation_env_kwargs(run_env_id: str, run_env_kwargs: Mapping[str, Any], env_id: str,
-                          env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+def evaluation_env_kwargs(
+    run_env_id: str, run_env_kwargs: Mapping[str, Any], env_id: str, env_kwargs: Mapping[str, Any]
+) -> dict[str, Any]:
     """The ``gym.make`` arguments of an evaluation on ``env_id`` of a run trained on ``run_env_id`` with
     ``run_env_kwargs``: on the run's own env, its training arguments (image size, road settings: what the model
     was trained to observe and do) without :data:`TRAINING_LOOK_KWARGS`; on another env, none; then the
@@ -159,8 +163,14 @@ def evaluation_env_kwargs(run_env_id: str, run_env_kwargs: Mapping[str, Any], en
     return {**kept, **env_kwargs}
 
 
-def evaluate_job(run_dir: str | os.PathLike, env_id: str, episodes: int, seed: int,
-                 perturb: Sequence[str] = (), env_kwargs: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def evaluate_job(
+    run_dir: str | os.PathLike,
+    env_id: str,
+    episodes: int,
+    seed: int,
+    perturb: Sequence[str] = (),
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """Evaluate one run on an env built with :func:`evaluation_env_kwargs` (``env_kwargs``: the evaluation's
     own); one row per (perturbation, level): ``perturbation`` (``"none"`` without sweeps), ``level`` (None without
     sweeps), ``episodes`` and the :data:`METRICS` (lane-keeping metrics None elsewhere).
@@ -175,8 +185,9 @@ def evaluate_job(run_dir: str | os.PathLike, env_id: str, episodes: int, seed: i
     if perturb:
         from ncp_control.agents.evaluation.robustness import robustness_sweep
 
-        results = robustness_sweep([str(run_dir)], env_id, list(perturb), episodes, seed, env_kwargs=kwargs,
-                                   processes=1)
+        results = robustness_sweep(
+            [str(run_dir)], env_id, list(perturb), episodes, seed, env_kwargs=kwargs, processes=1
+        )
         if results.failures:
             raise ValueError(f"cannot evaluate {run_dir} on {env_id}: {next(iter(results.failures.values()))}")
         return [_metrics_row(row.summary()) for row in results.rows]

@@ -44,8 +44,14 @@ def check_sources(sources: Sequence[str | os.PathLike], out: str | os.PathLike) 
     return checked
 
 
-def reuse_runs(jobs: Sequence[TrainJob], out: Path, sources: Sequence[Path], new_record: Callable[[TrainJob], dict],
-               now: Callable[[], str], say: Callable[[str], None]) -> list[str]:
+def reuse_runs(
+    jobs: Sequence[TrainJob],
+    out: Path,
+    sources: Sequence[Path],
+    new_record: Callable[[TrainJob], dict],
+    now: Callable[[], str],
+    say: Callable[[str], None],
+) -> list[str]:
     """Copy every reusable run (see the module docstring) of ``jobs`` not yet done in ``out`` from the first of
     ``sources`` that has it, and write its ``jobs/<id>.done``; returns the reused job ids.
 
@@ -63,8 +69,14 @@ def reuse_runs(jobs: Sequence[TrainJob], out: Path, sources: Sequence[Path], new
                 t0 = time.perf_counter()
                 _copy_folder(source / "runs" / job.job_id, out / "runs" / job.job_id)
                 done = new_record(job)
-                done.update(status="done", start=now(), end=now(), seconds=time.perf_counter() - t0,
-                            reused_from=str(source), trained_seconds=record.get("seconds"))
+                done.update(
+                    status="done",
+                    start=now(),
+                    end=now(),
+                    seconds=time.perf_counter() - t0,
+                    reused_from=str(source),
+                    trained_seconds=record.get("seconds"),
+                )
                 write_json_atomic(marker, done, indent=1)  # last: the job is finished
                 say(f"{job.job_id}: reused from {source}")
                 reused.append(job.job_id)
@@ -91,8 +103,7 @@ def _reusable(job: TrainJob, source: Path) -> tuple[str | None, dict[str, Any]]:
     spec = record.get("spec")
     if not isinstance(spec, dict):
         spec = {}
-    ours = {"type": "train", "kind": job.kind, "env": job.env_id, "model": job.model, "seed": job.seed,
-            "tag": job.tag}
+    ours = {"type": "train", "kind": job.kind, "env": job.env_id, "model": job.model, "seed": job.seed, "tag": job.tag}
     theirs = {key: spec.get(key) for key in ours}
     if record.get("status") != "done" or record.get("id") != job.job_id or theirs != ours:
         return f"its job record is not a finished training job of {ours} ({theirs}, status {record.get('status')})", {}

@@ -115,9 +115,22 @@ class StudyPlan:
 
     def evaluations_of(self, job: TrainJob) -> list[EvalJob]:
         """The evaluation jobs of one training run: every entry on the run's env that applies to its tag."""
-        return [EvalJob(f"eval{i}-{job.job_id}", job.job_id, i, e["env"], e["episodes"], e["seed"],
-                        tuple(e.get("perturb", ())), e["cpus"], copy.deepcopy(e["env_kwargs"]), e["tag"])
-                for i, e in enumerate(self.evaluate) if applies(e, job)]
+        return [
+            EvalJob(
+                f"eval{i}-{job.job_id}",
+                job.job_id,
+                i,
+                e["env"],
+                e["episodes"],
+                e["seed"],
+                tuple(e.get("perturb", ())),
+                e["cpus"],
+                copy.deepcopy(e["env_kwargs"]),
+                e["tag"],
+            )
+            for i, e in enumerate(self.evaluate)
+            if applies(e, job)
+        ]
 
     def jobs(self) -> list[TrainJob | EvalJob]:
         return [*self.train, *(e for job in self.train for e in self.evaluations_of(job))]
@@ -165,8 +178,9 @@ def plan_study(spec: dict[str, Any]) -> StudyPlan:
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         raise ValueError(f"the spec names these runs twice: {repeated}")
-    evaluations = tuple(_evaluation(f"evaluate[{i}]", e, cpus, jobs)
-                        for i, e in enumerate(_list("evaluate", spec.get("evaluate", []))))
+    evaluations = tuple(
+        _evaluation(f"evaluate[{i}]", e, cpus, jobs) for i, e in enumerate(_list("evaluate", spec.get("evaluate", [])))
+    )
     _check_conditions(evaluations)
     _check_envs(jobs, evaluations)
     return StudyPlan(name, copy.deepcopy(spec), tuple(jobs), evaluations, max_attempts)
@@ -193,8 +207,12 @@ def _train_jobs(where: str, entry: Any, default_cpus: int) -> list[TrainJob]:
     if kind not in ("ppo", "bc"):
         raise ValueError(f"{where}.kind must be 'ppo' or 'bc', got {kind!r}")
     ppo = kind == "ppo"
-    _check_keys(where, entry, _PPO_KEYS if ppo else _BC_KEYS,
-                {"kind", "env", "seeds"} | ({"policies", "timesteps"} if ppo else {"models"}))
+    _check_keys(
+        where,
+        entry,
+        _PPO_KEYS if ppo else _BC_KEYS,
+        {"kind", "env", "seeds"} | ({"policies", "timesteps"} if ppo else {"models"}),
+    )
     env_id = _string(f"{where}.env", entry["env"])
     cpus = checks.positive_int(f"{where}.cpus", entry.get("cpus", default_cpus))
     tag = check_tag(f"{where}.tag", entry["tag"]) if "tag" in entry else None
@@ -202,14 +220,27 @@ def _train_jobs(where: str, entry: Any, default_cpus: int) -> list[TrainJob]:
         raise ValueError(f"{where}.tag: {UNTAGGED!r} is reserved (it names the runs of untagged entries)")
     # what checks.seed checks without optional or high, typed int
     seeds = [checks.non_negative_int(f"{where}.seeds", s) for s in _list(f"{where}.seeds", entry["seeds"])]
-    models = [_string(f"{where}.{'policies' if ppo else 'models'}", m)
-              for m in _list(where, entry["policies" if ppo else "models"])]
+    models = [
+        _string(f"{where}.{'policies' if ppo else 'models'}", m)
+        for m in _list(where, entry["policies" if ppo else "models"])
+    ]
     jobs = []
     for model in models:
         for seed in seeds:
             config = _ppo_config(where, entry, model, seed) if ppo else _bc_config(where, entry, model, seed)
-            jobs.append(TrainJob(run_id(kind, env_id, model, seed, tag), kind, env_id, model, seed, cpus, config,
-                                 copy.deepcopy(entry), tag))
+            jobs.append(
+                TrainJob(
+                    run_id(kind, env_id, model, seed, tag),
+                    kind,
+                    env_id,
+                    model,
+                    seed,
+                    cpus,
+                    config,
+                    copy.deepcopy(entry),
+                    tag,
+                )
+            )
     return jobs
 
 
@@ -224,8 +255,9 @@ def _ppo_config(where: str, entry: dict[str, Any], policy: str, seed: int) -> di
     try:
         timesteps = checks.positive_int(f"{where}.timesteps", entry["timesteps"])
         # resolve_config checks the policy name
-        return resolve_config(entry["env"], cast("PolicyName", policy), timesteps=timesteps, seed=seed,
-                              overrides=overrides)
+        return resolve_config(
+            entry["env"], cast("PolicyName", policy), timesteps=timesteps, seed=seed, overrides=overrides
+        )
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from error
 
@@ -237,12 +269,14 @@ def _bc_config(where: str, entry: dict[str, Any], model: str, seed: int) -> dict
     preset = entry.get("preset", "demo")
     settings = entry.get("set", {})
     if not isinstance(settings, dict):
-        raise ValueError(f"{where}.set must be an object of BCConfig fields, e.g. {{\"epochs\": 1}}")
+        raise ValueError(f'{where}.set must be an object of BCConfig fields, e.g. {{"epochs": 1}}')
     try:
         values = {"env_id": entry["env"], "model": model, "seed": seed, "expert": None, **settings}
         if "env_kwargs" in entry:
-            values["env_kwargs"] = {**preset_config(preset, env_id=entry["env"]).env_kwargs,
-                                    **_json_object("env_kwargs", entry["env_kwargs"])}
+            values["env_kwargs"] = {
+                **preset_config(preset, env_id=entry["env"]).env_kwargs,
+                **_json_object("env_kwargs", entry["env_kwargs"]),
+            }
         return preset_config(preset, **values).to_dict()
     except (ValueError, TypeError) as error:
         raise ValueError(f"{where}: {error}") from error
@@ -259,8 +293,10 @@ def _evaluation(where: str, entry: Any, default_cpus: int, jobs: list[TrainJob])
         train_tags = [_string(f"{where}.train_tags", t) for t in _list(f"{where}.train_tags", entry["train_tags"])]
         unknown = sorted(set(train_tags) - set(known))
         if unknown or not train_tags:
-            raise ValueError(f"{where}.train_tags: {unknown or 'empty'}: no training entry on {env_id} has such a tag;"
-                             f" the tags there are {known} ({UNTAGGED!r}: entries without a tag)")
+            raise ValueError(
+                f"{where}.train_tags: {unknown or 'empty'}: no training entry on {env_id} has such a tag;"
+                f" the tags there are {known} ({UNTAGGED!r}: entries without a tag)"
+            )
     perturb = [_string(f"{where}.perturb", p) for p in _list(f"{where}.perturb", entry.get("perturb", []))]
     if perturb:
         from ncp_control.agents.evaluation.robustness import parse_sweeps
@@ -269,11 +305,16 @@ def _evaluation(where: str, entry: Any, default_cpus: int, jobs: list[TrainJob])
             parse_sweeps(perturb)
         except ValueError as error:
             raise ValueError(f"{where}.perturb: {error}") from error
-    return {"env": env_id, "episodes": checks.positive_int(f"{where}.episodes", entry["episodes"]),
-            "seed": checks.seed(f"{where}.seed", entry["seed"]), "perturb": perturb,
-            "env_kwargs": _json_object(f"{where}.env_kwargs", entry.get("env_kwargs", {})),
-            "tag": check_tag(f"{where}.tag", entry["tag"]) if "tag" in entry else None, "train_tags": train_tags,
-            "cpus": checks.positive_int(f"{where}.cpus", entry.get("cpus", default_cpus))}
+    return {
+        "env": env_id,
+        "episodes": checks.positive_int(f"{where}.episodes", entry["episodes"]),
+        "seed": checks.seed(f"{where}.seed", entry["seed"]),
+        "perturb": perturb,
+        "env_kwargs": _json_object(f"{where}.env_kwargs", entry.get("env_kwargs", {})),
+        "tag": check_tag(f"{where}.tag", entry["tag"]) if "tag" in entry else None,
+        "train_tags": train_tags,
+        "cpus": checks.positive_int(f"{where}.cpus", entry.get("cpus", default_cpus)),
+    }
 
 
 def _check_conditions(evaluations: tuple[dict[str, Any], ...]) -> None:
@@ -282,9 +323,11 @@ def _check_conditions(evaluations: tuple[dict[str, Any], ...]) -> None:
     for i, e in enumerate(evaluations):
         if e["tag"] is not None:
             if (e["env"], e["tag"]) in seen:
-                raise ValueError(f"evaluate[{i}].tag {e['tag']!r} is already the tag of evaluate"
-                                 f"[{seen[e['env'], e['tag']]}] on {e['env']}: give each evaluation condition its "
-                                 "own tag")
+                raise ValueError(
+                    f"evaluate[{i}].tag {e['tag']!r} is already the tag of evaluate"
+                    f"[{seen[e['env'], e['tag']]}] on {e['env']}: give each evaluation condition its "
+                    "own tag"
+                )
             seen[e["env"], e["tag"]] = i
 
 
@@ -306,14 +349,18 @@ def _check_envs(jobs: list[TrainJob], evaluations: tuple[dict[str, Any], ...]) -
     for i, e in enumerate(evaluations):
         for job in jobs if e["env_kwargs"] else ():
             if applies(e, job):
-                add(f"evaluate[{i}] (run {job.job_id})", e["env"],
-                    evaluation_env_kwargs(job.env_id, job.config.get("env_kwargs") or {}, e["env"], e["env_kwargs"]))
+                add(
+                    f"evaluate[{i}] (run {job.job_id})",
+                    e["env"],
+                    evaluation_env_kwargs(job.env_id, job.config.get("env_kwargs") or {}, e["env"], e["env_kwargs"]),
+                )
     for where, env_id, kwargs in builds.values():
         try:
             make_eval_env(env_id, kwargs, allow_import=True).close()
         except Exception as error:  # the env's own message says what is wrong
-            raise ValueError(f"{where}: cannot make {env_id} with env_kwargs {kwargs}: "
-                             f"{type(error).__name__}: {error}") from error
+            raise ValueError(
+                f"{where}: cannot make {env_id} with env_kwargs {kwargs}: {type(error).__name__}: {error}"
+            ) from error
 
 
 def _json_object(where: str, value: Any) -> dict[str, Any]:
@@ -323,8 +370,9 @@ def _json_object(where: str, value: Any) -> dict[str, Any]:
     except (TypeError, ValueError):
         same = False
     if not same:
-        raise ValueError(f"{where} must be a JSON object of plain data (strings, numbers, booleans, lists, "
-                         f"objects), got {value!r}")
+        raise ValueError(
+            f"{where} must be a JSON object of plain data (strings, numbers, booleans, lists, objects), got {value!r}"
+        )
     return copy.deepcopy(value)
 
 

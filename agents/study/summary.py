@@ -44,8 +44,10 @@ from ncp_control.agents.study.jobs import METRICS
 from ncp_control.agents.study.spec import UNTAGGED as _UNTAGGED
 
 CONFIDENCE = 0.95
-INTERVAL = ("rliable stratified-bootstrap 95% interval of the mean across training seeds (one value per seed: the "
-            "run's episode mean)")
+INTERVAL = (
+    "rliable stratified-bootstrap 95% interval of the mean across training seeds (one value per seed: the "
+    "run's episode mean)"
+)
 _KEY = ("env", "kind", "model", "evaluation", "perturbation", "level")
 #: the key of a study with training tags or evaluation conditions
 _TAGGED_KEY = ("env", "kind", "train_tag", "model", "evaluation", "condition", "perturbation", "level")
@@ -94,24 +96,37 @@ def summarize(out: str | os.PathLike) -> dict[str, Any]:
             continue
         index = record["spec"]["evaluation"]
         for row in record["rows"]:
-            fields = {"env": run["spec"]["env"], "kind": run["spec"]["kind"],
-                      "train_tag": run["spec"].get("tag") or _UNTAGGED, "model": run["spec"]["model"],
-                      "evaluation": index, "condition": entries[index].get("tag"),
-                      "perturbation": row["perturbation"], "level": row["level"]}
+            fields = {
+                "env": run["spec"]["env"],
+                "kind": run["spec"]["kind"],
+                "train_tag": run["spec"].get("tag") or _UNTAGGED,
+                "model": run["spec"]["model"],
+                "evaluation": index,
+                "condition": entries[index].get("tag"),
+                "perturbation": row["perturbation"],
+                "level": row["level"],
+            }
             groups.setdefault(tuple(fields[k] for k in names), {})[run["spec"]["seed"]] = row
     study = read_json_object(out / "study.json", "study record") if (out / "study.json").is_file() else {}
     sessions = study.get("sessions", [])
     statuses = [r["status"] for r in records.values()]
-    summary_groups = sorted((_group(dict(zip(names, key)), by_seed, spec) for key, by_seed in groups.items()),
-                            key=_sort_key)
+    summary_groups = sorted(
+        (_group(dict(zip(names, key)), by_seed, spec) for key, by_seed in groups.items()), key=_sort_key
+    )
     summary = {
-        "name": spec.get("name"), "confidence": CONFIDENCE, "interval": INTERVAL, "statistics": METHOD,
+        "name": spec.get("name"),
+        "confidence": CONFIDENCE,
+        "interval": INTERVAL,
+        "statistics": METHOD,
         "groups": summary_groups,
         "comparisons": comparisons(summary_groups, names),
-        "jobs": {"total": len(statuses), **{s: statuses.count(s) for s in
-                                            ("done", "failed", "skipped", "submitted", "pending")},
-                 "retried": sum(1 for r in records.values() if r.get("attempts", 0) > 1)},
-        "wall_seconds": sum(s.get("wall_seconds", 0.0) for s in sessions), "sessions": len(sessions),
+        "jobs": {
+            "total": len(statuses),
+            **{s: statuses.count(s) for s in ("done", "failed", "skipped", "submitted", "pending")},
+            "retried": sum(1 for r in records.values() if r.get("attempts", 0) > 1),
+        },
+        "wall_seconds": sum(s.get("wall_seconds", 0.0) for s in sessions),
+        "sessions": len(sessions),
         "job_seconds": sum(r.get("seconds", 0.0) for r in records.values() if r["status"] == "done"),
     }
     if names is _TAGGED_KEY:  # absent from the summaries of studies without tags (unchanged since before them)
@@ -127,17 +142,25 @@ def summarize(out: str | os.PathLike) -> dict[str, Any]:
 
 def uses_conditions(spec: dict[str, Any]) -> bool:
     """Whether a study spec uses training tags or evaluation conditions (then its summary is keyed by them)."""
-    return (any(isinstance(e, dict) and "tag" in e for e in spec.get("train", []))
-            or any(isinstance(e, dict) and {"tag", "env_kwargs", "train_tags"} & set(e)
-                   for e in spec.get("evaluate", [])))
+    return any(isinstance(e, dict) and "tag" in e for e in spec.get("train", [])) or any(
+        isinstance(e, dict) and {"tag", "env_kwargs", "train_tags"} & set(e) for e in spec.get("evaluate", [])
+    )
 
 
 def _sort_key(group: dict[str, Any]) -> tuple:
     """Entries in spec order; within one, untagged runs first, then by training tag, kind and model; levels up."""
     level = -math.inf if group["level"] is None else float(group["level"])
     tag = group.get("train_tag", _UNTAGGED)
-    return (group["env"], group["evaluation"], group["perturbation"], tag != _UNTAGGED, tag, group["kind"],
-            group["model"], level)
+    return (
+        group["env"],
+        group["evaluation"],
+        group["perturbation"],
+        tag != _UNTAGGED,
+        tag,
+        group["kind"],
+        group["model"],
+        level,
+    )
 
 
 def _group(group: dict[str, Any], by_seed: dict[int, dict[str, Any]], spec: dict[str, Any]) -> dict[str, Any]:
@@ -146,8 +169,13 @@ def _group(group: dict[str, Any], by_seed: dict[int, dict[str, Any]], spec: dict
     evaluation = spec.get("evaluate", [])[group["evaluation"]]
     if "condition" in group:
         group["env_kwargs"] = evaluation.get("env_kwargs", {})
-    group.update(eval_seed=evaluation["seed"], episodes=by_seed[seeds[0]]["episodes"], n_seeds=len(seeds),
-                 seeds=seeds, metrics={})
+    group.update(
+        eval_seed=evaluation["seed"],
+        episodes=by_seed[seeds[0]]["episodes"],
+        n_seeds=len(seeds),
+        seeds=seeds,
+        metrics={},
+    )
     for metric in METRICS:
         values = [by_seed[s][metric] for s in seeds]
         if any(v is None for v in values):
@@ -163,8 +191,15 @@ def metric_statistics(per_seed: Sequence[float]) -> dict[str, Any]:
     values = [float(v) for v in per_seed]
     stats = aggregate_intervals({"x": values}, confidence=CONFIDENCE)["x"]
     low, high = stats["mean_ci"] or (None, None)
-    return {"mean": stats["mean"], "ci_low": low, "ci_high": high, "mean_ci": stats["mean_ci"], "iqm": stats["iqm"],
-            "iqm_ci": stats["iqm_ci"], "per_seed": values}
+    return {
+        "mean": stats["mean"],
+        "ci_low": low,
+        "ci_high": high,
+        "mean_ci": stats["mean_ci"],
+        "iqm": stats["iqm"],
+        "iqm_ci": stats["iqm_ci"],
+        "per_seed": values,
+    }
 
 
 #: the group key's fields that name a model's runs; the rest of the key is the cell whose models are compared
@@ -174,6 +209,7 @@ _RUN_FIELDS = ("kind", "train_tag", "model")
 def _run_names(groups: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The groups of one cell by the name the verdict gives them: the model, ``<tag>:<model>`` for runs of a tagged
     training entry, and ``<kind>:`` in front where two kinds share a name."""
+
     def name(g: dict[str, Any], kind: bool) -> str:
         tag = g.get("train_tag", _UNTAGGED)
         return (f"{g['kind']}:" if kind else "") + (g["model"] if tag == _UNTAGGED else f"{tag}:{g['model']}")
@@ -194,13 +230,16 @@ def _cells(groups: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[tuple
 def _pairs(runs: dict[str, dict[str, Any]], tagged: bool) -> list[tuple[str, str]]:
     """The pairs compared in a cell: every pair of models; in a study with conditions, models of the same training
     tag and each model against itself under another training tag."""
-    return [(a, b) for a, b in itertools.combinations(sorted(runs), 2)
-            if not tagged or runs[a].get("train_tag") == runs[b].get("train_tag")
-            or runs[a]["model"] == runs[b]["model"]]
+    return [
+        (a, b)
+        for a, b in itertools.combinations(sorted(runs), 2)
+        if not tagged or runs[a].get("train_tag") == runs[b].get("train_tag") or runs[a]["model"] == runs[b]["model"]
+    ]
 
 
-def comparisons(groups: Sequence[dict[str, Any]], names: Sequence[str] = _KEY,
-                metrics: Sequence[str] = METRICS) -> list[dict[str, Any]]:
+def comparisons(
+    groups: Sequence[dict[str, Any]], names: Sequence[str] = _KEY, metrics: Sequence[str] = METRICS
+) -> list[dict[str, Any]]:
     """For every cell, metric and compared pair (:func:`_pairs`) with two seeds or more on each side: the cell's
     key fields, ``metric``, ``a``, ``b``, ``better`` (``"higher"`` or ``"lower"``), ``prob_improvement`` (the
     probability that ``a`` is better than ``b`` across training seeds, rliable) and ``prob_improvement_ci``."""
@@ -212,10 +251,23 @@ def comparisons(groups: Sequence[dict[str, Any]], names: Sequence[str] = _KEY,
         for metric in metrics:
             scores = {n: g["metrics"][metric]["per_seed"] for n, g in runs.items() if metric in g["metrics"]}
             higher = higher_is_better(metric)
-            found = pairwise_improvement(scores, [(a, b) for a, b in pairs if a in scores and b in scores],
-                                         higher_is_better=higher, confidence=CONFIDENCE)
-            out += [{**dict(zip(fields, key)), "metric": metric, "a": a, "b": b,
-                     "better": "higher" if higher else "lower", **result} for (a, b), result in found.items()]
+            found = pairwise_improvement(
+                scores,
+                [(a, b) for a, b in pairs if a in scores and b in scores],
+                higher_is_better=higher,
+                confidence=CONFIDENCE,
+            )
+            out += [
+                {
+                    **dict(zip(fields, key)),
+                    "metric": metric,
+                    "a": a,
+                    "b": b,
+                    "better": "higher" if higher else "lower",
+                    **result,
+                }
+                for (a, b), result in found.items()
+            ]
     return out
 
 
@@ -257,13 +309,20 @@ def plot_profiles(summary: dict[str, Any], out: Path) -> list[Path]:
     paths = []
     for (stem, env), panels in figures.items():
         for metric in METRICS:
-            scores = {panel: {_label(g): g["metrics"][metric]["per_seed"] for g in groups if metric in g["metrics"]}
-                      for panel, groups in panels.items()}
+            scores = {
+                panel: {_label(g): g["metrics"][metric]["per_seed"] for g in groups if metric in g["metrics"]}
+                for panel, groups in panels.items()
+            }
             scores = {panel: s for panel, s in scores.items() if s}
             if scores:
-                paths.append(plot_performance_profiles(
-                    scores, out / _file_name(f"{stem}-{metric}"), metric=metric,
-                    title=f"{summary['name']}: {env}, {metric}: performance profiles across training seeds"))
+                paths.append(
+                    plot_performance_profiles(
+                        scores,
+                        out / _file_name(f"{stem}-{metric}"),
+                        metric=metric,
+                        title=f"{summary['name']}: {env}, {metric}: performance profiles across training seeds",
+                    )
+                )
     return paths
 
 
@@ -294,8 +353,17 @@ def sample_efficiency(out: str | os.PathLike, records: dict[str, dict[str, Any]]
             continue
         matrix = np.array([[dict(zip(steps.tolist(), values))[t] for t in common] for steps, values in runs])
         result = iqm_curves({"x": matrix}, confidence=CONFIDENCE)["x"]
-        found.append({"env": env, "kind": kind, "train_tag": tag, "model": model, "n_runs": len(runs),
-                      "steps": [int(t) for t in common], **result})
+        found.append(
+            {
+                "env": env,
+                "kind": kind,
+                "train_tag": tag,
+                "model": model,
+                "n_runs": len(runs),
+                "steps": [int(t) for t in common],
+                **result,
+            }
+        )
     return found
 
 
@@ -314,10 +382,17 @@ def plot_efficiency(summary: dict[str, Any], out: Path) -> list[Path]:
     for (env, tag), curves in figures.items():
         fig, ax = plt.subplots(figsize=(5, 3.2))
         for curve in curves:
-            line, = ax.plot(curve["steps"], curve["iqm"], label=f"{curve['kind']}:{curve['model']} (n={curve['n_runs']})")
+            (line,) = ax.plot(
+                curve["steps"], curve["iqm"], label=f"{curve['kind']}:{curve['model']} (n={curve['n_runs']})"
+            )
             if curve["iqm_ci"]:
-                ax.fill_between(curve["steps"], [c[0] for c in curve["iqm_ci"]], [c[1] for c in curve["iqm_ci"]],
-                                color=line.get_color(), alpha=0.2)
+                ax.fill_between(
+                    curve["steps"],
+                    [c[0] for c in curve["iqm_ci"]],
+                    [c[1] for c in curve["iqm_ci"]],
+                    color=line.get_color(),
+                    alpha=0.2,
+                )
         ax.set_xlabel("training steps")
         ax.set_ylabel("IQM evaluation return")
         ax.legend(fontsize=7)
@@ -337,20 +412,41 @@ def summary_csv(summary: dict[str, Any]) -> str:
     key = summary.get("key", _KEY)
     columns = [*key, "eval_seed", "episodes", "n_seeds", "seeds"]
     for metric in METRICS:
-        columns += [metric, f"{metric}_ci_low", f"{metric}_ci_high", f"{metric}_per_seed", f"{metric}_iqm",
-                    f"{metric}_iqm_ci_low", f"{metric}_iqm_ci_high"]
+        columns += [
+            metric,
+            f"{metric}_ci_low",
+            f"{metric}_ci_high",
+            f"{metric}_per_seed",
+            f"{metric}_iqm",
+            f"{metric}_iqm_ci_low",
+            f"{metric}_iqm_ci_high",
+        ]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for group in summary["groups"]:
-        row = [group[k] for k in key] + [group["eval_seed"], group["episodes"], group["n_seeds"],
-                                          ";".join(map(str, group["seeds"]))]
+        row = [group[k] for k in key] + [
+            group["eval_seed"],
+            group["episodes"],
+            group["n_seeds"],
+            ";".join(map(str, group["seeds"])),
+        ]
         for metric in METRICS:
             m = group["metrics"].get(metric)
             iqm_ci = (m or {}).get("iqm_ci") or (None, None)
-            row += [""] * 7 if m is None else [m["mean"], _blank(m["ci_low"]), _blank(m["ci_high"]),
-                                               ";".join(repr(v) for v in m["per_seed"]), m["iqm"],
-                                               _blank(iqm_ci[0]), _blank(iqm_ci[1])]
+            row += (
+                [""] * 7
+                if m is None
+                else [
+                    m["mean"],
+                    _blank(m["ci_low"]),
+                    _blank(m["ci_high"]),
+                    ";".join(repr(v) for v in m["per_seed"]),
+                    m["iqm"],
+                    _blank(iqm_ci[0]),
+                    _blank(iqm_ci[1]),
+                ]
+            )
         writer.writerow(row)
     return buffer.getvalue()
 
@@ -362,18 +458,29 @@ def _blank(value: float | None) -> Any:
 def summary_markdown(summary: dict[str, Any]) -> str:
     """A Markdown report: jobs, time, and a table per (env, evaluation entry)."""
     jobs = summary["jobs"]
-    lines = [f"# Study {summary['name']}", "",
-             f"Jobs: {jobs['done']}/{jobs['total']} done, {jobs['failed']} failed, {jobs['skipped']} skipped, "
-             f"{jobs['retried']} retried. Wall time {summary['wall_seconds']:.0f} s over {summary['sessions']} "
-             f"session(s); jobs' own time {summary['job_seconds']:.0f} s.", ""]
+    lines = [
+        f"# Study {summary['name']}",
+        "",
+        f"Jobs: {jobs['done']}/{jobs['total']} done, {jobs['failed']} failed, {jobs['skipped']} skipped, "
+        f"{jobs['retried']} retried. Wall time {summary['wall_seconds']:.0f} s over {summary['sessions']} "
+        f"session(s); jobs' own time {summary['job_seconds']:.0f} s.",
+        "",
+    ]
     by_source: dict[str, list[str]] = {}
     for job_id, source in summary.get("reused", {}).items():
         by_source.setdefault(source, []).append(job_id)
     for source, ids in by_source.items():
-        lines += [f"Reused {len(ids)} finished training run(s) of {source} (copied, not trained here): "
-                  + ", ".join(ids) + ".", ""]
-    lines += [f"Each cell: mean over training seeds [{INTERVAL}]; per-seed values, the IQM with its interval and "
-              "the probability of improvement of every pair in summary.csv / summary.json.", ""]
+        lines += [
+            f"Reused {len(ids)} finished training run(s) of {source} (copied, not trained here): "
+            + ", ".join(ids)
+            + ".",
+            "",
+        ]
+    lines += [
+        f"Each cell: mean over training seeds [{INTERVAL}]; per-seed values, the IQM with its interval and "
+        "the probability of improvement of every pair in summary.csv / summary.json.",
+        "",
+    ]
     tables: dict[tuple, list[dict[str, Any]]] = {}
     for group in summary["groups"]:
         tables.setdefault((group["env"], group["evaluation"]), []).append(group)
@@ -385,16 +492,22 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         first = groups[0]
         title = f"## {env}, evaluation {evaluation}"
         if tagged:
-            title += f": {_condition(first)}" + (f", env_kwargs {json.dumps(first['env_kwargs'])}"
-                                                 if first["env_kwargs"] else "")
-        lines += [f"{title} ({first['episodes']} episodes from seed {first['eval_seed']})", "",
-                  ("| trained " if tagged else "") + "| model | perturbation | level | seeds | " + " | ".join(metrics)
-                  + " |", ("|---" if tagged else "") + "|---|---|---|---|" + "---|" * len(metrics)]
+            title += f": {_condition(first)}" + (
+                f", env_kwargs {json.dumps(first['env_kwargs'])}" if first["env_kwargs"] else ""
+            )
+        lines += [
+            f"{title} ({first['episodes']} episodes from seed {first['eval_seed']})",
+            "",
+            ("| trained " if tagged else "") + "| model | perturbation | level | seeds | " + " | ".join(metrics) + " |",
+            ("|---" if tagged else "") + "|---|---|---|---|" + "---|" * len(metrics),
+        ]
         for g in groups:
             cells = [_cell(g["metrics"].get(m)) for m in metrics]
             level = "" if g["level"] is None else g["level"]
-            lines.append((f"| {g['train_tag']} " if tagged else "") + f"| {g['kind']}:{g['model']} | "
-                         f"{g['perturbation']} | {level} | {g['n_seeds']} | " + " | ".join(cells) + " |")
+            lines.append(
+                (f"| {g['train_tag']} " if tagged else "") + f"| {g['kind']}:{g['model']} | "
+                f"{g['perturbation']} | {level} | {g['n_seeds']} | " + " | ".join(cells) + " |"
+            )
         lines.append("")
     if not tables:
         lines.append("No evaluation has finished yet.")
@@ -416,10 +529,14 @@ def _improvement_lines(summary: dict[str, Any]) -> list[str]:
             if not verdict.startswith(f"{c['a']} better"):  # b better than a: the winner's probability
                 p, low, high = 1.0 - p, 1.0 - high, 1.0 - low
             rows.append(f"| {where} | {c['metric']} | {verdict} | {p:.2f} [{low:.2f}, {high:.2f}] |")
-    head = ["## Probability of improvement", "",
-            f"{len(summary.get('comparisons', []))} pairs compared (every metric); separated where the 95% interval "
-            "of P(a better than b) across training seeds lies wholly above 0.5 (better: higher return and "
-            "completion, lower crash rate and |lateral offset|). All pairs are in summary.json.", ""]
+    head = [
+        "## Probability of improvement",
+        "",
+        f"{len(summary.get('comparisons', []))} pairs compared (every metric); separated where the 95% interval "
+        "of P(a better than b) across training seeds lies wholly above 0.5 (better: higher return and "
+        "completion, lower crash rate and |lateral offset|). All pairs are in summary.json.",
+        "",
+    ]
     if not rows:
         return head + ["No pair separated.", ""]
     return head + ["| cell | metric | verdict | P(winner better) [95% CI] |", "|---|---|---|---|", *rows, ""]
@@ -441,11 +558,14 @@ def _overview(groups: list[dict[str, Any]]) -> list[str]:
         models = list(dict.fromkeys(f"{g['kind']}:{g['model']}" for g in mine))
         cell = {(f"{g['kind']}:{g['model']}", _condition(g)): g for g in mine}
         for metric in (m for m in METRICS if any(m in g["metrics"] for g in mine)):
-            lines += [f"## {env}, trained {tag}: {metric} by condition", "",
-                      "| model | " + " | ".join(conditions) + " |", "|---|" + "---|" * len(conditions)]
+            lines += [
+                f"## {env}, trained {tag}: {metric} by condition",
+                "",
+                "| model | " + " | ".join(conditions) + " |",
+                "|---|" + "---|" * len(conditions),
+            ]
             for model in models:
-                cells = [_cell(cell[model, c]["metrics"].get(metric)) if (model, c) in cell else ""
-                         for c in conditions]
+                cells = [_cell(cell[model, c]["metrics"].get(metric)) if (model, c) in cell else "" for c in conditions]
                 lines.append(f"| {model} | " + " | ".join(cells) + " |")
             lines.append("")
     return lines
@@ -472,14 +592,27 @@ def plot_summary(summary: dict[str, Any], out: Path) -> list[Path]:
             figures.setdefault((group["env"], group["evaluation"], group["perturbation"]), []).append(group)
     paths = []
     for (env, evaluation, perturbation), groups in figures.items():
-        paths.append(_figure(groups, lambda g: 0.0 if g["level"] is None else float(g["level"]), "level",
-                             f"{summary['name']}: {env}, evaluation {evaluation}, {perturbation}",
-                             out / _file_name(f"summary-{env}-e{evaluation}-{perturbation}")))
+        paths.append(
+            _figure(
+                groups,
+                lambda g: 0.0 if g["level"] is None else float(g["level"]),
+                "level",
+                f"{summary['name']}: {env}, evaluation {evaluation}, {perturbation}",
+                out / _file_name(f"summary-{env}-e{evaluation}-{perturbation}"),
+            )
+        )
     for (env, tag), groups in conditions.items():
         names = list(dict.fromkeys(_condition(g) for g in groups))
-        paths.append(_figure(groups, lambda g, names=names: names.index(_condition(g)), "condition",
-                             f"{summary['name']}: {env}, trained {tag}",
-                             out / _file_name(f"summary-{env}-{tag}-conditions"), ticks=names))
+        paths.append(
+            _figure(
+                groups,
+                lambda g, names=names: names.index(_condition(g)),
+                "condition",
+                f"{summary['name']}: {env}, trained {tag}",
+                out / _file_name(f"summary-{env}-{tag}-conditions"),
+                ticks=names,
+            )
+        )
     return paths
 
 
@@ -487,8 +620,9 @@ def _file_name(stem: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) + ".png"
 
 
-def _figure(groups: list[dict[str, Any]], x_of, x_label: str, title: str, path: Path,
-            ticks: Sequence[str] = ()) -> Path:
+def _figure(
+    groups: list[dict[str, Any]], x_of, x_label: str, title: str, path: Path, ticks: Sequence[str] = ()
+) -> Path:
     """A panel per metric, a line per model over ``x_of(group)``, intervals across seeds as error bars."""
     import matplotlib
 
@@ -496,8 +630,7 @@ def _figure(groups: list[dict[str, Any]], x_of, x_label: str, title: str, path: 
     import matplotlib.pyplot as plt
 
     metrics = [m for m in METRICS if any(m in g["metrics"] for g in groups)]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(max(4, 0.6 * len(ticks)) * len(metrics), 3.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(4, 0.6 * len(ticks)) * len(metrics), 3.2), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         _plot_metric(ax, groups, metric, x_of, categorical=bool(ticks))
         ax.set_xlabel(x_label)
@@ -525,12 +658,29 @@ def _plot_metric(ax, groups: list[dict[str, Any]], metric: str, x_of, categorica
         shift = 0.1 * (i - (len(models) - 1) / 2) if categorical else 0.0
         x = [x_of(g) + shift for g in rows]
         y = [g["metrics"][metric]["mean"] for g in rows]
-        err = [[0.0 if g["metrics"][metric]["ci_low"] is None else g["metrics"][metric]["mean"]
-                - g["metrics"][metric]["ci_low"] for g in rows],
-               [0.0 if g["metrics"][metric]["ci_high"] is None else g["metrics"][metric]["ci_high"]
-                - g["metrics"][metric]["mean"] for g in rows]]
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, linestyle="none" if categorical else "-",
-                    label=f"{model} (n={rows[0]['n_seeds']})" if rows else model)
+        err = [
+            [
+                0.0
+                if g["metrics"][metric]["ci_low"] is None
+                else g["metrics"][metric]["mean"] - g["metrics"][metric]["ci_low"]
+                for g in rows
+            ],
+            [
+                0.0
+                if g["metrics"][metric]["ci_high"] is None
+                else g["metrics"][metric]["ci_high"] - g["metrics"][metric]["mean"]
+                for g in rows
+            ],
+        ]
+        ax.errorbar(
+            x,
+            y,
+            yerr=err,
+            marker="o",
+            capsize=3,
+            linestyle="none" if categorical else "-",
+            label=f"{model} (n={rows[0]['n_seeds']})" if rows else model,
+        )
     ax.set_title(metric, fontsize=9)
 
 
@@ -565,8 +715,10 @@ def separation_verdict(summary: dict, metrics: Sequence[str]) -> list[str]:
     for key in sorted(cells, key=order):
         cell = dict(zip(fields, key))
         if tagged:
-            where = " ".join([cell["env"], _condition(next(iter(cells[key].values())))]
-                             + ([] if cell["perturbation"] == "none" else [cell["perturbation"], str(cell["level"])]))
+            where = " ".join(
+                [cell["env"], _condition(next(iter(cells[key].values())))]
+                + ([] if cell["perturbation"] == "none" else [cell["perturbation"], str(cell["level"])])
+            )
         else:
             where = f"{cell['env']} {cell['perturbation']} {cell['level']}"
         for metric in metrics:

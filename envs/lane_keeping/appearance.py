@@ -78,17 +78,26 @@ class Appearance:
         ground = tuple(np.clip(np.asarray(ground) * rng.uniform(0.7, 1.2), 0, 1)) + (1.0,)
         azimuth = rng.uniform(0, 2 * math.pi)
         elevation = rng.uniform(0.3, 1.3)  # rad above the horizon
-        sun_dir = (-math.cos(elevation) * math.cos(azimuth), -math.cos(elevation) * math.sin(azimuth),
-                   -math.sin(elevation))
+        sun_dir = (
+            -math.cos(elevation) * math.cos(azimuth),
+            -math.cos(elevation) * math.sin(azimuth),
+            -math.sin(elevation),
+        )
         return cls(
             lane_width=rng.uniform(*cls.LANE_WIDTH_RANGE),
             curvature_scale=rng.uniform(0.6, 1.0),
             line_width=rng.uniform(0.12, 0.25),
-            asphalt=asphalt, edge_line=edge, centre_line=centre, ground=ground,
-            sky=tuple(np.clip(np.array([0.60, 0.72, 0.88]) * rng.uniform(0.8, 1.1, 3)
-                              + rng.uniform(-0.15, 0.1), 0, 1)) + (1.0,),
-            sun_diffuse=rng.uniform(0.3, 0.8), sun_dir=sun_dir, ambient=rng.uniform(0.2, 0.5),
-            camera_height=rng.uniform(-0.1, 0.1), camera_pitch=math.radians(rng.uniform(-2.0, 2.0)),
+            asphalt=asphalt,
+            edge_line=edge,
+            centre_line=centre,
+            ground=ground,
+            sky=tuple(np.clip(np.array([0.60, 0.72, 0.88]) * rng.uniform(0.8, 1.1, 3) + rng.uniform(-0.15, 0.1), 0, 1))
+            + (1.0,),
+            sun_diffuse=rng.uniform(0.3, 0.8),
+            sun_dir=sun_dir,
+            ambient=rng.uniform(0.2, 0.5),
+            camera_height=rng.uniform(-0.1, 0.1),
+            camera_pitch=math.radians(rng.uniform(-2.0, 2.0)),
             # drawn last so that adding textures did not change the earlier draws of a seed
             asphalt_texture=(None, *ASPHALT_TEXTURES)[rng.integers(len(ASPHALT_TEXTURES) + 1)],
             ground_texture=(None, *GROUND_TEXTURES)[rng.integers(len(GROUND_TEXTURES) + 1)],
@@ -96,10 +105,13 @@ class Appearance:
 
     def restricted(self, elements: frozenset[str], default: Appearance) -> Appearance:
         """This look with the fields of the elements not in ``elements`` taken from ``default``."""
-        fixed = {name: getattr(default, name) for element, names in self.ELEMENTS.items()
-                 if element not in elements for name in names}
+        fixed = {
+            name: getattr(default, name)
+            for element, names in self.ELEMENTS.items()
+            if element not in elements
+            for name in names
+        }
         return dataclasses.replace(self, **fixed)
-
 
 
 def check_dr_elements(value: Any) -> frozenset[str]:
@@ -107,13 +119,13 @@ def check_dr_elements(value: Any) -> frozenset[str]:
     if isinstance(value, bool):
         return frozenset(DR_ELEMENTS) if value else frozenset()
     if not isinstance(value, (tuple, list, set, frozenset)) or not all(isinstance(v, str) for v in value):
-        raise TypeError(f"domain_randomization must be a bool or a collection of names from {DR_ELEMENTS}, "
-                        f"got {value!r}")
+        raise TypeError(
+            f"domain_randomization must be a bool or a collection of names from {DR_ELEMENTS}, got {value!r}"
+        )
     unknown = sorted(set(value) - set(DR_ELEMENTS))
     if unknown:
         raise ValueError(f"unknown domain_randomization element(s) {unknown}; choose from {DR_ELEMENTS}")
     return frozenset(value)
-
 
 
 def episode_look(look_seed: int, elements: frozenset[str], default: Appearance) -> tuple[Appearance, int | None]:

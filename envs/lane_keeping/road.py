@@ -66,14 +66,16 @@ class RoadConfig:
         for name in positive:
             checks.positive_real(f"RoadConfig.{name}", getattr(self, name))
         if not 0 <= self.min_curvature <= self.max_curvature:
-            raise ValueError(f"need 0 <= min_curvature <= max_curvature, got {self.min_curvature!r} and "
-                             f"{self.max_curvature!r}")
+            raise ValueError(
+                f"need 0 <= min_curvature <= max_curvature, got {self.min_curvature!r} and {self.max_curvature!r}"
+            )
         checks.non_negative_real("RoadConfig.start_straight", self.start_straight)
         for name in ("straight_length", "curve_turn"):
             low, high = getattr(self, name)
             if not 0 <= low <= high:
-                raise ValueError(f"RoadConfig.{name} must be a (low, high) range with 0 <= low <= high, got "
-                                 f"{(low, high)!r}")
+                raise ValueError(
+                    f"RoadConfig.{name} must be a (low, high) range with 0 <= low <= high, got {(low, high)!r}"
+                )
         if self.ds > self.transition_length:
             raise ValueError(f"RoadConfig.ds ({self.ds}) must not exceed transition_length ({self.transition_length})")
 
@@ -114,8 +116,10 @@ class Road:
         if not np.all(np.isfinite(curvature)):
             raise ValueError("curvature must be finite")
         if not (ds > 0 and lane_width > 0 and 0 < length <= (curvature.size - 1) * ds):
-            raise ValueError(f"need ds > 0, lane_width > 0 and 0 < length <= (N - 1) * ds, got ds={ds}, "
-                             f"lane_width={lane_width}, length={length}, N={curvature.size}")
+            raise ValueError(
+                f"need ds > 0, lane_width > 0 and 0 < length <= (N - 1) * ds, got ds={ds}, "
+                f"lane_width={lane_width}, length={length}, N={curvature.size}"
+            )
         self.ds = float(ds)
         self.length = float(length)
         self.lane_width = float(lane_width)
@@ -340,8 +344,9 @@ class Road:
             vertices[j::4, :2] = c
         vertices[:, 2] = z
         base = 4 * np.arange(m, dtype=np.int32)[:, None]
-        faces = np.concatenate([base + np.array([0, 2, 1], dtype=np.int32),
-                                base + np.array([1, 2, 3], dtype=np.int32)], axis=0)
+        faces = np.concatenate(
+            [base + np.array([0, 2, 1], dtype=np.int32), base + np.array([1, 2, 3], dtype=np.int32)], axis=0
+        )
         return Mesh(vertices, faces)
 
     def bounds(self, margin: float) -> tuple[float, float, float, float]:

@@ -24,13 +24,41 @@ import numpy as np
 
 from ncp_control.envs.lane_keeping.road import Road
 
-__all__ = ["POOL_KINDS", "POOL_SIZE", "PALETTE", "PALETTE_SIDE", "RoadsideLayout", "place_roadside",
-           "distance_to_polyline", "pool_faces", "pool_mesh"]
+__all__ = [
+    "POOL_KINDS",
+    "POOL_SIZE",
+    "PALETTE",
+    "PALETTE_SIDE",
+    "RoadsideLayout",
+    "place_roadside",
+    "distance_to_polyline",
+    "pool_faces",
+    "pool_mesh",
+]
 
 # kind of each pool geom: interleaved so consecutive slots mix kinds (8 posts, 6 trees, 6 buildings)
-POOL_KINDS: tuple[str, ...] = ("post", "tree", "post", "building", "post", "tree", "building", "post", "tree",
-                               "building", "post", "tree", "post", "building", "tree", "post", "building", "post",
-                               "tree", "building")
+POOL_KINDS: tuple[str, ...] = (
+    "post",
+    "tree",
+    "post",
+    "building",
+    "post",
+    "tree",
+    "building",
+    "post",
+    "tree",
+    "building",
+    "post",
+    "tree",
+    "post",
+    "building",
+    "tree",
+    "post",
+    "building",
+    "post",
+    "tree",
+    "building",
+)
 POOL_SIZE = len(POOL_KINDS)
 
 _SIDES = {"post": 6, "tree": 6, "building": 4}  # prism sides per kind
@@ -42,8 +70,9 @@ def _make_palette() -> np.ndarray:
     a, b = np.meshgrid(np.linspace(0, 1, 4), np.linspace(0, 1, 4), indexing="ij")
     green = 0.25 + 0.2 * a.ravel()
     trees = np.stack([green * (0.4 + 0.4 * b.ravel()), green, green * (0.2 + 0.3 * a[::-1].ravel())], axis=1)
-    facades = np.array([[0.85, 0.78, 0.62], [0.62, 0.30, 0.22], [0.70, 0.70, 0.72], [0.92, 0.92, 0.88],
-                        [0.45, 0.50, 0.58]])
+    facades = np.array(
+        [[0.85, 0.78, 0.62], [0.62, 0.30, 0.22], [0.70, 0.70, 0.72], [0.92, 0.92, 0.88], [0.45, 0.50, 0.58]]
+    )
     buildings = np.clip(facades[:, None, :] * np.linspace(0.85, 1.1, 8)[None, :, None], 0, 1).reshape(-1, 3)
     palette = np.full((64, 3), 0.5)
     palette[:60] = np.concatenate([posts, trees, buildings])
@@ -88,8 +117,13 @@ class RoadsideLayout:
     def footprint(self, j: int, points: int = 32) -> np.ndarray:
         """(points, 2) points on the boundary of slot ``j``'s footprint (world m): a circle for a cylinder, the
         rectangle (corners included, ``points / 4`` per side) for a box."""
-        return _footprints(self.xy[j:j + 1], self.yaw[j:j + 1], self.size[j:j + 1],
-                           np.array([self.kind[j] == "building"]), points)[0]
+        return _footprints(
+            self.xy[j : j + 1],
+            self.yaw[j : j + 1],
+            self.size[j : j + 1],
+            np.array([self.kind[j] == "building"]),
+            points,
+        )[0]
 
 
 def _footprints(xy: np.ndarray, yaw: np.ndarray, size: np.ndarray, is_box: np.ndarray, points: int) -> np.ndarray:
@@ -99,8 +133,9 @@ def _footprints(xy: np.ndarray, yaw: np.ndarray, size: np.ndarray, is_box: np.nd
     circle = np.stack([np.cos(angle), np.sin(angle)], axis=1)  # (points, 2) unit circle
     t = np.linspace(-1.0, 1.0, points // 4)
     one = np.ones_like(t)
-    square = np.concatenate([np.stack([t, -one], 1), np.stack([t, one], 1), np.stack([-one, t], 1),
-                             np.stack([one, t], 1)])  # (points, 2) boundary of [-1, 1]^2
+    square = np.concatenate(
+        [np.stack([t, -one], 1), np.stack([t, one], 1), np.stack([-one, t], 1), np.stack([one, t], 1)]
+    )  # (points, 2) boundary of [-1, 1]^2
     local = np.where(is_box[:, None, None], square[None] * size[:, None, :2], circle[None] * size[:, None, :1])
     c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]  # rotate the local (along, across) axes by yaw
     world_x = c * local[:, :, 0] - s * local[:, :, 1]
@@ -156,8 +191,11 @@ def place_roadside(rng: np.random.Generator, road: Road, clearance: float, mean_
     size[:, 1] = np.select([is_post, is_tree], [lerp(1, 0.5, 0.8), lerp(1, 2.0, 4.0)], lerp(1, 2.0, 5.0))
     size[:, 2] = np.where(is_building, lerp(2, 2.0, 7.0), 0.0)
     gap = np.select([is_post, is_tree], [lerp(3, 0.0, 2.0), lerp(3, 0.5, 10.0)], lerp(3, 3.0, 20.0))  # m
-    colour = np.select([is_post, is_tree], [(u[:, 4] * 4).astype(int), 4 + (u[:, 4] * 16).astype(int)],
-                       20 + 8 * (u[:, 4] * 5).astype(int) + (u[:, 5] * 8).astype(int))
+    colour = np.select(
+        [is_post, is_tree],
+        [(u[:, 4] * 4).astype(int), 4 + (u[:, 4] * 16).astype(int)],
+        20 + 8 * (u[:, 4] * 5).astype(int) + (u[:, 5] * 8).astype(int),
+    )
     side = np.where(rng.random(m) < 0.5, 1.0, -1.0)  # +1 left of the road, -1 right
 
     index = np.minimum(np.round(s / road.ds).astype(int), road.s.size - 1)
@@ -271,19 +309,20 @@ def pool_mesh(layout: RoadsideLayout | None, first: int) -> tuple[np.ndarray, np
         outward = np.stack([edge[..., 1], -edge[..., 0]], axis=2)
         outward /= np.linalg.norm(outward, axis=2, keepdims=True)  # (n, k, 2) side normals
         solid = np.empty((n, 5 * k, 3))
-        sides = solid[:, :4 * k].reshape(n, k, 4, 3)  # view: 4 vertices per side
+        sides = solid[:, : 4 * k].reshape(n, k, 4, 3)  # view: 4 vertices per side
         sides[:, :, 0, :2], sides[:, :, 1, :2], sides[:, :, 2, :2], sides[:, :, 3, :2] = ring, nxt, nxt, ring
         sides[:, :, :2, 2] = 0.0
         sides[:, :, 2:, 2] = height[:, None, None]
-        solid[:, 4 * k:, :2] = ring
-        solid[:, 4 * k:, 2] = height[:, None]
+        solid[:, 4 * k :, :2] = ring
+        solid[:, 4 * k :, 2] = height[:, None]
         solid_normals = np.zeros((n, 5 * k, 3))
-        solid_normals[:, :4 * k].reshape(n, k, 4, 3)[..., :2] = outward[:, :, None, :]
-        solid_normals[:, 4 * k:, 2] = 1.0
+        solid_normals[:, : 4 * k].reshape(n, k, 4, 3)[..., :2] = outward[:, :, None, :]
+        solid_normals[:, 4 * k :, 2] = 1.0
         row, col = np.divmod(layout.colour[slots], PALETTE_SIDE)
         index = (starts[:, None] + np.arange(5 * k)[None]).ravel()  # (n * 5k,) rows of the pool mesh
         vertices[index] = solid.reshape(-1, 3)
         normals[index] = solid_normals.reshape(-1, 3)
-        texcoords[index] = np.repeat(np.stack([(col + 0.5) / PALETTE_SIDE, (row + 0.5) / PALETTE_SIDE], axis=1),
-                                     5 * k, axis=0)
+        texcoords[index] = np.repeat(
+            np.stack([(col + 0.5) / PALETTE_SIDE, (row + 0.5) / PALETTE_SIDE], axis=1), 5 * k, axis=0
+        )
     return vertices, normals, texcoords

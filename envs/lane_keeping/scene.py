@@ -36,8 +36,7 @@ from ncp_control.envs.lane_keeping.textures import (  # noqa: E402
     make_texture,
 )
 
-__all__ = ["ROAD_MESHES", "CAR_GROUP", "ROADSIDE_GROUP", "SHOULDER", "road_meshes", "asphalt_texcoords",
-           "build_model"]
+__all__ = ["ROAD_MESHES", "CAR_GROUP", "ROADSIDE_GROUP", "SHOULDER", "road_meshes", "asphalt_texcoords", "build_model"]
 
 #: Names of the road's meshes (and of the geoms that show them), in the order of :func:`road_meshes`.
 ROAD_MESHES = ("road_surface", "left_edge", "right_edge", "centre_dashes")
@@ -74,28 +73,46 @@ def _find(parent: ET.Element, path: str) -> ET.Element:
     return element
 
 
-def build_model(config: RoadConfig, *, timestep: float, wheelbase: float, steering_time_constant: float,
-                offscreen: tuple[int, int]) -> mujoco.MjModel:
+def build_model(
+    config: RoadConfig, *, timestep: float, wheelbase: float, steering_time_constant: float, offscreen: tuple[int, int]
+) -> mujoco.MjModel:
     """Merge scene and vehicle MJCF, size the road meshes for ``config`` and compile.
 
     Args:
         offscreen: (height, width) of the offscreen buffer: the largest image any camera will render.
     """
     scene = _read_asset("lane_scene.xml")
-    vehicle = _read_asset("lane_vehicle.xml")
-    for section in ("default", "asset", "worldbody", "actuator"):
-        target = scene.find(section)
-        if target is None:
-            target = ET.SubElement(scene, section)
-        for child in list(_find(vehicle, section)):
-            target.append(child)
+    _merge_vehicle(scene, _read_asset("lane_vehicle.xml"))
     _find(scene, "option").set("timestep", repr(timestep))
     offscreen_el = _find(scene, "visual/global")
     offscreen_el.set("offheight", str(offscreen[0]))
     offscreen_el.set("offwidth", str(offscreen[1]))
     _find(scene, ".//body[@name='front_axle']").set("pos", f"{wheelbase!r} 0 0.33")
     _find(scene, ".//position[@name='steer']").set("timeconst", repr(steering_time_constant))
-    # placeholder road: a straight one of the right size (vertices are rewritten every episode)
+    _size_road_meshes(scene, config)
+    # domain randomisation: textured variants of the asphalt and ground materials (texels written after compiling,
+    # see _write_texels) and the pool of roadside geoms (hidden in their own group unless randomised)
+    asset, worldbody = _find(scene, "asset"), _find(scene, "worldbody")
+    _add_textured_materials(asset)
+    _add_roadside_pool(asset, worldbody)
+    model = mujoco.MjModel.from_xml_string(ET.tostring(scene, encoding="unicode"))
+    _write_texels(model)
+    return model
+
+
+def _merge_vehicle(scene: ET.Element, vehicle: ET.Element) -> None:
+    """Append the vehicle's defaults, assets, bodies and actuators to the scene's sections of the same name."""
+    for section in ("default", "asset", "worldbody", "actuator"):
+        target = scene.find(section)
+        if target is None:
+            target = ET.SubElement(scene, section)
+        for child in list(_find(vehicle, section)):
+            target.append(child)
+
+
+def _size_road_meshes(scene: ET.Element, config: RoadConfig) -> None:
+    """Give the road meshes a placeholder road: a straight one of the right size (vertices are rewritten every
+    episode)."""
     placeholder_road = Road(np.zeros(config.num_samples), config.ds, config.length)
     placeholder = road_meshes(placeholder_road, 0.2)
     for mesh_el in scene.findall("asset/mesh"):
@@ -105,38 +122,72 @@ def build_model(config: RoadConfig, *, timestep: float, wheelbase: float, steeri
         if mesh_el.get("name") == "road_surface":  # texture coordinates for the asphalt textures
             uv = asphalt_texcoords(placeholder_road)
             mesh_el.set("texcoord", " ".join(f"{v:.3f}" for v in uv.ravel()))
-    # domain randomisation: textured variants of the asphalt and ground materials (texels written after compiling,
-    # see _write_texels) and the pool of roadside geoms (hidden in their own group unless randomised)
-    asset, worldbody = _find(scene, "asset"), _find(scene, "worldbody")
+
+
+def _add_textured_materials(asset: ET.Element) -> None:
+    """A flat placeholder texture and a material using it for every asphalt and ground texture, the materials
+    copying the plain asphalt's and ground's attributes."""
     plain = {m.get("name"): m for m in asset.findall("material")}
     for surface, names in (("asphalt", ASPHALT_TEXTURES), ("ground", GROUND_TEXTURES)):
         for name in names:
-            ET.SubElement(asset, "texture", name=f"tex_{name}", type="2d", builtin="flat", width=str(TEXTURE_SIZE),
-                          height=str(TEXTURE_SIZE), rgb1="1 1 1")
-            material = ET.SubElement(asset, "material", dict(plain[surface].attrib), name=f"{surface}_{name}",
-                                     texture=f"tex_{name}")
+            ET.SubElement(
+                asset,
+                "texture",
+                name=f"tex_{name}",
+                type="2d",
+                builtin="flat",
+                width=str(TEXTURE_SIZE),
+                height=str(TEXTURE_SIZE),
+                rgb1="1 1 1",
+            )
+            material = ET.SubElement(
+                asset, "material", dict(plain[surface].attrib), name=f"{surface}_{name}", texture=f"tex_{name}"
+            )
             if surface == "ground":
                 repeat = _GROUND_REPEAT[name]
                 material.set("texuniform", "true")
                 material.set("texrepeat", f"{repeat!r} {repeat!r}")
+
+
+def _add_roadside_pool(asset: ET.Element, worldbody: ET.Element) -> None:
+    """The roadside mesh, its palette texture and material, and its geom in :data:`ROADSIDE_GROUP`."""
     faces = pool_faces()
     _, normals, texcoords = pool_mesh(None, 0)
     count = len(normals)
     # distinct placeholder vertices (MuJoCo merges repeated ones); the real ones are written per episode
     placeholder_vertices = np.stack([np.arange(count), np.arange(count) ** 2 % 97, np.arange(count) % 7], axis=1)
-    ET.SubElement(asset, "mesh", name="roadside", inertia="shell",
-                  vertex=" ".join(str(v) for v in placeholder_vertices.ravel()),
-                  normal=" ".join(f"{v:.3f}" for v in normals.ravel()),
-                  texcoord=" ".join(f"{v:.4f}" for v in texcoords.ravel()),
-                  face=" ".join(str(i) for i in faces.ravel()))
-    ET.SubElement(asset, "texture", name="tex_roadside", type="2d", builtin="flat", width=str(PALETTE_SIDE),
-                  height=str(PALETTE_SIDE), rgb1="1 1 1")
+    ET.SubElement(
+        asset,
+        "mesh",
+        name="roadside",
+        inertia="shell",
+        vertex=" ".join(str(v) for v in placeholder_vertices.ravel()),
+        normal=" ".join(f"{v:.3f}" for v in normals.ravel()),
+        texcoord=" ".join(f"{v:.4f}" for v in texcoords.ravel()),
+        face=" ".join(str(i) for i in faces.ravel()),
+    )
+    ET.SubElement(
+        asset,
+        "texture",
+        name="tex_roadside",
+        type="2d",
+        builtin="flat",
+        width=str(PALETTE_SIDE),
+        height=str(PALETTE_SIDE),
+        rgb1="1 1 1",
+    )
     ET.SubElement(asset, "material", name="roadside", texture="tex_roadside", specular="0", shininess="0")
-    ET.SubElement(worldbody, "geom", name="roadside", type="mesh", mesh="roadside", material="roadside",
-                  group=str(ROADSIDE_GROUP), contype="0", conaffinity="0")
-    model = mujoco.MjModel.from_xml_string(ET.tostring(scene, encoding="unicode"))
-    _write_texels(model)
-    return model
+    ET.SubElement(
+        worldbody,
+        "geom",
+        name="roadside",
+        type="mesh",
+        mesh="roadside",
+        material="roadside",
+        group=str(ROADSIDE_GROUP),
+        contype="0",
+        conaffinity="0",
+    )
 
 
 def _write_texels(model: mujoco.MjModel) -> None:
@@ -147,10 +198,10 @@ def _write_texels(model: mujoco.MjModel) -> None:
         for name in names:
             tex = mujoco.mj_name2id(m, obj.mjOBJ_TEXTURE, f"tex_{name}")
             size = int(m.tex_height[tex]) * int(m.tex_width[tex]) * int(m.tex_nchannel[tex])
-            m.tex_data[m.tex_adr[tex]:m.tex_adr[tex] + size] = make_texture(name, TEXTURE_SIZE).ravel()
+            m.tex_data[m.tex_adr[tex] : m.tex_adr[tex] + size] = make_texture(name, TEXTURE_SIZE).ravel()
     tex = mujoco.mj_name2id(m, obj.mjOBJ_TEXTURE, "tex_roadside")
     palette = np.round(255 * PALETTE).astype(np.uint8)  # (64, 3): texel i at row i // 8, column i % 8
-    m.tex_data[m.tex_adr[tex]:m.tex_adr[tex] + palette.size] = palette.ravel()
+    m.tex_data[m.tex_adr[tex] : m.tex_adr[tex] + palette.size] = palette.ravel()
 
 
 def asphalt_texcoords(road: Road) -> np.ndarray:
@@ -164,4 +215,3 @@ def asphalt_texcoords(road: Road) -> np.ndarray:
     uv[0::2, 0], uv[1::2, 0] = -w - SHOULDER, w + SHOULDER  # right then left vertex of each pair
     uv[0::2, 1] = uv[1::2, 1] = road.s[index]
     return uv / _ASPHALT_TILE
-

@@ -73,8 +73,12 @@ def _furrows(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 _Generator = Callable[[np.random.Generator, int], np.ndarray]
-ASPHALT_TEXTURES: dict[str, _Generator] = {"grain": _grain, "patches": _patches, "speckle": _speckle,
-                                           "streaks": _streaks}
+ASPHALT_TEXTURES: dict[str, _Generator] = {
+    "grain": _grain,
+    "patches": _patches,
+    "speckle": _speckle,
+    "streaks": _streaks,
+}
 GROUND_TEXTURES: dict[str, _Generator] = {"meadow": _meadow, "fields": _fields, "furrows": _furrows}
 _SEEDS = {name: k for k, name in enumerate([*ASPHALT_TEXTURES, *GROUND_TEXTURES])}
 

@@ -196,8 +196,9 @@ class LaneKeepingBase(gym.Env, EzPickle):
         self._max_steering_curvature = checks.positive_real("max_steering_curvature", max_steering_curvature)
         self._steering_time_constant = checks.positive_real("steering_time_constant", steering_time_constant)
         self._max_steering_rate = checks.positive_real("max_steering_rate", max_steering_rate)
-        self._max_lateral_offset = (None if max_lateral_offset is None
-                                    else checks.positive_real("max_lateral_offset", max_lateral_offset))
+        self._max_lateral_offset = (
+            None if max_lateral_offset is None else checks.positive_real("max_lateral_offset", max_lateral_offset)
+        )
         self._progress_weight = checks.non_negative_real("progress_weight", progress_weight)
         self._lateral_weight = checks.non_negative_real("lateral_weight", lateral_weight)
         self._heading_weight = checks.non_negative_real("heading_weight", heading_weight)
@@ -211,8 +212,10 @@ class LaneKeepingBase(gym.Env, EzPickle):
         self._render_camera = render_camera
         self._render_size = (check_size("render_height", render_height), check_size("render_width", render_width))
         if self._max_curvature >= self._max_steering_curvature:
-            raise ValueError(f"max_curvature ({max_curvature}) must be below max_steering_curvature "
-                             f"({max_steering_curvature}) or the car cannot follow the road")
+            raise ValueError(
+                f"max_curvature ({max_curvature}) must be below max_steering_curvature "
+                f"({max_steering_curvature}) or the car cannot follow the road"
+            )
         if self._max_steering_curvature * self._wheelbase >= 10.0:
             raise ValueError("max_steering_curvature * wheelbase must be < 10 (wheel angle below ~84 degrees)")
 
@@ -223,15 +226,21 @@ class LaneKeepingBase(gym.Env, EzPickle):
         """Road config, MuJoCo model (offscreen buffer also large enough for ``observation_camera``) and data,
         cached ids, action space."""
         self.dt = 1.0 / self._control_frequency
-        self._road_config = RoadConfig(length=_START_OFFSET + self._road_length,
-                                       max_curvature=self._max_curvature,
-                                       min_curvature=min(0.01, self._max_curvature))
+        self._road_config = RoadConfig(
+            length=_START_OFFSET + self._road_length,
+            max_curvature=self._max_curvature,
+            min_curvature=min(0.01, self._max_curvature),
+        )
         offscreen = self._render_size
         if observation_camera is not None:
             offscreen = (max(offscreen[0], observation_camera[0]), max(offscreen[1], observation_camera[1]))
-        self.model = build_model(self._road_config, timestep=self.dt / _PHYSICS_SUBSTEPS,
-                                 wheelbase=self._wheelbase, steering_time_constant=self._steering_time_constant,
-                                 offscreen=offscreen)
+        self.model = build_model(
+            self._road_config,
+            timestep=self.dt / _PHYSICS_SUBSTEPS,
+            wheelbase=self._wheelbase,
+            steering_time_constant=self._steering_time_constant,
+            offscreen=offscreen,
+        )
         self.data = mujoco.MjData(self.model)
         self._timestep = float(self.model.opt.timestep)
         self._cache_ids()
@@ -269,37 +278,46 @@ class LaneKeepingBase(gym.Env, EzPickle):
         self._qx, self._qy, self._qyaw, self._qsteer = (jid(n) for n in ("car_x", "car_y", "car_yaw", "steer"))
         self._vx, self._vy, self._vyaw, self._vsteer = (vid(n) for n in ("car_x", "car_y", "car_yaw", "steer"))
         self._a_dx, self._a_dy, self._a_dyaw, self._a_steer = (
-            mujoco.mj_name2id(m, obj.mjOBJ_ACTUATOR, n) for n in ("drive_x", "drive_y", "drive_yaw", "steer"))
+            mujoco.mj_name2id(m, obj.mjOBJ_ACTUATOR, n) for n in ("drive_x", "drive_y", "drive_yaw", "steer")
+        )
         self._steer_act = int(m.actuator_actadr[self._a_steer])
         self._mesh_ids = {n: mujoco.mj_name2id(m, obj.mjOBJ_MESH, n) for n in ROAD_MESHES}
         self._road_geom_ids = {n: mujoco.mj_name2id(m, obj.mjOBJ_GEOM, n) for n in ROAD_MESHES}
         placeholder = road_meshes(self.road_placeholder(), 0.2)
         for name, mesh_id in self._mesh_ids.items():
-            if (m.mesh_vertnum[mesh_id] != len(placeholder[name].vertices)
-                    or m.mesh_facenum[mesh_id] != len(placeholder[name].faces)):
-                raise RuntimeError(f"MuJoCo changed the size of mesh {name!r} when compiling; in-place road "
-                                   "updates need the sizes to stay fixed")
+            if m.mesh_vertnum[mesh_id] != len(placeholder[name].vertices) or m.mesh_facenum[mesh_id] != len(
+                placeholder[name].faces
+            ):
+                raise RuntimeError(
+                    f"MuJoCo changed the size of mesh {name!r} when compiling; in-place road "
+                    "updates need the sizes to stay fixed"
+                )
             if name == "road_surface":  # texture coordinates are written per vertex, in vertex order
                 face = slice(m.mesh_faceadr[mesh_id], m.mesh_faceadr[mesh_id] + m.mesh_facenum[mesh_id])
-                if (m.mesh_texcoordnum[mesh_id] != m.mesh_vertnum[mesh_id]
-                        or not np.array_equal(m.mesh_facetexcoord[face], m.mesh_face[face])):
+                if m.mesh_texcoordnum[mesh_id] != m.mesh_vertnum[mesh_id] or not np.array_equal(
+                    m.mesh_facetexcoord[face], m.mesh_face[face]
+                ):
                     raise RuntimeError("MuJoCo reordered the road's texture coordinates when compiling")
             geom = self._road_geom_ids[name]
             m.geom_pos[geom] = 0.0  # vertices are written in world coordinates
             m.geom_quat[geom] = (1.0, 0.0, 0.0, 0.0)
         self._ground_geom = mujoco.mj_name2id(m, obj.mjOBJ_GEOM, "ground")
-        self._materials = {n: mujoco.mj_name2id(m, obj.mjOBJ_MATERIAL, n)
-                           for n in ("asphalt", "edge_line", "centre_line", "ground", "sky")}
+        self._materials = {
+            n: mujoco.mj_name2id(m, obj.mjOBJ_MATERIAL, n)
+            for n in ("asphalt", "edge_line", "centre_line", "ground", "sky")
+        }
         for surface, names in (("asphalt", ASPHALT_TEXTURES), ("ground", GROUND_TEXTURES)):
             for name in names:
                 self._materials[f"{surface}_{name}"] = mujoco.mj_name2id(m, obj.mjOBJ_MATERIAL, f"{surface}_{name}")
         self._roadside_mesh = mujoco.mj_name2id(m, obj.mjOBJ_MESH, "roadside")
         mesh_id, faces = self._roadside_mesh, pool_faces()
         face = slice(m.mesh_faceadr[mesh_id], m.mesh_faceadr[mesh_id] + m.mesh_facenum[mesh_id])
-        if not (m.mesh_vertnum[mesh_id] == m.mesh_normalnum[mesh_id] == m.mesh_texcoordnum[mesh_id]
-                == faces.max() + 1 and np.array_equal(m.mesh_face[face], faces)
-                and np.array_equal(m.mesh_facenormal[face], faces)
-                and np.array_equal(m.mesh_facetexcoord[face], faces)):
+        if not (
+            m.mesh_vertnum[mesh_id] == m.mesh_normalnum[mesh_id] == m.mesh_texcoordnum[mesh_id] == faces.max() + 1
+            and np.array_equal(m.mesh_face[face], faces)
+            and np.array_equal(m.mesh_facenormal[face], faces)
+            and np.array_equal(m.mesh_facetexcoord[face], faces)
+        ):
             raise RuntimeError("MuJoCo changed the roadside mesh when compiling; in-place updates need it unchanged")
         geom = mujoco.mj_name2id(m, obj.mjOBJ_GEOM, "roadside")
         m.geom_pos[geom] = 0.0  # vertices are written in world coordinates
@@ -317,8 +335,19 @@ class LaneKeepingBase(gym.Env, EzPickle):
 
     # ------------------------------------------------------------------ pickling
     #: Per-episode attributes a pickle carries besides the constructor arguments and the MuJoCo state.
-    _EPISODE_ATTRIBUTES = ("_np_random", "_np_random_seed", "road", "_appearance", "_roadside_seed", "_s", "_d",
-                           "_road_heading", "_setpoint", "_last_command", "_s_start")
+    _EPISODE_ATTRIBUTES = (
+        "_np_random",
+        "_np_random_seed",
+        "road",
+        "_appearance",
+        "_roadside_seed",
+        "_s",
+        "_d",
+        "_road_heading",
+        "_setpoint",
+        "_last_command",
+        "_s_start",
+    )
 
     def __getstate__(self) -> dict[str, Any]:
         """Constructor arguments (``EzPickle``) plus, after a reset, the episode: RNG, road, look, car state and
@@ -359,8 +388,11 @@ class LaneKeepingBase(gym.Env, EzPickle):
         look, self._roadside_seed = episode_look(look_seed, self._dr_elements, Appearance(lane_width=self._lane_width))
         config = self._road_config
         if look.curvature_scale != 1.0:
-            config = RoadConfig(length=config.length, max_curvature=config.max_curvature * look.curvature_scale,
-                                min_curvature=min(config.min_curvature, config.max_curvature * look.curvature_scale))
+            config = RoadConfig(
+                length=config.length,
+                max_curvature=config.max_curvature * look.curvature_scale,
+                min_curvature=min(config.min_curvature, config.max_curvature * look.curvature_scale),
+            )
         self.road = Road.generate(np.random.default_rng(road_seed), config, lane_width=look.lane_width)
         self._appearance = look
         self._apply_look()
@@ -411,8 +443,9 @@ class LaneKeepingBase(gym.Env, EzPickle):
             mujoco.mj_step(m, d)
 
         s_prev = self._s
-        self._s, self._d, self._road_heading = self.road.project(float(qpos[self._qx]), float(qpos[self._qy]),
-                                                                 s_hint=s_prev)
+        self._s, self._d, self._road_heading = self.road.project(
+            float(qpos[self._qx]), float(qpos[self._qy]), s_hint=s_prev
+        )
         lateral = self._d - self.road.lane_center_offset
         heading_error = wrap_angle(float(qpos[self._qyaw]) - self._road_heading)
         half_lane = 0.5 * self.road.lane_width
@@ -473,8 +506,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
         if self._max_lateral_offset is not None:
             margin = self._max_lateral_offset
         else:
-            margin = 0.5 * (Appearance.LANE_WIDTH_RANGE[1] if "geometry" in self._dr_elements
-                            else self._lane_width)
+            margin = 0.5 * (Appearance.LANE_WIDTH_RANGE[1] if "geometry" in self._dr_elements else self._lane_width)
         return margin + self._speed * self.dt
 
     @property
@@ -528,8 +560,9 @@ class LaneKeepingBase(gym.Env, EzPickle):
             raise ValueError(f"action must be finite, got {value}; NaN/inf steering commands are rejected")
         return min(max(value, -1.0), 1.0)
 
-    def _info(self, *, elapsed: float, success: bool, lateral: float | None = None,
-              heading_error: float | None = None) -> dict[str, Any]:
+    def _info(
+        self, *, elapsed: float, success: bool, lateral: float | None = None, heading_error: float | None = None
+    ) -> dict[str, Any]:
         return {
             "lateral_offset_m": self.lateral_offset() if lateral is None else lateral,
             "heading_error_rad": self.heading_error() if heading_error is None else heading_error,
@@ -574,12 +607,12 @@ class LaneKeepingBase(gym.Env, EzPickle):
         for name, mesh in road_meshes(self.road, self._appearance.line_width).items():
             mesh_id = self._mesh_ids[name]
             adr, num = m.mesh_vertadr[mesh_id], m.mesh_vertnum[mesh_id]
-            m.mesh_vert[adr:adr + num] = mesh.vertices
-            m.mesh_normal[m.mesh_normaladr[mesh_id]:m.mesh_normaladr[mesh_id] + m.mesh_normalnum[mesh_id]] = (0, 0, 1)
+            m.mesh_vert[adr : adr + num] = mesh.vertices
+            m.mesh_normal[m.mesh_normaladr[mesh_id] : m.mesh_normaladr[mesh_id] + m.mesh_normalnum[mesh_id]] = (0, 0, 1)
             if name == "road_surface":
                 adr = m.mesh_texcoordadr[mesh_id]
                 uv = asphalt_texcoords(self.road)
-                m.mesh_texcoord[adr:adr + len(uv)] = uv
+                m.mesh_texcoord[adr : adr + len(uv)] = uv
             renderer.upload_mesh(mesh_id)
 
     def _render_camera_image(self, camera_id: int, height: int, width: int, hidden: tuple[int, ...]) -> np.ndarray:
@@ -616,7 +649,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
         self._roadside_window = first
         m, mesh_id = self.model, self._roadside_mesh
         vertices, normals, texcoords = pool_mesh(layout, first)
-        m.mesh_vert[m.mesh_vertadr[mesh_id]:m.mesh_vertadr[mesh_id] + len(vertices)] = vertices
-        m.mesh_normal[m.mesh_normaladr[mesh_id]:m.mesh_normaladr[mesh_id] + len(normals)] = normals
-        m.mesh_texcoord[m.mesh_texcoordadr[mesh_id]:m.mesh_texcoordadr[mesh_id] + len(texcoords)] = texcoords
+        m.mesh_vert[m.mesh_vertadr[mesh_id] : m.mesh_vertadr[mesh_id] + len(vertices)] = vertices
+        m.mesh_normal[m.mesh_normaladr[mesh_id] : m.mesh_normaladr[mesh_id] + len(normals)] = normals
+        m.mesh_texcoord[m.mesh_texcoordadr[mesh_id] : m.mesh_texcoordadr[mesh_id] + len(texcoords)] = texcoords
         renderer.upload_mesh(mesh_id)

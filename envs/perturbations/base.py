@@ -137,9 +137,7 @@ class Seeded:
             sequence = np.random.SeedSequence()  # fresh OS entropy until a seed is given
         else:
             # Flags keep (seed=s, no reset seed) and (no seed, reset seed=s) apart.
-            entropy = [
-                int(self._seed is not None), self._seed or 0, int(reset_seed is not None), reset_seed or 0
-            ]
+            entropy = [int(self._seed is not None), self._seed or 0, int(reset_seed is not None), reset_seed or 0]
             salt = zlib.crc32(self._stream.encode("ascii"))
             sequence = np.random.SeedSequence(entropy, spawn_key=(SEED_TAG, salt))
         return np.random.Generator(np.random.PCG64(sequence))

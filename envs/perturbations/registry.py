@@ -55,35 +55,94 @@ class PerturbationInfo:
 
 PERTURBATIONS: dict[str, PerturbationInfo] = {
     "obs_noise": PerturbationInfo(
-        ObservationNoise, "sigma", float, 0.0, 0.0, math.inf, True,
+        ObservationNoise,
+        "sigma",
+        float,
+        0.0,
+        0.0,
+        math.inf,
+        True,
         "additive Gaussian noise, sigma in observation units (vectors)",
     ),
     "pixel_noise": PerturbationInfo(
-        PixelNoise, "sigma", float, 0.0, 0.0, math.inf, True,
+        PixelNoise,
+        "sigma",
+        float,
+        0.0,
+        0.0,
+        math.inf,
+        True,
         "Gaussian pixel noise, sigma on images scaled to [0, 1] (variance sigma**2), clipped",
     ),
     "dropout": PerturbationInfo(
-        SensorDropout, "p", float, 0.0, 0.0, 1.0, True, "each element (image: pixel) reads 0 with probability p",
+        SensorDropout,
+        "p",
+        float,
+        0.0,
+        0.0,
+        1.0,
+        True,
+        "each element (image: pixel) reads 0 with probability p",
     ),
     "frozen": PerturbationInfo(
-        FrozenSensor, "p", float, 0.0, 0.0, 1.0, True, "with probability p per step the last observation repeats",
+        FrozenSensor,
+        "p",
+        float,
+        0.0,
+        0.0,
+        1.0,
+        True,
+        "with probability p per step the last observation repeats",
     ),
     "occlusion": PerturbationInfo(
-        Occlusion, "size", float, 0.0, 0.0, 1.0, True,
+        Occlusion,
+        "size",
+        float,
+        0.0,
+        0.0,
+        1.0,
+        True,
         "random black patch, side = size * image side, placed once per episode",
     ),
     "brightness": PerturbationInfo(
-        BrightnessShift, "shift", float, 0.0, -1.0, 1.0, False, "additive brightness shift on images in [0, 1]",
+        BrightnessShift,
+        "shift",
+        float,
+        0.0,
+        -1.0,
+        1.0,
+        False,
+        "additive brightness shift on images in [0, 1]",
     ),
     "blur": PerturbationInfo(GaussianBlur, "sigma", float, 0.0, 0.0, math.inf, False, "Gaussian blur, sigma in pixels"),
     "action_noise": PerturbationInfo(
-        ActionNoise, "sigma", float, 0.0, 0.0, math.inf, True, "additive Gaussian action noise, clipped to bounds",
+        ActionNoise,
+        "sigma",
+        float,
+        0.0,
+        0.0,
+        math.inf,
+        True,
+        "additive Gaussian action noise, clipped to bounds",
     ),
     "action_delay": PerturbationInfo(
-        ActionDelay, "delay", int, 0, 0, math.inf, False, "the env executes the action from k steps earlier",
+        ActionDelay,
+        "delay",
+        int,
+        0,
+        0,
+        math.inf,
+        False,
+        "the env executes the action from k steps earlier",
     ),
     "irregular_time": PerturbationInfo(
-        IrregularTime, "max_skip", int, 1, 1, math.inf, True,
+        IrregularTime,
+        "max_skip",
+        int,
+        1,
+        1,
+        math.inf,
+        True,
         "each step repeats the action k ~ U{1..K} times; info['elapsed_time'] is the true time",
     ),
 }
@@ -191,9 +250,7 @@ def make_perturbation(env: gym.Env, spec: str | PerturbationSpec, seed: int | No
     return info.wrapper(env, **{info.level_arg: spec.level}, **kwargs)
 
 
-def apply_perturbations(
-    env: gym.Env, specs: Sequence[str | PerturbationSpec], seed: int | None = None
-) -> gym.Env:
+def apply_perturbations(env: gym.Env, specs: Sequence[str | PerturbationSpec], seed: int | None = None) -> gym.Env:
     """Wrap ``env`` in the perturbations ``specs`` in list order: the first is applied first (innermost).
 
     Example: ``apply_perturbations(env, ["blur:1", "pixel_noise:0.1"], seed=0)`` blurs, then adds noise.

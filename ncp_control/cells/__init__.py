@@ -12,6 +12,14 @@ from .ltc import LTC_INIT_RANGES, MIN_ELAPSED_TIME, LTCCell
 from .wired_cfc import WiredCfCCell
 
 __all__ = [
-    "ACTIVATIONS", "CfC", "CfCCell", "LSTMCell", "LTC", "LTCCell", "LTC_INIT_RANGES", "LeCunTanh",
-    "MIN_ELAPSED_TIME", "WiredCfCCell",
+    "ACTIVATIONS",
+    "CfC",
+    "CfCCell",
+    "LSTMCell",
+    "LTC",
+    "LTCCell",
+    "LTC_INIT_RANGES",
+    "LeCunTanh",
+    "MIN_ELAPSED_TIME",
+    "WiredCfCCell",
 ]

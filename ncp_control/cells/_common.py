@@ -30,9 +30,7 @@ def build_wiring(wiring: Any, input_size: int | None, arg_name: str) -> Any:
         arg_name: name of the input-size argument, for the error message.
     """
     if not is_wiring(wiring):
-        raise TypeError(
-            f"expected a wiring (e.g. ncp_control.wirings.AutoNCP(19, 1)), got {type(wiring).__name__}"
-        )
+        raise TypeError(f"expected a wiring (e.g. ncp_control.wirings.AutoNCP(19, 1)), got {type(wiring).__name__}")
     if input_size is not None:
         wiring.build(checks.positive_int(arg_name, input_size))
     if not wiring.is_built():

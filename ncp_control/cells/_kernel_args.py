@@ -19,16 +19,19 @@ def check_tensor(name: str, t: object, shape: Sequence[int], dtype: torch.dtype,
     if not isinstance(t, Tensor):
         raise ValueError(f"{where}: {name} must be a tensor, got {type(t).__name__}")
     if t.dtype is not dtype:
-        raise ValueError(f"{where}: {name} has dtype {t.dtype}, expected {dtype} (the cell's parameters' dtype); "
-                         "convert it with .to(dtype)")
+        raise ValueError(
+            f"{where}: {name} has dtype {t.dtype}, expected {dtype} (the cell's parameters' dtype); "
+            "convert it with .to(dtype)"
+        )
     if tuple(t.shape) != tuple(shape):
         raise ValueError(f"{where}: {name} has shape {tuple(t.shape)}, expected {tuple(shape)}")
     if not t.is_cpu:
         raise ValueError(f"{where}: {name} is on {t.device}; the native kernels run on the CPU")
 
 
-def check_sequence_args(where: str, x: Tensor, h0: Tensor, dt: Tensor, reset: Tensor | None, *, inputs: int,
-                        state: int, dtype: torch.dtype) -> tuple[int, int]:
+def check_sequence_args(
+    where: str, x: Tensor, h0: Tensor, dt: Tensor, reset: Tensor | None, *, inputs: int, state: int, dtype: torch.dtype
+) -> tuple[int, int]:
     """Check the arguments of a whole-sequence kernel call; returns ``(T, B)``.
 
     x: (T, B, inputs); h0: (B, state); dt: (T, B); reset: None or (T, B) bool; all CPU and of ``dtype`` (reset
@@ -36,15 +39,28 @@ def check_sequence_args(where: str, x: Tensor, h0: Tensor, dt: Tensor, reset: Te
     """
     try:  # the common case in one expression; anything off takes the detailed checks below, which explain
         T, B, width = x.shape
-        if (width == inputs and T >= 1 and B >= 1 and x.dtype is dtype and h0.dtype is dtype and dt.dtype is dtype
-                and h0.shape == (B, state) and dt.shape == (T, B) and x.is_cpu and h0.is_cpu and dt.is_cpu
-                and (reset is None or (reset.dtype is torch.bool and reset.shape == (T, B) and reset.is_cpu))):
+        if (
+            width == inputs
+            and T >= 1
+            and B >= 1
+            and x.dtype is dtype
+            and h0.dtype is dtype
+            and dt.dtype is dtype
+            and h0.shape == (B, state)
+            and dt.shape == (T, B)
+            and x.is_cpu
+            and h0.is_cpu
+            and dt.is_cpu
+            and (reset is None or (reset.dtype is torch.bool and reset.shape == (T, B) and reset.is_cpu))
+        ):
             return T, B
     except (AttributeError, TypeError, ValueError):
         pass
     if not isinstance(x, Tensor) or x.dim() != 3:
-        raise ValueError(f"{where}: x must be a (T, B, {inputs}) tensor, got "
-                         f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+        raise ValueError(
+            f"{where}: x must be a (T, B, {inputs}) tensor, got "
+            f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}"
+        )
     T, B = int(x.shape[0]), int(x.shape[1])
     if T < 1 or B < 1:
         raise ValueError(f"{where}: x has shape {tuple(x.shape)}; T and B must be >= 1")
@@ -59,12 +75,14 @@ def check_sequence_args(where: str, x: Tensor, h0: Tensor, dt: Tensor, reset: Te
 def shapes_match(tensors: Sequence[Tensor | None], shapes: Sequence[tuple[int, ...]], dtype: torch.dtype) -> bool:
     """True when every tensor exists, is on the CPU, has ``dtype`` and its shape (the quick test before the
     detailed :func:`check_parameters`, which says what is wrong)."""
-    return all(t is not None and t.shape == s and t.dtype is dtype and t.is_cpu for t, s in zip(tensors, shapes)) \
-        and len(tensors) == len(shapes)
+    return all(
+        t is not None and t.shape == s and t.dtype is dtype and t.is_cpu for t, s in zip(tensors, shapes)
+    ) and len(tensors) == len(shapes)
 
 
-def check_parameters(where: str, named: Sequence[tuple[str, Tensor | None, Sequence[int] | None]],
-                     dtype: torch.dtype) -> None:
+def check_parameters(
+    where: str, named: Sequence[tuple[str, Tensor | None, Sequence[int] | None]], dtype: torch.dtype
+) -> None:
     """Each ``(name, tensor, shape)``: a CPU tensor of ``shape`` and ``dtype``; ``shape=None`` means the tensor must
     be absent (None) for this configuration, a tensor of ``None`` with a shape means it is missing."""
     for name, t, shape in named:

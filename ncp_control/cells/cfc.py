@@ -41,8 +41,16 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-def cfc_update(mode: str, ff1: Tensor, ts: Tensor, ff2: Tensor | None = None, t_a: Tensor | None = None,
-               t_b: Tensor | None = None, w_tau: Tensor | None = None, A: Tensor | None = None) -> Tensor:
+def cfc_update(
+    mode: str,
+    ff1: Tensor,
+    ts: Tensor,
+    ff2: Tensor | None = None,
+    t_a: Tensor | None = None,
+    t_b: Tensor | None = None,
+    w_tau: Tensor | None = None,
+    A: Tensor | None = None,
+) -> Tensor:
     """The CfC closed-form state update from the heads' pre-activations.
 
     Args:
@@ -112,8 +120,11 @@ class CfCCell(nn.Module):
         self.hidden_size = checks.positive_int("hidden_size", hidden_size)
         self.mode = checks.choice("mode", mode, MODES)
         activation = ACTIVATIONS[checks.choice("backbone_activation", backbone_activation, ACTIVATIONS)]
-        if isinstance(backbone_layers, bool) or not isinstance(backbone_layers, (int, np.integer)) \
-                or backbone_layers < 0:
+        if (
+            isinstance(backbone_layers, bool)
+            or not isinstance(backbone_layers, (int, np.integer))
+            or backbone_layers < 0
+        ):
             raise ValueError(f"backbone_layers must be an int >= 0, got {backbone_layers!r}")
         self.backbone_layers = int(backbone_layers)
         if not 0.0 <= float(backbone_dropout) < 1.0:
@@ -123,8 +134,11 @@ class CfCCell(nn.Module):
         if self.backbone_layers > 0:
             backbone_units = checks.positive_int("backbone_units", backbone_units)
             if backbone_dropout > 0.0 and self.backbone_layers == 1:
-                warnings.warn("backbone_dropout has no effect with backbone_layers=1 (as in ncps: dropout follows "
-                              "the second and later backbone layers only)", stacklevel=2)
+                warnings.warn(
+                    "backbone_dropout has no effect with backbone_layers=1 (as in ncps: dropout follows "
+                    "the second and later backbone layers only)",
+                    stacklevel=2,
+                )
             # Same module layout (hence state-dict keys) as ncps.
             layers: list[nn.Module] = [nn.Linear(self.input_size + self.hidden_size, backbone_units), activation()]
             for _ in range(1, self.backbone_layers):
@@ -143,8 +157,9 @@ class CfCCell(nn.Module):
                 raise ValueError("sparsity_mask needs backbone_layers=0 (the mask indexes [input, hidden] sources)")
             mask = np.abs(np.asarray(sparsity_mask))
             if mask.shape != (head_in, self.hidden_size):
-                raise ValueError(f"sparsity_mask must have shape ({head_in}, {self.hidden_size}) [source, unit], "
-                                 f"got {mask.shape}")
+                raise ValueError(
+                    f"sparsity_mask must have shape ({head_in}, {self.hidden_size}) [source, unit], got {mask.shape}"
+                )
             self.register_buffer("sparsity_mask", torch.as_tensor(np.ascontiguousarray(mask.T), dtype=torch.float32))
         self._mask_time_gates = bool(mask_time_gates)
         if self._mask_time_gates and sparsity_mask is None:
@@ -185,8 +200,9 @@ class CfCCell(nn.Module):
         heads = {}
         for name in names:
             layer = getattr(self, name)
-            weight = layer.weight * self.sparsity_mask if masked[name] and self.sparsity_mask is not None \
-                else layer.weight
+            weight = (
+                layer.weight * self.sparsity_mask if masked[name] and self.sparsity_mask is not None else layer.weight
+            )
             heads[name] = (weight.detach(), layer.bias.detach())
         return heads
 
@@ -199,8 +215,14 @@ class CfCCell(nn.Module):
         if self.mode == "pure":
             return cfc_update("pure", ff1, ts, w_tau=self.w_tau, A=self.A)
         gates = self._mask_time_gates
-        return cfc_update(self.mode, ff1, ts, ff2=self._head(self.ff2, x, True),
-                          t_a=self._head(self.time_a, x, gates), t_b=self._head(self.time_b, x, gates))
+        return cfc_update(
+            self.mode,
+            ff1,
+            ts,
+            ff2=self._head(self.ff2, x, True),
+            t_a=self._head(self.time_a, x, gates),
+            t_b=self._head(self.time_b, x, gates),
+        )
 
     def forward(self, input: Tensor, hx: Tensor, ts: float | Tensor = 1.0) -> tuple[Tensor, Tensor]:
         """One step.
@@ -214,8 +236,9 @@ class CfCCell(nn.Module):
         """
         batched = input.dim() == 2
         if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
-            raise ValueError(f"input must have shape (B, {self.input_size}) or ({self.input_size},), "
-                             f"got {tuple(input.shape)}")
+            raise ValueError(
+                f"input must have shape (B, {self.input_size}) or ({self.input_size},), got {tuple(input.shape)}"
+            )
         expected = (input.shape[0], self.hidden_size) if batched else (self.hidden_size,)
         if tuple(hx.shape) != expected:
             raise ValueError(f"hx must have shape {expected}, got {tuple(hx.shape)}")

@@ -56,8 +56,9 @@ def fast_path_available(cell: WiredCfCCell, *tensors: Tensor) -> bool:
         return False
     small = cell.__dict__.get("_fast_small")
     if small is None:
-        small = cell.__dict__["_fast_small"] = sum(
-            layer.hidden_size * layer.ff1.weight.shape[1] for layer in cell._layers) <= MAX_HEAD_WEIGHTS
+        small = cell.__dict__["_fast_small"] = (
+            sum(layer.hidden_size * layer.ff1.weight.shape[1] for layer in cell._layers) <= MAX_HEAD_WEIGHTS
+        )
     if not small:
         return False
     w = cell._layers[0].ff1.weight
@@ -80,7 +81,8 @@ def needs_autograd(cell: WiredCfCCell, *tensors: Any) -> bool:
     if not torch.is_grad_enabled():
         return False
     return any(isinstance(t, Tensor) and t.requires_grad for t in tensors) or any(
-        p.requires_grad for p in cell.parameters())
+        p.requires_grad for p in cell.parameters()
+    )
 
 
 #: The kernel keeps per-layer tables on its stack for at most this many layers.
@@ -97,9 +99,11 @@ def _check_cell(cell: WiredCfCCell, dtype: torch.dtype, where: str) -> None:
     if cached is not None and cached[0] == structure:
         shapes, mask_shapes = cached[1]
         masks = [layer._buffers.get("sparsity_mask") for layer in layers]
-        if shapes_match([p for p, s in zip(_layer_params(cell), shapes) if s is not None],
-                        [s for s in shapes if s is not None], dtype) \
-                and all(m is not None and m.shape == s and m.is_cpu for m, s in zip(masks, mask_shapes)):
+        if shapes_match(
+            [p for p, s in zip(_layer_params(cell), shapes) if s is not None],
+            [s for s in shapes if s is not None],
+            dtype,
+        ) and all(m is not None and m.shape == s and m.is_cpu for m, s in zip(masks, mask_shapes)):
             return
     _check_cell_in_detail(cell, dtype, where)
     cell.__dict__["_fast_expected"] = (structure, _expected_shapes(cell))
@@ -126,19 +130,36 @@ def _expected_shapes(cell: WiredCfCCell) -> tuple[list[tuple[int, ...] | None], 
 def _check_cell_in_detail(cell: WiredCfCCell, dtype: torch.dtype, where: str) -> None:
     layers = cell._layers
     if not 1 <= len(layers) <= MAX_LAYERS:
-        raise ValueError(f"{where}: the native CfC kernel takes 1 to {MAX_LAYERS} layers, this cell has "
-                         f"{len(layers)}; use NCP_CONTROL_PURE_TORCH=1 for deeper wirings")
+        raise ValueError(
+            f"{where}: the native CfC kernel takes 1 to {MAX_LAYERS} layers, this cell has "
+            f"{len(layers)}; use NCP_CONTROL_PURE_TORCH=1 for deeper wirings"
+        )
     if dtype not in _FAST_DTYPES:
         raise ValueError(f"{where}: the native kernel runs float32 or float64 cells, not {dtype}")
     if any(l.mode != layers[0].mode or l._mask_time_gates != layers[0]._mask_time_gates for l in layers):
         raise ValueError(f"{where}: every layer must have layer 0's mode and time-gate masking")
     if sum(l.hidden_size for l in layers) != cell.state_size:
-        raise ValueError(f"{where}: the layers' sizes add up to {sum(l.hidden_size for l in layers)}, the cell's "
-                         f"state_size is {cell.state_size}")
+        raise ValueError(
+            f"{where}: the layers' sizes add up to {sum(l.hidden_size for l in layers)}, the cell's "
+            f"state_size is {cell.state_size}"
+        )
     shapes, mask_shapes = _expected_shapes(cell)
-    names = [f"layer_{l}.{n}" for l in range(len(layers))
-             for n in ("ff1.weight", "ff1.bias", "ff2.weight", "ff2.bias", "time_a.weight", "time_a.bias",
-                       "time_b.weight", "time_b.bias", "w_tau", "A")]
+    names = [
+        f"layer_{l}.{n}"
+        for l in range(len(layers))
+        for n in (
+            "ff1.weight",
+            "ff1.bias",
+            "ff2.weight",
+            "ff2.bias",
+            "time_a.weight",
+            "time_a.bias",
+            "time_b.weight",
+            "time_b.bias",
+            "w_tau",
+            "A",
+        )
+    ]
     check_parameters(where, list(zip(names, _layer_params(cell), shapes)), dtype)
     for l, (layer, shape) in enumerate(zip(layers, mask_shapes)):
         mask = layer._buffers.get("sparsity_mask")
@@ -163,9 +184,26 @@ def _ptr(t: Tensor | None) -> int | None:
 
 def _dims(cell: WiredCfCCell, x, h0, dt, reset, states, g_states=None) -> list[int]:
     layers = cell._layers
-    d = [x.shape[0], x.shape[1], len(layers), cell.sensory_size, cell.state_size, _MODES[layers[0].mode],
-         int(layers[0]._mask_time_gates), x.stride(0), x.stride(1), h0.stride(0), dt.stride(0), dt.stride(1),
-         states.stride(0), states.stride(1), 0, 0, 0, 0]
+    d = [
+        x.shape[0],
+        x.shape[1],
+        len(layers),
+        cell.sensory_size,
+        cell.state_size,
+        _MODES[layers[0].mode],
+        int(layers[0]._mask_time_gates),
+        x.stride(0),
+        x.stride(1),
+        h0.stride(0),
+        dt.stride(0),
+        dt.stride(1),
+        states.stride(0),
+        states.stride(1),
+        0,
+        0,
+        0,
+        0,
+    ]
     if g_states is not None:
         d[14], d[15] = g_states.stride(0), g_states.stride(1)
     if reset is not None:
@@ -183,15 +221,14 @@ def _masks(cell: WiredCfCCell) -> list[Tensor]:
     return masks
 
 
-def _pointers(cell, x, h0, dt, reset, states, params, masks, grads=None, g_states=None, gx=None, gh0=None,
-              gdt=None):
+def _pointers(cell, x, h0, dt, reset, states, params, masks, grads=None, g_states=None, gx=None, gh0=None, gdt=None):
     ptrs = [_ptr(x), _ptr(h0), _ptr(dt), _ptr(reset), _ptr(states), _ptr(g_states), _ptr(gx), _ptr(gh0), _ptr(gdt)]
     for l, mask in enumerate(masks):
-        p = params[10 * l: 10 * l + 10]
+        p = params[10 * l : 10 * l + 10]
         ptrs += [_ptr(t) for t in p[:8]] + [_ptr(mask)] + [_ptr(t) for t in p[8:]]
     if grads is not None:
         for l in range(len(cell._layers)):
-            g = grads[10 * l: 10 * l + 10]
+            g = grads[10 * l : 10 * l + 10]
             ptrs += [_ptr(t) for t in g[:8]] + [None] + [_ptr(t) for t in g[8:]]
     return ptrs
 
@@ -212,8 +249,12 @@ def _forward(cell, x, h0, dt, reset, params, batch_major):
     params = [p if p is None or p.is_contiguous() else p.contiguous() for p in params]  # only addresses are read
     states = x.new_empty(B, T, N).transpose(0, 1) if batch_major else x.new_empty(T, B, N)
     masks = [m.to(x.dtype) for m in _masks(cell)]  # kept alive for the call (no copy when already right)
-    _call("forward", x.dtype, _dims(cell, x, h0, dt, reset, states),
-          _pointers(cell, x, h0, dt, reset, states, params, masks))
+    _call(
+        "forward",
+        x.dtype,
+        _dims(cell, x, h0, dt, reset, states),
+        _pointers(cell, x, h0, dt, reset, states, params, masks),
+    )
     return states, params, masks
 
 
@@ -238,13 +279,18 @@ class _CfCSequence(torch.autograd.Function):
         gdt = x.new_empty(T, B) if needs[4] else None
         grads = [None if p is None else torch.empty_like(p) for p in params]
         dims = _dims(cell, x, h0, dt, ctx.reset, states, g_states)
-        _call("backward", x.dtype, dims, _pointers(cell, x, h0, dt, ctx.reset, states, params, ctx.masks, grads,
-                                                   g_states, gx, gh0, gdt))
+        _call(
+            "backward",
+            x.dtype,
+            dims,
+            _pointers(cell, x, h0, dt, ctx.reset, states, params, ctx.masks, grads, g_states, gx, gh0, gdt),
+        )
         return (None, None, gx, gh0, gdt, None, *(g if needs[6 + i] else None for i, g in enumerate(grads)))
 
 
-def cfc_sequence(cell: WiredCfCCell, x: Tensor, h0: Tensor, dt: Tensor, reset: Tensor | None = None, *,
-                 batch_major: bool = False) -> Tensor:
+def cfc_sequence(
+    cell: WiredCfCCell, x: Tensor, h0: Tensor, dt: Tensor, reset: Tensor | None = None, *, batch_major: bool = False
+) -> Tensor:
     """Run a wired CfC over a time-major sequence with the native kernel (check ``fast_path_available`` first).
 
     Args:
@@ -260,15 +306,18 @@ def cfc_sequence(cell: WiredCfCCell, x: Tensor, h0: Tensor, dt: Tensor, reset: T
     """
     dtype = cell._layers[0].ff1.weight.dtype if len(cell._layers) else torch.float32
     _check_cell(cell, dtype, "cfc_sequence")
-    check_sequence_args("cfc_sequence", x, h0, dt, reset, inputs=cell.sensory_size, state=cell.state_size,
-                        dtype=dtype)
+    check_sequence_args("cfc_sequence", x, h0, dt, reset, inputs=cell.sensory_size, state=cell.state_size, dtype=dtype)
     if x.stride(-1) != 1:
         x = x.contiguous()
     if h0.stride(-1) != 1:
         h0 = h0.contiguous()
     params = _layer_params(cell)
-    if torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad or dt.requires_grad
-                                    or any(p is not None and p.requires_grad for p in params)):
+    if torch.is_grad_enabled() and (
+        x.requires_grad
+        or h0.requires_grad
+        or dt.requires_grad
+        or any(p is not None and p.requires_grad for p in params)
+    ):
         return _CfCSequence.apply(cell, batch_major, x, h0, dt, reset, *params)
     return _forward(cell, x, h0, dt, reset, params, batch_major)[0]
 
@@ -281,8 +330,23 @@ class _StepPlan:
     cached from their values), so only their addresses are compared before a step (:meth:`current_key`).
     """
 
-    __slots__ = ("batch", "dtype", "dims", "ptrs", "fn", "dims_addr", "ptrs_addr", "key", "tensors_of", "n_state",
-                 "dt", "dt_value", "masks", "x_shape", "h_shape")
+    __slots__ = (
+        "batch",
+        "dtype",
+        "dims",
+        "ptrs",
+        "fn",
+        "dims_addr",
+        "ptrs_addr",
+        "key",
+        "tensors_of",
+        "n_state",
+        "dt",
+        "dt_value",
+        "masks",
+        "x_shape",
+        "h_shape",
+    )
 
     def __init__(self, cell: WiredCfCCell, batch: int, dtype: torch.dtype):
         _check_cell(cell, dtype, "step_no_grad")
@@ -359,6 +423,7 @@ def _tensor_getter(cell: WiredCfCCell):
             out += layer._parameters.values()
             out.append(layer._buffers["sparsity_mask"])
         return out
+
     return tensors
 
 
@@ -401,9 +466,17 @@ def step_no_grad(cell: WiredCfCCell, x: Tensor, h: Tensor, timespans: Any, *, bu
             return None
     else:
         plan = cell.__dict__.get("_step_plans", _NO_PLANS).get(_get_ident())
-        if (plan is None or x.shape != plan.x_shape or h.shape != plan.h_shape or x.dtype is not plan.dtype
-                or h.dtype is not plan.dtype or not x.is_cpu or not h.is_cpu
-                or torch._C._are_functorch_transforms_active() or plan.current_key(cell) != plan.key):
+        if (
+            plan is None
+            or x.shape != plan.x_shape
+            or h.shape != plan.h_shape
+            or x.dtype is not plan.dtype
+            or h.dtype is not plan.dtype
+            or not x.is_cpu
+            or not h.is_cpu
+            or torch._C._are_functorch_transforms_active()
+            or plan.current_key(cell) != plan.key
+        ):
             return None
     if isinstance(timespans, (int, float)) and not isinstance(timespans, bool):
         if timespans != plan.dt_value:
@@ -418,29 +491,40 @@ def step_no_grad(cell: WiredCfCCell, x: Tensor, h: Tensor, timespans: Any, *, bu
         h = h.contiguous()
     new_h, status = plan.run(x, x.stride(0), h, dt)
     if status:
-        raise ValueError(f"the CfC kernel takes at most {MAX_LAYERS} layers") if status == _STATUS_INVALID \
+        raise (
+            ValueError(f"the CfC kernel takes at most {MAX_LAYERS} layers")
+            if status == _STATUS_INVALID
             else MemoryError("the CfC kernel could not allocate its work space")
+        )
     return new_h
 
 
-def try_layer_step_no_grad(cell: WiredCfCCell, input: Tensor, h: Tensor, timespans: Any, batch_first: bool,
-                           return_sequences: bool) -> tuple[Tensor, Tensor] | None:
+def try_layer_step_no_grad(
+    cell: WiredCfCCell, input: Tensor, h: Tensor, timespans: Any, batch_first: bool, return_sequences: bool
+) -> tuple[Tensor, Tensor] | None:
     """The wired ``CfC`` layer's online call, ``y, h = cfc(x[:, None], h)`` without autograd, straight on this
     thread's step tables: ``input`` (B, 1, I) if ``batch_first`` else (1, B, I), ``h`` (B, N), ``timespans`` a
     number. Returns ``(motor outputs in the layer's shape, new state)`` (before the layer's projection), or None
     wherever :func:`step_no_grad` without ``build`` would, for any other layout, a tensor time, or a negative or
     NaN time (the caller's general path explains)."""
     plan = cell.__dict__.get("_step_plans", _NO_PLANS).get(_get_ident())
-    if (plan is None or not isinstance(timespans, (int, float)) or isinstance(timespans, bool)
-            or not timespans >= 0):
+    if plan is None or not isinstance(timespans, (int, float)) or isinstance(timespans, bool) or not timespans >= 0:
         return None
     shape = input.shape
     if len(shape) != 3:
         return None
     batch, steps = (shape[0], shape[1]) if batch_first else (shape[1], shape[0])
-    if (steps != 1 or (batch, shape[2]) != plan.x_shape or h.shape != plan.h_shape or input.dtype is not plan.dtype
-            or h.dtype is not plan.dtype or not input.is_cpu or not h.is_cpu
-            or torch._C._are_functorch_transforms_active() or plan.current_key(cell) != plan.key):
+    if (
+        steps != 1
+        or (batch, shape[2]) != plan.x_shape
+        or h.shape != plan.h_shape
+        or input.dtype is not plan.dtype
+        or h.dtype is not plan.dtype
+        or not input.is_cpu
+        or not h.is_cpu
+        or torch._C._are_functorch_transforms_active()
+        or plan.current_key(cell) != plan.key
+    ):
         return None
     x_strides, h_strides = input.stride(), h.stride()
     if x_strides[2] != 1 or h_strides[1] != 1:

@@ -70,8 +70,14 @@ class FoldedLTCStep(nn.Module):
     readout: Tensor
     readout_bias: Tensor
 
-    def __init__(self, cell: LTCCell, time_unit: float = 1.0, min_elapsed_time: float = MIN_ELAPSED_TIME,
-                 output_scale=None, output_shift=None):
+    def __init__(
+        self,
+        cell: LTCCell,
+        time_unit: float = 1.0,
+        min_elapsed_time: float = MIN_ELAPSED_TIME,
+        output_scale=None,
+        output_shift=None,
+    ):
         super().__init__()
         if not isinstance(cell, LTCCell):
             raise TypeError(f"FoldedLTCStep needs an ncp_control LTCCell, got {type(cell).__name__}")
@@ -90,9 +96,14 @@ class FoldedLTCStep(nn.Module):
         self.ode_unfolds = cell.ode_unfolds
         inner = _edge_matrices(mask, k["sigma"], -k["sigma"] * k["mu"], k["w"], k["w_erev"], n)
         # the input mapping folds into the sensory gather: sigma * (x * iw + ib - mu) = (sigma * iw) x + sigma (ib - mu)
-        sensory = _edge_matrices(sensory_mask, k["sensory_sigma"] * input_w[:, None],
-                                 k["sensory_sigma"] * (input_b[:, None] - k["sensory_mu"]), k["sensory_w"],
-                                 k["sensory_w_erev"], n)
+        sensory = _edge_matrices(
+            sensory_mask,
+            k["sensory_sigma"] * input_w[:, None],
+            k["sensory_sigma"] * (input_b[:, None] - k["sensory_mu"]),
+            k["sensory_w"],
+            k["sensory_w_erev"],
+            n,
+        )
         self.register_buffer("gather", _f32(inner["a"]))  # (N, E)
         self.register_buffer("gather_bias", _f32(inner["c"]))  # (E,)
         self.register_buffer("scatter_num", _f32(inner["wn"]))  # (E, N)

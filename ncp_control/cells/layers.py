@@ -42,6 +42,7 @@ class _SequenceLayer(nn.Module):
     """
 
     if TYPE_CHECKING:  # pragma: no cover
+
         @property
         def state_size(self) -> int:
             """N, the state size (a property of ``LTC``, an attribute of ``CfC``)."""
@@ -147,8 +148,11 @@ class _SequenceLayer(nn.Module):
             hx the final state in the form it was given.
         """
         if not _grad_enabled() and not self.use_mixed:  # stepping online: the cell's fast step
-            result = (self._online_step(input, hx, timespans)
-                      if hx.__class__ is Tensor and input.__class__ is Tensor else None)
+            result = (
+                self._online_step(input, hx, timespans)
+                if hx.__class__ is Tensor and input.__class__ is Tensor
+                else None
+            )
             if result is None:
                 result = self._short_no_grad(input, hx, timespans)
             if result is not None:
@@ -245,8 +249,13 @@ class LTC(_SequenceLayer):
             wiring = _fully_connected(checks.positive_int("units", units))
         self._wiring = wiring
         self.rnn_cell = LTCCell(
-            wiring=wiring, in_features=input_size, input_mapping=input_mapping, output_mapping=output_mapping,
-            ode_unfolds=ode_unfolds, epsilon=epsilon, implicit_param_constraints=implicit_param_constraints,
+            wiring=wiring,
+            in_features=input_size,
+            input_mapping=input_mapping,
+            output_mapping=output_mapping,
+            ode_unfolds=ode_unfolds,
+            epsilon=epsilon,
+            implicit_param_constraints=implicit_param_constraints,
         )
         self._add_memory()
 
@@ -283,8 +292,15 @@ class LTC(_SequenceLayer):
         self.rnn_cell.apply_weight_constraints()
 
     def _online_step(self, input, hx, timespans):
-        return _try_ltc_layer_step(self._modules["rnn_cell"], input, hx, 1.0 if timespans is None else timespans,
-                                   MIN_ELAPSED_TIME, self.batch_first, self.return_sequences)
+        return _try_ltc_layer_step(
+            self._modules["rnn_cell"],
+            input,
+            hx,
+            1.0 if timespans is None else timespans,
+            MIN_ELAPSED_TIME,
+            self.batch_first,
+            self.return_sequences,
+        )
 
     def _cell_step_no_grad(self, x, h, dt):
         cell = self._modules["rnn_cell"]
@@ -312,13 +328,14 @@ class LTC(_SequenceLayer):
         """``_unroll`` with the native kernel: the whole sequence in one call (one call per step with an LSTM)."""
         cell, times = self.rnn_cell, dt[..., 0]  # (T, B)
         if not self.use_mixed:
-            states, outputs = ltc_fast.ltc_sequence(cell, x, h, times, min_dt=MIN_ELAPSED_TIME,
-                                                    batch_major=self.batch_first)
+            states, outputs = ltc_fast.ltc_sequence(
+                cell, x, h, times, min_dt=MIN_ELAPSED_TIME, batch_major=self.batch_first
+            )
             return (outputs if self.return_sequences else outputs[-1]), states[-1], c
         outs = []
         for t in range(x.shape[0]):
             h, c = self.lstm(x[t], (h, c))
-            states, outputs = ltc_fast.ltc_sequence(cell, x[t:t + 1], h, times[t:t + 1], min_dt=MIN_ELAPSED_TIME)
+            states, outputs = ltc_fast.ltc_sequence(cell, x[t : t + 1], h, times[t : t + 1], min_dt=MIN_ELAPSED_TIME)
             h = states[0]
             outs.append(outputs[0])
         return (torch.stack(outs) if self.return_sequences else outs[-1]), h, c
@@ -372,15 +389,19 @@ class CfC(_SequenceLayer):
         self.wiring_or_units = units
         self.proj_size = proj_size
         if is_wiring(units):
-            for name, value in (("backbone_units", backbone_units), ("backbone_layers", backbone_layers),
-                                ("backbone_dropout", backbone_dropout)):
+            for name, value in (
+                ("backbone_units", backbone_units),
+                ("backbone_layers", backbone_layers),
+                ("backbone_dropout", backbone_dropout),
+            ):
                 if value is not None:
                     raise ValueError(f"{name} applies to dense CfC only; a wired CfC (units=<wiring>) has no backbone")
             if activation != "lecun_tanh":
                 raise ValueError("activation applies to the backbone of a dense CfC only; a wired CfC has none")
             self.wiring = units
             self.rnn_cell: CfCCell | WiredCfCCell = WiredCfCCell(
-                input_size, units, mode, recurrent_connections=recurrent_connections)
+                input_size, units, mode, recurrent_connections=recurrent_connections
+            )
             self.state_size = self.rnn_cell.state_size
             self.output_size = self.rnn_cell.motor_size
         else:
@@ -390,7 +411,10 @@ class CfC(_SequenceLayer):
             self.state_size = checks.positive_int("units", units)
             self.output_size = self.state_size
             self.rnn_cell = CfCCell(
-                input_size, self.state_size, mode, activation,
+                input_size,
+                self.state_size,
+                mode,
+                activation,
                 128 if backbone_units is None else backbone_units,
                 1 if backbone_layers is None else backbone_layers,
                 0.0 if backbone_dropout is None else backbone_dropout,
@@ -405,8 +429,9 @@ class CfC(_SequenceLayer):
         cell = self._modules["rnn_cell"]
         if cell.__class__ is not WiredCfCCell:
             return None
-        result = _try_cfc_layer_step(cell, input, hx, 1.0 if timespans is None else timespans, self.batch_first,
-                                     self.return_sequences)
+        result = _try_cfc_layer_step(
+            cell, input, hx, 1.0 if timespans is None else timespans, self.batch_first, self.return_sequences
+        )
         if result is None or self.proj_size is None:
             return result
         return self.fc(result[0]), result[1]
@@ -446,7 +471,7 @@ class CfC(_SequenceLayer):
             steps = []
             for t in range(x.shape[0]):
                 h, c = self.lstm(x[t], (h, c))
-                h = cfc_fast.cfc_sequence(cell, x[t:t + 1], h, times[t:t + 1])[0]
+                h = cfc_fast.cfc_sequence(cell, x[t : t + 1], h, times[t : t + 1])[0]
                 steps.append(h)
             states = torch.stack(steps)
         out = cell.motor_outputs(states if self.return_sequences else h)

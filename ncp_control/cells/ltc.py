@@ -97,9 +97,15 @@ class LTCCell(nn.Module):
     def _allocate_parameters(self) -> None:
         n, i, m = self.state_size, self.sensory_size, self.motor_size
         shapes = {
-            "gleak": (n,), "vleak": (n,), "cm": (n,),
-            "sigma": (n, n), "mu": (n, n), "w": (n, n),
-            "sensory_sigma": (i, n), "sensory_mu": (i, n), "sensory_w": (i, n),
+            "gleak": (n,),
+            "vleak": (n,),
+            "cm": (n,),
+            "sigma": (n, n),
+            "mu": (n, n),
+            "w": (n, n),
+            "sensory_sigma": (i, n),
+            "sensory_mu": (i, n),
+            "sensory_w": (i, n),
         }
         for name, shape in shapes.items():
             low, high = LTC_INIT_RANGES[name]
@@ -213,9 +219,7 @@ class LTCCell(nn.Module):
                 for name in _POSITIVE:
                     getattr(self, name).clamp_(min=0.0)
 
-    def forward(
-        self, inputs: Tensor, states: Tensor, elapsed_time: float | Tensor = 1.0
-    ) -> tuple[Tensor, Tensor]:
+    def forward(self, inputs: Tensor, states: Tensor, elapsed_time: float | Tensor = 1.0) -> tuple[Tensor, Tensor]:
         """Advance the neurons by one step.
 
         Args:
@@ -243,11 +247,13 @@ class LTCCell(nn.Module):
             if torch.is_grad_enabled() and ltc_fast.needs_autograd(self, inputs, states, elapsed_time):
                 dt = ltc_fast.as_step_times(elapsed_time, inputs.shape[0], inputs)
                 seq_states, seq_outputs = ltc_fast.ltc_sequence(
-                    self, inputs.unsqueeze(0), states, dt, min_dt=MIN_ELAPSED_TIME)
+                    self, inputs.unsqueeze(0), states, dt, min_dt=MIN_ELAPSED_TIME
+                )
                 next_states, outputs = seq_states[0], seq_outputs[0]
             else:
                 outputs, next_states = ltc_fast.ltc_step_no_grad(
-                    self, inputs, states, elapsed_time, min_dt=MIN_ELAPSED_TIME)
+                    self, inputs, states, elapsed_time, min_dt=MIN_ELAPSED_TIME
+                )
         else:
             dt = cell_elapsed_time(elapsed_time, inputs.shape[0], inputs, "elapsed_time")
             consts = self.constants()
@@ -267,15 +273,18 @@ class LTCCell(nn.Module):
         """Validate the shapes of a step's arguments; True if batched, False if unbatched; ValueError otherwise."""
         batched = inputs.dim() == 2
         if inputs.dim() not in (1, 2) or inputs.shape[-1] != self.sensory_size:
-            raise ValueError(f"inputs must have shape (B, {self.sensory_size}) or ({self.sensory_size},), "
-                             f"got {tuple(inputs.shape)}")
+            raise ValueError(
+                f"inputs must have shape (B, {self.sensory_size}) or ({self.sensory_size},), got {tuple(inputs.shape)}"
+            )
         expected = (inputs.shape[0], self.state_size) if batched else (self.state_size,)
         if tuple(states.shape) != expected:
             raise ValueError(f"states must have shape {expected}, got {tuple(states.shape)}")
         return batched
 
     def extra_repr(self) -> str:
-        return (f"units={self.state_size}, in_features={self.sensory_size}, motor={self.motor_size}, "
-                f"ode_unfolds={self._ode_unfolds}, input_mapping={self._input_mapping!r}, "
-                f"output_mapping={self._output_mapping!r}, "
-                f"implicit_param_constraints={self._implicit_param_constraints}")
+        return (
+            f"units={self.state_size}, in_features={self.sensory_size}, motor={self.motor_size}, "
+            f"ode_unfolds={self._ode_unfolds}, input_mapping={self._input_mapping!r}, "
+            f"output_mapping={self._output_mapping!r}, "
+            f"implicit_param_constraints={self._implicit_param_constraints}"
+        )

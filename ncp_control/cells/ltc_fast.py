@@ -101,8 +101,16 @@ def _expected(cell: LTCCell) -> tuple[list[str], list[tuple[int, ...]]]:
     if cached is not None and cached[0] == key:
         return cached[1]
     N, I, M, inp, outp = key
-    shapes = {"gleak": (N,), "vleak": (N,), "cm": (N,), "w": (N, N), "erev": (N, N), "mu": (N, N), "sigma": (N, N),
-              **{n: (I, N) for n in _SENSORY}}
+    shapes = {
+        "gleak": (N,),
+        "vleak": (N,),
+        "cm": (N,),
+        "w": (N, N),
+        "erev": (N, N),
+        "mu": (N, N),
+        "sigma": (N, N),
+        **{n: (I, N) for n in _SENSORY},
+    }
     if inp != "none":
         shapes["input_w"] = (I,)
     if inp == "affine":
@@ -136,8 +144,9 @@ def _edges(cell: LTCCell) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     copy of the masks they come from, compared by value (so that also a change through ``.data`` is seen)."""
     masks = (cell.sparsity_mask.detach(), cell.sensory_sparsity_mask.detach())
     cached = cell.__dict__.get("_fast_edges")
-    if cached is not None and all(a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
-                                  for a, b in zip(cached[0], masks)):
+    if cached is not None and all(
+        a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b) for a, b in zip(cached[0], masks)
+    ):
         return cached[1]
     lists = []
     for m in masks:
@@ -166,9 +175,19 @@ class _Spec:
         self.min_dt = min_dt
         self.suffix = "f32" if cell.w.dtype == torch.float32 else "f64"
         N, I, M = cell.state_size, cell.sensory_size, cell.motor_size
-        self.dims = [T, B, N, I, M, cell.ode_unfolds, self.edges[0].numel(), self.edges[2].numel(),
-                     _MAPPING_CODE[cell._input_mapping], _MAPPING_CODE[cell._output_mapping],
-                     int(cell._implicit_param_constraints)] + [0] * 15
+        self.dims = [
+            T,
+            B,
+            N,
+            I,
+            M,
+            cell.ode_unfolds,
+            self.edges[0].numel(),
+            self.edges[2].numel(),
+            _MAPPING_CODE[cell._input_mapping],
+            _MAPPING_CODE[cell._output_mapping],
+            int(cell._implicit_param_constraints),
+        ] + [0] * 15
 
     def pointers(self, x, h0, dt, reset, params, states, out, saved) -> list:
         """The forward part of the kernel's pointer table; sets the strides in ``dims``."""
@@ -184,9 +203,36 @@ class _Spec:
         g, v, c, w, e, mu, s, sw, se, smu, ss, iw, ib, ow, ob = params
         src, dst, ssrc, sdst = self.edges
         m, sm = self.masks
-        return [_ptr(x), _ptr(h0), _ptr(dt), _ptr(reset), _ptr(g), _ptr(v), _ptr(c), _ptr(w), _ptr(e), _ptr(mu),
-                _ptr(s), _ptr(m), _ptr(sw), _ptr(se), _ptr(smu), _ptr(ss), _ptr(sm), _ptr(iw), _ptr(ib), _ptr(ow),
-                _ptr(ob), _ptr(src), _ptr(dst), _ptr(ssrc), _ptr(sdst), _ptr(states), _ptr(out), _ptr(saved)]
+        return [
+            _ptr(x),
+            _ptr(h0),
+            _ptr(dt),
+            _ptr(reset),
+            _ptr(g),
+            _ptr(v),
+            _ptr(c),
+            _ptr(w),
+            _ptr(e),
+            _ptr(mu),
+            _ptr(s),
+            _ptr(m),
+            _ptr(sw),
+            _ptr(se),
+            _ptr(smu),
+            _ptr(ss),
+            _ptr(sm),
+            _ptr(iw),
+            _ptr(ib),
+            _ptr(ow),
+            _ptr(ob),
+            _ptr(src),
+            _ptr(dst),
+            _ptr(ssrc),
+            _ptr(sdst),
+            _ptr(states),
+            _ptr(out),
+            _ptr(saved),
+        ]
 
     def call(self, kind: str, ptrs: list) -> None:
         fn = getattr(_library(), f"ltc_{kind}_{self.suffix}")
@@ -255,11 +301,18 @@ def needs_autograd(cell: LTCCell, *tensors: Any) -> bool:
     if not torch.is_grad_enabled():
         return False
     return any(isinstance(t, Tensor) and t.requires_grad for t in tensors) or any(
-        p.requires_grad for p in cell._parameters.values() if p is not None)
+        p.requires_grad for p in cell._parameters.values() if p is not None
+    )
 
 
 def ltc_sequence(
-    cell: LTCCell, x: Tensor, h0: Tensor, dt: Tensor, reset: Tensor | None = None, *, min_dt: float,
+    cell: LTCCell,
+    x: Tensor,
+    h0: Tensor,
+    dt: Tensor,
+    reset: Tensor | None = None,
+    *,
+    min_dt: float,
     batch_major: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Run ``cell`` over a time-major sequence with the native kernel (check ``fast_path_available`` first).
@@ -286,16 +339,19 @@ def ltc_sequence(
         raise ValueError("ltc_sequence: the cell has no w, which the kernel needs")
     dtype = w.dtype
     _check_cell(cell, dtype, "ltc_sequence")
-    check_sequence_args("ltc_sequence", x, h0, dt, reset, inputs=cell.sensory_size, state=cell.state_size,
-                        dtype=dtype)
+    check_sequence_args("ltc_sequence", x, h0, dt, reset, inputs=cell.sensory_size, state=cell.state_size, dtype=dtype)
     if x.stride(-1) != 1:
         x = x.contiguous()
     if h0.stride(-1) != 1:
         h0 = h0.contiguous()
     spec = _Spec(cell, x.shape[0], x.shape[1], float(min_dt), batch_major)
     params = _params(cell)
-    if torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad or dt.requires_grad
-                                    or any(p is not None and p.requires_grad for p in params)):
+    if torch.is_grad_enabled() and (
+        x.requires_grad
+        or h0.requires_grad
+        or dt.requires_grad
+        or any(p is not None and p.requires_grad for p in params)
+    ):
         return _LTCSequence.apply(spec, x, h0, dt, reset, *params)
     states, out, _, _ = _run_forward(spec, x, h0, dt, reset, params, save=False)
     return states, out
@@ -314,9 +370,30 @@ class _StepPlan:
     ``assign=True``, ``torch.func.functional_call``) re-points the tables.
     """
 
-    __slots__ = ("batch", "dtype", "edges", "masks", "dims", "ptrs", "call", "step", "snapshot", "consts", "snap",
-                 "get_params", "get_masks", "slots", "key", "dims_addr", "ptrs_addr", "call_addr", "n_state",
-                 "n_out", "x_shape", "h_shape")
+    __slots__ = (
+        "batch",
+        "dtype",
+        "edges",
+        "masks",
+        "dims",
+        "ptrs",
+        "call",
+        "step",
+        "snapshot",
+        "consts",
+        "snap",
+        "get_params",
+        "get_masks",
+        "slots",
+        "key",
+        "dims_addr",
+        "ptrs_addr",
+        "call_addr",
+        "n_state",
+        "n_out",
+        "x_shape",
+        "h_shape",
+    )
 
     def __init__(self, cell: LTCCell, batch: int, dtype: torch.dtype):
         spec = _Spec(cell, 1, batch, 0.0)
@@ -422,8 +499,16 @@ def _live_plan(cell: LTCCell, x_shape: Any, x: Tensor, h: Tensor) -> _StepPlan |
     """This thread's step tables for ``cell`` if they were built for inputs of ``x_shape`` (B, I), ``h``'s shape
     and both tensors' dtype, on the CPU, and still point at the cell's tensors; else None."""
     plan = cell.__dict__.get("_step_plans", _NO_PLANS).get(_get_ident())
-    if (plan is None or x_shape != plan.x_shape or h.shape != plan.h_shape or x.dtype is not plan.dtype
-            or h.dtype is not plan.dtype or not x.is_cpu or not h.is_cpu or _functorch_active()):
+    if (
+        plan is None
+        or x_shape != plan.x_shape
+        or h.shape != plan.h_shape
+        or x.dtype is not plan.dtype
+        or h.dtype is not plan.dtype
+        or not x.is_cpu
+        or not h.is_cpu
+        or _functorch_active()
+    ):
         return None
     try:
         if (*map(_data_ptr, plan.get_masks(cell._buffers) + plan.get_params(cell._parameters)),) != plan.key:
@@ -433,8 +518,9 @@ def _live_plan(cell: LTCCell, x_shape: Any, x: Tensor, h: Tensor) -> _StepPlan |
     return plan
 
 
-def try_layer_step_no_grad(cell: LTCCell, input: Tensor, h: Tensor, elapsed_time: Any, min_dt: float,
-                           batch_first: bool, return_sequences: bool):
+def try_layer_step_no_grad(
+    cell: LTCCell, input: Tensor, h: Tensor, elapsed_time: Any, min_dt: float, batch_first: bool, return_sequences: bool
+):
     """The ``LTC`` layer's online call, ``y, h = ltc(x[:, None], h)`` without autograd, straight on this thread's
     step tables: ``input`` (B, 1, I) if ``batch_first`` else (1, B, I), ``h`` (B, N), ``elapsed_time`` a number.
 
@@ -459,16 +545,27 @@ def try_layer_step_no_grad(cell: LTCCell, input: Tensor, h: Tensor, elapsed_time
         out = input.new_empty((batch, 1, plan.n_out) if batch_first else (1, batch, plan.n_out))
     else:
         out = input.new_empty(batch, plan.n_out)
-    _pack_call(plan.call, 0, input.data_ptr(), h.data_ptr(), 0, new_h.data_ptr(), out.data_ptr(),
-               x_strides[0 if batch_first else 1], h_strides[0], 0, float(elapsed_time), cell._epsilon, min_dt)
+    _pack_call(
+        plan.call,
+        0,
+        input.data_ptr(),
+        h.data_ptr(),
+        0,
+        new_h.data_ptr(),
+        out.data_ptr(),
+        x_strides[0 if batch_first else 1],
+        h_strides[0],
+        0,
+        float(elapsed_time),
+        cell._epsilon,
+        min_dt,
+    )
     if plan.step(plan.dims_addr, plan.ptrs_addr, plan.call_addr):
         return None
     return out, new_h
 
 
-def ltc_step_no_grad(
-    cell: LTCCell, x: Tensor, h: Tensor, elapsed_time: Any, *, min_dt: float
-) -> tuple[Tensor, Tensor]:
+def ltc_step_no_grad(cell: LTCCell, x: Tensor, h: Tensor, elapsed_time: Any, *, min_dt: float) -> tuple[Tensor, Tensor]:
     """One step without autograd at the lowest call overhead (what a policy does in every environment step).
 
     Args:
@@ -513,8 +610,21 @@ def _run_step(plan: _StepPlan, cell: LTCCell, x: Tensor, h: Tensor, elapsed_time
         dt_ptr, dt_stride, dt_number = dt.data_ptr(), dt.stride(1), 0.0
     new_h = x.new_empty(batch, plan.n_state)  # (separate int arguments parse fastest)
     out = x.new_empty(batch, plan.n_out)
-    _pack_call(plan.call, 0, x.data_ptr(), h.data_ptr(), dt_ptr, new_h.data_ptr(), out.data_ptr(),
-               x_strides[0], h_strides[0], dt_stride, dt_number, cell._epsilon, min_dt)
+    _pack_call(
+        plan.call,
+        0,
+        x.data_ptr(),
+        h.data_ptr(),
+        dt_ptr,
+        new_h.data_ptr(),
+        out.data_ptr(),
+        x_strides[0],
+        h_strides[0],
+        dt_stride,
+        dt_number,
+        cell._epsilon,
+        min_dt,
+    )
     status = plan.step(plan.dims_addr, plan.ptrs_addr, plan.call_addr)
     if status:
         if status == _STALE:  # a mask's contents changed (through .data): new edge lists, then the step again
@@ -522,8 +632,9 @@ def _run_step(plan: _StepPlan, cell: LTCCell, x: Tensor, h: Tensor, elapsed_time
             try:
                 plan = _plan_for(cell, batch, x.dtype, rebuild=True)
             except _Unsupported:
-                states, outputs = ltc_sequence(cell, x.unsqueeze(0), h, as_step_times(elapsed_time, batch, x),
-                                               min_dt=min_dt)
+                states, outputs = ltc_sequence(
+                    cell, x.unsqueeze(0), h, as_step_times(elapsed_time, batch, x), min_dt=min_dt
+                )
                 return outputs[0], states[0]
             return _run_step(plan, cell, x, h, elapsed_time, min_dt)
         if status == _BAD_TIME:

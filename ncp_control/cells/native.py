@@ -187,9 +187,12 @@ def _private_dir(directory: Path) -> Path:
         reason = _private(directory, directory=True)
         if reason is not None:  # someone else's: build where only we can write, and say why it is slow
             private = Path(tempfile.mkdtemp(prefix="ncp_control-"))
-            warnings.warn(f"ncp_control: the kernel cache {directory} cannot be trusted ({reason}); compiling into "
-                          f"{private} for this process. Point {_CACHE_ENV} at a directory of your own.",
-                          RuntimeWarning, stacklevel=4)
+            warnings.warn(
+                f"ncp_control: the kernel cache {directory} cannot be trusted ({reason}); compiling into "
+                f"{private} for this process. Point {_CACHE_ENV} at a directory of your own.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
             return private
     return directory
 
@@ -243,8 +246,11 @@ def library_path(name: str, flags: tuple[str, ...], directory: Path | None = Non
     if cc is None:
         raise RuntimeError("no C compiler found (looked for $CC, cc, gcc, clang)")
     text = (_SOURCE_DIR / f"{name}.c").read_bytes()
-    key = hashlib.sha256(b"\0".join([text, cc.encode(), compiler_version(cc).encode(), " ".join(flags).encode(),
-                                      _machine_tag().encode()]))
+    key = hashlib.sha256(
+        b"\0".join(
+            [text, cc.encode(), compiler_version(cc).encode(), " ".join(flags).encode(), _machine_tag().encode()]
+        )
+    )
     return (directory or cache_dir()) / f"{name}-{key.hexdigest()[:16]}{_library_suffix()}"
 
 
@@ -284,8 +290,9 @@ def _build(name: str) -> tuple[ctypes.CDLL, tuple[str, ...]]:
 
 def _discard(target: Path, reason: str) -> None:
     """Remove a cached library (and its hash file) that must not be loaded; says why in a warning."""
-    warnings.warn(f"ncp_control: not loading the cached kernel {target}: {reason}; rebuilding it", RuntimeWarning,
-                  stacklevel=4)
+    warnings.warn(
+        f"ncp_control: not loading the cached kernel {target}: {reason}; rebuilding it", RuntimeWarning, stacklevel=4
+    )
     for path in (target, target.with_name(target.name + _HASH_SUFFIX)):
         try:
             path.unlink()
@@ -323,7 +330,9 @@ def load(name: str) -> ctypes.CDLL | None:
                     f"ncp_control: could not build the native cell kernels ({exc}); using the pure-torch cells, "
                     f"which compute the same numbers several times more slowly. Install a C compiler, or set "
                     f"{_PURE_TORCH_ENV}=1 to choose the pure-torch path and silence this warning.",
-                    RuntimeWarning, stacklevel=3)
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
         _libraries[name] = lib
         return lib
 

@@ -76,8 +76,13 @@ class WiredCfCCell(nn.Module):
             else:
                 recurrent = adjacency[np.ix_(neurons, neurons)]
             cell = CfCCell(
-                in_features, len(neurons), mode, backbone_activation="lecun_tanh", backbone_units=0,
-                backbone_layers=0, backbone_dropout=0.0,
+                in_features,
+                len(neurons),
+                mode,
+                backbone_activation="lecun_tanh",
+                backbone_units=0,
+                backbone_layers=0,
+                backbone_dropout=0.0,
                 sparsity_mask=np.concatenate([feedforward, recurrent], axis=0),  # (in + H, H) [source, unit]
                 mask_time_gates=self.recurrent_connections == "wiring",
             )
@@ -173,14 +178,19 @@ class WiredCfCCell(nn.Module):
             ``(output, state)``: (B, M) motor neurons and (B, N) new state.
         """
         batched = input.dim() == 2
-        if (batched and not torch.is_grad_enabled() and input.shape[1] == self.sensory_size
-                and hx.shape == (input.shape[0], self.state_size)):
+        if (
+            batched
+            and not torch.is_grad_enabled()
+            and input.shape[1] == self.sensory_size
+            and hx.shape == (input.shape[0], self.state_size)
+        ):
             h = cfc_fast.step_no_grad(self, input, hx, timespans, build=False)  # a policy's step: shortest path
             if h is not None:
                 return self.motor_outputs(h), h
         if input.dim() not in (1, 2) or input.shape[-1] != self.sensory_size:
-            raise ValueError(f"input must have shape (B, {self.sensory_size}) or ({self.sensory_size},), "
-                             f"got {tuple(input.shape)}")
+            raise ValueError(
+                f"input must have shape (B, {self.sensory_size}) or ({self.sensory_size},), got {tuple(input.shape)}"
+            )
         expected = (input.shape[0], self.state_size) if batched else (self.state_size,)
         if tuple(hx.shape) != expected:
             raise ValueError(f"hx must have shape {expected}, got {tuple(hx.shape)}")

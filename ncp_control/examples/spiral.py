@@ -80,8 +80,8 @@ def spiral_points(cfg: SpiralConfig, noise_seed: int) -> tuple[np.ndarray, np.nd
 def windows(points: np.ndarray, seq_len: int, stride: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and next-point targets of windows of ``points`` (P, 2): two (W, seq_len, 2) tensors."""
     starts = range(0, len(points) - seq_len, stride)
-    x = np.stack([points[s:s + seq_len] for s in starts])
-    y = np.stack([points[s + 1:s + seq_len + 1] for s in starts])
+    x = np.stack([points[s : s + seq_len] for s in starts])
+    y = np.stack([points[s + 1 : s + seq_len + 1] for s in starts])
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
@@ -156,8 +156,11 @@ def run(cfg: SpiralConfig) -> tuple[SpiralResult, Path]:
     run_dir = Path(cfg.out_dir) / cfg.run_name
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-    metrics = {"val_loss_before": result.val_loss_before, "val_loss_after": result.val_loss_after,
-               "final_train_loss": result.train_losses[-1]}
+    metrics = {
+        "val_loss_before": result.val_loss_before,
+        "val_loss_after": result.val_loss_after,
+        "final_train_loss": result.train_losses[-1],
+    }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if cfg.plot:
         plot_predictions(result.model, cfg, run_dir / "spiral.png")
@@ -167,8 +170,9 @@ def run(cfg: SpiralConfig) -> tuple[SpiralResult, Path]:
 # ---------------------------------------------------------------------------- command line from the dataclass
 def argument_parser(description: str | None = None) -> argparse.ArgumentParser:
     """An argparse parser with one ``--flag`` per ``SpiralConfig`` field (its help and default)."""
-    parser = argparse.ArgumentParser(description=description or __doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=description or __doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     for f in dataclasses.fields(SpiralConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):

@@ -62,8 +62,11 @@ def actor_response(policy, steps: int = 200, seed: int = 0) -> ActorResponse:
         states.append(state[0][0, 0, : policy.actor_core.state_size].numpy())
     actions, state_rows = np.concatenate(means), np.stack(states)
     types = _neuron_types(policy)
-    layer_std = {k: float(state_rows[:, types == k].std(axis=0).mean()) for k in ("motor", "command", "inter")
-                 if np.any(types == k)}
+    layer_std = {
+        k: float(state_rows[:, types == k].std(axis=0).mean())
+        for k in ("motor", "command", "inter")
+        if np.any(types == k)
+    }
     tau = {}
     if taus:
         tau_rows = np.stack(taus)
@@ -91,8 +94,9 @@ def _neuron_types(policy) -> np.ndarray:
     return np.array([wiring.get_type_of_neuron(i) for i in order])
 
 
-def lag_gains(policy, steps: int = 60, seed: int = 0, lags: tuple[int, ...] = (0, 1, 2, 4),
-              burn_in: int = 20) -> dict[int, float]:
+def lag_gains(
+    policy, steps: int = 60, seed: int = 0, lags: tuple[int, ...] = (0, 1, 2, 4), burn_in: int = 20
+) -> dict[int, float]:
     """How much the action at step t moves with the observation ``L`` steps earlier: mean over t >= ``burn_in``
     (every 5th step) of |d action_t / d observation_{t-L}|, summed over observation dimensions, for each lag L.
 

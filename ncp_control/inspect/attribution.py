@@ -115,8 +115,9 @@ class SynapticCurrents:
 
 
 @torch.no_grad()
-def synaptic_currents(circuit: Circuit, recording: Recording, *, substeps: bool = False,
-                      batch_size: int = 512) -> SynapticCurrents:
+def synaptic_currents(
+    circuit: Circuit, recording: Recording, *, substeps: bool = False, batch_size: int = 512
+) -> SynapticCurrents:
     """Currents of every synapse at every recorded step (LTC circuits).
 
     Args:
@@ -241,8 +242,9 @@ def actual_driver_states(circuit: Circuit, recording: Recording, drivers: np.nda
     return torch.as_tensor(states[:, drivers], dtype=torch.float32)
 
 
-def integrated_gradients(circuit: Circuit, recording: Recording, *, steps: int = 32, batch_size: int = 256
-                         ) -> Gradients:
+def integrated_gradients(
+    circuit: Circuit, recording: Recording, *, steps: int = 32, batch_size: int = 256
+) -> Gradients:
     """Integrated gradients of every motor output w.r.t. the driver neurons at every recorded step.
 
     Args:
@@ -262,7 +264,7 @@ def integrated_gradients(circuit: Circuit, recording: Recording, *, steps: int =
         b = features[sl].shape[0]
         a, z0 = actual[sl], baseline[sl]
         rep = lambda t: t.repeat(steps, *([1] * (t.dim() - 1)))  # noqa: E731  alpha-major copies
-        path = (z0.repeat(steps, 1) + alphas.repeat_interleave(b)[:, None] * (a - z0).repeat(steps, 1))
+        path = z0.repeat(steps, 1) + alphas.repeat_interleave(b)[:, None] * (a - z0).repeat(steps, 1)
         grads = _jacobian_rows(circuit, rep(features[sl]), rep(before[sl]), rep(dt[sl]), drivers, path, m)
         mean_grad = grads.reshape(steps, b, len(drivers), m).mean(0)  # over path points
         ig = mean_grad * (a - z0)[:, :, None]
@@ -273,8 +275,12 @@ def integrated_gradients(circuit: Circuit, recording: Recording, *, steps: int =
         ig_parts.append(ig)
         sens_parts.append(sens)
         err_parts.append(ig.sum(1) - (top - bottom))  # sum over drivers
-    return Gradients(neurons=drivers, integrated=torch.cat(ig_parts).numpy(),
-                     sensitivity=torch.cat(sens_parts).numpy(), completeness_error=torch.cat(err_parts).numpy())
+    return Gradients(
+        neurons=drivers,
+        integrated=torch.cat(ig_parts).numpy(),
+        sensitivity=torch.cat(sens_parts).numpy(),
+        completeness_error=torch.cat(err_parts).numpy(),
+    )
 
 
 def _jacobian_rows(circuit, features, before, dt, drivers, z, motor_size) -> torch.Tensor:
@@ -282,8 +288,9 @@ def _jacobian_rows(circuit, features, before, dt, drivers, z, motor_size) -> tor
     z = z.detach().requires_grad_(True)
     with torch.enable_grad():
         motor = motor_given_drivers(circuit, features, before, dt, drivers, z)
-        rows = [torch.autograd.grad(motor[:, j].sum(), z, retain_graph=j < motor_size - 1)[0]
-                for j in range(motor_size)]
+        rows = [
+            torch.autograd.grad(motor[:, j].sum(), z, retain_graph=j < motor_size - 1)[0] for j in range(motor_size)
+        ]
     return torch.stack(rows, dim=-1).detach()
 
 
@@ -298,9 +305,14 @@ def _ranks(scores: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def attribution_table(circuit: Circuit, *, currents: SynapticCurrents | None = None,
-                      ablation_effect: AblationEffect | None = None, gradients: Gradients | None = None,
-                      closed_loop: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def attribution_table(
+    circuit: Circuit,
+    *,
+    currents: SynapticCurrents | None = None,
+    ablation_effect: AblationEffect | None = None,
+    gradients: Gradients | None = None,
+    closed_loop: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """One row per (motor neuron, driver neuron), ranked per motor neuron.
 
     Columns: ``motor``, ``rank`` (by the mean of the available view ranks; ties broken by the ablation score),
@@ -312,11 +324,61 @@ def attribution_table(circuit: Circuit, *, currents: SynapticCurrents | None = N
     """
     drivers = circuit.driver_ids
     motors = circuit.ids_of("motor")
+    polarity = _polarity(circuit)
+    views, current = _views(drivers, motors, currents, ablation_effect, gradients)
+    closed = {row["neuron"]: row for row in closed_loop or []}
+    rows = []
+    for mi, motor in enumerate(motors):
+        ranks = {name: _ranks(score[:, mi]) for name, score in views.items()}
+        overall = _overall_ranks(views, ranks, mi, len(drivers))
+        for ki, neuron in enumerate(drivers):
+            row: dict[str, Any] = {
+                "motor": int(motor),
+                "rank": int(overall[ki]),
+                "neuron": int(neuron),
+                "type": str(circuit.neuron_types[neuron]),
+                "synapse": int(polarity[neuron, motor]),
+                "current_share": None,
+                "current_mean": None,
+                "excitatory_fraction": None,
+                "rank_currents": None,
+                "ablation_delta": None,
+                "rank_ablation": None,
+                "ig_abs_mean": None,
+                "ig_mean": None,
+                "sensitivity_mean": None,
+                "rank_gradients": None,
+            }
+            row.update(_view_cells(ki, mi, views, ranks, current, gradients))
+            for key, value in closed.get(int(neuron), {}).items():
+                if key != "neuron":
+                    row[f"closed_loop_{key}"] = float(value)
+            rows.append(row)
+    rows.sort(key=lambda r: (r["motor"], r["rank"]))
+    return rows
+
+
+def _polarity(circuit: Circuit) -> np.ndarray:
+    """Sign of every synapse: the trained reversal potential's for LTC, the wiring's for CfC (0: no synapse)."""
     if circuit.kind == "ltc":
-        polarity = np.sign((circuit.cell.erev.detach() * circuit.cell.sparsity_mask).numpy())
-    else:
-        polarity = np.sign(np.asarray(circuit.wiring.adjacency_matrix, dtype=np.float64))
+        return np.sign((circuit.cell.erev.detach() * circuit.cell.sparsity_mask).numpy())
+    return np.sign(np.asarray(circuit.wiring.adjacency_matrix, dtype=np.float64))
+
+
+def _views(
+    drivers: np.ndarray,
+    motors: np.ndarray,
+    currents: SynapticCurrents | None,
+    ablation_effect: AblationEffect | None,
+    gradients: Gradients | None,
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """The (driver, motor) scores of every view given, and the driver-to-motor currents (T, K, M) when given.
+
+    Raises:
+        ValueError: the ablation does not cover exactly the driver neurons, or no view is given.
+    """
     views: dict[str, np.ndarray] = {}
+    current = None
     if currents is not None:
         shares = currents.shares()  # (T, K, M)
         views["currents"] = np.abs(shares).mean(axis=0)  # over steps
@@ -331,43 +393,53 @@ def attribution_table(circuit: Circuit, *, currents: SynapticCurrents | None = N
         views["gradients"] = gradients.scores()
     if not views:
         raise ValueError("give at least one view (currents, ablation_effect, gradients)")
-    closed = {row["neuron"]: row for row in closed_loop or []}
-    rows = []
-    for mi, motor in enumerate(motors):
-        ranks = {name: _ranks(score[:, mi]) for name, score in views.items()}
-        mean_rank = np.mean(np.stack(list(ranks.values())), axis=0)  # over views
-        tie = -views["ablation"][:, mi] if "ablation" in views else np.zeros(len(drivers))
-        overall = np.empty(len(drivers), np.int64)
-        overall[np.lexsort((tie, mean_rank))] = np.arange(1, len(drivers) + 1)
-        for ki, neuron in enumerate(drivers):
-            row: dict[str, Any] = {
-                "motor": int(motor), "rank": int(overall[ki]), "neuron": int(neuron),
-                "type": str(circuit.neuron_types[neuron]), "synapse": int(polarity[neuron, motor]),
-                "current_share": None, "current_mean": None, "excitatory_fraction": None, "rank_currents": None,
-                "ablation_delta": None, "rank_ablation": None,
-                "ig_abs_mean": None, "ig_mean": None, "sensitivity_mean": None, "rank_gradients": None,
-            }
-            if currents is not None:
-                row.update(current_share=float(views["currents"][ki, mi]), current_mean=float(current[:, ki, mi].mean()),
-                           excitatory_fraction=float((current[:, ki, mi] > 0).mean()),
-                           rank_currents=int(ranks["currents"][ki]))
-            if ablation_effect is not None:
-                row.update(ablation_delta=float(views["ablation"][ki, mi]), rank_ablation=int(ranks["ablation"][ki]))
-            if gradients is not None:
-                row.update(ig_abs_mean=float(views["gradients"][ki, mi]),
-                           ig_mean=float(gradients.integrated[:, ki, mi].mean()),
-                           sensitivity_mean=float(gradients.sensitivity[:, ki, mi].mean()),
-                           rank_gradients=int(ranks["gradients"][ki]))
-            for key, value in closed.get(int(neuron), {}).items():
-                if key != "neuron":
-                    row[f"closed_loop_{key}"] = float(value)
-            rows.append(row)
-    rows.sort(key=lambda r: (r["motor"], r["rank"]))
-    return rows
+    return views, current
 
 
-def write_table(rows: list[dict[str, Any]], csv_path: str | Path, json_path: str | Path | None = None,
-                notes: dict[str, Any] | None = None) -> None:
+def _overall_ranks(views: dict[str, np.ndarray], ranks: dict[str, np.ndarray], mi: int, count: int) -> np.ndarray:
+    """Rank 1.. of every driver for motor ``mi`` by the mean of its view ranks, ties broken by the ablation score."""
+    mean_rank = np.mean(np.stack(list(ranks.values())), axis=0)  # over views
+    tie = -views["ablation"][:, mi] if "ablation" in views else np.zeros(count)
+    overall = np.empty(count, np.int64)
+    overall[np.lexsort((tie, mean_rank))] = np.arange(1, count + 1)
+    return overall
+
+
+def _view_cells(
+    ki: int,
+    mi: int,
+    views: dict[str, np.ndarray],
+    ranks: dict[str, np.ndarray],
+    current: np.ndarray | None,
+    gradients: Gradients | None,
+) -> dict[str, Any]:
+    """The score and rank columns of driver ``ki`` and motor ``mi`` for every view computed."""
+    cells: dict[str, Any] = {}
+    if current is not None:
+        cells.update(
+            current_share=float(views["currents"][ki, mi]),
+            current_mean=float(current[:, ki, mi].mean()),
+            excitatory_fraction=float((current[:, ki, mi] > 0).mean()),
+            rank_currents=int(ranks["currents"][ki]),
+        )
+    if "ablation" in views:
+        cells.update(ablation_delta=float(views["ablation"][ki, mi]), rank_ablation=int(ranks["ablation"][ki]))
+    if gradients is not None:
+        cells.update(
+            ig_abs_mean=float(views["gradients"][ki, mi]),
+            ig_mean=float(gradients.integrated[:, ki, mi].mean()),
+            sensitivity_mean=float(gradients.sensitivity[:, ki, mi].mean()),
+            rank_gradients=int(ranks["gradients"][ki]),
+        )
+    return cells
+
+
+def write_table(
+    rows: list[dict[str, Any]],
+    csv_path: str | Path,
+    json_path: str | Path | None = None,
+    notes: dict[str, Any] | None = None,
+) -> None:
     """Write :func:`attribution_table` rows as CSV (empty cells for views not computed) and optionally JSON
     (``{"rows": [...], "notes": {...}}``, NaN written as null)."""
     if not rows:
@@ -379,6 +451,7 @@ def write_table(rows: list[dict[str, Any]], csv_path: str | Path, json_path: str
         for row in rows:
             writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
     if json_path is not None:
-        clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-                 for row in rows]
+        clean = [
+            {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()} for row in rows
+        ]
         Path(json_path).write_text(json.dumps({"rows": clean, "notes": notes or {}}, indent=1))

@@ -67,17 +67,28 @@ class Circuit:
         neuron_types: (N,) str array, type of each neuron id. state_ids: (N,) int array, id at each state position.
     """
 
-    def __init__(self, core, encode: Callable, act: Callable, *, image_encoder: tuple[Callable, list] | None = None,
-                 nominal_step_seconds: float | None = None, name: str = "policy"):
+    def __init__(
+        self,
+        core,
+        encode: Callable,
+        act: Callable,
+        *,
+        image_encoder: tuple[Callable, list] | None = None,
+        nominal_step_seconds: float | None = None,
+        name: str = "policy",
+    ):
         kind = getattr(core, "kind", None)
         if kind not in ("ltc", "cfc"):
             raise ValueError(
                 f"inspection needs an LTC or CfC core on a wiring, got {type(core).__name__} (kind {kind!r}); "
-                "LSTM and feed-forward models have no neurons to attribute")
+                "LSTM and feed-forward models have no neurons to attribute"
+            )
         wiring = getattr(core, "wiring", None)
         if wiring is None:
-            raise ValueError("inspection needs a wired core: a dense CfCCell has no wiring (neuron types, synapses); "
-                             "build the CfC on a wiring such as AutoNCP(19, 1)")
+            raise ValueError(
+                "inspection needs a wired core: a dense CfCCell has no wiring (neuron types, synapses); "
+                "build the CfC on a wiring such as AutoNCP(19, 1)"
+            )
         self.core = core
         self.kind: CircuitKind = kind
         self.cell = core.cell
@@ -133,8 +144,9 @@ class Circuit:
         return self.core.initial_state(batch)
 
     # -- one step ----------------------------------------------------------------------------------------------
-    def step(self, features: Tensor, state: Tensor, cell_dt: Tensor, clamp: tuple[Tensor, Tensor] | None = None
-             ) -> tuple[Tensor, Tensor]:
+    def step(
+        self, features: Tensor, state: Tensor, cell_dt: Tensor, clamp: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
         """One cell step.
 
         Args:
@@ -164,8 +176,9 @@ class Circuit:
         h = torch.cat(new, dim=1)
         return self.cell.motor_outputs(h), h
 
-    def ltc_substeps(self, features: Tensor, state: Tensor, cell_dt: Tensor,
-                     clamp: tuple[Tensor, Tensor] | None = None) -> LTCSubsteps:
+    def ltc_substeps(
+        self, features: Tensor, state: Tensor, cell_dt: Tensor, clamp: tuple[Tensor, Tensor] | None = None
+    ) -> LTCSubsteps:
         """The LTC solver's sub-steps for one step (LTC only).
 
         Runs ``ncp_control.cells.ltc_functional.ltc_unfold`` one sub-step at a time (with sub-step length
@@ -204,8 +217,10 @@ class Circuit:
         mask = torch.as_tensor(mask, dtype=torch.bool, device=like.device)
         values = torch.as_tensor(values, dtype=like.dtype, device=like.device)
         if mask.shape[-1] != self.units or values.shape[-1] != self.units:
-            raise ValueError(f"clamp mask and values must have {self.units} entries (one per neuron id) on the last "
-                             f"axis, got {tuple(mask.shape)} and {tuple(values.shape)}")
+            raise ValueError(
+                f"clamp mask and values must have {self.units} entries (one per neuron id) on the last "
+                f"axis, got {tuple(mask.shape)} and {tuple(values.shape)}"
+            )
         return self.from_ids(mask), self.from_ids(values)
 
     def __repr__(self) -> str:
@@ -216,8 +231,9 @@ class Circuit:
 # ------------------------------------------------------------------------------------------------------------
 # adapters
 # ------------------------------------------------------------------------------------------------------------
-def circuit_from_policy(policy: Any, *, observation_transform: Callable | None = None, name: str | None = None
-                        ) -> Circuit:
+def circuit_from_policy(
+    policy: Any, *, observation_transform: Callable | None = None, name: str | None = None
+) -> Circuit:
     """Open a trained policy for inspection.
 
     Args:
@@ -244,7 +260,8 @@ def circuit_from_policy(policy: Any, *, observation_transform: Callable | None =
         return _sequence_circuit(policy, name)
     raise TypeError(
         f"cannot inspect a {type(policy).__name__}: pass an imitation SequencePolicy (ncp_control.agents.imitation.load_predictor), "
-        "an NCPActorCriticPolicy or a RecurrentPPO model using it (ncp_control.agents.runs.load.load_run(...).predictor.policy)")
+        "an NCPActorCriticPolicy or a RecurrentPPO model using it (ncp_control.agents.runs.load.load_run(...).predictor.policy)"
+    )
 
 
 def _sequence_circuit(policy, name: str | None) -> Circuit:
@@ -262,8 +279,14 @@ def _sequence_circuit(policy, name: str | None) -> Circuit:
     def act(motor):
         return policy.readout(motor).clamp(-1.0, 1.0).detach().cpu().numpy()
 
-    return Circuit(policy.core, encode, act, image_encoder=conv_head_encoder(policy.conv),
-                   nominal_step_seconds=step_seconds, name=name or policy.config.kind)
+    return Circuit(
+        policy.core,
+        encode,
+        act,
+        image_encoder=conv_head_encoder(policy.conv),
+        nominal_step_seconds=step_seconds,
+        name=name or policy.config.kind,
+    )
 
 
 def conv_head_encoder(conv_head) -> tuple[Callable, list]:
@@ -307,5 +330,11 @@ def _ppo_circuit(policy, transform: Callable | None, name: str | None) -> Circui
             return encode(observations)[0]
 
         image_encoder = (run, convs)
-    return Circuit(policy.actor_core, encode, act, image_encoder=image_encoder, nominal_step_seconds=policy.dt,
-                   name=name or f"ppo-{policy.cell_kind}")
+    return Circuit(
+        policy.actor_core,
+        encode,
+        act,
+        image_encoder=image_encoder,
+        nominal_step_seconds=policy.dt,
+        name=name or f"ppo-{policy.cell_kind}",
+    )

@@ -71,11 +71,7 @@ def inspect_circuit(
         The summary (also written to ``summary.json``): episode outcomes, top driver per motor neuron and view,
         PCA explained variance, timings in seconds, and the files written.
     """
-    unknown = set(figures) - set(FIGURES)
-    if unknown:
-        raise ValueError(f"unknown figures {sorted(unknown)}; choose from {FIGURES}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _output_folder(out, figures)
     clock = _Laps()
 
     camera = circuit.image_encoder is not None
@@ -99,16 +95,30 @@ def inspect_circuit(
         clock.lap("saliency")
 
     summary = _summary(circuit, recording, views.rows, views.closed, ratio, clock.timings)
-    summary["files"] = sorted(str(p.relative_to(out)) for p in [*drawn.values(), *saliency_files]
-                              + ([gif] if gif else []))
+    summary["files"] = _files_written(out, drawn, saliency_files, gif)
     summary["meta"] = meta or {}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    _write_report(out, title or f"Inspection of {circuit.name}", circuit, recording, views.rows, summary, drawn,
-                  saliency_files, gif, notes)
+    heading = title or f"Inspection of {circuit.name}"
+    _write_report(out, heading, circuit, recording, views.rows, summary, drawn, saliency_files, gif, notes)
     clock.lap("report")
     summary["seconds"] = clock.timings
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _output_folder(out: str | Path, figures: tuple[str, ...]) -> Path:
+    """Check the figure names, then create the output folder ``out`` (and its parents)."""
+    unknown = set(figures) - set(FIGURES)
+    if unknown:
+        raise ValueError(f"unknown figures {sorted(unknown)}; choose from {FIGURES}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _files_written(out: Path, drawn: dict[str, Path], saliency_files: list[Path], gif: Path | None) -> list[str]:
+    """The figures, saliency frames and GIF written, relative to ``out``, sorted."""
+    return sorted(str(p.relative_to(out)) for p in [*drawn.values(), *saliency_files] + ([gif] if gif else []))
 
 
 class _Laps:
@@ -134,8 +144,16 @@ class _Views(NamedTuple):
     rows: list[dict[str, Any]]  # attribution.attribution_table
 
 
-def _attribution_views(circuit: Circuit, env, recording: Recording, seed: int, closed_n: int,
-                       max_steps: int | None, ig_steps: int, clock: _Laps) -> _Views:
+def _attribution_views(
+    circuit: Circuit,
+    env,
+    recording: Recording,
+    seed: int,
+    closed_n: int,
+    max_steps: int | None,
+    ig_steps: int,
+    clock: _Laps,
+) -> _Views:
     """Synaptic currents (LTC), open- and closed-loop ablation (``closed_n`` episodes per driver, 0: skipped),
     integrated gradients, and the table ranking the drivers of every motor neuron."""
     currents = attr.synaptic_currents(circuit, recording) if circuit.kind == "ltc" else None
@@ -150,27 +168,31 @@ def _attribution_views(circuit: Circuit, env, recording: Recording, seed: int, c
     clock.lap("ablation_closed_loop")
     gradients = attr.integrated_gradients(circuit, recording, steps=ig_steps)
     clock.lap("gradients")
-    rows = attr.attribution_table(circuit, currents=currents, ablation_effect=effect, gradients=gradients,
-                                  closed_loop=closed)
+    rows = attr.attribution_table(
+        circuit, currents=currents, ablation_effect=effect, gradients=gradients, closed_loop=closed
+    )
     return _Views(currents, effect, closed, gradients, rows)
 
 
 def _attribution_notes(circuit: Circuit, views: _Views, ig_steps: int, closed_n: int, seed: int) -> dict[str, Any]:
     """How each view was computed, in words (saved with the table and shown in the report)."""
     return {
-        "currents": attr.__doc__.split("1. ")[1].split("2. ")[0].strip() if circuit.kind == "ltc"
+        "currents": attr.__doc__.split("1. ")[1].split("2. ")[0].strip()
+        if circuit.kind == "ltc"
         else attr.CURRENTS_UNDEFINED_FOR_CFC,
         "ablation": "silence value: leak potential vleak (LTC) / 0 (CfC); score = mean |change of motor output| "
-                    "over the recorded steps, inputs replayed open loop",
+        "over the recorded steps, inputs replayed open loop",
         "gradients": f"integrated gradients, {ig_steps} midpoint steps from the silence value; "
-                     f"max |completeness error| {float(np.abs(views.gradients.completeness_error).max()):.2e}",
-        "closed_loop": None if views.closed is None
+        f"max |completeness error| {float(np.abs(views.gradients.completeness_error).max()):.2e}",
+        "closed_loop": None
+        if views.closed is None
         else f"{closed_n} episode(s) per silenced neuron, seeds from {seed}",
     }
 
 
-def _draw_figures(circuit: Circuit, recording: Recording, views: _Views, out: Path,
-                  wanted: set[str]) -> tuple[dict[str, Path], np.ndarray]:
+def _draw_figures(
+    circuit: Circuit, recording: Recording, views: _Views, out: Path, wanted: set[str]
+) -> tuple[dict[str, Path], np.ndarray]:
     """The ``wanted`` figures other than saliency (``currents`` only for LTC), and the PCA explained-variance
     ratios (computed without a plot when ``pca`` is not wanted)."""
     drawn: dict[str, Path] = {}
@@ -189,8 +211,9 @@ def _draw_figures(circuit: Circuit, recording: Recording, views: _Views, out: Pa
     return drawn, ratio
 
 
-def _draw_saliency(circuit: Circuit, recording: Recording, out: Path, saliency_frames: int,
-                   gif_steps: int) -> tuple[list[Path], Path | None]:
+def _draw_saliency(
+    circuit: Circuit, recording: Recording, out: Path, saliency_frames: int, gif_steps: int
+) -> tuple[list[Path], Path | None]:
     """VisualBackProp over episode 0 (camera policies): ``saliency_frames`` evenly spaced PNGs in
     ``out/saliency/`` and, unless ``gif_steps`` is 0, the first ``gif_steps`` steps as ``saliency.gif``."""
     from .saliency import saliency_maps, save_frames, save_gif
@@ -230,33 +253,55 @@ def _summary(circuit: Circuit, recording: Recording, rows, closed, ratio, timing
     }
 
 
-def _write_report(out: Path, title: str, circuit: Circuit, recording: Recording, rows, summary, figures,
-                  saliency_files, gif, notes) -> Path:
+def _write_report(
+    out: Path, title: str, circuit: Circuit, recording: Recording, rows, summary, figures, saliency_files, gif, notes
+) -> Path:
     outcome = "; ".join(_episode_outcome(i, e) for i, e in enumerate(recording.episodes))
     top = ", ".join(f"{m}: neuron {v['overall']}" for m, v in summary["top_driver"].items())
     sections = [
-        Section("Run", text=[f"{circuit!r}; {len(recording)} recorded steps. {outcome}.",
-                             f"Strongest driver per motor neuron (mean rank over the views): {top}."],
-                links=[("recording/manifest.json", "recording manifest"), ("summary.json", "summary.json")]),
-        Section("Neuron activity", text=["States of every layer over episode 0; bottom: the action and, when the "
-                                         "environment reports it, the road curvature."],
-                images=_images(figures, ("traces", "neuron traces by layer"))),
+        Section(
+            "Run",
+            text=[
+                f"{circuit!r}; {len(recording)} recorded steps. {outcome}.",
+                f"Strongest driver per motor neuron (mean rank over the views): {top}.",
+            ],
+            links=[("recording/manifest.json", "recording manifest"), ("summary.json", "summary.json")],
+        ),
+        Section(
+            "Neuron activity",
+            text=[
+                "States of every layer over episode 0; bottom: the action and, when the "
+                "environment reports it, the road curvature."
+            ],
+            images=_images(figures, ("traces", "neuron traces by layer")),
+        ),
         Section("Wiring (trained)", images=_images(figures, ("wiring", "wiring with trained polarity"))),
-        Section("Which neurons drive each motor output",
-                text=[f"Currents: {notes['currents']}", f"Ablation: {notes['ablation']}",
-                      f"Gradients: {notes['gradients']}"]
-                + ([f"Closed loop: {notes['closed_loop']}"] if notes["closed_loop"] else []),
-                images=_images(figures, ("heatmap", "attribution heatmap"), ("currents", "synaptic currents over time")),
-                tables=[("ranked drivers per motor neuron", rows)],
-                links=[("attribution.csv", "attribution.csv"), ("attribution.json", "attribution.json")]),
-        Section("Principal components",
-                text=[f"Explained variance of the first components: "
-                      f"{', '.join(f'{x:.1%}' for x in summary['pca_explained_variance'])}."],
-                images=_images(figures, ("pca", "PCA of the neuron states"))),
+        Section(
+            "Which neurons drive each motor output",
+            text=[
+                f"Currents: {notes['currents']}",
+                f"Ablation: {notes['ablation']}",
+                f"Gradients: {notes['gradients']}",
+            ]
+            + ([f"Closed loop: {notes['closed_loop']}"] if notes["closed_loop"] else []),
+            images=_images(figures, ("heatmap", "attribution heatmap"), ("currents", "synaptic currents over time")),
+            tables=[("ranked drivers per motor neuron", rows)],
+            links=[("attribution.csv", "attribution.csv"), ("attribution.json", "attribution.json")],
+        ),
+        Section(
+            "Principal components",
+            text=[
+                f"Explained variance of the first components: "
+                f"{', '.join(f'{x:.1%}' for x in summary['pca_explained_variance'])}."
+            ],
+            images=_images(figures, ("pca", "PCA of the neuron states")),
+        ),
     ]
     if saliency_files:
-        images = [(str(p.relative_to(out)), f"VisualBackProp, {p.stem.replace('_', ' ')}: frame | saliency")
-                  for p in saliency_files]
+        images = [
+            (str(p.relative_to(out)), f"VisualBackProp, {p.stem.replace('_', ' ')}: frame | saliency")
+            for p in saliency_files
+        ]
         if gif is not None:
             images.append((gif.name, "VisualBackProp animation (episode 0)"))
         sections.append(Section("Camera saliency (VisualBackProp)", images=images))
@@ -269,9 +314,13 @@ def _episode_outcome(index: int, episode: dict[str, Any]) -> str:
     if episode.get("stopped_at_max_steps"):
         return text + f", recording stopped at {episode['length']} steps; the episode continued"
     if "is_success" in episode:
-        return text + (", completed" if episode["is_success"] else
-                       ", ended by the env before the goal" if episode.get("terminated") else
-                       ", not completed within the env's time limit")
+        return text + (
+            ", completed"
+            if episode["is_success"]
+            else ", ended by the env before the goal"
+            if episode.get("terminated")
+            else ", not completed within the env's time limit"
+        )
     return text
 
 

@@ -54,11 +54,13 @@ def plot_traces(recording: Recording, path, *, episode: int = 0, max_lines: int 
         shown = range(min(n, max_lines)) if name in ("sensory", "inter") else range(n)
         for j in shown:
             label = None if ids is None or name == "inter" else f"{name} {ids[j]}"
-            ax.plot(steps, values[:, j], lw=0.9, alpha=0.85 if label else 0.5, label=label,
-                    color=None if label else color)
+            ax.plot(
+                steps, values[:, j], lw=0.9, alpha=0.85 if label else 0.5, label=label, color=None if label else color
+            )
         what = "inputs" if name == "sensory" else ("neuron" if n == 1 else "neurons")
-        ax.set_ylabel(f"{name}\n({len(shown)} of {n} {what})" if len(shown) < n else f"{name}\n({n} {what})",
-                      fontsize=8)
+        ax.set_ylabel(
+            f"{name}\n({len(shown)} of {n} {what})" if len(shown) < n else f"{name}\n({n} {what})", fontsize=8
+        )
         if name in ("command", "motor"):
             ax.legend(fontsize=6, ncol=4, loc="upper right")
     ax = axes[-1]
@@ -74,8 +76,11 @@ def plot_traces(recording: Recording, path, *, episode: int = 0, max_lines: int 
     ax.legend(fontsize=6, loc="upper right")
     ax.set_xlabel("step")
     summary = recording.episodes[episode]
-    fig.suptitle(f"{recording.meta.get('policy', recording.kind)}: episode {episode} (seed {summary['seed']}), "
-                 f"return {summary['return']:.1f}", fontsize=10)
+    fig.suptitle(
+        f"{recording.meta.get('policy', recording.kind)}: episode {episode} (seed {summary['seed']}), "
+        f"return {summary['return']:.1f}",
+        fontsize=10,
+    )
     return _save(fig, path)
 
 
@@ -100,13 +105,17 @@ def plot_wiring(circuit: Circuit, path) -> Path:
         flipped = int(((adjacency != 0) & (np.sign(adjacency) != trained)).sum())
         s_adj = np.asarray(circuit.wiring.sensory_adjacency_matrix)
         s_flipped = int(((s_adj != 0) & (np.sign(s_adj) != np.sign(circuit.cell.sensory_erev.detach().numpy()))).sum())
-        ax.set_title(f"{ax.get_title()}\ntrained polarity (sign of erev), width ~ w|erev|; "
-                     f"{flipped} of {int((adjacency != 0).sum())} internal and {s_flipped} of "
-                     f"{int((s_adj != 0).sum())} sensory synapses flipped sign in training", fontsize=9)
+        ax.set_title(
+            f"{ax.get_title()}\ntrained polarity (sign of erev), width ~ w|erev|; "
+            f"{flipped} of {int((adjacency != 0).sum())} internal and {s_flipped} of "
+            f"{int((s_adj != 0).sum())} sensory synapses flipped sign in training",
+            fontsize=9,
+        )
     else:
         circuit.wiring.draw(ax)
-        ax.set_title(f"{ax.get_title()}\nCfC: no reversal potentials, so the wiring's initial polarity is shown",
-                     fontsize=9)
+        ax.set_title(
+            f"{ax.get_title()}\nCfC: no reversal potentials, so the wiring's initial polarity is shown", fontsize=9
+        )
     return _save(fig, path)
 
 
@@ -114,8 +123,11 @@ def plot_attribution_heatmap(rows: list[dict[str, Any]], path) -> Path:
     """Per motor neuron, a views x driver-neurons heatmap of the :func:`attribution_table` scores, each view
     normalised to its largest score (raw values written in the cells)."""
     plt = _pyplot()
-    views = [("current_share", "currents\n(mean |share|)"), ("ablation_delta", "ablation\n(mean |Δ motor|)"),
-             ("ig_abs_mean", "int. gradients\n(mean |IG|)")]
+    views = [
+        ("current_share", "currents\n(mean |share|)"),
+        ("ablation_delta", "ablation\n(mean |Δ motor|)"),
+        ("ig_abs_mean", "int. gradients\n(mean |IG|)"),
+    ]
     views = [(key, label) for key, label in views if any(r.get(key) is not None for r in rows)]
     motors = sorted({r["motor"] for r in rows})
     width = 1.2 + 0.9 * len({r["neuron"] for r in rows})
@@ -126,12 +138,20 @@ def plot_attribution_heatmap(rows: list[dict[str, Any]], path) -> Path:
         norm = raw / np.maximum(raw.max(axis=1, keepdims=True), 1e-12)  # per view (row)
         ax.imshow(norm, cmap="viridis", vmin=0, vmax=1, aspect="auto")
         ax.set_yticks(range(len(views)), [label for _, label in views], fontsize=8)
-        ax.set_xticks(range(len(mine)), [f"{r['type'][:3]} {r['neuron']}\n(rank {r['rank']})" for r in mine],
-                      fontsize=7)
+        ax.set_xticks(
+            range(len(mine)), [f"{r['type'][:3]} {r['neuron']}\n(rank {r['rank']})" for r in mine], fontsize=7
+        )
         for i in range(raw.shape[0]):
             for j in range(raw.shape[1]):
-                ax.text(j, i, f"{raw[i, j]:.3g}", ha="center", va="center", fontsize=7,
-                        color="black" if norm[i, j] > 0.6 else "white")
+                ax.text(
+                    j,
+                    i,
+                    f"{raw[i, j]:.3g}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if norm[i, j] > 0.6 else "white",
+                )
         ax.set_title(f"motor neuron {motor}: which neurons drive it (each row scaled to its maximum)", fontsize=9)
     return _save(fig, path)
 
@@ -150,8 +170,12 @@ def plot_currents(currents: SynapticCurrents, recording: Recording, path, *, epi
         ax = axes[2 * mi, 0]
         for driver in drivers:
             if currents.erev[driver, motor] != 0:
-                ax.plot(steps, internal[rows, driver, motor], lw=0.9,
-                        label=f"{driver} (E={currents.erev[driver, motor]:+.2f})")
+                ax.plot(
+                    steps,
+                    internal[rows, driver, motor],
+                    lw=0.9,
+                    label=f"{driver} (E={currents.erev[driver, motor]:+.2f})",
+                )
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_ylabel(f"current into\nmotor {motor}", fontsize=8)
         ax.legend(fontsize=6, ncol=3, loc="upper right", title="driver (trained E)", title_fontsize=6)
@@ -161,8 +185,15 @@ def plot_currents(currents: SynapticCurrents, recording: Recording, path, *, epi
             twin.set_ylabel("curvature (1/m), dotted", fontsize=7)
         ax = axes[2 * mi + 1, 0]
         limit = max(np.abs(shares[:, :, mi]).max(), 1e-12)
-        ax.imshow(shares[:, :, mi].T, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest",
-                  extent=(steps[0] - 0.5, steps[-1] + 0.5, len(drivers) - 0.5, -0.5))
+        ax.imshow(
+            shares[:, :, mi].T,
+            aspect="auto",
+            cmap="RdBu_r",
+            vmin=-limit,
+            vmax=limit,
+            interpolation="nearest",
+            extent=(steps[0] - 0.5, steps[-1] + 0.5, len(drivers) - 0.5, -0.5),
+        )
         ax.set_yticks(range(len(drivers)), [str(d) for d in drivers], fontsize=7)
         ax.set_ylabel("driver: share\nof drive", fontsize=8)
     axes[-1, 0].set_xlabel("step")
@@ -197,8 +228,9 @@ def pca_figure(recording: Recording, *, color_key: str = CURVATURE_KEY):
         color, label = recording.info[color_key], color_key.replace("_", " ")
     else:
         color, label = recording.actions[:, 0], "action 0"
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 4), gridspec_kw={"width_ratios": [1.4, 1]},
-                                   layout="constrained")
+    fig, (ax1, ax2) = plt.subplots(
+        1, 2, figsize=(10.5, 4), gridspec_kw={"width_ratios": [1.4, 1]}, layout="constrained"
+    )
     second = scores[:, 1] if scores.shape[1] > 1 else np.zeros(len(scores))
     limit = max(np.nanmax(np.abs(color)), 1e-12)
     points = ax1.scatter(scores[:, 0], second, c=color, cmap="coolwarm", vmin=-limit, vmax=limit, s=5)
@@ -212,6 +244,8 @@ def pca_figure(recording: Recording, *, color_key: str = CURVATURE_KEY):
     ax2.set_ylabel("explained variance ratio")
     ax2.set_ylim(0, 1.05)
     ax2.legend(fontsize=8)
-    fig.suptitle(f"PCA of {recording.states.shape[1]} neurons over {len(recording)} steps: "
-                 f"PC1 explains {ratio[0]:.1%}", fontsize=10)
+    fig.suptitle(
+        f"PCA of {recording.states.shape[1]} neurons over {len(recording)} steps: PC1 explains {ratio[0]:.1%}",
+        fontsize=10,
+    )
     return fig, ratio

@@ -167,14 +167,23 @@ class Recording:
             arrays = {name: data[name] for name in data.files}
         for name, spec in manifest["arrays"].items():
             if name not in arrays or list(arrays[name].shape) != spec["shape"]:
-                raise ValueError(f"{data_path}: array {name!r} is missing or does not have the shape the manifest "
-                                 f"says ({spec['shape']}); the recording is corrupt")
-        info = {k[len("info/"):]: v for k, v in arrays.items() if k.startswith("info/")}
-        obs_keys = {k[len("observations/"):]: v for k, v in arrays.items() if k.startswith("observations/")}
+                raise ValueError(
+                    f"{data_path}: array {name!r} is missing or does not have the shape the manifest "
+                    f"says ({spec['shape']}); the recording is corrupt"
+                )
+        info = {k[len("info/") :]: v for k, v in arrays.items() if k.startswith("info/")}
+        obs_keys = {k[len("observations/") :]: v for k, v in arrays.items() if k.startswith("observations/")}
         observations = obs_keys or arrays.get("observations")
-        return cls(kind=manifest["kind"], neuron_types=arrays["neuron_types"], info=info, observations=observations,
-                   episodes=manifest["episodes"], clamped=manifest["clamped"], meta=manifest["meta"],
-                   **{name: arrays[name] for name in _ARRAYS})
+        return cls(
+            kind=manifest["kind"],
+            neuron_types=arrays["neuron_types"],
+            info=info,
+            observations=observations,
+            episodes=manifest["episodes"],
+            clamped=manifest["clamped"],
+            meta=manifest["meta"],
+            **{name: arrays[name] for name in _ARRAYS},
+        )
 
 
 def _clamp_for(circuit: Circuit, neurons) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -196,8 +205,17 @@ def _clamp_for(circuit: Circuit, neurons) -> tuple[torch.Tensor, torch.Tensor] |
 
 
 @torch.no_grad()
-def record(circuit: Circuit, env, episodes: int, seed: int, *, keep_observations: bool = True,
-           max_steps: int | None = None, silence=None, meta: dict[str, Any] | None = None) -> Recording:
+def record(
+    circuit: Circuit,
+    env,
+    episodes: int,
+    seed: int,
+    *,
+    keep_observations: bool = True,
+    max_steps: int | None = None,
+    silence=None,
+    meta: dict[str, Any] | None = None,
+) -> Recording:
     """Run ``circuit`` in ``env`` for ``episodes`` episodes (episode i reset with ``seed + i``) and record it.
 
     Args:
@@ -220,46 +238,83 @@ def record(circuit: Circuit, env, episodes: int, seed: int, *, keep_observations
     observations: list[Any] = []
     summaries = []
     for index in range(episodes):
-        obs, info = env.reset(seed=int(seed) + index)
-        state = circuit.initial_state(1)
-        elapsed, total, t = None, 0.0, 0
-        lateral: list[float] = []
-        terminated = truncated = False
-        while True:
-            batch = {k: np.asarray(v)[None] for k, v in obs.items()} if isinstance(obs, dict) else np.asarray(obs)[None]
-            features, cell_dt = circuit.encode(batch, elapsed)
-            motor, state = circuit.step(features, state, cell_dt, clamp)
-            action = np.asarray(circuit.act(motor))[0]
-            if keep_observations:
-                observations.append(obs)
-            infos.append(info)
-            next_obs, reward, terminated, truncated, info = env.step(action)
-            rows["features"].append(features[0].numpy())
-            rows["states"].append(circuit.to_ids(state)[0].numpy())
-            rows["motor"].append(motor[0].numpy())
-            rows["actions"].append(np.asarray(action, np.float32).reshape(-1))
-            rows["rewards"].append(float(reward))
-            rows["cell_dt"].append(float(cell_dt[0]))
-            rows["episode"].append(index)
-            rows["step"].append(t)
-            if "lateral_offset_m" in info:
-                lateral.append(abs(float(info["lateral_offset_m"])))
-            total += float(reward)
-            t += 1
-            elapsed = info.get("elapsed_time")
-            obs = next_obs
-            capped = not (terminated or truncated) and max_steps is not None and t >= max_steps
-            if terminated or truncated or capped:
-                truncated = truncated or not terminated
-                break
-        summary = {"seed": int(seed) + index, "return": total, "length": t, "terminated": bool(terminated),
-                   "truncated": bool(truncated), "stopped_at_max_steps": bool(capped)}
-        if "is_success" in info:
-            summary["is_success"] = bool(info["is_success"])
-        if lateral:
-            summary["mean_abs_lateral_m"] = float(np.mean(lateral))
-        summaries.append(summary)
-    arrays: dict[str, np.ndarray] = {
+        kept = observations if keep_observations else None
+        summaries.append(_record_episode(circuit, env, int(seed) + index, index, clamp, max_steps, rows, infos, kept))
+    return Recording(
+        kind=circuit.kind,
+        neuron_types=circuit.neuron_types.astype("U7"),
+        info=_info_arrays(infos),
+        observations=_stack_observations(observations) if keep_observations else None,
+        episodes=summaries,
+        clamped=[] if clamp is None else [int(i) for i in np.atleast_1d(silence)],
+        meta=dict(meta or {}, policy=circuit.name),
+        **_stacked_rows(rows),
+    )
+
+
+def _record_episode(
+    circuit: Circuit,
+    env,
+    seed: int,
+    index: int,
+    clamp: tuple[torch.Tensor, torch.Tensor] | None,
+    max_steps: int | None,
+    rows: dict[str, list],
+    infos: list[dict[str, Any]],
+    observations: list[Any] | None,
+) -> dict[str, Any]:
+    """Run episode ``index`` (reset with ``seed``), appending its steps to ``rows``, ``infos`` and ``observations``
+    (None: not kept); returns the episode's summary."""
+    obs, info = env.reset(seed=seed)
+    state = circuit.initial_state(1)
+    elapsed, total, t = None, 0.0, 0
+    lateral: list[float] = []
+    terminated = truncated = False
+    while True:
+        batch = {k: np.asarray(v)[None] for k, v in obs.items()} if isinstance(obs, dict) else np.asarray(obs)[None]
+        features, cell_dt = circuit.encode(batch, elapsed)
+        motor, state = circuit.step(features, state, cell_dt, clamp)
+        action = np.asarray(circuit.act(motor))[0]
+        if observations is not None:
+            observations.append(obs)
+        infos.append(info)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        rows["features"].append(features[0].numpy())
+        rows["states"].append(circuit.to_ids(state)[0].numpy())
+        rows["motor"].append(motor[0].numpy())
+        rows["actions"].append(np.asarray(action, np.float32).reshape(-1))
+        rows["rewards"].append(float(reward))
+        rows["cell_dt"].append(float(cell_dt[0]))
+        rows["episode"].append(index)
+        rows["step"].append(t)
+        if "lateral_offset_m" in info:
+            lateral.append(abs(float(info["lateral_offset_m"])))
+        total += float(reward)
+        t += 1
+        elapsed = info.get("elapsed_time")
+        obs = next_obs
+        capped = not (terminated or truncated) and max_steps is not None and t >= max_steps
+        if terminated or truncated or capped:
+            truncated = truncated or not terminated
+            break
+    summary = {
+        "seed": seed,
+        "return": total,
+        "length": t,
+        "terminated": bool(terminated),
+        "truncated": bool(truncated),
+        "stopped_at_max_steps": bool(capped),
+    }
+    if "is_success" in info:
+        summary["is_success"] = bool(info["is_success"])
+    if lateral:
+        summary["mean_abs_lateral_m"] = float(np.mean(lateral))
+    return summary
+
+
+def _stacked_rows(rows: dict[str, list]) -> dict[str, np.ndarray]:
+    """The recorded steps of :func:`record` as the arrays of a :class:`Recording`."""
+    return {
         "features": np.stack(rows["features"]).astype(np.float32),
         "states": np.stack(rows["states"]).astype(np.float32),
         "motor": np.stack(rows["motor"]).astype(np.float32),
@@ -269,10 +324,6 @@ def record(circuit: Circuit, env, episodes: int, seed: int, *, keep_observations
         "episode": np.asarray(rows["episode"], np.int64),
         "step": np.asarray(rows["step"], np.int64),
     }
-    return Recording(kind=circuit.kind, neuron_types=circuit.neuron_types.astype("U7"), info=_info_arrays(infos),
-                     observations=_stack_observations(observations) if keep_observations else None,
-                     episodes=summaries, clamped=[] if clamp is None else [int(i) for i in np.atleast_1d(silence)],
-                     meta=dict(meta or {}, policy=circuit.name), **arrays)
 
 
 def _info_arrays(infos: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -317,8 +368,14 @@ def _padded(recording: Recording, values: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 @torch.no_grad()
-def replay(circuit: Circuit, recording: Recording, *, silence=None, from_observations: bool = False,
-           batch_clamp: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def replay(
+    circuit: Circuit,
+    recording: Recording,
+    *,
+    silence=None,
+    from_observations: bool = False,
+    batch_clamp: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Run the circuit again over the recorded inputs (open loop: the inputs do not react to the outputs).
 
     All episodes run as one batch from a zero state, with the recorded elapsed times.
@@ -340,8 +397,9 @@ def replay(circuit: Circuit, recording: Recording, *, silence=None, from_observa
     if from_observations:
         if recording.observations is None or isinstance(recording.observations, dict):
             raise ValueError("from_observations needs array observations recorded with keep_observations=True")
-        features = np.concatenate([circuit.encode(recording.observations[i:i + 256])[0].numpy()
-                                   for i in range(0, len(recording), 256)])
+        features = np.concatenate(
+            [circuit.encode(recording.observations[i : i + 256])[0].numpy() for i in range(0, len(recording), 256)]
+        )
     else:
         features = recording.features
     x, valid = _padded(recording, features.astype(np.float32))
@@ -369,8 +427,16 @@ def replay(circuit: Circuit, recording: Recording, *, silence=None, from_observa
     return motor_out, states_out
 
 
-def closed_loop_ablation(circuit: Circuit, env, episodes: int, seed: int, neurons, *, baseline: Recording | None = None,
-                         max_steps: int | None = None) -> list[dict[str, Any]]:
+def closed_loop_ablation(
+    circuit: Circuit,
+    env,
+    episodes: int,
+    seed: int,
+    neurons,
+    *,
+    baseline: Recording | None = None,
+    max_steps: int | None = None,
+) -> list[dict[str, Any]]:
     """Silence each neuron in turn while driving the environment and compare with the intact circuit.
 
     Other arguments are as in :func:`record`.
@@ -389,8 +455,9 @@ def closed_loop_ablation(circuit: Circuit, env, episodes: int, seed: int, neuron
     base = _outcome(baseline.episodes)
     results = []
     for neuron in np.atleast_1d(neurons):
-        silenced = record(circuit, env, episodes, seed, keep_observations=False, max_steps=max_steps,
-                          silence=[int(neuron)])
+        silenced = record(
+            circuit, env, episodes, seed, keep_observations=False, max_steps=max_steps, silence=[int(neuron)]
+        )
         outcome = _outcome(silenced.episodes)
         row: dict[str, float] = {"neuron": int(neuron)}
         for key, value in outcome.items():

@@ -60,7 +60,7 @@ def markup_to_html(text: str) -> str:
     parts: list[str] = []
     position = 0
     for match in re.finditer(f"{_ROLE.pattern}|{_CODE.pattern}", text):
-        parts.append(_inline(text[position:match.start()]))
+        parts.append(_inline(text[position : match.start()]))
         role, double, single = match.groups()
         if role is not None and "~" in match.group(0):
             role = role.split(".")[-1]
@@ -85,8 +85,9 @@ def _table(caption: str, rows: list[dict[str, Any]]) -> str:
     columns = list(dict.fromkeys(k for row in rows for k in row))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_cell(row.get(c))}</td>" for c in columns) + "</tr>" for row in rows)
-    return (f"<div class='table-wrap'><table><caption>{html.escape(caption)}</caption><tr>{head}</tr>{body}"
-            "</table></div>")
+    return (
+        f"<div class='table-wrap'><table><caption>{html.escape(caption)}</caption><tr>{head}</tr>{body}</table></div>"
+    )
 
 
 def write_report(folder: str | Path, title: str, sections: list[Section], *, filename: str = "report.html") -> Path:
@@ -96,16 +97,20 @@ def write_report(folder: str | Path, title: str, sections: list[Section], *, fil
         ValueError: an image or link path does not exist under ``folder`` (a report never points at nothing).
     """
     folder = Path(folder)
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+    ]
     for section in sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
         parts.extend(f"<p>{markup_to_html(p)}</p>" for p in section.text)
         for rel, caption in section.images:
             if not (folder / rel).is_file():
                 raise ValueError(f"report image {rel} does not exist in {folder}")
-            parts.append(f"<figure><img src='{html.escape(rel)}' alt='{html.escape(caption)}'>"
-                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+            parts.append(
+                f"<figure><img src='{html.escape(rel)}' alt='{html.escape(caption)}'>"
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
         for caption, rows in section.tables:
             parts.append(_table(caption, rows))
         if section.links:

@@ -25,8 +25,15 @@ from pathlib import Path
 __all__ = ["ReportCheck", "chromium_executable", "check_report", "screenshot"]
 
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-          "--no-first-run", "--disable-extensions")
+_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--no-first-run",
+    "--disable-extensions",
+)
 _PROBE_ID = "ncp-report-check"
 _PROBE = """<script>
 window.__reportErrors = [];
@@ -71,8 +78,10 @@ class ReportCheck:
         found += [f"page error: {e}" for e in self.errors]
         found += [f"console: {line}" for line in self.console]
         if self.page_width > self.window_width:
-            found.append(f"the page is {self.page_width} px wide in a {self.window_width} px window "
-                         "(something does not fit or scroll inside the page)")
+            found.append(
+                f"the page is {self.page_width} px wide in a {self.window_width} px window "
+                "(something does not fit or scroll inside the page)"
+            )
         return found
 
 
@@ -88,8 +97,10 @@ def chromium_executable() -> str | None:
 def _chromium(args: list[str], timeout: float) -> subprocess.CompletedProcess:
     binary = chromium_executable()
     if binary is None:
-        raise FileNotFoundError("no Chromium found: install it (apt-get install -y chromium) or set "
-                                "NCP_CONTROL_CHROMIUM to a Chrome/Chromium binary")
+        raise FileNotFoundError(
+            "no Chromium found: install it (apt-get install -y chromium) or set "
+            "NCP_CONTROL_CHROMIUM to a Chrome/Chromium binary"
+        )
     return subprocess.run([binary, *_FLAGS, *args], capture_output=True, text=True, timeout=timeout)
 
 
@@ -106,22 +117,38 @@ def check_report(report: str | Path, *, width: int = 1400, height: int = 1000, t
     text = report.read_text()
     probe.write_text(text.replace("<head>", "<head>" + _PROBE, 1) if "<head>" in text else _PROBE + text)
     try:
-        done = _chromium(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000",
-                          f"--window-size={width},{height}", "--dump-dom", probe.as_uri()], timeout)
+        done = _chromium(
+            [
+                "--enable-logging=stderr",
+                "--v=0",
+                "--virtual-time-budget=15000",
+                f"--window-size={width},{height}",
+                "--dump-dom",
+                probe.as_uri(),
+            ],
+            timeout,
+        )
     finally:
         probe.unlink(missing_ok=True)
     match = re.search(rf'<pre id="{_PROBE_ID}">(.*?)</pre>', done.stdout, re.S)
     if match is None:
-        raise RuntimeError(f"Chromium returned no probe result for {report} (exit {done.returncode}): "
-                           f"{done.stderr[-1500:]}")
+        raise RuntimeError(
+            f"Chromium returned no probe result for {report} (exit {done.returncode}): {done.stderr[-1500:]}"
+        )
     found = json.loads(html.unescape(match.group(1)))
     console = [m.group(2) for m in map(_CONSOLE.search, done.stderr.splitlines()) if m]
-    return ReportCheck(images=found["images"], errors=found["errors"], page_width=int(found["page_width"]),
-                       window_width=int(found["window_width"]), console=console)
+    return ReportCheck(
+        images=found["images"],
+        errors=found["errors"],
+        page_width=int(found["page_width"]),
+        window_width=int(found["window_width"]),
+        console=console,
+    )
 
 
-def screenshot(report: str | Path, out: str | Path, *, width: int = 1400, height: int = 3000,
-               timeout: float = 120.0) -> Path:
+def screenshot(
+    report: str | Path, out: str | Path, *, width: int = 1400, height: int = 3000, timeout: float = 120.0
+) -> Path:
     """Save a PNG of ``report`` rendered at ``width x height`` by headless Chromium; returns ``out``.
 
     Raises:
@@ -129,8 +156,15 @@ def screenshot(report: str | Path, out: str | Path, *, width: int = 1400, height
     """
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = _chromium([f"--screenshot={out}", f"--window-size={width},{height}", "--virtual-time-budget=15000",
-                      Path(report).resolve().as_uri()], timeout)
+    done = _chromium(
+        [
+            f"--screenshot={out}",
+            f"--window-size={width},{height}",
+            "--virtual-time-budget=15000",
+            Path(report).resolve().as_uri(),
+        ],
+        timeout,
+    )
     if not out.is_file():
         raise RuntimeError(f"Chromium wrote no screenshot of {report} (exit {done.returncode}): {done.stderr[-1500:]}")
     return out

@@ -40,16 +40,17 @@ def visual_backprop(run: Callable, convs: Sequence[nn.Conv2d], inputs) -> np.nda
     if not convs:
         raise ValueError("visual_backprop needs at least one nn.Conv2d layer")
     captured: list[tuple[tuple[int, int], torch.Tensor]] = []
-    hooks = [conv.register_forward_hook(lambda m, i, o: captured.append((tuple(i[0].shape[-2:]), o)))
-             for conv in convs]
+    hooks = [conv.register_forward_hook(lambda m, i, o: captured.append((tuple(i[0].shape[-2:]), o))) for conv in convs]
     try:
         run(inputs)
     finally:
         for hook in hooks:
             hook.remove()
     if len(captured) != len(convs):
-        raise ValueError(f"the encoder ran {len(captured)} of the {len(convs)} convolutions once each; "
-                         "pass the convolutions that run() actually uses")
+        raise ValueError(
+            f"the encoder ran {len(captured)} of the {len(convs)} convolutions once each; "
+            "pass the convolutions that run() actually uses"
+        )
     mask = None
     for conv, (in_size, out) in zip(reversed(convs), reversed(captured)):
         averaged = F.relu(out).mean(dim=1, keepdim=True)  # (B, 1, h, w): mean over channels
@@ -108,8 +109,9 @@ def policy_saliency(policy, batch_size: int = 128) -> Callable[[np.ndarray], np.
 
 def _batched(run: Callable, convs: Sequence[nn.Conv2d], observations, batch_size: int) -> np.ndarray:
     observations = np.asarray(observations)
-    return np.concatenate([visual_backprop(run, convs, observations[i:i + batch_size])
-                           for i in range(0, len(observations), batch_size)])
+    return np.concatenate(
+        [visual_backprop(run, convs, observations[i : i + batch_size]) for i in range(0, len(observations), batch_size)]
+    )
 
 
 def _as_hwc_image(frame: np.ndarray) -> np.ndarray:
@@ -148,8 +150,13 @@ def overlay(frame: np.ndarray, mask: np.ndarray, scale: int = 4, alpha: float = 
     return np.clip(both, 0, 255).astype(np.uint8)
 
 
-def save_frames(frames: np.ndarray, masks: np.ndarray, steps: Sequence[int] | np.ndarray, folder: str | Path,
-                prefix: str = "saliency") -> list[Path]:
+def save_frames(
+    frames: np.ndarray,
+    masks: np.ndarray,
+    steps: Sequence[int] | np.ndarray,
+    folder: str | Path,
+    prefix: str = "saliency",
+) -> list[Path]:
     """Save ``overlay`` images of the chosen steps as PNG files ``{prefix}_{step:05d}.png``; returns their paths."""
     from PIL import Image
 
@@ -163,8 +170,9 @@ def save_frames(frames: np.ndarray, masks: np.ndarray, steps: Sequence[int] | np
     return paths
 
 
-def save_gif(frames: np.ndarray, masks: np.ndarray, path: str | Path, *, every: int = 2, fps: float = 10.0,
-             scale: int = 3) -> Path:
+def save_gif(
+    frames: np.ndarray, masks: np.ndarray, path: str | Path, *, every: int = 2, fps: float = 10.0, scale: int = 3
+) -> Path:
     """An animated GIF of ``overlay`` images (every ``every``-th step) at ``fps`` frames per second."""
     from PIL import Image
 

@@ -141,4 +141,3 @@ class ConvHead(nn.Module):
             f"observation_shape={self.observation_shape}, features={self.features}, map_size={self.map_size}, "
             f"normalize={self.normalize!r}"
         )
-

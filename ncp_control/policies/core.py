@@ -77,8 +77,9 @@ class RecurrentCore(nn.Module):
         self.min_elapsed_time = float(min_elapsed_time)
 
     # -- the one method a subclass implements -------------------------------------------------------------------
-    def cell_step(self, x: torch.Tensor, state: torch.Tensor,
-                  dt: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+    def cell_step(
+        self, x: torch.Tensor, state: torch.Tensor, dt: torch.Tensor | float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Advance the cell one step, without the checks and the clamp of :meth:`step` (which calls it, as
         :meth:`sequence` does step by step where no fused kernel runs). x: (B, F), state: (B, S), dt: (B, 1)
         already clamped (or, where ``_number_dt`` is set, a number already clamped) -> ((B, O), (B, S))."""
@@ -144,7 +145,9 @@ class RecurrentCore(nn.Module):
         self._check_state(state, batch)
         dt = self._elapsed_time(dt, (batch, steps), x)
         if tuple(episode_starts.shape) != (batch, steps):
-            raise ValueError(f"episode_starts must have shape (B, T) = {(batch, steps)}, got {tuple(episode_starts.shape)}")
+            raise ValueError(
+                f"episode_starts must have shape (B, T) = {(batch, steps)}, got {tuple(episode_starts.shape)}"
+            )
         starts = episode_starts.to(device=x.device).bool()
         outputs, states = self._cell_sequence(x, state, dt, starts)
         if return_states:
@@ -184,8 +187,9 @@ class RecurrentCore(nn.Module):
         if tuple(state.shape) != (batch, self.state_size):
             raise ValueError(f"state must have shape (B, S) = {(batch, self.state_size)}, got {tuple(state.shape)}")
 
-    def _elapsed_time(self, dt: torch.Tensor | float, shape: tuple[int, ...], like: torch.Tensor,
-                      check_nan: bool = True) -> torch.Tensor:
+    def _elapsed_time(
+        self, dt: torch.Tensor | float, shape: tuple[int, ...], like: torch.Tensor, check_nan: bool = True
+    ) -> torch.Tensor:
         """dt as a tensor of ``shape`` on ``like``'s device/dtype, clamped below at ``min_elapsed_time``.
         ``ValueError`` for NaN unless ``check_nan`` is False (the clamp keeps NaN)."""
         if not isinstance(dt, torch.Tensor) or dt.dtype is not like.dtype or dt.device != like.device:
@@ -193,7 +197,9 @@ class RecurrentCore(nn.Module):
         if dt.dim() == 0:
             dt = dt.expand(shape)
         elif dt.shape != shape:
-            raise ValueError(f"dt must be a scalar or have shape {shape} (seconds per sample and step), got {tuple(dt.shape)}")
+            raise ValueError(
+                f"dt must be a scalar or have shape {shape} (seconds per sample and step), got {tuple(dt.shape)}"
+            )
         dt = dt.clamp_min(self.min_elapsed_time)  # keeps NaN; no -inf is left, so the sum is NaN only for a NaN
         if check_nan and math.isnan(dt.sum().detach()):  # (detached: reading a number from a graph would warn)
             raise ValueError("dt contains NaN; elapsed times must be finite seconds")
@@ -213,14 +219,25 @@ class LTCCore(RecurrentCore):
 
     kind = "ltc"
 
-    def __init__(self, input_size: int, wiring, *, ode_unfolds: int = 6, input_mapping: str = "affine",
-                 min_elapsed_time: float = DEFAULT_MIN_ELAPSED_TIME):
+    def __init__(
+        self,
+        input_size: int,
+        wiring,
+        *,
+        ode_unfolds: int = 6,
+        input_mapping: str = "affine",
+        min_elapsed_time: float = DEFAULT_MIN_ELAPSED_TIME,
+    ):
         checks.positive_int("ode_unfolds", ode_unfolds)
         super().__init__(input_size, wiring.units, wiring.output_dim, min_elapsed_time)
         self.wiring = wiring
-        self.cell = cells.LTCCell(wiring, in_features=input_size, ode_unfolds=ode_unfolds,
-                                  input_mapping=cast(InputMapping, input_mapping),  # the cell checks the value
-                                  implicit_param_constraints=True)
+        self.cell = cells.LTCCell(
+            wiring,
+            in_features=input_size,
+            ode_unfolds=ode_unfolds,
+            input_mapping=cast(InputMapping, input_mapping),  # the cell checks the value
+            implicit_param_constraints=True,
+        )
         # our cell takes a number as elapsed time and rounds it like a tensor (ncps's cell would not round it)
         self._number_dt = self._cell_rejects_nan = isinstance(self.cell, LTCCell)
 
@@ -237,8 +254,9 @@ class LTCCore(RecurrentCore):
         if x.shape[1] == 1 or not ltc_fast.fast_path_available(self.cell, x, state, dt):
             return super()._cell_sequence(x, state, dt, starts)  # one step: the cell call is the fast path
         # time-major views; the kernel takes strides, so nothing is copied
-        states, outputs = ltc_fast.ltc_sequence(self.cell, x.transpose(0, 1), state, dt.t(), starts.t(),
-                                                min_dt=cells.MIN_ELAPSED_TIME, batch_major=True)
+        states, outputs = ltc_fast.ltc_sequence(
+            self.cell, x.transpose(0, 1), state, dt.t(), starts.t(), min_dt=cells.MIN_ELAPSED_TIME, batch_major=True
+        )
         return outputs.transpose(0, 1), states.transpose(0, 1)
 
 
@@ -250,8 +268,14 @@ class CfCCore(RecurrentCore):
 
     kind = "cfc"
 
-    def __init__(self, input_size: int, wiring_or_units, *, mode: CfCMode = "default",
-                 min_elapsed_time: float = DEFAULT_MIN_ELAPSED_TIME):
+    def __init__(
+        self,
+        input_size: int,
+        wiring_or_units,
+        *,
+        mode: CfCMode = "default",
+        min_elapsed_time: float = DEFAULT_MIN_ELAPSED_TIME,
+    ):
         checks.choice("mode", mode, CfCMode)
         if _is_wiring(wiring_or_units):
             wiring = wiring_or_units
@@ -336,12 +360,17 @@ def make_core(
         raise ValueError(f"mode applies only to kind='cfc', not {kind!r}")
     if kind == "ltc":
         wiring = wiring_or_units if is_wiring else wirings.FullyConnected(wiring_or_units)
-        return LTCCore(input_size, wiring, ode_unfolds=6 if ode_unfolds is None else ode_unfolds,
-                       input_mapping="affine" if input_mapping is None else input_mapping,
-                       min_elapsed_time=min_elapsed_time)
+        return LTCCore(
+            input_size,
+            wiring,
+            ode_unfolds=6 if ode_unfolds is None else ode_unfolds,
+            input_mapping="affine" if input_mapping is None else input_mapping,
+            min_elapsed_time=min_elapsed_time,
+        )
     if kind == "cfc":
-        return CfCCore(input_size, wiring_or_units, mode="default" if mode is None else mode,
-                       min_elapsed_time=min_elapsed_time)
+        return CfCCore(
+            input_size, wiring_or_units, mode="default" if mode is None else mode, min_elapsed_time=min_elapsed_time
+        )
     if is_wiring:
         raise TypeError("kind='lstm' takes a hidden size (int), not a wiring")
     return LSTMCore(input_size, wiring_or_units, min_elapsed_time=min_elapsed_time)
@@ -362,4 +391,5 @@ def _clamped_number(dt, min_elapsed_time: float, dtype: torch.dtype) -> float | 
 def _is_wiring(obj) -> bool:
     """A wiring object: ours or ncps's (both have the same interface; the cells validate the rest)."""
     return isinstance(obj, wirings.Wiring) or all(
-        hasattr(obj, a) for a in ("units", "output_dim", "build", "adjacency_matrix", "sensory_adjacency_matrix"))
+        hasattr(obj, a) for a in ("units", "output_dim", "build", "adjacency_matrix", "sensory_adjacency_matrix")
+    )

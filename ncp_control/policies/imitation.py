@@ -161,7 +161,9 @@ class SequencePolicy(nn.Module):
         if config.kind == "cnn":
             self.core = None
             self.readout = nn.Sequential(
-                nn.Linear(config.features, config.cnn_hidden), nn.ReLU(), nn.Linear(config.cnn_hidden, config.action_size)
+                nn.Linear(config.features, config.cnn_hidden),
+                nn.ReLU(),
+                nn.Linear(config.cnn_hidden, config.action_size),
             )
         else:
             if config.kind == "lstm":
@@ -170,8 +172,13 @@ class SequencePolicy(nn.Module):
             else:
                 wiring = config.ncp.build()
                 if config.kind == "ncp-ltc":
-                    self.core = make_core("ltc", config.features, wiring, ode_unfolds=config.ode_unfolds,
-                                           input_mapping=config.ltc_input_mapping)
+                    self.core = make_core(
+                        "ltc",
+                        config.features,
+                        wiring,
+                        ode_unfolds=config.ode_unfolds,
+                        input_mapping=config.ltc_input_mapping,
+                    )
                 else:
                     self.core = make_core("cfc", config.features, wiring)
                 self.readout = nn.Identity()  # motor neurons are the actions
@@ -259,8 +266,7 @@ class SequencePolicy(nn.Module):
             obs = obs[None]
         if obs.shape[1:] != self.config.observation_shape:
             raise ValueError(
-                f"observation must be (n_envs, {', '.join(map(str, self.config.observation_shape))}), "
-                f"got {obs.shape}"
+                f"observation must be (n_envs, {', '.join(map(str, self.config.observation_shape))}), got {obs.shape}"
             )
         n = obs.shape[0]
         device = next(self.parameters()).device
@@ -341,7 +347,9 @@ def parameter_counts(model: SequencePolicy) -> dict[str, Any]:
         neurons = int(core.state_size) if model.config.kind != "lstm" else model.config.lstm_units
         wiring = getattr(core, "wiring", None)
         if model.config.kind.startswith("ncp") and wiring is not None:
-            synapses = int(np.count_nonzero(wiring.adjacency_matrix) + np.count_nonzero(wiring.sensory_adjacency_matrix))
+            synapses = int(
+                np.count_nonzero(wiring.adjacency_matrix) + np.count_nonzero(wiring.sensory_adjacency_matrix)
+            )
     return {
         "model": model.config.kind,
         "conv": conv,
@@ -359,6 +367,8 @@ def format_parameter_table(rows: Sequence[Mapping[str, Any]]) -> str:
     columns = ("model", "conv", "recurrent", "recurrent_stored", "readout", "total", "neurons", "synapses")
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        cells = ["-" if row.get(c) is None else f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in columns]
+        cells = [
+            "-" if row.get(c) is None else f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in columns
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

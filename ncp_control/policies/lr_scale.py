@@ -53,7 +53,15 @@ def scaled_optimizer_class(base: type[torch.optim.Optimizer]) -> type[torch.opti
                 for group, lr in zip(self.param_groups, saved):
                     group["lr"] = lr
 
-        cls = type(f"LRScaled{base.__name__}", (base,), {"step": step, "_scales_lr": True, "__module__": __name__,
-                                                           "__doc__": f"{base.__name__} with per-group lr_scale."})
+        cls = type(
+            f"LRScaled{base.__name__}",
+            (base,),
+            {
+                "step": step,
+                "_scales_lr": True,
+                "__module__": __name__,
+                "__doc__": f"{base.__name__} with per-group lr_scale.",
+            },
+        )
         _CLASSES[base] = cls
     return cls

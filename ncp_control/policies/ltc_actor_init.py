@@ -83,8 +83,9 @@ class LTCActorInit:
         """The JSON-friendly dict that :meth:`from_spec` reads back (ranges as lists)."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
-    def apply(self, cell: LTCCell, rest_input: torch.Tensor | None = None,
-              generator: torch.Generator | None = None) -> None:
+    def apply(
+        self, cell: LTCCell, rest_input: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> None:
         """Overwrite the initial values of ``cell``'s parameters in place (a freshly built cell with softplus
         constraints, as the policy builds it).
 
@@ -134,8 +135,12 @@ def _is_number(value) -> bool:
 def _check_range(name: str, value) -> tuple[float, float] | None:
     if value is None:
         return None
-    if (not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_number(v) for v in value)
-            or not (0 < value[0] <= value[1] < math.inf)):
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(_is_number(v) for v in value)
+        or not (0 < value[0] <= value[1] < math.inf)
+    ):
         raise ValueError(f"{name} must be [low, high] with 0 < low <= high, got {value!r}")
     return float(value[0]), float(value[1])
 

@@ -174,7 +174,6 @@ def _mlp(in_dim: int, layers: list[int], activation: type[nn.Module]) -> tuple[n
     return nn.Sequential(*modules), in_dim
 
 
-
 class ConvHeadExtractor(BaseFeaturesExtractor):
     """The imitation models' :class:`ConvHead` as a stable-baselines3 features extractor (camera PPO actors).
 
@@ -191,8 +190,13 @@ class ConvHeadExtractor(BaseFeaturesExtractor):
         ValueError: the space is not a 3-channel image.
     """
 
-    def __init__(self, observation_space, features: int = 32, channels: Sequence[int] = PAPER_CHANNELS,
-                 normalize: Normalization = "standardize") -> None:
+    def __init__(
+        self,
+        observation_space,
+        features: int = 32,
+        channels: Sequence[int] = PAPER_CHANNELS,
+        normalize: Normalization = "standardize",
+    ) -> None:
         shape = tuple(int(s) for s in getattr(observation_space, "shape", ()) or ())
         if len(shape) != 3 or 3 not in (shape[0], shape[2]):
             raise ValueError(f"ConvHeadExtractor needs a (3, H, W) or (H, W, 3) image space, got shape {shape}")
@@ -290,7 +294,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         ltc_output_lr_scale: float | None = None,
     ):
         self.ltc_lr_scale, self.ltc_output_lr_scale = _check_cell_options(
-            cell, critic, critic_units, critic_cell, critic_wiring, ltc_init, ltc_lr_scale, ltc_output_lr_scale)
+            cell, critic, critic_units, critic_cell, critic_wiring, ltc_init, ltc_lr_scale, ltc_output_lr_scale
+        )
         self.ltc_init = LTCActorInit.from_spec(ltc_init) if cell == "ltc" else None
         self._ltc_init_spec = ltc_init
         _check_time_options(dt, time_unit)
@@ -340,10 +345,21 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         n_motor = motor_count(self.action_space)
+        self._build_actor_and_critic(n_motor)
+        self._build_action_head(n_motor)
+        self._initialise_weights()
+        self._build_optimizer(lr_schedule)
+
+    def _build_actor_and_critic(self, n_motor: int) -> None:
+        """The actor's MLP, wiring and recurrent core; the critic's core (if recurrent), MLP and value head."""
         self.actor_mlp, actor_in = _mlp(self.features_dim, self.net_arch["pi"], self.activation_fn)
         self.wiring = build_wiring(self.wiring_spec, n_motor)
         self.actor_core: RecurrentCore = make_core(
-            self.cell_kind, actor_in, self.wiring, ode_unfolds=self.ode_unfolds, mode=self.cfc_mode,
+            self.cell_kind,
+            actor_in,
+            self.wiring,
+            ode_unfolds=self.ode_unfolds,
+            mode=self.cfc_mode,
             min_elapsed_time=self.min_elapsed_time,
         )
         if self.critic_kind == "recurrent":
@@ -352,9 +368,12 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             if self.critic_wiring == "fully_connected":  # all neurons are outputs: the value MLP reads every one
                 units = wirings.FullyConnected(self.critic_units, output_dim=self.critic_units)
             self.critic_core: RecurrentCore | None = make_core(
-                kind, self.features_dim, units,
+                kind,
+                self.features_dim,
+                units,
                 ode_unfolds=self.ode_unfolds if kind == "ltc" else None,
-                mode=self.cfc_mode if kind == "cfc" else None, min_elapsed_time=self.min_elapsed_time,
+                mode=self.cfc_mode if kind == "cfc" else None,
+                min_elapsed_time=self.min_elapsed_time,
             )
             critic_in = self.critic_core.output_size
         else:
@@ -365,6 +384,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         self.state_size = max(self.actor_core.state_size, self.critic_core.state_size if self.critic_core else 1)
         self.lstm_hidden_state_shape = (1, 1, self.state_size)  # read by RecurrentActorCriticPolicy.predict
 
+    def _build_action_head(self, n_motor: int) -> None:
+        """The exploration parameters (log std) and the map from motor neurons to actions."""
         dist = self.action_dist
         if isinstance(dist, StateDependentNoiseDistribution):
             # exploration features: the whole actor state (all neurons), not just the motor neurons
@@ -380,32 +401,52 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         else:
             self.action_net = nn.Identity()  # motor neurons are logits
 
+    def _initialise_weights(self) -> None:
+        """SB3's orthogonal init of the MLPs and value head, then the LTC cell's init (``ltc_init``)."""
         if self.ortho_init:
-            for module, gain in ((self.features_extractor, np.sqrt(2)), (self.actor_mlp, np.sqrt(2)),
-                                 (self.critic_mlp, np.sqrt(2)), (self.value_net, 1.0)):
+            for module, gain in (
+                (self.features_extractor, np.sqrt(2)),
+                (self.actor_mlp, np.sqrt(2)),
+                (self.critic_mlp, np.sqrt(2)),
+                (self.value_net, 1.0),
+            ):
                 module.apply(partial(self.init_weights, gain=gain))
         if self.ltc_init is not None:  # after the MLP's init: centring reads the input for the mean observation
             with th.no_grad():
                 rest = self.actor_mlp(th.zeros(1, self.features_dim))
             self.ltc_init.apply(self._ltc_actor_core().cell, rest)
+
+    def _build_optimizer(self, lr_schedule: Schedule) -> None:
+        """One parameter group, or the LTC cell's parameters in their own group(s) when their rate is scaled."""
         if self.ltc_lr_scale == 1.0 and self.ltc_output_lr_scale is None:
             # SB3 types optimizer_class as type[Optimizer], whose constructor declares no lr (every subclass has one)
             self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
-                self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+                self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+            )
         else:  # the LTC cell's parameters in their own group(s), stepped at a multiple of the rate
             cell = self._ltc_actor_core().cell
-            output_map = [] if self.ltc_output_lr_scale is None else [
-                p for p in (getattr(cell, "output_w", None), getattr(cell, "output_b", None))
-                if isinstance(p, nn.Parameter)]
+            output_map = (
+                []
+                if self.ltc_output_lr_scale is None
+                else [
+                    p
+                    for p in (getattr(cell, "output_w", None), getattr(cell, "output_b", None))
+                    if isinstance(p, nn.Parameter)
+                ]
+            )
             in_cell, in_output_map = {id(p) for p in cell.parameters()}, {id(p) for p in output_map}
             groups: list[dict[str, Any]] = [
                 {"params": [p for p in self.parameters() if id(p) not in in_cell]},
-                {"params": [p for p in cell.parameters() if id(p) not in in_output_map], LR_SCALE_KEY: self.ltc_lr_scale},
+                {
+                    "params": [p for p in cell.parameters() if id(p) not in in_output_map],
+                    LR_SCALE_KEY: self.ltc_lr_scale,
+                },
             ]
             if self.ltc_output_lr_scale is not None:  # always its own group: the state dict's layout is fixed
                 groups.append({"params": output_map, LR_SCALE_KEY: self.ltc_output_lr_scale})
             self.optimizer = scaled_optimizer_class(self.optimizer_class)(  # type: ignore[call-arg]  # as above
-                groups, lr=lr_schedule(1), **self.optimizer_kwargs)
+                groups, lr=lr_schedule(1), **self.optimizer_kwargs
+            )
 
     def _ltc_actor_core(self) -> LTCCore:
         """The actor core of a ``cell="ltc"`` policy, which the LTC-only options (``ltc_init``, learning-rate
@@ -424,11 +465,21 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         data = super()._get_constructor_parameters()
         data.pop("share_features_extractor", None)
         data.update(
-            cell=self.cell_kind, wiring=self.wiring_spec, ode_unfolds=self.ode_unfolds, cfc_mode=self.cfc_mode,
-            dt=self.dt, time_unit=self.time_unit, min_elapsed_time=self.min_elapsed_time, critic=self.critic_kind,
-            critic_units=self.critic_units, critic_cell=self.critic_cell, critic_wiring=self.critic_wiring,
-            ltc_init=self._ltc_init_spec, ltc_lr_scale=self.ltc_lr_scale,
-            ltc_output_lr_scale=self.ltc_output_lr_scale, normalize_images=self.normalize_images,
+            cell=self.cell_kind,
+            wiring=self.wiring_spec,
+            ode_unfolds=self.ode_unfolds,
+            cfc_mode=self.cfc_mode,
+            dt=self.dt,
+            time_unit=self.time_unit,
+            min_elapsed_time=self.min_elapsed_time,
+            critic=self.critic_kind,
+            critic_units=self.critic_units,
+            critic_cell=self.critic_cell,
+            critic_wiring=self.critic_wiring,
+            ltc_init=self._ltc_init_spec,
+            ltc_lr_scale=self.ltc_lr_scale,
+            ltc_output_lr_scale=self.ltc_output_lr_scale,
+            normalize_images=self.normalize_images,
         )
         return data
 
@@ -500,7 +551,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
     # -- SB3 interface ------------------------------------------------------------------------------------------
     # RecurrentActorCriticPolicy's signatures (with recurrent states), which differ from ActorCriticPolicy's.
     def forward(  # type: ignore[override]
-        self, obs, lstm_states: RNNStates, episode_starts: th.Tensor, deterministic: bool = False):
+        self, obs, lstm_states: RNNStates, episode_starts: th.Tensor, deterministic: bool = False
+    ):
         features, dt = self.features_and_dt(obs)
         distribution, pi_states = self._actor(features, dt, lstm_states.pi, episode_starts)
         values, vf_states = self._critic(features, dt, lstm_states.vf, episode_starts)
@@ -526,15 +578,17 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         return values
 
     def evaluate_actions(  # type: ignore[override]
-        self, obs, actions: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor):
+        self, obs, actions: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor
+    ):
         features, dt = self.features_and_dt(obs)
         distribution, _ = self._actor(features, dt, lstm_states.pi, episode_starts)
         values, _ = self._critic(features, dt, lstm_states.vf, episode_starts)
         return values, distribution.log_prob(actions), distribution.entropy()
 
 
-def _check_cell_options(cell, critic, critic_units, critic_cell, critic_wiring, ltc_init, ltc_lr_scale,
-                        ltc_output_lr_scale=None) -> tuple[float, float | None]:
+def _check_cell_options(
+    cell, critic, critic_units, critic_cell, critic_wiring, ltc_init, ltc_lr_scale, ltc_output_lr_scale=None
+) -> tuple[float, float | None]:
     """``ValueError`` for an unknown choice or an option that does not apply to the chosen cells; returns
     ``ltc_lr_scale`` as a float and ``ltc_output_lr_scale`` as a float or None."""
     checks.choice("cell", cell, CellKind)
@@ -583,5 +637,7 @@ def _resolve_net_arch(net_arch) -> dict[str, list[int]]:
     if net_arch is None:
         return {"pi": [], "vf": [64, 64]}
     if not isinstance(net_arch, dict) or set(net_arch) - {"pi", "vf"}:
-        raise ValueError(f"net_arch must be a dict with keys 'pi' and/or 'vf' (lists of layer widths), got {net_arch!r}")
+        raise ValueError(
+            f"net_arch must be a dict with keys 'pi' and/or 'vf' (lists of layer widths), got {net_arch!r}"
+        )
     return {"pi": list(net_arch.get("pi", [])), "vf": list(net_arch.get("vf", [64, 64]))}

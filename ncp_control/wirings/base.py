@@ -205,12 +205,13 @@ class Wiring:
     def get_neurons_of_layer(self, layer_id: int) -> list[int]:
         """Neuron ids of layer ``layer_id`` (0 .. num_layers-1), as a list of ints (ncps's format)."""
         n_layers = self.num_layers
-        checks.int_in_range("layer_id", layer_id, 0, n_layers - 1,
-                            hint=f"{type(self).__name__} has {n_layers} layer(s)")
+        checks.int_in_range(
+            "layer_id", layer_id, 0, n_layers - 1, hint=f"{type(self).__name__} has {n_layers} layer(s)"
+        )
         return list(range(self._units))
 
     def get_type_of_neuron(self, neuron_id: int) -> str:
-        """"motor" for ids below ``output_dim``, otherwise "inter" (every neuron is "inter" if output_dim is unset)."""
+        """ "motor" for ids below ``output_dim``, otherwise "inter" (every neuron is "inter" if output_dim is unset)."""
         neuron_id = checks.int_in_range("neuron_id", neuron_id, 0, self._units - 1, hint="a neuron id")
         return "motor" if neuron_id < (self._output_dim or 0) else "inter"
 

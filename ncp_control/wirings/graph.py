@@ -159,8 +159,16 @@ def draw(
             continue
         widths = [0.5 + min(abs(graph.edges[e]["weight"]), 3.0) if trained else 0.8 for e in edges]
         nx.draw_networkx_edges(
-            graph, positions, edgelist=edges, edge_color=color, width=widths, alpha=0.6, node_size=node_size,
-            arrows=True, arrowsize=6, ax=ax,
+            graph,
+            positions,
+            edgelist=edges,
+            edge_color=color,
+            width=widths,
+            alpha=0.6,
+            node_size=node_size,
+            arrows=True,
+            arrowsize=6,
+            ax=ax,
         )
     if with_labels:
         nx.draw_networkx_labels(graph, positions, font_size=6, ax=ax)

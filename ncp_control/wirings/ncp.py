@@ -77,14 +77,18 @@ class NCP(Wiring):
         self._num_inter = n_inter
         self._num_command = n_command
         self._num_motor = n_motor
-        self._sensory_fanout = checks.int_in_range("sensory_fanout", sensory_fanout, 1, n_inter,
-                                                   hint="the number of inter neurons")
-        self._inter_fanout = checks.int_in_range("inter_fanout", inter_fanout, 1, n_command,
-                                                 hint="the number of command neurons")
-        self._recurrent_command_synapses = checks.int_in_range("recurrent_command_synapses",
-                                                               recurrent_command_synapses, low=0)
-        self._motor_fanin = checks.int_in_range("motor_fanin", motor_fanin, 1, n_command,
-                                                hint="the number of command neurons")
+        self._sensory_fanout = checks.int_in_range(
+            "sensory_fanout", sensory_fanout, 1, n_inter, hint="the number of inter neurons"
+        )
+        self._inter_fanout = checks.int_in_range(
+            "inter_fanout", inter_fanout, 1, n_command, hint="the number of command neurons"
+        )
+        self._recurrent_command_synapses = checks.int_in_range(
+            "recurrent_command_synapses", recurrent_command_synapses, low=0
+        )
+        self._motor_fanin = checks.int_in_range(
+            "motor_fanin", motor_fanin, 1, n_command, hint="the number of command neurons"
+        )
         self._seed = check_seed("seed", seed)
         self._rng = np.random.RandomState(self._seed)
 
@@ -137,7 +141,7 @@ class NCP(Wiring):
         return list(self._layer_ranges()[layer_id])
 
     def get_type_of_neuron(self, neuron_id: int) -> str:
-        """"motor" for ids ``[0, M)``, "command" for ``[M, M+C)``, "inter" for ``[M+C, units)``."""
+        """ "motor" for ids ``[0, M)``, "command" for ``[M, M+C)``, "inter" for ``[M+C, units)``."""
         neuron_id = checks.int_in_range("neuron_id", neuron_id, 0, self.units - 1, hint="a neuron id")
         if neuron_id < self._num_motor:
             return "motor"
@@ -155,13 +159,21 @@ class NCP(Wiring):
 
         # 1. sensory -> inter
         self._connect_layers(
-            sensory_adjacency, pickers=sensory, candidates=inter, picks=self._sensory_fanout,
-            fallback=_clip(int(n_sensory * self._sensory_fanout / n_inter), 1, n_sensory), pickers_are_sources=True,
+            sensory_adjacency,
+            pickers=sensory,
+            candidates=inter,
+            picks=self._sensory_fanout,
+            fallback=_clip(int(n_sensory * self._sensory_fanout / n_inter), 1, n_sensory),
+            pickers_are_sources=True,
         )
         # 2. inter -> command (the fallback's upper bound is the command count, as in ncps)
         self._connect_layers(
-            self._adjacency, pickers=inter, candidates=command, picks=self._inter_fanout,
-            fallback=_clip(int(n_inter * self._inter_fanout / n_command), 1, n_command), pickers_are_sources=True,
+            self._adjacency,
+            pickers=inter,
+            candidates=command,
+            picks=self._inter_fanout,
+            fallback=_clip(int(n_inter * self._inter_fanout / n_command), 1, n_command),
+            pickers_are_sources=True,
         )
         # 3. command -> command, drawn with replacement
         for _ in range(self._recurrent_command_synapses):
@@ -170,8 +182,12 @@ class NCP(Wiring):
             self._adjacency[src, dest] = fair_polarity(self._rng)
         # 4. command -> motor: here the motor neurons (destinations) pick their command sources
         self._connect_layers(
-            self._adjacency, pickers=motor, candidates=command, picks=self._motor_fanin,
-            fallback=_clip(int(n_motor * self._motor_fanin / n_command), 1, n_motor), pickers_are_sources=False,
+            self._adjacency,
+            pickers=motor,
+            candidates=command,
+            picks=self._motor_fanin,
+            fallback=_clip(int(n_motor * self._motor_fanin / n_command), 1, n_motor),
+            pickers_are_sources=False,
         )
 
     def _connect_layers(

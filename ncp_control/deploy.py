@@ -25,9 +25,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:  # pragma: no cover
+    import onnxruntime as ort
+    from gymnasium import spaces
 
 #: Newest metadata format this runtime reads (see ``agents/export/writer.py``).
 FORMAT_VERSION = 1
@@ -51,7 +56,7 @@ class OnnxPolicy:
         ValueError: the file is missing, is not an ONNX model, or lacks the metadata of ``ncp-control export``.
     """
 
-    def __init__(self, path: str | Path, threads: int = 1):
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
         try:
             import onnxruntime as ort
         except ImportError as error:
@@ -83,13 +88,13 @@ class OnnxPolicy:
         self._zeros: dict[int, np.ndarray] = {}  # batch size -> zero state (ONNX Runtime never writes inputs)
 
     @property
-    def observation_space(self):
+    def observation_space(self) -> spaces.Box | dict[str, Any]:
         """The env's observation space as a gymnasium ``Box`` (gymnasium imported on first use), or its JSON
         description when gymnasium is not installed."""
         return _box(self.metadata["observation_space"])
 
     @property
-    def action_space(self):
+    def action_space(self) -> spaces.Box | dict[str, Any]:
         """The action space, as :attr:`observation_space`."""
         return _box(self.metadata["action_space"])
 
@@ -103,7 +108,13 @@ class OnnxPolicy:
         return action, state
 
     def predict(
-        self, observation, state=None, episode_start=None, deterministic: bool = True, *, elapsed_time=None
+        self,
+        observation: ArrayLike,
+        state: ArrayLike | None = None,
+        episode_start: ArrayLike | None = None,
+        deterministic: bool = True,
+        *,
+        elapsed_time: ArrayLike | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """One control step for a batch, with stable-baselines3's recurrent ``predict`` semantics.
 
@@ -141,7 +152,7 @@ class OnnxPolicy:
             return action[0], (h[0] if self.recurrent else None)
         return action, (h if self.recurrent else None)
 
-    def _state(self, state, episode_start, batch: int) -> np.ndarray:
+    def _state(self, state: ArrayLike | None, episode_start: ArrayLike | None, batch: int) -> np.ndarray:
         """The (B, S) float32 state to feed: zeros for None, rows of ``episode_start`` zeroed (on a copy)."""
         if state is None or not self.recurrent:
             zeros = self._zeros.get(batch)
@@ -163,7 +174,7 @@ class OnnxPolicy:
         return h
 
 
-def _read_metadata(session, path: Path) -> dict[str, Any]:
+def _read_metadata(session: ort.InferenceSession, path: Path) -> dict[str, Any]:
     props = session.get_modelmeta().custom_metadata_map
     if "format_version" not in props:
         raise ValueError(f"{path} has no ncp-control metadata: export it with `ncp-control export`")
@@ -179,14 +190,14 @@ def _read_metadata(session, path: Path) -> dict[str, Any]:
     return meta
 
 
-def _box(spec: dict[str, Any]):
+def _box(spec: dict[str, Any]) -> spaces.Box | dict[str, Any]:
     """The gymnasium Box a space's JSON describes, or the JSON itself when gymnasium is not installed."""
     try:
         from gymnasium import spaces
     except ImportError:
         return spec
 
-    def bound(value):  # one number for every dimension, or a list; infinities as strings
+    def bound(value: object) -> np.ndarray:  # one number for every dimension, or a list; infinities as strings
         values = np.array([float(v) for v in np.atleast_1d(np.asarray(value, dtype=object))])
         return np.broadcast_to(values, spec["shape"]) if values.size == 1 else values.reshape(spec["shape"])
 

@@ -148,7 +148,7 @@ def sequence_timespans(
     return ts
 
 
-class PlanCache(dict):
+class PlanCache(dict[int, Any]):
     """A cell's prebuilt kernel tables by thread id (kept in ``cell.__dict__``). Copies and pickles of the cell
     start empty: the tables hold raw addresses that only mean something for the original cell's tensors.
     Adding a plan drops the plans of threads that have ended (their ids are no longer in ``threading.enumerate()``),
@@ -156,18 +156,18 @@ class PlanCache(dict):
 
     __slots__ = ()
 
-    def __setitem__(self, thread_id, plan) -> None:
+    def __setitem__(self, thread_id: int, plan: Any) -> None:
         if self:
             alive = {t.ident for t in threading.enumerate()}
             for dead in [k for k in self if k not in alive]:
                 del self[dead]
         super().__setitem__(thread_id, plan)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[PlanCache], tuple[()]]:
         return (PlanCache, ())
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self, memo: dict[int, Any]) -> PlanCache:
         return PlanCache()
 
-    def __copy__(self):
+    def __copy__(self) -> PlanCache:
         return PlanCache()

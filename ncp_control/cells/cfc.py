@@ -181,7 +181,7 @@ class CfCCell(nn.Module):
             if p.dim() == 2 and p.requires_grad:
                 nn.init.xavier_uniform_(p)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         check_loaded_masks(self, state_dict, prefix, ("sparsity_mask",))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 

@@ -15,6 +15,7 @@ import array
 import ctypes
 import operator
 import threading
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -182,7 +183,15 @@ def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def _dims(cell: WiredCfCCell, x, h0, dt, reset, states, g_states=None) -> list[int]:
+def _dims(
+    cell: WiredCfCCell,
+    x: Tensor,
+    h0: Tensor,
+    dt: Tensor,
+    reset: Tensor | None,
+    states: Tensor,
+    g_states: Tensor | None = None,
+) -> list[int]:
     layers = cell._layers
     d = [
         x.shape[0],
@@ -221,7 +230,21 @@ def _masks(cell: WiredCfCCell) -> list[Tensor]:
     return masks
 
 
-def _pointers(cell, x, h0, dt, reset, states, params, masks, grads=None, g_states=None, gx=None, gh0=None, gdt=None):
+def _pointers(
+    cell: WiredCfCCell,
+    x: Tensor,
+    h0: Tensor,
+    dt: Tensor,
+    reset: Tensor | None,
+    states: Tensor,
+    params: Sequence[Tensor | None],
+    masks: Sequence[Tensor],
+    grads: Sequence[Tensor | None] | None = None,
+    g_states: Tensor | None = None,
+    gx: Tensor | None = None,
+    gh0: Tensor | None = None,
+    gdt: Tensor | None = None,
+) -> list[int | None]:
     ptrs = [_ptr(x), _ptr(h0), _ptr(dt), _ptr(reset), _ptr(states), _ptr(g_states), _ptr(gx), _ptr(gh0), _ptr(gdt)]
     for l, mask in enumerate(masks):
         p = params[10 * l : 10 * l + 10]
@@ -233,7 +256,7 @@ def _pointers(cell, x, h0, dt, reset, states, params, masks, grads=None, g_state
     return ptrs
 
 
-def _call(kind: str, dtype: torch.dtype, dims: list[int], ptrs: list) -> None:
+def _call(kind: str, dtype: torch.dtype, dims: list[int], ptrs: list[int | None]) -> None:
     fn = getattr(_library(), f"cfc_{kind}_{'f32' if dtype == torch.float32 else 'f64'}")
     # array.array builds the tables ~10x faster than ctypes arrays; they live until the call returns
     d, q = array.array("q", dims), array.array("Q", [0 if x is None else x for x in ptrs])
@@ -244,7 +267,15 @@ def _call(kind: str, dtype: torch.dtype, dims: list[int], ptrs: list) -> None:
         raise MemoryError("the CfC kernel could not allocate its work space")
 
 
-def _forward(cell, x, h0, dt, reset, params, batch_major):
+def _forward(
+    cell: WiredCfCCell,
+    x: Tensor,
+    h0: Tensor,
+    dt: Tensor,
+    reset: Tensor | None,
+    params: Sequence[Tensor | None],
+    batch_major: bool,
+) -> tuple[Tensor, Sequence[Tensor | None], list[Tensor]]:
     T, B, N = x.shape[0], x.shape[1], cell.state_size
     params = [p if p is None or p.is_contiguous() else p.contiguous() for p in params]  # only addresses are read
     states = x.new_empty(B, T, N).transpose(0, 1) if batch_major else x.new_empty(T, B, N)
@@ -260,7 +291,16 @@ def _forward(cell, x, h0, dt, reset, params, batch_major):
 
 class _CfCSequence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, cell, batch_major, x, h0, dt, reset, *params):
+    def forward(
+        ctx: Any,
+        cell: WiredCfCCell,
+        batch_major: bool,
+        x: Tensor,
+        h0: Tensor,
+        dt: Tensor,
+        reset: Tensor | None,
+        *params: Tensor | None,
+    ) -> Tensor:
         states, cparams, masks = _forward(cell, x, h0, dt, reset, params, batch_major)
         ctx.cell, ctx.reset, ctx.cparams, ctx.masks = cell, reset, cparams, masks
         ctx.save_for_backward(x, h0, dt, states)
@@ -268,7 +308,7 @@ class _CfCSequence(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g_states):
+    def backward(ctx: Any, g_states: Tensor) -> tuple[Tensor | None, ...]:
         x, h0, dt, states = ctx.saved_tensors
         cell, params, needs = ctx.cell, ctx.cparams, ctx.needs_input_grad
         if g_states.stride(-1) != 1:
@@ -395,12 +435,12 @@ class _StepPlan:
         except (KeyError, AttributeError):  # a head or mask deleted or set to None: never the tables' key
             return (-1,)
         try:
-            return (*map(_data_ptr, tensors),)
+            return (*map(_data_ptr, tensors),)  # type: ignore[arg-type]  # a None raises TypeError: handled below
         except TypeError:  # a parameter set to None
             return tuple([0 if t is None else t.data_ptr() for t in tensors])
 
 
-def _tensor_getter(cell: WiredCfCCell):
+def _tensor_getter(cell: WiredCfCCell) -> Callable[[WiredCfCCell], list[Tensor | None]]:
     """A function returning the parameters and masks of ``cell`` (the current objects, looked up every time
     through the modules that hold them, so that a replaced head or parameter is seen). The heads are those each
     layer had when the tables were built (what the kernel reads); one deleted since raises ``KeyError``."""
@@ -411,7 +451,7 @@ def _tensor_getter(cell: WiredCfCCell):
         getters.append(operator.itemgetter(*names, names[0]) if names else (lambda mods: ()))
     count = len(getters)
 
-    def tensors(c):
+    def tensors(c: WiredCfCCell) -> list[Tensor | None]:
         layers = c._layers
         if len(layers) != count:
             raise KeyError("the cell's layers changed")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import Tensor, nn
 
 from .ltc import MIN_ELAPSED_TIME, LTCCell
@@ -26,7 +27,9 @@ def _f32(array: np.ndarray) -> Tensor:
     return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32)
 
 
-def _edge_matrices(mask: np.ndarray, gain, offset, w, w_erev, n_dest: int) -> dict[str, np.ndarray]:
+def _edge_matrices(
+    mask: np.ndarray, gain: np.ndarray, offset: np.ndarray, w: np.ndarray, w_erev: np.ndarray, n_dest: int
+) -> dict[str, np.ndarray]:
     """The gather (A, c) and scatter (Wn, Wd) matrices of the edges where ``mask`` (S, N) is nonzero; the
     activation of edge (s, d) is ``sigmoid(gain[s, d] * pre_s + offset[s, d])``."""
     src, dest = np.nonzero(mask)  # edges in row-major order, [src, dest]
@@ -75,8 +78,8 @@ class FoldedLTCStep(nn.Module):
         cell: LTCCell,
         time_unit: float = 1.0,
         min_elapsed_time: float = MIN_ELAPSED_TIME,
-        output_scale=None,
-        output_shift=None,
+        output_scale: ArrayLike | None = None,
+        output_shift: ArrayLike | None = None,
     ):
         super().__init__()
         if not isinstance(cell, LTCCell):
@@ -86,7 +89,7 @@ class FoldedLTCStep(nn.Module):
             params = dict(cell.named_parameters(recurse=False))
             n, i_size, m = cell.state_size, cell.sensory_size, cell.motor_size
 
-            def get(name, default):
+            def get(name: str, default: np.ndarray) -> np.ndarray:
                 return params[name].detach().double().cpu().numpy() if name in params else default
 
             input_w, input_b = get("input_w", np.ones(i_size)), get("input_b", np.zeros(i_size))

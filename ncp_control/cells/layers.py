@@ -291,9 +291,10 @@ class LTC(_SequenceLayer):
         """See ``LTCCell.apply_weight_constraints`` (needed only with ``implicit_param_constraints=False``)."""
         self.rnn_cell.apply_weight_constraints()
 
-    def _online_step(self, input, hx, timespans):
+    def _online_step(self, input: Any, hx: Tensor, timespans: Any) -> tuple[Tensor, Tensor] | None:
+        cell: LTCCell = self._modules["rnn_cell"]  # type: ignore[assignment]  # set in __init__
         return _try_ltc_layer_step(
-            self._modules["rnn_cell"],
+            cell,
             input,
             hx,
             1.0 if timespans is None else timespans,
@@ -302,12 +303,12 @@ class LTC(_SequenceLayer):
             self.return_sequences,
         )
 
-    def _cell_step_no_grad(self, x, h, dt):
-        cell = self._modules["rnn_cell"]
+    def _cell_step_no_grad(self, x: Tensor, h: Tensor, dt: Any) -> tuple[Tensor, Tensor]:
+        cell: LTCCell = self._modules["rnn_cell"]  # type: ignore[assignment]  # set in __init__
         result = _try_ltc_step(cell, x, h, dt, MIN_ELAPSED_TIME)
         return result if result is not None else cell(x, h, dt)  # builds the step tables, or explains
 
-    def _unroll(self, x, h, c, dt):
+    def _unroll(self, x: Tensor, h: Tensor, c: Tensor | None, dt: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         cell = self.rnn_cell
         if ltc_fast.fast_path_available(cell, x, h, dt):
             return self._unroll_fast(x, h, c, dt)
@@ -324,7 +325,7 @@ class LTC(_SequenceLayer):
         readout = cell.map_outputs(torch.stack(states) if self.return_sequences else h)
         return readout, h, c
 
-    def _unroll_fast(self, x, h, c, dt):
+    def _unroll_fast(self, x: Tensor, h: Tensor, c: Tensor | None, dt: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """``_unroll`` with the native kernel: the whole sequence in one call (one call per step with an LSTM)."""
         cell, times = self.rnn_cell, dt[..., 0]  # (T, B)
         if not self.use_mixed:
@@ -425,8 +426,8 @@ class CfC(_SequenceLayer):
         else:
             self.fc = nn.Linear(self.output_size, checks.positive_int("proj_size", proj_size))
 
-    def _online_step(self, input, hx, timespans):
-        cell = self._modules["rnn_cell"]
+    def _online_step(self, input: Any, hx: Tensor, timespans: Any) -> tuple[Tensor, Tensor] | None:
+        cell: CfCCell | WiredCfCCell = self._modules["rnn_cell"]  # type: ignore[assignment]  # set in __init__
         if cell.__class__ is not WiredCfCCell:
             return None
         result = _try_cfc_layer_step(
@@ -436,8 +437,8 @@ class CfC(_SequenceLayer):
             return result
         return self.fc(result[0]), result[1]
 
-    def _cell_step_no_grad(self, x, h, dt):
-        cell = self._modules["rnn_cell"]
+    def _cell_step_no_grad(self, x: Tensor, h: Tensor, dt: Any) -> tuple[Tensor, Tensor]:
+        cell: CfCCell | WiredCfCCell = self._modules["rnn_cell"]  # type: ignore[assignment]  # set in __init__
         if isinstance(cell, WiredCfCCell):
             new_h = _cfc_step(cell, x, h, dt, build=False)
             out, new_h = (cell.motor_outputs(new_h), new_h) if new_h is not None else cell(x, h, dt)
@@ -445,10 +446,10 @@ class CfC(_SequenceLayer):
             out = new_h = cell(x, h, dt)[1]
         return (out if self.proj_size is None else self.fc(out)), new_h
 
-    def _unroll(self, x, h, c, dt):
+    def _unroll(self, x: Tensor, h: Tensor, c: Tensor | None, dt: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         cell = self.rnn_cell
         if isinstance(cell, WiredCfCCell) and cfc_fast.fast_path_available(cell, x, h, dt):
-            return self._unroll_fast(x, h, c, dt)
+            return self._unroll_fast(cell, x, h, c, dt)
         states = []
         for t in range(x.shape[0]):
             if self.use_mixed:
@@ -461,9 +462,12 @@ class CfC(_SequenceLayer):
             out = cell.motor_outputs(out)
         return self.fc(out), h, c
 
-    def _unroll_fast(self, x, h, c, dt):
-        """``_unroll`` for a wired cell with the native kernel: one call per sequence (per step with an LSTM)."""
-        cell, times = self.rnn_cell, dt[..., 0]  # (T, B)
+    def _unroll_fast(
+        self, cell: WiredCfCCell, x: Tensor, h: Tensor, c: Tensor | None, dt: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``_unroll`` for a wired cell (``self.rnn_cell``) with the native kernel: one call per sequence (per step
+        with an LSTM)."""
+        times = dt[..., 0]  # (T, B)
         if not self.use_mixed:
             states = cfc_fast.cfc_sequence(cell, x, h, times, batch_major=self.batch_first)
             h = states[-1]

@@ -125,7 +125,7 @@ class LTCCell(nn.Module):
         if self._output_mapping == "affine":
             self.output_b = nn.Parameter(torch.zeros(m))
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         check_loaded_masks(self, state_dict, prefix, ("sparsity_mask", "sensory_sparsity_mask"))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 

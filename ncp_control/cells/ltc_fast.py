@@ -23,6 +23,7 @@ import ctypes
 import operator
 import struct
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -189,7 +190,17 @@ class _Spec:
             int(cell._implicit_param_constraints),
         ] + [0] * 15
 
-    def pointers(self, x, h0, dt, reset, params, states, out, saved) -> list:
+    def pointers(
+        self,
+        x: Tensor,
+        h0: Tensor,
+        dt: Tensor,
+        reset: Tensor | None,
+        params: Sequence[Tensor | None],
+        states: Tensor,
+        out: Tensor | None,
+        saved: Tensor | None,
+    ) -> list[int | None]:
         """The forward part of the kernel's pointer table; sets the strides in ``dims``."""
         d = self.dims
         d[11], d[12] = x.stride(0), x.stride(1)
@@ -234,11 +245,11 @@ class _Spec:
             _ptr(saved),
         ]
 
-    def call(self, kind: str, ptrs: list) -> None:
+    def call(self, kind: str, ptrs: list[int | None]) -> None:
         fn = getattr(_library(), f"ltc_{kind}_{self.suffix}")
-        ptrs = [0 if p is None else p for p in ptrs] + [0] * (_N_PTRS - len(ptrs))
+        table = [0 if p is None else p for p in ptrs] + [0] * (_N_PTRS - len(ptrs))
         # array.array builds the tables ~10x faster than ctypes arrays; they live until the call returns
-        d, q = array.array("q", self.dims), array.array("Q", ptrs)
+        d, q = array.array("q", self.dims), array.array("Q", table)
         status = fn(d.buffer_info()[0], q.buffer_info()[0], self.epsilon, self.min_dt)
         if status == _BAD_TIME:
             raise ValueError("elapsed_time must be >= 0 and not NaN everywhere (elapsed time between steps)")
@@ -252,7 +263,9 @@ def _params(cell: LTCCell) -> list[Tensor | None]:
     return [get(n) for n in _PARAMS + _SENSORY + _MAPS]
 
 
-def _run_forward(spec: _Spec, x, h0, dt, reset, params, save: bool):
+def _run_forward(
+    spec: _Spec, x: Tensor, h0: Tensor, dt: Tensor, reset: Tensor | None, params: Sequence[Tensor | None], save: bool
+) -> tuple[Tensor, Tensor, Tensor | None, Sequence[Tensor | None]]:
     T, B, N, M, K = spec.dims[0], spec.dims[1], spec.dims[2], spec.dims[4], spec.dims[5]
     params = [p if p is None else p.detach().contiguous() for p in params]
     if spec.batch_major:  # (B, T, .) memory seen through (T, B, .) views
@@ -266,7 +279,9 @@ def _run_forward(spec: _Spec, x, h0, dt, reset, params, save: bool):
 
 class _LTCSequence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, spec, x, h0, dt, reset, *params):
+    def forward(
+        ctx: Any, spec: _Spec, x: Tensor, h0: Tensor, dt: Tensor, reset: Tensor | None, *params: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
         states, out, saved, cparams = _run_forward(spec, x, h0, dt, reset, params, save=True)
         ctx.spec, ctx.reset, ctx.cparams = spec, reset, cparams
         ctx.save_for_backward(x, h0, dt, states, saved)
@@ -274,7 +289,7 @@ class _LTCSequence(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g_states, g_out):
+    def backward(ctx: Any, g_states: Tensor | None, g_out: Tensor | None) -> tuple[Tensor | None, ...]:
         x, h0, dt, states, saved = ctx.saved_tensors
         spec, params = ctx.spec, ctx.cparams
         T, B, N, I = spec.dims[0], spec.dims[1], spec.dims[2], spec.dims[3]
@@ -483,7 +498,9 @@ def _plan_for(cell: LTCCell, batch: int, dtype: torch.dtype, rebuild: bool = Fal
     return plan
 
 
-def try_step_no_grad(cell: LTCCell, x: Tensor, h: Tensor, elapsed_time: Any, min_dt: float):
+def try_step_no_grad(
+    cell: LTCCell, x: Tensor, h: Tensor, elapsed_time: Any, min_dt: float
+) -> tuple[Tensor, Tensor] | None:
     """:func:`ltc_step_no_grad` if this thread has step tables for ``cell`` at the shapes and dtype of ``x`` (B, I)
     and ``h`` (B, N) that still point at its tensors, with both on the CPU; else None (the caller takes the
     general path, which checks and explains everything).
@@ -520,7 +537,7 @@ def _live_plan(cell: LTCCell, x_shape: Any, x: Tensor, h: Tensor) -> _StepPlan |
 
 def try_layer_step_no_grad(
     cell: LTCCell, input: Tensor, h: Tensor, elapsed_time: Any, min_dt: float, batch_first: bool, return_sequences: bool
-):
+) -> tuple[Tensor, Tensor] | None:
     """The ``LTC`` layer's online call, ``y, h = ltc(x[:, None], h)`` without autograd, straight on this thread's
     step tables: ``input`` (B, 1, I) if ``batch_first`` else (1, B, I), ``h`` (B, N), ``elapsed_time`` a number.
 
@@ -594,7 +611,9 @@ def ltc_step_no_grad(cell: LTCCell, x: Tensor, h: Tensor, elapsed_time: Any, *, 
     return _run_step(plan, cell, x, h, elapsed_time, min_dt)
 
 
-def _run_step(plan: _StepPlan, cell: LTCCell, x: Tensor, h: Tensor, elapsed_time: Any, min_dt: float):
+def _run_step(
+    plan: _StepPlan, cell: LTCCell, x: Tensor, h: Tensor, elapsed_time: Any, min_dt: float
+) -> tuple[Tensor, Tensor]:
     batch = x.shape[0]
     x_strides, h_strides = x.stride(), h.stride()
     if x_strides[1] != 1:

@@ -35,7 +35,7 @@ def uniform_index(rng: np.random.RandomState, n: int) -> int:
     return int(rng.randint(n))
 
 
-def sample_distinct(rng, ids: np.ndarray, k: int) -> np.ndarray:
+def sample_distinct(rng: np.random.Generator | np.random.RandomState, ids: np.ndarray, k: int) -> np.ndarray:
     """``k`` distinct entries of the 1-D array ``ids``, in the random order ``rng.choice(..., replace=False)`` gives.
 
     Works for both generator types; the draw depends only on ``len(ids)`` and ``k``, not on the id values.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import checks
 
@@ -18,7 +19,7 @@ from .. import checks
 MAX_SEED = 2**32 - 1
 
 
-def check_seed(name: str, value) -> int:
+def check_seed(name: str, value: object) -> int:
     """Return an integer seed in ``[0, 2**32 - 1]`` (``None`` is refused: a wiring must be reproducible)."""
     if value is None:
         raise checks.ArgumentTypeError(
@@ -27,14 +28,14 @@ def check_seed(name: str, value) -> int:
     return checks.int_in_range(name, value, 0, MAX_SEED)  # what checks.seed does with high, typed int
 
 
-def check_polarity(value) -> int:
+def check_polarity(value: object) -> int:
     """Return a synapse polarity as the ``int`` -1 (inhibitory) or +1 (excitatory)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or value not in (-1, 1):
         raise ValueError(f"polarity must be -1 (inhibitory) or +1 (excitatory), got {value!r}")
     return -1 if value == -1 else 1
 
 
-def check_matrix(name: str, value, shape: tuple[int, int]) -> np.ndarray:
+def check_matrix(name: str, value: ArrayLike, shape: tuple[int, int]) -> np.ndarray:
     """Return ``value`` as a fresh int32 array of ``shape`` whose entries are all in {-1, 0, +1}."""
     try:
         array = np.array(value)

@@ -31,13 +31,19 @@ Differences from ncps, on purpose:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .. import checks
 from ._validation import check_matrix, check_polarity
+
+if TYPE_CHECKING:  # pragma: no cover
+    import networkx as nx
+    from matplotlib.axes import Axes
+    from torch import Tensor
 
 NeuronType = Literal["motor", "command", "inter"]
 NEURON_TYPES: tuple[str, ...] = ("motor", "command", "inter")
@@ -177,7 +183,7 @@ class Wiring:
         dest = checks.int_in_range("dest", dest, 0, self._units - 1, hint="a neuron id")
         sensory[src, dest] = check_polarity(polarity)
 
-    def erev_initializer(self, shape=None, dtype=None) -> np.ndarray:
+    def erev_initializer(self, shape: Sequence[int] | None = None, dtype: DTypeLike | None = None) -> np.ndarray:
         """Initial reversal potentials of the internal synapses: a writable copy of ``adjacency_matrix``.
 
         Args:
@@ -188,7 +194,9 @@ class Wiring:
         """
         return _initial_values("erev_initializer", self._adjacency, shape, dtype)
 
-    def sensory_erev_initializer(self, shape=None, dtype=None) -> np.ndarray:
+    def sensory_erev_initializer(
+        self, shape: Sequence[int] | None = None, dtype: DTypeLike | None = None
+    ) -> np.ndarray:
         """Initial reversal potentials of the sensory synapses: a writable ``(input_dim, units)`` copy.
 
         Same arguments as ``erev_initializer``; needs ``build``.
@@ -231,13 +239,21 @@ class Wiring:
         return np.flatnonzero(self.neuron_types == neuron_type)
 
     # ------------------------------------------------------------------ graph
-    def to_networkx(self, erev=None, sensory_erev=None):
+    def to_networkx(
+        self, erev: ArrayLike | Tensor | None = None, sensory_erev: ArrayLike | Tensor | None = None
+    ) -> nx.DiGraph:
         """The wiring as a ``networkx.DiGraph`` (needs networkx); see ``ncp_control.wirings.graph.to_networkx``."""
         from .graph import to_networkx
 
         return to_networkx(self, erev=erev, sensory_erev=sensory_erev)
 
-    def draw(self, ax=None, erev=None, sensory_erev=None, **kwargs):
+    def draw(
+        self,
+        ax: Axes | None = None,
+        erev: ArrayLike | Tensor | None = None,
+        sensory_erev: ArrayLike | Tensor | None = None,
+        **kwargs: Any,
+    ) -> Axes:
         """Draw the wiring by layer (needs matplotlib and networkx); see ``ncp_control.wirings.graph.draw``."""
         from .graph import draw
 
@@ -357,7 +373,7 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return view
 
 
-def _initial_values(what: str, matrix: np.ndarray, shape, dtype) -> np.ndarray:
+def _initial_values(what: str, matrix: np.ndarray, shape: Sequence[int] | None, dtype: DTypeLike | None) -> np.ndarray:
     if shape is not None and tuple(shape) != matrix.shape:
         raise ValueError(f"{what}: requested shape {tuple(shape)} but the wiring's matrix has shape {matrix.shape}")
     return np.array(matrix, dtype=matrix.dtype if dtype is None else dtype)

@@ -19,8 +19,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 if TYPE_CHECKING:  # pragma: no cover
+    import networkx as nx
+    from matplotlib.axes import Axes
+    from torch import Tensor
+
     from .base import Wiring
 
 # Drawing columns, left to right; types a wiring does not have are skipped.
@@ -29,7 +34,7 @@ NODE_COLORS = {"sensory": "tab:olive", "inter": "tab:blue", "command": "tab:purp
 EDGE_COLORS = {1: "tab:green", -1: "tab:red"}
 
 
-def _as_numpy(name: str, values, shape: tuple[int, int]) -> np.ndarray:
+def _as_numpy(name: str, values: ArrayLike | Tensor, shape: tuple[int, ...]) -> np.ndarray:
     """Trained values (numpy array, nested list or torch tensor, no torch import needed) as a float64 array."""
     if hasattr(values, "detach"):  # a torch tensor, possibly requiring grad or on a GPU
         values = values.detach().cpu().numpy()
@@ -39,7 +44,9 @@ def _as_numpy(name: str, values, shape: tuple[int, int]) -> np.ndarray:
     return array
 
 
-def to_networkx(wiring: Wiring, erev=None, sensory_erev=None):
+def to_networkx(
+    wiring: Wiring, erev: ArrayLike | Tensor | None = None, sensory_erev: ArrayLike | Tensor | None = None
+) -> nx.DiGraph:
     """The wiring as a ``networkx.DiGraph`` (see the module docstring for names and attributes).
 
     Args:
@@ -75,7 +82,7 @@ def to_networkx(wiring: Wiring, erev=None, sensory_erev=None):
     return graph
 
 
-def _add_edges(graph, src_prefix: str, adjacency: np.ndarray, weights: np.ndarray) -> None:
+def _add_edges(graph: nx.DiGraph, src_prefix: str, adjacency: np.ndarray, weights: np.ndarray) -> None:
     for src, dest in zip(*np.nonzero(adjacency)):
         weight = float(weights[src, dest])
         graph.add_edge(
@@ -111,15 +118,15 @@ def layered_layout(wiring: Wiring, include_sensory: bool = True) -> dict[str, np
 
 def draw(
     wiring: Wiring,
-    ax=None,
-    erev=None,
-    sensory_erev=None,
+    ax: Axes | None = None,
+    erev: ArrayLike | Tensor | None = None,
+    sensory_erev: ArrayLike | Tensor | None = None,
     *,
     include_sensory: bool = True,
     with_labels: bool = False,
     node_size: float = 120.0,
     legend: bool = True,
-):
+) -> Axes:
     """Draw the wiring by layer: sensory | inter | command | motor, green excitatory and red inhibitory synapses.
 
     With trained ``erev``/``sensory_erev`` (shapes as in ``to_networkx``) edge colours show the trained polarity and
@@ -188,5 +195,5 @@ def draw(
     return ax
 
 
-def _count(graph, neuron_type: str) -> int:
+def _count(graph: nx.DiGraph, neuron_type: str) -> int:
     return sum(1 for _, t in graph.nodes(data="type") if t == neuron_type)

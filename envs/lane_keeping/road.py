@@ -308,7 +308,7 @@ class Road:
         ``kappa = 0.04``). Returns a :class:`Mesh` with ``2 M`` vertices and ``2 (M - 1)`` faces, ``M`` the number of
         samples used (fixed for a given N and stride)."""
         stride = checks.positive_int("stride", stride)
-        index = np.arange(0, self.num_samples, stride)
+        index: np.ndarray = np.arange(0, self.num_samples, stride)  # wide: np.append returns another shape type
         if index[-1] != self.num_samples - 1:
             index = np.append(index, self.num_samples - 1)
         left = self._offset_points(d_left)[index]

@@ -208,7 +208,7 @@ def asphalt_texcoords(road: Road) -> np.ndarray:
     """(V, 2) texture coordinates of the ``road_surface`` strip's vertices: (lateral, arc-length) coordinate over
     the tile size, so asphalt textures run along the road. Vertex order as in ``Road.strip_mesh``."""
     w = road.lane_width
-    index = np.arange(0, road.num_samples, _MESH_STRIDE)
+    index: np.ndarray = np.arange(0, road.num_samples, _MESH_STRIDE)  # wide: np.append returns another shape type
     if index[-1] != road.num_samples - 1:
         index = np.append(index, road.num_samples - 1)
     uv = np.empty((2 * index.size, 2))

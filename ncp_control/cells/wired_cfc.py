@@ -71,6 +71,7 @@ class WiredCfCCell(nn.Module):
                 feedforward = np.asarray(self._wiring.sensory_adjacency_matrix)[:, neurons]
             else:
                 feedforward = adjacency[np.ix_(self._layer_neurons[l - 1], neurons)]
+            recurrent: np.ndarray  # declared wide: numpy's stubs type the two branches' shapes differently
             if self.recurrent_connections == "dense":
                 recurrent = np.ones((len(neurons), len(neurons)))
             else:

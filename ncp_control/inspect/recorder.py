@@ -359,7 +359,7 @@ def _stack_observations(observations: list[Any]):
 def _padded(recording: Recording, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(T, ...) rows -> (E, L, ...) per episode, zero-padded, and the (E, L) bool validity mask."""
     counts = np.bincount(recording.episode, minlength=recording.episode_count)
-    length = int(counts.max())
+    length = int(np.max(counts))
     out = np.zeros((recording.episode_count, length, *values.shape[1:]), values.dtype)
     valid = np.zeros((recording.episode_count, length), bool)
     out[recording.episode, recording.step] = values

@@ -607,7 +607,7 @@ def render_headline() -> str:
     c, i, n = _cells(), _imitation(), _noise()
     e = _env_speed()
     rows = _benchmark_rows(c, i, n)
-    for row in (_generalisation_row(), _ppo_ablation_row(), _mujoco_row()):
+    for row in (_generalisation_row(), _ppo_ablation_row(), _pendulum_row(), _mujoco_row()):
         if row is not None:
             rows.append(row)
     rows.append(_deploy_row())
@@ -689,6 +689,33 @@ def _mujoco_row() -> tuple[str, str, str] | None:
         f"Memory tasks {envs} (PPO, {max(m['planned'].values())} training seeds)",
         m["verdict_text"][0].lower() + m["verdict_text"][1:] if not m["unfinished"] else "study not finished",
         "study_mujoco_novel.md",
+    )
+
+
+def _pendulum_row() -> tuple[str, str, str] | None:
+    """The 10-seed PendulumNoVel-v1 study (memory, and LTC against CfC): IQM per policy and the verdict."""
+    if not (DATA / "study_pendulum_novel_10/summary.json").is_file():
+        return None
+    summary = _load("study_pendulum_novel_10/summary.json")
+    groups = sorted(summary["groups"], key=lambda g: -g["metrics"]["mean_return"]["iqm"])
+    seeds = sorted({g["n_seeds"] for g in groups})
+    iqm = ", ".join(
+        f"{g['model']} {_num(g['metrics']['mean_return']['iqm'])}"
+        + (
+            f" [{_num(g['metrics']['mean_return']['iqm_ci'][0])}, {_num(g['metrics']['mean_return']['iqm_ci'][1])}]"
+            if g["metrics"]["mean_return"]["iqm_ci"]
+            else ""
+        )
+        for g in groups
+    )
+    verdict = [line.rsplit(": ", 1)[1] for line in separation_verdict(summary, ["mean_return"])]
+    jobs = summary["jobs"]
+    state = "" if jobs["done"] == jobs["total"] else f" (study part-way: {jobs['done']} of {jobs['total']} jobs)"
+    return (
+        f"Memory on PendulumNoVel-v1 (PPO, {'-'.join(map(str, (seeds[0], seeds[-1]) if len(seeds) > 1 else seeds))} "
+        f"training seeds per policy){state}",
+        f"IQM return {iqm}; verdict (rliable, probability of improvement): {'; '.join(verdict)}",
+        "study_pendulum_novel_10.md",
     )
 
 

@@ -229,3 +229,30 @@ def test_record_video_writes_an_episode_with_the_video_extra(tmp_path):
     env.close()
     (video,) = (tmp_path / "videos").glob("*.mp4")
     assert video.stat().st_size > 1000
+
+
+def test_a_fresh_process_can_render_then_build_an_optimizer():
+    """PyPI's CUDA builds of torch bundle Triton, which crashed the process (SIGSEGV) when torch first imported it
+    (the first optimiser: torch.optim -> torch._dynamo -> triton) after a lane-keeping env had rendered through
+    Mesa; the demo did exactly that. The renderer loads Triton first (envs/lane_keeping/render.py). In a fresh
+    process, because in this one torch._dynamo is likely imported already."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import gymnasium as gym, ncp_control.envs, torch\n"
+        "env = gym.make('LaneKeeping-v0', image_height=32, image_width=64)\n"
+        "env.reset(seed=0); env.step(env.action_space.sample())\n"
+        "torch.optim.Adam([torch.zeros(2, requires_grad=True)])\n"
+        "import torch._dynamo\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-3000:])

@@ -9,7 +9,10 @@ human-readable view.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
+import sys
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 # Mesa's software rasteriser (llvmpipe) otherwise spreads each small frame over one thread per core; rendering in
@@ -22,6 +25,17 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 __all__ = ["OffscreenRenderer"]
+
+
+def load_triton_before_mesa() -> None:
+    """Import Triton, if it is installed, before the first GL context: PyPI's CUDA builds of torch (what a plain
+    ``pip install torch`` gives on Linux, and on this project's machines any Python but 3.11) bundle Triton, whose
+    native library crashed the process (SIGSEGV) when it was loaded after Mesa's EGL / llvmpipe, as torch does on
+    the first optimiser it builds (``torch.optim`` imports ``torch._dynamo``, which imports Triton). Loaded first,
+    both work (tests/test_lane_keeping.py drives that order in a fresh process). torch itself is not imported."""
+    if "triton" in sys.modules or importlib.util.find_spec("triton") is None:
+        return
+    importlib.import_module("triton")
 
 
 def _gl_context_class() -> type:
@@ -56,6 +70,7 @@ class OffscreenRenderer:
         self._model = model
         self._width = int(model.vis.global_.offwidth)
         self._height = int(model.vis.global_.offheight)
+        load_triton_before_mesa()
         self._gl = _gl_context_class()(self._width, self._height)
         self._gl.make_current()
         self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)

@@ -227,8 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page", type=Path, required=True, help="the page to write")
     parser.add_argument("--machine", required=True, help="where and when it ran, for the page")
     args = parser.parse_args(argv)
+    # a later sitting may lack the earlier sittings' run folders: keep the curves already extracted from them
+    earlier = args.data / "curves.json"
+    kept = json.loads(earlier.read_text()) if earlier.is_file() else {}
     copy_study(args.study, args.data)
-    write_json_atomic(args.data / "curves.json", curves(args.study), indent=1)
+    write_json_atomic(args.data / "curves.json", {**kept, **curves(args.study)}, indent=1)
     args.page.write_text(page(args.data, args.machine))
     return 0
 

@@ -375,6 +375,42 @@ def test_cli_reports_a_bad_spec_in_one_line(tmp_path, capsys):
     assert "is not a study folder" in capsys.readouterr().err
 
 
+def test_shipped_specs_are_named_without_their_path(tmp_path, monkeypatch, capsys):
+    """``ncp-control study memory-smoke`` reads the shipped file from any folder; a file of that name in the working
+    folder wins; an unknown name or a missing file is one line naming the shipped specs."""
+    from ncp_control.agents.cli import main
+    from ncp_control.agents.study.spec import SHIPPED_DIR, resolve_spec, shipped_specs
+
+    shipped = shipped_specs()
+    assert {"memory-smoke", "ncp-noise", "pendulum-novel-10"} <= set(shipped)
+    assert list(shipped) == sorted(shipped)
+    monkeypatch.chdir(tmp_path)
+    for name in ("memory-smoke", "memory-smoke.json"):
+        assert resolve_spec(name) == SHIPPED_DIR / "memory-smoke.json"
+    assert read_spec("memory-smoke") == json.loads((SHIPPED_DIR / "memory-smoke.json").read_text())
+    own = tmp_path / "memory-smoke.json"
+    own.write_text(json.dumps({"name": "mine", "train": [tiny_ppo()]}))
+    assert read_spec("memory-smoke.json")["name"] == "mine"
+    assert read_spec("memory-smoke")["name"] == "memory-smoke"  # the bare name is not a file here
+    for bad, message in (
+        ("memory-smok", "neither a file nor the name of a shipped spec: use one of memory-smoke"),
+        ("nope.json", "nope.json does not exist"),
+        ("some/dir/memory-smoke.json", "does not exist"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            read_spec(bad)
+    assert main(["study", "memory-smok", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ncp-control study: error: study spec 'memory-smok' is neither") and err.count("\n") == 1
+    assert main(["study", "--list"]) == 0
+    listed = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [name for name, _ in listed] == list(shipped)
+    assert all(path == str(shipped[name]) for name, path in listed)
+    assert main(["study", "--out", str(tmp_path / "out")]) == 2
+    assert "give a SPEC and --out DIR" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_ray_names_the_extra(tmp_path, monkeypatch, capsys):
     from ncp_control.agents.cli import main
 

@@ -343,3 +343,49 @@ def test_presets_rl_zoo_files_and_study_specs_are_read_from_the_install(away):
     """,
     )
     assert "configs ok" in away(script).stdout
+
+
+def test_demo_runs_from_the_install(away):
+    """README's main job (shortened: one epoch, no DAgger, two held-out roads) from the installed wheel: the demo
+    preset, the env's assets, the expert, the kernels and the inspection plots all come from the install."""
+    out = away.tmp / "runs" / "demo"
+    done = away(
+        "-m",
+        "ncp_control.agents.cli",
+        "demo",
+        "--out",
+        out,
+        "--set",
+        "epochs=1",
+        "--set",
+        "dagger_rounds=0",
+        "--episodes",
+        "2",
+    )
+    assert "ncp-ltc held-out: mean return" in done.stdout.splitlines()[-1]
+    heldout = json.loads((out / "eval_heldout.json").read_text())
+    assert heldout["episodes"] == 2 and len(heldout["returns"]) == 2
+    for name in ("trace.png", "parameters.md", "demo.json", "inspect/report.html"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+
+
+def test_a_shipped_study_runs_by_name_from_the_install(away):
+    """``ncp-control study memory-smoke``: the spec is found in the install by its name, and its ten jobs (PPO and
+    imitation runs, evaluations under pixel noise on a local Ray whose workers get the same PYTHONPATH) finish."""
+    out = away.tmp / "studies" / "smoke"
+    done = away(
+        "-m", "ncp_control.agents.cli", "study", "memory-smoke", "--out", out, "--num-cpus", "1", "--quiet", timeout=420
+    )
+    assert done.stdout.strip().splitlines()[-1].startswith("10/10 jobs done (0 failed, 0 skipped)")
+    spec = json.loads((out / "spec.json").read_text())
+    shipped = away.site / "ncp_control" / "agents" / "configs" / "studies" / "memory-smoke.json"
+    assert spec == json.loads(shipped.read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["jobs"]["done"] == 10
+    assert sorted(p.name for p in (out / "runs").iterdir()) == [
+        "bc-LaneKeeping-v0-ncp-ltc-s0",
+        "ppo-PendulumNoVel-v1-cfc-s0",
+        "ppo-PendulumNoVel-v1-cfc-s1",
+        "ppo-PendulumNoVel-v1-ltc-s0",
+        "ppo-PendulumNoVel-v1-ltc-s1",
+    ]

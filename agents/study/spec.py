@@ -1,6 +1,7 @@
 """Study specs: what to train and how to evaluate it, read from JSON and expanded into jobs.
 
-A spec is a JSON object (shipped examples: ``agents/configs/studies/``)::
+A spec is a JSON object, given as a file or by the name of a spec the package ships
+(``agents/configs/studies/<name>.json``: ``ncp-control study memory-smoke``, see :func:`shipped_specs`)::
 
     {
       "name": "memory-smoke",
@@ -61,6 +62,8 @@ from ncp_control import checks
 if TYPE_CHECKING:
     from ncp_control.agents.ppo.models import PolicyName
 
+#: the specs the package ships (installed with it: a wheel holds them as package data)
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "configs" / "studies"
 _TOP_KEYS = {"name", "train", "evaluate", "cpus", "max_attempts", "_doc"}
 _PPO_KEYS = {"kind", "env", "policies", "seeds", "timesteps", "config", "tag", "cpus"}
 _BC_KEYS = {"kind", "env", "models", "seeds", "preset", "set", "env_kwargs", "tag", "cpus"}
@@ -143,11 +146,35 @@ def applies(entry: dict[str, Any], job: TrainJob) -> bool:
     return entry["env"] == job.env_id and (tags is None or (job.tag or UNTAGGED) in tags)
 
 
+def shipped_specs() -> dict[str, Path]:
+    """The study specs the package ships, by name (the file name without ``.json``), sorted."""
+    return {path.stem: path for path in sorted(SHIPPED_DIR.glob("*.json"), key=lambda p: p.stem)}
+
+
+def resolve_spec(spec: str | Path) -> Path:
+    """The spec file that ``spec`` names: a path to a file, else the name of a shipped spec (``memory-smoke``,
+    with or without ``.json``). A file in the working folder wins over a shipped spec of the same name.
+
+    Raises ``ValueError`` naming the shipped specs when it is neither."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    shipped = shipped_specs()
+    name = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
+    if str(spec) in (name, f"{name}.json") and name in shipped:
+        return shipped[name]
+    if path.parent != Path(".") or path.suffix == ".json":
+        raise ValueError(f"study spec {spec} does not exist (shipped specs, by name: {', '.join(shipped)})")
+    raise ValueError(
+        f"study spec {spec!r} is neither a file nor the name of a shipped spec: use one of {', '.join(shipped)}, "
+        "or the path to a JSON file"
+    )
+
+
 def read_spec(path: str | Path) -> dict[str, Any]:
-    """The spec file as a dict (JSON). Raises ``ValueError`` naming the file when it is missing or not JSON."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"study spec {path} does not exist")
+    """The spec (a file, or the name of a shipped spec: :func:`resolve_spec`) as a dict (JSON). Raises
+    ``ValueError`` naming the file when it is missing or not JSON."""
+    path = resolve_spec(path)
     try:
         spec = json.loads(path.read_text())
     except json.JSONDecodeError as error:

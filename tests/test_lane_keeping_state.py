@@ -21,6 +21,7 @@ INFO_KEYS = {
     "is_success",
     "elapsed_time",
     "steering",
+    "crosswind_mps",
 }
 REWARD_KEYS = ("reward_progress", "reward_lateral", "reward_heading")
 

@@ -402,8 +402,9 @@ IMAGE_CAPABLE = [
 ]
 
 
-@pytest.mark.parametrize("name", sorted(PERTURBATIONS))
+@pytest.mark.parametrize("name", sorted(n for n, info in PERTURBATIONS.items() if not info.dynamics))
 def test_neutral_level_is_exactly_the_unperturbed_env(name):
+    """(The dynamics perturbations act on real physics: tests/test_dynamics.py.)"""
     neutral = PERTURBATIONS[name].neutral
     if name in IMAGE_CAPABLE:
         make_inner, actions = (lambda: ImageEnv(stripe=True, horizon=30)), image_actions(40)

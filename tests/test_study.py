@@ -840,6 +840,12 @@ def test_a_study_folder_is_not_overwritten_or_resumed_with_another_spec(tmp_path
         run_study(spec, tmp_path / "s")
     with pytest.raises(ValueError, match="holds a study of another spec"):
         run_study({**spec, "name": "y"}, tmp_path / "s", resume=True)
+    # "_doc" is a comment: a spec whose _doc was edited resumes the same study
+    from ncp_control.agents.study.driver import _check_folder
+
+    _check_folder(tmp_path / "s", plan_study({**spec, "_doc": "measured since: 2 h"}), resume=True)
+    with pytest.raises(ValueError, match="holds a study of another spec"):
+        _check_folder(tmp_path / "s", plan_study({**spec, "_doc": "x", "max_attempts": 5}), resume=True)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("")
     with pytest.raises(ValueError, match="nothing to resume"):

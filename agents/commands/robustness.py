@@ -10,6 +10,8 @@ Example:
     ncp-control robustness runs/ncp-ltc runs/lstm --env LaneKeeping-v0 \\
         --perturb pixel_noise:0,0.316,0.447,0.548 --perturb action_delay:0,2,4 \\
         --episodes 50 --seed 1000000 --out results/robust --processes 2
+    ncp-control robustness runs/ncp-ltc runs/lstm --perturb steering_gain:0.5,1,1.5 \
+        --perturb crosswind:0,0.5,1 --out results/mismatch     # the world differs, not the sensors
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         required=True,
         metavar="NAME:LEVELS",
-        help="a sweep, e.g. pixel_noise:0,0.316,0.447,0.548 (repeatable; names: obs_noise, "
+        help="a sweep, e.g. pixel_noise:0,0.316,0.447,0.548 (repeatable). Sensors and actions: obs_noise, "
         "pixel_noise, dropout, frozen, occlusion, brightness, blur, action_noise, action_delay, "
-        "irregular_time)",
+        "irregular_time; dynamics (model mismatch), lane keeping: steering_gain, steering_bias, steering_lag, "
+        "speed, crosswind, crosswind_gusts; MuJoCo envs: mass, friction, actuator_gain (docs/perturbations.md)",
     )
     parser.add_argument("--episodes", type=int, default=20, help="episodes per model and level (default 20)")
     parser.add_argument(

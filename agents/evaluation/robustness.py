@@ -65,7 +65,7 @@ from ncp_control.agents.evaluation.intervals import (
 )
 from ncp_control.agents.evaluation.robustness_results import CI_METHOD, RobustnessResults, Row
 from ncp_control.agents.evaluation.robustness_workers import Condition, ModelJob, Task, run_tasks
-from ncp_control.envs.perturbations import PERTURBATIONS, parse_sweep
+from ncp_control.envs.perturbations import PERTURBATIONS, make_perturbation, parse_sweep
 
 __all__ = [
     "Condition",
@@ -135,11 +135,18 @@ def _label_models(models: Mapping[str, Any] | Sequence[Any]) -> list[tuple[str, 
 
 
 def _prepare_model(
-    label: str, source: Any, env_id: str | None, env_kwargs: Mapping[str, Any] | None, processes: int
+    label: str,
+    source: Any,
+    env_id: str | None,
+    env_kwargs: Mapping[str, Any] | None,
+    processes: int,
+    sweeps: Sequence[tuple[str, tuple[float | int, ...]]] = (),
 ) -> tuple[ModelJob, Any, dict[str, Any]]:
     """Load/check one model in the main process: returns its job, its predictor and its description.
 
-    Raises ``ValueError`` (reported for this model) when it cannot be loaded or does not fit the env.
+    Raises ``ValueError`` (reported for this model) when it cannot be loaded, does not fit the env, or the env
+    does not take one of the ``sweeps`` (an image perturbation on a vector env, a lane-keeping dynamics parameter
+    on a MuJoCo task).
     """
     from ncp_control.agents.evaluation.episodes import check_spaces_fit, make_eval_env
 
@@ -174,6 +181,9 @@ def _prepare_model(
     )
     try:
         check_spaces_fit(predictor, env)
+        for name, levels in sweeps:
+            for level in levels:
+                make_perturbation(env, f"{name}:{level}", seed=0)  # builds the wrapper: refuses what does not fit
     finally:
         env.close()
     description.update(env_id=job.env_id, env_kwargs=job.env_kwargs)
@@ -198,12 +208,13 @@ def _load_models(
     env_kwargs: Mapping[str, Any] | None,
     processes: int,
     say: Callable[[str], None],
+    sweeps: Sequence[tuple[str, tuple[float | int, ...]]] = (),
 ) -> _LoadedModels:
     """Load and check every model here, so that a broken one is reported before any work starts."""
     models = _LoadedModels()
     for label, source in labelled:
         try:
-            job, predictor, description = _prepare_model(label, source, env_id, env_kwargs, processes)
+            job, predictor, description = _prepare_model(label, source, env_id, env_kwargs, processes, sweeps)
         except Exception as error:
             models.failures[label] = f"{type(error).__name__}: {error}"
             models.descriptions[label] = {"source": str(source)}
@@ -475,7 +486,7 @@ def _sweep(
 ) -> RobustnessResults:
     """Load the models, plan the tasks, run them and gather the results of a checked sweep."""
     labelled = _label_models(models)
-    loaded = _load_models(labelled, env_id, env_kwargs, plan.processes, say)
+    loaded = _load_models(labelled, env_id, env_kwargs, plan.processes, say, plan.sweeps)
     tasks = _plan_tasks(loaded.job_of, plan.sweeps, plan.share_neutral, plan.episodes, plan.block_episodes)
     t0 = time.perf_counter()
     outcomes = _run_and_report(tasks, loaded, say, t0, **plan.run_settings())

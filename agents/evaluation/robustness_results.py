@@ -357,7 +357,7 @@ class RobustnessResults:
             top.set_ylabel("mean return")
             bottom.set_ylabel("crash rate")
             bottom.set_ylim(-0.03, 1.03)
-            bottom.set_xlabel(f"{name} level ({PERTURBATIONS[name].level_arg})")
+            bottom.set_xlabel(f"{name} level ({PERTURBATIONS[name].unit or PERTURBATIONS[name].level_arg})")
             top.grid(alpha=0.3)
             bottom.grid(alpha=0.3)
         axes[0, 0].legend(fontsize=8)

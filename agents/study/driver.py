@@ -216,6 +216,10 @@ def run_study(
     return summary
 
 
+def _without_doc(spec: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in spec.items() if key != "_doc"}
+
+
 def _check_folder(out: Path, plan: StudyPlan, resume: bool) -> None:
     from ncp_control.agents.runs.load import read_json_object
 
@@ -223,7 +227,8 @@ def _check_folder(out: Path, plan: StudyPlan, resume: bool) -> None:
     if spec_path.exists():
         if not resume:
             raise ValueError(f"{out} already holds a study; pass --resume to continue it or choose another --out")
-        if read_json_object(spec_path, "study spec") != plan.spec:
+        held = read_json_object(spec_path, "study spec")
+        if _without_doc(held) != _without_doc(plan.spec):  # "_doc" is a comment: editing it changes no job
             raise ValueError(
                 f"{out} holds a study of another spec ({spec_path}); resume it with that spec or choose another --out"
             )

@@ -388,6 +388,29 @@ def _check_envs(jobs: list[TrainJob], evaluations: tuple[dict[str, Any], ...]) -
             raise ValueError(
                 f"{where}: cannot make {env_id} with env_kwargs {kwargs}: {type(error).__name__}: {error}"
             ) from error
+    _check_perturbations_fit(evaluations)
+
+
+def _check_perturbations_fit(evaluations: tuple[dict[str, Any], ...]) -> None:
+    """Wrap each evaluation env in every level of its entry's sweeps once, so that a perturbation the env does
+    not take (an image perturbation on a vector env, a lane-keeping dynamics parameter on a MuJoCo task) fails
+    here, before any job runs."""
+    from ncp_control.agents.evaluation.episodes import make_eval_env
+    from ncp_control.agents.evaluation.robustness import parse_sweeps
+    from ncp_control.envs.perturbations import make_perturbation
+
+    for i, e in enumerate(evaluations):
+        if not e["perturb"]:
+            continue
+        env = make_eval_env(e["env"], e["env_kwargs"], allow_import=True)
+        try:
+            for name, levels in parse_sweeps(e["perturb"]):
+                for level in levels:
+                    make_perturbation(env, f"{name}:{level}", seed=0)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"evaluate[{i}].perturb on {e['env']}: {error}") from error
+        finally:
+            env.close()
 
 
 def _json_object(where: str, value: Any) -> dict[str, Any]:

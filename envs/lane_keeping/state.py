@@ -29,7 +29,7 @@ class LaneKeepingStateEnv(LaneKeepingBase):
     =====  ==========================================================================  =======  ==============
     0      lateral offset of the rear-axle midpoint from the lane centre (left +)       m        +-b (1)
     1      heading error: car yaw minus road heading, wrapped                           rad      [-pi, pi]
-    2      speed                                                                        m/s      [0, speed]
+    2      speed (the nominal one: a ``speed`` dynamics perturbation does not show)     m/s      [0, speed]
     3      last steering command (the previous action after clipping; 0 after reset)    1        [-1, 1]
     4      current front-wheel angle as normalised curvature (lags the commands)        1        [-1.5, 1.5]
     5...   road curvature ``preview_distances[i]`` metres ahead along the road          1/m      +-max_curvature
@@ -58,6 +58,7 @@ class LaneKeepingStateEnv(LaneKeepingBase):
         n = 5 + len(preview)
         high = np.empty(n, dtype=np.float32)
         high[0] = self.lateral_offset_bound
+        self._high_lateral = self.lateral_offset_bound
         high[1] = math.pi
         high[2] = self._speed
         high[3] = 1.0
@@ -70,9 +71,10 @@ class LaneKeepingStateEnv(LaneKeepingBase):
 
     def _observation(self) -> np.ndarray:
         obs = self._obs
-        obs[0] = self.lateral_offset()
+        bound = self._high_lateral
+        obs[0] = min(max(self.lateral_offset(), -bound), bound)  # only a ``speed`` above 1 can leave the bound
         obs[1] = self.heading_error()
-        obs[2] = self._speed
+        obs[2] = self._speed  # the nominal speed (a ``speed`` perturbation is a mismatch the policy is not told)
         obs[3] = self._last_command
         obs[4] = self.steering()
         obs[5:] = self.road.curvature_at(self._s + self._preview)

@@ -44,7 +44,7 @@ from ncp_control.envs.lane_keeping.textures import ASPHALT_TEXTURES, GROUND_TEXT
 if TYPE_CHECKING:
     from ncp_control.envs.lane_keeping.render import OffscreenRenderer
 
-__all__ = ["LaneKeepingBase", "WORLD_MANUAL", "check_size"]
+__all__ = ["LaneKeepingBase", "WORLD_MANUAL", "NOMINAL_DYNAMICS", "DYNAMICS_RANGES", "check_size"]
 
 _PHYSICS_SUBSTEPS = 5  # MuJoCo steps per control step
 _START_OFFSET = 10.0  # m of road behind the start position (seen by the chase camera)
@@ -52,6 +52,27 @@ _SKY_DISTANCE = 380.0  # m, the sky backdrop's distance ahead of the car (lane_v
 _HEADING_SCALE = math.pi / 8  # rad, heading error that costs the full heading weight
 _ROADSIDE_MARGIN = 1.0  # m of free ground between the asphalt's edge and any roadside object
 _ROADSIDE_BEHIND = 15.0  # m, roadside slots this far behind the car are recycled for slots ahead
+_GUST_TIME_CONSTANT = 2.0  # s, correlation time of the crosswind gusts (Ornstein-Uhlenbeck)
+_GUST_STREAM = 0x47555354  # "GUST": spawn key of the gust generator, apart from the road's and the look's streams
+
+#: The dynamics parameters of :meth:`LaneKeepingBase.set_params`, at their nominal values (the env as built).
+NOMINAL_DYNAMICS: dict[str, float] = {
+    "steering_gain": 1.0,
+    "steering_bias": 0.0,
+    "steering_lag": 1.0,
+    "speed": 1.0,
+    "crosswind": 0.0,
+    "crosswind_gusts": 0.0,
+}
+#: Their valid ranges (inclusive).
+DYNAMICS_RANGES: dict[str, tuple[float, float]] = {
+    "steering_gain": (0.0, 5.0),
+    "steering_bias": (-0.1, 0.1),
+    "steering_lag": (0.1, 50.0),
+    "speed": (0.5, 2.0),
+    "crosswind": (-5.0, 5.0),
+    "crosswind_gusts": (0.0, 5.0),
+}
 
 
 WORLD_MANUAL = """
@@ -106,7 +127,8 @@ WORLD_MANUAL = """
     ``heading_error_rad`` (car yaw minus road heading, wrapped to [-pi, pi)), ``road_curvature`` (1/m at the car),
     ``distance_m`` (arc length travelled along the road since the start), ``is_success``, ``elapsed_time``
     (simulated seconds since the previous step: ``1 / control_frequency``; 0 at reset), ``steering`` (current wheel
-    angle as normalised curvature, the quantity the action commands) and the ``reward_*`` terms.
+    angle as normalised curvature, the quantity the action commands), ``crosswind_mps`` (the lateral drift of the
+    last step, m/s: 0 unless a ``crosswind`` dynamics parameter is set) and the ``reward_*`` terms.
 
     **Semantic accessors** (on ``env.unwrapped``, used by ``ncp_control.agents.imitation.experts``): ``road``, ``arc_length()`` (m),
     ``lateral_offset()`` (m), ``heading_error()`` (rad), ``car_pose()`` ((x, y, yaw) of the rear-axle midpoint),
@@ -145,7 +167,25 @@ WORLD_MANUAL = """
       ``render_width=320``: ``render()`` returns a (render_height, render_width, 3) uint8 frame from that camera
       (the chase camera follows 7 m behind the car).
 
-    **Version history.** v0: initial version; textures, roadside objects and element subsets of
+    **Dynamics parameters** (model mismatch; ``get_params()`` / ``set_params(**params)`` on ``env.unwrapped``, in
+    the manner of RRLS; what the ``steering_gain``, ``steering_bias``, ``steering_lag``, ``speed``, ``crosswind`` and
+    ``crosswind_gusts`` perturbations of ``ncp_control.envs.perturbations`` set). They hold until set again (resets
+    keep them) and take effect at once; at their nominal values the env is bit for bit the unperturbed one:
+
+    - ``steering_gain=1.0`` (in [0, 5]): multiplies the commanded curvature (0: the wheels stay straight);
+    - ``steering_bias=0.0`` 1/m (in [-0.1, 0.1]): added to the commanded curvature (a miscalibrated rack);
+    - ``steering_lag=1.0`` (in [0.1, 50]): multiplies the steering filter's time constant;
+    - ``speed=1.0`` (in [0.5, 2]): multiplies the car's speed (the progress reward stays normalised by the nominal
+      speed, so a finished road is worth the same; ``LaneKeepingState-v0``'s speed entry keeps showing the nominal
+      speed, and its lateral offset is clipped to the observation bound on the step that ends an episode);
+    - ``crosswind=0.0`` m/s (in [-5, 5]): a lateral drift of the car, perpendicular to its heading, positive to
+      the left;
+    - ``crosswind_gusts=0.0`` m/s (in [0, 5]): the standard deviation of gusts added to it, an Ornstein-Uhlenbeck
+      process with a 2 s correlation time drawn from the episode seed (one draw per step, whatever the policy does).
+
+    The car parameters above (``speed``, ``steering_time_constant``, ...) stay the nominal model's.
+
+    **Version history.** v0: initial version; dynamics parameters added within v0 (nominal values unchanged); textures, roadside objects and element subsets of
     ``domain_randomization`` added later within v0 (the default look and every road are unchanged, bit for bit).
 """
 
@@ -221,6 +261,10 @@ class LaneKeepingBase(gym.Env, EzPickle):
 
         self._build_simulation(observation_camera)
         self._init_episode_state()
+        self._params = dict(NOMINAL_DYNAMICS)
+        self._gust = 0.0  # m/s, the gust's current value
+        self._wind = 0.0  # m/s, the crosswind of the last step (constant part and gust)
+        self._gust_rng = np.random.default_rng([0, _GUST_STREAM])
 
     def _build_simulation(self, observation_camera: tuple[int, int] | None) -> None:
         """Road config, MuJoCo model (offscreen buffer also large enough for ``observation_camera``) and data,
@@ -347,12 +391,16 @@ class LaneKeepingBase(gym.Env, EzPickle):
         "_setpoint",
         "_last_command",
         "_s_start",
+        "_gust",
+        "_gust_rng",
+        "_wind",
     )
 
     def __getstate__(self) -> dict[str, Any]:
         """Constructor arguments (``EzPickle``) plus, after a reset, the episode: RNG, road, look, car state and
         MuJoCo's full physics state, so an unpickled env continues the episode step for step."""
         state = EzPickle.__getstate__(self)
+        state["_dynamics"] = dict(self._params)
         if hasattr(self, "_s_start"):
             m, d = self.model, self.data
             physics = np.empty(mujoco.mj_stateSize(m, mujoco.mjtState.mjSTATE_FULLPHYSICS))
@@ -363,7 +411,8 @@ class LaneKeepingBase(gym.Env, EzPickle):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         episode = state.get("_episode")
-        EzPickle.__setstate__(self, {k: v for k, v in state.items() if k != "_episode"})
+        EzPickle.__setstate__(self, {k: v for k, v in state.items() if k not in ("_episode", "_dynamics")})
+        self.set_params(**state.get("_dynamics", {}))
         if episode is None:
             return
         episode = dict(episode)
@@ -410,7 +459,11 @@ class LaneKeepingBase(gym.Env, EzPickle):
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
         d.qpos[self._qx], d.qpos[self._qy], d.qpos[self._qyaw] = x, y, yaw
-        d.qvel[self._vx], d.qvel[self._vy] = self._speed * math.cos(yaw), self._speed * math.sin(yaw)
+        speed = self._speed * self._params["speed"]
+        d.qvel[self._vx], d.qvel[self._vy] = speed * math.cos(yaw), speed * math.sin(yaw)
+        self._gust_rng = np.random.default_rng([start_seed, _GUST_STREAM])
+        self._gust = 0.0
+        self._wind = self._params["crosswind"]
         self._setpoint = 0.0
         self._last_command = 0.0
         d.ctrl[self._a_steer] = 0.0
@@ -425,20 +478,27 @@ class LaneKeepingBase(gym.Env, EzPickle):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         command = self._validate_action(action)
         self._last_command = command
-        target = math.atan(self._wheelbase * command * self._max_steering_curvature)
+        params = self._params
+        curvature = params["steering_gain"] * command * self._max_steering_curvature + params["steering_bias"]
+        target = math.atan(self._wheelbase * curvature)
         max_change = self._max_steering_rate * self.dt
         self._setpoint += min(max(target - self._setpoint, -max_change), max_change)
+        wind = self._wind = params["crosswind"] + self._next_gust()
         m, d = self.model, self.data
         ctrl, qpos = d.ctrl, d.qpos
         ctrl[self._a_steer] = self._setpoint
-        # bicycle model: velocity targets at the mid-step heading, refreshed every physics step
-        h, v, inv_l = self._timestep, self._speed, 1.0 / self._wheelbase
+        # bicycle model: velocity targets at the mid-step heading, refreshed every physics step; a crosswind adds a
+        # drift perpendicular to the heading (left positive)
+        h, v, inv_l = self._timestep, self._speed * params["speed"], 1.0 / self._wheelbase
         a_dx, a_dy, a_dyaw, q_yaw, q_steer = self._a_dx, self._a_dy, self._a_dyaw, self._qyaw, self._qsteer
         for _ in range(_PHYSICS_SUBSTEPS):
             rate = v * math.tan(qpos[q_steer]) * inv_l
             mid = qpos[q_yaw] + 0.5 * rate * h
             ctrl[a_dx] = v * math.cos(mid)
             ctrl[a_dy] = v * math.sin(mid)
+            if wind:
+                ctrl[a_dx] -= wind * math.sin(mid)
+                ctrl[a_dy] += wind * math.cos(mid)
             ctrl[a_dyaw] = rate
             mujoco.mj_step(m, d)
 
@@ -477,6 +537,41 @@ class LaneKeepingBase(gym.Env, EzPickle):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+    # ------------------------------------------------------------------ dynamics parameters
+    def get_params(self) -> dict[str, float]:
+        """The dynamics parameters now in force (see "Dynamics parameters" in the class docstring)."""
+        return dict(self._params)
+
+    def set_params(self, **params: float) -> None:
+        """Set dynamics parameters by name (the others keep their values); they hold until set again.
+
+        Raises:
+            ValueError: an unknown name (the message lists the valid ones) or a value outside its range.
+            TypeError: a value that is not a real number.
+        """
+        checked = {}
+        for name, value in params.items():
+            if name not in NOMINAL_DYNAMICS:
+                raise ValueError(
+                    f"unknown dynamics parameter {name!r} of the lane-keeping envs; valid: {', '.join(NOMINAL_DYNAMICS)}"
+                )
+            checked[name] = checks.real_in_range(name, value, *DYNAMICS_RANGES[name])
+        self._params.update(checked)
+        if "steering_lag" in checked:
+            lag = self._steering_time_constant * self._params["steering_lag"]
+            self.model.actuator_dynprm[self._a_steer, 0] = lag
+
+    def _next_gust(self) -> float:
+        """The crosswind gust of this step (m/s): an Ornstein-Uhlenbeck step, one normal draw per step."""
+        sigma = self._params["crosswind_gusts"]
+        draw = self._gust_rng.standard_normal()
+        if sigma == 0.0:
+            self._gust = 0.0
+            return 0.0
+        decay = math.exp(-self.dt / _GUST_TIME_CONSTANT)
+        self._gust = decay * self._gust + sigma * math.sqrt(1.0 - decay * decay) * draw
+        return self._gust
 
     # ------------------------------------------------------------------ semantic accessors
     @property
@@ -571,6 +666,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
             "is_success": success,
             "elapsed_time": elapsed,
             "steering": self.steering(),
+            "crosswind_mps": self._wind,
         }
 
     def _apply_look(self) -> None:

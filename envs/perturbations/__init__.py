@@ -21,6 +21,23 @@ name               class            neutral   level
 ``irregular_time`` IrregularTime    1         maximum frame skip K (int): k ~ U{1..K} per step
 =================  ===============  ========  ==========================================================
 
+**Dynamics** (model mismatch, :mod:`.dynamics`; :class:`DynamicsPerturbation` sets a physics parameter at every
+reset through the env's ``set_params``):
+
+=====================  ========  =====================================================================  ==========
+name                   neutral   level                                                                  range
+=====================  ========  =====================================================================  ==========
+``steering_gain``      1         lane keeping: multiplier on the commanded curvature (0: no steering)   [0, 5]
+``steering_bias``      0         lane keeping: curvature added to the command, 1/m (left positive)      +-0.1
+``steering_lag``       1         lane keeping: multiplier on the steering time constant (0.1 s)         [0.1, 50]
+``speed``              1         lane keeping: multiplier on the speed (10 m/s)                         [0.5, 2]
+``crosswind``          0         lane keeping: lateral drift, m/s, perpendicular to the heading         +-5
+``crosswind_gusts``    0         lane keeping: std of gusting lateral drift, m/s (2 s correlation)      [0, 5]
+``mass``               1         MuJoCo envs: multiplier on every body's mass and inertia               [0.1, 10]
+``friction``           1         MuJoCo envs: multiplier on every geom's sliding friction               [0, 10]
+``actuator_gain``      1         MuJoCo envs: multiplier on every actuator's force                      [0, 10]
+=====================  ========  =====================================================================  ==========
+
 At the neutral level every wrapper returns the inner env's observations, rewards and actions unchanged.
 
 **Seeding and common random numbers.** Each random wrapper owns a ``numpy.random.Generator``. It is seeded from
@@ -34,13 +51,15 @@ episode, as robustness comparisons with common random numbers require.
 
 **Modules.** :mod:`.base` (argument checks, space helpers, [0, 1] scaling, the :class:`~.base.Seeded` mixin),
 :mod:`.observation` (observation wrappers and :func:`gaussian_blur`), :mod:`.action_time` (action and time
-wrappers), :mod:`.registry` (:data:`PERTURBATIONS`, spec parsing, :func:`apply_perturbations`). Import the public
+wrappers), :mod:`.dynamics` (:class:`MujocoParams`, :class:`DynamicsPerturbation`), :mod:`.registry`
+(:data:`PERTURBATIONS`, spec parsing, :func:`apply_perturbations`). Import the public
 names from this package.
 
-May import: numpy, scipy, gymnasium and the standard library; never torch.
+May import: numpy, scipy, gymnasium, mujoco and the standard library; never torch.
 """
 
 from ncp_control.envs.perturbations.action_time import ActionDelay, ActionNoise, IrregularTime
+from ncp_control.envs.perturbations.dynamics import DynamicsPerturbation, MujocoParams
 from ncp_control.envs.perturbations.observation import (
     BrightnessShift,
     FrozenSensor,
@@ -72,6 +91,8 @@ __all__ = [
     "ActionNoise",
     "ActionDelay",
     "IrregularTime",
+    "DynamicsPerturbation",
+    "MujocoParams",
     "PerturbationInfo",
     "PerturbationSpec",
     "PERTURBATIONS",

@@ -18,6 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 from ncp_control.envs.perturbations.action_time import ActionDelay, ActionNoise, IrregularTime
+from ncp_control.envs.perturbations.dynamics import DynamicsPerturbation
 from ncp_control.envs.perturbations.observation import (
     BrightnessShift,
     FrozenSensor,
@@ -51,6 +52,15 @@ class PerturbationInfo:
     high: float  # largest valid level
     seeded: bool  # whether the wrapper draws random numbers (takes a seed)
     meaning: str  # one line for docs and error messages
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # further fixed arguments of the wrapper
+    dynamics: bool = False  # changes the physics (model mismatch), not the sensors or the action channel
+    unit: str = ""  # the level's unit where the wrapper's argument name does not say it (plots, docs)
+
+
+def _dynamics(param: str, neutral: float, low: float, high: float, unit: str, meaning: str) -> PerturbationInfo:
+    return PerturbationInfo(
+        DynamicsPerturbation, "level", float, neutral, low, high, False, meaning, {"param": param}, True, unit
+    )
 
 
 PERTURBATIONS: dict[str, PerturbationInfo] = {
@@ -144,6 +154,51 @@ PERTURBATIONS: dict[str, PerturbationInfo] = {
         math.inf,
         True,
         "each step repeats the action k ~ U{1..K} times; info['elapsed_time'] is the true time",
+    ),
+    # dynamics (model mismatch): lane keeping
+    "steering_gain": _dynamics(
+        "steering_gain",
+        1.0,
+        0.0,
+        5.0,
+        "multiplier",
+        "lane keeping: multiplier on the commanded curvature (0: no steering)",
+    ),
+    "steering_bias": _dynamics(
+        "steering_bias", 0.0, -0.1, 0.1, "1/m", "lane keeping: curvature added to the command, 1/m (left positive)"
+    ),
+    "steering_lag": _dynamics(
+        "steering_lag",
+        1.0,
+        0.1,
+        50.0,
+        "multiplier",
+        "lane keeping: multiplier on the steering filter's time constant (0.1 s)",
+    ),
+    "speed": _dynamics("speed", 1.0, 0.5, 2.0, "multiplier", "lane keeping: multiplier on the car's speed (10 m/s)"),
+    "crosswind": _dynamics(
+        "crosswind",
+        0.0,
+        -5.0,
+        5.0,
+        "m/s",
+        "lane keeping: lateral drift perpendicular to the heading, m/s (left positive)",
+    ),
+    "crosswind_gusts": _dynamics(
+        "crosswind_gusts",
+        0.0,
+        0.0,
+        5.0,
+        "m/s",
+        "lane keeping: std of gusting lateral drift, m/s (2 s correlation time)",
+    ),
+    # dynamics (model mismatch): Gymnasium's MuJoCo envs
+    "mass": _dynamics("mass", 1.0, 0.1, 10.0, "multiplier", "MuJoCo: multiplier on every body's mass and inertia"),
+    "friction": _dynamics(
+        "friction", 1.0, 0.0, 10.0, "multiplier", "MuJoCo: multiplier on every geom's sliding friction"
+    ),
+    "actuator_gain": _dynamics(
+        "actuator_gain", 1.0, 0.0, 10.0, "multiplier", "MuJoCo: multiplier on every actuator's force"
     ),
 }
 
@@ -247,7 +302,7 @@ def make_perturbation(env: gym.Env, spec: str | PerturbationSpec, seed: int | No
     info = PERTURBATIONS[spec.name]
     if info.seeded:
         kwargs["seed"] = seed
-    return info.wrapper(env, **{info.level_arg: spec.level}, **kwargs)
+    return info.wrapper(env, **{info.level_arg: spec.level}, **info.options, **kwargs)
 
 
 def apply_perturbations(env: gym.Env, specs: Sequence[str | PerturbationSpec], seed: int | None = None) -> gym.Env:

@@ -7,8 +7,9 @@ checkpoint_freq steps and every checkpoint_seconds of wall time), policy.pt (+ v
 evaluate/inspect/robustness/export, SB3's model.zip (+ vecnormalize.pkl) and evaluation.json, summarised on the
 last line. --resume continues a run from its last checkpoint up to --timesteps (or the run's own total).
 
-Example:
+Examples:
     ncp-control train-ppo --env PendulumNoVel-v1 --policy cfc --timesteps 100000 --seed 0 --out runs/pnv_cfc_s0
+    ncp-control train-ppo --env HopperNoVel-v5 --policy ltc --timesteps 150000 --perturb mass:1.5 --out runs/heavy
 """
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="continue the run in --out from its last checkpoint (reads SB3's pickled zip and "
         "VecNormalize files: resume only runs you trust)",
     )
+    parser.add_argument(
+        "--perturb",
+        action="append",
+        default=None,
+        metavar="NAME:LEVEL",
+        help="train under a perturbation, e.g. pixel_noise:0.1 or mass:1.5 (repeatable; the names of "
+        "`robustness`, one level each; applied to every training env, seeded per env; the evaluations stay "
+        "unperturbed)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="turn the progress bar off")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument(
@@ -61,6 +71,8 @@ def check_args(args: argparse.Namespace) -> None:
     if args.resume:
         if not args.out:
             raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
+        if args.perturb:
+            raise UsageError("--perturb is part of a run's config: a resumed run keeps its own (config.json)")
         checks.run_folder(args.out, "--out")
         return
     missing = [
@@ -89,6 +101,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         overrides["vec_env"] = args.vec_env
     if args.checkpoint_seconds is not None:
         overrides["checkpoint_seconds"] = args.checkpoint_seconds
+    if args.perturb:
+        overrides["perturb"] = list(args.perturb)
     if args.no_progress or not sys.stdout.isatty():
         overrides["progress_bar"] = False  # a bar in a log file is noise: the progress lines say it all
     return overrides

@@ -42,9 +42,10 @@ _SCHEMA: dict[str, type | tuple[type, ...]] = {
     "algo": dict,
     "policy_kwargs": dict,
     "checkpoint_seconds": (int, float),
+    "perturb": list,
 }
 #: Keys a run's config.json may lack (runs written before the key existed) and their values then.
-OPTIONAL_KEYS: dict[str, Any] = {"checkpoint_seconds": 60}
+OPTIONAL_KEYS: dict[str, Any] = {"checkpoint_seconds": 60, "perturb": []}
 _ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "silu")
 
 
@@ -129,6 +130,26 @@ def validate_config(config: dict[str, Any]) -> None:
     for key in SCHEDULED_KEYS:
         if key in config["algo"]:
             schedule_value(f"algo.{key}", config["algo"][key])
+    check_training_perturbations(config.get("perturb", []))
+
+
+def check_training_perturbations(specs: list[Any]) -> list[str]:
+    """``specs`` (a config's ``perturb``): perturbation specs at one level each (``"name:level"``, the names of
+    ``ncp-control robustness``), each name once. Returns them; raises ``ValueError`` naming the bad one."""
+    from ncp_control.envs.perturbations import parse_spec
+
+    names = []
+    for spec in specs:
+        if not isinstance(spec, str):
+            raise ValueError(f"config['perturb'] holds perturbation specs such as 'pixel_noise:0.1', got {spec!r}")
+        try:
+            names.append(parse_spec(spec).name)
+        except ValueError as error:
+            raise ValueError(f"config['perturb'] {spec!r}: {error}") from None
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"config['perturb'] names each perturbation once; repeated: {repeated}")
+    return list(specs)
 
 
 def finalize_config(config: dict[str, Any]) -> dict[str, Any]:

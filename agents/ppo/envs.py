@@ -13,11 +13,25 @@ import gymnasium as gym
 import numpy as np
 
 
-def _make_single_env(env_id: str, env_kwargs: dict[str, Any], timed: bool, dt: float | None) -> gym.Env:
-    """Top-level (picklable) env factory for SubprocVecEnv workers; imports ``ncp_control.envs`` to register our ids."""
+def _make_single_env(
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    timed: bool,
+    dt: float | None,
+    perturb: tuple[str, ...] = (),
+    perturbation_seed: int | None = None,
+) -> gym.Env:
+    """Top-level (picklable) env factory for SubprocVecEnv workers; imports ``ncp_control.envs`` to register our ids.
+    ``perturb``: perturbation specs applied to the raw env, inside the policy's wrappers (so an elapsed-time
+    observation reads the perturbed time)."""
     from ncp_control.agents.evaluation.episodes import make_eval_env
 
-    return make_eval_env(env_id, env_kwargs, policy_env_wrappers(timed, dt), allow_import=True)  # the user's run
+    wrappers = policy_env_wrappers(timed, dt)
+    if perturb:
+        from ncp_control.envs.perturbations import apply_perturbations
+
+        wrappers = (partial(apply_perturbations, specs=list(perturb), seed=perturbation_seed), *wrappers)
+    return make_eval_env(env_id, env_kwargs, wrappers, allow_import=True)  # the user's run
 
 
 def policy_env_wrappers(timed: bool, dt: float | None) -> tuple:
@@ -47,14 +61,27 @@ def env_step_duration(env_id: str, env_kwargs: dict[str, Any] | None = None) -> 
     return float(dt)
 
 
-def make_training_env(config: dict[str, Any], *, seed: int | None = None, n_envs: int | None = None):
-    """The (unnormalised) VecEnv for ``config``: Monitor-wrapped copies, Dummy or Subproc, seeded."""
+def make_training_env(
+    config: dict[str, Any], *, seed: int | None = None, n_envs: int | None = None, perturbed: bool = True
+):
+    """The (unnormalised) VecEnv for ``config``: Monitor-wrapped copies, Dummy or Subproc, seeded.
+
+    ``perturbed``: apply ``config["perturb"]`` (training under perturbations). Every copy's wrappers get the run's
+    seed; their draws differ between copies because each copy is reset with its own seed (``seed + index``, SB3's
+    ``VecEnv.seed``), which the wrappers combine with theirs (:mod:`ncp_control.envs.perturbations`)."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     timed = config["elapsed_time"] == "observation"
+    perturb = tuple(config.get("perturb", ())) if perturbed else ()
     factory = partial(
-        _make_single_env, config["env_id"], config["env_kwargs"], timed, config["policy_kwargs"].get("dt")
+        _make_single_env,
+        config["env_id"],
+        config["env_kwargs"],
+        timed,
+        config["policy_kwargs"].get("dt"),
+        perturb,
+        config["seed"],
     )
     vec_cls = SubprocVecEnv if config["vec_env"] == "subproc" else DummyVecEnv
     return make_vec_env(

@@ -160,7 +160,9 @@ def _learn(model, venv, config: dict[str, Any], run_dir: Path, callbacks: Sequen
     all_callbacks = [*callbacks, *_checkpoint_callbacks(config, run_dir)]
     eval_env = None
     if config["eval_freq"] > 0:
-        eval_env = normalize_env(make_training_env(config, seed=config["eval_seed"], n_envs=1), config, training=False)
+        eval_env = normalize_env(
+            make_training_env(config, seed=config["eval_seed"], n_envs=1, perturbed=False), config, training=False
+        )
         all_callbacks.append(
             EvalCallback(
                 eval_env,

@@ -5,8 +5,13 @@ rliable (summary.{md,csv,json}, profile plots; the IQM-against-steps plot is dra
 the runs, and copied), extracts every run's training curve (its periodic evaluations, ``eval/evaluations.npz``) into
 ``curves.json``, writes ``verdict.txt`` and renders the page ``--page`` from those files only.
 
+Issue 25 item 3 adds two optional inputs: ``--kl-study`` (the pendulum-novel-ltc-kl study folder: the LTC preset
+beside the same preset with PPO's target_kl), copied and re-summarised into ``--kl-data``; and the per-seed
+diagnosis of ``scripts/ltc_seed_diagnosis.py``, read from ``DATA/ltc_seed_diagnosis.json`` when it is there.
+
     python scripts/study_pendulum_novel.py --study studies/pendulum-novel-10 \
-        --data docs/data/study_pendulum_novel_10 --page docs/study_pendulum_novel_10.md --machine "..."
+        --data docs/data/study_pendulum_novel_10 --page docs/study_pendulum_novel_10.md --machine "..." \
+        [--kl-study studies/pendulum-novel-ltc-kl --kl-data docs/data/study_pendulum_novel_ltc_kl --kl-machine "..."]
 """
 
 from __future__ import annotations
@@ -33,12 +38,22 @@ def copy_study(study: Path, data: Path) -> dict:
     data.mkdir(parents=True, exist_ok=True)
     for name in ("jobs.jsonl", "spec.json", "study.json"):
         shutil.copy2(study / name, data / name)
+    _drop_machine_paths(data / "jobs.jsonl")
     write_summary(study)  # in the study folder: it has the runs' evaluation curves
     for plot in study.glob("efficiency-*.png"):
         shutil.copy2(plot, data / plot.name)
     summary = write_summary(data)
     (data / "verdict.txt").write_text("\n".join(separation_verdict(summary, ["mean_return"])) + "\n")
     return summary
+
+
+def _drop_machine_paths(jobs: Path) -> None:
+    """A reused run's record names the study it came from (``reused_from``): keep only that folder's name."""
+    records = [json.loads(line) for line in jobs.read_text().splitlines() if line.strip()]
+    for record in records:
+        if record.get("reused_from"):
+            record["reused_from"] = f"studies/{Path(record['reused_from']).name}"
+    jobs.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
 
 def curves(study: Path) -> dict[str, dict]:
@@ -108,7 +123,7 @@ def _interval(ci) -> str:
     return "-" if ci is None else f"[{ci[0]:.0f}, {ci[1]:.0f}]"
 
 
-def page(data: Path, machine: str) -> str:
+def page(data: Path, machine: str, kl_data: Path | None = None, kl_machine: str = "") -> str:
     summary = json.loads((data / "summary.json").read_text())
     spec = json.loads((data / "spec.json").read_text())
     runs = json.loads((data / "curves.json").read_text())
@@ -119,7 +134,7 @@ def page(data: Path, machine: str) -> str:
         f"# Memory on PendulumNoVel-v1 across {len(entry['seeds'])} training seeds (shipped study "
         f"agents/configs/studies/{spec['name']}.json)",
         "",
-        f"- Made by: `ncp-control study agents/configs/studies/{spec['name']}.json --out DIR --num-cpus 2 --resume`; "
+        f"- Made by: `ncp-control study {spec['name']} --out DIR --num-cpus 2 --resume`; "
         f"data and this page by `python scripts/study_pendulum_novel.py --study DIR --data "
         f"docs/data/study_pendulum_novel_10 --page docs/study_pendulum_novel_10.md`.",
         f"- Machine: {machine}. The study's driver sessions: {len(study.get('sessions', []))}; its jobs took "
@@ -172,12 +187,17 @@ def page(data: Path, machine: str) -> str:
             else "not separated"
         )
         lines.append(f"| {c['a']} vs {c['b']} | {c['prob_improvement']:.2f} [{low:.2f}, {high:.2f}] | {verdict} |")
-    lines += ["", *_ltc_section(runs), "", "## Plots", ""]
+    lines += ["", *_ltc_section(runs, kl_data is not None and (kl_data / "summary.json").is_file())]
+    if kl_data is not None and (kl_data / "summary.json").is_file():
+        lines += ["", *_kl_section(kl_data, kl_machine)]
+    if (data / "ltc_seed_diagnosis.json").is_file():
+        lines += ["", *_diagnosis_section(json.loads((data / "ltc_seed_diagnosis.json").read_text()))]
+    lines += ["", "## Plots", ""]
     lines += [f"![{p}](data/study_pendulum_novel_10/{p})" for p in sorted(x.name for x in data.glob("*.png"))]
     return "\n".join(lines) + "\n"
 
 
-def _ltc_section(runs: dict[str, dict]) -> list[str]:
+def _ltc_section(runs: dict[str, dict], kl_done: bool = False) -> list[str]:
     """Issue 25 item 3: does each LTC seed learn at some point of training, and where does it end?"""
     ltc = {_model(k)[1]: v["checkpoints_heldout"] for k, v in runs.items() if "checkpoints_heldout" in v}
     if not ltc:
@@ -209,13 +229,114 @@ def _ltc_section(runs: dict[str, dict]) -> list[str]:
         f"return moves by a median of {statistics.median(late):.0f} (largest {max(late):.0f}) between consecutive "
         f"checkpoints; over the last update or two (the last checkpoint before the end to the final policy) the "
         f"median change is {statistics.median(last):+.0f}, from {min(last):+.0f} to {max(last):+.0f}. So the final "
-        "number of a seed is partly where an unsettled policy happens to stop. Levers to try: bound each update "
-        "(agents/configs/studies/pendulum-novel-ltc-kl.json puts the preset beside the same preset with PPO's "
-        "target_kl), and a longer budget for the seeds that are still climbing.",
+        "number of a seed is partly where an unsettled policy happens to stop. "
+        + (
+            "Bounding each update was tried (below) and made it worse."
+            if kl_done
+            else "Levers to try: bound each update (agents/configs/studies/pendulum-novel-ltc-kl.json puts the "
+            "preset beside the same preset with PPO's target_kl), and a longer budget for the seeds that are still "
+            "climbing."
+        ),
         "",
         "The training curves of the plot below are SB3's periodic evaluations (10 episodes each, continuing one "
         "env's episode stream, so other episodes at each point): noisier than this table, and not comparable "
         "with the held-out numbers.",
+    ]
+    return lines
+
+
+def _kl_section(kl_data: Path, machine: str) -> list[str]:
+    """The LTC preset against the same preset with PPO's target_kl, from the pendulum-novel-ltc-kl study."""
+    summary = json.loads((kl_data / "summary.json").read_text())
+    spec = json.loads((kl_data / "spec.json").read_text())
+    kl = next(e for e in spec["train"] if e.get("tag"))
+    lines = [
+        f"## Bounding each update: the LTC preset with target_kl {kl['config']['algo']['target_kl']}",
+        "",
+        f"The shipped study `{spec['name']}` trains the LTC preset with PPO's `target_kl` = "
+        f"{kl['config']['algo']['target_kl']} (an epoch loop stops once the approximate KL divergence to the "
+        f"rollout's policy passes 1.5 x target_kl), {len(kl['seeds'])} seeds, beside the preset's own runs "
+        "(this study's, reused), on the same held-out episodes. Made by "
+        f"`ncp-control study {spec['name']} --out DIR --num-cpus 1 --runs-from PENDULUM_NOVEL_10_DIR --resume`; "
+        f"machine: {machine}; jobs' own time {summary['job_seconds']:,.0f} s. Data: "
+        f"[data/{kl_data.name}/](data/{kl_data.name}/).",
+        "",
+        "| training | seeds | mean [95% CI] | IQM [95% CI] | per seed |",
+        "|---|---|---|---|---|",
+    ]
+    for g in summary["groups"]:
+        m = g["metrics"]["mean_return"]
+        name = "preset + target_kl" if g.get("train_tag") == kl["tag"] else "preset"
+        lines.append(
+            f"| {name} | {g['n_seeds']} | {m['mean']:.0f} {_interval(m['mean_ci'])} | {m['iqm']:.0f} "
+            f"{_interval(m['iqm_ci'])} | {', '.join(f'{v:.0f}' for v in m['per_seed'])} |"
+        )
+    for c in summary["comparisons"]:
+        if c["metric"] == "mean_return":
+            low, high = c["prob_improvement_ci"]
+            winner = c["a"] if low > 0.5 else c["b"] if high < 0.5 else None
+            loser = c["b"] if winner == c["a"] else c["a"]
+            lines += [
+                "",
+                f"P({c['a']} better than {c['b']}) = {c['prob_improvement']:.2f} [{low:.2f}, {high:.2f}]: "
+                + (f"{winner} better than {loser} (separated)." if winner else "not separated."),
+            ]
+    lines += [
+        "",
+        "Bounding the updates slows learning far more than it steadies it: the training curves of the target_kl "
+        "runs still climb at 100k steps (efficiency plot below), so the KL bound trades the LTC's unsettled end "
+        "for a policy that has not yet learned. The preset stays as it is.",
+        "",
+        *[f"![{p.name}](data/{kl_data.name}/{p.name})" for p in sorted(kl_data.glob("efficiency-*.png"))],
+    ]
+    return lines
+
+
+def _diagnosis_section(record: dict) -> list[str]:
+    """What the failed LTC seeds do differently (scripts/ltc_seed_diagnosis.py)."""
+    rows = record["seeds"]
+    failed = [r for r in rows if r["failed"]]
+    lines = [
+        "## What the failed seeds do",
+        "",
+        f"Per seed, the final actor (`scripts/ltc_seed_diagnosis.py`, {record['date']}, {record['machine']}): the "
+        f"held-out return of the study; the leak time constants tau = cm / gleak of its LTC neurons (seconds; "
+        f"synapses only shorten them); and its torque on {record['episodes']} held-out episodes (share of steps "
+        f"at the 2 N m limit, standard deviation). A seed has failed below {record['threshold']:.0f}. Data: "
+        "[ltc_seed_diagnosis.json](data/study_pendulum_novel_10/ltc_seed_diagnosis.json).",
+        "",
+        "| seed | held-out return | failed | tau median (s) | tau range (s) | torque at limit | torque std |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['seed']} | {r['heldout_return']:.0f} | {'yes' if r['failed'] else 'no'} | "
+            f"{r['tau_median_s']:.2f} | {r['tau_min_s']:.2f}-{r['tau_max_s']:.1f} | {r['torque_at_limit']:.2f} | "
+            f"{r['torque_std']:.2f} |"
+        )
+    groups = record["groups"]
+    ok_limit = [r["torque_at_limit"] for r in rows if not r["failed"]]
+    fastest_ok = max(r["tau_median_s"] for r in rows if not r["failed"])
+    fast = [r["seed"] for r in failed if r["tau_median_s"] <= fastest_ok]
+    above = [r["seed"] for r in failed if r["torque_at_limit"] > max(ok_limit)]
+    lines += [
+        "",
+        f"The torque separates the groups better than the time constants, though not cleanly: {len(above)} of the "
+        f"{len(failed)} failed seeds (seeds {', '.join(map(str, above)) or 'none'}) spend more of their steps at "
+        f"the torque limit than any seed that learned (median {groups['torque_at_limit']['failed_median']:.0%} "
+        f"of steps against {groups['torque_at_limit']['ok_median']:.0%}; largest among those that learned "
+        f"{max(ok_limit):.0%}), with a wider torque spread (median std {groups['torque_std']['failed_median']:.2f} "
+        f"against {groups['torque_std']['ok_median']:.2f} N m): more bang-bang pumping than catching. Their "
+        f"neurons are slower on median ({groups['tau_median_s']['failed_median']:.2f} s against "
+        f"{groups['tau_median_s']['ok_median']:.2f} s), but "
+        + (
+            f"the ranges overlap (failed seeds {', '.join(str(s) for s in fast)} have neurons as fast as a seed "
+            "that learned), so the time constants alone do not tell a failed seed. "
+            if fast
+            else "with so few seeds that learned, that is no test either. "
+        )
+        + f"With {len(rows) - len(failed)} seeds that learned this is a description, not a test; the next levers "
+        "are the actor's output range (a squashed mean, or a smaller initial action spread) and a longer budget.",
     ]
     return lines
 
@@ -226,13 +347,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="docs data folder to write")
     parser.add_argument("--page", type=Path, required=True, help="the page to write")
     parser.add_argument("--machine", required=True, help="where and when it ran, for the page")
+    parser.add_argument("--kl-study", type=Path, help="the pendulum-novel-ltc-kl study folder (optional)")
+    parser.add_argument("--kl-data", type=Path, help="docs data folder for it (with --kl-study, or already written)")
+    parser.add_argument("--kl-machine", default="", help="where and when the kl study ran")
     args = parser.parse_args(argv)
+    if args.kl_study is not None:
+        if args.kl_data is None:
+            parser.error("--kl-study needs --kl-data")
+        copy_study(args.kl_study, args.kl_data)
     # a later sitting may lack the earlier sittings' run folders: keep the curves already extracted from them
     earlier = args.data / "curves.json"
     kept = json.loads(earlier.read_text()) if earlier.is_file() else {}
     copy_study(args.study, args.data)
     write_json_atomic(args.data / "curves.json", {**kept, **curves(args.study)}, indent=1)
-    args.page.write_text(page(args.data, args.machine))
+    args.page.write_text(page(args.data, args.machine, args.kl_data, args.kl_machine))
     return 0
 
 

@@ -10,6 +10,7 @@ last line. --resume continues a run from its last checkpoint up to --timesteps (
 Examples:
     ncp-control train-ppo --env PendulumNoVel-v1 --policy cfc --timesteps 100000 --seed 0 --out runs/pnv_cfc_s0
     ncp-control train-ppo --env HopperNoVel-v5 --policy ltc --timesteps 150000 --perturb mass:1.5 --out runs/heavy
+    ncp-control train-ppo --env LaneKeeping-v0 --policy ltc --init-from runs/demo --timesteps 20000 --out runs/ft
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "VecNormalize files: resume only runs you trust)",
     )
     parser.add_argument(
+        "--init-from",
+        metavar="RUN_DIR",
+        help="fine-tune an imitation run (train-bc or demo; ncp-ltc with --policy ltc, ncp-cfc with --policy cfc): "
+        "the actor starts as its policy (same deterministic actions), the critic fresh",
+    )
+    parser.add_argument(
         "--perturb",
         action="append",
         default=None,
@@ -71,8 +78,10 @@ def check_args(args: argparse.Namespace) -> None:
     if args.resume:
         if not args.out:
             raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
-        if args.perturb:
-            raise UsageError("--perturb is part of a run's config: a resumed run keeps its own (config.json)")
+        if args.perturb or args.init_from:
+            raise UsageError(
+                "--perturb and --init-from are part of a run's config: a resumed run keeps its own (config.json)"
+            )
         checks.run_folder(args.out, "--out")
         return
     missing = [
@@ -120,6 +129,11 @@ def _new_config(args: argparse.Namespace, overrides: dict) -> dict:
             config_file=args.config,
             overrides=overrides,
         )
+        if args.init_from:
+            from ncp_control.agents.ppo.init_from import init_config
+
+            checks.run_folder(args.init_from, "--init-from")
+            config = init_config(config, args.init_from)
         ppo.check_model_keys(config)
     except ValueError as error:
         if args.config and not str(error).startswith("config file"):

@@ -43,9 +43,10 @@ _SCHEMA: dict[str, type | tuple[type, ...]] = {
     "policy_kwargs": dict,
     "checkpoint_seconds": (int, float),
     "perturb": list,
+    "init_from": (str, type(None)),
 }
 #: Keys a run's config.json may lack (runs written before the key existed) and their values then.
-OPTIONAL_KEYS: dict[str, Any] = {"checkpoint_seconds": 60, "perturb": []}
+OPTIONAL_KEYS: dict[str, Any] = {"checkpoint_seconds": 60, "perturb": [], "init_from": None}
 _ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "silu")
 
 

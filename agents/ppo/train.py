@@ -114,6 +114,10 @@ def _build(config: dict[str, Any], run_dir: Path, checkpoint: Path | None):
     else:
         venv = normalize_env(venv, config)
         model = build_algorithm(config, venv, tensorboard_log=str(run_dir / "tensorboard"))
+        if config.get("init_from"):  # fine-tuning an imitation run: its actor, before the first update
+            from ncp_control.agents.ppo.init_from import load_actor
+
+            load_actor(model.policy, config["init_from"])
     return venv, model
 
 

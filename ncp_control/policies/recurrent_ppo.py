@@ -250,6 +250,9 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             the cell. The output map scales the action directly, so a step there is a step in action space; for
             experiments (1 with ``ltc_lr_scale=10`` was not better on 5 seeds: docs/ppo.md, ablation), no preset
             sets it. LTC actor only.
+        ltc_input_mapping: the LTC actor's per-input map before its synapses, ``"affine"`` (default, ncps's),
+            ``"linear"`` or ``"none"`` (what the imitation models use behind their conv head's dense layer, so
+            ``train-ppo --init-from`` sets it from the imitation run). LTC actor only.
         net_arch: ``dict(pi=[...], vf=[...])``: ``pi`` = MLP layers between features and the actor cell (default
             none: observations are the sensory neurons, as in the NCP paper), ``vf`` = critic MLP (default [64, 64]).
         activation_fn, ortho_init, use_sde, log_std_init, full_std, use_expln, squash_output,
@@ -292,12 +295,16 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         ltc_init: dict[str, Any] | str | None = None,
         ltc_lr_scale: float = 1.0,
         ltc_output_lr_scale: float | None = None,
+        ltc_input_mapping: str | None = None,
     ):
         self.ltc_lr_scale, self.ltc_output_lr_scale = _check_cell_options(
             cell, critic, critic_units, critic_cell, critic_wiring, ltc_init, ltc_lr_scale, ltc_output_lr_scale
         )
         self.ltc_init = LTCActorInit.from_spec(ltc_init) if cell == "ltc" else None
         self._ltc_init_spec = ltc_init
+        if ltc_input_mapping is not None and cell != "ltc":
+            raise ValueError(f"ltc_input_mapping applies to the LTC actor only, not cell={cell!r}")
+        self.ltc_input_mapping = ltc_input_mapping
         _check_time_options(dt, time_unit)
         net_arch = _resolve_net_arch(net_arch)
         self._timed, inner = _split_timed_space(observation_space)
@@ -360,6 +367,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             self.wiring,
             ode_unfolds=self.ode_unfolds,
             mode=self.cfc_mode,
+            input_mapping=self.ltc_input_mapping,
             min_elapsed_time=self.min_elapsed_time,
         )
         if self.critic_kind == "recurrent":
@@ -479,6 +487,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             ltc_init=self._ltc_init_spec,
             ltc_lr_scale=self.ltc_lr_scale,
             ltc_output_lr_scale=self.ltc_output_lr_scale,
+            ltc_input_mapping=self.ltc_input_mapping,
             normalize_images=self.normalize_images,
         )
         return data

@@ -1,0 +1,136 @@
+"""PPO fine-tuning from an imitation run (``train-ppo --init-from RUN_DIR``): the actor starts as the imitation
+policy, the critic fresh.
+
+An NCP imitation model (``ncp-ltc``, ``ncp-cfc``: conv head, NCP core whose motor neurons are the actions) maps onto
+:class:`~ncp_control.policies.recurrent_ppo.NCPActorCriticPolicy` piece for piece: the same
+:class:`~ncp_control.policies.conv.ConvHead` as the features extractor, no MLP between it and the cell
+(``net_arch.pi = []``), the same wiring, solver steps, input map and time unit, and an identity action map for
+actions in [-1, 1]. :func:`init_config` writes those settings into a PPO config; :func:`load_actor` copies the
+weights after the policy is built. Before any update the PPO policy's deterministic action is the imitation
+policy's (``tests/test_ppo_init_from.py``: a whole episode, to float tolerance).
+
+The critic is new: its MLP and value head start from SB3's initialisation and read the conv head's features, which
+actor and critic share (SB3's habit for image policies): the imitation's conv features, trained to find the lane,
+are where a value of the car's state is read most easily, and the critic's gradients then refine them with the
+actor's. The imitation run's files are read as data (``model.pt`` weights-only, ``config.json``), as any run folder.
+
+The ``lstm`` and ``cnn`` imitation models have no counterpart here yet: a clear error says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+#: imitation model kind -> PPO policy name
+POLICY_OF_KIND = {"ncp-ltc": "ltc", "ncp-cfc": "cfc"}
+#: initial log standard deviation of the fine-tuned policy's actions: log(0.15), the steering noise of the
+#: imitation demonstrations (``demo_noise_std``)
+FINE_TUNING_LOG_STD = -1.9
+
+__all__ = ["POLICY_OF_KIND", "FINE_TUNING_LOG_STD", "init_config", "load_actor", "imitation_model_config"]
+
+
+def imitation_model_config(run_dir: str | Path) -> dict[str, Any]:
+    """The imitation run's model config (``config.json``'s ``model``). Raises ``ValueError`` when ``run_dir`` is not
+    an imitation run, or one whose model has no PPO counterpart."""
+    return _imitation_run(run_dir)["model"]
+
+
+def _imitation_run(run_dir: str | Path) -> dict[str, Any]:
+    from ncp_control.agents.runs.load import read_config
+
+    config = read_config(run_dir)
+    if config.get("kind") != "bc":
+        raise ValueError(
+            f"--init-from takes an imitation run (train-bc, demo); {run_dir} is a {config.get('kind')!r} run"
+        )
+    model = config.get("model")
+    if not isinstance(model, dict) or model.get("kind") not in POLICY_OF_KIND:
+        kind = model.get("kind") if isinstance(model, dict) else None
+        raise ValueError(
+            f"--init-from supports the NCP imitation models ({', '.join(POLICY_OF_KIND)}); {run_dir} holds "
+            f"{kind!r}, which has no PPO counterpart yet"
+        )
+    return config
+
+
+def init_config(config: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
+    """``config`` (a resolved PPO config) with the actor's architecture of the imitation run in ``run_dir`` and
+    ``init_from`` set to it; the env's arguments are the imitation run's training arguments (image size, look) with
+    the config's own on top. The architecture keys of ``policy_kwargs`` (wiring, solver steps, input map, conv
+    head, ``net_arch.pi``, time step) are replaced; the others (critic, exploration, learning-rate scales) stay.
+
+    Raises:
+        ValueError: not an NCP imitation run, a policy that is not its cell (``ncp-cfc`` needs ``--policy cfc``),
+            or another env than the imitation run's.
+    """
+    from ncp_control.agents.ppo.config import validate_config
+    from ncp_control.agents.runs.load import training_env_kwargs
+
+    imitation = _imitation_run(run_dir)
+    model = imitation["model"]
+    policy = POLICY_OF_KIND[model["kind"]]
+    if config["policy"] != policy:
+        raise ValueError(f"{run_dir} holds an {model['kind']} model: fine-tune it with --policy {policy}")
+    if config["env_id"].rpartition(":")[2] != imitation["env_id"].rpartition(":")[2]:
+        raise ValueError(
+            f"{run_dir} was trained on {imitation['env_id']}: fine-tune it with --env {imitation['env_id']}"
+        )
+    ncp = {k: v for k, v in model["ncp"].items() if k != "motor_neurons"}
+    kwargs = dict(config["policy_kwargs"])
+    for key in ("ltc_init", "ltc_input_mapping", "ode_unfolds", "cfc_mode", "time_unit"):
+        kwargs.pop(key, None)
+    kwargs.update(
+        wiring={"type": "NCP", **ncp},
+        features_extractor_kwargs={"features": model["features"], "channels": list(model["conv_channels"])},
+        net_arch={"pi": [], "vf": list(kwargs.get("net_arch", {}).get("vf", [64, 64]))},
+        dt=float(model["step_seconds"]),
+    )
+    if policy == "ltc":
+        kwargs.update(ode_unfolds=model["ode_unfolds"], ltc_input_mapping=model["ltc_input_mapping"])
+    # exploration around a policy that already drives: the imitation demonstrations' own steering noise (std 0.15)
+    # unless the config sets it; SB3's default std of 1 (half the steering range) crashes nearly every rollout
+    kwargs.setdefault("log_std_init", FINE_TUNING_LOG_STD)
+    # the imitation model reads raw images: no running per-pixel normalisation in front of it
+    # the env as the imitation run trained (its image size, its look), the config's own arguments on top
+    env_kwargs = {**training_env_kwargs(imitation), **config["env_kwargs"]}
+    out = dict(config, policy_kwargs=kwargs, env_kwargs=env_kwargs, init_from=str(run_dir), normalize_obs=False)
+    validate_config(out)
+    return out
+
+
+def load_actor(policy: Any, run_dir: str | Path) -> None:
+    """Copy the imitation run's conv head and recurrent core into ``policy`` (an ``NCPActorCriticPolicy`` built
+    from :func:`init_config`'s settings).
+
+    Raises:
+        ValueError: the run's model does not fit the policy (another image size, wiring or cell), naming the part.
+    """
+    import torch
+
+    from ncp_control.agents.imitation.loading import load_predictor
+
+    model = load_predictor(run_dir)
+    head = getattr(policy.features_extractor, "head", None)
+    if head is None:
+        raise ValueError("--init-from needs the camera policy's conv head (an image observation space)")
+    if model.core is None:  # a cnn model; imitation_model_config refuses it, this narrows the type
+        raise ValueError(f"{run_dir} holds a model without a recurrent core")
+    parts: tuple[tuple[str, torch.nn.Module, torch.nn.Module], ...] = (
+        ("conv head", model.conv, head),
+        ("recurrent core", model.core, policy.actor_core),
+    )
+    for part, source, target in parts:
+        try:
+            target.load_state_dict(source.state_dict(), strict=True)
+        except RuntimeError as error:
+            detail = [line.strip() for line in str(error).splitlines() if line.strip()][-1]
+            raise ValueError(
+                f"{run_dir}: its {part} does not fit the PPO policy ({detail}); train the PPO run on the imitation "
+                "run's env and image size"
+            ) from None
+    with torch.no_grad():  # the action map is the identity for actions in [-1, 1]: check, do not assume
+        probe = torch.linspace(-1, 1, 5).reshape(5, 1).repeat(1, policy.action_net.centre.numel())
+        if not torch.allclose(policy.action_net(probe), probe):
+            raise ValueError("--init-from needs actions in [-1, 1] (the imitation model's steering range)")

@@ -1,0 +1,152 @@
+"""Write a study's docs data and page from its folder: records, rliable summary, verdict, tables and plots.
+
+Copies the study's records into ``--data`` (jobs.jsonl with no machine paths, spec.json, study.json), re-summarises
+there (summary.{md,csv,json} and plots, ``ncp-control study-report``'s code), writes ``verdict.txt`` (every pair
+of models per condition and metric: "a better than b" where the 95% interval of the probability of improvement
+across training seeds lies wholly above 0.5, else "not separated") and renders ``--page`` from those files only:
+per metric, one row per condition (perturbation and level) and one column per model, the mean over training seeds
+with its 95% stratified-bootstrap interval; then the separated pairs. Rerunning it on the data folder alone
+(``--study`` = the data folder) re-renders the page.
+
+    python scripts/study_page.py --study studies/ncp-noise-10 --data docs/data/study_ncp_noise_10 \\
+        --page docs/study_ncp_noise_10.md --title "..." --machine "..." [--command "ncp-control study ..."]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from ncp_control.agents.study.summary import separation_verdict, write_summary
+
+METRICS = {
+    "completion_rate": ("completion (share of roads)", "{:.2f}"),
+    "crash_rate": ("crash rate", "{:.2f}"),
+    "mean_abs_lateral_m": ("mean |lateral offset| (m)", "{:.3f}"),
+    "mean_return": ("mean return", "{:.0f}"),
+}
+
+
+def copy_study(study: Path, data: Path) -> dict:
+    """The records, spec and sessions into ``data`` (no machine paths), re-summarised there, with the verdict."""
+    data.mkdir(parents=True, exist_ok=True)
+    if study.resolve() != data.resolve():
+        for name in ("jobs.jsonl", "spec.json", "study.json"):
+            shutil.copy2(study / name, data / name)
+        records = [json.loads(line) for line in (data / "jobs.jsonl").read_text().splitlines() if line.strip()]
+        for record in records:
+            if record.get("reused_from"):
+                record["reused_from"] = f"studies/{Path(record['reused_from']).name}"
+        (data / "jobs.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    summary = write_summary(data)
+    metrics = [m for m in METRICS if any(m in g["metrics"] for g in summary["groups"])]
+    (data / "verdict.txt").write_text("\n".join(separation_verdict(summary, metrics)) + "\n")
+    return summary
+
+
+def _condition(group: dict) -> str:
+    if group["perturbation"] == "none":
+        return "none"
+    return f"{group['perturbation']} {group['level']:g}"
+
+
+def _tables(summary: dict, models: list[str]) -> list[str]:
+    conditions: list[str] = []
+    cells: dict[tuple[str, str, str], str] = {}
+    for g in summary["groups"]:
+        condition = _condition(g)
+        if condition not in conditions:
+            conditions.append(condition)
+        for metric, stats in g["metrics"].items():
+            fmt = METRICS.get(metric, (metric, "{:.3g}"))[1]
+            low, high = stats["mean_ci"]
+            cells[metric, condition, g["model"]] = (
+                f"{fmt.format(stats['mean'])} [{fmt.format(low)}, {fmt.format(high)}]"
+            )
+    lines: list[str] = []
+    for metric, (title, _) in METRICS.items():
+        if not any(key[0] == metric for key in cells):
+            continue
+        lines += [f"### {title}", "", "| condition | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+        for condition in conditions:
+            row = [cells.get((metric, condition, m), "") for m in models]
+            lines.append(f"| {condition} | " + " | ".join(row) + " |")
+        lines.append("")
+    return lines
+
+
+def page(data: Path, title: str, machine: str, command: str, page_path: str = "docs/STUDY.md") -> str:
+    summary = json.loads((data / "summary.json").read_text())
+    spec = json.loads((data / "spec.json").read_text())
+    verdict = (data / "verdict.txt").read_text().splitlines()
+    jobs = summary["jobs"]
+    models = sorted({g["model"] for g in summary["groups"]})
+    seeds = sorted({s for g in summary["groups"] for s in g["seeds"]})
+    separated = [line for line in verdict if "better than" in line]
+    tested = sum(1 for c in summary["comparisons"] if c["metric"] in METRICS)
+    evaluations = spec.get("evaluate", [])
+    lines = [
+        f"# {title}",
+        "",
+        f"- Made by: `{command}`; data and this page by `python scripts/study_page.py --study DIR --data "
+        f"docs/data/{data.name} --page {page_path} --title ... --machine ...`.",
+        f"- Machine: {machine}. Jobs' own time {summary['job_seconds']:,.0f} s of one core; wall time "
+        f"{summary['wall_seconds']:,.0f} s over {summary['sessions']} driver session(s).",
+        f"- **State: {jobs['done']} of {jobs['total']} jobs done** ({jobs['failed']} failed)"
+        + (
+            "."
+            if jobs["done"] == jobs["total"]
+            else ": continued with `--resume`; the numbers are from the runs so far."
+        ),
+        f"- Protocol: models {', '.join(models)} x training seeds {seeds[0]}-{seeds[-1]} ({len(seeds)}); "
+        + "; ".join(
+            f"{e['episodes']} episodes from reset seed {e['seed']} under {', '.join(e.get('perturb', [])) or 'no perturbation'}"
+            for e in evaluations
+        )
+        + f". Statistics: {summary['statistics']}.",
+        f"- Data: [data/{data.name}/](data/{data.name}/) (summary.{{md,csv,json}} with per-seed values, IQMs and every "
+        "pair's probability of improvement; jobs.jsonl; spec.json; study.json; verdict.txt; plots).",
+        "",
+        "## Verdict",
+        "",
+        f"{len(separated)} of {tested} comparisons separated (a pair is separated where the 95% interval of "
+        "P(a better than b) across training seeds lies wholly above 0.5; better: higher completion and return, lower "
+        "crash rate and |lateral offset|). With this many tests some separations are expected by chance; a "
+        "separation says the seeds order consistently, not that the gap is large (see the tables).",
+        "",
+        "```",
+        *(separated or ["(no pair separated)"]),
+        "(every other comparison: not separated)",
+        "```",
+        "",
+        "## Means across training seeds [95% interval]",
+        "",
+        *_tables(summary, models),
+        "## Plots",
+        "",
+        *[f"![{p.name}](data/{data.name}/{p.name})" for p in sorted(data.glob("*.png"))],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", type=Path, required=True, help="the study folder (or the data folder itself)")
+    parser.add_argument("--data", type=Path, required=True, help="docs data folder to write")
+    parser.add_argument("--page", type=Path, required=True, help="the page to write")
+    parser.add_argument("--title", required=True)
+    parser.add_argument("--machine", required=True, help="where and when it ran")
+    parser.add_argument("--command", default=None, help="the study command (default: from the spec's name)")
+    args = parser.parse_args(argv)
+    copy_study(args.study, args.data)
+    spec = json.loads((args.data / "spec.json").read_text())
+    command = args.command or f"ncp-control study {spec['name']} --out DIR --num-cpus 2 --resume"
+    args.page.write_text(page(args.data, args.title, args.machine, command, f"docs/{args.page.name}"))
+    print(f"wrote {args.data}/ and {args.page}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

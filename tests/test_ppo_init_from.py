@@ -54,7 +54,7 @@ def bc_runs(tmp_path_factory):
     fixture, whose old config would be resolved by the legacy renaming)."""
     root = tmp_path_factory.mktemp("bc")
     runs = {}
-    for kind in ("ncp-ltc", "ncp-cfc"):
+    for kind in ("ncp-ltc", "ncp-cfc", "lstm", "cnn"):
         run = root / kind
         assert cli_main(["train-bc", "--env", "LaneKeeping-v0", "--model", kind, "--out", str(run), *TINY_BC]) == 0
         runs[kind] = run
@@ -74,12 +74,17 @@ def _policy_and_env(run, policy_name):
     return config, model
 
 
-@pytest.mark.parametrize(("kind", "policy_name"), [("ncp-ltc", "ltc"), ("ncp-cfc", "cfc")])
+@pytest.mark.parametrize(
+    ("kind", "policy_name"), [("ncp-ltc", "ltc"), ("ncp-cfc", "cfc"), ("lstm", "lstm"), ("cnn", "mlp")]
+)
 def test_before_any_update_the_ppo_actor_is_the_imitation_policy(bc_runs, kind, policy_name):
     run = bc_runs[kind]
     config, model = _policy_and_env(run, policy_name)
     assert config["init_from"] == str(run) and config["normalize_obs"] is False
-    assert config["policy_kwargs"]["net_arch"]["pi"] == [] and config["policy_kwargs"]["wiring"]["type"] == "NCP"
+    if kind.startswith("ncp"):
+        assert config["policy_kwargs"]["net_arch"]["pi"] == [] and config["policy_kwargs"]["wiring"]["type"] == "NCP"
+    else:
+        assert config["policy_kwargs"]["features_extractor_class"] == "conv_head"
     imitation = load_predictor(run)
     env = gym.make("LaneKeeping-v0", **config["env_kwargs"])
     obs, _ = env.reset(seed=1_000_000)
@@ -108,9 +113,9 @@ def test_a_wrong_policy_or_run_kind_is_refused(bc_runs, tmp_path, capsys):
     lstm = tmp_path / "lstm"
     shutil.copytree(bc_runs["ncp-ltc"], lstm)
     saved = json.loads((lstm / "config.json").read_text())
-    saved["model"]["kind"] = "lstm"
+    saved["model"]["kind"] = "gru"
     (lstm / "config.json").write_text(json.dumps(saved))
-    with pytest.raises(ValueError, match="has no PPO counterpart yet"):
+    with pytest.raises(ValueError, match="takes the imitation models ncp-ltc, ncp-cfc, lstm, cnn"):
         init_config(ppo.resolve_config("LaneKeeping-v0", "ltc", timesteps=64, seed=0), lstm)
     code = cli_main(
         [
@@ -131,15 +136,16 @@ def test_a_wrong_policy_or_run_kind_is_refused(bc_runs, tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "--policy ltc" in err and not (tmp_path / "x").exists()
 
 
-def test_cli_fine_tunes_and_the_run_works_with_evaluate(bc_runs, tmp_path, capsys):
+@pytest.mark.parametrize(("kind", "policy_name"), [("ncp-ltc", "ltc"), ("cnn", "mlp")])
+def test_cli_fine_tunes_and_the_run_works_with_evaluate(bc_runs, tmp_path, capsys, kind, policy_name):
     config = tmp_path / "c.json"
     config.write_text(json.dumps({k: v for k, v in FAST.items() if k != "n_envs"}))
     run = tmp_path / "ft"
-    args = ["train-ppo", "--env", "LaneKeeping-v0", "--policy", "ltc", "--timesteps", "64", "--n-envs", "1"]
-    args += ["--init-from", str(bc_runs["ncp-ltc"]), "--config", str(config), "--out", str(run), "--no-progress"]
+    args = ["train-ppo", "--env", "LaneKeeping-v0", "--policy", policy_name, "--timesteps", "64", "--n-envs", "1"]
+    args += ["--init-from", str(bc_runs[kind]), "--config", str(config), "--out", str(run), "--no-progress"]
     assert cli_main(args) == 0
     saved = json.loads((run / "config.json").read_text())
-    assert saved["init_from"] == str(bc_runs["ncp-ltc"]) and saved["policy_kwargs"]["ltc_input_mapping"] == "none"
+    assert saved["init_from"] == str(bc_runs[kind]) and saved["policy_kwargs"]["log_std_init"] == -1.9
     capsys.readouterr()
     assert cli_main(["evaluate", str(run), "--episodes", "1", "--json", str(tmp_path / "e.json")]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["episodes"] == 1

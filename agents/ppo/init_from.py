@@ -14,7 +14,11 @@ actor and critic share (SB3's habit for image policies): the imitation's conv fe
 are where a value of the car's state is read most easily, and the critic's gradients then refine them with the
 actor's. The imitation run's files are read as data (``model.pt`` weights-only, ``config.json``), as any run folder.
 
-The ``lstm`` and ``cnn`` imitation models have no counterpart here yet: a clear error says so.
+The baselines map the same way onto SB3's policies with the same conv head (``features_extractor_class:
+"conv_head"``): the ``lstm`` model onto sb3-contrib's ``RecurrentPPO`` LSTM policy (its ``nn.LSTMCell`` weights
+become the one-layer ``nn.LSTM``'s, its read-out the action head, no MLP between; the critic gets an LSTM of its
+own), the ``cnn`` onto SB3's ``PPO`` policy (its dense ReLU layer the actor's one-layer MLP, its read-out the action
+head).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 #: imitation model kind -> PPO policy name
-POLICY_OF_KIND = {"ncp-ltc": "ltc", "ncp-cfc": "cfc"}
+POLICY_OF_KIND = {"ncp-ltc": "ltc", "ncp-cfc": "cfc", "lstm": "lstm", "cnn": "mlp"}
 #: initial log standard deviation of the fine-tuned policy's actions: log(0.15), the steering noise of the
 #: imitation demonstrations (``demo_noise_std``)
 FINE_TUNING_LOG_STD = -1.9
@@ -49,8 +53,7 @@ def _imitation_run(run_dir: str | Path) -> dict[str, Any]:
     if not isinstance(model, dict) or model.get("kind") not in POLICY_OF_KIND:
         kind = model.get("kind") if isinstance(model, dict) else None
         raise ValueError(
-            f"--init-from supports the NCP imitation models ({', '.join(POLICY_OF_KIND)}); {run_dir} holds "
-            f"{kind!r}, which has no PPO counterpart yet"
+            f"--init-from takes the imitation models {', '.join(POLICY_OF_KIND)}; {run_dir} holds {kind!r}"
         )
     return config
 
@@ -77,27 +80,47 @@ def init_config(config: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
         raise ValueError(
             f"{run_dir} was trained on {imitation['env_id']}: fine-tune it with --env {imitation['env_id']}"
         )
-    ncp = {k: v for k, v in model["ncp"].items() if k != "motor_neurons"}
-    kwargs = dict(config["policy_kwargs"])
-    for key in ("ltc_init", "ltc_input_mapping", "ode_unfolds", "cfc_mode", "time_unit"):
-        kwargs.pop(key, None)
-    kwargs.update(
-        wiring={"type": "NCP", **ncp},
-        features_extractor_kwargs={"features": model["features"], "channels": list(model["conv_channels"])},
-        net_arch={"pi": [], "vf": list(kwargs.get("net_arch", {}).get("vf", [64, 64]))},
-        dt=float(model["step_seconds"]),
-    )
-    if policy == "ltc":
-        kwargs.update(ode_unfolds=model["ode_unfolds"], ltc_input_mapping=model["ltc_input_mapping"])
+    kwargs = _architecture(model, dict(config["policy_kwargs"]))
     # exploration around a policy that already drives: the imitation demonstrations' own steering noise (std 0.15)
     # unless the config sets it; SB3's default std of 1 (half the steering range) crashes nearly every rollout
     kwargs.setdefault("log_std_init", FINE_TUNING_LOG_STD)
-    # the imitation model reads raw images: no running per-pixel normalisation in front of it
-    # the env as the imitation run trained (its image size, its look), the config's own arguments on top
+    # the env as the imitation run trained (its image size, its look), the config's own arguments on top; the
+    # imitation model reads raw images: no running per-pixel normalisation in front of it
     env_kwargs = {**training_env_kwargs(imitation), **config["env_kwargs"]}
     out = dict(config, policy_kwargs=kwargs, env_kwargs=env_kwargs, init_from=str(run_dir), normalize_obs=False)
     validate_config(out)
     return out
+
+
+def _architecture(model: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``policy_kwargs`` with the imitation model's architecture: its conv head, and per kind the NCP (wiring,
+    solver steps, input map, time step, no MLP before the cell), the LSTM (hidden size, no MLP after it) or the
+    dense layer of the ``cnn`` (one ReLU layer of ``cnn_hidden`` units)."""
+    for key in ("ltc_init", "ltc_input_mapping", "ode_unfolds", "cfc_mode", "time_unit", "wiring", "cell"):
+        kwargs.pop(key, None)
+    vf = list(kwargs.get("net_arch", {}).get("vf", [64, 64])) if isinstance(kwargs.get("net_arch"), dict) else [64, 64]
+    kwargs["features_extractor_kwargs"] = {"features": model["features"], "channels": list(model["conv_channels"])}
+    kind = model["kind"]
+    if kind in ("ncp-ltc", "ncp-cfc"):
+        ncp = {k: v for k, v in model["ncp"].items() if k != "motor_neurons"}
+        kwargs.update(wiring={"type": "NCP", **ncp}, net_arch={"pi": [], "vf": vf}, dt=float(model["step_seconds"]))
+        if kind == "ncp-ltc":
+            kwargs.update(ode_unfolds=model["ode_unfolds"], ltc_input_mapping=model["ltc_input_mapping"])
+        return kwargs
+    kwargs["features_extractor_class"] = "conv_head"
+    for key in ("dt", "critic", "critic_units", "critic_cell", "critic_wiring", "ltc_lr_scale", "ltc_output_lr_scale"):
+        kwargs.pop(key, None)
+    if kind == "lstm":
+        kwargs.update(
+            lstm_hidden_size=model["lstm_units"],
+            n_lstm_layers=1,
+            shared_lstm=False,
+            enable_critic_lstm=True,
+            net_arch={"pi": [], "vf": vf},
+        )
+    else:  # cnn: conv head, Linear + ReLU, Linear
+        kwargs.update(net_arch={"pi": [model["cnn_hidden"]], "vf": vf}, activation_fn="relu")
+    return kwargs
 
 
 def load_actor(policy: Any, run_dir: str | Path) -> None:
@@ -115,12 +138,24 @@ def load_actor(policy: Any, run_dir: str | Path) -> None:
     head = getattr(policy.features_extractor, "head", None)
     if head is None:
         raise ValueError("--init-from needs the camera policy's conv head (an image observation space)")
-    if model.core is None:  # a cnn model; imitation_model_config refuses it, this narrows the type
-        raise ValueError(f"{run_dir} holds a model without a recurrent core")
-    parts: tuple[tuple[str, torch.nn.Module, torch.nn.Module], ...] = (
-        ("conv head", model.conv, head),
-        ("recurrent core", model.core, policy.actor_core),
-    )
+    kind = model.config.kind
+    parts: list[tuple[str, torch.nn.Module, torch.nn.Module]] = [("conv head", model.conv, head)]
+    if kind in ("ncp-ltc", "ncp-cfc") and model.core is not None:
+        parts.append(("recurrent core", model.core, policy.actor_core))
+    elif kind == "lstm" and model.core is not None:
+        cell = model.core.cell  # nn.LSTMCell -> the policy's one-layer nn.LSTM (same gate order)
+        if not isinstance(cell, torch.nn.LSTMCell):
+            raise ValueError(f"{run_dir}: an lstm model whose core is not an nn.LSTMCell")
+        lstm = torch.nn.LSTM(cell.input_size, cell.hidden_size)
+        lstm.load_state_dict({f"{name}_l0": value for name, value in cell.state_dict().items()})
+        parts += [("LSTM", lstm, policy.lstm_actor), ("read-out", model.readout, policy.action_net)]
+    else:  # cnn: Linear, ReLU, Linear
+        if not isinstance(model.readout, torch.nn.Sequential):
+            raise ValueError(f"{run_dir}: a cnn model whose read-out is not Linear, ReLU, Linear")
+        parts += [
+            ("dense layer", model.readout[0], policy.mlp_extractor.policy_net[0]),
+            ("read-out", model.readout[2], policy.action_net),
+        ]
     for part, source, target in parts:
         try:
             target.load_state_dict(source.state_dict(), strict=True)
@@ -130,7 +165,8 @@ def load_actor(policy: Any, run_dir: str | Path) -> None:
                 f"{run_dir}: its {part} does not fit the PPO policy ({detail}); train the PPO run on the imitation "
                 "run's env and image size"
             ) from None
-    with torch.no_grad():  # the action map is the identity for actions in [-1, 1]: check, do not assume
-        probe = torch.linspace(-1, 1, 5).reshape(5, 1).repeat(1, policy.action_net.centre.numel())
-        if not torch.allclose(policy.action_net(probe), probe):
-            raise ValueError("--init-from needs actions in [-1, 1] (the imitation model's steering range)")
+    if kind in ("ncp-ltc", "ncp-cfc"):
+        with torch.no_grad():  # the action map is the identity for actions in [-1, 1]: check, do not assume
+            probe = torch.linspace(-1, 1, 5).reshape(5, 1).repeat(1, policy.action_net.centre.numel())
+            if not torch.allclose(policy.action_net(probe), probe):
+                raise ValueError("--init-from needs actions in [-1, 1] (the imitation model's steering range)")

@@ -69,6 +69,13 @@ def _policy_spec(config: dict[str, Any], observation_space) -> tuple[Any, dict[s
             "leaky_relu": nn.LeakyReLU,
             "silu": nn.SiLU,
         }[kwargs["activation_fn"]]
+    extractor = kwargs.get("features_extractor_class")
+    if extractor is not None:  # JSON names the extractor: "conv_head" is the imitation models' ConvHead
+        if extractor != "conv_head":
+            raise ValueError(f"policy_kwargs.features_extractor_class must be 'conv_head', got {extractor!r}")
+        from ncp_control.policies.recurrent_ppo import ConvHeadExtractor
+
+        kwargs["features_extractor_class"] = ConvHeadExtractor
     policy = config["policy"]
     if policy in ("ltc", "cfc"):
         from ncp_control.policies.recurrent_ppo import NCPActorCriticPolicy

@@ -283,7 +283,8 @@ def _noise() -> dict:
     runs_per_model = _one(
         (sum(m["policy"] == model for m in data["models"].values()) for model in crash), "runs per model"
     )
-    study = _load("study_ncp_noise/summary.json")
+    folder = _noise_study()
+    study = _load(f"{folder}/summary.json")
     verdict = [line.rsplit(": ", 1)[1] for line in separation_verdict(study, ["crash_rate"])]
     separated = sorted({pair for line in verdict if line != "not separated" for pair in line.split("; ")})
     return {
@@ -293,6 +294,8 @@ def _noise() -> dict:
         "best": min(total, key=total.get),
         "runs_per_model": runs_per_model,
         "study": study,
+        "folder": folder,
+        "page": f"{folder}.md",
         "seeds": min(group["n_seeds"] for group in study["groups"]),
         "verdict": (
             "not separated at any level"
@@ -300,6 +303,17 @@ def _noise() -> dict:
             else f"separated ({_weak(study)}) only for " + ", ".join(separated)
         ),
     }
+
+
+def _noise_study() -> str:
+    """The pixel-noise study with the most training seeds whose run is complete: study_ncp_noise_10 (issue 25,
+    10 seeds) once it has finished, else the 3-seed study_ncp_noise."""
+    ten = DATA / "study_ncp_noise_10" / "summary.json"
+    if ten.is_file():
+        jobs = json.loads(ten.read_text())["jobs"]
+        if jobs["done"] == jobs["total"]:
+            return "study_ncp_noise_10"
+    return "study_ncp_noise"
 
 
 def _weak(summary: dict) -> str:
@@ -319,9 +333,9 @@ def _noise_bullet() -> str:
         f"{'s' if n['runs_per_model'] > 1 else ''}, {n['data']['episodes']} held-out roads, "
         f"{_file('ncp_noise/ncp_noise.json')}): crash rates at\n  pixel-noise std "
         f"{', '.join(f'{lv:g}' for lv in levels)}: {rates}; fewest crashes: {n['best']} ({_page('ncp_noise.md')})."
-        f"\n  With {n['seeds']} training seeds per model as the unit ({_file('study_ncp_noise/summary.json')}, "
+        f"\n  With {n['seeds']} training seeds per model as the unit ({_file(n['folder'] + '/summary.json')}, "
         f"{_percent(n['study']['confidence'])} intervals across seeds): crash rates {n['verdict']} "
-        f"({_page('study_ncp_noise.md')})."
+        f"({_page(n['page'])})."
     )
 
 
@@ -607,7 +621,7 @@ def render_headline() -> str:
     c, i, n = _cells(), _imitation(), _noise()
     e = _env_speed()
     rows = _benchmark_rows(c, i, n)
-    for row in (_generalisation_row(), _ppo_ablation_row(), _pendulum_row(), _mujoco_row()):
+    for row in (_generalisation_row(), _ppo_ablation_row(), _pendulum_row(), _mujoco_row(), _mismatch_row()):
         if row is not None:
             rows.append(row)
     rows.append(_deploy_row())
@@ -642,7 +656,7 @@ def _benchmark_rows(c: dict, i: dict, n: dict) -> list[tuple[str, str, str]]:
         (
             f"The NCP paper's pixel-noise test, {n['seeds']} training seeds per model",
             f"crash rates {n['verdict']}",
-            "study_ncp_noise.md",
+            n["page"],
         ),
     ]
 
@@ -716,6 +730,30 @@ def _pendulum_row() -> tuple[str, str, str] | None:
         f"training seeds per policy){state}",
         f"IQM return {iqm}; verdict (rliable, probability of improvement): {'; '.join(verdict)}",
         "study_pendulum_novel_10.md",
+    )
+
+
+def _mismatch_row() -> tuple[str, str, str] | None:
+    """Model mismatch on lane keeping (issue 28): which models complete more roads under each dynamics change."""
+    if not (DATA / "study_lane_mismatch/summary.json").is_file():
+        return None
+    summary = _load("study_lane_mismatch/summary.json")
+    seeds = min(group["n_seeds"] for group in summary["groups"])
+    lines = [line for line in separation_verdict(summary, ["completion_rate"]) if not line.endswith("not separated")]
+    conditions = [line.split(" completion_rate: ")[0].split(" ", 1)[1] for line in lines]
+    pairs = [line.rsplit(": ", 1)[1] for line in lines]
+    jobs = summary["jobs"]
+    state = "" if jobs["done"] == jobs["total"] else f" (study part-way: {jobs['done']} of {jobs['total']} jobs)"
+    verdict = (
+        "completion not separated between any two models under any change"
+        if not lines
+        else "separated on completion (rliable: P(a better than b) interval above 0.5): "
+        + "; ".join(f"{c}: {p}" for c, p in zip(conditions, pairs))
+    )
+    return (
+        f"Model mismatch in lane keeping (steering, crosswind), {seeds} training seeds per model{state}",
+        verdict,
+        "study_lane_mismatch.md",
     )
 
 

@@ -167,3 +167,35 @@ def test_a_short_fine_tuning_run_keeps_completing_the_demo_roads(tmp_path, capsy
     assert cli_main(["evaluate", str(run), "--episodes", "5", "--seed", "1000000", "--json", str(out)]) == 0
     after = json.loads(out.read_text())
     assert after["completion_rate"] >= 0.8, after
+
+
+def test_the_anchor_keeps_the_fine_tuned_actor_near_the_imitation_policy(bc_runs, tmp_path):
+    """Two fine-tuning runs from one imitation run, the same seeds: with anchor_weight the actor's weights end
+    much closer to the imitation weights than without; the critic is not anchored."""
+    from ncp_control.agents.ppo.init_from import actor_parameters
+
+    def fine_tune(weight, out):
+        config = ppo.resolve_config(
+            "LaneKeeping-v0", "ltc", timesteps=128, seed=0, overrides={**json.loads(json.dumps(FAST)), "n_envs": 2}
+        )
+        config = init_config(config, bc_runs["ncp-ltc"])
+        config["anchor_weight"] = weight
+        config["algo"]["learning_rate"] = 3e-3  # large steps, so that the anchor has something to hold
+        return ppo.train(config, out, evaluate_at_end=False).policy
+
+    free, anchored = fine_tune(0.0, tmp_path / "free"), fine_tune(300.0, tmp_path / "anchored")
+    initial = ppo.build_policy(
+        json.loads((tmp_path / "free" / "config.json").read_text()), free.observation_space, free.action_space
+    )
+    load_actor(initial, bc_runs["ncp-ltc"])
+    start = actor_parameters(initial)
+
+    def distance(policy):
+        return (
+            sum(float((p.detach() - start[name].detach()).pow(2).sum()) for name, p in actor_parameters(policy).items())
+            ** 0.5
+        )
+
+    assert distance(free) > 0 and distance(anchored) < 0.3 * distance(free), (distance(anchored), distance(free))
+    with pytest.raises(ValueError, match="needs init_from"):
+        ppo.resolve_config("LaneKeeping-v0", "ltc", timesteps=64, overrides={"anchor_weight": 1.0})

@@ -49,6 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the actor starts as its policy (same deterministic actions), the critic fresh",
     )
     parser.add_argument(
+        "--anchor-weight",
+        type=float,
+        default=None,
+        metavar="W",
+        help="with --init-from: after each optimizer step pull the actor's weights toward the imitation run's "
+        "(L2-SP, theta -= lr * W * (theta - theta_0)); 0 (default) turns it off",
+    )
+    parser.add_argument(
         "--perturb",
         action="append",
         default=None,
@@ -78,9 +86,10 @@ def check_args(args: argparse.Namespace) -> None:
     if args.resume:
         if not args.out:
             raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
-        if args.perturb or args.init_from:
+        if args.perturb or args.init_from or args.anchor_weight is not None:
             raise UsageError(
-                "--perturb and --init-from are part of a run's config: a resumed run keeps its own (config.json)"
+                "--perturb, --init-from and --anchor-weight are part of a run's config: a resumed run keeps its own "
+                "(config.json)"
             )
         checks.run_folder(args.out, "--out")
         return
@@ -112,6 +121,10 @@ def _overrides(args: argparse.Namespace) -> dict:
         overrides["checkpoint_seconds"] = args.checkpoint_seconds
     if args.perturb:
         overrides["perturb"] = list(args.perturb)
+    if args.anchor_weight is not None:
+        overrides["anchor_weight"] = args.anchor_weight
+    if args.init_from:
+        overrides["init_from"] = args.init_from  # init_config fills in the architecture
     if args.no_progress or not sys.stdout.isatty():
         overrides["progress_bar"] = False  # a bar in a log file is noise: the progress lines say it all
     return overrides

@@ -44,9 +44,10 @@ _SCHEMA: dict[str, type | tuple[type, ...]] = {
     "checkpoint_seconds": (int, float),
     "perturb": list,
     "init_from": (str, type(None)),
+    "anchor_weight": (int, float),
 }
 #: Keys a run's config.json may lack (runs written before the key existed) and their values then.
-OPTIONAL_KEYS: dict[str, Any] = {"checkpoint_seconds": 60, "perturb": [], "init_from": None}
+OPTIONAL_KEYS: dict[str, Any] = {"checkpoint_seconds": 60, "perturb": [], "init_from": None, "anchor_weight": 0}
 _ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "silu")
 
 
@@ -132,6 +133,9 @@ def validate_config(config: dict[str, Any]) -> None:
         if key in config["algo"]:
             schedule_value(f"algo.{key}", config["algo"][key])
     check_training_perturbations(config.get("perturb", []))
+    anchor = checks.non_negative_real("config['anchor_weight']", config.get("anchor_weight", 0), hint="0 turns it off")
+    if anchor > 0 and not config.get("init_from"):
+        raise ValueError("config['anchor_weight'] keeps a fine-tuned actor near its imitation run: it needs init_from")
 
 
 def check_training_perturbations(specs: list[Any]) -> list[str]:

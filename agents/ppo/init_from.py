@@ -32,7 +32,15 @@ POLICY_OF_KIND = {"ncp-ltc": "ltc", "ncp-cfc": "cfc", "lstm": "lstm", "cnn": "ml
 #: imitation demonstrations (``demo_noise_std``)
 FINE_TUNING_LOG_STD = -1.9
 
-__all__ = ["POLICY_OF_KIND", "FINE_TUNING_LOG_STD", "init_config", "load_actor", "imitation_model_config"]
+__all__ = [
+    "POLICY_OF_KIND",
+    "FINE_TUNING_LOG_STD",
+    "init_config",
+    "load_actor",
+    "imitation_model_config",
+    "actor_parameters",
+    "anchor_actor",
+]
 
 
 def imitation_model_config(run_dir: str | Path) -> dict[str, Any]:
@@ -170,3 +178,50 @@ def load_actor(policy: Any, run_dir: str | Path) -> None:
             probe = torch.linspace(-1, 1, 5).reshape(5, 1).repeat(1, policy.action_net.centre.numel())
             if not torch.allclose(policy.action_net(probe), probe):
                 raise ValueError("--init-from needs actions in [-1, 1] (the imitation model's steering range)")
+
+
+#: the parameter names (prefixes) of the actor that an imitation run sets: the conv head (shared with the critic)
+#: and the actor's own layers, for the four policies
+_ACTOR_PREFIXES = (
+    "features_extractor.",
+    "pi_features_extractor.",
+    "actor_core.",
+    "actor_mlp.",
+    "lstm_actor.",
+    "mlp_extractor.policy_net.",
+    "action_net.",
+)
+
+
+def actor_parameters(policy: Any) -> dict[str, Any]:
+    """The parameters of ``policy`` that :func:`load_actor` sets, by name (not the critic's, not the log std)."""
+    return {name: p for name, p in policy.named_parameters() if name.startswith(_ACTOR_PREFIXES)}
+
+
+def anchor_actor(policy: Any, initial: Any, weight: float) -> None:
+    """Keep the fine-tuned actor near the imitation policy: after every optimizer step, pull each actor parameter
+    toward its value in ``initial`` (a policy of the same architecture holding the imitation weights):
+    ``theta -= min(lr * weight, 1) * (theta - theta_0)``, with each parameter group's learning rate (and its
+    ``lr_scale``). For SGD this is the gradient step of ``weight / 2 * ||theta - theta_0||^2`` added to the loss
+    (L2-SP: Li, Grandvalet and Davids, ICML 2018); under Adam it is decoupled from the adaptive step, as AdamW's
+    weight decay is. ``weight`` 0 adds nothing.
+    """
+    import torch
+
+    from ncp_control.policies.lr_scale import LR_SCALE_KEY
+
+    if weight == 0:
+        return
+    targets = actor_parameters(initial)
+    anchors = {id(p): targets[name].detach().clone() for name, p in actor_parameters(policy).items()}
+
+    def pull(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        with torch.no_grad():
+            for group in optimizer.param_groups:
+                step = min(float(group["lr"]) * float(group.get(LR_SCALE_KEY, 1.0)) * weight, 1.0)
+                for p in group["params"]:
+                    anchor = anchors.get(id(p))
+                    if anchor is not None:
+                        p.sub_(step * (p - anchor))
+
+    policy.optimizer.register_step_post_hook(pull)

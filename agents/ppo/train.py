@@ -16,7 +16,7 @@ import numpy as np
 from ncp_control.agents.ppo.config import OPTIONAL_KEYS, finalize_config, validate_config
 from ncp_control.agents.ppo.envs import make_training_env, normalize_env
 from ncp_control.agents.ppo.load import load_predictor
-from ncp_control.agents.ppo.models import algorithm_class, build_algorithm, check_model_keys
+from ncp_control.agents.ppo.models import algorithm_class, build_algorithm, build_policy, check_model_keys
 from ncp_control.agents.ppo.run_folder import (
     CHECKPOINT_DIR,
     CHECKPOINT_PREFIX,
@@ -118,6 +118,12 @@ def _build(config: dict[str, Any], run_dir: Path, checkpoint: Path | None):
             from ncp_control.agents.ppo.init_from import load_actor
 
             load_actor(model.policy, config["init_from"])
+    if config.get("anchor_weight", 0) > 0:  # fresh or resumed: the anchor is the imitation run's actor
+        from ncp_control.agents.ppo.init_from import anchor_actor, load_actor
+
+        initial = build_policy(config, model.policy.observation_space, model.policy.action_space)
+        load_actor(initial, config["init_from"])
+        anchor_actor(model.policy, initial, float(config["anchor_weight"]))
     return venv, model
 
 

@@ -486,7 +486,11 @@ def _sweep(
 ) -> RobustnessResults:
     """Load the models, plan the tasks, run them and gather the results of a checked sweep."""
     labelled = _label_models(models)
-    loaded = _load_models(labelled, env_id, env_kwargs, plan.processes, say, plan.sweeps)
+    wrapped = [  # the levels that will build a wrapper (a shared neutral level runs on the plain env)
+        (name, tuple(lv for lv in levels if not (plan.share_neutral and lv == PERTURBATIONS[name].neutral)))
+        for name, levels in plan.sweeps
+    ]
+    loaded = _load_models(labelled, env_id, env_kwargs, plan.processes, say, wrapped)
     tasks = _plan_tasks(loaded.job_of, plan.sweeps, plan.share_neutral, plan.episodes, plan.block_episodes)
     t0 = time.perf_counter()
     outcomes = _run_and_report(tasks, loaded, say, t0, **plan.run_settings())

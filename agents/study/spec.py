@@ -397,7 +397,7 @@ def _check_perturbations_fit(evaluations: tuple[dict[str, Any], ...]) -> None:
     here, before any job runs."""
     from ncp_control.agents.evaluation.episodes import make_eval_env
     from ncp_control.agents.evaluation.robustness import parse_sweeps
-    from ncp_control.envs.perturbations import make_perturbation
+    from ncp_control.envs.perturbations import PERTURBATIONS, make_perturbation
 
     for i, e in enumerate(evaluations):
         if not e["perturb"]:
@@ -406,7 +406,8 @@ def _check_perturbations_fit(evaluations: tuple[dict[str, Any], ...]) -> None:
         try:
             for name, levels in parse_sweeps(e["perturb"]):
                 for level in levels:
-                    make_perturbation(env, f"{name}:{level}", seed=0)
+                    if level != PERTURBATIONS[name].neutral:  # a neutral level runs on the plain env
+                        make_perturbation(env, f"{name}:{level}", seed=0)
         except (TypeError, ValueError) as error:
             raise ValueError(f"evaluate[{i}].perturb on {e['env']}: {error}") from error
         finally:

@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="NAME:LEVEL",
         help="train under a perturbation, e.g. pixel_noise:0.1 or mass:1.5 (repeatable; the names of "
-        "`robustness`, one level each; applied to every training env, seeded per env; the evaluations stay "
+        "robustness, one level each; applied to every training env, seeded per env; the evaluations stay "
         "unperturbed)",
     )
     parser.add_argument("--no-progress", action="store_true", help="turn the progress bar off")

@@ -58,7 +58,6 @@ class LaneKeepingStateEnv(LaneKeepingBase):
         n = 5 + len(preview)
         high = np.empty(n, dtype=np.float32)
         high[0] = self.lateral_offset_bound
-        self._high_lateral = self.lateral_offset_bound
         high[1] = math.pi
         high[2] = self._speed
         high[3] = 1.0
@@ -71,8 +70,7 @@ class LaneKeepingStateEnv(LaneKeepingBase):
 
     def _observation(self) -> np.ndarray:
         obs = self._obs
-        bound = self._high_lateral
-        obs[0] = min(max(self.lateral_offset(), -bound), bound)  # only a ``speed`` above 1 can leave the bound
+        obs[0] = self.lateral_offset()
         obs[1] = self.heading_error()
         obs[2] = self._speed  # the nominal speed (a ``speed`` perturbation is a mismatch the policy is not told)
         obs[3] = self._last_command

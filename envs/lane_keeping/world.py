@@ -177,7 +177,7 @@ WORLD_MANUAL = """
     - ``steering_lag=1.0`` (in [0.1, 50]): multiplies the steering filter's time constant;
     - ``speed=1.0`` (in [0.5, 2]): multiplies the car's speed (the progress reward stays normalised by the nominal
       speed, so a finished road is worth the same; ``LaneKeepingState-v0``'s speed entry keeps showing the nominal
-      speed, and its lateral offset is clipped to the observation bound on the step that ends an episode);
+      speed, and above 1 its lateral offset can pass the observation bound on the step that ends an episode);
     - ``crosswind=0.0`` m/s (in [-5, 5]): a lateral drift of the car, perpendicular to its heading, positive to
       the left;
     - ``crosswind_gusts=0.0`` m/s (in [0, 5]): the standard deviation of gusts added to it, an Ornstein-Uhlenbeck
@@ -479,8 +479,11 @@ class LaneKeepingBase(gym.Env, EzPickle):
         command = self._validate_action(action)
         self._last_command = command
         params = self._params
-        curvature = params["steering_gain"] * command * self._max_steering_curvature + params["steering_bias"]
-        target = math.atan(self._wheelbase * curvature)
+        # the nominal expression's order of operations (bit for bit): wheelbase * command * max curvature
+        commanded = params["steering_gain"] * command
+        target = math.atan(
+            self._wheelbase * commanded * self._max_steering_curvature + self._wheelbase * params["steering_bias"]
+        )
         max_change = self._max_steering_rate * self.dt
         self._setpoint += min(max(target - self._setpoint, -max_change), max_change)
         wind = self._wind = params["crosswind"] + self._next_gust()

@@ -104,3 +104,23 @@ def test_cli_trains_under_a_perturbation_and_refuses_a_misfit(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "steering_gain applies to the lane-keeping envs" in err
     assert not bad.exists()
+
+
+def test_domain_randomised_looks_reach_every_training_env_copy_seeded_per_copy():
+    """env_kwargs' domain_randomization applies to the training envs: each copy draws its own look from its own
+    reset seed, the same looks on every run with the same seed."""
+    config = _config("LaneKeepingState-v0", None, policy="mlp", env_kwargs={"domain_randomization": ["colours"]})
+
+    def looks():
+        venv = make_training_env(config)
+        venv.reset()
+        found = [env.unwrapped.appearance.asphalt for env in venv.envs]
+        venv.close()
+        return found
+
+    first, again = looks(), looks()
+    assert first == again and first[0] != first[1]
+    plain = make_training_env(_config("LaneKeepingState-v0", None, policy="mlp"))
+    plain.reset()
+    assert plain.envs[0].unwrapped.appearance.asphalt not in first
+    plain.close()

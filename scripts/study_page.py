@@ -85,6 +85,7 @@ def page(data: Path, title: str, machine: str, command: str, page_path: str = "d
     models = sorted({g["model"] for g in summary["groups"]})
     seeds = sorted({s for g in summary["groups"] for s in g["seeds"]})
     separated = [line for line in verdict if "better than" in line]
+    n_pairs = sum(len(line.rsplit(": ", 1)[1].split("; ")) for line in separated)
     tested = sum(1 for c in summary["comparisons"] if c["metric"] in METRICS)
     evaluations = spec.get("evaluate", [])
     lines = [
@@ -111,7 +112,7 @@ def page(data: Path, title: str, machine: str, command: str, page_path: str = "d
         "",
         "## Verdict",
         "",
-        f"{len(separated)} of {tested} comparisons separated (a pair is separated where the 95% interval of "
+        f"{n_pairs} of {tested} pairs separated, over {len(separated)} (condition, metric) cells (a pair is separated where the 95% interval of "
         "P(a better than b) across training seeds lies wholly above 0.5; better: higher completion and return, lower "
         "crash rate and |lateral offset|). With this many tests some separations are expected by chance; a "
         "separation says the seeds order consistently, not that the gap is large (see the tables).",

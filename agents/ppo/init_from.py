@@ -73,8 +73,8 @@ def init_config(config: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
     head, ``net_arch.pi``, time step) are replaced; the others (critic, exploration, learning-rate scales) stay.
 
     Raises:
-        ValueError: not an NCP imitation run, a policy that is not its cell (``ncp-cfc`` needs ``--policy cfc``),
-            or another env than the imitation run's.
+        ValueError: not an imitation run, a policy that does not match its model (``ncp-cfc`` needs ``--policy
+            cfc``, ``cnn`` needs ``--policy mlp``), or another env than the imitation run's.
     """
     from ncp_control.agents.ppo.config import validate_config
     from ncp_control.agents.runs.load import training_env_kwargs

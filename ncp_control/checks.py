@@ -36,7 +36,7 @@ import math
 import numbers
 import operator
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, get_args, get_origin
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "non_negative_real",
     "probability",
     "choice",
+    "named_reals",
     "boolean",
     "seed",
     "indices",
@@ -281,6 +282,20 @@ def choice(name: str, value: Any, allowed: Any, *, hint: str = "") -> Any:
         if close:
             message += f"; did you mean {' or '.join(repr(names[c]) for c in close)}?"
     raise ValueError(message)
+
+
+def named_reals(
+    what: str, values: Mapping[str, Any], ranges: Mapping[str, tuple[float, float]], *, owner: str = ""
+) -> dict[str, float]:
+    """``values`` (name -> value) as floats after checking each name is a key of ``ranges`` (else ``ValueError``:
+    "unknown WHAT 'name' of OWNER; valid: ...") and each value a finite real in its inclusive ``(low, high)``
+    (:func:`real_in_range`). For keyword settings such as an env's ``set_params(**params)``."""
+    checked = {}
+    for name, value in values.items():
+        if name not in ranges:
+            raise ValueError(f"unknown {what} {name!r}{f' of {owner}' if owner else ''}; valid: {', '.join(ranges)}")
+        checked[name] = real_in_range(name, value, *ranges[name])
+    return checked
 
 
 def boolean(name: str, value: Any) -> bool:

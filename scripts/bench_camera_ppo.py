@@ -36,7 +36,7 @@ def _setting(name: str) -> tuple[str, int]:
     return kind, int(name.removeprefix(kind))
 
 
-def _config(kind: str, n_envs: int, timesteps: int, n_steps: int, threads: int) -> dict:
+def _config(kind: str, n_envs: int, timesteps: int, n_steps: int) -> dict:
     from ncp_control.agents import ppo
 
     overrides = {
@@ -57,7 +57,7 @@ def bare_rate(kind: str, n_envs: int, steps: int) -> float:
     """Env steps/s of the training VecEnv alone under random actions (after one warm-up rollout of 50 steps)."""
     from ncp_control.agents.ppo.envs import make_training_env
 
-    venv = make_training_env(_config(kind, n_envs, steps, 64, 1))
+    venv = make_training_env(_config(kind, n_envs, steps, 64))
     rng = np.random.default_rng(0)
     venv.reset()
     for _ in range(50):
@@ -122,7 +122,7 @@ def ppo_rate(kind: str, n_envs: int, timesteps: int, n_steps: int, threads: int)
 
     train_module.make_training_env = timed_env
     try:
-        config = _config(kind, n_envs, timesteps, n_steps, threads)
+        config = _config(kind, n_envs, timesteps, n_steps)
         with tempfile.TemporaryDirectory() as folder:
             t0 = time.perf_counter()
             ppo.train(config, Path(folder) / "run", callbacks=[Phases()], evaluate_at_end=False)

@@ -29,17 +29,22 @@ METRICS = {
 }
 
 
+def drop_machine_paths(jobs: Path) -> None:
+    """A reused run's record names the study it came from (``reused_from``): keep only that folder's name."""
+    records = [json.loads(line) for line in jobs.read_text().splitlines() if line.strip()]
+    for record in records:
+        if record.get("reused_from"):
+            record["reused_from"] = f"studies/{Path(record['reused_from']).name}"
+    jobs.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+
+
 def copy_study(study: Path, data: Path) -> dict:
     """The records, spec and sessions into ``data`` (no machine paths), re-summarised there, with the verdict."""
     data.mkdir(parents=True, exist_ok=True)
     if study.resolve() != data.resolve():
         for name in ("jobs.jsonl", "spec.json", "study.json"):
             shutil.copy2(study / name, data / name)
-        records = [json.loads(line) for line in (data / "jobs.jsonl").read_text().splitlines() if line.strip()]
-        for record in records:
-            if record.get("reused_from"):
-                record["reused_from"] = f"studies/{Path(record['reused_from']).name}"
-        (data / "jobs.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+        drop_machine_paths(data / "jobs.jsonl")
     summary = write_summary(data)
     metrics = [m for m in METRICS if any(m in g["metrics"] for g in summary["groups"])]
     (data / "verdict.txt").write_text("\n".join(separation_verdict(summary, metrics)) + "\n")

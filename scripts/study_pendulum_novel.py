@@ -23,6 +23,7 @@ import statistics
 from pathlib import Path
 
 import numpy as np
+from study_page import drop_machine_paths  # scripts/study_page.py (this script's folder is on sys.path)
 
 from ncp_control.agents.runs.files import write_json_atomic
 from ncp_control.agents.study.summary import read_records, separation_verdict, write_summary
@@ -38,22 +39,13 @@ def copy_study(study: Path, data: Path) -> dict:
     data.mkdir(parents=True, exist_ok=True)
     for name in ("jobs.jsonl", "spec.json", "study.json"):
         shutil.copy2(study / name, data / name)
-    _drop_machine_paths(data / "jobs.jsonl")
+    drop_machine_paths(data / "jobs.jsonl")
     write_summary(study)  # in the study folder: it has the runs' evaluation curves
     for plot in study.glob("efficiency-*.png"):
         shutil.copy2(plot, data / plot.name)
     summary = write_summary(data)
     (data / "verdict.txt").write_text("\n".join(separation_verdict(summary, ["mean_return"])) + "\n")
     return summary
-
-
-def _drop_machine_paths(jobs: Path) -> None:
-    """A reused run's record names the study it came from (``reused_from``): keep only that folder's name."""
-    records = [json.loads(line) for line in jobs.read_text().splitlines() if line.strip()]
-    for record in records:
-        if record.get("reused_from"):
-            record["reused_from"] = f"studies/{Path(record['reused_from']).name}"
-    jobs.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
 
 def curves(study: Path) -> dict[str, dict]:

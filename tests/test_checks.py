@@ -265,3 +265,17 @@ def test_indices():
     for bad in ([0.5], [True], "01", 3, None):
         with pytest.raises(ArgumentTypeError, match="indices must be a sequence of ints"):
             checks.indices("indices", bad, 4)
+
+
+def test_named_reals():
+    ranges = {"gain": (0.0, 5.0), "bias": (-0.1, 0.1)}
+    assert checks.named_reals("parameter", {"gain": 2, "bias": np.float32(0.05)}, ranges) == {
+        "gain": 2.0,
+        "bias": pytest.approx(0.05),
+    }
+    with pytest.raises(ValueError, match="unknown parameter 'mass' of the car; valid: gain, bias"):
+        checks.named_reals("parameter", {"mass": 1.0}, ranges, owner="the car")
+    with pytest.raises(ValueError, match=r"gain must be .*\[0.0, 5.0\]|gain must be .*0.*5"):
+        checks.named_reals("parameter", {"gain": 6.0}, ranges)
+    with pytest.raises(TypeError):
+        checks.named_reals("parameter", {"gain": "fast"}, ranges)

@@ -118,11 +118,13 @@ def _build(config: dict[str, Any], run_dir: Path, checkpoint: Path | None):
             from ncp_control.agents.ppo.init_from import load_actor
 
             load_actor(model.policy, config["init_from"])
-    if config.get("anchor_weight", 0) > 0:  # fresh or resumed: the anchor is the imitation run's actor
+    if config.get("anchor_weight", 0) > 0:  # the anchor is the imitation run's actor
         from ncp_control.agents.ppo.init_from import anchor_actor, load_actor
 
-        initial = build_policy(config, model.policy.observation_space, model.policy.action_space)
-        load_actor(initial, config["init_from"])
+        initial = model.policy  # a fresh run holds it now (anchor_actor copies the values)
+        if checkpoint is not None:  # a resumed one has moved on: rebuild it from the imitation run
+            initial = build_policy(config, model.policy.observation_space, model.policy.action_space)
+            load_actor(initial, config["init_from"])
         anchor_actor(model.policy, initial, float(config["anchor_weight"]))
     return venv, model
 

@@ -553,13 +553,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
             ValueError: an unknown name (the message lists the valid ones) or a value outside its range.
             TypeError: a value that is not a real number.
         """
-        checked = {}
-        for name, value in params.items():
-            if name not in NOMINAL_DYNAMICS:
-                raise ValueError(
-                    f"unknown dynamics parameter {name!r} of the lane-keeping envs; valid: {', '.join(NOMINAL_DYNAMICS)}"
-                )
-            checked[name] = checks.real_in_range(name, value, *DYNAMICS_RANGES[name])
+        checked = checks.named_reals("dynamics parameter", params, DYNAMICS_RANGES, owner="the lane-keeping envs")
         self._params.update(checked)
         if "steering_lag" in checked:
             lag = self._steering_time_constant * self._params["steering_lag"]

@@ -107,14 +107,7 @@ class MujocoParams(gym.Wrapper, gym.utils.RecordConstructorArgs):
         Raises:
             ValueError: an unknown name (the message lists the valid ones) or a value outside its range.
         """
-        checked = {}
-        for name, value in params.items():
-            if name not in MUJOCO_PARAMS:
-                raise ValueError(
-                    f"unknown dynamics parameter {name!r} of MuJoCo envs; valid: {', '.join(MUJOCO_PARAMS)}"
-                )
-            checked[name] = checks.real_in_range(name, value, *MUJOCO_RANGES[name])
-        self._params.update(checked)
+        self._params.update(checks.named_reals("dynamics parameter", params, MUJOCO_RANGES, owner="MuJoCo envs"))
         self._write()
 
     def _write(self) -> None:

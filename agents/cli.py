@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "train-bc": "ncp_control.agents.commands.train_bc",
     "demo": "ncp_control.agents.commands.demo",
     "train-ppo": "ncp_control.agents.commands.train_ppo",
+    "train-rllib": "ncp_control.agents.commands.train_rllib",
     "evaluate": "ncp_control.agents.commands.evaluate",
     "inspect": "ncp_control.agents.commands.inspect",
     "robustness": "ncp_control.agents.commands.robustness",

@@ -93,7 +93,7 @@ class KeepObservationIndices(gym.ObservationWrapper, gym.utils.RecordConstructor
         gym.utils.RecordConstructorArgs.__init__(self, indices=kept)
         gym.ObservationWrapper.__init__(self, env)
         self._indices = np.asarray(kept, dtype=np.intp)
-        self.observation_space = Box(low=space.low[self._indices], high=space.high[self._indices], dtype=space.dtype)
+        self.observation_space = Box(low=space.low[self._indices], high=space.high[self._indices], dtype=space.dtype)  # type: ignore[arg-type,unused-ignore]  # Gymnasium 1.2 types dtype as a scalar type
 
     @property
     def indices(self) -> tuple[int, ...]:

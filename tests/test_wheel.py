@@ -175,6 +175,7 @@ def test_wheel_holds_every_module_and_data_file_and_nothing_else(built):
     # the data the commands read, named explicitly (a folder emptied by mistake would pass the comparison above)
     for pattern in (
         "ncp_control/agents/configs/ppo.json",
+        "ncp_control/agents/configs/rllib.json",
         "ncp_control/agents/configs/rl_zoo/ppo_lstm_ncp_ltc.yml",
         "ncp_control/agents/configs/rl_zoo/ppo_lstm_ncp_cfc.yml",
         "ncp_control/agents/configs/studies/",
@@ -196,7 +197,7 @@ def test_wheel_holds_every_module_and_data_file_and_nothing_else(built):
 # ---------------------------------------------------------------------------- the commands, away from the checkout
 def test_cli_help(away):
     out = away("-m", "ncp_control.agents.cli", "--help").stdout
-    for command in ("train-ppo", "train-bc", "evaluate", "study"):
+    for command in ("train-ppo", "train-bc", "train-rllib", "evaluate", "study"):
         assert command in out
 
 

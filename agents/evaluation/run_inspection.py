@@ -29,7 +29,7 @@ def circuit_for_run(loaded: LoadedRun):
     from ncp_control.inspect import circuit_from_policy
 
     predictor = loaded.predictor
-    if loaded.config["kind"] == "ppo":
+    if loaded.config["kind"] in ("ppo", "rllib"):
         if loaded.config["policy"] not in ("ltc", "cfc"):
             raise ValueError(
                 f"run {loaded.run_dir} uses policy {loaded.config['policy']!r}: only 'ltc' and 'cfc' "
@@ -37,7 +37,7 @@ def circuit_for_run(loaded: LoadedRun):
             )
         return circuit_from_policy(
             predictor.policy,
-            name=f"ppo-{loaded.config['policy']}",
+            name=f"{loaded.config['kind']}-{loaded.config['policy']}",
             observation_transform=None if predictor.normalizer is None else predictor.normalize_obs,
         )
     return circuit_from_policy(predictor)

@@ -308,7 +308,7 @@ def space_from_data(data: Any):
             raise ValueError(f"unsupported Box dtype {data.get('dtype')!r}")
         dtype = np.dtype(data["dtype"])
         low, high = data["low"].numpy().astype(dtype), data["high"].numpy().astype(dtype)
-        return spaces.Box(low, high, dtype=dtype)
+        return spaces.Box(low, high, dtype=dtype)  # type: ignore[arg-type,unused-ignore]  # (Gymnasium 1.2 typing)
     if kind == "Discrete":
         return spaces.Discrete(int(data["n"]), start=int(data["start"]))
     if kind == "MultiDiscrete":

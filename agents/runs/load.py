@@ -1,6 +1,6 @@
 """Run folders: load any trained run (PPO or imitation) as a Predictor.
 
-Every training command writes ``RUN_DIR/config.json`` with at least ``kind`` (``"ppo"`` or ``"bc"``),
+Every training command writes ``RUN_DIR/config.json`` with at least ``kind`` (``"ppo"``, ``"rllib"`` or ``"bc"``),
 ``env_id``, ``policy`` and ``seed``. :func:`load_run` reads it and dispatches on ``kind`` to the loader registered
 in :data:`LOADERS` (``"module:function"``, called as ``function(run_dir, config) -> Predictor``).
 
@@ -23,6 +23,7 @@ from ncp_control.agents.runs.legacy import current_name
 LOADERS: dict[str, str] = {
     "ppo": "ncp_control.agents.ppo:load_predictor",
     "bc": "ncp_control.agents.imitation:load_predictor",
+    "rllib": "ncp_control.agents.rllib:load_predictor",
 }
 
 _REQUIRED_KEYS = ("kind", "env_id", "policy", "seed")

@@ -528,7 +528,7 @@ class LaneKeepingBase(gym.Env, EzPickle):
         info.update(terms)
         return self._observation(), reward, terminated, False, info
 
-    def render(self) -> np.ndarray | None:
+    def render(self) -> np.ndarray | None:  # type: ignore[override,unused-ignore]  # (Gymnasium 1.2 typing)
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; create the env with render_mode='rgb_array'")
             return None

@@ -35,7 +35,16 @@ def train_run(run: Path, policy: str, seed: int, timesteps: int, num_cpus: int, 
 
     if (run / "evaluation.json").is_file():
         return
-    cmd = [sys.executable, "-m", "ncp_control.agents.cli", "train-rllib", "--out", str(run), "--num-cpus", str(num_cpus)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ncp_control.agents.cli",
+        "train-rllib",
+        "--out",
+        str(run),
+        "--num-cpus",
+        str(num_cpus),
+    ]
     if has_progress(run):
         cmd += ["--resume"]
     else:
@@ -136,7 +145,9 @@ def main() -> None:
         )
     for row in result["improvement"]:
         ci = row["prob_improvement_ci"]
-        print(f"P({row['a']} > {row['b']}) = {row['prob_improvement']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]: {row['verdict']}")
+        print(
+            f"P({row['a']} > {row['b']}) = {row['prob_improvement']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]: {row['verdict']}"
+        )
     if unfinished:
         print(f"unfinished: {', '.join(unfinished)} (rerun to continue)")
     if args.out:

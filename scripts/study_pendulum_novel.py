@@ -5,13 +5,17 @@ rliable (summary.{md,csv,json}, profile plots; the IQM-against-steps plot is dra
 the runs, and copied), extracts every run's training curve (its periodic evaluations, ``eval/evaluations.npz``) into
 ``curves.json``, writes ``verdict.txt`` and renders the page ``--page`` from those files only.
 
-Issue 25 item 3 adds two optional inputs: ``--kl-study`` (the pendulum-novel-ltc-kl study folder: the LTC preset
+Issue 25 item 3 adds optional inputs: ``--kl-study`` (the pendulum-novel-ltc-kl study folder: the LTC preset
 beside the same preset with PPO's target_kl), copied and re-summarised into ``--kl-data``; and the per-seed
-diagnosis of ``scripts/ltc_seed_diagnosis.py``, read from ``DATA/ltc_seed_diagnosis.json`` when it is there.
+diagnosis of ``scripts/ltc_seed_diagnosis.py``, read from ``DATA/ltc_seed_diagnosis.json`` when it is there; and
+``--output-study`` (the pendulum-novel-ltc-output study: squashed actions and a smaller initial spread beside the
+preset) into ``--output-data``.
 
     python scripts/study_pendulum_novel.py --study studies/pendulum-novel-10 \
         --data docs/data/study_pendulum_novel_10 --page docs/study_pendulum_novel_10.md --machine "..." \
-        [--kl-study studies/pendulum-novel-ltc-kl --kl-data docs/data/study_pendulum_novel_ltc_kl --kl-machine "..."]
+        [--kl-study studies/pendulum-novel-ltc-kl --kl-data docs/data/study_pendulum_novel_ltc_kl --kl-machine "..."] \
+        [--output-study studies/pendulum-novel-ltc-output --output-data docs/data/study_pendulum_novel_ltc_output \
+         --output-machine "..."]
 """
 
 from __future__ import annotations
@@ -115,7 +119,14 @@ def _interval(ci) -> str:
     return "-" if ci is None else f"[{ci[0]:.0f}, {ci[1]:.0f}]"
 
 
-def page(data: Path, machine: str, kl_data: Path | None = None, kl_machine: str = "") -> str:
+def page(
+    data: Path,
+    machine: str,
+    kl_data: Path | None = None,
+    kl_machine: str = "",
+    output_data: Path | None = None,
+    output_machine: str = "",
+) -> str:
     summary = json.loads((data / "summary.json").read_text())
     spec = json.loads((data / "spec.json").read_text())
     runs = json.loads((data / "curves.json").read_text())
@@ -184,6 +195,8 @@ def page(data: Path, machine: str, kl_data: Path | None = None, kl_machine: str 
         lines += ["", *_kl_section(kl_data, kl_machine)]
     if (data / "ltc_seed_diagnosis.json").is_file():
         lines += ["", *_diagnosis_section(json.loads((data / "ltc_seed_diagnosis.json").read_text()))]
+    if output_data is not None and (output_data / "summary.json").is_file():
+        lines += ["", *_output_section(output_data, output_machine)]
     lines += ["", "## Plots", ""]
     lines += [f"![{p}](data/study_pendulum_novel_10/{p})" for p in sorted(x.name for x in data.glob("*.png"))]
     return "\n".join(lines) + "\n"
@@ -284,6 +297,68 @@ def _kl_section(kl_data: Path, machine: str) -> list[str]:
     return lines
 
 
+def _output_section(output_data: Path, machine: str) -> list[str]:
+    """The LTC preset against two ways to bound its actor's output (the pendulum-novel-ltc-output study): each
+    tagged training entry is a lever, named by its tag and described by the settings it adds to the preset."""
+    summary = json.loads((output_data / "summary.json").read_text())
+    spec = json.loads((output_data / "spec.json").read_text())
+    levers = {e["tag"]: e["config"] for e in spec["train"] if e.get("tag")}
+
+    def added(config: dict) -> str:
+        parts = [
+            f"{section}.{k} = {json.dumps(v)}"
+            for section in ("algo", "policy_kwargs")
+            for k, v in config.get(section, {}).items()
+        ]
+        return ", ".join(parts)
+
+    lines = [
+        "## Bounding the actor's output: squashed actions, a smaller initial spread",
+        "",
+        f"The diagnosis above points at the torque limit. The shipped study `{spec['name']}` trains the LTC preset "
+        f"with one change each, {len(next(iter(spec['train']))['seeds'])} seeds, beside the preset's own runs (this "
+        "study's, reused), on the same held-out episodes: "
+        + "; ".join(f"`{tag}`: {added(config)}" for tag, config in levers.items())
+        + ". Made by "
+        f"`ncp-control study {spec['name']} --out DIR --num-cpus 1 --runs-from PENDULUM_NOVEL_10_DIR --resume`; "
+        f"machine: {machine}; jobs' own time {summary['job_seconds']:,.0f} s. Data: "
+        f"[data/{output_data.name}/](data/{output_data.name}/).",
+        "",
+        "| training | seeds | mean [95% CI] | IQM [95% CI] | per seed |",
+        "|---|---|---|---|---|",
+    ]
+    for g in summary["groups"]:
+        m = g["metrics"]["mean_return"]
+        name = f"preset + {g['train_tag']}" if g.get("train_tag") in levers else "preset"
+        lines.append(
+            f"| {name} | {g['n_seeds']} | {m['mean']:.0f} {_interval(m['mean_ci'])} | {m['iqm']:.0f} "
+            f"{_interval(m['iqm_ci'])} | {', '.join(f'{v:.0f}' for v in m['per_seed'])} |"
+        )
+    worse = []
+    lines.append("")
+    for c in summary["comparisons"]:
+        if c["metric"] != "mean_return":
+            continue
+        low, high = c["prob_improvement_ci"]
+        winner = c["a"] if low > 0.5 else c["b"] if high < 0.5 else None
+        loser = c["b"] if winner == c["a"] else c["a"]
+        if winner is not None and ":" not in winner and ":" in loser:
+            worse.append(loser.split(":")[0])
+        lines.append(
+            f"- P({c['a']} better than {c['b']}) = {c['prob_improvement']:.2f} [{low:.2f}, {high:.2f}]: "
+            + (f"{winner} better than {loser} (separated)." if winner else "not separated.")
+        )
+    verdict = (
+        "Both levers make the LTC worse, separated from the preset: the preset stays as it is, and the LTC "
+        "remains below the CfC on this task (see the verdict above)."
+        if sorted(worse) == sorted(levers)
+        else f"Separated below the preset: {', '.join(worse) or 'none'}; the others are not separated from it."
+    )
+    lines += ["", verdict, ""]
+    lines += [f"![{p.name}](data/{output_data.name}/{p.name})" for p in sorted(output_data.glob("efficiency-*.png"))]
+    return lines
+
+
 def _diagnosis_section(record: dict) -> list[str]:
     """What the failed LTC seeds do differently (scripts/ltc_seed_diagnosis.py)."""
     rows = record["seeds"]
@@ -342,17 +417,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kl-study", type=Path, help="the pendulum-novel-ltc-kl study folder (optional)")
     parser.add_argument("--kl-data", type=Path, help="docs data folder for it (with --kl-study, or already written)")
     parser.add_argument("--kl-machine", default="", help="where and when the kl study ran")
+    parser.add_argument("--output-study", type=Path, help="the pendulum-novel-ltc-output study folder (optional)")
+    parser.add_argument("--output-data", type=Path, help="docs data folder for it (with --output-study, or written)")
+    parser.add_argument("--output-machine", default="", help="where and when the output study ran")
     args = parser.parse_args(argv)
     if args.kl_study is not None:
         if args.kl_data is None:
             parser.error("--kl-study needs --kl-data")
         copy_study(args.kl_study, args.kl_data)
+    if args.output_study is not None:
+        if args.output_data is None:
+            parser.error("--output-study needs --output-data")
+        copy_study(args.output_study, args.output_data)
     # a later sitting may lack the earlier sittings' run folders: keep the curves already extracted from them
     earlier = args.data / "curves.json"
     kept = json.loads(earlier.read_text()) if earlier.is_file() else {}
     copy_study(args.study, args.data)
     write_json_atomic(args.data / "curves.json", {**kept, **curves(args.study)}, indent=1)
-    args.page.write_text(page(args.data, args.machine, args.kl_data, args.kl_machine))
+    args.page.write_text(
+        page(args.data, args.machine, args.kl_data, args.kl_machine, args.output_data, args.output_machine)
+    )
     return 0
 
 

@@ -57,9 +57,8 @@ def module_for(config, env_id="PendulumNoVel-v1"):
 
 def batch_of(module, obs, state=None):
     if state is None:
-        state = {
-            k: torch.as_tensor(v).unsqueeze(0).repeat(obs.shape[0], 1) for k, v in module.get_initial_state().items()
-        }
+        batch = (next(iter(obs.values())) if isinstance(obs, dict) else obs).shape[0]
+        state = {k: torch.as_tensor(v).unsqueeze(0).repeat(batch, 1) for k, v in module.get_initial_state().items()}
     return {Columns.OBS: obs, Columns.STATE_IN: state}
 
 
@@ -92,6 +91,41 @@ def test_module_acts_as_the_policy_it_saves(policy):
         starts = np.zeros(3, dtype=bool)
         expected = np.clip(logits[:, t, :1].numpy(), -2.0, 2.0)
         np.testing.assert_allclose(action, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_module_reads_each_steps_elapsed_time():
+    """With elapsed_time="observation" the module takes the Dict observation of ElapsedTimeObservation and passes
+    each step's own elapsed time to the cell: the actions equal the SB3 policy's on the same dict observations and
+    change when the time does."""
+    from ncp_control.policies.elapsed_time import ElapsedTimeObservation
+
+    torch.manual_seed(0)
+    config = tiny_config(policy="ltc", elapsed_time="observation")
+    env = ElapsedTimeObservation(gym.make("PendulumNoVel-v1"), dt=0.05)
+    module = NCPRLModule(
+        observation_space=env.observation_space,
+        action_space=env.action_space,
+        model_config={"policy": "ltc", "policy_kwargs": config["policy_kwargs"], "max_seq_len": 8},
+    )
+    env.close()
+    x = torch.randn(2, 6, 3)
+    seconds = torch.full((2, 6, 1), 0.05)
+    irregular = seconds.clone()
+    irregular[:, 2:] = 0.4
+    with torch.no_grad():
+        regular = module.forward_inference(batch_of(module, {"observation": x, "elapsed_time": seconds}))
+        late = module.forward_inference(batch_of(module, {"observation": x, "elapsed_time": irregular}))
+    means, late_means = regular[Columns.ACTION_DIST_INPUTS][..., :1], late[Columns.ACTION_DIST_INPUTS][..., :1]
+    torch.testing.assert_close(means[:, :2], late_means[:, :2])
+    assert (means[:, 2:] - late_means[:, 2:]).abs().max() > 1e-3
+    policy_net = module.policy
+    policy_net.set_training_mode(False)
+    state, starts = None, np.ones(2, dtype=bool)
+    for t in range(6):
+        obs = {"observation": x[:, t].numpy(), "elapsed_time": irregular[:, t].numpy()}
+        action, state = policy_net.predict(obs, state=state, episode_start=starts, deterministic=True)
+        starts = np.zeros(2, dtype=bool)
+        np.testing.assert_allclose(action, np.clip(late_means[:, t].numpy(), -2, 2), rtol=1e-4, atol=1e-5)
 
 
 def test_config_takes_train_ppos_presets_in_rllibs_names():
@@ -200,6 +234,33 @@ class TestLocalRay:
             done = cli(*args)
             assert done.returncode == 0, (args, done.stderr[-2000:])
         assert (tmp_path / "actor.onnx").is_file() and (tmp_path / "rob" / "robustness.json").is_file()
+
+    def test_the_learner_steps_the_policys_own_optimiser(self, local_ray):
+        """RLlib's learner steps the SB3 policy's optimiser: the LTC cell's parameters in their own group at the
+        preset's ltc_lr_scale (10), SB3's Adam eps, RLlib's learning rate written into every group."""
+        from ncp_control.agents.rllib.train import algorithm_config
+
+        algo = algorithm_config(tiny_config(policy="ltc")).build_algo()
+        try:
+            learner = algo.learner_group._learner  # the local learner (num_learners=0)
+            optimizer = learner.get_optimizer()
+            module = learner.module["default_policy"]
+        finally:
+            algo.stop()
+        assert optimizer is module.policy.optimizer
+        assert [g.get("lr_scale") for g in optimizer.param_groups] == [None, 10.0]
+        assert all(g["lr"] == 0.001 and g["eps"] == 1e-5 for g in optimizer.param_groups)
+        cell = {id(p) for p in module.policy.actor_core.cell.parameters()}
+        assert {id(p) for p in optimizer.param_groups[1]["params"]} == cell
+
+    def test_a_seeded_run_is_reproduced(self, trained, tmp_path):
+        """The same config and seed (one env runner) give the same weights, bit for bit."""
+        train(tiny_config(policy="ltc", timesteps=512), tmp_path / "again", write=lambda line: None)
+        first = torch.load(trained[0] / "policy.pt", weights_only=True)["state_dict"]
+        again = torch.load(tmp_path / "again" / "policy.pt", weights_only=True)["state_dict"]
+        assert first.keys() == again.keys()
+        for name in first:
+            assert torch.equal(first[name], again[name]), name
 
     def test_resume_continues_to_a_new_total(self, trained, tmp_path):
         import shutil

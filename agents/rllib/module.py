@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
@@ -123,3 +124,21 @@ class NCPRLModule(TorchRLModule, ValueFunctionAPI):
         features, dt, b, t = self._features(batch)
         values, _ = self._values(batch, features, dt, b, t)
         return values
+
+
+class NCPPPOLearner(PPOTorchLearner):
+    """RLlib's PPO learner stepping the SB3 policy's own optimiser: Adam with SB3's settings (``eps`` 1e-5) and
+    the LTC cell's parameter groups with their learning-rate multipliers (``ltc_lr_scale``, applied inside
+    ``step`` by :func:`ncp_control.policies.lr_scale.scaled_optimizer_class`, so RLlib's learning-rate updates,
+    which write every group's ``lr``, keep them). RLlib's default, one plain Adam over all parameters, would
+    silently train the LTC at a tenth of the rate its preset asks for."""
+
+    def configure_optimizers_for_module(self, module_id, config=None):
+        module = self._module[module_id]
+        policy = module.unwrapped().policy if hasattr(module, "unwrapped") else module.policy
+        params = self.get_parameters(module)
+        optimizer = policy.optimizer
+        in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        if in_optimizer != {id(p) for p in params}:
+            raise RuntimeError("the NCP policy's optimiser does not cover exactly the module's parameters")
+        self.register_optimizer(module_id=module_id, optimizer=optimizer, params=params, lr_or_lr_schedule=config.lr)

@@ -87,7 +87,7 @@ def algorithm_config(config: dict[str, Any]):
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
     from ray.tune.registry import register_env
 
-    from ncp_control.agents.rllib.module import NCPRLModule
+    from ncp_control.agents.rllib.module import NCPPPOLearner, NCPRLModule
 
     register_env(ENV_NAME, make_env)
     algo = dict(config["algo"])
@@ -110,7 +110,7 @@ def algorithm_config(config: dict[str, Any]):
             rollout_fragment_length="auto",
         )
         .learners(num_learners=0)
-        .training(train_batch_size_per_learner=train_batch, **algo)
+        .training(train_batch_size_per_learner=train_batch, learner_class=NCPPPOLearner, **algo)
         .rl_module(
             rl_module_spec=RLModuleSpec(
                 module_class=NCPRLModule,
@@ -275,12 +275,14 @@ def _save_checkpoint(algo, config: dict[str, Any], run_dir: Path, steps: int) ->
 def _save_policy(algo, config: dict[str, Any], path: Path, steps: int) -> None:
     """The learner's module as a PPO run's ``policy.pt`` (the SB3 policy's state dict, weights only)."""
     import torch
+    from ray.rllib.core import DEFAULT_MODULE_ID
 
     from ncp_control.agents.rllib.module import build_sb3_policy
 
-    module = algo.get_module()
+    module = algo.get_module()  # an env runner's copy: for the spaces and settings; the weights are the learner's
+    weights = algo.learner_group.get_weights()[DEFAULT_MODULE_ID]
     policy = build_sb3_policy(module.model_config, module.observation_space, module.action_space)
-    state = {k[len("policy.") :]: torch.as_tensor(v) for k, v in module.state_dict().items() if k.startswith("policy.")}
+    state = {k[len("policy.") :]: torch.as_tensor(v) for k, v in weights.items() if k.startswith("policy.")}
     policy.load_state_dict(state, strict=True)
     model = SimpleNamespace(policy=policy, num_timesteps=steps, get_env=lambda: None)
     run_io.save_policy_data(model, path, path.with_name(NORMALIZER_FILE))

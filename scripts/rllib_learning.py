@@ -8,6 +8,10 @@ runs (20 episodes from seed 1000) and compares them with that study's per-seed s
         --out docs/data/rllib/learning.json
 
 Runs that are not finished are left out of the summary (and named); rerun the same command to continue them.
+
+``--ablation-seeds``: also train ``train-ppo`` runs (SB3) of the same policies and budget *without* what RLlib's PPO
+lacks (gSDE, observation and reward normalisation: :data:`ABLATION`), scored the same way, to tell RLlib apart from
+those settings.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = "PendulumNoVel-v1"
 SB3_SUMMARY = ROOT / "docs" / "data" / "study_pendulum_novel_10" / "summary.csv"
 EPISODES, EVAL_SEED = 20, 1000
+#: train-ppo settings that remove what RLlib's PPO does not have
+ABLATION = {"algo": {"use_sde": False}, "normalize_obs": False, "normalize_reward": False}
 
 
 def train_run(run: Path, policy: str, seed: int, timesteps: int, num_cpus: int, config: str | None) -> None:
@@ -56,6 +62,25 @@ def train_run(run: Path, policy: str, seed: int, timesteps: int, num_cpus: int, 
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{run}: train-rllib failed:\n{done.stderr[-3000:]}")
+    print(f"  {done.stdout.strip().splitlines()[-1]} ({time.monotonic() - t0:.0f} s)", flush=True)
+
+
+def train_ppo_run(run: Path, policy: str, seed: int, timesteps: int, config: Path) -> None:
+    if (run / "evaluation.json").is_file():
+        return
+    from ncp_control.agents.ppo import has_progress
+
+    cmd = [sys.executable, "-m", "ncp_control.agents.cli", "train-ppo", "--out", str(run), "--no-progress"]
+    if has_progress(run):
+        cmd += ["--resume"]
+    else:
+        cmd += ["--env", ENV, "--policy", policy, "--timesteps", str(timesteps), "--seed", str(seed)]
+        cmd += ["--config", str(config)]
+    print(" ".join(cmd[2:]), flush=True)
+    t0 = time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{run}: train-ppo failed:\n{done.stderr[-3000:]}")
     print(f"  {done.stdout.strip().splitlines()[-1]} ({time.monotonic() - t0:.0f} s)", flush=True)
 
 
@@ -88,6 +113,7 @@ def main() -> None:
     parser.add_argument("--num-cpus", type=int, default=2)
     parser.add_argument("--config", help="train-rllib --config file for new runs")
     parser.add_argument("--sb3", default=str(SB3_SUMMARY), help="the PendulumNoVel study's summary.csv")
+    parser.add_argument("--ablation-seeds", type=int, nargs="*", default=[], help="seeds of the SB3 ablation runs")
     parser.add_argument("--summary-only", action="store_true", help="train nothing; summarise the finished runs")
     parser.add_argument("--out", help="JSON file for the results")
     args = parser.parse_args()
@@ -99,6 +125,19 @@ def main() -> None:
         for seed in args.seeds:  # seed-major: a partial result covers every policy
             for policy in args.policies:
                 train_run(runs / f"{policy}-s{seed}", policy, seed, args.timesteps, args.num_cpus, args.config)
+        ablation = runs / "sb3-ablation.json"
+        ablation.parent.mkdir(parents=True, exist_ok=True)
+        ablation.write_text(json.dumps(ABLATION))
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=args.num_cpus) as pool:  # one core per train-ppo run
+            jobs = [
+                pool.submit(train_ppo_run, runs / f"sb3-ablation-{p}-s{seed}", p, seed, args.timesteps, ablation)
+                for seed in args.ablation_seeds
+                for p in args.policies
+            ]
+            for job in jobs:
+                job.result()
     scores: dict[str, list[float]] = {}
     unfinished = []
     for policy in args.policies:
@@ -108,12 +147,19 @@ def main() -> None:
                 scores.setdefault(f"rllib-{policy}", []).append(score(run))
             else:
                 unfinished.append(run.name)
+        for seed in args.ablation_seeds:
+            run = runs / f"sb3-ablation-{policy}-s{seed}"
+            if (run / "evaluation.json").is_file():
+                scores.setdefault(f"sb3-ablation-{policy}", []).append(score(run))
+            else:
+                unfinished.append(run.name)
     reference = sb3_scores(Path(args.sb3))
     every = {**scores, **{k: v for k, v in reference.items() if k.removeprefix("sb3-") in args.policies}}
     aggregate = statistics.aggregate_intervals(every)
     pairs = [(f"rllib-{p}", f"sb3-{p}") for p in args.policies if f"rllib-{p}" in scores]
-    pairs += [(a, b) for a in scores for b in reference if a.removeprefix("rllib-") != b.removeprefix("sb3-")]
-    improvement = statistics.pairwise_improvement(every, pairs)
+    pairs += [(f"rllib-{p}", f"sb3-ablation-{p}") for p in args.policies if f"sb3-ablation-{p}" in scores]
+    pairs += [(f"rllib-{a}", f"rllib-{b}") for a in args.policies for b in args.policies if a < b]
+    improvement = statistics.pairwise_improvement(every, [(a, b) for a, b in pairs if a in every and b in every])
     result = {
         "env": ENV,
         "timesteps_rllib": args.timesteps,
@@ -121,6 +167,7 @@ def main() -> None:
         "evaluation": f"{EPISODES} episodes from seed {EVAL_SEED}, deterministic actions",
         "method": statistics.METHOD,
         "goal": "mean return >= -250 within 200k steps, across 5 seeds",
+        "ablation": {"seeds": args.ablation_seeds, "train_ppo_config": ABLATION},
         "per_seed": scores,
         "seeds": args.seeds,
         "unfinished": unfinished,

@@ -109,7 +109,7 @@ def test_load_run_errors(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"kind": "sac", "env_id": "X", "policy": "mlp", "seed": 0}))
     with pytest.raises(ValueError, match="unknown run kind 'sac'"):
         load_run(tmp_path)
-    assert set(LOADERS) == {"ppo", "bc"}
+    assert set(LOADERS) == {"ppo", "bc", "rllib"}
 
 
 def test_load_run_without_model(tmp_path):

@@ -262,6 +262,39 @@ class TestLocalRay:
         for name in first:
             assert torch.equal(first[name], again[name]), name
 
+    def test_loading_runs_nothing_from_the_folder(self, trained, tmp_path):
+        """A pickle that runs ``touch MARKER`` when loaded, planted in each file of the run folder in turn (RLlib's
+        checkpoint pickles included): ``evaluate`` never runs it; it refuses with one line naming the file or,
+        for a file it does not read, succeeds."""
+        import pickle
+        import shlex
+        import shutil
+
+        from ncp_control.agents.cli import main
+
+        class Evil:
+            def __reduce__(self):
+                return os.system, (f"touch {shlex.quote(str(marker))}",)
+
+        marker = tmp_path / "MARKER"
+        files = sorted(p.relative_to(trained[0]) for p in trained[0].rglob("*") if p.is_file())
+        files = [f for f in files if f.suffix in (".pt", ".pkl") or f.name == "state.pkl"]
+        assert any(f.suffix == ".pkl" for f in files) and Path("policy.pt") in files
+        for name in files:
+            run = tmp_path / "run"
+            shutil.rmtree(run, ignore_errors=True)
+            shutil.copytree(trained[0], run)
+            if name.suffix == ".pt":
+                torch.save({"state_dict": Evil()}, run / name)
+            else:
+                (run / name).write_bytes(pickle.dumps(Evil()))
+            try:
+                status = main(["evaluate", str(run), "--episodes", "1"])
+            except SystemExit as exit:
+                status = exit.code
+            assert status in (0, 2), name
+            assert not marker.exists(), f"loading ran code planted in {name}"
+
     def test_resume_continues_to_a_new_total(self, trained, tmp_path):
         import shutil
 

@@ -59,6 +59,22 @@ def test_shipped_specs_plan_into_named_jobs():
     assert len(pendulum.train) == 20 and {j.config["timesteps"] for j in pendulum.train} == {100_000}
 
 
+def test_mujoco_mismatch_study_is_forty_runs_seed_by_seed_under_mass_and_friction():
+    plan = plan_study(read_spec("agents/configs/studies/mujoco-mismatch.json"))
+    runs = {
+        (env, policy, seed)
+        for env in ("HopperNoVel-v5", "HalfCheetahNoVel-v5")
+        for policy in ("ltc", "cfc", "lstm", "mlp")
+        for seed in range(5)
+    }
+    assert len(plan.train) == 40 and {(j.env_id, j.model, j.seed) for j in plan.train} == runs
+    assert [j.seed for j in plan.train] == sorted(j.seed for j in plan.train)
+    assert {j.config["timesteps"] for j in plan.train} == {150_000}
+    for job in plan.train:
+        (evaluation,) = plan.evaluations_of(job)
+        assert evaluation.env_id == job.env_id and evaluation.perturb == ("mass:0.5,0.75,1,1.5,2", "friction:0.5,1,2")
+
+
 def test_mujoco_memory_study_is_thirty_runs_at_one_budget_evaluated_on_held_out_episodes():
     plan = plan_study(read_spec("agents/configs/studies/mujoco-novel.json"))
     novel = {

@@ -153,10 +153,16 @@ def train(
     validate_config(config)
     started = False
     if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:  # "local": a new Ray for this run even where another one runs on this machine
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError) as error:
+            raise ValueError(
+                f"cannot start or join Ray (address {address or 'local'}): {error}; check --address "
+                "(ray status on the head node prints it)"
+            ) from error
         started = True
     try:
         return _train(config, run_dir, resume, write, progress_seconds, on_iteration)

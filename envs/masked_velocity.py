@@ -46,8 +46,10 @@ May import: numpy, gymnasium (and its MuJoCo envs), :mod:`ncp_control.checks`; n
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -216,16 +218,37 @@ def make_pendulum_novel(**kwargs: Any) -> gym.Env:
     return RejectNonFiniteActions(ZeroObservationIndices(base, [PENDULUM_VELOCITY_INDEX]))
 
 
+@contextlib.contextmanager
+def _mujoco_warnings_as_python() -> Iterator[None]:
+    """MuJoCo's warnings while a model compiles as Python ``RuntimeWarning``s instead of its default, which also
+    appends them to ``MUJOCO_LOG.TXT`` in the working folder (Gymnasium 1.2's HalfCheetah XML sets the deprecated
+    ``settotalmass``, so every ``gym.make`` would write that file into the user's folder). The previous handler is
+    restored after."""
+    import mujoco
+
+    previous = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(lambda message: warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2))
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
+
+
+def _make_mujoco_novel(base_id: str, kwargs: dict[str, Any]) -> gym.Env:
+    with _mujoco_warnings_as_python():
+        return RejectNonFiniteActions(MaskVelocity(_make_base(base_id, kwargs)))
+
+
 def make_inverted_pendulum_novel(**kwargs: Any) -> gym.Env:
     """``InvertedPendulum-v5`` observing cart position and pole angle only; ``kwargs`` go to its constructor."""
-    return RejectNonFiniteActions(MaskVelocity(_make_base("InvertedPendulum-v5", kwargs)))
+    return _make_mujoco_novel("InvertedPendulum-v5", kwargs)
 
 
 def make_half_cheetah_novel(**kwargs: Any) -> gym.Env:
     """``HalfCheetah-v5`` observing ``qpos`` (minus rootx by default) only; ``kwargs`` go to its constructor."""
-    return RejectNonFiniteActions(MaskVelocity(_make_base("HalfCheetah-v5", kwargs)))
+    return _make_mujoco_novel("HalfCheetah-v5", kwargs)
 
 
 def make_hopper_novel(**kwargs: Any) -> gym.Env:
     """``Hopper-v5`` observing ``qpos`` (minus rootx by default) only; ``kwargs`` go to its constructor."""
-    return RejectNonFiniteActions(MaskVelocity(_make_base("Hopper-v5", kwargs)))
+    return _make_mujoco_novel("Hopper-v5", kwargs)

@@ -104,6 +104,89 @@ def sb3_scores(path: Path) -> dict[str, list[float]]:
     return out
 
 
+def train_all(args: argparse.Namespace, runs: Path) -> None:
+    """The RLlib runs one after another (each uses the local Ray's CPUs), then the ablation runs in parallel."""
+    for seed in args.seeds:  # seed-major: a partial result covers every policy
+        for policy in args.policies:
+            train_run(runs / f"{policy}-s{seed}", policy, seed, args.timesteps, args.num_cpus, args.config)
+    ablation = runs / "sb3-ablation.json"
+    ablation.parent.mkdir(parents=True, exist_ok=True)
+    ablation.write_text(json.dumps(ABLATION))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=args.num_cpus) as pool:  # one core per train-ppo run
+        jobs = [
+            pool.submit(train_ppo_run, runs / f"sb3-ablation-{p}-s{seed}", p, seed, args.timesteps, ablation)
+            for seed in args.ablation_seeds
+            for p in args.policies
+        ]
+        for job in jobs:
+            job.result()
+
+
+def collect_scores(args: argparse.Namespace, runs: Path) -> tuple[dict[str, list[float]], list[str]]:
+    """Held-out scores of the finished runs by group (``rllib-<policy>``, ``sb3-ablation-<policy>``) and the
+    names of the unfinished runs."""
+    scores: dict[str, list[float]] = {}
+    unfinished = []
+    for policy in args.policies:
+        for prefix, seeds in (("", args.seeds), ("sb3-ablation-", args.ablation_seeds)):
+            for seed in seeds:
+                run = runs / f"{prefix}{policy}-s{seed}"
+                if (run / "evaluation.json").is_file():
+                    scores.setdefault(f"{prefix or 'rllib-'}{policy}", []).append(score(run))
+                else:
+                    unfinished.append(run.name)
+    return scores, unfinished
+
+
+def summarise(args: argparse.Namespace, scores: dict[str, list[float]], unfinished: list[str]) -> dict:
+    """rliable's IQM and mean per group (the SB3 study's too) and P(a better than b) for the pairs that matter."""
+    from ncp_control.agents.evaluation import statistics
+
+    reference = sb3_scores(Path(args.sb3))
+    every = {**scores, **{k: v for k, v in reference.items() if k.removeprefix("sb3-") in args.policies}}
+    pairs = [(f"rllib-{p}", f"sb3-{p}") for p in args.policies]
+    pairs += [(f"rllib-{p}", f"sb3-ablation-{p}") for p in args.policies]
+    pairs += [(f"rllib-{a}", f"rllib-{b}") for a in args.policies for b in args.policies if a < b]
+    improvement = statistics.pairwise_improvement(every, [(a, b) for a, b in pairs if a in every and b in every])
+    return {
+        "env": ENV,
+        "timesteps_rllib": args.timesteps,
+        "timesteps_sb3": 100_000,
+        "evaluation": f"{EPISODES} episodes from seed {EVAL_SEED}, deterministic actions",
+        "method": statistics.METHOD,
+        "goal": "mean return >= -250 within 200k steps, across 5 seeds",
+        "ablation": {"seeds": args.ablation_seeds, "train_ppo_config": ABLATION},
+        "per_seed": scores,
+        "seeds": args.seeds,
+        "unfinished": unfinished,
+        "aggregate": statistics.aggregate_intervals(every),
+        "improvement": [
+            {"a": a, "b": b, **v, "verdict": statistics.separated(a, b, v["prob_improvement_ci"]) or "not separated"}
+            for (a, b), v in improvement.items()
+        ],
+    }
+
+
+def print_result(result: dict) -> None:
+    print("| runs | n | IQM [95% CI] | mean [95% CI] |\n|---|---|---|---|")
+    for name, agg in result["aggregate"].items():
+        iqm_ci = agg["iqm_ci"] or [float("nan")] * 2
+        mean_ci = agg["mean_ci"] or [float("nan")] * 2
+        print(
+            f"| {name} | {agg['n_runs']} | {agg['iqm']:.0f} [{iqm_ci[0]:.0f}, {iqm_ci[1]:.0f}] | "
+            f"{agg['mean']:.0f} [{mean_ci[0]:.0f}, {mean_ci[1]:.0f}] |"
+        )
+    for row in result["improvement"]:
+        ci = row["prob_improvement_ci"]
+        print(
+            f"P({row['a']} > {row['b']}) = {row['prob_improvement']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]: {row['verdict']}"
+        )
+    if result["unfinished"]:
+        print(f"unfinished: {', '.join(result['unfinished'])} (rerun to continue)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", required=True, help="folder of the RLlib run folders (<policy>-s<seed>)")
@@ -117,86 +200,11 @@ def main() -> None:
     parser.add_argument("--summary-only", action="store_true", help="train nothing; summarise the finished runs")
     parser.add_argument("--out", help="JSON file for the results")
     args = parser.parse_args()
-
-    from ncp_control.agents.evaluation import statistics
-
     runs = Path(args.runs)
     if not args.summary_only:
-        for seed in args.seeds:  # seed-major: a partial result covers every policy
-            for policy in args.policies:
-                train_run(runs / f"{policy}-s{seed}", policy, seed, args.timesteps, args.num_cpus, args.config)
-        ablation = runs / "sb3-ablation.json"
-        ablation.parent.mkdir(parents=True, exist_ok=True)
-        ablation.write_text(json.dumps(ABLATION))
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=args.num_cpus) as pool:  # one core per train-ppo run
-            jobs = [
-                pool.submit(train_ppo_run, runs / f"sb3-ablation-{p}-s{seed}", p, seed, args.timesteps, ablation)
-                for seed in args.ablation_seeds
-                for p in args.policies
-            ]
-            for job in jobs:
-                job.result()
-    scores: dict[str, list[float]] = {}
-    unfinished = []
-    for policy in args.policies:
-        for seed in args.seeds:
-            run = runs / f"{policy}-s{seed}"
-            if (run / "evaluation.json").is_file():
-                scores.setdefault(f"rllib-{policy}", []).append(score(run))
-            else:
-                unfinished.append(run.name)
-        for seed in args.ablation_seeds:
-            run = runs / f"sb3-ablation-{policy}-s{seed}"
-            if (run / "evaluation.json").is_file():
-                scores.setdefault(f"sb3-ablation-{policy}", []).append(score(run))
-            else:
-                unfinished.append(run.name)
-    reference = sb3_scores(Path(args.sb3))
-    every = {**scores, **{k: v for k, v in reference.items() if k.removeprefix("sb3-") in args.policies}}
-    aggregate = statistics.aggregate_intervals(every)
-    pairs = [(f"rllib-{p}", f"sb3-{p}") for p in args.policies if f"rllib-{p}" in scores]
-    pairs += [(f"rllib-{p}", f"sb3-ablation-{p}") for p in args.policies if f"sb3-ablation-{p}" in scores]
-    pairs += [(f"rllib-{a}", f"rllib-{b}") for a in args.policies for b in args.policies if a < b]
-    improvement = statistics.pairwise_improvement(every, [(a, b) for a, b in pairs if a in every and b in every])
-    result = {
-        "env": ENV,
-        "timesteps_rllib": args.timesteps,
-        "timesteps_sb3": 100_000,
-        "evaluation": f"{EPISODES} episodes from seed {EVAL_SEED}, deterministic actions",
-        "method": statistics.METHOD,
-        "goal": "mean return >= -250 within 200k steps, across 5 seeds",
-        "ablation": {"seeds": args.ablation_seeds, "train_ppo_config": ABLATION},
-        "per_seed": scores,
-        "seeds": args.seeds,
-        "unfinished": unfinished,
-        "aggregate": aggregate,
-        "improvement": [
-            {
-                "a": a,
-                "b": b,
-                **v,
-                "verdict": statistics.separated(a, b, v["prob_improvement_ci"]) or "not separated",
-            }
-            for (a, b), v in improvement.items()
-        ],
-    }
-    print("| runs | n | IQM [95% CI] | mean [95% CI] |\n|---|---|---|---|")
-    for name, agg in aggregate.items():
-        iqm_ci = agg["iqm_ci"] or [float("nan")] * 2
-        mean_ci = agg["mean_ci"] or [float("nan")] * 2
-        print(
-            f"| {name} | {agg['n_runs']} | {agg['iqm']:.0f} [{iqm_ci[0]:.0f}, {iqm_ci[1]:.0f}] | "
-            f"{agg['mean']:.0f} [{mean_ci[0]:.0f}, {mean_ci[1]:.0f}] |"
-        )
-    for row in result["improvement"]:
-        ci = row["prob_improvement_ci"]
-        print(
-            f"P({row['a']} > {row['b']}) = {row['prob_improvement']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]: {row['verdict']}"
-        )
-    if unfinished:
-        print(f"unfinished: {', '.join(unfinished)} (rerun to continue)")
+        train_all(args, runs)
+    result = summarise(args, *collect_scores(args, runs))
+    print_result(result)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

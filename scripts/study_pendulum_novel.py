@@ -119,21 +119,11 @@ def _interval(ci) -> str:
     return "-" if ci is None else f"[{ci[0]:.0f}, {ci[1]:.0f}]"
 
 
-def page(
-    data: Path,
-    machine: str,
-    kl_data: Path | None = None,
-    kl_machine: str = "",
-    output_data: Path | None = None,
-    output_machine: str = "",
-) -> str:
-    summary = json.loads((data / "summary.json").read_text())
-    spec = json.loads((data / "spec.json").read_text())
-    runs = json.loads((data / "curves.json").read_text())
-    study = json.loads((data / "study.json").read_text())
+def _page_header(spec: dict, summary: dict, study: dict, machine: str) -> list[str]:
+    """The page's title and the list of how, where and what (made by, machine, state, protocol, data)."""
     entry, evaluation = spec["train"][0], spec["evaluate"][0]
     jobs = summary["jobs"]
-    lines = [
+    return [
         f"# Memory on PendulumNoVel-v1 across {len(entry['seeds'])} training seeds (shipped study "
         f"agents/configs/studies/{spec['name']}.json)",
         "",
@@ -157,6 +147,23 @@ def page(
         "- Data: [data/study_pendulum_novel_10/](data/study_pendulum_novel_10/) (summary.{md,csv,json}, jobs.jsonl, "
         "spec.json, study.json, curves.json, verdict.txt, profile-*.png, efficiency-*.png).",
         "",
+    ]
+
+
+def page(
+    data: Path,
+    machine: str,
+    kl_data: Path | None = None,
+    kl_machine: str = "",
+    output_data: Path | None = None,
+    output_machine: str = "",
+) -> str:
+    summary = json.loads((data / "summary.json").read_text())
+    spec = json.loads((data / "spec.json").read_text())
+    runs = json.loads((data / "curves.json").read_text())
+    study = json.loads((data / "study.json").read_text())
+    lines = [
+        *_page_header(spec, summary, study, machine),
         "## Held-out mean return across training seeds",
         "",
         "| policy | seeds | mean [95% CI] | IQM [95% CI] | per seed |",

@@ -621,7 +621,14 @@ def render_headline() -> str:
     c, i, n = _cells(), _imitation(), _noise()
     e = _env_speed()
     rows = _benchmark_rows(c, i, n)
-    for row in (_generalisation_row(), _ppo_ablation_row(), _pendulum_row(), _mujoco_row(), _mismatch_row()):
+    for row in (
+        _generalisation_row(),
+        _ppo_ablation_row(),
+        _pendulum_row(),
+        _mujoco_row(),
+        _mismatch_row(),
+        _rllib_row(),
+    ):
         if row is not None:
             rows.append(row)
     rows.append(_deploy_row())
@@ -755,6 +762,43 @@ def _mismatch_row() -> tuple[str, str, str] | None:
         verdict,
         "study_lane_mismatch.md",
     )
+
+
+def _rllib_row() -> tuple[str, str, str] | None:
+    """PPO through RLlib (issue 26): held-out returns against the SB3 path's, and what a second env runner buys."""
+    if not (DATA / "rllib/learning.json").is_file():
+        return None
+    learning, bench = _load("rllib/learning.json"), _load("rllib/bench_rllib.json")
+    agg = learning["aggregate"]
+
+    def iqm(name: str) -> str:
+        low, high = agg[name]["iqm_ci"]
+        return f"{_num(agg[name]['iqm'])} [{_num(low)}, {_num(high)}]"
+
+    policies = [name.removeprefix("rllib-") for name in sorted(agg) if name.startswith("rllib-")]
+    seeds = min(agg[f"rllib-{p}"]["n_runs"] for p in policies)
+    return (
+        f"PPO through RLlib (`train-rllib`) on PendulumNoVel-v1, {_steps(learning['timesteps_rllib'])} steps, "
+        f"{seeds} training seeds",
+        "IQM return "
+        + ", ".join(
+            f"{p} {iqm(f'rllib-{p}')} (SB3 at {_steps(learning['timesteps_sb3'])}: {iqm(f'sb3-{p}')})" for p in policies
+        )
+        + "; "
+        + _rllib_ablation(learning)
+        + f"; 2 env runners sample {bench['sampling_ratio_2_to_1']:.2f}x one on LaneKeeping-v0",
+        "rllib.md",
+    )
+
+
+def _rllib_ablation(learning: dict) -> str:
+    """The verdicts of RLlib's runs against SB3's runs without what RLlib's PPO lacks (gSDE, normalisation)."""
+    rows = [r for r in learning["improvement"] if r["b"].startswith("sb3-ablation-")]
+    if not rows:
+        return "no SB3 ablation"
+    verdicts = {r["verdict"] for r in rows}
+    what = "not separated" if verdicts == {"not separated"} else "; ".join(r["verdict"] for r in rows)
+    return f"against SB3 without gSDE and normalisation at the same budget: {what}"
 
 
 def _deploy_row() -> tuple[str, str, str]:

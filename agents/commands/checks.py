@@ -109,6 +109,16 @@ def stored_bc_config(out: str | Path):
         raise ValueError(f"--resume: {path}: {error}") from None
 
 
+def new_run_flags(*flags: tuple[str, Any]) -> None:
+    """``(flag, value)`` pairs that a new run needs: a ``UsageError`` naming those left out (or --resume)."""
+    missing = [flag for flag, value in flags if value is None]
+    if missing:
+        raise UsageError(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required for a new run "
+            "(or --resume --out RUN_DIR)"
+        )
+
+
 def new_run_folder(path: str | Path, flag: str = "--out") -> None:
     """``path`` must not hold a run already (a ``config.json``); use --resume to continue one."""
     if path is not None and (Path(path) / "config.json").exists():

@@ -65,16 +65,7 @@ def check_args(args: argparse.Namespace) -> None:
     if args.resume:
         checks.run_folder(args.out, "--out")
         return
-    missing = [
-        flag
-        for flag, value in (("--env", args.env), ("--policy", args.policy), ("--timesteps", args.timesteps))
-        if value is None
-    ]
-    if missing:
-        raise UsageError(
-            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required for a new run "
-            "(or --resume --out RUN_DIR)"
-        )
+    checks.new_run_flags(("--env", args.env), ("--policy", args.policy), ("--timesteps", args.timesteps))
     checks.env_id(args.env)
     checks.new_run_folder(args.out)
 

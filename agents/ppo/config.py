@@ -84,33 +84,51 @@ def resolve_config(
     merge_config(config, env_preset)
     merge_config(config, per_policy.get(policy, {}))
     if config_file is not None:
-        user = read_json_object(Path(config_file), "config file")
-        for key in sorted(set(user) - set(_SCHEMA) - {"_doc"}):
-            import difflib
-
-            close = difflib.get_close_matches(key, sorted(_SCHEMA), n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else f"allowed: {', '.join(sorted(_SCHEMA))}"
-            raise ValueError(f"config file {config_file}: unknown key {key!r}; {hint}")
-        merge_config(config, user)
+        merge_config(config, read_config_file(config_file, _SCHEMA))
     merge_config(config, overrides or {})
     config.update(kind="ppo", env_id=env_id, policy=policy, seed=int(seed), timesteps=int(timesteps))
     validate_config(config)
     return config
 
 
-def validate_config(config: dict[str, Any]) -> None:
-    """Check keys, types and choices of a resolved config (raises ``ValueError``)."""
-    unknown = set(config) - set(_SCHEMA) - {"_doc"}
+def read_config_file(config_file: str | Path, schema: dict[str, Any]) -> dict[str, Any]:
+    """A user's JSON config file, every key in ``schema`` (a misspelt key is refused with the close matches)."""
+    user = read_json_object(Path(config_file), "config file")
+    for key in sorted(set(user) - set(schema) - {"_doc"}):
+        import difflib
+
+        close = difflib.get_close_matches(key, sorted(schema), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"allowed: {', '.join(sorted(schema))}"
+        raise ValueError(f"config file {config_file}: unknown key {key!r}; {hint}")
+    return user
+
+
+def check_schema(
+    config: dict[str, Any], schema: dict[str, type | tuple[type, ...]], optional: dict[str, Any] | None = None
+) -> None:
+    """Every key of ``config`` in ``schema``, every key of ``schema`` in ``config`` (or in ``optional``, with its
+    value then), each of the schema's type (an int is not a bool); ``ValueError`` naming the key."""
+    optional = optional or {}
+    unknown = set(config) - set(schema) - {"_doc"}
     if unknown:
-        raise ValueError(f"unknown config keys {sorted(unknown)}; allowed: {sorted(_SCHEMA)}")
-    missing = set(_SCHEMA) - set(config) - set(OPTIONAL_KEYS)
+        raise ValueError(f"unknown config keys {sorted(unknown)}; allowed: {sorted(schema)}")
+    missing = set(schema) - set(config) - set(optional)
     if missing:
         raise ValueError(f"config is missing keys {sorted(missing)}")
-    for key, typ in _SCHEMA.items():
-        value = config.get(key, OPTIONAL_KEYS.get(key))
-        if (typ is int and (isinstance(value, bool) or not isinstance(value, int))) or not isinstance(value, typ):
-            name = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
-            raise ValueError(f"config[{key!r}] must be {name}, got {value!r}")
+    for key, typ in schema.items():
+        check_type(f"config[{key!r}]", config.get(key, optional.get(key)), typ)
+
+
+def check_type(name: str, value: Any, typ: type | tuple[type, ...]) -> None:
+    """``value`` of type ``typ`` (for ``int``: not a bool); ``ValueError`` naming ``name``."""
+    if (typ is int and (isinstance(value, bool) or not isinstance(value, int))) or not isinstance(value, typ):
+        kind = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+
+
+def validate_config(config: dict[str, Any]) -> None:
+    """Check keys, types and choices of a resolved config (raises ``ValueError``)."""
+    check_schema(config, _SCHEMA, OPTIONAL_KEYS)
     if not config.get("checkpoint_seconds", 1) >= 0:
         raise ValueError(
             f"config['checkpoint_seconds'] must be >= 0 (0 turns it off), got {config['checkpoint_seconds']}"

@@ -99,7 +99,7 @@ def resolve_config(
         ValueError: unknown policy (only ``ltc``, ``cfc``), unknown or mistyped keys, settings RLlib lacks.
     """
     from ncp_control.agents import ppo
-    from ncp_control.agents.ppo.config import merge_config
+    from ncp_control.agents.ppo.config import merge_config, read_config_file
 
     checks.choice("policy", policy, POLICIES)
     base = ppo.resolve_config(env_id, policy, timesteps=timesteps, seed=seed)
@@ -124,14 +124,7 @@ def resolve_config(
     merge_config(config, presets.get("defaults", {}))
     merge_config(config, presets.get("envs", {}).get(env_id, {}))
     if config_file is not None:
-        user = read_json_object(Path(config_file), "config file")
-        for key in sorted(set(user) - set(_SCHEMA) - {"_doc"}):
-            import difflib
-
-            close = difflib.get_close_matches(key, sorted(_SCHEMA), n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else f"allowed: {', '.join(sorted(_SCHEMA))}"
-            raise ValueError(f"config file {config_file}: unknown key {key!r}; {hint}")
-        merge_config(config, user)
+        merge_config(config, read_config_file(config_file, _SCHEMA))
     merge_config(config, overrides or {})
     config.update(kind="rllib", env_id=env_id, policy=policy, seed=int(seed), timesteps=int(timesteps))
     validate_config(config)
@@ -140,14 +133,9 @@ def resolve_config(
 
 def validate_config(config: dict[str, Any]) -> None:
     """Keys, types and choices of an RLlib run's config (raises ``ValueError`` naming the key)."""
-    unknown = set(config) - set(_SCHEMA) - {"_doc"}
-    if unknown:
-        raise ValueError(f"unknown config keys {sorted(unknown)}; allowed: {sorted(_SCHEMA)}")
-    missing = set(_SCHEMA) - set(config)
-    if missing:
-        raise ValueError(f"config is missing keys {sorted(missing)}")
-    for key, typ in _SCHEMA.items():
-        _check_type(f"config[{key!r}]", config[key], typ)
+    from ncp_control.agents.ppo.config import check_schema, check_training_perturbations, check_type
+
+    check_schema(config, _SCHEMA)
     if config["kind"] != "rllib":
         raise ValueError(f"config kind must be 'rllib', got {config['kind']!r}")
     checks.choice("policy", config["policy"], POLICIES)
@@ -163,21 +151,13 @@ def validate_config(config: dict[str, Any]) -> None:
             if key in sb3 or key in _DROPPED_SB3_KEYS:
                 hint = hint or f" ({key!r} is SB3's; RLlib's PPO has no such setting)"
             raise ValueError(f"unknown config['algo'] key {key!r}{hint}; allowed: {sorted(ALGO_KEYS)}")
-        _check_type(f"config['algo'][{key!r}]", value, ALGO_KEYS[key])
+        check_type(f"config['algo'][{key!r}]", value, ALGO_KEYS[key])
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"config['algo'][{key!r}] must be finite, got {value}")
     for key in _SDE_ONLY_KWARGS:
         if config["policy_kwargs"].get(key):
             raise ValueError(f"policy_kwargs.{key} needs SB3's gSDE, which RLlib's PPO lacks: drop it for an RLlib run")
-    from ncp_control.agents.ppo.config import check_training_perturbations
-
     check_training_perturbations(config["perturb"])
-
-
-def _check_type(name: str, value: Any, typ: type | tuple[type, ...]) -> None:
-    if (typ is int and (isinstance(value, bool) or not isinstance(value, int))) or not isinstance(value, typ):
-        kind = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
 
 
 def ppo_view(config: dict[str, Any]) -> dict[str, Any]:

@@ -147,8 +147,6 @@ def train(
     """
     import ray
 
-    from ncp_control.agents.rllib.config import resolve_config  # noqa: F401  (the docs' entry point)
-
     run_dir = Path(run_dir)
     validate_config(config)
     started = False
@@ -186,7 +184,7 @@ def _train(config, run_dir: Path, resume: bool, write, progress_seconds: float, 
         steps = 0
         if checkpoint is not None:
             algo.restore_from_path(str(checkpoint.resolve()))
-            steps = int(_read_json(checkpoint / _COMPLETE_MARK)["steps"])
+            steps = int(run_io.read_json_object(checkpoint / _COMPLETE_MARK, "checkpoint mark")["steps"])
             write(f"resumed from {checkpoint.name} at {steps} steps")
         logger = configure(str(run_dir / "tensorboard" / "rllib_1"), ["tensorboard"])
         total = config["timesteps"]
@@ -309,7 +307,3 @@ def _evaluate_final(config: dict[str, Any], run_dir: Path, steps: int) -> dict[s
     summary["timesteps"] = int(steps)
     run_io.write_json_atomic(run_dir / EVALUATION_FILE, summary)
     return summary
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return run_io.read_json_object(path, "checkpoint mark")

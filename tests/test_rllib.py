@@ -146,6 +146,16 @@ def test_config_takes_train_ppos_presets_in_rllibs_names():
         rllib.resolve_config("PendulumNoVel-v1", "lstm", timesteps=1000)
     with pytest.raises(ValueError, match="num_epochs.* must be int"):
         rllib.resolve_config("PendulumNoVel-v1", "cfc", timesteps=1000, overrides={"algo": {"num_epochs": 1.5}})
+    for algo, message in (
+        ({"gamma": 1.5}, "gamma"),
+        ({"lr": 0.0}, "lr"),
+        ({"num_epochs": 0}, "num_epochs"),
+        ({"minibatch_size": 8192}, "larger than train_batch_size"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            rllib.resolve_config("PendulumNoVel-v1", "cfc", timesteps=1000, overrides={"algo": algo})
+    with pytest.raises(ValueError, match="critc_units"):  # a misspelt policy keyword, before Ray starts
+        rllib.resolve_config("PendulumNoVel-v1", "cfc", timesteps=1000, overrides={"policy_kwargs": {"critc_units": 8}})
 
 
 def cli(*args, timeout=600, **kwargs):
@@ -185,6 +195,24 @@ def cli(*args, timeout=600, **kwargs):
             "--num-cpus",
         ),
         (["--resume", "--out", "nowhere"], "nowhere"),
+        (["--resume", "--out", "x", "--policy", "ltc"], "a resumed run keeps its own"),
+        (
+            [
+                "--env",
+                "PendulumNoVel-v1",
+                "--policy",
+                "cfc",
+                "--timesteps",
+                "9",
+                "--out",
+                "x",
+                "--env-runners",
+                "3",
+                "--num-cpus",
+                "2",
+            ],
+            "need one CPU each",
+        ),
     ],
 )
 def test_bad_command_lines_are_one_line_errors(args, message, tmp_path):
@@ -303,9 +331,32 @@ class TestLocalRay:
         config = json.loads((out / "config.json").read_text())
         config["timesteps"] = 768
         lines: list[str] = []
-        result = train(config, out, resume=True, write=lines.append, progress_seconds=0)
+        iterations: list[int] = []
+        result = train(
+            config,
+            out,
+            resume=True,
+            write=lines.append,
+            progress_seconds=0,
+            on_iteration=lambda algo, r: iterations.append(r["num_env_steps_sampled_lifetime"]),
+        )
         assert lines[0] == "resumed from rllib_512_steps at 512 steps"
+        assert iterations == [768]  # one iteration: RLlib's step count was restored with the checkpoint
         assert result["timesteps"] == 768 and [s for s, _ in rllib_checkpoints(out)] == [768]
+        assert json.loads((out / "config.json").read_text())["timesteps"] == 768  # a later --resume keeps it
+
+    def test_refusals_before_any_work(self, local_ray, tmp_path):
+        """No complete checkpoint to resume from, a folder that holds a run already, more env runners than the
+        cluster has CPUs: one-line errors, before RLlib builds anything."""
+        config = tiny_config()
+        (tmp_path / "run").mkdir()
+        with pytest.raises(ValueError, match="no complete RLlib checkpoint"):
+            train(config, tmp_path / "run", resume=True, write=lambda line: None)
+        (tmp_path / "run" / "config.json").write_text("{}")
+        with pytest.raises(ValueError, match="already holds a run"):
+            train(config, tmp_path / "run", write=lambda line: None)
+        with pytest.raises(ValueError, match="3 env runners need one CPU each, the Ray cluster has 2"):
+            train(tiny_config(env_runners=3), tmp_path / "other", write=lambda line: None)
 
 
 class TestTwoNodeCluster:

@@ -81,7 +81,9 @@ def run_folder(path: str | Path, flag: str = "RUN_DIR") -> None:
     try:
         read_config(path)
     except ValueError as error:
-        raise ValueError(f"{flag} {path}: {error}; give a folder written by train-ppo, train-bc or demo") from None
+        raise ValueError(
+            f"{flag} {path}: {error}; give a folder written by train-ppo, train-rllib, train-bc or demo"
+        ) from None
 
 
 def loadable_run(path: str | Path, flag: str = "RUN_DIR") -> None:

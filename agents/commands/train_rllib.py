@@ -60,9 +60,18 @@ def check_args(args: argparse.Namespace) -> None:
     checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
     if args.address and args.num_cpus:
         raise UsageError("--num-cpus sizes a local Ray; a cluster joined with --address has its own CPUs")
+    if args.num_cpus is not None and args.env_runners is not None and args.num_cpus < args.env_runners:
+        raise UsageError(f"--env-runners {args.env_runners} need one CPU each; --num-cpus is {args.num_cpus}")
     if not args.out:
         raise UsageError("--out RUN_DIR is required (the run folder)")
     if args.resume:
+        given = [
+            flag
+            for flag, value in (("--env", args.env), ("--policy", args.policy), ("--config", args.config))
+            if value is not None
+        ]
+        if given:
+            raise UsageError(f"{', '.join(given)}: a resumed run keeps its own (config.json)")
         checks.run_folder(args.out, "--out")
         return
     checks.new_run_flags(("--env", args.env), ("--policy", args.policy), ("--timesteps", args.timesteps))

@@ -70,6 +70,21 @@ _SCHEMA: dict[str, type | tuple[type, ...]] = {
     "eval_episodes": int,
     "eval_seed": int,
 }
+#: the range of each numeric ``algo`` setting (a check that raises ``ValueError`` naming the key)
+_ALGO_RANGES = {
+    "lr": checks.positive_real,
+    "gamma": lambda name, v: checks.real_in_range(name, v, 0.0, 1.0, low_open=True),
+    "lambda_": lambda name, v: checks.real_in_range(name, v, 0.0, 1.0),
+    "clip_param": checks.positive_real,
+    "entropy_coeff": checks.non_negative_real,
+    "vf_loss_coeff": checks.non_negative_real,
+    "vf_clip_param": checks.positive_real,
+    "num_epochs": checks.positive_int,
+    "minibatch_size": checks.positive_int,
+    "train_batch_size": checks.positive_int,
+    "grad_clip": checks.positive_real,
+    "kl_coeff": checks.non_negative_real,
+}
 #: policy_kwargs that need SB3's gSDE (RLlib's PPO has none).
 _SDE_ONLY_KWARGS = ("squash_output", "full_std", "use_expln")
 
@@ -154,10 +169,21 @@ def validate_config(config: dict[str, Any]) -> None:
         check_type(f"config['algo'][{key!r}]", value, ALGO_KEYS[key])
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"config['algo'][{key!r}] must be finite, got {value}")
+        if key in _ALGO_RANGES:
+            _ALGO_RANGES[key](f"config['algo'][{key!r}]", value)
+    algo = config["algo"]
+    if algo.get("minibatch_size", 0) > algo.get("train_batch_size", math.inf):
+        raise ValueError(
+            f"config['algo']['minibatch_size'] ({algo['minibatch_size']}) is larger than train_batch_size "
+            f"({algo['train_batch_size']})"
+        )
     for key in _SDE_ONLY_KWARGS:
         if config["policy_kwargs"].get(key):
             raise ValueError(f"policy_kwargs.{key} needs SB3's gSDE, which RLlib's PPO lacks: drop it for an RLlib run")
     check_training_perturbations(config["perturb"])
+    from ncp_control.agents.ppo.models import check_model_keys
+
+    check_model_keys(ppo_view(config))  # policy_kwargs against the policy's constructor, before Ray starts
 
 
 def ppo_view(config: dict[str, Any]) -> dict[str, Any]:

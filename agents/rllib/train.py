@@ -17,6 +17,7 @@ Imports ray and the RLlib module lazily (inside :func:`train`).
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import time
@@ -61,16 +62,18 @@ def has_progress(run_dir: str | Path) -> bool:
     return bool(rllib_checkpoints(run_dir)) or (Path(run_dir) / POLICY_FILE).is_file()
 
 
+_ENVS_MADE = itertools.count()
+
+
 def make_env(env_config: dict[str, Any]):
     """The env of one RLlib env runner (``env_config``: the run's ``env_id``, ``env_kwargs``, ``elapsed_time``,
-    ``dt``, ``perturb`` and ``seed``): train-ppo's training env, with the policy's wrappers and perturbations."""
+    ``dt``, ``perturb`` and ``seed``): train-ppo's training env, with the policy's wrappers and perturbations.
+    The perturbations' seed differs per env: RLlib builds every env of a runner from one ``EnvContext`` (its
+    ``vector_index`` is 0 for all), so the runner's ``worker_index`` and a count of the envs this process made
+    tell them apart."""
     from ncp_control.agents.ppo.envs import _make_single_env
 
-    seed = (
-        int(env_config["seed"])
-        + 1000 * int(getattr(env_config, "worker_index", 0))
-        + int(getattr(env_config, "vector_index", 0))
-    )
+    seed = int(env_config["seed"]) + 1000 * int(getattr(env_config, "worker_index", 0)) + next(_ENVS_MADE)
     return _make_single_env(
         env_config["env_id"],
         dict(env_config["env_kwargs"]),
@@ -149,6 +152,12 @@ def train(
 
     run_dir = Path(run_dir)
     validate_config(config)
+    if "dt" not in config["policy_kwargs"]:  # the env's step duration, as train-ppo fills it in
+        from ncp_control.agents.ppo.config import finalize_config
+
+        config = {**config, "policy_kwargs": finalize_config(ppo_view(config))["policy_kwargs"]}
+    if not resume and (run_dir / CONFIG_FILE).exists():
+        raise ValueError(f"{run_dir} already holds a run: continue it with resume, or choose another folder")
     started = False
     if not ray.is_initialized():
         try:
@@ -163,6 +172,12 @@ def train(
             ) from error
         started = True
     try:
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < config["env_runners"]:
+            raise ValueError(
+                f"{config['env_runners']} env runners need one CPU each, the Ray cluster has {cpus:g}: lower "
+                "--env-runners, raise --num-cpus, or add nodes"
+            )
         return _train(config, run_dir, resume, write, progress_seconds, on_iteration)
     finally:
         if started:
@@ -176,9 +191,13 @@ def _train(config, run_dir: Path, resume: bool, write, progress_seconds: float, 
     checkpoint = None
     if resume:
         found = rllib_checkpoints(run_dir)
-        checkpoint = found[-1][1] if found else None
-    else:
-        run_io.write_json_atomic(run_dir / CONFIG_FILE, config)
+        if not found:
+            raise ValueError(
+                f"cannot resume {run_dir}: it has no complete RLlib checkpoint ({CHECKPOINT_DIR}/"
+                f"{RLLIB_CHECKPOINT_PREFIX}_<N>_steps/ with {_COMPLETE_MARK}); start the run again in a new folder"
+            )
+        checkpoint = found[-1][1]
+    run_io.write_json_atomic(run_dir / CONFIG_FILE, config)  # on resume: the new total and settings
     algo = algorithm_config(config).build_algo()
     try:
         steps = 0
@@ -263,7 +282,8 @@ def _save_checkpoint(algo, config: dict[str, Any], run_dir: Path, steps: int) ->
     if (target / _COMPLETE_MARK).is_file():
         return
     partial = folder / f".{target.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
+    for stale in folder.glob(f".{RLLIB_CHECKPOINT_PREFIX}_*_steps.partial"):  # saves a kill interrupted
+        shutil.rmtree(stale, ignore_errors=True)
     algo.save_to_path(str(partial.resolve()))
     run_io.write_json_atomic(partial / _COMPLETE_MARK, {"steps": steps})
     shutil.rmtree(target, ignore_errors=True)

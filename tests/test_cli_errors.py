@@ -235,7 +235,7 @@ def test_the_installed_command_prints_one_line_without_traceback(tmp_path):
     assert done.stderr.splitlines() == [
         f"ncp-control evaluate: error: RUN_DIR {tmp_path / 'none'}: run folder "
         f"{tmp_path / 'none'} does not exist; give a folder written by train-ppo, "
-        "train-bc or demo"
+        "train-rllib, train-bc or demo"
     ]
 
 

@@ -15,7 +15,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="run folder written by train-ppo, train-bc or demo")
+    parser.add_argument("run_dir", help="run folder written by train-ppo, train-rllib, train-bc or demo")
     parser.add_argument("--out", required=True, help="ONNX file to write (e.g. policy.onnx)")
 
 

@@ -15,7 +15,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="run folder written by train-ppo, train-bc or demo")
+    parser.add_argument("run_dir", help="run folder written by train-ppo, train-rllib, train-bc or demo")
     parser.add_argument("--env", help="Gymnasium id (default: the run's own env, with its env arguments)")
     parser.add_argument("--episodes", type=int, default=1, help="recorded episodes (default 1)")
     parser.add_argument(

@@ -37,20 +37,24 @@ ABLATION = {"algo": {"use_sde": False}, "normalize_obs": False, "normalize_rewar
 
 
 def train_run(run: Path, policy: str, seed: int, timesteps: int, num_cpus: int, config: str | None) -> None:
+    """One ``train-rllib`` run (continued with ``--resume`` where it has progress; skipped once evaluated)."""
     from ncp_control.agents.rllib.train import has_progress
 
+    _train_command("train-rllib", has_progress, run, policy, seed, timesteps, config, ["--num-cpus", str(num_cpus)])
+
+
+def train_ppo_run(run: Path, policy: str, seed: int, timesteps: int, config: Path) -> None:
+    """One ``train-ppo`` run of the ablation (continued or skipped as :func:`train_run`)."""
+    from ncp_control.agents.ppo import has_progress
+
+    _train_command("train-ppo", has_progress, run, policy, seed, timesteps, str(config), ["--no-progress"])
+
+
+def _train_command(command, has_progress, run: Path, policy, seed, timesteps, config, extra: list[str]) -> None:
+    """Run ``ncp-control COMMAND`` for ``run`` in a subprocess and print its summary line."""
     if (run / "evaluation.json").is_file():
         return
-    cmd = [
-        sys.executable,
-        "-m",
-        "ncp_control.agents.cli",
-        "train-rllib",
-        "--out",
-        str(run),
-        "--num-cpus",
-        str(num_cpus),
-    ]
+    cmd = [sys.executable, "-m", "ncp_control.agents.cli", command, "--out", str(run), *extra]
     if has_progress(run):
         cmd += ["--resume"]
     else:
@@ -61,26 +65,7 @@ def train_run(run: Path, policy: str, seed: int, timesteps: int, num_cpus: int, 
     t0 = time.monotonic()
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"{run}: train-rllib failed:\n{done.stderr[-3000:]}")
-    print(f"  {done.stdout.strip().splitlines()[-1]} ({time.monotonic() - t0:.0f} s)", flush=True)
-
-
-def train_ppo_run(run: Path, policy: str, seed: int, timesteps: int, config: Path) -> None:
-    if (run / "evaluation.json").is_file():
-        return
-    from ncp_control.agents.ppo import has_progress
-
-    cmd = [sys.executable, "-m", "ncp_control.agents.cli", "train-ppo", "--out", str(run), "--no-progress"]
-    if has_progress(run):
-        cmd += ["--resume"]
-    else:
-        cmd += ["--env", ENV, "--policy", policy, "--timesteps", str(timesteps), "--seed", str(seed)]
-        cmd += ["--config", str(config)]
-    print(" ".join(cmd[2:]), flush=True)
-    t0 = time.monotonic()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{run}: train-ppo failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{run}: {command} failed:\n{done.stderr[-3000:]}")
     print(f"  {done.stdout.strip().splitlines()[-1]} ({time.monotonic() - t0:.0f} s)", flush=True)
 
 

@@ -18,6 +18,7 @@ Imports ray and the RLlib module lazily (inside :func:`train`).
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shutil
 import time
@@ -232,7 +233,10 @@ def _train(config, run_dir: Path, resume: bool, write, progress_seconds: float, 
                 last_save, saved_at = time.monotonic(), steps
         logger.close()
         _save_checkpoint(algo, config, run_dir, steps)
-        _save_policy(algo, config, run_dir / POLICY_FILE, steps)
+        # the final policy is the last checkpoint's data file (same weights, same steps)
+        final = run_io.temporary_path(run_dir / POLICY_FILE)  # copied, then renamed: never a torn policy.pt
+        shutil.copyfile(data_checkpoint_paths(run_dir / CHECKPOINT_DIR, steps)[0], final)
+        os.replace(final, run_dir / POLICY_FILE)
     finally:
         algo.stop()
     return _evaluate_final(config, run_dir, steps)

@@ -627,6 +627,7 @@ def render_headline() -> str:
         _pendulum_row(),
         _mujoco_row(),
         _mismatch_row(),
+        _mujoco_mismatch_row(),
         _rllib_row(),
     ):
         if row is not None:
@@ -761,6 +762,36 @@ def _mismatch_row() -> tuple[str, str, str] | None:
         f"Model mismatch in lane keeping (steering, crosswind), {seeds} training seeds per model{state}",
         verdict,
         "study_lane_mismatch.md",
+    )
+
+
+def _mujoco_mismatch_row() -> tuple[str, str, str] | None:
+    """Model mismatch on the MuJoCo memory tasks (issue 28): per env, how many of the mass and friction conditions
+    separate each pair of policies on return."""
+    if not (DATA / "study_mujoco_mismatch/summary.json").is_file():
+        return None
+    summary = _load("study_mujoco_mismatch/summary.json")
+    seeds = min(group["n_seeds"] for group in summary["groups"])
+    envs = sorted({group["env"] for group in summary["groups"]}, reverse=True)
+    parts = []
+    for env in envs:
+        lines = [line for line in separation_verdict(summary, ["mean_return"]) if line.startswith(f"{env} ")]
+        counts: dict[str, int] = {}
+        for line in lines:
+            for pair in line.rsplit(": ", 1)[1].split("; "):
+                if pair != "not separated":
+                    counts[pair] = counts.get(pair, 0) + 1
+        pairs = sorted(counts, key=lambda pair: (-counts[pair], pair))
+        parts.append(
+            f"{env}: " + (", ".join(f"{pair} ({counts[pair]}/{len(lines)})" for pair in pairs) or "not separated")
+        )
+    jobs = summary["jobs"]
+    state = "" if jobs["done"] == jobs["total"] else f" (study part-way: {jobs['done']} of {jobs['total']} jobs)"
+    return (
+        f"Model mismatch on {' / '.join(envs)} (mass, friction; PPO, {seeds} training seeds per policy){state}",
+        "return separated (rliable: P(a better than b) interval above 0.5) in k of the mass and friction "
+        "conditions: " + "; ".join(parts),
+        "study_mujoco_mismatch.md",
     )
 
 

@@ -5,11 +5,13 @@ there (summary.{md,csv,json} and plots, ``ncp-control study-report``'s code), wr
 of models per condition and metric: "a better than b" where the 95% interval of the probability of improvement
 across training seeds lies wholly above 0.5, else "not separated") and renders ``--page`` from those files only:
 per metric, one row per condition (perturbation and level) and one column per model, the mean over training seeds
-with its 95% stratified-bootstrap interval; then the separated pairs. Rerunning it on the data folder alone
+with its 95% stratified-bootstrap interval; then the separated pairs, and ``--notes`` (kept as ``notes.md`` in the data
+folder) as a section on what the numbers mean. Rerunning it on the data folder alone
 (``--study`` = the data folder) re-renders the page.
 
     python scripts/study_page.py --study studies/ncp-noise-10 --data docs/data/study_ncp_noise_10 \\
-        --page docs/study_ncp_noise_10.md --title "..." --machine "..." [--command "ncp-control study ..."]
+        --page docs/study_ncp_noise_10.md --title "..." --machine "..." [--command "ncp-control study ..."] \\
+        [--notes NOTES.md]
 """
 
 from __future__ import annotations
@@ -51,21 +53,25 @@ def copy_study(study: Path, data: Path) -> dict:
     return summary
 
 
-def _condition(group: dict) -> str:
-    if group["perturbation"] == "none":
-        return "none"
-    return f"{group['perturbation']} {group['level']:g}"
+def _condition(group: dict, with_env: bool = False) -> str:
+    """The perturbation and level of a group, after its env where the study evaluates on several."""
+    what = "none" if group["perturbation"] == "none" else f"{group['perturbation']} {group['level']:g}"
+    return f"{group['env']} {what}" if with_env else what
 
 
 def _tables(summary: dict, models: list[str]) -> list[str]:
     conditions: list[str] = []
     cells: dict[tuple[str, str, str], str] = {}
-    for g in summary["groups"]:
-        condition = _condition(g)
+    with_env = len({g["env"] for g in summary["groups"]}) > 1
+    for g in sorted(summary["groups"], key=lambda g: g["env"]) if with_env else summary["groups"]:
+        condition = _condition(g, with_env)
         if condition not in conditions:
             conditions.append(condition)
         for metric, stats in g["metrics"].items():
             fmt = METRICS.get(metric, (metric, "{:.3g}"))[1]
+            if stats["mean_ci"] is None:  # one seed so far: no interval
+                cells[metric, condition, g["model"]] = f"{fmt.format(stats['mean'])} (1 seed)"
+                continue
             low, high = stats["mean_ci"]
             cells[metric, condition, g["model"]] = (
                 f"{fmt.format(stats['mean'])} [{fmt.format(low)}, {fmt.format(high)}]"
@@ -82,6 +88,14 @@ def _tables(summary: dict, models: list[str]) -> list[str]:
     return lines
 
 
+def _notes(data: Path) -> list[str]:
+    """The data folder's ``notes.md`` (what the numbers mean, written by hand with ``--notes``) as a section."""
+    notes = data / "notes.md"
+    if not notes.is_file():
+        return []
+    return ["## Reading the numbers", "", notes.read_text().strip(), ""]
+
+
 def page(data: Path, title: str, machine: str, command: str, page_path: str = "docs/STUDY.md") -> str:
     summary = json.loads((data / "summary.json").read_text())
     spec = json.loads((data / "spec.json").read_text())
@@ -93,6 +107,7 @@ def page(data: Path, title: str, machine: str, command: str, page_path: str = "d
     n_pairs = sum(len(line.rsplit(": ", 1)[1].split("; ")) for line in separated)
     tested = sum(1 for c in summary["comparisons"] if c["metric"] in METRICS)
     evaluations = spec.get("evaluate", [])
+    several_envs = len({e.get("env") for e in evaluations}) > 1
     lines = [
         f"# {title}",
         "",
@@ -108,7 +123,7 @@ def page(data: Path, title: str, machine: str, command: str, page_path: str = "d
         ),
         f"- Protocol: models {', '.join(models)} x training seeds {seeds[0]}-{seeds[-1]} ({len(seeds)}); "
         + "; ".join(
-            f"{e['episodes']} episodes from reset seed {e['seed']} under {', '.join(e.get('perturb', [])) or 'no perturbation'}"
+            f"{e['env'] + ': ' if several_envs else ''}{e['episodes']} episodes from reset seed {e['seed']} under {', '.join(e.get('perturb', [])) or 'no perturbation'}"
             for e in evaluations
         )
         + f". Statistics: {summary['statistics']}.",
@@ -127,6 +142,7 @@ def page(data: Path, title: str, machine: str, command: str, page_path: str = "d
         "(every other comparison: not separated)",
         "```",
         "",
+        *_notes(data),
         "## Means across training seeds [95% interval]",
         "",
         *_tables(summary, models),
@@ -145,8 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", required=True)
     parser.add_argument("--machine", required=True, help="where and when it ran")
     parser.add_argument("--command", default=None, help="the study command (default: from the spec's name)")
+    parser.add_argument(
+        "--notes", type=Path, default=None, help="a markdown file on what the numbers mean (kept as DATA/notes.md)"
+    )
     args = parser.parse_args(argv)
     copy_study(args.study, args.data)
+    if args.notes is not None and args.notes.resolve() != (args.data / "notes.md").resolve():
+        shutil.copy2(args.notes, args.data / "notes.md")
     spec = json.loads((args.data / "spec.json").read_text())
     command = args.command or f"ncp-control study {spec['name']} --out DIR --num-cpus 2 --resume"
     args.page.write_text(page(args.data, args.title, args.machine, command, f"docs/{args.page.name}"))

@@ -1,0 +1,59 @@
+"""scripts/study_page.py: a study's docs page from its data folder (tables per condition, notes)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def study_page():
+    spec = importlib.util.spec_from_file_location("study_page", ROOT / "scripts/study_page.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _group(env, model, perturbation, level, mean, ci):
+    return {
+        "env": env,
+        "model": model,
+        "perturbation": perturbation,
+        "level": level,
+        "metrics": {"mean_return": {"mean": mean, "mean_ci": ci}},
+    }
+
+
+def test_two_envs_get_their_own_rows_and_one_seed_has_no_interval(study_page):
+    summary = {
+        "groups": [
+            _group("HopperNoVel-v5", "ltc", "mass", 2.0, 990.0, [980.0, 1000.0]),
+            _group("HalfCheetahNoVel-v5", "ltc", "mass", 2.0, 650.0, None),
+            _group("HopperNoVel-v5", "mlp", "mass", 2.0, 400.0, [300.0, 500.0]),
+        ]
+    }
+    lines = study_page._tables(summary, ["ltc", "mlp"])
+    rows = [line for line in lines if line.startswith("| ") and "condition" not in line]
+    assert rows == [
+        "| HalfCheetahNoVel-v5 mass 2 | 650 (1 seed) |  |",
+        "| HopperNoVel-v5 mass 2 | 990 [980, 1000] | 400 [300, 500] |",
+    ]
+
+
+def test_one_env_keeps_the_short_condition(study_page):
+    summary = {"groups": [_group("LaneKeeping-v0", "cnn", "none", None, 12.0, [10.0, 14.0])]}
+    rows = [line for line in study_page._tables(summary, ["cnn"]) if line.startswith("| none")]
+    assert rows == ["| none | 12 [10, 14] |"]
+
+
+def test_notes_become_a_section_only_when_written(study_page, tmp_path):
+    assert study_page._notes(tmp_path) == []
+    (tmp_path / "notes.md").write_text("Hopper's return near 1000 means it stands.\n")
+    assert study_page._notes(tmp_path) == [
+        "## Reading the numbers",
+        "",
+        "Hopper's return near 1000 means it stands.",
+        "",
+    ]

@@ -2,8 +2,9 @@
 
 Settings: train-ppo's presets for the env and policy (wiring, cell, critic, PPO hyperparameters in RLlib's
 names), then agents/configs/rllib.json, then --config FILE (JSON with the keys of the run's config.json, e.g.
-{"algo": {"lr": 0.0005}, "max_seq_len": 64}), then the flags. Without --address it starts a local Ray with
---num-cpus; with it, it joins that cluster (ray start --head on one machine, ray start --address on the others).
+{"algo": {"lr": 0.0005}, "max_seq_len": 64}), then the flags. Without --address (or RAY_ADDRESS) it starts a local
+Ray with --num-cpus; with it, it joins that cluster (ray start --head on one machine, ray start --address on the
+others).
 Env runners that die are restarted (RLlib's fault tolerance); --resume continues a killed run from its last
 checkpoint. The run folder holds policy.pt as data, so evaluate, inspect, robustness and export work on it as on
 a train-ppo run. Needs the [rllib] extra.
@@ -17,11 +18,10 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import os
 
 from ncp_control.agents.commands import checks
 from ncp_control.agents.errors import UsageError
-
-RLLIB_EXTRA_HINT = 'RLlib is not installed: pip install "ncp-control[rllib]" (or pip install "ray[rllib]")'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the model and the envs (default 0)")
     parser.add_argument("--out", help="run folder (required)")
     parser.add_argument("--config", help="JSON file overriding the presets")
-    parser.add_argument("--address", help="join this Ray cluster (e.g. auto, or HEAD_IP:6379) instead of a local Ray")
+    parser.add_argument(
+        "--address", help="join this Ray cluster (e.g. auto, or HEAD_IP:6379; default: RAY_ADDRESS, else a local Ray)"
+    )
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all); not with --address")
     parser.add_argument(
         "--resume",
@@ -58,8 +60,11 @@ def check_args(args: argparse.Namespace) -> None:
     checks.positive("--threads", args.threads)
     checks.non_negative("--seed", args.seed)
     checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
+    args.address = args.address or os.environ.get("RAY_ADDRESS") or None
     if args.address and args.num_cpus:
-        raise UsageError("--num-cpus sizes a local Ray; a cluster joined with --address has its own CPUs")
+        raise UsageError(
+            "--num-cpus sizes a local Ray; a cluster joined with --address (or RAY_ADDRESS) has its own CPUs"
+        )
     if args.num_cpus is not None and args.env_runners is not None and args.num_cpus < args.env_runners:
         raise UsageError(f"--env-runners {args.env_runners} need one CPU each; --num-cpus is {args.num_cpus}")
     if not args.out:
@@ -124,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import ray.rllib  # noqa: F401
     except ImportError:
-        raise ValueError(RLLIB_EXTRA_HINT) from None
+        raise ValueError(rllib.RLLIB_EXTRA_HINT) from None
     import torch
 
     from ncp_control.agents.evaluation.episodes import summary_line

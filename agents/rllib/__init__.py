@@ -14,7 +14,22 @@ folder's data files), :mod:`ncp_control.agents.runs`, :mod:`ncp_control.agents.e
 
 from __future__ import annotations
 
-from ncp_control.agents.rllib.config import POLICIES, PRESETS_PATH, ppo_view, resolve_config, validate_config
+from ncp_control.agents.rllib.config import (
+    POLICIES,
+    PRESETS_PATH,
+    RLLIB_EXTRA_HINT,
+    ppo_view,
+    resolve_config,
+    validate_config,
+)
 from ncp_control.agents.rllib.load import load_predictor
 
-__all__ = ["POLICIES", "PRESETS_PATH", "load_predictor", "ppo_view", "resolve_config", "validate_config"]
+__all__ = [
+    "POLICIES",
+    "PRESETS_PATH",
+    "RLLIB_EXTRA_HINT",
+    "load_predictor",
+    "ppo_view",
+    "resolve_config",
+    "validate_config",
+]

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from ncp_control import checks
 from ncp_control.agents.runs.files import read_json_object
 
+RLLIB_EXTRA_HINT = 'RLlib is not installed: pip install "ncp-control[rllib]" (or pip install "ray[rllib]")'
+
 PRESETS_PATH = Path(__file__).resolve().parents[1] / "configs" / "rllib.json"
 POLICIES = ("ltc", "cfc")
 RLlibPolicyName = Literal["ltc", "cfc"]

@@ -37,8 +37,9 @@ from ncp_control.agents.ppo.run_folder import (
     POLICY_FILE,
     data_checkpoint_paths,
 )
-from ncp_control.agents.rllib.config import ppo_view, validate_config
+from ncp_control.agents.rllib.config import RLLIB_EXTRA_HINT, ppo_view, validate_config
 from ncp_control.agents.runs import files as run_io
+from ncp_control.agents.study.cluster import ray_session
 
 RLLIB_CHECKPOINT_PREFIX = "rllib"
 _RLLIB_CHECKPOINT_RE = re.compile(rf"^{RLLIB_CHECKPOINT_PREFIX}_(\d+)_steps$")
@@ -146,11 +147,9 @@ def train(
     ``on_iteration(algorithm, result)`` is called after every training iteration (RLlib's ``Algorithm`` and its
     result dict), e.g. to watch the env runners.
 
-    Ray: the running one if this process has it (``ray.init`` before), else the cluster at ``address``, else a
-    local Ray with ``num_cpus``.
+    Ray: the running one if this process has it (``ray.init`` before), else the cluster at ``address`` (or
+    ``RAY_ADDRESS``), else a local Ray with ``num_cpus`` (:func:`ncp_control.agents.study.cluster.ray_session`).
     """
-    import ray
-
     run_dir = Path(run_dir)
     validate_config(config)
     if "dt" not in config["policy_kwargs"]:  # the env's step duration, as train-ppo fills it in
@@ -159,20 +158,7 @@ def train(
         config = {**config, "policy_kwargs": finalize_config(ppo_view(config))["policy_kwargs"]}
     if not resume and (run_dir / CONFIG_FILE).exists():
         raise ValueError(f"{run_dir} already holds a run: continue it with resume, or choose another folder")
-    started = False
-    if not ray.is_initialized():
-        try:
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:  # "local": a new Ray for this run even where another one runs on this machine
-                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
-        except (ConnectionError, RuntimeError) as error:
-            raise ValueError(
-                f"cannot start or join Ray (address {address or 'local'}): {error}; check --address "
-                "(ray status on the head node prints it)"
-            ) from error
-        started = True
-    try:
+    with ray_session(address, num_cpus, RLLIB_EXTRA_HINT) as ray:
         cpus = ray.cluster_resources().get("CPU", 0)
         if cpus < config["env_runners"]:
             raise ValueError(
@@ -180,9 +166,6 @@ def train(
                 "--env-runners, raise --num-cpus, or add nodes"
             )
         return _train(config, run_dir, resume, write, progress_seconds, on_iteration)
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def _train(config, run_dir: Path, resume: bool, write, progress_seconds: float, on_iteration) -> dict[str, Any]:

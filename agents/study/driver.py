@@ -44,6 +44,7 @@ from typing import Any, Literal
 
 from ncp_control import checks
 from ncp_control.agents.runs.files import write_json_atomic
+from ncp_control.agents.study.cluster import ray_session, require_ray
 from ncp_control.agents.study.spec import EvalJob, StudyPlan, TrainJob, plan_study
 
 Storage = Literal["auto", "shared", "transfer"]
@@ -52,16 +53,6 @@ STORAGES = ("auto", "shared", "transfer")
 #: comma-separated job ids whose worker kills itself after the first checkpoint of a fresh run (fault tests: the
 #: retry finds the checkpoint, continues and is not killed)
 FAULT_ENV = "NCP_CONTROL_STUDY_FAULT"
-RAY_EXTRA_HINT = 'Ray is not installed: pip install -e ".[ray]" (or pip install "ray[default]")'
-
-
-def require_ray():
-    """``import ray``, or a one-line ``ValueError`` naming the extra to install."""
-    try:
-        import ray
-    except ImportError as error:
-        raise ValueError(RAY_EXTRA_HINT) from error
-    return ray
 
 
 def now() -> str:
@@ -180,34 +171,11 @@ def run_study(
     _check_folder(out, plan, resume)
     sources = check_sources(runs_from, out)
     say = progress or (lambda line: None)
-    ray = require_ray()
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address and num_cpus is not None:
-        raise ValueError("--num-cpus sizes a local Ray; with --address (or RAY_ADDRESS) the cluster decides")
-    started = not ray.is_initialized()
-    if started:
-        try:
-            # address "local": a new Ray for this run even where another one runs on this machine
-            ray.init(
-                address=address or "local",
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level="ERROR",
-            )
-        except (ConnectionError, RuntimeError) as error:
-            raise ValueError(
-                f"cannot start or join Ray (address {address or 'local'}): {error}; check --address "
-                "/ RAY_ADDRESS (a running cluster's head, e.g. auto or HEAD_IP:6379)"
-            ) from error
-    try:
+    with ray_session(address, num_cpus) as ray:
         _init_folder(out, plan)
         reuse_runs(plan.train, out, sources, new_record, now, say)
         driver = _Driver(plan, out, _choose_storage(ray, storage), say)
         driver.run()
-    finally:
-        if started:
-            ray.shutdown()
     from ncp_control.agents.study.summary import write_summary
 
     summary = write_summary(out)

@@ -128,6 +128,32 @@ def test_the_module_reads_each_steps_elapsed_time():
         np.testing.assert_allclose(action, np.clip(late_means[:, t].numpy(), -2, 2), rtol=1e-4, atol=1e-5)
 
 
+def test_envs_of_different_runners_play_different_episodes(monkeypatch):
+    """RLlib seeds runner w's env i with seed + w + i: runner 1's env 1 and runner 2's env 0 both get seed + 2.
+    Our envs mix in the runner and their number, so those two differ, and a rerun repeats them."""
+    import itertools
+
+    from ray.rllib.env.env_context import EnvContext
+
+    from ncp_control.agents.rllib import train as rllib_train
+
+    env_config = {"env_id": "PendulumNoVel-v1", "env_kwargs": {}, "elapsed_time": "constant", "dt": 0.05}
+    env_config.update(perturb=[], seed=0)
+
+    def first_observations():
+        monkeypatch.setattr(rllib_train, "_ENVS_MADE", itertools.count())  # a fresh runner process
+        runner_1 = [rllib_train.make_env(EnvContext(env_config, worker_index=1)) for _ in range(2)]
+        monkeypatch.setattr(rllib_train, "_ENVS_MADE", itertools.count())
+        runner_2 = [rllib_train.make_env(EnvContext(env_config, worker_index=2)) for _ in range(2)]
+        return runner_1[1].reset(seed=2)[0], runner_2[0].reset(seed=2)[0]
+
+    a, b = first_observations()
+    assert not np.allclose(a, b)
+    again_a, again_b = first_observations()
+    np.testing.assert_array_equal(a, again_a)
+    np.testing.assert_array_equal(b, again_b)
+
+
 def test_config_takes_train_ppos_presets_in_rllibs_names():
     config = rllib.resolve_config("PendulumNoVel-v1", "ltc", timesteps=1000)
     assert config["kind"] == "rllib"

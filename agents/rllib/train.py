@@ -27,6 +27,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from ncp_control.agents.ppo.run_folder import (
@@ -70,13 +71,16 @@ _ENVS_MADE = itertools.count()
 def make_env(env_config: dict[str, Any]):
     """The env of one RLlib env runner (``env_config``: the run's ``env_id``, ``env_kwargs``, ``elapsed_time``,
     ``dt``, ``perturb`` and ``seed``): train-ppo's training env, with the policy's wrappers and perturbations.
-    The perturbations' seed differs per env: RLlib builds every env of a runner from one ``EnvContext`` (its
-    ``vector_index`` is 0 for all), so the runner's ``worker_index`` and a count of the envs this process made
-    tell them apart."""
+
+    RLlib builds every env of a runner from one ``EnvContext`` (its ``vector_index`` is 0 for all) and seeds runner
+    ``w``'s env ``i`` with ``seed + w + i``, so runner 1's env 1 would play runner 2's env 0's episodes. Each env is
+    told apart by the runner's ``worker_index`` and a count of the envs this process made: that pair seeds its
+    perturbations and, mixed with the seed RLlib passes, its resets (:class:`_OwnResetSeeds`)."""
     from ncp_control.agents.ppo.envs import _make_single_env
 
-    seed = int(env_config["seed"]) + 1000 * int(getattr(env_config, "worker_index", 0)) + next(_ENVS_MADE)
-    return _make_single_env(
+    worker, number = int(getattr(env_config, "worker_index", 0)), next(_ENVS_MADE)
+    seed = int(env_config["seed"]) + 1000 * worker + number
+    env = _make_single_env(
         env_config["env_id"],
         dict(env_config["env_kwargs"]),
         env_config["elapsed_time"] == "observation",
@@ -84,6 +88,21 @@ def make_env(env_config: dict[str, Any]):
         tuple(env_config["perturb"]),
         seed,
     )
+    return _OwnResetSeeds(env, worker, number)
+
+
+class _OwnResetSeeds(gym.Wrapper):
+    """A seeded reset gets a seed mixed from RLlib's, the runner's index and the env's number in its process
+    (numpy's ``SeedSequence``): distinct episodes on every env of every runner, the same on a rerun."""
+
+    def __init__(self, env: gym.Env, worker: int, number: int):
+        super().__init__(env)
+        self._key = (worker, number)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            seed = int(np.random.SeedSequence([seed, *self._key]).generate_state(1)[0])
+        return self.env.reset(seed=seed, options=options)
 
 
 def algorithm_config(config: dict[str, Any]):

@@ -1,7 +1,9 @@
 """Camera PPO throughput (issue 27, item 3): where one PPO iteration on LaneKeeping-v0 spends its time, and training
 steps/s against the bare env's rate with the same env processes, measured in one run.
 
-For each setting (``--settings``: ``dummy1`` = 1 env in this process, ``subprocN`` = N envs in subprocesses):
+For each setting (``--settings``: ``dummy1`` = 1 env in this process, ``subprocN`` = N envs in subprocesses; a
+suffix ``-tK`` gives the learner K torch threads instead of ``--threads``, ``-frozen`` freezes the conv head as
+``train-ppo --freeze-conv-head`` does, e.g. ``dummy1-t2-frozen``):
 
 - ``bare``: the vectorised env alone, random actions, steps/s (what rendering and physics allow);
 - ``ppo``: ``train-ppo``'s own code (``ncp_control.agents.ppo.train``) for ``--timesteps`` steps with the NCP-LTC
@@ -10,9 +12,11 @@ For each setting (``--settings``: ``dummy1`` = 1 env in this process, ``subprocN
   subprocesses the transfer), the rest of the rollout (the policy's forward pass, buffers) and the update
   (``train()``: every epoch's forward and backward passes).
 
-The goal is ``ppo / bare >= 0.5`` with the same env processes. Writes JSON (``--out``) and prints a table.
+The goal is ``ppo / bare >= 0.5`` with the same env processes. Also times the conv head's forward and backward
+pass on one rollout's images with NCHW memory (what SB3's channels-first observations gave the convolutions before
+the head asked for channels-last memory) against channels-last memory. Writes JSON (``--out``) and prints a table.
 
-    python scripts/bench_camera_ppo.py --settings dummy1 subproc2 --timesteps 4096 \\
+    python scripts/bench_camera_ppo.py --settings dummy1 dummy1-t2 dummy1-t2-frozen subproc2-t2 --timesteps 2048 \\
         --out docs/data/camera_ppo/bench_camera_ppo.json
 """
 
@@ -31,12 +35,42 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 
-def _setting(name: str) -> tuple[str, int]:
-    kind = "dummy" if name.startswith("dummy") else "subproc"
-    return kind, int(name.removeprefix(kind))
+def _setting(name: str, threads: int) -> tuple[str, int, int, bool]:
+    """``dummy1``, ``subproc2-t2``, ``dummy1-t2-frozen`` -> (vec env kind, envs, learner threads, frozen head)."""
+    base, *flags = name.split("-")
+    kind = "dummy" if base.startswith("dummy") else "subproc"
+    for flag in flags:
+        if flag.startswith("t") and flag[1:].isdigit():
+            threads = int(flag[1:])
+        elif flag != "frozen":
+            raise SystemExit(f"bench_camera_ppo.py: error: unknown setting suffix {flag!r} in {name!r}")
+    return kind, int(base.removeprefix(kind)), threads, "frozen" in flags
 
 
-def _config(kind: str, n_envs: int, timesteps: int, n_steps: int) -> dict:
+def conv_layouts(images: int, threads: int, repeats: int = 3) -> dict:
+    """Seconds of one forward + backward pass of the paper's conv head over ``images`` 64 x 128 frames, NCHW
+    memory against channels-last memory (the best of ``repeats``)."""
+    import torch
+
+    from ncp_control.policies.conv import ConvHead
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    head = ConvHead((64, 128, 3))
+    frames = torch.rand(images, 3, 64, 128)
+    timings = {}
+    for layout, x in (("nchw", frames), ("channels_last", frames.contiguous(memory_format=torch.channels_last))):
+        best = float("inf")
+        for _ in range(repeats + 1):  # the first pass warms oneDNN up
+            t0 = time.perf_counter()
+            head.zero_grad()
+            head.convs(x).sum().backward()
+            best = min(best, time.perf_counter() - t0)
+        timings[f"{layout}_s"] = best
+    return {"images": images, "threads": threads, **timings, "speedup": timings["nchw_s"] / timings["channels_last_s"]}
+
+
+def _config(kind: str, n_envs: int, timesteps: int, n_steps: int, frozen: bool = False) -> dict:
     from ncp_control.agents import ppo
 
     overrides = {
@@ -49,6 +83,8 @@ def _config(kind: str, n_envs: int, timesteps: int, n_steps: int) -> dict:
         "eval_episodes": 1,
         "algo": {"n_steps": n_steps, "batch_size": n_steps * n_envs},
     }
+    if frozen:
+        overrides["policy_kwargs"] = {"features_extractor_kwargs": {"frozen": True}}
     config = ppo.resolve_config("LaneKeeping-v0", "ltc", timesteps=timesteps, seed=0, overrides=overrides)
     return ppo.finalize_config(config)
 
@@ -70,7 +106,7 @@ def bare_rate(kind: str, n_envs: int, steps: int) -> float:
     return (steps // n_envs) * n_envs / seconds
 
 
-def ppo_rate(kind: str, n_envs: int, timesteps: int, n_steps: int, threads: int) -> dict:
+def ppo_rate(kind: str, n_envs: int, timesteps: int, n_steps: int, threads: int, frozen: bool = False) -> dict:
     """train-ppo's training loop on the camera task, with the time of its phases."""
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
@@ -122,7 +158,7 @@ def ppo_rate(kind: str, n_envs: int, timesteps: int, n_steps: int, threads: int)
 
     train_module.make_training_env = timed_env
     try:
-        config = _config(kind, n_envs, timesteps, n_steps)
+        config = _config(kind, n_envs, timesteps, n_steps, frozen)
         with tempfile.TemporaryDirectory() as folder:
             t0 = time.perf_counter()
             ppo.train(config, Path(folder) / "run", callbacks=[Phases()], evaluate_at_end=False)
@@ -150,15 +186,33 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
+    settings = [(name, *_setting(name, args.threads)) for name in args.settings]
+    layouts = [conv_layouts(args.n_steps, threads) for threads in sorted({s[3] for s in settings})]
+    for layout in layouts:
+        print(
+            f"conv head, {layout['images']} images, {layout['threads']} thread(s): forward + backward "
+            f"{layout['nchw_s']:.3f} s NCHW, {layout['channels_last_s']:.3f} s channels-last "
+            f"({layout['speedup']:.2f}x)",
+            flush=True,
+        )
     rows = []
-    for name in args.settings:
-        kind, n_envs = _setting(name)
-        bare = bare_rate(kind, n_envs, args.bare_steps)
-        trained = ppo_rate(kind, n_envs, args.timesteps, args.n_steps, args.threads)
-        row = {"setting": name, "bare_steps_per_s": bare, **trained, "ratio": trained["steps_per_s"] / bare}
+    bare_rates: dict[tuple[str, int], float] = {}
+    for name, kind, n_envs, threads, frozen in settings:
+        if (kind, n_envs) not in bare_rates:
+            bare_rates[kind, n_envs] = bare_rate(kind, n_envs, args.bare_steps)
+        bare = bare_rates[kind, n_envs]
+        trained = ppo_rate(kind, n_envs, args.timesteps, args.n_steps, threads, frozen)
+        row = {
+            "setting": name,
+            "threads": threads,
+            "frozen_conv_head": frozen,
+            "bare_steps_per_s": bare,
+            **trained,
+            "ratio": trained["steps_per_s"] / bare,
+        }
         rows.append(row)
         print(
-            f"{name:10s} bare {bare:7.0f} steps/s | ppo {trained['steps_per_s']:6.0f} steps/s "
+            f"{name:18s} bare {bare:7.0f} steps/s | ppo {trained['steps_per_s']:6.0f} steps/s "
             f"(ratio {row['ratio']:.2f}) | env {trained['env_step_s']:.1f} s, rest of rollout "
             f"{trained['rollout_other_s']:.1f} s, update {trained['update_s']:.1f} s, setup {trained['setup_s']:.1f} s",
             flush=True,
@@ -172,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         "timesteps": args.timesteps,
         "n_steps": args.n_steps,
         "threads": args.threads,
+        "conv_layouts": layouts,
         "rows": rows,
     }
     if args.out:

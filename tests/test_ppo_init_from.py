@@ -199,3 +199,37 @@ def test_the_anchor_keeps_the_fine_tuned_actor_near_the_imitation_policy(bc_runs
     assert distance(free) > 0 and distance(anchored) < 0.3 * distance(free), (distance(anchored), distance(free))
     with pytest.raises(ValueError, match="needs init_from"):
         ppo.resolve_config("LaneKeeping-v0", "ltc", timesteps=64, overrides={"anchor_weight": 1.0})
+
+
+@pytest.mark.parametrize(("kind", "policy_name"), [("ncp-ltc", "ltc"), ("lstm", "lstm")])
+def test_a_frozen_conv_head_keeps_the_imitation_weights_while_the_rest_trains(bc_runs, tmp_path, kind, policy_name):
+    """--freeze-conv-head: after fine-tuning the conv head is the imitation run's bit for bit, the recurrent core
+    moved; the saved run reloads frozen and evaluates; without --init-from or on --resume the flag is refused."""
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({**{k: v for k, v in FAST.items() if k != "n_envs"}, "algo": {**FAST["algo"]}}))
+    run = tmp_path / "ft"
+    args = ["train-ppo", "--env", "LaneKeeping-v0", "--policy", policy_name, "--timesteps", "64", "--n-envs", "1"]
+    args += ["--init-from", str(bc_runs[kind]), "--config", str(config), "--out", str(run), "--no-progress"]
+    assert cli_main([*args, "--freeze-conv-head"]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["policy_kwargs"]["features_extractor_kwargs"]["frozen"] is True
+    trained = ppo.load_predictor(run, saved).policy
+    initial = ppo.build_policy(saved, trained.observation_space, trained.action_space)
+    load_actor(initial, bc_runs[kind])
+    head, head0 = trained.features_extractor.head, initial.features_extractor.head
+    assert trained.features_extractor.frozen and not any(p.requires_grad for p in head.parameters())
+    for (name, p), p0 in zip(head.state_dict().items(), head0.state_dict().values()):
+        assert torch.equal(p, p0), name
+    core = [n for n in trained.state_dict() if not n.startswith(("features_extractor", "pi_features", "vf_features"))]
+    core = [n for n in core if n.startswith(("actor_core", "lstm_actor"))]
+    assert core and any(not torch.equal(trained.state_dict()[n], initial.state_dict()[n]) for n in core)
+    # evaluation mode keeps gradients with respect to the image (saliency); training mode records no graph
+    extractor = trained.features_extractor
+    image = torch.rand(1, *trained.observation_space.shape, requires_grad=True)
+    extractor.eval()
+    extractor(image).sum().backward()
+    assert image.grad is not None and image.grad.abs().sum() > 0
+    extractor.train()
+    assert not extractor(image).requires_grad
+    assert cli_main(["train-ppo", *args[1:10], "--out", str(tmp_path / "y"), "--freeze-conv-head"]) == 2
+    assert cli_main(["train-ppo", "--resume", "--out", str(run), "--freeze-conv-head"]) == 2

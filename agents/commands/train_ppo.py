@@ -57,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(L2-SP, theta -= lr * W * (theta - theta_0)); 0 (default) turns it off",
     )
     parser.add_argument(
+        "--freeze-conv-head",
+        action="store_true",
+        help="with --init-from: keep the imitation run's conv head fixed (no backward pass through it: camera "
+        "updates several times faster; policy_kwargs.features_extractor_kwargs.frozen)",
+    )
+    parser.add_argument(
         "--perturb",
         action="append",
         default=None,
@@ -86,13 +92,15 @@ def check_args(args: argparse.Namespace) -> None:
     if args.resume:
         if not args.out:
             raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
-        if args.perturb or args.init_from or args.anchor_weight is not None:
+        if args.perturb or args.init_from or args.anchor_weight is not None or args.freeze_conv_head:
             raise UsageError(
-                "--perturb, --init-from and --anchor-weight are part of a run's config: a resumed run keeps its own "
-                "(config.json)"
+                "--perturb, --init-from, --anchor-weight and --freeze-conv-head are part of a run's config: a resumed "
+                "run keeps its own (config.json)"
             )
         checks.run_folder(args.out, "--out")
         return
+    if args.freeze_conv_head and not args.init_from:
+        raise UsageError("--freeze-conv-head keeps an imitation run's conv head: it needs --init-from RUN_DIR")
     checks.new_run_flags(("--env", args.env), ("--policy", args.policy), ("--timesteps", args.timesteps))
     checks.env_id(args.env)
     if args.out:
@@ -116,6 +124,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         overrides["anchor_weight"] = args.anchor_weight
     if args.init_from:
         overrides["init_from"] = args.init_from  # init_config fills in the architecture
+    if args.freeze_conv_head:
+        overrides["policy_kwargs"] = {"features_extractor_kwargs": {"frozen": True}}
     if args.no_progress or not sys.stdout.isatty():
         overrides["progress_bar"] = False  # a bar in a log file is noise: the progress lines say it all
     return overrides

@@ -186,6 +186,9 @@ class ConvHeadExtractor(BaseFeaturesExtractor):
         features: output length (a multiple of ``channels[-1]``), the paper's 32 by default.
         channels: the five convolutions' widths (see :class:`ConvHead`).
         normalize: see :class:`ConvHead`.
+        frozen: keep the head's weights as they are (e.g. an imitation run's, with ``train-ppo --init-from``):
+            no gradients, and in training mode its forward pass records no graph, so PPO's update skips the
+            convolutions' backward pass (most of a camera update's cost: docs/ppo.md). The actor and critic train on fixed features.
     Raises:
         ValueError: the space is not a 3-channel image.
     """
@@ -196,6 +199,7 @@ class ConvHeadExtractor(BaseFeaturesExtractor):
         features: int = 32,
         channels: Sequence[int] = PAPER_CHANNELS,
         normalize: Normalization = "standardize",
+        frozen: bool = False,
     ) -> None:
         shape = tuple(int(s) for s in getattr(observation_space, "shape", ()) or ())
         if len(shape) != 3 or 3 not in (shape[0], shape[2]):
@@ -205,11 +209,18 @@ class ConvHeadExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, features)
         self.head = ConvHead(hwc, features=features, channels=channels, normalize=normalize)
         self.convs = self.head.convs  # for saliency (VisualBackProp finds the Conv2d layers here)
+        if not isinstance(frozen, bool):
+            raise TypeError(f"frozen must be true or false, got {frozen!r}")
+        self.frozen = frozen
+        self.head.requires_grad_(not frozen)
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
         """``observations``: (B, 3, H, W) or (B, H, W, 3), floats in [0, 1] (or uint8) -> (B, features)."""
         if self.channels_first:
             observations = observations.permute(0, 2, 3, 1)
+        if self.frozen and self.training:  # training: no graph; evaluation keeps input gradients (saliency)
+            with th.no_grad():
+                return self.head(observations)
         return self.head(observations)
 
 

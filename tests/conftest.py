@@ -1,15 +1,35 @@
-"""In CI (``CI=true``, as ``.ci/run`` sets it) a test may not skip because something the suite needs is missing:
+"""The ``script`` fixture loads a file of scripts/ as a module.
+
+In CI (``CI=true``, as ``.ci/run`` sets it) a test may not skip because something the suite needs is missing:
 a module that an extra declares (``pytest.importorskip``), the C compiler for the native kernels, or Chromium for
 the report check. Such a skip fails instead, naming what is missing, so that a broken install cannot turn tests
 into skips and leave CI green. Outside CI these skips stay skips."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 
 pytest_plugins = ["pytester"]  # tests/test_ci.py runs this file's hooks on a small suite of its own
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture(scope="session")
+def script():
+    """``script("study_page")``: scripts/study_page.py loaded as a module (scripts/ is not a package)."""
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
 
 #: Skip reasons (substrings) that mean "something the suite needs is not installed".
 MISSING = (

@@ -1,7 +1,6 @@
 """README.md's results table and docs/results.md agree with the data files in docs/data/
 (scripts/render_readme_results.py)."""
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -11,11 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def renderer():
-    spec = importlib.util.spec_from_file_location("render_readme_results", ROOT / "scripts/render_readme_results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def renderer(script):
+    return script("render_readme_results")
 
 
 def test_the_pages_are_the_readme_and_docs_results(renderer):

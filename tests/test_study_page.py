@@ -1,19 +1,11 @@
 """scripts/study_page.py: a study's docs page from its data folder (tables per condition, notes)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def study_page():
-    spec = importlib.util.spec_from_file_location("study_page", ROOT / "scripts/study_page.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def study_page(script):
+    return script("study_page")
 
 
 def _group(env, model, perturbation, level, mean, ci):

@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         "--notes", type=Path, default=None, help="a markdown file on what the numbers mean (kept as DATA/notes.md)"
     )
     args = parser.parse_args(argv)
+    if args.notes is not None and not args.notes.is_file():
+        parser.error(f"--notes {args.notes}: no such file")
     copy_study(args.study, args.data)
     if args.notes is not None and args.notes.resolve() != (args.data / "notes.md").resolve():
         shutil.copy2(args.notes, args.data / "notes.md")

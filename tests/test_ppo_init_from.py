@@ -202,7 +202,9 @@ def test_the_anchor_keeps_the_fine_tuned_actor_near_the_imitation_policy(bc_runs
 
 
 @pytest.mark.parametrize(("kind", "policy_name"), [("ncp-ltc", "ltc"), ("lstm", "lstm")])
-def test_a_frozen_conv_head_keeps_the_imitation_weights_while_the_rest_trains(bc_runs, tmp_path, kind, policy_name):
+def test_a_frozen_conv_head_keeps_the_imitation_weights_while_the_rest_trains(
+    bc_runs, tmp_path, capsys, kind, policy_name
+):
     """--freeze-conv-head: after fine-tuning the conv head is the imitation run's bit for bit, the recurrent core
     moved; the saved run reloads frozen and evaluates; without --init-from or on --resume the flag is refused."""
     config = tmp_path / "c.json"
@@ -231,5 +233,21 @@ def test_a_frozen_conv_head_keeps_the_imitation_weights_while_the_rest_trains(bc
     assert image.grad is not None and image.grad.abs().sum() > 0
     extractor.train()
     assert not extractor(image).requires_grad
-    assert cli_main(["train-ppo", *args[1:10], "--out", str(tmp_path / "y"), "--freeze-conv-head"]) == 2
+    capsys.readouterr()
+    assert cli_main(["train-ppo", *args[1:9], "--out", str(tmp_path / "y"), "--freeze-conv-head"]) == 2
+    assert "it needs --init-from" in capsys.readouterr().err
     assert cli_main(["train-ppo", "--resume", "--out", str(run), "--freeze-conv-head"]) == 2
+    assert "a resumed run keeps its own" in capsys.readouterr().err
+
+
+def test_a_frozen_head_in_a_config_is_checked():
+    """frozen must be a bool, and only where the conv head is the extractor (not SB3's NatureCNN)."""
+    frozen = {"policy_kwargs": {"features_extractor_kwargs": {"frozen": "yes"}}}
+    with pytest.raises(ValueError, match="frozen must be true or false"):
+        ppo.resolve_config("LaneKeeping-v0", "ltc", timesteps=64, overrides=frozen)
+    frozen = {"policy_kwargs": {"features_extractor_kwargs": {"frozen": True}}}
+    with pytest.raises(ValueError, match="not SB3's own CNN"):
+        ppo.resolve_config("LaneKeeping-v0", "lstm", timesteps=64, overrides=frozen)
+    assert ppo.resolve_config("LaneKeeping-v0", "cfc", timesteps=64, overrides=frozen)["policy_kwargs"][
+        "features_extractor_kwargs"
+    ] == {"frozen": True}

@@ -27,3 +27,18 @@ def test_num_cpus_is_refused_with_a_cluster_address_or_ray_address(monkeypatch):
     with pytest.raises(ValueError, match="--num-cpus sizes a local Ray"):
         with ray_session(None, 2):
             pass
+
+
+@pytest.mark.parametrize("command", ["train-rllib", "study"])
+def test_the_commands_refuse_num_cpus_with_ray_address(monkeypatch, tmp_path, capsys, command):
+    from ncp_control.agents.cli import main as cli_main
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    if command == "train-rllib":
+        args = ["train-rllib", "--env", "PendulumNoVel-v1", "--policy", "cfc", "--timesteps", "64"]
+    else:
+        args = ["study", "mujoco-mismatch"]
+    code = cli_main([*args, "--num-cpus", "2", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--num-cpus sizes a local Ray" in err, err
+    assert not (tmp_path / "x").exists()

@@ -59,8 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--freeze-conv-head",
         action="store_true",
-        help="with --init-from: keep the imitation run's conv head fixed (no backward pass through it: camera "
-        "updates several times faster; policy_kwargs.features_extractor_kwargs.frozen)",
+        help="with --init-from: keep the imitation run's conv head fixed (no backward pass through it: the camera "
+        "update about 2x faster; policy_kwargs.features_extractor_kwargs.frozen)",
     )
     parser.add_argument(
         "--perturb",

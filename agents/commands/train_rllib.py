@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--address", help="join this Ray cluster (e.g. auto, or HEAD_IP:6379; default: RAY_ADDRESS, else a local Ray)"
     )
-    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all); not with --address")
+    parser.add_argument(
+        "--num-cpus", type=int, help="CPUs of the local Ray (default: all); not with --address or RAY_ADDRESS"
+    )
     parser.add_argument(
         "--resume",
         action="store_true",

@@ -154,6 +154,30 @@ def validate_config(config: dict[str, Any]) -> None:
     anchor = checks.non_negative_real("config['anchor_weight']", config.get("anchor_weight", 0), hint="0 turns it off")
     if anchor > 0 and not config.get("init_from"):
         raise ValueError("config['anchor_weight'] keeps a fine-tuned actor near its imitation run: it needs init_from")
+    _check_frozen_head(config)
+
+
+def _check_frozen_head(config: dict[str, Any]) -> None:
+    """``policy_kwargs.features_extractor_kwargs.frozen``: true or false, and only where the conv head is the
+    extractor (the ltc/cfc camera actors, or ``features_extractor_class: "conv_head"`` as ``--init-from`` sets it
+    for the lstm and mlp baselines; SB3's own CNN takes no such argument)."""
+    kwargs = config["policy_kwargs"].get("features_extractor_kwargs") or {}
+    if "frozen" not in kwargs:
+        return
+    if not isinstance(kwargs["frozen"], bool):
+        raise ValueError(
+            f"policy_kwargs.features_extractor_kwargs.frozen must be true or false, got {kwargs['frozen']!r}"
+        )
+    conv_head = (
+        config["policy"] in ("ltc", "cfc")
+        or config["policy_kwargs"].get("features_extractor_class") == "conv_head"
+        or config.get("init_from")  # init_config gives the baselines the imitation run's conv head
+    )
+    if not conv_head:
+        raise ValueError(
+            "policy_kwargs.features_extractor_kwargs.frozen freezes the imitation models' conv head: the lstm and mlp "
+            "baselines have it with --init-from (or features_extractor_class 'conv_head'), not SB3's own CNN"
+        )
 
 
 def check_training_perturbations(specs: list[Any]) -> list[str]:

@@ -107,11 +107,12 @@ def _architecture(model: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, An
     for key in ("ltc_init", "ltc_input_mapping", "ode_unfolds", "cfc_mode", "time_unit", "wiring", "cell"):
         kwargs.pop(key, None)
     vf = list(kwargs.get("net_arch", {}).get("vf", [64, 64])) if isinstance(kwargs.get("net_arch"), dict) else [64, 64]
-    kwargs["features_extractor_kwargs"] = {
-        **kwargs.get("features_extractor_kwargs", {}),  # the config's own, e.g. "frozen"
-        "features": model["features"],
-        "channels": list(model["conv_channels"]),
-    }
+    # the imitation head's architecture (it standardises every image: no "normalize" from the config), and whether
+    # the config freezes it
+    frozen = (kwargs.get("features_extractor_kwargs") or {}).get("frozen", False)
+    kwargs["features_extractor_kwargs"] = {"features": model["features"], "channels": list(model["conv_channels"])}
+    if frozen:
+        kwargs["features_extractor_kwargs"]["frozen"] = frozen
     kind = model["kind"]
     if kind in ("ncp-ltc", "ncp-cfc"):
         ncp = {k: v for k, v in model["ncp"].items() if k != "motor_neurons"}

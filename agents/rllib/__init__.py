@@ -9,7 +9,8 @@
 Needs the ``rllib`` extra (``pip install "ncp-control[rllib]"``) to train; run folders load without it.
 
 May import: :mod:`ncp_control` (the policies), :mod:`ncp_control.agents.ppo` (presets, the SB3 policy, the run
-folder's data files), :mod:`ncp_control.agents.runs`, :mod:`ncp_control.agents.evaluation`; not the CLI.
+folder's data files), :mod:`ncp_control.agents.runs`, :mod:`ncp_control.agents.evaluation`,
+:mod:`ncp_control.agents.study.cluster` (starting or joining Ray, shared with studies); not the CLI.
 """
 
 from __future__ import annotations

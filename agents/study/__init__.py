@@ -6,5 +6,6 @@
 - :mod:`.reuse`: finished runs of other study folders reused instead of retrained.
 - :mod:`.summary`: ``jobs.jsonl`` and the summary across training seeds.
 
-May import: everything in :mod:`ncp_control.agents` but the CLI; Ray only inside :mod:`.driver`.
+May import: everything in :mod:`ncp_control.agents` but the CLI; Ray only inside :mod:`.driver` and
+:mod:`.cluster` (which ``train-rllib`` shares).
 """

@@ -123,8 +123,8 @@ class ConvHead(nn.Module):
             x = (x - mean) / (std + 1e-3)  # 1e-3: a uniform image maps to zeros instead of dividing by 0
         else:
             x = x - 0.5
-        # channels-last memory (NHWC strides) for the convolutions: oneDNN runs them ~1.4x faster on the CPU than
-        # on NCHW memory; a no-op for (B, H, W, 3) images, one copy for SB3's channels-first observations
+        # channels-last memory (NHWC strides) for the convolutions: oneDNN runs them ~1.6x faster on the CPU than
+        # on NCHW memory (scripts/bench_camera_ppo.py); a no-op for (B, H, W, 3) images, one copy for SB3's channels-first observations
         return self.convs(x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last))
 
     def dense(self, maps: torch.Tensor) -> torch.Tensor:

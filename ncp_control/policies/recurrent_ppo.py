@@ -218,7 +218,7 @@ class ConvHeadExtractor(BaseFeaturesExtractor):
         """``observations``: (B, 3, H, W) or (B, H, W, 3), floats in [0, 1] (or uint8) -> (B, features)."""
         if self.channels_first:
             observations = observations.permute(0, 2, 3, 1)
-        if self.frozen and self.training:  # training: no graph; evaluation keeps input gradients (saliency)
+        if self.frozen and self.training:  # PPO's update: no graph; in evaluation mode a plain module
             with th.no_grad():
                 return self.head(observations)
         return self.head(observations)

@@ -5,7 +5,8 @@ there (summary.{md,csv,json} and plots, ``ncp-control study-report``'s code), wr
 of models per condition and metric: "a better than b" where the 95% interval of the probability of improvement
 across training seeds lies wholly above 0.5, else "not separated") and renders ``--page`` from those files only:
 per metric, one row per condition (perturbation and level) and one column per model, the mean over training seeds
-with its 95% stratified-bootstrap interval; then the separated pairs, and ``--notes`` (kept as ``notes.md`` in the data
+with its 95% stratified-bootstrap interval; then the separated pairs, the share of its own nominal return each
+model keeps under each perturbation level (``retention.json``), and ``--notes`` (kept as ``notes.md`` in the data
 folder) as a section on what the numbers mean. Rerunning it on the data folder alone
 (``--study`` = the data folder) re-renders the page.
 
@@ -50,7 +51,79 @@ def copy_study(study: Path, data: Path) -> dict:
     summary = write_summary(data)
     metrics = [m for m in METRICS if any(m in g["metrics"] for g in summary["groups"])]
     (data / "verdict.txt").write_text("\n".join(separation_verdict(summary, metrics)) + "\n")
+    (data / "retention.json").write_text(json.dumps(retention(summary), indent=1) + "\n")
     return summary
+
+
+def retention(summary: dict, metric: str = "mean_return") -> list[dict]:
+    """How much of its own nominal ``metric`` each model keeps under each perturbation level: per training seed,
+    the run's value at the level over its value at the perturbation's neutral level (``mass`` 1, ``crosswind`` 0,
+    ...; both evaluated in the study), then the IQM over seeds with its stratified-bootstrap interval and every
+    pair of models compared by the probability of improvement (rliable). A model whose nominal value is not
+    positive for every seed is left out (the share would mean nothing). One row per (env, perturbation, level)."""
+    from ncp_control.agents.evaluation.statistics import aggregate_intervals, pairwise_improvement, separated
+    from ncp_control.envs.perturbations import PERTURBATIONS
+
+    values: dict[tuple, dict[int, float]] = {}
+    for g in summary["groups"]:
+        if g["perturbation"] in PERTURBATIONS and metric in g["metrics"]:
+            key = (g["env"], g["perturbation"], g["level"], g["model"])
+            values[key] = dict(zip(g["seeds"], g["metrics"][metric]["per_seed"]))
+    shares: dict[tuple, dict[str, list[float]]] = {}
+    for (env, name, level, model), at_level in values.items():
+        nominal = values.get((env, name, PERTURBATIONS[name].neutral, model))
+        if level == PERTURBATIONS[name].neutral or nominal is None:
+            continue
+        seeds = sorted(set(at_level) & set(nominal))
+        if seeds and all(nominal[seed] > 0 for seed in seeds):
+            shares.setdefault((env, name, level), {})[model] = [at_level[seed] / nominal[seed] for seed in seeds]
+    rows = []
+    for (env, name, level), by_model in sorted(shares.items()):
+        stats = aggregate_intervals({model: [[x] for x in xs] for model, xs in by_model.items()})
+        pairs = pairwise_improvement({model: [[x] for x in xs] for model, xs in by_model.items()})
+        verdicts = [separated(a, b, c["prob_improvement_ci"]) for (a, b), c in pairs.items()]
+        rows.append(
+            {
+                "env": env,
+                "perturbation": name,
+                "level": level,
+                "metric": metric,
+                "models": {
+                    m: {"iqm": st["iqm"], "iqm_ci": st["iqm_ci"], "n_seeds": st["n_runs"]} for m, st in stats.items()
+                },
+                "separated": [v for v in verdicts if v],
+            }
+        )
+    return rows
+
+
+def _retention_lines(rows: list[dict], models: list[str]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "## Share of its own nominal return each model keeps [95% interval]",
+        "",
+        "Per training seed, the run's mean return under the change over its mean return in the nominal env (the "
+        "perturbation's neutral level, evaluated on the same episodes); the IQM over seeds (robust to a seed whose "
+        "nominal return is near 0, which makes its share huge) with its stratified-bootstrap interval. The last column: pairs whose probability of keeping more lies wholly above 0.5 (rliable). A "
+        "model with a nominal return that is not positive for every seed is left blank.",
+        "",
+        "| condition | " + " | ".join(models) + " | separated |",
+        "|---|" + "---|" * (len(models) + 1),
+    ]
+    for row in rows:
+        cells = []
+        for model in models:
+            stats = row["models"].get(model)
+            if stats is None:
+                cells.append("")
+            elif stats["iqm_ci"] is None:
+                cells.append(f"{stats['iqm']:.2f} (1 seed)")
+            else:
+                cells.append(f"{stats['iqm']:.2f} [{stats['iqm_ci'][0]:.2f}, {stats['iqm_ci'][1]:.2f}]")
+        where = f"{row['env']} {row['perturbation']} {row['level']:g}"
+        lines.append(f"| {where} | " + " | ".join(cells) + f" | {'; '.join(row['separated']) or 'not separated'} |")
+    return [*lines, ""]
 
 
 def _condition(group: dict, with_env: bool = False) -> str:
@@ -143,6 +216,11 @@ def page(data: Path, title: str, machine: str, command: str, page_path: str = "d
         "```",
         "",
         *_notes(data),
+        *(
+            _retention_lines(json.loads((data / "retention.json").read_text()), models)
+            if (data / "retention.json").is_file()
+            else []
+        ),
         "## Means across training seeds [95% interval]",
         "",
         *_tables(summary, models),

@@ -49,3 +49,34 @@ def test_notes_become_a_section_only_when_written(study_page, tmp_path):
         "Hopper's return near 1000 means it stands.",
         "",
     ]
+
+
+def _seeded(env, model, perturbation, level, per_seed):
+    return {
+        "env": env,
+        "model": model,
+        "perturbation": perturbation,
+        "level": level,
+        "seeds": list(range(len(per_seed))),
+        "metrics": {"mean_return": {"per_seed": per_seed}},
+    }
+
+
+def test_retention_is_each_runs_share_of_its_own_nominal_return(study_page):
+    """a keeps 90% of its nominal return under mass 2 on every seed, b keeps 50%: a separated above b; c's nominal
+    return is not positive on one seed, so c is left out; the neutral level gets no row."""
+    groups = [
+        _seeded("HopperNoVel-v5", "a", "mass", 1.0, [100.0, 200.0, 300.0, 400.0]),
+        _seeded("HopperNoVel-v5", "a", "mass", 2.0, [90.0, 180.0, 270.0, 360.0]),
+        _seeded("HopperNoVel-v5", "b", "mass", 1.0, [1000.0, 1000.0, 1000.0, 1000.0]),
+        _seeded("HopperNoVel-v5", "b", "mass", 2.0, [500.0, 500.0, 500.0, 500.0]),
+        _seeded("HopperNoVel-v5", "c", "mass", 1.0, [-5.0, 10.0, 10.0, 10.0]),
+        _seeded("HopperNoVel-v5", "c", "mass", 2.0, [5.0, 10.0, 10.0, 10.0]),
+    ]
+    (row,) = study_page.retention({"groups": groups})
+    assert (row["env"], row["perturbation"], row["level"]) == ("HopperNoVel-v5", "mass", 2.0)
+    assert set(row["models"]) == {"a", "b"}
+    assert row["models"]["a"]["iqm"] == pytest.approx(0.9) and row["models"]["b"]["iqm"] == pytest.approx(0.5)
+    assert row["separated"] == ["a better than b"]
+    lines = study_page._retention_lines([row], ["a", "b", "c"])
+    assert "| HopperNoVel-v5 mass 2 | 0.90 [0.90, 0.90] | 0.50 [0.50, 0.50] |  | a better than b |" in lines

@@ -79,8 +79,8 @@ def retention(summary: dict, metric: str = "mean_return") -> list[dict]:
             shares.setdefault((env, name, level), {})[model] = [at_level[seed] / nominal[seed] for seed in seeds]
     rows = []
     for (env, name, level), by_model in sorted(shares.items()):
-        stats = aggregate_intervals({model: [[x] for x in xs] for model, xs in by_model.items()})
-        pairs = pairwise_improvement({model: [[x] for x in xs] for model, xs in by_model.items()})
+        scores = {model: [[x] for x in xs] for model, xs in by_model.items()}  # runs x one task
+        stats, pairs = aggregate_intervals(scores), pairwise_improvement(scores)
         verdicts = [separated(a, b, c["prob_improvement_ci"]) for (a, b), c in pairs.items()]
         rows.append(
             {

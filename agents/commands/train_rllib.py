@@ -18,7 +18,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import os
 
 from ncp_control.agents.commands import checks
 from ncp_control.agents.errors import UsageError
@@ -62,7 +61,9 @@ def check_args(args: argparse.Namespace) -> None:
     checks.positive("--threads", args.threads)
     checks.non_negative("--seed", args.seed)
     checks.non_negative("--checkpoint-seconds", args.checkpoint_seconds)
-    args.address = args.address or os.environ.get("RAY_ADDRESS") or None
+    from ncp_control.agents.study.cluster import cluster_address
+
+    args.address = cluster_address(args.address)
     if args.address and args.num_cpus:
         raise UsageError(
             "--num-cpus sizes a local Ray; a cluster joined with --address (or RAY_ADDRESS) has its own CPUs"

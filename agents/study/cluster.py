@@ -24,6 +24,11 @@ def require_ray(hint: str = RAY_EXTRA_HINT) -> Any:
     return ray
 
 
+def cluster_address(address: str | None) -> str | None:
+    """The Ray cluster a command joins: ``address``, else ``RAY_ADDRESS``, else None (a local Ray)."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None, num_cpus: int | None, hint: str = RAY_EXTRA_HINT) -> Iterator[Any]:
     """Ray for the ``with`` block (yields the ``ray`` module); a one-line ``ValueError`` where it cannot start.
@@ -34,7 +39,7 @@ def ray_session(address: str | None, num_cpus: int | None, hint: str = RAY_EXTRA
         hint: the message where Ray is not installed.
     """
     ray = require_ray(hint)
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    address = cluster_address(address)
     if address and num_cpus is not None:
         raise ValueError("--num-cpus sizes a local Ray; with --address (or RAY_ADDRESS) the cluster decides")
     started = not ray.is_initialized()

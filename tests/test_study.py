@@ -905,3 +905,114 @@ def test_separation_verdict_needs_the_probability_of_improvement_interval_above_
     summary["groups"][1] = group("b", [v + 0.001 for v in low])  # nearly the same as a: not separated
     summary["groups"] = summary["groups"][:2]
     assert separation_verdict(summary, ["crash_rate"]) == ["E p 0.1 crash_rate: not separated"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fine-tuning entries (PPO from the spec's own imitation runs)
+# ---------------------------------------------------------------------------------------------------------------
+#: imitation settings that train in seconds (untrained-looking weights are enough to start PPO from)
+TINY_BC_SET = {
+    "conv_channels": [4, 4, 4, 4, 4],
+    "features": 8,
+    "demo_episodes": 1,
+    "dagger_rounds": 0,
+    "epochs": 1,
+    "batch_size": 4,
+    "max_episode_steps": 20,
+}
+TINY_FT_CONFIG = {
+    "n_envs": 1,
+    "checkpoint_freq": 0,
+    "eval_episodes": 1,
+    "algo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},
+}
+
+
+def fine_tuning_spec(models=("ncp-ltc",), policies=("ltc",), seeds=(0,), **ft) -> dict:
+    """Imitation runs on LaneKeeping-v0 and PPO fine-tuning of them (tag ``ft``), both tiny."""
+    return {
+        "name": "ft",
+        "train": [
+            {"kind": "bc", "env": "LaneKeeping-v0", "models": list(models), "seeds": list(seeds), "set": TINY_BC_SET},
+            {
+                "kind": "ppo",
+                "env": "LaneKeeping-v0",
+                "policies": list(policies),
+                "seeds": list(seeds),
+                "timesteps": 64,
+                "tag": "ft",
+                "init_from": "untagged",
+                "config": TINY_FT_CONFIG,
+                **ft,
+            },
+        ],
+    }
+
+
+def test_a_fine_tuning_entry_starts_each_policy_from_its_imitation_run():
+    plan = plan_study(fine_tuning_spec(models=("ncp-cfc", "cnn"), policies=("cfc", "mlp"), seeds=(0, 1)))
+    ft = {job.job_id: job for job in plan.train if job.kind == "ppo"}
+    assert sorted(ft) == [
+        "ppo-LaneKeeping-v0-ft-cnn-s0",
+        "ppo-LaneKeeping-v0-ft-cnn-s1",
+        "ppo-LaneKeeping-v0-ft-ncp-cfc-s0",
+        "ppo-LaneKeeping-v0-ft-ncp-cfc-s1",
+    ]
+    job = ft["ppo-LaneKeeping-v0-ft-cnn-s1"]
+    assert (job.model, job.tag, job.init_job) == ("cnn", "ft", "bc-LaneKeeping-v0-cnn-s1")
+    assert job.config["policy"] == "mlp" and job.config["init_from"] == "runs/bc-LaneKeeping-v0-cnn-s1"
+    assert all(job.init_job is None for job in plan.train if job.kind == "bc")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"tag": None}, "needs a 'tag' of its own"),
+        ({"init_from": "ft"}, "this entry's own tag"),
+        ({"init_from": "dr"}, "which no 'bc' entry of the spec trains"),
+        ({"seeds": [0, 1]}, r"bc-LaneKeeping-v0-ncp-ltc-s1, which no 'bc' entry"),
+        ({"policies": ["cfc"]}, "bc-LaneKeeping-v0-ncp-cfc-s0, which no 'bc' entry"),
+        ({"config": {"init_from": "runs/x"}}, "init_from is the entry's own key"),
+        ({"init_from": "Untagged"}, "init_from must be a short name"),
+    ],
+)
+def test_bad_fine_tuning_entries_are_refused(change, message):
+    spec = fine_tuning_spec()
+    entry = spec["train"][1]
+    entry.update({k: v for k, v in change.items() if v is not None})
+    for key in [k for k, v in change.items() if v is None]:
+        del entry[key]
+    with pytest.raises(ValueError, match=message):
+        plan_study(spec)
+
+
+def test_a_fine_tuning_job_trains_from_its_imitation_run_and_skips_when_it_failed(tmp_path):
+    from ncp_control.agents.study.driver import _Driver
+
+    plan = plan_study(fine_tuning_spec())
+    bc, ft = plan.train
+    out = tmp_path / "study"
+    bc_dir, ft_dir = out / "runs" / bc.job_id, out / "runs" / ft.job_id
+    with pytest.raises(ValueError, match="not a finished run here"):
+        train_job("ppo", ft.config, ft_dir, init_dir=bc_dir)
+    train_job("bc", bc.config, bc_dir)
+    train_job("ppo", ft.config, ft_dir, init_dir=bc_dir)
+    config = json.loads((ft_dir / "config.json").read_text())
+    assert config["init_from"] == str(bc_dir) and config["timesteps"] == 64
+    trained = json.loads((bc_dir / "config.json").read_text())["training"]["env_kwargs"]
+    assert config["policy_kwargs"]["net_arch"]["pi"] == [] and config["env_kwargs"] == {
+        **config["env_kwargs"],
+        **trained,
+    }
+
+    lines: list[str] = []
+    (out / "jobs").mkdir(parents=True)
+    driver = _Driver(plan, out, "shared", lines.append)
+    driver.queue = [ft]
+    assert driver._next_ready() is None and driver.queue == [ft]  # waits for its imitation run
+    driver.records[bc.job_id]["status"] = "done"
+    assert driver._next_ready() is ft
+    driver.records[bc.job_id]["status"] = "failed"
+    assert driver._next_ready() is None and driver.queue == []
+    assert driver.records[ft.job_id]["status"] == "skipped"
+    assert lines == [f"{ft.job_id}: skipped, its imitation run {bc.job_id} did not finish"]

@@ -141,6 +141,25 @@ class TestLocalRay:
             == per_run_metrics(first)["eval0-ppo-Pendulum-v1-mlp-s0"]
         )
 
+    def test_fine_tuning_jobs_run_after_their_imitation_runs_and_are_compared_with_them(self, local, tmp_path):
+        from test_study import fine_tuning_spec
+
+        spec = fine_tuning_spec(seeds=(0, 1))
+        spec["evaluate"] = [{"env": "LaneKeeping-v0", "episodes": 1, "seed": 1000000}]
+        out = tmp_path / "ft"
+        lines = []
+        summary = run_study(spec, out, storage="transfer", progress=lines.append)  # the imitation runs travel
+        assert summary["jobs"]["done"] == summary["jobs"]["total"] == 8
+        records = read_records(out)
+        for seed in (0, 1):
+            bc, ft = f"bc-LaneKeeping-v0-ncp-ltc-s{seed}", f"ppo-LaneKeeping-v0-ft-ncp-ltc-s{seed}"
+            assert lines.index(f"{ft}: submitted") > lines.index(f"{bc}: done on {records[bc]['hostname']} (attempt 1)")
+            assert records[ft]["spec"]["init_from"] == f"runs/{bc}"
+            config = json.loads((out / "runs" / ft / "config.json").read_text())
+            assert config["init_from"].endswith(f"init/{bc}")  # the copy its task unpacked
+        pairs = {(c["a"], c["b"]) for c in summary["comparisons"] if c["metric"] == "mean_return"}
+        assert pairs == {("ft:ncp-ltc", "ncp-ltc")}
+
     def test_a_killed_driver_resumes_without_rerunning_finished_jobs(self, local, tmp_path):
         spec = tiny_spec("driver")
         spec_path = tmp_path / "spec.json"

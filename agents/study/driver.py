@@ -92,16 +92,22 @@ def _where(ledger, job_id: str, cpus: int) -> dict[str, Any]:
     }
 
 
-def _train_task(job: TrainJob, run_dir: str | None, scratch_key: str, fault: bool, ledger) -> dict[str, Any]:
+def _train_task(
+    job: TrainJob, run_dir: str | None, scratch_key: str, fault: bool, ledger, init: str | bytes | None = None
+) -> dict[str, Any]:
     """A training job on a worker: continue or start ``run_dir``; without one (transfer storage), train in a
-    scratch folder on this node (kept for a retry here) and return the run folder as an archive."""
-    from ncp_control.agents.study.jobs import pack_folder, train_job
+    scratch folder on this node (kept for a retry here) and return the run folder as an archive. ``init``: the
+    imitation run a fine-tuning job starts from, its folder (shared storage) or its archive (transfer)."""
+    from ncp_control.agents.study.jobs import pack_folder, train_job, unpack_folder
 
     record = _where(ledger, job.job_id, job.cpus)
     transfer = run_dir is None
+    scratch = Path(tempfile.gettempdir()) / "ncp-control-study" / scratch_key
     if run_dir is None:
-        run_dir = str(Path(tempfile.gettempdir()) / "ncp-control-study" / scratch_key / job.job_id)
-    record.update(train_job(job.kind, job.config, run_dir, exit_after_checkpoint=fault))
+        run_dir = str(scratch / job.job_id)
+    if isinstance(init, bytes):
+        init = str(unpack_folder(init, scratch / "init" / str(job.init_job)))
+    record.update(train_job(job.kind, job.config, run_dir, init_dir=init, exit_after_checkpoint=fault))
     if transfer:
         import shutil
 
@@ -278,7 +284,8 @@ class _Driver:
         record_session(self.out, session, index)
 
     def _fill(self) -> None:
-        """Submit queued training jobs while their CPUs fit in the cluster's (at least one job in flight).
+        """Submit queued training jobs, in spec order among those ready (a fine-tuning job once its imitation run
+        is done), while their CPUs fit in the cluster's (at least one job in flight).
 
         Ray's pattern for limiting pending tasks: a run's evaluations, submitted when it finishes, then queue ahead
         of the remaining training instead of behind all of it, so finished results arrive throughout the study.
@@ -286,42 +293,69 @@ class _Driver:
         import ray
 
         capacity = ray.cluster_resources().get("CPU", 1.0)  # grows with an autoscaling cluster
-        while self.queue:
+        while (job := self._next_ready()) is not None:
             busy = sum(job.cpus for job in self.pending.values() if isinstance(job, TrainJob))
-            if busy and busy + self.queue[0].cpus > capacity:
+            if busy and busy + job.cpus > capacity:
                 return
-            self._submit_train(self.queue.pop(0))
+            self.queue.remove(job)
+            self._submit_train(job)
+
+    def _next_ready(self) -> TrainJob | None:
+        """The first queued job whose imitation run (if any) is done; drops (as skipped) the jobs whose imitation
+        run failed or was skipped."""
+        for job in list(self.queue):
+            if job.init_job is None or self.done(job.init_job):
+                return job
+            if self.records[job.init_job]["status"] in ("failed", "skipped"):
+                self.queue.remove(job)
+                self._skip(job, f"its imitation run {job.init_job} did not finish")
+        return None
+
+    def _skip(self, job: TrainJob, why: str) -> None:
+        """Record a training job and its evaluations as skipped (``why``), and the jobs that start from it."""
+        self.records[job.job_id].update(status="skipped", error=why)
+        for evaluation in self.plan.evaluations_of(job):
+            self.records[evaluation.job_id].update(status="skipped", error=f"training {job.job_id}: {why}")
+        self.say(f"{job.job_id}: skipped, {why}")
+        self._write_records()
 
     def _submit_train(self, job: TrainJob) -> None:
         train_remote = _remote()[0]
         run_dir = None if self.storage == "transfer" else str(self.out.resolve() / "runs" / job.job_id)
+        init: str | Any = None
+        if job.init_job is not None:
+            init = str(self.out.resolve() / "runs" / job.init_job)
+            if self.storage == "transfer":
+                init = self._archive(job.init_job)
         ref = train_remote.options(num_cpus=job.cpus, max_retries=self.plan.max_attempts - 1, name=job.job_id).remote(
-            job, run_dir, self.scratch_key, job.job_id in self.faults, self.ledger
+            job, run_dir, self.scratch_key, job.job_id in self.faults, self.ledger, init
         )
         self.pending[ref] = job
         self.records[job.job_id].update(status="submitted", submitted=now())
         self.say(f"{job.job_id}: submitted")
 
     def _submit_evaluations(self, job: TrainJob) -> None:
-        import ray
-
         eval_remote = _remote()[1]
         run_dir = self.out.resolve() / "runs" / job.job_id
         for evaluation in self.plan.evaluations_of(job):
             if self.done(evaluation.job_id):
                 continue
-            archive = None
-            if self.storage == "transfer":
-                if job.job_id not in self.archives:
-                    from ncp_control.agents.study.jobs import pack_folder
-
-                    self.archives[job.job_id] = ray.put(pack_folder(run_dir))
-                archive = self.archives[job.job_id]
+            archive = self._archive(job.job_id) if self.storage == "transfer" else None
             ref = eval_remote.options(
                 num_cpus=evaluation.cpus, max_retries=self.plan.max_attempts - 1, name=evaluation.job_id
             ).remote(evaluation, str(run_dir), archive, self.ledger)
             self.pending[ref] = evaluation
             self.records[evaluation.job_id].update(status="submitted", submitted=now())
+
+    def _archive(self, run_id: str):
+        """The run folder ``runs/<run_id>`` as an archive in Ray's object store (put once, shared by its tasks)."""
+        import ray
+
+        if run_id not in self.archives:
+            from ncp_control.agents.study.jobs import pack_folder
+
+            self.archives[run_id] = ray.put(pack_folder(self.out / "runs" / run_id))
+        return self.archives[run_id]
 
     def _finish(self, ref) -> None:
         import ray
@@ -378,6 +412,8 @@ def new_record(job: TrainJob | EvalJob) -> dict[str, Any]:
         }
         if job.tag is not None:
             spec["tag"] = job.tag
+        if job.init_job is not None:
+            spec["init_from"] = f"runs/{job.init_job}"
     else:
         spec = {
             "type": "evaluate",

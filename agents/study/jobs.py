@@ -43,13 +43,20 @@ TRAINING_LOOK_KWARGS = ("domain_randomization",)
 # training
 # ---------------------------------------------------------------------------------------------------------------
 def train_job(
-    kind: str, config: Mapping[str, Any], run_dir: str | os.PathLike, *, exit_after_checkpoint: bool = False
+    kind: str,
+    config: Mapping[str, Any],
+    run_dir: str | os.PathLike,
+    *,
+    init_dir: str | os.PathLike | None = None,
+    exit_after_checkpoint: bool = False,
 ) -> dict[str, Any]:
     """Train (or continue) one run in ``run_dir``; returns ``{"resumed_from": ..., "seconds": ...}``.
 
     Args:
         kind: ``"ppo"`` (``config`` is a resolved PPO config) or ``"bc"`` (``config`` is ``BCConfig.to_dict()``).
         run_dir: the run folder; a partial one is continued from its last checkpoint.
+        init_dir: for a PPO config with ``init_from`` (a study's fine-tuning job): the imitation run folder it
+            starts from; the config is completed from it as ``train-ppo --init-from`` completes it.
         exit_after_checkpoint: fault injection for tests: kill this process (``os._exit``) right after the
             first checkpoint of a run that starts from scratch.
 
@@ -58,7 +65,7 @@ def train_job(
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     if kind == "ppo":
-        resumed_from = _train_ppo(dict(config), run_dir, exit_after_checkpoint)
+        resumed_from = _train_ppo(dict(config), run_dir, init_dir, exit_after_checkpoint)
     elif kind == "bc":
         resumed_from = _train_bc(dict(config), run_dir, exit_after_checkpoint)
     else:
@@ -66,13 +73,22 @@ def train_job(
     return {"resumed_from": resumed_from, "seconds": time.perf_counter() - t0}
 
 
-def _train_ppo(config: dict[str, Any], run_dir: Path, exit_after_checkpoint: bool) -> int | None:
-    from ncp_control.agents.ppo import checkpoints, train
+def _train_ppo(
+    config: dict[str, Any], run_dir: Path, init_dir: str | os.PathLike | None, exit_after_checkpoint: bool
+) -> int | None:
+    from ncp_control.agents.ppo import check_model_keys, checkpoints, train
 
     found = checkpoints(run_dir) if (run_dir / "config.json").is_file() else []
     if found:
         train({"timesteps": config["timesteps"]}, run_dir, resume=True)
         return found[-1][0]
+    if config.get("init_from"):
+        from ncp_control.agents.ppo.init_from import init_config
+
+        if init_dir is None or not (Path(init_dir) / "config.json").is_file():
+            raise ValueError(f"{run_dir.name} fine-tunes {config['init_from']}, which is not a finished run here")
+        config = init_config(config, Path(init_dir))
+        check_model_keys(config)
     _clear(run_dir)
     callbacks = [_ppo_exit_callback(run_dir)] if exit_after_checkpoint else []
     train(config, run_dir, callbacks=callbacks)

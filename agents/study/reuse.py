@@ -92,6 +92,8 @@ def _reusable(job: TrainJob, source: Path) -> tuple[str | None, dict[str, Any]]:
     (the reason, {})."""
     from ncp_control.agents.study.jobs import config_difference
 
+    if job.init_job is not None:
+        return "a fine-tuning run starts from this study's own imitation run, so it is trained here", {}
     marker = source / "jobs" / f"{job.job_id}.done"
     run_dir = source / "runs" / job.job_id
     if not _plain(marker, stat.S_ISREG):

@@ -26,6 +26,15 @@ Training entries (one job per model x seed, run folder ``runs/<kind>-<env>-<mode
 - either kind: optional ``tag`` (lowercase letters, digits, ``-``; not ``"untagged"``), so that the same model and
   seed trained twice with other settings (e.g. ``"env_kwargs": {"domain_randomization": true}``, tag ``"dr"``)
   get their own run folders; untagged entries keep the plain names.
+- ``kind: "ppo"`` with ``init_from`` (PPO fine-tuning of imitation runs, ``train-ppo --init-from``): the training
+  tag of a ``bc`` entry on the same env (``"untagged"`` for one without a tag). Each policy and seed starts from
+  that entry's run of the matching imitation model and the same seed (ltc from ncp-ltc, cfc from ncp-cfc, lstm
+  from lstm, mlp from cnn: :data:`FINE_TUNED_MODEL`), which must be in the spec; the job runs once that run is
+  done (it is skipped if that run failed). The entry needs a ``tag``, and its runs take the *imitation model's*
+  name (``ppo-LaneKeeping-v0-ft-ncp-ltc-s0`` for tag ``ft``), so that the summary compares each model with its
+  own fine-tuned self (``ncp-ltc`` against ``ft:ncp-ltc``). The job's config holds ``init_from`` as
+  ``runs/<imitation job>`` (in the study folder); the task completes it from that run folder as ``train-ppo
+  --init-from`` does (:func:`ncp_control.agents.ppo.init_from.init_config`).
 
 Evaluation entries apply to every run trained on their ``env``: ``episodes``, ``seed`` (of the first episode);
 optional:
@@ -65,18 +74,20 @@ if TYPE_CHECKING:
 #: the specs the package ships (installed with it: a wheel holds them as package data)
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "configs" / "studies"
 _TOP_KEYS = {"name", "train", "evaluate", "cpus", "max_attempts", "_doc"}
-_PPO_KEYS = {"kind", "env", "policies", "seeds", "timesteps", "config", "tag", "cpus"}
+_PPO_KEYS = {"kind", "env", "policies", "seeds", "timesteps", "config", "tag", "cpus", "init_from"}
 _BC_KEYS = {"kind", "env", "models", "seeds", "preset", "set", "env_kwargs", "tag", "cpus"}
 _TAG = re.compile(r"^[a-z0-9-]+$")
 #: what an evaluation entry's ``train_tags`` calls the runs of training entries without a ``tag``
 UNTAGGED = "untagged"
+#: the imitation model a fine-tuning PPO policy starts from (the inverse of ``train-ppo --init-from``'s mapping)
+FINE_TUNED_MODEL = {"ltc": "ncp-ltc", "cfc": "ncp-cfc", "lstm": "lstm", "mlp": "cnn"}
 _EVAL_KEYS = {"env", "episodes", "seed", "perturb", "env_kwargs", "tag", "train_tags", "cpus"}
 
 
 @dataclass(frozen=True)
 class TrainJob:
     """One training run: ``config`` is the resolved PPO config or ``BCConfig.to_dict()``; ``tag`` the entry's
-    ``tag`` (None: untagged)."""
+    ``tag`` (None: untagged); ``init_job`` the imitation job a fine-tuning run starts from (None: from scratch)."""
 
     job_id: str
     kind: str
@@ -87,6 +98,7 @@ class TrainJob:
     config: dict[str, Any] = field(compare=False, repr=False)
     entry: dict[str, Any] = field(compare=False, repr=False)
     tag: str | None = None
+    init_job: str | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +217,7 @@ def plan_study(spec: dict[str, Any]) -> StudyPlan:
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         raise ValueError(f"the spec names these runs twice: {repeated}")
+    _check_init_jobs(jobs)
     evaluations = tuple(
         _evaluation(f"evaluate[{i}]", e, cpus, jobs) for i, e in enumerate(_list("evaluate", spec.get("evaluate", [])))
     )
@@ -245,6 +258,7 @@ def _train_jobs(where: str, entry: Any, default_cpus: int) -> list[TrainJob]:
     tag = check_tag(f"{where}.tag", entry["tag"]) if "tag" in entry else None
     if tag == UNTAGGED:
         raise ValueError(f"{where}.tag: {UNTAGGED!r} is reserved (it names the runs of untagged entries)")
+    init_tag = _init_tag(where, entry, tag)
     # what checks.seed checks without optional or high, typed int
     seeds = [checks.non_negative_int(f"{where}.seeds", s) for s in _list(f"{where}.seeds", entry["seeds"])]
     models = [
@@ -254,31 +268,80 @@ def _train_jobs(where: str, entry: Any, default_cpus: int) -> list[TrainJob]:
     jobs = []
     for model in models:
         for seed in seeds:
-            config = _ppo_config(where, entry, model, seed) if ppo else _bc_config(where, entry, model, seed)
+            init_job = None
+            if init_tag is not None:
+                if model not in FINE_TUNED_MODEL:
+                    raise ValueError(
+                        f"{where}.policies: {model!r} cannot start from an imitation run; with init_from the "
+                        f"policies are {', '.join(FINE_TUNED_MODEL)}"
+                    )
+                name = FINE_TUNED_MODEL[model]
+                init_job = run_id("bc", env_id, name, seed, None if init_tag == UNTAGGED else init_tag)
+                config = _ppo_config(where, entry, model, seed, init_from=f"runs/{init_job}")
+            else:
+                name = model
+                config = _ppo_config(where, entry, model, seed) if ppo else _bc_config(where, entry, model, seed)
             jobs.append(
                 TrainJob(
-                    run_id(kind, env_id, model, seed, tag),
+                    run_id(kind, env_id, name, seed, tag),
                     kind,
                     env_id,
-                    model,
+                    name,
                     seed,
                     cpus,
                     config,
                     copy.deepcopy(entry),
                     tag,
+                    init_job,
                 )
             )
     return jobs
 
 
-def _ppo_config(where: str, entry: dict[str, Any], policy: str, seed: int) -> dict[str, Any]:
-    """What ``train-ppo --env E --policy P --timesteps T --seed S --config FILE --no-progress`` resolves."""
+def _init_tag(where: str, entry: dict[str, Any], tag: str | None) -> str | None:
+    """A fine-tuning entry's ``init_from`` (the training tag of the imitation entry it starts from), or None."""
+    if "init_from" not in entry:
+        return None
+    init_tag = check_tag(f"{where}.init_from", entry["init_from"])
+    if tag is None:
+        raise ValueError(
+            f"{where}: a fine-tuning entry (init_from) needs a 'tag' of its own, e.g. \"ft\": its runs take the "
+            "imitation models' names"
+        )
+    if init_tag == tag:
+        raise ValueError(f"{where}.init_from: {init_tag!r} is this entry's own tag; name the tag of a 'bc' entry")
+    return init_tag
+
+
+def _check_init_jobs(jobs: list[TrainJob]) -> None:
+    """Every fine-tuning job's imitation run is an imitation job of the spec."""
+    imitation = {job.job_id for job in jobs if job.kind == "bc"}
+    for job in jobs:
+        if job.init_job is not None and job.init_job not in imitation:
+            tag = job.entry["init_from"]
+            raise ValueError(
+                f"{job.job_id} starts from {job.init_job}, which no 'bc' entry of the spec trains: init_from "
+                f"{tag!r} names the training tag of a 'bc' entry on {job.env_id} with model {job.model} and seed "
+                f"{job.seed} ({UNTAGGED!r}: an entry without a tag)"
+            )
+
+
+def _ppo_config(
+    where: str, entry: dict[str, Any], policy: str, seed: int, init_from: str | None = None
+) -> dict[str, Any]:
+    """What ``train-ppo --env E --policy P --timesteps T --seed S --config FILE --no-progress`` resolves (with
+    ``init_from``: before ``--init-from``'s :func:`~ncp_control.agents.ppo.init_from.init_config`, which needs the
+    imitation run and is the task's to apply)."""
     from ncp_control.agents.ppo import resolve_config
 
     overrides = copy.deepcopy(entry.get("config", {}))
     if not isinstance(overrides, dict):
         raise ValueError(f"{where}.config must be an object (the keys of a PPO run's config.json)")
+    if "init_from" in overrides:
+        raise ValueError(f"{where}.config: init_from is the entry's own key (the tag of a 'bc' entry of the spec)")
     overrides["progress_bar"] = False
+    if init_from is not None:
+        overrides["init_from"] = init_from
     try:
         timesteps = checks.positive_int(f"{where}.timesteps", entry["timesteps"])
         # resolve_config checks the policy name

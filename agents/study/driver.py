@@ -294,7 +294,7 @@ class _Driver:
 
         capacity = ray.cluster_resources().get("CPU", 1.0)  # grows with an autoscaling cluster
         while (job := self._next_ready()) is not None:
-            busy = sum(job.cpus for job in self.pending.values() if isinstance(job, TrainJob))
+            busy = sum(j.cpus for j in self.pending.values() if isinstance(j, TrainJob))
             if busy and busy + job.cpus > capacity:
                 return
             self.queue.remove(job)

@@ -22,6 +22,7 @@ import json
 import shutil
 from pathlib import Path
 
+from ncp_control.agents.study.spec import UNTAGGED
 from ncp_control.agents.study.summary import separation_verdict, write_summary
 
 METRICS = {
@@ -67,24 +68,28 @@ def retention(summary: dict, metric: str = "mean_return") -> list[dict]:
     values: dict[tuple, dict[int, float]] = {}
     for g in summary["groups"]:
         if g["perturbation"] in PERTURBATIONS and metric in g["metrics"]:
-            key = (g["env"], g["perturbation"], g["level"], g["model"])
-            values[key] = dict(zip(g["seeds"], g["metrics"][metric]["per_seed"]))
+            key = (g["env"], g.get("condition") or "", g.get("train_tag", UNTAGGED), g["perturbation"], g["level"])
+            values[(*key, g["model"])] = dict(zip(g["seeds"], g["metrics"][metric]["per_seed"]))
     shares: dict[tuple, dict[str, list[float]]] = {}
-    for (env, name, level, model), at_level in values.items():
-        nominal = values.get((env, name, PERTURBATIONS[name].neutral, model))
+    for (env, condition, tag, name, level, model), at_level in values.items():
+        nominal = values.get((env, condition, tag, name, PERTURBATIONS[name].neutral, model))
         if level == PERTURBATIONS[name].neutral or nominal is None:
             continue
         seeds = sorted(set(at_level) & set(nominal))
         if seeds and all(nominal[seed] > 0 for seed in seeds):
-            shares.setdefault((env, name, level), {})[model] = [at_level[seed] / nominal[seed] for seed in seeds]
+            shares.setdefault((env, condition, tag, name, level), {})[model] = [
+                at_level[seed] / nominal[seed] for seed in seeds
+            ]
     rows = []
-    for (env, name, level), by_model in sorted(shares.items()):
+    for (env, condition, tag, name, level), by_model in sorted(shares.items(), key=lambda item: _row_order(item[0])):
         scores = {model: [[x] for x in xs] for model, xs in by_model.items()}  # runs x one task
         stats, pairs = aggregate_intervals(scores), pairwise_improvement(scores)
         verdicts = [separated(a, b, c["prob_improvement_ci"]) for (a, b), c in pairs.items()]
         rows.append(
             {
                 "env": env,
+                **({"condition": condition} if condition else {}),
+                **({"train_tag": tag} if tag != UNTAGGED else {}),
                 "perturbation": name,
                 "level": level,
                 "metric": metric,
@@ -121,25 +126,45 @@ def _retention_lines(rows: list[dict], models: list[str]) -> list[str]:
                 cells.append(f"{stats['iqm']:.2f} (1 seed)")
             else:
                 cells.append(f"{stats['iqm']:.2f} [{stats['iqm_ci'][0]:.2f}, {stats['iqm_ci'][1]:.2f}]")
-        where = f"{row['env']} {row['perturbation']} {row['level']:g}"
+        where = f"{row['env']} {row['perturbation']} {row['level']:g}" + _trained(row.get("train_tag", UNTAGGED))
         lines.append(f"| {where} | " + " | ".join(cells) + f" | {'; '.join(row['separated']) or 'not separated'} |")
     return [*lines, ""]
 
 
+def _row_order(key: tuple) -> tuple:
+    """Retention rows: by env, evaluation condition, perturbation and level, the training tags of a level together
+    (imitation first)."""
+    env, condition, tag, name, level = key
+    return (env, condition, name, level, tag != UNTAGGED, tag)
+
+
+def _trained(tag: str) -> str:
+    """How a row's runs were trained, in a study with training tags (nothing for the untagged runs)."""
+    return "" if tag == UNTAGGED else f", {tag}"
+
+
 def _condition(group: dict, with_env: bool = False) -> str:
-    """The perturbation and level of a group, after its env where the study evaluates on several."""
+    """The perturbation and level of a group, after its evaluation condition (a tagged study's evaluation entry)
+    and its env where the study evaluates on several."""
     what = "none" if group["perturbation"] == "none" else f"{group['perturbation']} {group['level']:g}"
+    if group.get("condition"):
+        what = group["condition"] if group["perturbation"] == "none" else f"{group['condition']} {what}"
     return f"{group['env']} {what}" if with_env else what
 
 
 def _tables(summary: dict, models: list[str]) -> list[str]:
+    """One table per metric: a row per condition (and per training tag, in a study with them, the tags of a
+    condition together), a column per model."""
     conditions: list[str] = []
     cells: dict[tuple[str, str, str], str] = {}
     with_env = len({g["env"] for g in summary["groups"]}) > 1
+    tags = sorted({g.get("train_tag", UNTAGGED) for g in summary["groups"]}, key=lambda t: (t != UNTAGGED, t))
     for g in sorted(summary["groups"], key=lambda g: g["env"]) if with_env else summary["groups"]:
-        condition = _condition(g, with_env)
-        if condition not in conditions:
-            conditions.append(condition)
+        if _condition(g, with_env) not in conditions:
+            conditions.append(_condition(g, with_env))
+    conditions = [c + _trained(t) for c in conditions for t in tags]
+    for g in summary["groups"]:
+        condition = _condition(g, with_env) + _trained(g.get("train_tag", UNTAGGED))
         for metric, stats in g["metrics"].items():
             fmt = METRICS.get(metric, (metric, "{:.3g}"))[1]
             if stats["mean_ci"] is None:  # one seed so far: no interval
@@ -156,7 +181,56 @@ def _tables(summary: dict, models: list[str]) -> list[str]:
         lines += [f"### {title}", "", "| condition | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
         for condition in conditions:
             row = [cells.get((metric, condition, m), "") for m in models]
-            lines.append(f"| {condition} | " + " | ".join(row) + " |")
+            if any(row):
+                lines.append(f"| {condition} | " + " | ".join(row) + " |")
+        lines.append("")
+    return lines
+
+
+def _fine_tuning_lines(summary: dict, models: list[str]) -> list[str]:
+    """In a study with fine-tuning entries (runs named ``<tag>:<model>`` beside the untagged ``<model>``): per
+    metric, P(fine-tuned better than its own imitation run) across training seeds with its 95% interval, a row per
+    (condition, tag), bold where the interval lies wholly above or below 0.5."""
+    found: dict[tuple[str, str, str, str], tuple[float, list[float]]] = {}
+    rows: list[str] = []
+    for c in summary.get("comparisons", []):
+        a, b = c["a"], c["b"]
+        for tuned, plain, flip in ((a, b, False), (b, a, True)):
+            tag, _, model = tuned.partition(":")
+            if model and model == plain:
+                p, (low, high) = c["prob_improvement"], c["prob_improvement_ci"]
+                if flip:
+                    p, low, high = 1 - p, 1 - high, 1 - low
+                where = _condition(c) + _trained(tag)
+                if where not in rows:
+                    rows.append(where)
+                found[c["metric"], where, model, tag] = (p, [low, high])
+    if not found:
+        return []
+    lines = [
+        "## What fine-tuning bought each model",
+        "",
+        "P(the fine-tuned runs better than the same model's imitation runs) across training seeds (rliable's "
+        "probability of improvement, each fine-tuned run against every imitation run of its model) with its 95% "
+        "stratified-bootstrap interval; **bold** where the interval lies wholly above 0.5 (fine-tuning better) or "
+        "wholly below (worse). Better: higher completion and return, lower crash rate and |lateral offset|.",
+        "",
+    ]
+    for metric, (title, _) in METRICS.items():
+        if not any(key[0] == metric for key in found):
+            continue
+        lines += [f"### {title}", "", "| condition | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+        for where in rows:
+            cells = []
+            for model in models:
+                hit = next((v for k, v in found.items() if k[:3] == (metric, where, model)), None)
+                if hit is None:
+                    cells.append("")
+                    continue
+                p, (low, high) = hit
+                text = f"{p:.2f} [{low:.2f}, {high:.2f}]"
+                cells.append(f"**{text}**" if low > 0.5 or high < 0.5 else text)
+            lines.append(f"| {where} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
 
@@ -216,6 +290,7 @@ def page(data: Path, title: str, machine: str, command: str, page_path: str = "d
         "```",
         "",
         *_notes(data),
+        *_fine_tuning_lines(summary, models),
         *(
             _retention_lines(json.loads((data / "retention.json").read_text()), models)
             if (data / "retention.json").is_file()

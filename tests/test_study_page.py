@@ -80,3 +80,66 @@ def test_retention_is_each_runs_share_of_its_own_nominal_return(study_page):
     assert row["separated"] == ["a better than b"]
     lines = study_page._retention_lines([row], ["a", "b", "c"])
     assert "| HopperNoVel-v5 mass 2 | 0.90 [0.90, 0.90] | 0.50 [0.50, 0.50] |  | a better than b |" in lines
+
+
+def _tagged(model, tag, condition, perturbation, level, mean):
+    return {
+        **_group("LaneKeeping-v0", model, perturbation, level, mean, [mean - 1, mean + 1]),
+        "train_tag": tag,
+        "condition": condition,
+        "evaluation": 0 if condition == "noise" else 1,
+    }
+
+
+def test_a_tagged_study_gets_a_row_per_condition_and_training_tag(study_page):
+    summary = {
+        "groups": [
+            _tagged("cnn", "untagged", "noise", "pixel_noise", 0.2, 400.0),
+            _tagged("cnn", "untagged", "looks", "none", None, 300.0),
+            _tagged("cnn", "ft", "noise", "pixel_noise", 0.2, 450.0),
+            _tagged("cnn", "ft", "looks", "none", None, 350.0),
+        ]
+    }
+    rows = [line for line in study_page._tables(summary, ["cnn"]) if line.startswith("| ") and "condition" not in line]
+    assert rows == [
+        "| noise pixel_noise 0.2 | 400 [399, 401] |",
+        "| noise pixel_noise 0.2, ft | 450 [449, 451] |",
+        "| looks | 300 [299, 301] |",
+        "| looks, ft | 350 [349, 351] |",
+    ]
+
+
+def test_fine_tuning_is_read_as_the_probability_of_beating_its_own_imitation_runs(study_page):
+    cell = {"env": "LaneKeeping-v0", "condition": "looks", "evaluation": 1, "perturbation": "none", "level": None}
+    summary = {
+        "comparisons": [
+            # pairs come in name order: "cnn" before "ft:cnn", "ft:ncp-ltc" before "ncp-ltc"
+            {
+                **cell,
+                "metric": "mean_return",
+                "a": "cnn",
+                "b": "ft:cnn",
+                "prob_improvement": 0.1,
+                "prob_improvement_ci": [0.0, 0.3],
+            },
+            {
+                **cell,
+                "metric": "mean_return",
+                "a": "ft:ncp-ltc",
+                "b": "ncp-ltc",
+                "prob_improvement": 0.6,
+                "prob_improvement_ci": [0.3, 0.9],
+            },
+            {
+                **cell,
+                "metric": "mean_return",
+                "a": "cnn",
+                "b": "ncp-ltc",
+                "prob_improvement": 0.9,
+                "prob_improvement_ci": [0.7, 1.0],
+            },
+        ]
+    }
+    lines = study_page._fine_tuning_lines(summary, ["cnn", "ncp-ltc"])
+    assert "| looks, ft | **0.90 [0.70, 1.00]** | 0.60 [0.30, 0.90] |" in lines
+    assert study_page._fine_tuning_lines({"comparisons": summary["comparisons"][2:]}, ["cnn", "ncp-ltc"]) == []

@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 
 from ncp_control.agents.study.spec import UNTAGGED
-from ncp_control.agents.study.summary import separation_verdict, write_summary
+from ncp_control.agents.study.summary import fine_tuning_effects, separation_verdict, write_summary
 
 METRICS = {
     "completion_rate": ("completion (share of roads)", "{:.2f}"),
@@ -188,23 +188,16 @@ def _tables(summary: dict, models: list[str]) -> list[str]:
 
 
 def _fine_tuning_lines(summary: dict, models: list[str]) -> list[str]:
-    """In a study with fine-tuning entries (runs named ``<tag>:<model>`` beside the untagged ``<model>``): per
-    metric, P(fine-tuned better than its own imitation run) across training seeds with its 95% interval, a row per
-    (condition, tag), bold where the interval lies wholly above or below 0.5."""
-    found: dict[tuple[str, str, str, str], tuple[float, list[float]]] = {}
+    """In a study with fine-tuning entries: per metric, P(fine-tuned better than the same model's imitation runs)
+    across training seeds with its 95% interval (:func:`fine_tuning_effects`), a row per (condition, tag), bold
+    where the interval lies wholly above or below 0.5."""
+    found: dict[tuple[str, str, str], tuple[float, list[float]]] = {}
     rows: list[str] = []
-    for c in summary.get("comparisons", []):
-        a, b = c["a"], c["b"]
-        for tuned, plain, flip in ((a, b, False), (b, a, True)):
-            tag, _, model = tuned.partition(":")
-            if model and model == plain:
-                p, (low, high) = c["prob_improvement"], c["prob_improvement_ci"]
-                if flip:
-                    p, low, high = 1 - p, 1 - high, 1 - low
-                where = _condition(c) + _trained(tag)
-                if where not in rows:
-                    rows.append(where)
-                found[c["metric"], where, model, tag] = (p, [low, high])
+    for e in fine_tuning_effects(summary):
+        where = _condition(e) + _trained(e["tag"])
+        if where not in rows:
+            rows.append(where)
+        found[e["metric"], where, e["model"]] = (e["prob_improvement"], e["prob_improvement_ci"])
     if not found:
         return []
     lines = [
@@ -223,11 +216,10 @@ def _fine_tuning_lines(summary: dict, models: list[str]) -> list[str]:
         for where in rows:
             cells = []
             for model in models:
-                hit = next((v for k, v in found.items() if k[:3] == (metric, where, model)), None)
-                if hit is None:
+                if (metric, where, model) not in found:
                     cells.append("")
                     continue
-                p, (low, high) = hit
+                p, (low, high) = found[metric, where, model]
                 text = f"{p:.2f} [{low:.2f}, {high:.2f}]"
                 cells.append(f"**{text}**" if low > 0.5 or high < 0.5 else text)
             lines.append(f"| {where} | " + " | ".join(cells) + " |")

@@ -684,6 +684,31 @@ def _plot_metric(ax, groups: list[dict[str, Any]], metric: str, x_of, categorica
     ax.set_title(metric, fontsize=9)
 
 
+def fine_tuning_effects(summary: dict) -> list[dict[str, Any]]:
+    """What fine-tuning entries bought (a study with PPO entries ``init_from`` an imitation entry, whose runs are
+    named ``<tag>:<model>`` beside the imitation runs' ``<model>``): every comparison in the summary between a
+    model's fine-tuned and imitation runs, oriented as the probability that the *fine-tuned* runs are better,
+    ``{<the cell's key fields>, "metric", "model", "tag", "prob_improvement", "prob_improvement_ci"}``. (rliable
+    counts ties as one half, so P(b better than a) = 1 - P(a better than b), and its bootstrap interval flips.)"""
+    effects = []
+    for c in summary.get("comparisons", []):
+        for tuned, plain, flip in ((c["a"], c["b"], False), (c["b"], c["a"], True)):
+            tag, _, model = tuned.partition(":")
+            if model and model == plain:
+                p, (low, high) = c["prob_improvement"], c["prob_improvement_ci"]
+                cell = {k: v for k, v in c.items() if k not in ("a", "b", "prob_improvement", "prob_improvement_ci")}
+                effects.append(
+                    {
+                        **cell,
+                        "model": model,
+                        "tag": tag,
+                        "prob_improvement": 1 - p if flip else p,
+                        "prob_improvement_ci": [1 - high, 1 - low] if flip else [low, high],
+                    }
+                )
+    return effects
+
+
 def separation_verdict(summary: dict, metrics: Sequence[str]) -> list[str]:
     """One line per (env, perturbation, level, metric) of a study's ``summary.json``: ``"a better than b"`` for the
     pairs of models where the 95% interval of the probability that ``a`` is better than ``b`` (rliable's

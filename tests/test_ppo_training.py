@@ -268,3 +268,21 @@ def test_ncp_learns_a_memory_task_a_memoryless_policy_cannot_solve(tmp_path):
     assert results["untrained"] < -3.0, results
     assert results["mlp"] < -3.0, results
     assert results["cfc"] > -1.5 and results["ltc"] > -1.5, results
+
+
+def test_a_config_layer_that_names_another_wiring_type_replaces_the_presets_wiring():
+    ncp = {
+        "type": "NCP",
+        "inter_neurons": 12,
+        "command_neurons": 6,
+        "sensory_fanout": 6,
+        "inter_fanout": 4,
+        "recurrent_command_synapses": 6,
+        "motor_fanin": 6,
+    }
+    config = ppo.resolve_config("PendulumNoVel-v1", "ltc", timesteps=64, overrides={"policy_kwargs": {"wiring": ncp}})
+    assert config["policy_kwargs"]["wiring"] == ncp  # not merged with AutoNCP's "units"
+    config = ppo.resolve_config(
+        "PendulumNoVel-v1", "ltc", timesteps=64, overrides={"policy_kwargs": {"wiring": {"seed": 3}}}
+    )
+    assert config["policy_kwargs"]["wiring"] == {"type": "AutoNCP", "units": 19, "seed": 3}  # same type: merged

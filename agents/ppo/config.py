@@ -210,9 +210,12 @@ def finalize_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def merge_config(base: dict[str, Any], update: dict[str, Any]) -> None:
     """Recursive in-place merge of one config layer into ``base``: nested dicts merged key by key, everything else
-    replaced (by a deep copy)."""
+    replaced (by a deep copy). A nested dict that names another ``type`` than the one it meets (``"wiring":
+    {"type": "NCP", ...}`` over the presets' ``AutoNCP``) replaces it whole: the old type's keys (``units``) are not
+    the new one's."""
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
+        old = base.get(key)
+        if isinstance(value, dict) and isinstance(old, dict) and value.get("type", old.get("type")) == old.get("type"):
             merge_config(base[key], value)
         else:
             base[key] = copy.deepcopy(value)

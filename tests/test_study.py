@@ -75,6 +75,28 @@ def test_mujoco_mismatch_study_is_forty_runs_seed_by_seed_under_mass_and_frictio
         assert evaluation.env_id == job.env_id and evaluation.perturb == ("mass:0.5,0.75,1,1.5,2", "friction:0.5,1,2")
 
 
+def test_camera_studies_fine_tune_the_noise_studys_imitation_runs_and_train_the_papers_ncp_from_pixels():
+    from ncp_control.agents import ppo
+    from ncp_control.policies.recurrent_ppo import build_wiring
+
+    plan = plan_study(read_spec("agents/configs/studies/camera-finetune.json"))
+    noise = {j.job_id: j for j in plan_study(read_spec("agents/configs/studies/ncp-noise-10.json")).train}
+    imitation = [j for j in plan.train if j.kind == "bc"]
+    assert len(imitation) == 20 and all(j.config == noise[j.job_id].config for j in imitation)  # --runs-from
+    tuned = [j for j in plan.train if j.kind == "ppo"]
+    assert len(tuned) == 40 and {j.tag for j in tuned} == {"ft", "ft-noise"}
+    for job in tuned:
+        assert job.init_job == run_id("bc", "LaneKeeping-v0", job.model, job.seed)
+        assert job.config["policy_kwargs"]["features_extractor_kwargs"] == {"frozen": True}
+        assert job.config.get("perturb", []) == (["pixel_noise:0.2"] if job.tag == "ft-noise" else [])
+        assert [e.condition for e in plan.evaluations_of(job)] == ["noise", "looks"]
+
+    scratch = plan_study(read_spec("agents/configs/studies/camera-ppo-scratch.json"))
+    assert {(j.model, j.seed) for j in scratch.train} == {(p, s) for p in ("ltc", "cfc") for s in range(3)}
+    wiring = build_wiring(ppo.finalize_config(scratch.train[0].config)["policy_kwargs"]["wiring"], 1)
+    assert (wiring.units, wiring.num_layers) == (19, 3)  # the paper's 12 inter, 6 command, 1 motor neuron
+
+
 def test_mujoco_memory_study_is_thirty_runs_at_one_budget_evaluated_on_held_out_episodes():
     plan = plan_study(read_spec("agents/configs/studies/mujoco-novel.json"))
     novel = {

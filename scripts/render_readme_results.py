@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
-from ncp_control.agents.study.summary import separation_verdict  # noqa: E402
+from ncp_control.agents.study.summary import fine_tuning_effects, separation_verdict  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import render_ltc_ablation  # noqa: E402  (scripts/render_ltc_ablation.py: the ablation's own reading of its files)
@@ -628,6 +628,7 @@ def render_headline() -> str:
         _mujoco_row(),
         _mismatch_row(),
         _mujoco_mismatch_row(),
+        _finetune_row(),
         _rllib_row(),
     ):
         if row is not None:
@@ -786,6 +787,44 @@ def _mujoco_mismatch_row() -> tuple[str, str, str] | None:
         f"Model mismatch on {' / '.join(envs)} (mass, friction; PPO, {seeds} training seeds per policy){state}",
         "pairs separated (rliable: P(a better than b) interval above 0.5), in k of the conditions: " + "; ".join(parts),
         "study_mujoco_mismatch.md",
+    )
+
+
+def _finetune_row() -> tuple[str, str, str] | None:
+    """PPO fine-tuning of the camera imitation policies (issue 27): per fine-tuning tag, the (model, condition)
+    cells where the fine-tuned runs' return is separated above or below the same model's imitation runs."""
+    if not (DATA / "study_camera_finetune/summary.json").is_file():
+        return None
+    summary = _load("study_camera_finetune/summary.json")
+    spec = _load("study_camera_finetune/spec.json")
+    effects = [e for e in fine_tuning_effects(summary, spec) if e["metric"] == "mean_return"]
+    seeds = min(group["n_seeds"] for group in summary["groups"])
+
+    def where(cells: list[dict]) -> str:  # "ncp-ltc at noise 0.316, looks; lstm at ..."
+        by_model: dict[str, list[str]] = {}
+        for e in cells:
+            what = [e.get("condition") or ""] + ([] if e["perturbation"] == "none" else [f"{e['level']:g}"])
+            by_model.setdefault(e["model"], []).append(" ".join(w for w in what if w) or "nominal")
+        return "; ".join(f"{model} at {', '.join(conditions)}" for model, conditions in sorted(by_model.items()))
+
+    parts = []
+    for tag in sorted({e["tag"] for e in effects}):
+        mine = [e for e in effects if e["tag"] == tag]
+        better = [e for e in mine if e["prob_improvement_ci"][0] > 0.5]
+        worse = [e for e in mine if e["prob_improvement_ci"][1] < 0.5]
+        parts.append(
+            f"{tag}: better in {len(better)} of {len(mine)}"
+            + (f" ({where(better)})" if better else "")
+            + f", worse in {len(worse)}"
+            + (f" ({where(worse)})" if worse else "")
+        )
+    jobs = summary["jobs"]
+    state = "" if jobs["done"] == jobs["total"] else f" (study part-way: {jobs['done']} of {jobs['total']} jobs)"
+    return (
+        f"PPO fine-tuning of the camera imitation policies, {seeds} training seeds per model{state}",
+        "return of the fine-tuned runs against the same model's imitation runs, per (model, condition) cell "
+        "(rliable: P(fine-tuned better) interval wholly above or below 0.5): " + "; ".join(parts),
+        "study_camera_finetune.md",
     )
 
 

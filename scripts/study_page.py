@@ -187,14 +187,16 @@ def _tables(summary: dict, models: list[str]) -> list[str]:
     return lines
 
 
-def _fine_tuning_lines(summary: dict, models: list[str]) -> list[str]:
+def _fine_tuning_lines(summary: dict, spec: dict, models: list[str]) -> list[str]:
     """In a study with fine-tuning entries: per metric, P(fine-tuned better than the same model's imitation runs)
     across training seeds with its 95% interval (:func:`fine_tuning_effects`), a row per (condition, tag), bold
     where the interval lies wholly above or below 0.5."""
     found: dict[tuple[str, str, str], tuple[float, list[float]]] = {}
     rows: list[str] = []
-    for e in fine_tuning_effects(summary):
-        where = _condition(e) + _trained(e["tag"])
+    effects = fine_tuning_effects(summary, spec)
+    with_env = len({e["env"] for e in effects}) > 1
+    for e in effects:
+        where = _condition(e, with_env) + _trained(e["tag"])
         if where not in rows:
             rows.append(where)
         found[e["metric"], where, e["model"]] = (e["prob_improvement"], e["prob_improvement_ci"])
@@ -282,7 +284,7 @@ def page(data: Path, title: str, machine: str, command: str, page_path: str = "d
         "```",
         "",
         *_notes(data),
-        *_fine_tuning_lines(summary, models),
+        *_fine_tuning_lines(summary, spec, models),
         *(
             _retention_lines(json.loads((data / "retention.json").read_text()), models)
             if (data / "retention.json").is_file()

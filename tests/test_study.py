@@ -996,11 +996,15 @@ def test_a_fine_tuning_entry_starts_each_policy_from_its_imitation_run():
         ({"policies": ["cfc"]}, "bc-LaneKeeping-v0-ncp-cfc-s0, which no 'bc' entry"),
         ({"config": {"init_from": "runs/x"}}, "init_from is the entry's own key"),
         ({"init_from": "Untagged"}, "init_from must be a short name"),
+        ({"tag": "dr", "init_from": "untagged", "_bc_tag": "dr"}, "also a 'bc' entry's tag"),
     ],
 )
 def test_bad_fine_tuning_entries_are_refused(change, message):
     spec = fine_tuning_spec()
     entry = spec["train"][1]
+    if "_bc_tag" in change:  # a second, tagged imitation entry
+        change = dict(change)
+        spec["train"].append({**spec["train"][0], "tag": change.pop("_bc_tag")})
     entry.update({k: v for k, v in change.items() if v is not None})
     for key in [k for k, v in change.items() if v is None]:
         del entry[key]

@@ -111,35 +111,36 @@ def test_a_tagged_study_gets_a_row_per_condition_and_training_tag(study_page):
 
 def test_fine_tuning_is_read_as_the_probability_of_beating_its_own_imitation_runs(study_page):
     cell = {"env": "LaneKeeping-v0", "condition": "looks", "evaluation": 1, "perturbation": "none", "level": None}
-    summary = {
-        "comparisons": [
-            # pairs come in name order: "cnn" before "ft:cnn", "ft:ncp-ltc" before "ncp-ltc"
+
+    def pair(a, b, p, ci):
+        return {**cell, "metric": "mean_return", "a": a, "b": b, "prob_improvement": p, "prob_improvement_ci": ci}
+
+    spec = {
+        "train": [
+            {"kind": "bc", "env": "LaneKeeping-v0", "models": ["cnn", "ncp-ltc"], "seeds": [0, 1]},
+            {"kind": "bc", "env": "LaneKeeping-v0", "models": ["cnn"], "seeds": [0, 1], "tag": "dr"},
             {
-                **cell,
-                "metric": "mean_return",
-                "a": "cnn",
-                "b": "ft:cnn",
-                "prob_improvement": 0.1,
-                "prob_improvement_ci": [0.0, 0.3],
-            },
-            {
-                **cell,
-                "metric": "mean_return",
-                "a": "ft:ncp-ltc",
-                "b": "ncp-ltc",
-                "prob_improvement": 0.6,
-                "prob_improvement_ci": [0.3, 0.9],
-            },
-            {
-                **cell,
-                "metric": "mean_return",
-                "a": "cnn",
-                "b": "ncp-ltc",
-                "prob_improvement": 0.9,
-                "prob_improvement_ci": [0.7, 1.0],
+                "kind": "ppo",
+                "env": "LaneKeeping-v0",
+                "policies": ["mlp", "ltc"],
+                "seeds": [0, 1],
+                "timesteps": 64,
+                "tag": "ft",
+                "init_from": "untagged",
             },
         ]
     }
-    lines = study_page._fine_tuning_lines(summary, ["cnn", "ncp-ltc"])
-    assert "| looks, ft | **0.90 [0.70, 1.00]** | 0.60 [0.30, 0.90] |" in lines
-    assert study_page._fine_tuning_lines({"comparisons": summary["comparisons"][2:]}, ["cnn", "ncp-ltc"]) == []
+    summary = {
+        "comparisons": [
+            # pairs come in name order: "cnn" before "ft:cnn", "ft:ncp-ltc" before "ncp-ltc"
+            pair("cnn", "ft:cnn", 0.1, [0.0, 0.3]),
+            pair("ft:ncp-ltc", "ncp-ltc", 0.6, [0.3, 0.9]),
+            pair("cnn", "ncp-ltc", 0.9, [0.7, 1.0]),
+            pair("cnn", "dr:cnn", 0.2, [0.0, 0.4]),  # imitation under randomisation: not fine-tuning
+        ]
+    }
+    lines = study_page._fine_tuning_lines(summary, spec, ["cnn", "ncp-ltc"])
+    assert [line for line in lines if line.startswith("| looks")] == [
+        "| looks, ft | **0.90 [0.70, 1.00]** | 0.60 [0.30, 0.90] |"
+    ]
+    assert study_page._fine_tuning_lines({"comparisons": summary["comparisons"][2:]}, spec, ["cnn"]) == []

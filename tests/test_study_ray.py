@@ -156,7 +156,8 @@ class TestLocalRay:
             assert lines.index(f"{ft}: submitted") > lines.index(f"{bc}: done on {records[bc]['hostname']} (attempt 1)")
             assert records[ft]["spec"]["init_from"] == f"runs/{bc}"
             config = json.loads((out / "runs" / ft / "config.json").read_text())
-            assert config["init_from"].endswith(f"init/{bc}")  # the copy its task unpacked
+            # the copy its task unpacked (one per job: ft and ft-noise jobs of one run may run side by side), removed
+            assert config["init_from"].endswith(f"init/{ft}/{bc}") and not Path(config["init_from"]).exists()
         pairs = {(c["a"], c["b"]) for c in summary["comparisons"] if c["metric"] == "mean_return"}
         assert pairs == {("ft:ncp-ltc", "ncp-ltc")}
 

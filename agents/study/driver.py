@@ -105,14 +105,18 @@ def _train_task(
     scratch = Path(tempfile.gettempdir()) / "ncp-control-study" / scratch_key
     if run_dir is None:
         run_dir = str(scratch / job.job_id)
-    if isinstance(init, bytes):
-        init = str(unpack_folder(init, scratch / "init" / str(job.init_job)))
+    copy = None
+    if isinstance(init, bytes):  # a folder per job: two jobs fine-tuning one imitation run may run side by side
+        copy = scratch / "init" / job.job_id
+        init = str(unpack_folder(init, copy / str(job.init_job)))
     record.update(train_job(job.kind, job.config, run_dir, init_dir=init, exit_after_checkpoint=fault))
-    if transfer:
-        import shutil
+    import shutil
 
+    if transfer:
         record["archive"] = pack_folder(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
+    if copy is not None:
+        shutil.rmtree(copy, ignore_errors=True)
     record["end"] = now()
     return record
 
@@ -312,7 +316,7 @@ class _Driver:
         return None
 
     def _skip(self, job: TrainJob, why: str) -> None:
-        """Record a training job and its evaluations as skipped (``why``), and the jobs that start from it."""
+        """Record a training job and its evaluations as skipped (``why``)."""
         self.records[job.job_id].update(status="skipped", error=why)
         for evaluation in self.plan.evaluations_of(job):
             self.records[evaluation.job_id].update(status="skipped", error=f"training {job.job_id}: {why}")

@@ -29,12 +29,14 @@ Training entries (one job per model x seed, run folder ``runs/<kind>-<env>-<mode
 - ``kind: "ppo"`` with ``init_from`` (PPO fine-tuning of imitation runs, ``train-ppo --init-from``): the training
   tag of a ``bc`` entry on the same env (``"untagged"`` for one without a tag). Each policy and seed starts from
   that entry's run of the matching imitation model and the same seed (ltc from ncp-ltc, cfc from ncp-cfc, lstm
-  from lstm, mlp from cnn: :data:`FINE_TUNED_MODEL`), which must be in the spec; the job runs once that run is
+  from lstm, mlp from cnn: ``train-ppo --init-from``'s mapping), which must be in the spec; the job runs once that run is
   done (it is skipped if that run failed). The entry needs a ``tag``, and its runs take the *imitation model's*
   name (``ppo-LaneKeeping-v0-ft-ncp-ltc-s0`` for tag ``ft``), so that the summary compares each model with its
-  own fine-tuned self (``ncp-ltc`` against ``ft:ncp-ltc``). The job's config holds ``init_from`` as
-  ``runs/<imitation job>`` (in the study folder); the task completes it from that run folder as ``train-ppo
-  --init-from`` does (:func:`ncp_control.agents.ppo.init_from.init_config`).
+  own fine-tuned self (``ncp-ltc`` against ``ft:ncp-ltc``; the tag may not be a ``bc`` entry's tag on the same
+  env). The job's config and record hold ``init_from`` as ``runs/<imitation job>`` (in the study folder); the
+  task completes the config from that run folder as ``train-ppo --init-from`` does
+  (:func:`ncp_control.agents.ppo.init_from.init_config`), so the run's own ``config.json`` records the folder the
+  task read: the study's ``runs/<imitation job>`` with shared storage, a scratch copy on the worker with transfer.
 
 Evaluation entries apply to every run trained on their ``env``: ``episodes``, ``seed`` (of the first episode);
 optional:
@@ -79,8 +81,6 @@ _BC_KEYS = {"kind", "env", "models", "seeds", "preset", "set", "env_kwargs", "ta
 _TAG = re.compile(r"^[a-z0-9-]+$")
 #: what an evaluation entry's ``train_tags`` calls the runs of training entries without a ``tag``
 UNTAGGED = "untagged"
-#: the imitation model a fine-tuning PPO policy starts from (the inverse of ``train-ppo --init-from``'s mapping)
-FINE_TUNED_MODEL = {"ltc": "ncp-ltc", "cfc": "ncp-cfc", "lstm": "lstm", "mlp": "cnn"}
 _EVAL_KEYS = {"env", "episodes", "seed", "perturb", "env_kwargs", "tag", "train_tags", "cpus"}
 
 
@@ -266,16 +266,17 @@ def _train_jobs(where: str, entry: Any, default_cpus: int) -> list[TrainJob]:
         for m in _list(where, entry["policies" if ppo else "models"])
     ]
     jobs = []
+    fine_tuned = fine_tuned_models() if init_tag is not None else {}
     for model in models:
         for seed in seeds:
             init_job = None
             if init_tag is not None:
-                if model not in FINE_TUNED_MODEL:
+                if model not in fine_tuned:
                     raise ValueError(
                         f"{where}.policies: {model!r} cannot start from an imitation run; with init_from the "
-                        f"policies are {', '.join(FINE_TUNED_MODEL)}"
+                        f"policies are {', '.join(fine_tuned)}"
                     )
-                name = FINE_TUNED_MODEL[model]
+                name = fine_tuned[model]
                 init_job = run_id("bc", env_id, name, seed, None if init_tag == UNTAGGED else init_tag)
                 config = _ppo_config(where, entry, model, seed, init_from=f"runs/{init_job}")
             else:
@@ -298,6 +299,23 @@ def _train_jobs(where: str, entry: Any, default_cpus: int) -> list[TrainJob]:
     return jobs
 
 
+def fine_tuned_models() -> dict[str, str]:
+    """PPO policy -> the imitation model it fine-tunes (the inverse of ``train-ppo --init-from``'s mapping)."""
+    from ncp_control.agents.ppo.init_from import POLICY_OF_KIND
+
+    return {policy: kind for kind, policy in POLICY_OF_KIND.items()}
+
+
+def fine_tuning_tags(spec: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """(env, fine-tuning tag) -> the training tag of the imitation entry it starts from, for the PPO entries of a
+    (valid) ``spec`` with ``init_from``."""
+    return {
+        (e["env"], e["tag"]): e["init_from"]
+        for e in spec.get("train", [])
+        if isinstance(e, dict) and e.get("kind") == "ppo" and "init_from" in e
+    }
+
+
 def _init_tag(where: str, entry: dict[str, Any], tag: str | None) -> str | None:
     """A fine-tuning entry's ``init_from`` (the training tag of the imitation entry it starts from), or None."""
     if "init_from" not in entry:
@@ -314,9 +332,16 @@ def _init_tag(where: str, entry: dict[str, Any], tag: str | None) -> str | None:
 
 
 def _check_init_jobs(jobs: list[TrainJob]) -> None:
-    """Every fine-tuning job's imitation run is an imitation job of the spec."""
+    """Every fine-tuning job's imitation run is an imitation job of the spec, and no fine-tuning tag is an imitation
+    entry's tag on the same env (their runs would share names in the summary)."""
     imitation = {job.job_id for job in jobs if job.kind == "bc"}
+    imitation_tags = {(job.env_id, job.tag) for job in jobs if job.kind == "bc"}
     for job in jobs:
+        if job.init_job is not None and (job.env_id, job.tag) in imitation_tags:
+            raise ValueError(
+                f"{job.job_id}: the fine-tuning tag {job.tag!r} is also a 'bc' entry's tag on {job.env_id}; give the "
+                "fine-tuning entry a tag of its own"
+            )
         if job.init_job is not None and job.init_job not in imitation:
             tag = job.entry["init_from"]
             raise ValueError(

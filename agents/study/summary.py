@@ -684,28 +684,37 @@ def _plot_metric(ax, groups: list[dict[str, Any]], metric: str, x_of, categorica
     ax.set_title(metric, fontsize=9)
 
 
-def fine_tuning_effects(summary: dict) -> list[dict[str, Any]]:
-    """What fine-tuning entries bought (a study with PPO entries ``init_from`` an imitation entry, whose runs are
-    named ``<tag>:<model>`` beside the imitation runs' ``<model>``): every comparison in the summary between a
-    model's fine-tuned and imitation runs, oriented as the probability that the *fine-tuned* runs are better,
-    ``{<the cell's key fields>, "metric", "model", "tag", "prob_improvement", "prob_improvement_ci"}``. (rliable
-    counts ties as one half, so P(b better than a) = 1 - P(a better than b), and its bootstrap interval flips.)"""
+def fine_tuning_effects(summary: dict, spec: dict) -> list[dict[str, Any]]:
+    """What the fine-tuning entries of ``spec`` bought (PPO entries ``init_from`` an imitation entry; their runs are
+    named ``<tag>:<model>`` beside the imitation runs' ``<model>``, or ``<init tag>:<model>`` for a tagged imitation
+    entry): every comparison in the summary between a model's fine-tuned runs and the imitation runs they started
+    from, oriented as the probability that the *fine-tuned* runs are better, ``{<the cell's key fields>, "metric",
+    "model", "tag", "prob_improvement", "prob_improvement_ci"}``. (rliable counts ties as one half, so P(b better
+    than a) = 1 - P(a better than b), and its bootstrap interval flips.) Other tagged runs (say imitation under
+    domain randomisation, ``dr:lstm`` against ``lstm``) are not fine-tuning and are left out."""
+    from ncp_control.agents.study.spec import UNTAGGED, fine_tuning_tags
+
+    tags = fine_tuning_tags(spec)
     effects = []
     for c in summary.get("comparisons", []):
         for tuned, plain, flip in ((c["a"], c["b"], False), (c["b"], c["a"], True)):
             tag, _, model = tuned.partition(":")
-            if model and model == plain:
-                p, (low, high) = c["prob_improvement"], c["prob_improvement_ci"]
-                cell = {k: v for k, v in c.items() if k not in ("a", "b", "prob_improvement", "prob_improvement_ci")}
-                effects.append(
-                    {
-                        **cell,
-                        "model": model,
-                        "tag": tag,
-                        "prob_improvement": 1 - p if flip else p,
-                        "prob_improvement_ci": [1 - high, 1 - low] if flip else [low, high],
-                    }
-                )
+            if (c["env"], tag) not in tags or not model:
+                continue
+            init_tag = tags[c["env"], tag]
+            if plain != (model if init_tag == UNTAGGED else f"{init_tag}:{model}"):
+                continue
+            p, (low, high) = c["prob_improvement"], c["prob_improvement_ci"]
+            cell = {k: v for k, v in c.items() if k not in ("a", "b", "prob_improvement", "prob_improvement_ci")}
+            effects.append(
+                {
+                    **cell,
+                    "model": model,
+                    "tag": tag,
+                    "prob_improvement": 1 - p if flip else p,
+                    "prob_improvement_ci": [1 - high, 1 - low] if flip else [low, high],
+                }
+            )
     return effects
 
 

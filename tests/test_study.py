@@ -97,6 +97,22 @@ def test_camera_studies_fine_tune_the_noise_studys_imitation_runs_and_train_the_
     assert (wiring.units, wiring.num_layers) == (19, 3)  # the paper's 12 inter, 6 command, 1 motor neuron
 
 
+def test_the_ten_seed_and_paper_preset_specs_extend_the_noise_protocol():
+    noise = {j.job_id: j for j in plan_study(read_spec("agents/configs/studies/ncp-noise-10.json")).train}
+    paper = plan_study(read_spec("agents/configs/studies/ncp-noise-paper.json"))
+    assert [j.seed for j in paper.train] == sorted(j.seed for j in paper.train)  # seed by seed
+    assert {(j.model, j.seed) for j in paper.train} == {
+        (m, s) for m in ("ncp-ltc", "ncp-cfc", "lstm", "cnn") for s in range(5)
+    }
+    assert {tuple(j.config["conv_channels"]) for j in paper.train} == {(24, 36, 48, 64, 8)}
+    ten = plan_study(read_spec("agents/configs/studies/ncp-noise-10.json"))
+    assert [e["perturb"] for e in paper.evaluate] == [e["perturb"] for e in ten.evaluate]
+    general = plan_study(read_spec("agents/configs/studies/ncp-generalisation-10.json"))
+    clean = [j for j in general.train if j.tag is None]
+    assert len(clean) == 40 and all(j.config == noise[j.job_id].config for j in clean)  # --runs-from ncp-noise-10
+    assert len([j for j in general.train if j.tag == "dr"]) == 40 and len(general.jobs()) == 480
+
+
 def test_mujoco_memory_study_is_thirty_runs_at_one_budget_evaluated_on_held_out_episodes():
     plan = plan_study(read_spec("agents/configs/studies/mujoco-novel.json"))
     novel = {

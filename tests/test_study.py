@@ -14,6 +14,7 @@ from ncp_control.agents.study.spec import plan_study, read_spec, run_id
 from ncp_control.agents.study.summary import read_records, summarize, write_records, write_summary
 
 SMOKE = "agents/configs/studies/memory-smoke.json"
+EVAL = {"env": "Pendulum-v1", "episodes": 2, "seed": 1000}
 
 
 def tiny_ppo(timesteps: int = 512, **config) -> dict:
@@ -499,6 +500,14 @@ def test_ppo_job_killed_after_its_checkpoint_continues_from_it(tmp_path, monkeyp
     assert rows[0]["completion_rate"] is None and rows[0]["episodes"] == 2
     plain = evaluate_job(run_dir, "Pendulum-v1", 2, 1000)
     assert plain[0]["perturbation"] == "none" and plain[0]["mean_return"] == pytest.approx(rows[0]["mean_return"])
+    # the two episodes batched through the model: the same episodes, up to floating-point rounding
+    batched = evaluate_job(run_dir, "Pendulum-v1", 2, 1000, ["obs_noise:0,0.5"], n_envs=2)
+    assert [r["episodes"] for r in batched] == [2, 2]
+    assert [r["mean_return"] for r in batched] == pytest.approx([r["mean_return"] for r in rows], rel=1e-4)
+    plan = plan_study({"name": "t", "train": [tiny_ppo()], "evaluate": [{**EVAL, "n_envs": 4}, EVAL]})
+    assert [e.n_envs for e in plan.evaluations_of(plan.train[0])] == [4, 1]
+    with pytest.raises(ValueError, match=r"evaluate\[0\].n_envs must be a positive int"):
+        plan_study({"name": "t", "train": [tiny_ppo()], "evaluate": [{**EVAL, "n_envs": 0}]})
 
 
 def test_a_folder_without_checkpoint_is_trained_from_scratch(tmp_path):

@@ -130,7 +130,9 @@ def _eval_task(job: EvalJob, run_dir: str, archive: bytes | None, ledger) -> dic
     with tempfile.TemporaryDirectory(prefix="ncp-control-eval-") as scratch:
         if archive is not None:
             run_dir = str(unpack_folder(archive, Path(scratch) / job.run_id))
-        record["rows"] = evaluate_job(run_dir, job.env_id, job.episodes, job.seed, job.perturb, job.env_kwargs)
+        record["rows"] = evaluate_job(
+            run_dir, job.env_id, job.episodes, job.seed, job.perturb, job.env_kwargs, job.n_envs
+        )
     record.update(seconds=time.perf_counter() - t0, end=now())
     return record
 
@@ -433,6 +435,8 @@ def new_record(job: TrainJob | EvalJob) -> dict[str, Any]:
             spec["env_kwargs"] = job.env_kwargs
         if job.condition is not None:
             spec["condition"] = job.condition
+        if job.n_envs != 1:
+            spec["n_envs"] = job.n_envs
     return {
         "id": job.job_id,
         "spec": spec,

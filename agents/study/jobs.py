@@ -186,10 +186,13 @@ def evaluate_job(
     seed: int,
     perturb: Sequence[str] = (),
     env_kwargs: Mapping[str, Any] | None = None,
+    n_envs: int = 1,
 ) -> list[dict[str, Any]]:
     """Evaluate one run on an env built with :func:`evaluation_env_kwargs` (``env_kwargs``: the evaluation's
     own); one row per (perturbation, level): ``perturbation`` (``"none"`` without sweeps), ``level`` (None without
-    sweeps), ``episodes`` and the :data:`METRICS` (lane-keeping metrics None elsewhere).
+    sweeps), ``episodes`` and the :data:`METRICS` (lane-keeping metrics None elsewhere). ``n_envs``: env copies
+    batched through the model (faster; results change at the level of floating-point rounding, so a study keeps
+    one value).
 
     Raises:
         ValueError: the run cannot be loaded, does not fit ``env_id``, or fails under a perturbation.
@@ -202,7 +205,7 @@ def evaluate_job(
         from ncp_control.agents.evaluation.robustness import robustness_sweep
 
         results = robustness_sweep(
-            [str(run_dir)], env_id, list(perturb), episodes, seed, env_kwargs=kwargs, processes=1
+            [str(run_dir)], env_id, list(perturb), episodes, seed, env_kwargs=kwargs, processes=1, n_envs=n_envs
         )
         if results.failures:
             raise ValueError(f"cannot evaluate {run_dir} on {env_id}: {next(iter(results.failures.values()))}")
@@ -210,7 +213,7 @@ def evaluate_job(
     from ncp_control.agents.evaluation.episodes import evaluate
     from ncp_control.agents.runs.load import load_run
 
-    summary = evaluate(load_run(run_dir).predictor, env_id, episodes, seed, env_kwargs=kwargs)
+    summary = evaluate(load_run(run_dir).predictor, env_id, episodes, seed, env_kwargs=kwargs, n_envs=n_envs)
     return [_metrics_row({**summary, "perturbation": "none", "level": None})]
 
 

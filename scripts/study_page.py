@@ -237,6 +237,23 @@ def _notes(data: Path) -> list[str]:
     return ["## Reading the numbers", "", notes.read_text().strip(), ""]
 
 
+def _trainings(summary: dict) -> str:
+    """In a study with training tags: how the runs of each tag were trained (the tags' names), before the
+    evaluations."""
+    tags = sorted({g.get("train_tag", UNTAGGED) for g in summary["groups"]}, key=lambda t: (t != UNTAGGED, t))
+    if tags == [UNTAGGED]:
+        return ""
+    return "trained as " + ", ".join("untagged" if t == UNTAGGED else t for t in tags) + " (see the spec); "
+
+
+def _evaluation_text(entry: dict, several_envs: bool) -> str:
+    """One evaluation entry of the spec in words: its condition's tag, env, episodes, perturbations and look."""
+    where = (f"{entry['tag']}: " if entry.get("tag") else "") + (f"{entry['env']}: " if several_envs else "")
+    what = ", ".join(entry.get("perturb", [])) or "no perturbation"
+    look = f" with env_kwargs {json.dumps(entry['env_kwargs'])}" if entry.get("env_kwargs") else ""
+    return f"{where}{entry['episodes']} episodes from reset seed {entry['seed']} under {what}{look}"
+
+
 def page(data: Path, title: str, machine: str, command: str, page_path: str = "docs/STUDY.md") -> str:
     summary = json.loads((data / "summary.json").read_text())
     spec = json.loads((data / "spec.json").read_text())
@@ -263,10 +280,8 @@ def page(data: Path, title: str, machine: str, command: str, page_path: str = "d
             else ": continued with `--resume`; the numbers are from the runs so far."
         ),
         f"- Protocol: models {', '.join(models)} x training seeds {seeds[0]}-{seeds[-1]} ({len(seeds)}); "
-        + "; ".join(
-            f"{e['env'] + ': ' if several_envs else ''}{e['episodes']} episodes from reset seed {e['seed']} under {', '.join(e.get('perturb', [])) or 'no perturbation'}"
-            for e in evaluations
-        )
+        + _trainings(summary)
+        + "; ".join(_evaluation_text(e, several_envs) for e in evaluations)
         + f". Statistics: {summary['statistics']}.",
         f"- Data: [data/{data.name}/](data/{data.name}/) (summary.{{md,csv,json}} with per-seed values, IQMs and every "
         "pair's probability of improvement; jobs.jsonl; spec.json; study.json; verdict.txt; plots).",

@@ -138,6 +138,11 @@ def _row_order(key: tuple) -> tuple:
     return (env, condition, name, level, tag != UNTAGGED, tag)
 
 
+def _training_tags(summary: dict) -> list[str]:
+    """The training tags of a summary's groups, the untagged runs first."""
+    return sorted({g.get("train_tag", UNTAGGED) for g in summary["groups"]}, key=lambda t: (t != UNTAGGED, t))
+
+
 def _trained(tag: str) -> str:
     """How a row's runs were trained, in a study with training tags (nothing for the untagged runs)."""
     return "" if tag == UNTAGGED else f", {tag}"
@@ -158,7 +163,7 @@ def _tables(summary: dict, models: list[str]) -> list[str]:
     conditions: list[str] = []
     cells: dict[tuple[str, str, str], str] = {}
     with_env = len({g["env"] for g in summary["groups"]}) > 1
-    tags = sorted({g.get("train_tag", UNTAGGED) for g in summary["groups"]}, key=lambda t: (t != UNTAGGED, t))
+    tags = _training_tags(summary)
     for g in sorted(summary["groups"], key=lambda g: g["env"]) if with_env else summary["groups"]:
         if _condition(g, with_env) not in conditions:
             conditions.append(_condition(g, with_env))
@@ -240,7 +245,7 @@ def _notes(data: Path) -> list[str]:
 def _trainings(summary: dict) -> str:
     """In a study with training tags: how the runs of each tag were trained (the tags' names), before the
     evaluations."""
-    tags = sorted({g.get("train_tag", UNTAGGED) for g in summary["groups"]}, key=lambda t: (t != UNTAGGED, t))
+    tags = _training_tags(summary)
     if tags == [UNTAGGED]:
         return ""
     return "trained as " + ", ".join("untagged" if t == UNTAGGED else t for t in tags) + " (see the spec); "
